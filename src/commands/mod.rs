@@ -1,0 +1,4 @@
+//! One module per subcommand: each turns parsed arguments into an exit code,
+//! printing results on stdout and diagnostics on stderr.
+
+pub mod schema;

@@ -1,0 +1,14 @@
+//! Process exit codes, as documented in the README.
+
+/// Everything succeeded.
+pub const SUCCESS: u8 = 0;
+/// The run finished, but some steps failed.
+pub const FAILED_STEPS: u8 = 1;
+/// Invalid usage or manifest; nothing was sent.
+pub const INVALID: u8 = 2;
+/// Refused by the budget: plan over `max_credits`, or the balance is short.
+pub const BUDGET: u8 = 3;
+/// The API refused the key or could not be reached before any step ran.
+pub const API_UNAVAILABLE: u8 = 4;
+/// Interrupted (Ctrl-C); the run can be resumed.
+pub const INTERRUPTED: u8 = 130;

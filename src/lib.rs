@@ -1,0 +1,13 @@
+//! sonicflow: declarative batch pipelines for the MusicAPI Sonic API.
+//!
+//! The stages are `manifest` (YAML as written) → `plan` (validated, priced,
+//! immutable) → `engine` (runs a plan) → `report` (consumes run events).
+//! `api` is the HTTP client for the remote service and `sandbox` a local
+//! simulator of it; `prices` is the dated price table both of them and the
+//! plan share.
+
+pub mod prices;
+pub mod suggest;
+pub mod cli;
+pub mod commands;
+pub mod exit;
