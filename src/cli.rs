@@ -16,14 +16,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check pipeline manifests; reports every problem with file:line:col.
+    Validate(commands::validate::ValidateArgs),
+    /// Dry run: price every step in credits without sending anything.
+    Plan(commands::plan::PlanArgs),
     /// Print the JSON Schema of pipeline manifests.
     Schema(commands::schema::SchemaArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                crate::exit::INVALID
+            } else {
+                crate::exit::SUCCESS
+            });
+        }
+    };
     let code = match cli.command {
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Plan(args) => commands::plan::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
     };
     ExitCode::from(code)

@@ -6,8 +6,12 @@
 //! simulator of it; `prices` is the dated price table both of them and the
 //! plan share.
 
-pub mod prices;
-pub mod suggest;
 pub mod cli;
 pub mod commands;
+pub mod diag;
 pub mod exit;
+pub mod expr;
+pub mod manifest;
+pub mod plan;
+pub mod prices;
+pub mod suggest;

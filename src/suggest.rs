@@ -6,7 +6,10 @@
 /// Closeness is Jaro-Winkler similarity (good at transpositions and shared
 /// prefixes, the common typos in identifiers) with a single threshold, plus a
 /// case-insensitive exact match, which always wins.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     const THRESHOLD: f64 = 0.8;
     let lower = name.to_lowercase();
     let mut best: Option<(&'a str, f64)> = None;

@@ -1,4 +1,36 @@
 //! One module per subcommand: each turns parsed arguments into an exit code,
 //! printing results on stdout and diagnostics on stderr.
 
+pub mod plan;
 pub mod schema;
+pub mod validate;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::diag::{self, Diagnostic, Format};
+use crate::manifest::load::{self, Loaded};
+use crate::plan::{self as planner, Options, Plan};
+
+/// Parses `name=value` for `--input`.
+pub fn parse_input(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!(
+            "`{s}` is not `name=value`; write e.g. `--input source=https://example.com/a.mp3`"
+        )),
+    }
+}
+
+/// Loads and plans one manifest.
+pub fn load_and_plan(file: &Path, options: &Options) -> Result<(Loaded, Plan), Vec<Diagnostic>> {
+    let loaded = load::load_file(file)?;
+    let plan = planner::build(&loaded, options)?;
+    Ok((loaded, plan))
+}
+
+/// Prints diagnostics on stderr in `format`.
+pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", diag::render(diagnostics, format, color));
+}

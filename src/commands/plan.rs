@@ -1,0 +1,309 @@
+//! `sonicflow plan`: the dry run. Prices every step and says what a run
+//! would submit, without touching the network.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diag::{Code, Diagnostic, Format, Source};
+use crate::exit;
+use crate::manifest::yaml::Span;
+use crate::plan::{Options, Plan};
+use crate::prices::PriceTable;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The pipeline manifest.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Override an input: `--input name=value` (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// A price table (YAML) to use instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Fail (exit 3) when the plan costs more; overrides `limits.max_credits`.
+    #[arg(long, value_name = "CREDITS")]
+    pub max_credits: Option<u64>,
+    /// How to print problems with the manifest.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+/// Reads `--prices FILE`, or the built-in table.
+pub fn price_table(path: Option<&PathBuf>) -> Result<PriceTable, Vec<Diagnostic>> {
+    let Some(path) = path else {
+        return Ok(PriceTable::builtin());
+    };
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let source = Source::new(name.clone(), String::new());
+        vec![
+            Diagnostic::new(
+                Code::Io,
+                &source,
+                Span::default(),
+                format!("cannot read the price table: {e}"),
+            )
+            .help("check the `--prices` path"),
+        ]
+    })?;
+    PriceTable::from_yaml(&text, &name).map_err(|e| {
+        let source = Source::new(name.clone(), text.clone());
+        vec![
+            Diagnostic::new(
+                Code::Prices,
+                &source,
+                Span::locate(&text, 0, 1),
+                e.to_string(),
+            )
+            .help(e.help()),
+        ]
+    })
+}
+
+pub fn run(args: &PlanArgs) -> u8 {
+    let prices = match price_table(args.prices.as_ref()) {
+        Ok(p) => p,
+        Err(d) => {
+            super::print_diagnostics(&d, args.format);
+            return exit::INVALID;
+        }
+    };
+    let options = Options {
+        inputs: args.inputs.clone(),
+        require_inputs: true,
+        prices,
+        max_credits: args.max_credits,
+    };
+    let plan = match super::load_and_plan(&args.file, &options) {
+        Ok((_, plan)) => plan,
+        Err(d) => {
+            super::print_diagnostics(&d, args.format);
+            return exit::INVALID;
+        }
+    };
+    if args.json {
+        print!("{}", render_json(&plan));
+    } else {
+        print!("{}", render_human(&plan));
+    }
+    match plan.max_credits {
+        Some(max) if plan.total_credits() > max => {
+            eprintln!(
+                "error: the plan needs {} credits, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or remove steps",
+                plan.total_credits()
+            );
+            exit::BUDGET
+        }
+        _ => exit::SUCCESS,
+    }
+}
+
+/// One row of the expanded plan: a step in one matrix instance.
+#[derive(Debug, Serialize)]
+pub struct PlanRow<'a> {
+    pub instance: Option<&'a str>,
+    pub id: &'a str,
+    pub action: &'static str,
+    pub operation: &'static str,
+    pub calls: u64,
+    pub calls_expected: bool,
+    pub unit_credits: u64,
+    pub credits: u64,
+    pub depends_on: Vec<&'a str>,
+}
+
+/// Rows × steps, rows in matrix order and steps in execution order.
+pub fn rows(plan: &Plan) -> Vec<PlanRow<'_>> {
+    let mut out = Vec::with_capacity(plan.steps.len() * plan.instances.len());
+    for instance in &plan.instances {
+        for step in &plan.steps {
+            out.push(PlanRow {
+                instance: instance.key.as_deref(),
+                id: &step.id,
+                action: step.action.name(),
+                operation: step.operation,
+                calls: step.fan_out,
+                calls_expected: step.fan_out_expected,
+                unit_credits: step.unit_credits,
+                credits: step.credits(),
+                depends_on: step
+                    .deps
+                    .iter()
+                    .map(|&d| plan.steps[d].id.as_str())
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+fn by_action(plan: &Plan) -> BTreeMap<&'static str, (u64, u64)> {
+    let mut totals: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    let n = plan.instances.len() as u64;
+    for step in &plan.steps {
+        let entry = totals.entry(step.action.name()).or_default();
+        entry.0 += step.fan_out * n;
+        entry.1 += step.credits() * n;
+    }
+    totals
+}
+
+pub fn render_human(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "plan: {} ({})", plan.name, plan.file);
+    let _ = writeln!(out, "prices: {}", plan.prices);
+    if plan.instances.len() > 1 || plan.instances[0].key.is_some() {
+        let _ = writeln!(
+            out,
+            "matrix: {} rows × {} steps",
+            plan.instances.len(),
+            plan.steps.len()
+        );
+    }
+    out.push('\n');
+    let rows = rows(plan);
+    let with_instance = rows.iter().any(|r| r.instance.is_some());
+    let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
+    let w_inst = rows
+        .iter()
+        .filter_map(|r| r.instance.map(str::len))
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let w_action = rows
+        .iter()
+        .map(|r| r.action.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let w_op = rows
+        .iter()
+        .map(|r| r.operation.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    let instance_head = if with_instance {
+        format!("{:<w_inst$}  ", "instance")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "{:>4}  {instance_head}{:<w_id$}  {:<w_action$}  {:<w_op$}  {:>14}  {:>5}  {:>8}",
+        "#", "step", "action", "operation", "calls", "each", "credits"
+    );
+    for (n, r) in rows.iter().enumerate() {
+        let instance = if with_instance {
+            format!("{:<w_inst$}  ", r.instance.unwrap_or(""))
+        } else {
+            String::new()
+        };
+        let calls = if r.calls_expected {
+            format!("{} expected", r.calls)
+        } else {
+            r.calls.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:>4}  {instance}{:<w_id$}  {:<w_action$}  {:<w_op$}  {:>14}  {:>5}  {:>8}",
+            n + 1,
+            r.id,
+            r.action,
+            r.operation,
+            calls,
+            r.unit_credits,
+            r.credits
+        );
+    }
+    out.push_str("\ncredits by action:\n");
+    let totals = by_action(plan);
+    let w = totals.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (action, (calls, credits)) in &totals {
+        let _ = writeln!(
+            out,
+            "  {action:<w$}  {credits:>8}  ({calls} call{})",
+            if *calls == 1 { "" } else { "s" }
+        );
+    }
+    let total = plan.total_credits();
+    let _ = write!(out, "\ntotal: {total} credits");
+    if plan.total_expected() {
+        out.push_str(
+            " (expected: some calls fan out over lists whose length is known only at run time)",
+        );
+    }
+    out.push('\n');
+    if let Some(max) = plan.max_credits {
+        let verdict = if total > max {
+            "OVER BUDGET"
+        } else {
+            "within budget"
+        };
+        let _ = writeln!(out, "budget: {max} credits, {verdict}");
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    pipeline: &'a str,
+    file: &'a str,
+    price_table: PriceJson<'a>,
+    instances: usize,
+    steps: Vec<PlanRow<'a>>,
+    by_action: BTreeMap<&'static str, ActionTotal>,
+    total_credits: u64,
+    total_expected: bool,
+    max_credits: Option<u64>,
+    within_budget: bool,
+}
+
+#[derive(Serialize)]
+struct PriceJson<'a> {
+    name: &'a str,
+    date: &'a str,
+    source: &'a str,
+    version: String,
+    overridden: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ActionTotal {
+    calls: u64,
+    credits: u64,
+}
+
+pub fn render_json(plan: &Plan) -> String {
+    let total = plan.total_credits();
+    let doc = PlanJson {
+        pipeline: &plan.name,
+        file: &plan.file,
+        price_table: PriceJson {
+            name: &plan.prices.name,
+            date: &plan.prices.date,
+            source: &plan.prices.source,
+            version: plan.prices.version(),
+            overridden: &plan.prices.overridden,
+        },
+        instances: plan.instances.len(),
+        steps: rows(plan),
+        by_action: by_action(plan)
+            .into_iter()
+            .map(|(k, (calls, credits))| (k, ActionTotal { calls, credits }))
+            .collect(),
+        total_credits: total,
+        total_expected: plan.total_expected(),
+        max_credits: plan.max_credits,
+        within_budget: plan.max_credits.is_none_or(|m| total <= m),
+    };
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,426 @@
+//! Diagnostics: what is wrong, where, and how to fix it.
+//!
+//! Every problem found before a run (YAML syntax, unknown keys, bad
+//! references, cycles, model limits, malformed matrix files, …) becomes one
+//! `Diagnostic` with a stable code, a position in a named source, a message
+//! and a `help:` line. They are collected, sorted by position and rendered by
+//! one of three renderers: human (source line with a caret), JSON, or GitHub
+//! workflow annotations.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::manifest::yaml::Span;
+
+/// A named text that diagnostics point into: a manifest or a matrix file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Source {
+    pub name: String,
+    pub text: Arc<String>,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Arc<Source> {
+        Arc::new(Source {
+            name: name.into(),
+            text: Arc::new(text.into()),
+        })
+    }
+}
+
+macro_rules! codes {
+    ($($variant:ident = $name:literal: $doc:literal),* $(,)?) => {
+        /// The stable identity of a kind of problem.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        pub enum Code { $( #[doc = $doc] #[serde(rename = $name)] $variant, )* }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $name,)* }
+            }
+            pub fn describe(self) -> &'static str {
+                match self { $(Code::$variant => $doc,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    Io = "io": "a file could not be read",
+    YamlSyntax = "yaml-syntax": "the file is not valid YAML",
+    DuplicateKey = "duplicate-key": "a key appears twice in one mapping",
+    DuplicateStep = "duplicate-step": "two steps have the same id",
+    UnknownKey = "unknown-key": "a key that this place does not accept",
+    MissingField = "missing-field": "a required field is absent",
+    InvalidType = "invalid-type": "a value of the wrong type",
+    UnsupportedVersion = "unsupported-version": "a manifest version this sonicflow does not read",
+    InvalidStepId = "invalid-step-id": "a step id that cannot be referenced",
+    UnknownAction = "unknown-action": "an action that does not exist",
+    ExpressionSyntax = "expression-syntax": "a malformed `${{ … }}` expression",
+    UnknownStep = "unknown-step": "a reference or `needs` entry naming no step",
+    UnknownOutput = "unknown-output": "a reference to an output field the step does not have",
+    InvalidReference = "invalid-reference": "a reference that does not fit the value it points at",
+    UnknownInput = "unknown-input": "a reference to an input that is not declared",
+    MissingInput = "missing-input": "an input without a default and without a value",
+    UnknownMatrixColumn = "unknown-matrix-column": "a reference to a column the matrix does not have",
+    MatrixFile = "matrix-file": "a matrix file that cannot be read or is malformed",
+    MatrixKey = "matrix-key": "a matrix key column that is missing or not unique",
+    NoMatrix = "no-matrix": "a `matrix` reference in a pipeline without a matrix",
+    SecretEnv = "secret-env": "an `env` reference to what looks like a secret",
+    Cycle = "cycle": "steps that depend on each other in a loop",
+    ForEachNotList = "for-each-not-list": "`for_each` over something that is not a list",
+    ItemOutsideForEach = "item-outside-for-each": "`item` used in a step without `for_each`",
+    AmbiguousFanOut = "ambiguous-fan-out": "a step that references two unrelated fanned-out steps",
+    TypeMismatch = "type-mismatch": "a value whose type does not fit the field",
+    RequiredField = "required-field": "a field this task type needs",
+    ConflictingFields = "conflicting-fields": "fields that cannot be used together",
+    TooLong = "too-long": "a text longer than the model allows",
+    OutOfRange = "out-of-range": "a number outside its allowed range",
+    InvalidValue = "invalid-value": "a value that is not one of the allowed ones",
+    UnknownModel = "unknown-model": "an `mv` model that is not known",
+    UnsupportedByModel = "unsupported-by-model": "a field the chosen model does not support",
+    ClipProvenance = "clip-provenance": "a clip from the wrong kind of source for this action",
+    MashupClips = "mashup-clips": "a mashup that does not take exactly two clips",
+    Prices = "prices": "a price table or override that cannot be used",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A secondary place worth showing, e.g. the first of two duplicate keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub span: Span,
+    pub label: String,
+}
+
+/// One problem, with where it is and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub message: String,
+    pub source: Arc<Source>,
+    pub span: Span,
+    pub label: Option<String>,
+    pub help: Option<String>,
+    pub notes: Vec<Note>,
+}
+
+impl Diagnostic {
+    pub fn new(code: Code, source: &Arc<Source>, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            message: message.into(),
+            source: Arc::clone(source),
+            span,
+            label: None,
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    #[must_use]
+    pub fn help_opt(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+
+    #[must_use]
+    pub fn note(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.notes.push(Note {
+            span,
+            label: label.into(),
+        });
+        self
+    }
+
+    /// `file:line:col`
+    pub fn location(&self) -> String {
+        format!("{}:{}:{}", self.source.name, self.span.line, self.span.col)
+    }
+}
+
+/// A `help:` line suggesting `candidate` for a misspelled name, if one is close.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    crate::suggest::did_you_mean(name, candidates).map(|s| format!("did you mean `{s}`?"))
+}
+
+/// Sorts by file, then position, then code, and drops exact repeats.
+pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
+    diagnostics.sort_by(|a, b| {
+        (&a.source.name, a.span.start, a.code, &a.message).cmp(&(
+            &b.source.name,
+            b.span.start,
+            b.code,
+            &b.message,
+        ))
+    });
+    diagnostics.dedup_by(|a, b| {
+        a.code == b.code
+            && a.span == b.span
+            && a.message == b.message
+            && a.source.name == b.source.name
+    });
+}
+
+/// How diagnostics are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The source line with a caret under the problem, and a `help:` line.
+    Human,
+    /// One JSON document with every diagnostic.
+    Json,
+    /// GitHub Actions workflow commands (`::error file=…`), one per line.
+    Github,
+}
+
+/// Renders every diagnostic in the chosen format.
+pub fn render(diagnostics: &[Diagnostic], format: Format, color: bool) -> String {
+    match format {
+        Format::Human => render_human(diagnostics, color),
+        Format::Json => render_json(diagnostics),
+        Format::Github => render_github(diagnostics),
+    }
+}
+
+fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    for d in diagnostics {
+        let report = Rendered {
+            diagnostic: d,
+            named: miette::NamedSource::new(&d.source.name, Arc::clone(&d.source.text)),
+        };
+        if handler.render_report(&mut out, &report).is_err() {
+            let _ = writeln!(out, "  × {}", d.message);
+        }
+        out.push('\n');
+    }
+    let n = diagnostics.len();
+    let _ = writeln!(out, "{n} problem{} found", if n == 1 { "" } else { "s" });
+    out
+}
+
+/// Adapts a `Diagnostic` to miette's renderer.
+struct Rendered<'a> {
+    diagnostic: &'a Diagnostic,
+    named: miette::NamedSource<Arc<String>>,
+}
+
+impl fmt::Debug for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.diagnostic;
+        if d.source.text.is_empty() {
+            write!(f, "{}: {}", d.source.name, d.message)
+        } else {
+            f.write_str(&d.message)
+        }
+    }
+}
+
+impl std::error::Error for Rendered<'_> {}
+
+impl miette::Diagnostic for Rendered<'_> {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.diagnostic.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.diagnostic
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        if self.diagnostic.source.text.is_empty() {
+            None
+        } else {
+            Some(&self.named)
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        let d = self.diagnostic;
+        if d.source.text.is_empty() {
+            return None;
+        }
+        let primary = miette::LabeledSpan::new_primary_with_span(
+            d.label.clone(),
+            (d.span.start, d.span.end.saturating_sub(d.span.start)),
+        );
+        let notes = d.notes.iter().map(|n| {
+            miette::LabeledSpan::new_with_span(
+                Some(n.label.clone()),
+                (n.span.start, n.span.end.saturating_sub(n.span.start)),
+            )
+        });
+        Some(Box::new(std::iter::once(primary).chain(notes)))
+    }
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    code: &'static str,
+    severity: &'static str,
+    message: &'a str,
+    file: &'a str,
+    line: u32,
+    column: u32,
+    end_line: u32,
+    end_column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<&'a str>,
+}
+
+fn end_position(d: &Diagnostic) -> (u32, u32) {
+    let end = Span::locate(&d.source.text, d.span.end, 0);
+    if d.source.text.is_empty() {
+        (d.span.line, d.span.col)
+    } else {
+        (end.line, end.col)
+    }
+}
+
+fn render_json(diagnostics: &[Diagnostic]) -> String {
+    let items: Vec<_> = diagnostics
+        .iter()
+        .map(|d| {
+            let (end_line, end_column) = end_position(d);
+            JsonDiagnostic {
+                code: d.code.as_str(),
+                severity: "error",
+                message: &d.message,
+                file: &d.source.name,
+                line: d.span.line,
+                column: d.span.col,
+                end_line,
+                end_column,
+                label: d.label.as_deref(),
+                help: d.help.as_deref(),
+            }
+        })
+        .collect();
+    let doc = serde_json::json!({ "errors": items.len(), "diagnostics": items });
+    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+fn render_github(diagnostics: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        let (end_line, end_column) = end_position(d);
+        let mut message = d.message.clone();
+        if let Some(help) = &d.help {
+            message.push_str("\nhelp: ");
+            message.push_str(help);
+        }
+        let _ = writeln!(
+            out,
+            "::error file={},line={},col={},endLine={},endColumn={},title={}::{}",
+            escape_property(&d.source.name),
+            d.span.line,
+            d.span.col,
+            end_line,
+            end_column,
+            escape_property(d.code.as_str()),
+            escape_data(&message)
+        );
+    }
+    out
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Diagnostic> {
+        let src = Source::new("p.yaml", "steps:\n  a:\n    action: uplod\n");
+        let span = Span::locate(&src.text, 24, 5);
+        vec![
+            Diagnostic::new(Code::UnknownAction, &src, span, "unknown action `uplod`")
+                .label("not an action")
+                .help("did you mean `upload`?"),
+        ]
+    }
+
+    #[test]
+    fn human_rendering_points_at_the_token() {
+        let out = render(&sample(), Format::Human, false);
+        assert!(out.contains("unknown-action"), "{out}");
+        assert!(out.contains("[p.yaml:3:13]"), "{out}");
+        assert!(out.contains("action: uplod"), "{out}");
+        assert!(out.contains("help: did you mean `upload`?"), "{out}");
+        assert!(out.ends_with("1 problem found\n"), "{out}");
+    }
+
+    #[test]
+    fn github_and_json_rendering() {
+        let gh = render(&sample(), Format::Github, false);
+        assert_eq!(
+            gh,
+            "::error file=p.yaml,line=3,col=13,endLine=3,endColumn=18,title=unknown-action::unknown action `uplod`%0Ahelp: did you mean `upload`?\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&sample(), Format::Json, false)).unwrap_or_default();
+        assert_eq!(json["errors"], 1);
+        assert_eq!(json["diagnostics"][0]["code"], "unknown-action");
+        assert_eq!(json["diagnostics"][0]["column"], 13);
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut names: Vec<_> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Code::ALL.len());
+    }
+}

@@ -1,0 +1,574 @@
+//! Reading a manifest file into typed specs, collecting every problem.
+//!
+//! This is the only place that calls serde_yaml. The YAML is parsed once into
+//! a spanned tree (`yaml.rs`); each part (the head, every step, every `with`
+//! block) is then deserialized separately so one broken step does not hide the
+//! problems of the others. When serde stops at a bad key or value, that entry
+//! is reported, removed, and the part is deserialized again, so every bad key
+//! of a block is reported at once.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+
+use super::actions::Action;
+use super::matrix::{self, MatrixRows};
+use super::spec::{Manifest, ManifestSpec, Step, StepSpec};
+use super::yaml::{self, Node, NodeKind, Span};
+use crate::diag::{Code, Diagnostic, Source};
+
+/// A manifest as far as it could be typed, with everything found wrong so far.
+#[derive(Debug)]
+pub struct Loaded {
+    pub source: Arc<Source>,
+    pub root: Node,
+    pub manifest: Manifest,
+    /// Each step's `with` block after `defaults` were merged in, for positions.
+    pub with_nodes: IndexMap<String, Node>,
+    /// Steps whose keys could not be typed; references to them are not reported again.
+    pub broken_steps: HashSet<String>,
+    pub matrix: Option<MatrixRows>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Reads and loads `path`. `None` when the file cannot be read or is not YAML;
+/// the diagnostics say why.
+pub fn load_file(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let source = Source::new(name.clone(), String::new());
+        vec![
+            Diagnostic::new(
+                Code::Io,
+                &source,
+                Span::default(),
+                format!("cannot read the manifest: {e}"),
+            )
+            .help("check the path; manifests are usually under `pipelines/`"),
+        ]
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    load_str(&name, text, base)
+}
+
+/// Loads manifest text; `base` is the folder that relative matrix files are read from.
+pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let source = Source::new(name, text);
+    let doc = yaml::parse(&source.text).map_err(|e| {
+        vec![
+            Diagnostic::new(
+                Code::YamlSyntax,
+                &source,
+                e.span,
+                format!("invalid YAML: {}", e.message),
+            )
+            .label("here")
+            .help("fix the YAML syntax; quote values that contain `: `, `#`, `{` or `}`"),
+        ]
+    })?;
+    let mut ctx = Ctx {
+        source: Arc::clone(&source),
+        diagnostics: Vec::new(),
+    };
+    ctx.report_duplicates(&doc.duplicates);
+    let root = doc.root;
+    if root.entries().is_none() {
+        ctx.push(
+            Diagnostic::new(
+                Code::InvalidType,
+                &source,
+                root.span,
+                format!("a manifest is a mapping, found {}", root.type_name()),
+            )
+            .help("start with `version: 1`, `name: …` and `steps:`"),
+        );
+        return Err(ctx.diagnostics);
+    }
+    let head = ctx.load_head(&root);
+    let mut with_nodes = IndexMap::new();
+    let mut broken_steps = HashSet::new();
+    let mut steps = IndexMap::new();
+    let defaults = root.get("defaults");
+    for (id, step_node) in &head.steps {
+        match ctx.load_step(id, step_node, defaults) {
+            Some((step, with_node)) => {
+                steps.insert(id.clone(), step);
+                with_nodes.insert(id.clone(), with_node);
+            }
+            None => {
+                broken_steps.insert(id.clone());
+            }
+        }
+    }
+    let matrix = head
+        .matrix
+        .as_ref()
+        .and_then(|m| matrix::read(m, root.get("matrix"), &source, base, &mut ctx.diagnostics));
+    let manifest = ManifestSpec {
+        version: head.version,
+        name: head.name,
+        description: head.description,
+        inputs: head.inputs,
+        defaults: head.defaults,
+        limits: head.limits,
+        retry: head.retry,
+        poll: head.poll,
+        matrix: head.matrix,
+        models: head.models,
+        prices: head.prices,
+        steps,
+    };
+    Ok(Loaded {
+        source,
+        root,
+        manifest,
+        with_nodes,
+        broken_steps,
+        matrix,
+        diagnostics: ctx.diagnostics,
+    })
+}
+
+struct Ctx {
+    source: Arc<Source>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Ctx {
+    fn push(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    fn report_duplicates(&mut self, duplicates: &[yaml::DuplicateKey]) {
+        for dup in duplicates {
+            let is_step = dup.parents == ["steps"];
+            let (code, what) = if is_step {
+                (
+                    Code::DuplicateStep,
+                    format!("step id `{}` is used twice", dup.key),
+                )
+            } else {
+                (
+                    Code::DuplicateKey,
+                    format!("key `{}` appears twice{}", dup.key, place(&dup.parents)),
+                )
+            };
+            let help = if is_step {
+                "give each step a unique id"
+            } else {
+                "keep one of them; YAML would silently drop the other"
+            };
+            self.push(
+                Diagnostic::new(code, &self.source, dup.again, what)
+                    .label("used again here")
+                    .note(dup.first, "first used here")
+                    .help(help),
+            );
+        }
+    }
+
+    /// The top level, with `steps` kept as raw nodes.
+    fn load_head(&mut self, root: &Node) -> ManifestSpec<Node> {
+        let mut value = root.to_value();
+        if let serde_yaml::Value::Mapping(map) = &mut value {
+            map.insert(
+                "steps".into(),
+                serde_yaml::Value::Mapping(Default::default()),
+            );
+        }
+        let head: Option<ManifestSpec<serde_yaml::Value>> =
+            self.collect(&mut value, root, &[], |missing| match missing {
+                "version" => Some(1.into()),
+                "name" => Some("".into()),
+                _ => None,
+            });
+        let head = head.unwrap_or_else(|| ManifestSpec {
+            version: 1,
+            name: String::new(),
+            description: None,
+            inputs: IndexMap::new(),
+            defaults: None,
+            limits: None,
+            retry: None,
+            poll: None,
+            matrix: None,
+            models: IndexMap::new(),
+            prices: Default::default(),
+            steps: IndexMap::new(),
+        });
+        if head.version != 1 {
+            let span = root.get("version").map_or(root.span, |n| n.span);
+            self.push(
+                Diagnostic::new(
+                    Code::UnsupportedVersion,
+                    &self.source,
+                    span,
+                    format!("manifest version `{}` is not supported", head.version),
+                )
+                .help("this sonicflow reads `version: 1`"),
+            );
+        }
+        let steps = match root.get("steps").map(|n| (n, &n.kind)) {
+            Some((_, NodeKind::Map(entries))) => entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone())))
+                .collect(),
+            Some((n, _)) => {
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidType,
+                        &self.source,
+                        n.span,
+                        format!(
+                            "`steps` must be a mapping of step id to step, found {}",
+                            n.type_name()
+                        ),
+                    )
+                    .help("write `steps:` followed by indented `<id>:` entries"),
+                );
+                IndexMap::new()
+            }
+            None => IndexMap::new(),
+        };
+        ManifestSpec {
+            steps,
+            ..head_without_steps(head)
+        }
+    }
+
+    fn load_step(
+        &mut self,
+        id: &str,
+        node: &Node,
+        defaults: Option<&Node>,
+    ) -> Option<(Step, Node)> {
+        let path = ["steps".to_owned(), id.to_owned()];
+        let mut value = node.to_value();
+        let head: StepSpec<serde_yaml::Value> = self.collect(&mut value, node, &path, |_| None)?;
+        let with_node = merged_with(head.action, node, defaults);
+        let mut with_value = with_node.to_value();
+        let with_path = ["steps".to_owned(), id.to_owned(), "with".to_owned()];
+        let with = self.collect_with(head.action, &mut with_value, &with_node, &with_path)?;
+        Some((
+            StepSpec {
+                action: head.action,
+                with: Some(with),
+                needs: head.needs,
+                for_each: head.for_each,
+                retry: head.retry,
+                poll: head.poll,
+                timeout: head.timeout,
+            },
+            with_node,
+        ))
+    }
+
+    fn collect_with(
+        &mut self,
+        action: Action,
+        value: &mut serde_yaml::Value,
+        node: &Node,
+        path: &[String],
+    ) -> Option<super::actions::ActionWith> {
+        for _ in 0..64 {
+            match action.parse_with(value) {
+                Ok(with) => return Some(with),
+                Err(e) => {
+                    self.report(&e, node, path, Some(action));
+                    if !remove_at(value, e.path()) {
+                        return None;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Deserializes `value` as `T`, reporting each error and retrying without
+    /// the offending entry, so the result is the best reading of what is
+    /// there. `placeholder` supplies a stand-in for a missing required field;
+    /// without one the part cannot be typed and `None` is returned.
+    fn collect<T: DeserializeOwned>(
+        &mut self,
+        value: &mut serde_yaml::Value,
+        node: &Node,
+        path: &[String],
+        placeholder: impl Fn(&str) -> Option<serde_yaml::Value>,
+    ) -> Option<T> {
+        for _ in 0..64 {
+            let e = match serde_path_to_error::deserialize::<_, T>(&*value) {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            self.report(&e, node, path, None);
+            let repaired = match missing_field(&e.inner().to_string()) {
+                Some(field) => {
+                    let stand_in = placeholder(&field)?;
+                    insert_at(value, e.path(), field, stand_in)
+                }
+                None => remove_at(value, e.path()),
+            };
+            if !repaired {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Turns one serde error into a diagnostic.
+    fn report(
+        &mut self,
+        e: &serde_path_to_error::Error<serde_yaml::Error>,
+        node: &Node,
+        base: &[String],
+        action: Option<Action>,
+    ) {
+        let message = e.inner().to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        let segments: Vec<String> = e.path().iter().filter_map(segment_name).collect();
+        let mut full: Vec<String> = base.to_vec();
+        full.extend(segments.iter().cloned());
+        let (target, parent) = locate(node, &segments);
+        let where_ = place(&full[..full.len().saturating_sub(1)]);
+        let d = if let Some((key, expected)) = unknown(&message, "unknown field") {
+            let help = crate::diag::did_you_mean(&key, expected.iter().map(String::as_str))
+                .unwrap_or_else(|| allowed_help(&expected, action, &full));
+            let span = parent
+                .and_then(|p| p.key_node(&key))
+                .map_or(target.span, |k| k.span);
+            Diagnostic::new(
+                Code::UnknownKey,
+                &self.source,
+                span,
+                format!(
+                    "unknown key `{key}`{}",
+                    place(&full[..full.len().saturating_sub(1)])
+                ),
+            )
+            .label("not allowed here")
+            .help(help)
+        } else if let Some((value, expected)) = unknown(&message, "unknown variant") {
+            let is_action = full.last().is_some_and(|k| k == "action");
+            let code = if is_action {
+                Code::UnknownAction
+            } else {
+                Code::InvalidValue
+            };
+            let what = if is_action { "action" } else { "value" };
+            let help = crate::diag::did_you_mean(&value, expected.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("use one of: {}", expected.join(", ")));
+            Diagnostic::new(
+                code,
+                &self.source,
+                target.span,
+                format!("unknown {what} `{value}`{where_}"),
+            )
+            .label(format!("not a known {what}"))
+            .help(help)
+        } else if let Some(field) = missing_field(&message) {
+            Diagnostic::new(
+                Code::MissingField,
+                &self.source,
+                target.span,
+                format!("missing required key `{field}`{}", place(&full)),
+            )
+            .label(format!("`{field}` is required here"))
+            .help(format!("add `{field}: …`{}", place(&full)))
+        } else {
+            let message = message.replace("invalid type: ", "");
+            Diagnostic::new(
+                Code::InvalidType,
+                &self.source,
+                target.span,
+                format!("invalid value for `{}`: {message}", full.join(".")),
+            )
+            .label("wrong type")
+            .help(type_help(&full))
+        };
+        self.push(d);
+    }
+}
+
+fn head_without_steps(head: ManifestSpec<serde_yaml::Value>) -> ManifestSpec<Node> {
+    ManifestSpec {
+        version: head.version,
+        name: head.name,
+        description: head.description,
+        inputs: head.inputs,
+        defaults: head.defaults,
+        limits: head.limits,
+        retry: head.retry,
+        poll: head.poll,
+        matrix: head.matrix,
+        models: head.models,
+        prices: head.prices,
+        steps: IndexMap::new(),
+    }
+}
+
+/// The step's `with` node with every default the action takes added (the step's own values win).
+fn merged_with(action: Action, step: &Node, defaults: Option<&Node>) -> Node {
+    let own = step.get("with").cloned().unwrap_or(Node {
+        kind: NodeKind::Map(Vec::new()),
+        span: step.key_node("action").map_or(step.span, |n| n.span),
+    });
+    let (Some(defaults), NodeKind::Map(entries)) = (defaults.and_then(Node::entries), &own.kind)
+    else {
+        return own;
+    };
+    let mut merged = entries.clone();
+    for (k, v) in defaults {
+        let Some(name) = k.as_str() else { continue };
+        let takes = action.field_names().iter().any(|f| f == name);
+        if takes && own.get(name).is_none() {
+            merged.push((k.clone(), v.clone()));
+        }
+    }
+    Node {
+        kind: NodeKind::Map(merged),
+        span: own.span,
+    }
+}
+
+fn segment_name(s: &Segment) -> Option<String> {
+    match s {
+        Segment::Map { key } => Some(key.clone()),
+        Segment::Seq { index } => Some(index.to_string()),
+        Segment::Enum { variant } => Some(variant.clone()),
+        Segment::Unknown => None,
+    }
+}
+
+/// The node at `path` (or the deepest that exists) and its parent mapping.
+fn locate<'a>(node: &'a Node, path: &[String]) -> (&'a Node, Option<&'a Node>) {
+    let mut current = node;
+    let mut parent = None;
+    for key in path {
+        let next = match &current.kind {
+            NodeKind::Map(_) => current.get(key),
+            NodeKind::Seq(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(n) => {
+                parent = Some(current);
+                current = n;
+            }
+            None => return (current, Some(current)),
+        }
+    }
+    (current, parent)
+}
+
+/// Parses serde's "unknown field `x`, expected one of `a`, `b`" into `x` and the list.
+fn unknown(message: &str, prefix: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix(prefix)?;
+    let mut quoted = rest.split('`').skip(1).step_by(2).map(str::to_owned);
+    let name = quoted.next()?;
+    Some((name, quoted.collect()))
+}
+
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+fn allowed_help(expected: &[String], action: Option<Action>, path: &[String]) -> String {
+    if expected.is_empty() {
+        return "remove it; nothing is accepted here".to_owned();
+    }
+    let list = expected
+        .iter()
+        .map(|e| format!("`{e}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match action {
+        Some(a) if path.len() == 4 => format!("`{}` takes: {list}", a.name()),
+        _ => format!("allowed here: {list}"),
+    }
+}
+
+fn type_help(path: &[String]) -> String {
+    match path.last().map(String::as_str) {
+        Some("version") => "write `version: 1`".to_owned(),
+        Some("needs") => "write a list of step ids, e.g. `needs: [upload]`".to_owned(),
+        _ => "see `sonicflow schema` for the expected type".to_owned(),
+    }
+}
+
+/// ` in step `x``, ` in `with` of step `x``, ` in `limits``, or nothing at the top level.
+fn place(path: &[String]) -> String {
+    match path {
+        [] => String::new(),
+        [steps] if steps == "steps" => " in `steps`".to_owned(),
+        [steps, id] if steps == "steps" => format!(" in step `{id}`"),
+        [steps, id, with, ..] if steps == "steps" && with == "with" => {
+            format!(" in `with` of step `{id}`")
+        }
+        [steps, id, rest @ ..] if steps == "steps" => {
+            format!(" in `{}` of step `{id}`", rest.join("."))
+        }
+        other => format!(" in `{}`", other.join(".")),
+    }
+}
+
+fn remove_at(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) -> bool {
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut current = value;
+    for seg in parents {
+        let next = match (seg, current) {
+            (Segment::Map { key }, serde_yaml::Value::Mapping(m)) => m.get_mut(key.as_str()),
+            (Segment::Seq { index }, serde_yaml::Value::Sequence(s)) => s.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(n) => current = n,
+            None => return false,
+        }
+    }
+    match (last, current) {
+        (Segment::Map { key }, serde_yaml::Value::Mapping(m)) => m.remove(key.as_str()).is_some(),
+        (Segment::Seq { index }, serde_yaml::Value::Sequence(s)) if *index < s.len() => {
+            s.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn insert_at(
+    value: &mut serde_yaml::Value,
+    path: &serde_path_to_error::Path,
+    field: String,
+    stand_in: serde_yaml::Value,
+) -> bool {
+    let mut current = value;
+    for seg in path.iter() {
+        let next = match (seg, current) {
+            (Segment::Map { key }, serde_yaml::Value::Mapping(m)) => m.get_mut(key.as_str()),
+            _ => None,
+        };
+        match next {
+            Some(n) => current = n,
+            None => return false,
+        }
+    }
+    match current {
+        serde_yaml::Value::Mapping(m) => {
+            m.insert(field.into(), stand_in);
+            true
+        }
+        _ => false,
+    }
+}

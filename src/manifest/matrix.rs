@@ -1,0 +1,398 @@
+//! Matrix rows: written inline in the manifest, or read from a CSV file
+//! (header row first) or a JSONL file (one object per line) beside it.
+//!
+//! Problems in a matrix file are reported against that file, with its own
+//! line numbers, so `validate` points at the offending row.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::spec::MatrixSpec;
+use super::yaml::{Node, Span};
+use crate::diag::{Code, Diagnostic, Source};
+
+/// The rows of a matrix and where they were read from.
+#[derive(Debug, Clone)]
+pub struct MatrixRows {
+    pub key: String,
+    /// Column names, in first-seen order.
+    pub columns: Vec<String>,
+    pub rows: Vec<MatrixRow>,
+    /// The manifest (inline rows) or the matrix file.
+    pub source: Arc<Source>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MatrixRow {
+    /// The value of the key column, naming this instance.
+    pub key: String,
+    pub values: IndexMap<String, serde_json::Value>,
+    /// Where the row stands in `MatrixRows::source`.
+    pub span: Span,
+}
+
+/// Reads the rows of `spec`; problems go to `out`. `None` if no row could be read.
+pub fn read(
+    spec: &MatrixSpec,
+    node: Option<&Node>,
+    manifest: &Arc<Source>,
+    base: &Path,
+    out: &mut Vec<Diagnostic>,
+) -> Option<MatrixRows> {
+    let at = |key: &str| {
+        node.and_then(|n| n.get(key))
+            .or(node)
+            .map_or(Span::default(), |n| n.span)
+    };
+    let (source, rows) = match (&spec.rows, &spec.file) {
+        (Some(_), Some(_)) => {
+            out.push(
+                Diagnostic::new(
+                    Code::ConflictingFields,
+                    manifest,
+                    at("file"),
+                    "`matrix` has both `rows` and `file`",
+                )
+                .help("keep one: inline `rows`, or a `file` beside the manifest"),
+            );
+            return None;
+        }
+        (None, None) => {
+            out.push(
+                Diagnostic::new(
+                    Code::MissingField,
+                    manifest,
+                    at("key"),
+                    "`matrix` needs `rows` or `file`",
+                )
+                .help("add `rows:` with a list of mappings, or `file: prompts.csv`"),
+            );
+            return None;
+        }
+        (Some(rows), None) => (Arc::clone(manifest), inline_rows(rows, node)),
+        (None, Some(file)) => read_file(file, &at("file"), manifest, base, out)?,
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for (values, _) in &rows {
+        for name in values.keys() {
+            if !columns.contains(name) {
+                columns.push(name.clone());
+            }
+        }
+    }
+    let rows = keyed_rows(spec, rows, &source, manifest, at("key"), out)?;
+    Some(MatrixRows {
+        key: spec.key.clone(),
+        columns,
+        rows,
+        source,
+    })
+}
+
+type RawRow = (IndexMap<String, serde_json::Value>, Span);
+
+fn inline_rows(rows: &[IndexMap<String, serde_json::Value>], node: Option<&Node>) -> Vec<RawRow> {
+    let nodes = node.and_then(|n| n.get("rows"));
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let span = nodes
+                .and_then(|n| match &n.kind {
+                    super::yaml::NodeKind::Seq(items) => items.get(i).map(|n| n.span),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            (row.clone(), span)
+        })
+        .collect()
+}
+
+fn read_file(
+    file: &str,
+    at: &Span,
+    manifest: &Arc<Source>,
+    base: &Path,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(Arc<Source>, Vec<RawRow>)> {
+    let path = base.join(file);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(
+                Diagnostic::new(
+                    Code::MatrixFile,
+                    manifest,
+                    *at,
+                    format!("cannot read matrix file `{}`: {e}", path.display()),
+                )
+                .label("this file")
+                .help("the path is relative to the manifest's folder"),
+            );
+            return None;
+        }
+    };
+    let name = display_path(&path);
+    let source = Source::new(name, text);
+    let before = out.len();
+    let rows = if file.ends_with(".jsonl") || file.ends_with(".ndjson") {
+        jsonl_rows(&source, out)
+    } else if file.ends_with(".csv") {
+        csv_rows(&source, out)
+    } else {
+        out.push(
+            Diagnostic::new(
+                Code::MatrixFile,
+                manifest,
+                *at,
+                format!("matrix file `{file}` is neither `.csv` nor `.jsonl`"),
+            )
+            .help("use a CSV file with a header row, or JSON Lines with one object per line"),
+        );
+        return None;
+    };
+    if rows.is_empty() && out.len() == before {
+        out.push(
+            Diagnostic::new(
+                Code::MatrixFile,
+                &source,
+                Span::locate(&source.text, 0, 0),
+                "the matrix file has no rows",
+            )
+            .help("add at least one row below the header"),
+        );
+    }
+    (out.len() == before).then_some((source, rows))
+}
+
+fn display_path(path: &Path) -> String {
+    let s = path.display().to_string();
+    s.strip_prefix("./").unwrap_or(&s).to_owned()
+}
+
+fn csv_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(source.text.as_bytes());
+    let headers = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_owned).collect::<Vec<_>>(),
+        Err(e) => {
+            out.push(csv_error(source, &e));
+            return Vec::new();
+        }
+    };
+    if headers.iter().all(String::is_empty) {
+        out.push(
+            Diagnostic::new(
+                Code::MatrixFile,
+                source,
+                Span::locate(&source.text, 0, 1),
+                "the CSV file has no header row",
+            )
+            .help("start the file with a line of column names, e.g. `id,idea`"),
+        );
+        return Vec::new();
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(record) => {
+                let offset = record.position().map_or(0, |p| p.byte() as usize);
+                let len = source.text[offset.min(source.text.len())..]
+                    .find('\n')
+                    .unwrap_or(source.text.len() - offset.min(source.text.len()));
+                let values = headers
+                    .iter()
+                    .cloned()
+                    .zip(record.iter().map(cell))
+                    .collect();
+                rows.push((values, Span::locate(&source.text, offset, len)));
+            }
+            Err(e) => out.push(csv_error(source, &e)),
+        }
+    }
+    rows
+}
+
+fn csv_error(source: &Arc<Source>, e: &csv::Error) -> Diagnostic {
+    let offset = e.position().map_or(0, |p| p.byte() as usize);
+    let len = source.text[offset.min(source.text.len())..]
+        .find('\n')
+        .unwrap_or(1);
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len,
+            len: found,
+            ..
+        } => {
+            format!("this row has {found} fields, but the header has {expected_len}")
+        }
+        _ => format!("malformed CSV: {e}"),
+    };
+    Diagnostic::new(
+        Code::MatrixFile,
+        source,
+        Span::locate(&source.text, offset, len),
+        message,
+    )
+    .label("this row")
+    .help("every row needs one value per header column; quote values that contain commas")
+}
+
+/// A CSV cell: numbers and booleans keep their type, everything else is text.
+fn cell(text: &str) -> serde_json::Value {
+    let trimmed = text.trim();
+    if let Ok(i) = trimmed.parse::<i64>() {
+        return i.into();
+    }
+    if trimmed.contains('.')
+        && let Ok(f) = trimmed.parse::<f64>()
+        && f.is_finite()
+    {
+        return f.into();
+    }
+    match trimmed {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => text.into(),
+    }
+}
+
+fn jsonl_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    for line in source.text.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\n', '\r']);
+        let span = Span::locate(&source.text, offset, content.len().max(1));
+        offset += line.len();
+        if content.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(content) {
+            Ok(serde_json::Value::Object(map)) => rows.push((map.into_iter().collect(), span)),
+            Ok(other) => out.push(
+                Diagnostic::new(
+                    Code::MatrixFile,
+                    source,
+                    span,
+                    format!(
+                        "each line must be a JSON object, found {}",
+                        json_type(&other)
+                    ),
+                )
+                .help("write one object per line, e.g. `{\"id\": \"rain\", \"idea\": \"…\"}`"),
+            ),
+            Err(e) => {
+                let col_span =
+                    Span::locate(&source.text, span.start + e.column().saturating_sub(1), 1);
+                out.push(
+                    Diagnostic::new(
+                        Code::MatrixFile,
+                        source,
+                        col_span,
+                        format!("malformed JSON: {e}"),
+                    )
+                    .label("here")
+                    .help("each line must be one complete JSON object"),
+                );
+            }
+        }
+    }
+    rows
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Checks the key column: present in every row, a plain name, unique.
+fn keyed_rows(
+    spec: &MatrixSpec,
+    rows: Vec<RawRow>,
+    source: &Arc<Source>,
+    manifest: &Arc<Source>,
+    key_span: Span,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Vec<MatrixRow>> {
+    let mut seen: std::collections::HashMap<String, Span> = std::collections::HashMap::new();
+    let mut result = Vec::with_capacity(rows.len());
+    let mut ok = true;
+    for (values, span) in rows {
+        let key = match values.get(&spec.key) {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(_) => {
+                ok = false;
+                out.push(
+                    Diagnostic::new(
+                        Code::MatrixKey,
+                        source,
+                        span,
+                        format!(
+                            "the key column `{}` must be a non-empty text or number",
+                            spec.key
+                        ),
+                    )
+                    .help("give every row a short unique name in the key column"),
+                );
+                continue;
+            }
+            None => {
+                ok = false;
+                let columns: Vec<&str> = values.keys().map(String::as_str).collect();
+                let d = if result.is_empty() && seen.is_empty() {
+                    Diagnostic::new(
+                        Code::MatrixKey,
+                        manifest,
+                        key_span,
+                        format!("the matrix has no column `{}`", spec.key),
+                    )
+                    .label("key column")
+                    .help_opt(
+                        crate::diag::did_you_mean(&spec.key, columns.iter().copied())
+                            .or_else(|| Some(format!("columns: {}", columns.join(", ")))),
+                    )
+                } else {
+                    Diagnostic::new(
+                        Code::MatrixKey,
+                        source,
+                        span,
+                        format!("this row has no value in the key column `{}`", spec.key),
+                    )
+                    .help("every row needs a unique key")
+                };
+                out.push(d);
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&key) {
+            ok = false;
+            let mut d = Diagnostic::new(
+                Code::MatrixKey,
+                source,
+                span,
+                format!("matrix key `{key}` is used by more than one row"),
+            )
+            .label("again here")
+            .help(format!(
+                "keys name instances in plans and results, so each row needs its own `{}`",
+                spec.key
+            ));
+            d = d.note(*first, "first here");
+            out.push(d);
+            continue;
+        }
+        seen.insert(key.clone(), span);
+        result.push(MatrixRow { key, values, span });
+    }
+    ok.then_some(result)
+}

@@ -1,0 +1,249 @@
+//! The pipeline manifest, version 1, exactly as written in YAML.
+//!
+//! Doc comments here become the descriptions of the JSON Schema that editors
+//! use for completion, so they are written for pipeline authors.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+
+use super::actions::{Action, ActionWith};
+use super::value::{DurationSpec, Tpl};
+
+/// A sonicflow pipeline: a graph of steps run against the MusicAPI Sonic API.
+///
+/// `S` is the step type: raw YAML while loading, typed steps afterwards,
+/// and the schema-only `StepSchema` when generating the JSON Schema.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Pipeline")]
+pub struct ManifestSpec<S> {
+    /// Manifest language version; always `1`.
+    pub version: u32,
+    /// Short name of the pipeline, used in plans and results.
+    pub name: String,
+    /// What the pipeline does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Named values the steps can read as `${{ inputs.<name> }}`; override with `--input name=value`.
+    #[serde(default)]
+    pub inputs: IndexMap<String, InputSpec>,
+    /// Values merged into every step's `with` where the action takes the field.
+    #[serde(default)]
+    pub defaults: Option<DefaultsSpec>,
+    /// Concurrency, rate and budget limits.
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+    /// How failed remote tasks and transient errors are retried.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// How remote tasks are polled.
+    #[serde(default)]
+    pub poll: Option<PollSpec>,
+    /// Run the whole graph once per row.
+    #[serde(default)]
+    pub matrix: Option<MatrixSpec>,
+    /// Models newer than this sonicflow knows, with their limits.
+    #[serde(default)]
+    pub models: IndexMap<String, ModelSpec>,
+    /// Price overrides in credits, by operation (`create_music`, `wav`, `stems_full`, …).
+    #[serde(default)]
+    pub prices: BTreeMap<String, u64>,
+    /// The steps, keyed by id. Ids are letters, digits, `_` and `-`, starting with a letter or `_`.
+    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$" }))]
+    pub steps: IndexMap<String, S>,
+}
+
+/// A declared input.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The value used when `--input` does not give one; without it the input is required.
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+    /// What the input is for.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Fields merged into every step whose action takes them (a step's own value wins).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSpec {
+    /// Model version, e.g. `sonic-v5`.
+    pub mv: Option<Tpl<String>>,
+    /// `true`: lyrics in `prompt`; `false`: a description in `gpt_description_prompt`.
+    pub custom_mode: Option<Tpl<bool>>,
+    /// Let the service write lyrics.
+    pub auto_lyrics: Option<Tpl<bool>>,
+    /// Comma-separated styles.
+    pub tags: Option<Tpl<String>>,
+    /// Styles to avoid.
+    pub negative_tags: Option<Tpl<String>>,
+    /// Generate without vocals.
+    pub make_instrumental: Option<Tpl<bool>>,
+    /// `f` or `m`; only on v4.5 and later.
+    pub vocal_gender: Option<Tpl<String>>,
+    /// How strongly to follow the tags, 0 to 1.
+    pub style_weight: Option<Tpl<f64>>,
+    /// How adventurous to be, 0 to 1.
+    pub weirdness_constraint: Option<Tpl<f64>>,
+    /// Influence of source audio, 0 to 1.
+    pub audio_weight: Option<Tpl<f64>>,
+    /// Serve results from the upstream CDN.
+    pub use_suno_cdn: Option<Tpl<bool>>,
+    /// Target length in seconds, 10 to 360.
+    pub duration: Option<Tpl<u32>>,
+}
+
+/// Limits on what a run may do at once and in total.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Remote tasks submitted and not yet finished, at most.
+    pub max_in_flight: Option<u32>,
+    /// Paid submit calls per minute, at most (the service allows one per 3 s).
+    pub submits_per_minute: Option<u32>,
+    /// Status polls per second, at most.
+    pub polls_per_second: Option<u32>,
+    /// Credits the pipeline may spend; `plan` fails above it and `run` never submits past it.
+    pub max_credits: Option<u64>,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all, including the first.
+    pub attempts: Option<u32>,
+    /// Delay between attempts.
+    pub backoff: Option<BackoffSpec>,
+}
+
+/// Exponential backoff with a cap.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSpec {
+    /// First delay.
+    pub initial: Option<DurationSpec>,
+    /// Longest delay.
+    pub max: Option<DurationSpec>,
+    /// Growth factor between delays.
+    pub factor: Option<f64>,
+    /// Randomize delays by up to this fraction (0 to 1) so retries do not align.
+    pub jitter: Option<f64>,
+}
+
+/// Poll schedule of remote tasks.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollSpec {
+    /// Wait this long after submitting before the first poll.
+    pub initial_delay: Option<DurationSpec>,
+    /// Time between polls of one task.
+    pub interval: Option<DurationSpec>,
+    /// Randomize intervals by up to this fraction (0 to 1).
+    pub jitter: Option<f64>,
+    /// Give up on a task that has not finished after this long.
+    pub timeout: Option<DurationSpec>,
+}
+
+/// Rows that instantiate the whole graph once each.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    /// The column whose (unique) value names each instance in plans and results.
+    pub key: String,
+    /// Rows written inline.
+    #[serde(default)]
+    pub rows: Option<Vec<IndexMap<String, serde_json::Value>>>,
+    /// A CSV file with a header row, or a `.jsonl` file with one object per line, relative to the manifest.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// Limits of a model that this sonicflow does not know yet.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Longest `prompt`, in characters.
+    pub prompt_max: u32,
+    /// Longest `tags`, in characters.
+    pub tags_max: u32,
+    /// Whether `vocal_gender` is supported.
+    #[serde(default)]
+    pub vocal_gender: bool,
+    /// Whether `variation_category` (remaster) is supported.
+    #[serde(default)]
+    pub variation_category: bool,
+}
+
+/// A step as written, before its `with` block is typed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec<W> {
+    /// The Sonic operation this step performs.
+    pub action: Action,
+    /// The operation's fields; which keys are allowed depends on `action`.
+    #[serde(default)]
+    pub with: Option<W>,
+    /// Steps that must finish first, besides those referenced in `with`.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Run the step once per element: an expression giving a list (e.g. `${{ steps.song.outputs.clips }}`) or a literal list.
+    #[serde(default)]
+    pub for_each: Option<Tpl<Vec<serde_json::Value>>>,
+    /// Retry policy for this step.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Poll schedule for this step.
+    #[serde(default)]
+    pub poll: Option<PollSpec>,
+    /// Give up on this step after this long.
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
+}
+
+/// A loaded step: the common keys plus the typed `with` block.
+pub type Step = StepSpec<ActionWith>;
+
+/// A loaded manifest.
+pub type Manifest = ManifestSpec<Step>;
+
+/// Stands for a step in the JSON Schema only: ties `with` to `action`.
+pub struct StepSchema;
+
+impl JsonSchema for StepSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "Step".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut base =
+            <StepSpec<serde_json::Map<String, serde_json::Value>>>::json_schema(generator);
+        let rules: Vec<serde_json::Value> = Action::ALL
+            .iter()
+            .map(|action| {
+                let with = action.with_schema(generator);
+                serde_json::json!({
+                    "if": { "properties": { "action": { "const": action.name() } }, "required": ["action"] },
+                    "then": { "properties": { "with": with } }
+                })
+            })
+            .collect();
+        base.insert("allOf".to_owned(), serde_json::Value::Array(rules));
+        base.insert("title".to_owned(), "Step".into());
+        base
+    }
+}
+
+/// The JSON Schema of pipeline manifests, as committed in `schema/pipeline.schema.json`.
+pub fn pipeline_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<ManifestSpec<StepSchema>>();
+    schema.to_value()
+}

@@ -1,0 +1,190 @@
+//! Field value types of the manifest: literals that may instead be
+//! `${{ … }}` expressions, and human-readable durations.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::expr;
+
+/// Describes a literal type in messages (`a number`, `true or false`, …).
+pub trait Expected {
+    const WHAT: &'static str;
+}
+
+impl Expected for String {
+    const WHAT: &'static str = "a string";
+}
+impl Expected for f64 {
+    const WHAT: &'static str = "a number";
+}
+impl Expected for u32 {
+    const WHAT: &'static str = "a whole number";
+}
+impl Expected for bool {
+    const WHAT: &'static str = "`true` or `false`";
+}
+impl<T: Expected> Expected for Vec<T> {
+    const WHAT: &'static str = "a list";
+}
+
+/// A field value: a literal `T`, or a string containing `${{ … }}` that is
+/// resolved at plan or run time. For strings, an expression may be embedded
+/// in longer text; for other types the string must be a single expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tpl<T> {
+    Lit(T),
+    Expr(String),
+}
+
+impl<'de, T: DeserializeOwned + Expected> Deserialize<'de> for Tpl<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(deserializer)?;
+        if let serde_yaml::Value::String(s) = &value
+            && expr::has_expression(s)
+        {
+            return Ok(Tpl::Expr(s.clone()));
+        }
+        let found = describe(&value);
+        T::deserialize(value).map(Tpl::Lit).map_err(|_| {
+            D::Error::custom(format!(
+                "invalid type: expected {} or a `${{{{ … }}}}` expression, found {found}",
+                T::WHAT
+            ))
+        })
+    }
+}
+
+fn describe(value: &serde_yaml::Value) -> String {
+    use serde_yaml::Value;
+    match value {
+        Value::Null => "nothing".to_owned(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Number(n) => format!("the number `{n}`"),
+        Value::String(s) => format!("the string `{s}`"),
+        Value::Sequence(_) => "a list".to_owned(),
+        Value::Mapping(_) => "a mapping".to_owned(),
+        Value::Tagged(_) => "a tagged value".to_owned(),
+    }
+}
+
+impl<T: Serialize> Serialize for Tpl<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Tpl::Lit(v) => v.serialize(serializer),
+            Tpl::Expr(s) => s.serialize(serializer),
+        }
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Tpl<T> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("Templated_{}", T::schema_name()).into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let literal = generator.subschema_for::<T>();
+        if literal.get("type").and_then(|t| t.as_str()) == Some("string") {
+            return literal;
+        }
+        json_schema!({
+            "anyOf": [
+                literal,
+                { "type": "string", "pattern": "^\\s*\\$\\{\\{.*\\}\\}\\s*$",
+                  "description": "a `${{ … }}` expression resolved when the pipeline runs" }
+            ]
+        })
+    }
+}
+
+/// A duration written like `20s`, `15m`, `1h 30m` or `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationSpec(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(DurationVisitor(PhantomData))
+    }
+}
+
+struct DurationVisitor(PhantomData<()>);
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = DurationSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as `20s`, `15m` or `500ms`")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationSpec, E> {
+        humantime::parse_duration(v.trim())
+            .map(DurationSpec)
+            .map_err(|e| {
+                E::custom(format!(
+                    "invalid duration `{v}`: {e}; write e.g. `20s`, `15m` or `500ms`"
+                ))
+            })
+    }
+}
+
+impl Serialize for DurationSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl JsonSchema for DurationSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration such as `20s`, `15m`, `1h 30m` or `500ms`.",
+            "pattern": "^\\s*([0-9]+\\s*(ns|us|ms|s|sec|m|min|h|hr|d)\\s*)+$"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn literal_or_expression() {
+        let v: Tpl<f64> = serde_yaml::from_str("0.5").unwrap();
+        assert_eq!(v, Tpl::Lit(0.5));
+        let v: Tpl<f64> = serde_yaml::from_str("'${{ matrix.w }}'").unwrap();
+        assert_eq!(v, Tpl::Expr("${{ matrix.w }}".into()));
+        let err = serde_yaml::from_str::<Tpl<f64>>("high")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected a number or a `${{ … }}` expression, found the string `high`"),
+            "{err}"
+        );
+        let v: Tpl<String> = serde_yaml::from_str("'song ${{ inputs.x }}'").unwrap();
+        assert!(matches!(v, Tpl::Expr(_)));
+    }
+
+    #[test]
+    fn durations() {
+        let d: DurationSpec = serde_yaml::from_str("1m 30s").unwrap();
+        assert_eq!(d.0, Duration::from_secs(90));
+        let err = serde_yaml::from_str::<DurationSpec>("soon")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid duration `soon`"), "{err}");
+    }
+}

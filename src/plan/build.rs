@@ -1,0 +1,680 @@
+//! Building a `Plan` from a loaded manifest, collecting every problem.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use super::models::Models;
+use super::refs::{RefChecker, StepTypes};
+use super::resolve::{self, FieldValue, Scope};
+use super::rules::{self, Val};
+use super::shape::{Count, Origin, Ty};
+use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
+use crate::diag::{Code, Diagnostic, Source};
+use crate::expr::{self, Context, Reference};
+use crate::manifest::actions::ClipOrigin;
+use crate::manifest::load::Loaded;
+use crate::manifest::spec::{PollSpec, RetrySpec, Step};
+use crate::manifest::yaml::{Node, Span};
+use crate::prices::PriceTable;
+
+/// What the command line adds to a manifest.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--input name=value` pairs, in order.
+    pub inputs: Vec<(String, String)>,
+    /// Inputs without a default and without `--input` are an error (plan, run)
+    /// rather than a value known only later (validate).
+    pub require_inputs: bool,
+    /// The price table before the manifest's `prices:` overrides.
+    pub prices: PriceTable,
+    /// `--max-credits`, which wins over `limits.max_credits`.
+    pub max_credits: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            inputs: Vec::new(),
+            require_inputs: false,
+            prices: PriceTable::builtin(),
+            max_credits: None,
+        }
+    }
+}
+
+/// Builds the plan, or returns every problem found (those of loading included).
+pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>> {
+    let mut b = Builder {
+        loaded,
+        src: &loaded.source,
+        diags: loaded.diagnostics.clone(),
+    };
+    let inputs = b.inputs(options);
+    let prices = b.prices(options);
+    let models = Models::with_declared(&loaded.manifest.models);
+    b.check_step_ids();
+    let ids: Vec<&String> = loaded.manifest.steps.keys().collect();
+    let index: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let types = StepTypes::new(&inputs);
+    let mut analysed = Vec::with_capacity(ids.len());
+    for (id, step) in &loaded.manifest.steps {
+        let mut checker = RefChecker::new(loaded, &types, &index, id, step);
+        let a = checker.analyse();
+        b.diags.append(&mut checker.diags);
+        analysed.push(a);
+    }
+    let deps: Vec<Vec<usize>> = analysed.iter().map(|a| a.deps.clone()).collect();
+    let order = match super::graph::order(&deps) {
+        Ok(order) => order,
+        Err(cycles) => {
+            for cycle in cycles {
+                b.report_cycle(&cycle, &ids);
+            }
+            Vec::new()
+        }
+    };
+    let fan = b.fan_out(&order, &analysed, &ids);
+    let instances = instances(loaded);
+    b.check_rules(&analysed, &ids, &models, &inputs, &instances);
+    let limits = b.limits();
+    let defaults = (
+        b.retry(loaded.manifest.retry.as_ref(), &["retry"]),
+        b.poll(loaded.manifest.poll.as_ref(), &["poll"]),
+    );
+    crate::diag::sort(&mut b.diags);
+    if !b.diags.is_empty() {
+        return Err(b.diags);
+    }
+    let Some(prices) = prices else {
+        return Err(b.diags);
+    };
+    let position: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let mut steps = Vec::with_capacity(order.len());
+    for &i in &order {
+        let a = &analysed[i];
+        let step = &loaded.manifest.steps[i];
+        let (fan_out, expected, axis) = fan[i].clone();
+        let operation = step.action.operation(a.origin);
+        steps.push(PlanStep {
+            id: ids[i].clone(),
+            action: step.action,
+            operation,
+            fields: a.fields.clone(),
+            for_each: a.for_each.clone(),
+            deps: a
+                .deps
+                .iter()
+                .filter_map(|d| position.get(d).copied())
+                .collect(),
+            axis: axis
+                .iter()
+                .filter_map(|d| position.get(d).copied())
+                .collect(),
+            fan_out,
+            fan_out_expected: expected,
+            unit_credits: prices.price(operation).unwrap_or(0),
+            retry: step_retry(&defaults.0, step.retry.as_ref()),
+            poll: step_poll(&defaults.1, step.poll.as_ref()),
+            timeout: step.timeout.map(|t| t.0),
+        });
+    }
+    let manifest_max = loaded.manifest.limits.as_ref().and_then(|l| l.max_credits);
+    Ok(Plan {
+        name: loaded.manifest.name.clone(),
+        file: loaded.source.name.clone(),
+        description: loaded.manifest.description.clone(),
+        steps,
+        instances,
+        inputs: inputs
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect(),
+        prices,
+        limits,
+        max_credits: options.max_credits.or(manifest_max),
+    })
+}
+
+/// What the reference pass learned about one step.
+#[derive(Debug, Clone)]
+pub(super) struct Analysed {
+    pub fields: IndexMap<String, FieldValue>,
+    pub for_each: Option<FieldValue>,
+    /// Count of the `for_each` list, if any.
+    pub for_each_count: Option<Count>,
+    /// All dependencies (references and `needs`), as file indices.
+    pub deps: Vec<usize>,
+    /// Dependencies through data references only; these pass fan-out on.
+    pub data_deps: Vec<usize>,
+    pub origin: Origin,
+    /// Type errors already reported for these fields; rules skip them.
+    pub broken_fields: Vec<String>,
+}
+
+struct Builder<'a> {
+    loaded: &'a Loaded,
+    src: &'a Arc<Source>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn node(&self, path: &[&str]) -> Option<&Node> {
+        self.loaded.root.at(path)
+    }
+
+    fn span(&self, path: &[&str]) -> Span {
+        let mut p = path;
+        while !p.is_empty() {
+            if let Some(n) = self.node(p) {
+                return n.span;
+            }
+            p = &p[..p.len() - 1];
+        }
+        self.loaded.root.span
+    }
+
+    fn key_span(&self, path: &[&str]) -> Span {
+        match path.split_last() {
+            Some((last, parents)) => self
+                .node(parents)
+                .and_then(|n| n.key_node(last))
+                .map_or_else(|| self.span(path), |k| k.span),
+            None => self.loaded.root.span,
+        }
+    }
+
+    /// Input values: defaults, then `--input`. `None` means known only later.
+    fn inputs(&mut self, options: &Options) -> IndexMap<String, Option<serde_json::Value>> {
+        let declared = &self.loaded.manifest.inputs;
+        let mut values: IndexMap<String, Option<serde_json::Value>> = declared
+            .iter()
+            .map(|(k, spec)| (k.clone(), spec.default.clone()))
+            .collect();
+        for (name, raw) in &options.inputs {
+            let text = format!("{name}={raw}");
+            let cli = Source::new("--input", text.clone());
+            if !declared.contains_key(name) {
+                let help = crate::diag::did_you_mean(name, declared.keys().map(String::as_str))
+                    .unwrap_or_else(|| {
+                        format!("declared inputs: {}", list_or_none(declared.keys()))
+                    });
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::UnknownInput,
+                        &cli,
+                        Span::locate(&text, 0, name.len()),
+                        format!("unknown input `{name}`"),
+                    )
+                    .help(help),
+                );
+                continue;
+            }
+            values.insert(name.clone(), Some(parse_cli_value(raw)));
+        }
+        if options.require_inputs {
+            for (name, value) in &values {
+                if value.is_none() {
+                    let span = self.key_span(&["inputs", name]);
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::MissingInput,
+                            self.src,
+                            span,
+                            format!("input `{name}` has no default and no value"),
+                        )
+                        .label("declared here")
+                        .help(format!("pass `--input {name}=…`, or give it a `default:`")),
+                    );
+                }
+            }
+        }
+        values
+    }
+
+    fn prices(&mut self, options: &Options) -> Option<PriceTable> {
+        match options
+            .prices
+            .with_overrides(&self.loaded.manifest.prices, &self.src.name)
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let span = match &e {
+                    crate::prices::PriceError::UnknownOperation { operation, .. } => {
+                        self.key_span(&["prices", operation])
+                    }
+                    _ => self.key_span(&["prices"]),
+                };
+                self.diags.push(
+                    Diagnostic::new(Code::Prices, self.src, span, e.to_string()).help(e.help()),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_step_ids(&mut self) {
+        let loaded = self.loaded;
+        let Some(entries) = loaded.root.at(&["steps"]).and_then(Node::entries) else {
+            return;
+        };
+        for (key, _) in entries {
+            let Some(id) = key.as_str() else { continue };
+            let mut chars = id.chars();
+            let ok = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::InvalidStepId,
+                        self.src,
+                        key.span,
+                        format!("step id `{id}` cannot be referenced"),
+                    )
+                    .help("use letters, digits, `_` and `-`, starting with a letter or `_`"),
+                );
+            }
+        }
+    }
+
+    fn report_cycle(&mut self, cycle: &[usize], ids: &[&String]) {
+        let names: Vec<String> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| format!("`{}`", ids[i]))
+            .collect();
+        let first = cycle[0];
+        let mut d = Diagnostic::new(
+            Code::Cycle,
+            self.src,
+            self.key_span(&["steps", ids[first]]),
+            format!("steps depend on each other in a loop: {}", names.join(" → ")),
+        )
+        .label(format!("`{}` needs `{}`", ids[first], ids[cycle[(1) % cycle.len()]]))
+        .help("each step waits for the next one in the loop; remove one of these references or `needs` entries");
+        for (k, &i) in cycle.iter().enumerate().skip(1) {
+            let next = cycle[(k + 1) % cycle.len()];
+            d = d.note(
+                self.key_span(&["steps", ids[i]]),
+                format!("`{}` needs `{}`", ids[i], ids[next]),
+            );
+        }
+        self.diags.push(d);
+    }
+
+    /// Per step: calls per instance, whether that is an expectation, and its fan-out axis.
+    fn fan_out(
+        &mut self,
+        order: &[usize],
+        analysed: &[Analysed],
+        ids: &[&String],
+    ) -> Vec<(u64, bool, Vec<usize>)> {
+        let mut fan: Vec<(u64, bool, Vec<usize>)> = vec![(1, false, Vec::new()); analysed.len()];
+        for &i in order {
+            let a = &analysed[i];
+            let mut axis: Vec<usize> = Vec::new();
+            for &d in &a.data_deps {
+                let other = &fan[d].2;
+                if other.len() > axis.len() && other.starts_with(&axis) {
+                    axis = other.clone();
+                } else if !axis.starts_with(other) {
+                    let (x, y) = (
+                        axis.last().map_or("", |&s| ids[s].as_str()),
+                        other.last().map_or("", |&s| ids[s].as_str()),
+                    );
+                    self.diags.push(
+                        Diagnostic::new(Code::AmbiguousFanOut, self.src, self.key_span(&["steps", ids[i]]),
+                            format!("step `{}` uses steps that fan out over different lists (`{x}` and `{y}`)", ids[i]))
+                            .help("reference steps of one fan-out only, or add `for_each` to pair them explicitly"),
+                    );
+                }
+            }
+            let (mut count, mut expected) =
+                axis.last().map_or((1, false), |&s| (fan[s].0, fan[s].1));
+            if let Some(c) = a.for_each_count {
+                count *= c.value();
+                expected |= c.is_expected();
+                axis.push(i);
+            }
+            fan[i] = (count, expected, axis);
+        }
+        fan
+    }
+
+    fn check_rules(
+        &mut self,
+        analysed: &[Analysed],
+        ids: &[&String],
+        models: &Models,
+        inputs: &IndexMap<String, Option<serde_json::Value>>,
+        instances: &[Instance],
+    ) {
+        for (i, a) in analysed.iter().enumerate() {
+            let step = &self.loaded.manifest.steps[i];
+            let varies = a.fields.values().any(|f| f.uses(Context::Matrix));
+            let rows: &[Instance] = if varies {
+                instances
+            } else {
+                &instances[..instances.len().min(1)]
+            };
+            let mut reported: Vec<(Code, Option<String>, String)> = Vec::new();
+            for (r, instance) in rows.iter().enumerate() {
+                let scope = StaticScope { inputs, instance };
+                let values: IndexMap<String, Val> = a
+                    .fields
+                    .iter()
+                    .filter(|(name, _)| !a.broken_fields.contains(name))
+                    .map(|(name, f)| {
+                        (
+                            name.clone(),
+                            resolve::resolve(f, &scope).map_or(Val::Runtime, Val::Known),
+                        )
+                    })
+                    .collect();
+                for v in rules::check(step.action, &values, models, a.origin) {
+                    let from_matrix = v
+                        .field
+                        .as_ref()
+                        .and_then(|f| a.fields.get(f))
+                        .is_some_and(|f| f.uses(Context::Matrix));
+                    if r > 0 && !from_matrix {
+                        continue;
+                    }
+                    let key = (v.code, v.field.clone(), v.message.clone());
+                    if !from_matrix && reported.contains(&key) {
+                        continue;
+                    }
+                    reported.push(key);
+                    self.report_violation(ids[i], &v, from_matrix.then_some(r));
+                }
+            }
+        }
+    }
+
+    fn report_violation(&mut self, id: &str, v: &rules::Violation, row: Option<usize>) {
+        let with_node = self.loaded.with_nodes.get(id);
+        let field_span = v
+            .field
+            .as_ref()
+            .and_then(|f| with_node.and_then(|w| w.get(f)).map(|n| n.span));
+        let matrix = self.loaded.matrix.as_ref();
+        let row_info = row.and_then(|r| matrix.and_then(|m| m.rows.get(r).map(|row| (row, m))));
+        let d = match (row_info, field_span) {
+            (Some((row, m)), _) if !Arc::ptr_eq(&m.source, self.src) => Diagnostic::new(
+                v.code,
+                &m.source,
+                row.span,
+                format!("step `{id}`, row `{}`: {}", row.key, v.message),
+            )
+            .label(format!(
+                "from this row via `{}`",
+                v.field.as_deref().unwrap_or("with")
+            )),
+            (Some((row, _)), Some(span)) => Diagnostic::new(
+                v.code,
+                self.src,
+                span,
+                format!("step `{id}`, row `{}`: {}", row.key, v.message),
+            )
+            .note(row.span, "this row"),
+            (None, Some(span)) => Diagnostic::new(
+                v.code,
+                self.src,
+                span,
+                format!("step `{id}`: {}", v.message),
+            ),
+            (_, None) => {
+                let span = if with_node.is_some() && self.node(&["steps", id, "with"]).is_some() {
+                    self.key_span(&["steps", id, "with"])
+                } else {
+                    self.key_span(&["steps", id])
+                };
+                Diagnostic::new(
+                    v.code,
+                    self.src,
+                    span,
+                    format!("step `{id}`: {}", v.message),
+                )
+            }
+        };
+        self.diags.push(d.help(v.help.clone()));
+    }
+
+    fn limits(&mut self) -> Limits {
+        let spec = self.loaded.manifest.limits.clone().unwrap_or_default();
+        let mut positive = |value: Option<u32>, name: &str, default: u32| match value {
+            Some(0) => {
+                let span = self.span(&["limits", name]);
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::OutOfRange,
+                        self.src,
+                        span,
+                        format!("`limits.{name}` must be at least 1"),
+                    )
+                    .help("use a positive number, or remove it for the default"),
+                );
+                default
+            }
+            Some(n) => n,
+            None => default,
+        };
+        Limits {
+            max_in_flight: positive(spec.max_in_flight, "max_in_flight", 8),
+            submits_per_minute: positive(spec.submits_per_minute, "submits_per_minute", 20),
+            polls_per_second: positive(spec.polls_per_second, "polls_per_second", 5),
+        }
+    }
+
+    fn fraction(&mut self, value: Option<f64>, path: &[&str], default: f64) -> f64 {
+        match value {
+            Some(x) if !(0.0..=1.0).contains(&x) => {
+                let span = self.span(path);
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::OutOfRange,
+                        self.src,
+                        span,
+                        format!("`{}` is {x}; it must be between 0 and 1", path.join(".")),
+                    )
+                    .help("use a fraction such as 0.2"),
+                );
+                default
+            }
+            Some(x) => x,
+            None => default,
+        }
+    }
+
+    fn retry(&mut self, spec: Option<&RetrySpec>, path: &[&str]) -> RetryPolicy {
+        let base = RetryPolicy {
+            attempts: 3,
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+            factor: 2.0,
+            jitter: 0.2,
+        };
+        let Some(spec) = spec else { return base };
+        let backoff = spec.backoff.clone().unwrap_or_default();
+        let jitter_path: Vec<&str> = path.iter().copied().chain(["backoff", "jitter"]).collect();
+        let jitter = self.fraction(backoff.jitter, &jitter_path, base.jitter);
+        if spec.attempts == Some(0) {
+            let at: Vec<&str> = path.iter().copied().chain(["attempts"]).collect();
+            let span = self.span(&at);
+            self.diags.push(
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    self.src,
+                    span,
+                    "`attempts` counts the first try too, so it must be at least 1",
+                )
+                .help("use `attempts: 1` for no retries"),
+            );
+        }
+        if backoff.factor.is_some_and(|f| f < 1.0) {
+            let at: Vec<&str> = path.iter().copied().chain(["backoff", "factor"]).collect();
+            let span = self.span(&at);
+            self.diags.push(
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    self.src,
+                    span,
+                    "`backoff.factor` must be at least 1",
+                )
+                .help("use 2 to double the delay after each attempt"),
+            );
+        }
+        RetryPolicy {
+            attempts: spec.attempts.unwrap_or(base.attempts).max(1),
+            initial: backoff.initial.map_or(base.initial, |d| d.0),
+            max: backoff.max.map_or(base.max, |d| d.0),
+            factor: backoff.factor.unwrap_or(base.factor).max(1.0),
+            jitter,
+        }
+    }
+
+    fn poll(&mut self, spec: Option<&PollSpec>, path: &[&str]) -> PollPolicy {
+        let base = PollPolicy {
+            initial_delay: Duration::from_secs(20),
+            interval: Duration::from_secs(15),
+            jitter: 0.1,
+            timeout: Duration::from_secs(15 * 60),
+        };
+        let Some(spec) = spec else { return base };
+        let jitter_path: Vec<&str> = path.iter().copied().chain(["jitter"]).collect();
+        let jitter = self.fraction(spec.jitter, &jitter_path, base.jitter);
+        PollPolicy {
+            initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
+            interval: spec.interval.map_or(base.interval, |d| d.0),
+            jitter,
+            timeout: spec.timeout.map_or(base.timeout, |d| d.0),
+        }
+    }
+}
+
+fn step_retry(base: &RetryPolicy, spec: Option<&RetrySpec>) -> RetryPolicy {
+    let Some(spec) = spec else {
+        return base.clone();
+    };
+    let backoff = spec.backoff.clone().unwrap_or_default();
+    RetryPolicy {
+        attempts: spec.attempts.unwrap_or(base.attempts).max(1),
+        initial: backoff.initial.map_or(base.initial, |d| d.0),
+        max: backoff.max.map_or(base.max, |d| d.0),
+        factor: backoff.factor.unwrap_or(base.factor).max(1.0),
+        jitter: backoff.jitter.unwrap_or(base.jitter).clamp(0.0, 1.0),
+    }
+}
+
+fn step_poll(base: &PollPolicy, spec: Option<&PollSpec>) -> PollPolicy {
+    let Some(spec) = spec else {
+        return base.clone();
+    };
+    PollPolicy {
+        initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
+        interval: spec.interval.map_or(base.interval, |d| d.0),
+        jitter: spec.jitter.unwrap_or(base.jitter).clamp(0.0, 1.0),
+        timeout: spec.timeout.map_or(base.timeout, |d| d.0),
+    }
+}
+
+fn instances(loaded: &Loaded) -> Vec<Instance> {
+    match &loaded.matrix {
+        Some(m) => m
+            .rows
+            .iter()
+            .map(|r| Instance {
+                key: Some(r.key.clone()),
+                matrix: r.values.clone(),
+            })
+            .collect(),
+        None => vec![Instance {
+            key: None,
+            matrix: IndexMap::new(),
+        }],
+    }
+}
+
+/// Resolves inputs and matrix cells; everything else is known only at run time.
+struct StaticScope<'a> {
+    inputs: &'a IndexMap<String, Option<serde_json::Value>>,
+    instance: &'a Instance,
+}
+
+impl Scope for StaticScope<'_> {
+    fn root(&self, r: &Reference) -> Option<(serde_json::Value, usize)> {
+        let name = r.field(0)?;
+        match r.context {
+            Context::Inputs => Some((self.inputs.get(name)?.clone()?, 1)),
+            Context::Matrix => Some((self.instance.matrix.get(name)?.clone(), 1)),
+            _ => None,
+        }
+    }
+}
+
+/// `--input` values are read as YAML scalars or flow collections: `3` is a
+/// number, `[a, b]` a list, anything else text.
+fn parse_cli_value(raw: &str) -> serde_json::Value {
+    match crate::manifest::yaml::parse(raw) {
+        Ok(doc) => match doc.root.to_value() {
+            serde_yaml::Value::Null if !raw.trim().is_empty() => raw.into(),
+            serde_yaml::Value::Mapping(_) => raw.into(),
+            value => serde_json::to_value(value).unwrap_or_else(|_| raw.into()),
+        },
+        Err(_) => raw.into(),
+    }
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let list: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if list.is_empty() {
+        "none".to_owned()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Type of a `clip` given as a literal id: the user's `clip_origin`, else unknown.
+pub(super) fn literal_origin(step: &Step) -> Origin {
+    use crate::manifest::actions::ActionWith;
+    let origin = match &step.with {
+        Some(ActionWith::Cover(w)) => w.clip_origin,
+        Some(ActionWith::Extend(w)) => w.clip_origin,
+        _ => None,
+    };
+    match origin {
+        Some(ClipOrigin::Upload) => Origin::Upload,
+        Some(ClipOrigin::Generated) => Origin::Generated,
+        None => Origin::Unknown,
+    }
+}
+
+/// Parses every string of a `with` block into templates.
+pub(super) fn field_value(value: &serde_json::Value) -> Result<FieldValue, expr::ExprError> {
+    Ok(match value {
+        serde_json::Value::String(s) if expr::has_expression(s) => {
+            FieldValue::Tpl(expr::parse_template(s)?)
+        }
+        serde_json::Value::Array(items) => {
+            FieldValue::List(items.iter().map(field_value).collect::<Result<_, _>>()?)
+        }
+        other => FieldValue::Lit(other.clone()),
+    })
+}
+
+/// The type a `for_each` list's elements have, and how many there are.
+pub(super) fn list_parts(ty: &Ty) -> Option<(Ty, Count)> {
+    match ty {
+        Ty::List(elem, count) => Some(((**elem).clone(), *count)),
+        Ty::Any => Some((Ty::Any, Count::Expected(1))),
+        _ => None,
+    }
+}

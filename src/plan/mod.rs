@@ -1,0 +1,117 @@
+//! From specs to a `Plan`: references parsed and type-checked, edges
+//! inferred, cycles reported with their path, per-model limits checked, every
+//! step priced from a dated table. Pure: no network, and no file reads beyond
+//! what the loader already did.
+
+mod build;
+pub mod catalog;
+pub mod graph;
+pub mod models;
+mod refs;
+pub mod resolve;
+pub mod rules;
+pub mod shape;
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::manifest::actions::Action;
+use crate::prices::PriceTable;
+pub use build::{Options, build};
+pub use resolve::FieldValue;
+
+/// A validated, resolved, priced pipeline. Immutable once built.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    /// Steps in execution order (dependencies first, then file order).
+    pub steps: Vec<PlanStep>,
+    /// One instance of the graph per matrix row; a single unnamed one without a matrix.
+    pub instances: Vec<Instance>,
+    /// Input values after `--input` overrides.
+    pub inputs: IndexMap<String, serde_json::Value>,
+    pub prices: PriceTable,
+    pub limits: Limits,
+    /// The credit cap, from `--max-credits` or `limits.max_credits`.
+    pub max_credits: Option<u64>,
+}
+
+/// One instance of the whole graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// The matrix key value; `None` without a matrix.
+    pub key: Option<String>,
+    pub matrix: IndexMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanStep {
+    pub id: String,
+    pub action: Action,
+    /// The operation submitted: the `task_type` or endpoint, also the price key.
+    pub operation: &'static str,
+    pub fields: IndexMap<String, FieldValue>,
+    pub for_each: Option<FieldValue>,
+    /// Positions in `Plan::steps` of the steps this one waits for.
+    pub deps: Vec<usize>,
+    /// The fanned-out steps this step runs once per element of, outermost first
+    /// (positions in `Plan::steps`; includes itself when it has `for_each`).
+    pub axis: Vec<usize>,
+    /// Remote calls per graph instance.
+    pub fan_out: u64,
+    /// True when `fan_out` is a documented expectation rather than a known count.
+    pub fan_out_expected: bool,
+    pub unit_credits: u64,
+    pub retry: RetryPolicy,
+    pub poll: PollPolicy,
+    pub timeout: Option<Duration>,
+}
+
+impl PlanStep {
+    /// Credits for one graph instance.
+    pub fn credits(&self) -> u64 {
+        self.unit_credits * self.fan_out
+    }
+}
+
+impl Plan {
+    /// Credits for the whole plan.
+    pub fn total_credits(&self) -> u64 {
+        self.steps.iter().map(PlanStep::credits).sum::<u64>() * self.instances.len() as u64
+    }
+
+    /// Whether any count in the total is only an expectation.
+    pub fn total_expected(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| s.fan_out_expected && s.unit_credits > 0)
+    }
+}
+
+/// Run-wide limits, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_in_flight: u32,
+    pub submits_per_minute: u32,
+    pub polls_per_second: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+    pub factor: f64,
+    pub jitter: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPolicy {
+    pub initial_delay: Duration,
+    pub interval: Duration,
+    pub jitter: f64,
+    pub timeout: Duration,
+}
