@@ -299,18 +299,28 @@ impl Ctx {
         path: &[String],
         placeholder: impl Fn(&str) -> Option<serde_yaml::Value>,
     ) -> Option<T> {
+        // Keys removed after being reported; their absence is not reported again.
+        let mut removed: Vec<String> = Vec::new();
         for _ in 0..64 {
             let e = match serde_path_to_error::deserialize::<_, T>(&*value) {
                 Ok(v) => return Some(v),
                 Err(e) => e,
             };
-            self.report(&e, node, path, None);
-            let repaired = match missing_field(&e.inner().to_string()) {
+            let missing = missing_field(&e.inner().to_string());
+            if !missing.as_ref().is_some_and(|m| removed.contains(m)) {
+                self.report(&e, node, path, None);
+            }
+            let repaired = match missing {
                 Some(field) => {
                     let stand_in = placeholder(&field)?;
                     insert_at(value, e.path(), field, stand_in)
                 }
-                None => remove_at(value, e.path()),
+                None => {
+                    if let Some(Segment::Map { key }) = e.path().iter().next_back() {
+                        removed.push(key.clone());
+                    }
+                    remove_at(value, e.path())
+                }
             };
             if !repaired {
                 return None;

@@ -368,15 +368,17 @@ impl Builder<'_> {
             let mut reported: Vec<(Code, Option<String>, String)> = Vec::new();
             for (r, instance) in rows.iter().enumerate() {
                 let scope = StaticScope { inputs, instance };
+                // A field whose reference was already reported is present but unknown.
                 let values: IndexMap<String, Val> = a
                     .fields
                     .iter()
-                    .filter(|(name, _)| !a.broken_fields.contains(name))
                     .map(|(name, f)| {
-                        (
-                            name.clone(),
-                            resolve::resolve(f, &scope).map_or(Val::Runtime, Val::Known),
-                        )
+                        let known = if a.broken_fields.contains(name) {
+                            None
+                        } else {
+                            resolve::resolve(f, &scope)
+                        };
+                        (name.clone(), known.map_or(Val::Runtime, Val::Known))
                     })
                     .collect();
                 for v in rules::check(step.action, &values, models, a.origin) {

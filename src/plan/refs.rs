@@ -121,7 +121,8 @@ impl<'a> RefChecker<'a> {
                 Ok(p) => p,
                 Err(e) => {
                     self.syntax_error(&e, node, &name, &value);
-                    broken_fields.push(name);
+                    broken_fields.push(name.clone());
+                    fields.insert(name, FieldValue::Lit(value));
                     continue;
                 }
             };
@@ -312,6 +313,24 @@ impl<'a> RefChecker<'a> {
             FieldValue::Lit(_) => Ok(None),
             FieldValue::List(items) => {
                 let mut ok = true;
+                if kind == Kind::ClipList && items.len() != 2 {
+                    let span = node.map_or(self.step_key_span(), |n| n.span);
+                    self.push(
+                        Diagnostic::new(
+                            Code::MashupClips,
+                            &self.loaded.source,
+                            span,
+                            format!(
+                                "`mashup` takes exactly two clips, but step `{}` lists {}",
+                                self.id,
+                                items.len()
+                            ),
+                        )
+                        .label(format!("{} clips", items.len()))
+                        .help("list exactly two clip ids under `clips`"),
+                    );
+                    ok = false;
+                }
                 for (i, element) in items.iter().enumerate() {
                     let element_node = match node.map(|n| &n.kind) {
                         Some(crate::manifest::yaml::NodeKind::Seq(nodes)) => nodes.get(i),

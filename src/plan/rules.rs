@@ -459,16 +459,18 @@ mod tests {
             .collect()
     }
 
+    type Case = (
+        Action,
+        Vec<(&'static str, serde_json::Value)>,
+        Vec<(Code, Option<String>)>,
+    );
+
     #[test]
     fn rule_table() {
         use Code::*;
         let long = |n| json!("x".repeat(n));
         let f = |s: &str| Some(s.to_owned());
-        let cases: Vec<(
-            Action,
-            Vec<(&str, serde_json::Value)>,
-            Vec<(Code, Option<String>)>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 Action::Create,
                 vec![

@@ -1,0 +1,155 @@
+//! `sonicflow plan` through the binary: every example pipeline priced, in
+//! human and JSON form, plus budgets, price overrides and inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{files, run, sonicflow};
+
+#[test]
+fn every_example_pipeline_plans_in_human_and_json_form() {
+    let pipelines = files("pipelines", ".yaml");
+    assert!(pipelines.len() >= 5, "{pipelines:?}");
+    for file in pipelines {
+        let name = file
+            .trim_start_matches("pipelines/")
+            .trim_end_matches(".yaml")
+            .to_owned();
+        let human = run(&["plan", &file]);
+        assert!(human.contains("exit: 0\n"), "{human}");
+        insta::assert_snapshot!(format!("plan-{name}"), human);
+        let json = sonicflow()
+            .args(["plan", "--json", &file])
+            .output()
+            .unwrap();
+        assert_eq!(json.status.code(), Some(0));
+        let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert!(value["total_credits"].is_u64(), "{value}");
+        assert!(value["steps"].is_array(), "{value}");
+        insta::assert_json_snapshot!(format!("plan-json-{name}"), value);
+    }
+}
+
+#[test]
+fn totals_add_up_from_the_steps() {
+    let out = sonicflow()
+        .args(["plan", "--json", "pipelines/nightly.yaml"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3 * 2, "matrix rows × steps");
+    let sum: u64 = steps.iter().map(|s| s["credits"].as_u64().unwrap()).sum();
+    assert_eq!(v["total_credits"].as_u64(), Some(sum));
+    assert_eq!(sum, 3 * (15 + 2));
+}
+
+#[test]
+fn over_budget_exits_3() {
+    let out = run(&[
+        "plan",
+        "pipelines/cover-and-stems.yaml",
+        "--max-credits",
+        "40",
+    ]);
+    assert!(out.contains("exit: 3\n"), "{out}");
+    insta::assert_snapshot!("over-budget", out);
+}
+
+#[test]
+fn price_overrides_from_a_file_and_from_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = std::fs::read_to_string("src/prices/builtin.yaml")
+        .unwrap()
+        .replace("name: sim-default", "name: team-rates")
+        .replace("create_music: 15", "create_music: 20");
+    let path = dir.path().join("prices.yaml");
+    std::fs::write(&path, table).unwrap();
+    let out = sonicflow()
+        .args([
+            "plan",
+            "--json",
+            "pipelines/analyse.yaml",
+            "--prices",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["price_table"]["name"], "team-rates");
+    assert_eq!(v["total_credits"], 23);
+
+    let manifest =
+        std::fs::read_to_string("pipelines/analyse.yaml").unwrap() + "prices:\n  bpm: 4\n";
+    let mpath = dir.path().join("m.yaml");
+    std::fs::write(&mpath, manifest).unwrap();
+    let out = sonicflow()
+        .args(["plan", "--json", mpath.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total_credits"], 21);
+    assert_eq!(v["price_table"]["overridden"], serde_json::json!(["bpm"]));
+
+    std::fs::write(
+        &path,
+        "name: x\ndate: y\nsource: z\nprices: { create_musik: 1 }\n",
+    )
+    .unwrap();
+    let out = sonicflow()
+        .args([
+            "plan",
+            "pipelines/analyse.yaml",
+            "--prices",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `create_music`?"));
+}
+
+#[test]
+fn inputs_are_required_for_plan_and_override_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, "version: 1\nname: needs-input\ninputs:\n  source: {}\nsteps:\n  up:\n    action: upload\n    with: { url: \"${{ inputs.source }}\" }\n").unwrap();
+    let p = path.to_str().unwrap();
+    let out = sonicflow().args(["plan", p]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass `--input source=…`"));
+    let out = sonicflow().args(["validate", p]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "validate accepts inputs given later"
+    );
+    let out = sonicflow()
+        .args(["plan", p, "--input", "source=https://example.com/a.mp3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn matrix_values_are_checked_per_row_at_their_row() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rows.csv"),
+        format!("id,prompt\nok,fine\nbad,{}\n", "x".repeat(401)),
+    )
+    .unwrap();
+    let path = dir.path().join("m.yaml");
+    std::fs::write(&path, "version: 1\nname: rows\nmatrix: { key: id, file: rows.csv }\nsteps:\n  s:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: \"${{ matrix.prompt }}\" }\n").unwrap();
+    let out = sonicflow()
+        .args(["validate", "--format", "json", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errors"], 1, "{v}");
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["code"], "too-long");
+    assert!(d["file"].as_str().unwrap().ends_with("rows.csv"), "{d}");
+    assert_eq!(d["line"], 3);
+    assert!(d["message"].as_str().unwrap().contains("row `bad`"), "{d}");
+}
