@@ -6,7 +6,9 @@
 //! simulator of it; `prices` is the dated price table both of them and the
 //! plan share.
 
+pub mod api;
 pub mod prices;
+pub mod sandbox;
 pub mod suggest;
 pub mod cli;
 pub mod commands;
