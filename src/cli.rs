@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the JSON Schema of pipeline manifests.
     Schema(commands::schema::SchemaArgs),
+    /// Serve the local MusicAPI simulator; prints its base URL first.
+    Sandbox(commands::sandbox::SandboxArgs),
+    /// Print the credit balance of the configured API key.
+    Credits(commands::credits::CreditsArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -25,6 +29,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Schema(args) => commands::schema::run(&args),
+        Command::Sandbox(args) => commands::sandbox::run(&args),
+        Command::Credits(args) => commands::credits::run(&args),
     };
     ExitCode::from(code)
 }

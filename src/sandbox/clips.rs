@@ -11,6 +11,8 @@ const FULL_STEMS: &[&str] = &[
 ];
 
 fn blank(id: String, origin: Origin, task_id: Option<String>, duration: f64) -> ClipRecord {
+    // Rounded to what polls report, so a file's length matches its `duration`.
+    let duration = (duration * 100.0).round() / 100.0;
     ClipRecord {
         id,
         origin,
