@@ -71,7 +71,9 @@ pub(crate) fn create_task(ctx: &mut Ctx<'_>, body: &Body) -> Result<TaskSpec, Fa
     if rule.source != Source::None && generation.tags.is_none() {
         generation.tags = source.as_ref().and_then(|s| s.tags.clone());
     }
-    let made = clips::generated(ctx, &task.id, count, &generation, length, (90.0, 240.0));
+    // Per the FAQ: about 2 minutes on v3.5/v4, about 4 on later models.
+    let range = if generation.model.as_ref().is_none_or(|m| m.is_wide()) { (150.0, 240.0) } else { (90.0, 120.0) };
+    let made = clips::generated(ctx, &task.id, count, &generation, length, range);
     Ok(TaskSpec::with_clips(task, made))
 }
 
