@@ -7,9 +7,9 @@
 //! plan share.
 
 pub mod api;
-pub mod prices;
-pub mod sandbox;
-pub mod suggest;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod prices;
+pub mod sandbox;
+pub mod suggest;

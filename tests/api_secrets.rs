@@ -12,7 +12,10 @@ const SECRET: &str = "sk-live-SUPERSECRET-4f2a9c";
 
 fn assert_clean(what: &str, text: &str) {
     assert!(!text.contains(SECRET), "{what} leaks the key: {text}");
-    assert!(!text.contains("SUPERSECRET"), "{what} leaks part of the key: {text}");
+    assert!(
+        !text.contains("SUPERSECRET"),
+        "{what} leaks part of the key: {text}"
+    );
 }
 
 #[tokio::test]
@@ -31,17 +34,36 @@ async fn key_never_leaks_through_debug_or_errors() {
 
     // In doubt, decode, transient and invalid errors.
     for faults in [
-        Faults { drop_after_charge: 1.0, ..Faults::default() },
-        Faults { malformed_json: 1.0, ..Faults::default() },
-        Faults { http_500: 1.0, ..Faults::default() },
+        Faults {
+            drop_after_charge: 1.0,
+            ..Faults::default()
+        },
+        Faults {
+            malformed_json: 1.0,
+            ..Faults::default()
+        },
+        Faults {
+            http_500: 1.0,
+            ..Faults::default()
+        },
     ] {
         let (handle, _) = start(fast().with_faults(faults)).await;
-        let client = Client::new(&ClientConfig::new(handle.base_url(), key.clone()).unwrap()).unwrap();
-        errors.push(client.create(&CreateRequest { fields: fields_for("sonic-v5"), ..Default::default() }).await.unwrap_err());
+        let client =
+            Client::new(&ClientConfig::new(handle.base_url(), key.clone()).unwrap()).unwrap();
+        errors.push(
+            client
+                .create(&CreateRequest {
+                    fields: fields_for("sonic-v5"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err(),
+        );
         errors.push(client.wav("x").await.unwrap_err());
         errors.extend(client.credits().await.err());
     }
-    let closed = Client::new(&ClientConfig::new("http://127.0.0.1:9", key.clone()).unwrap()).unwrap();
+    let closed =
+        Client::new(&ClientConfig::new("http://127.0.0.1:9", key.clone()).unwrap()).unwrap();
     errors.push(closed.create(&CreateRequest::default()).await.unwrap_err());
 
     let classes: std::collections::HashSet<_> = errors.iter().map(ApiError::class).collect();
@@ -55,5 +77,8 @@ async fn key_never_leaks_through_debug_or_errors() {
 #[test]
 fn missing_key_error_names_the_fix_without_values() {
     let err = ConfigError::MissingKey.to_string();
-    assert!(err.contains("MUSICAPI_KEY") && err.contains("--api-key-file"), "{err}");
+    assert!(
+        err.contains("MUSICAPI_KEY") && err.contains("--api-key-file"),
+        "{err}"
+    );
 }

@@ -42,14 +42,23 @@ impl Client {
             .timeout(config.request_timeout)
             .user_agent(config.user_agent.clone())
             .build()
-            .map_err(|e| ConfigError::Http { detail: e.to_string() })?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.key.expose()))
-            .map_err(|_| ConfigError::Http {
-                detail: "the API key contains characters not allowed in an HTTP header".to_owned(),
+            .map_err(|e| ConfigError::Http {
+                detail: e.to_string(),
+            })?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", config.key.expose())).map_err(|_| {
+                ConfigError::Http {
+                    detail: "the API key contains characters not allowed in an HTTP header"
+                        .to_owned(),
+                }
             })?;
         // Keeps the header out of reqwest's own Debug output.
         auth.set_sensitive(true);
-        Ok(Client { http, base_url: config.base_url.clone(), auth })
+        Ok(Client {
+            http,
+            base_url: config.base_url.clone(),
+            auth,
+        })
     }
 
     /// The base URL requests go to.
@@ -57,7 +66,12 @@ impl Client {
         &self.base_url
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Raw, ApiError> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Raw, ApiError> {
         let endpoint = format!("{method} {path}");
         let paid = method == Method::POST;
         let mut req = self
@@ -67,22 +81,46 @@ impl Client {
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let resp = req.send().await.map_err(|e| from_transport(&endpoint, paid, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| from_transport(&endpoint, paid, &e))?;
         let status = resp.status();
-        let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()));
-        let body = resp.bytes().await.map_err(|e| from_transport(&endpoint, paid, &e))?.to_vec();
+        let retry_after = parse_retry_after(
+            resp.headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| from_transport(&endpoint, paid, &e))?
+            .to_vec();
         if !status.is_success() {
-            return Err(from_status(&endpoint, status.as_u16(), error_message(&body), retry_after));
+            return Err(from_status(
+                &endpoint,
+                status.as_u16(),
+                error_message(&body),
+                retry_after,
+            ));
         }
         Ok(Raw { status, body })
     }
 
-    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let raw = self.send(Method::POST, path, Some(to_json(body))).await?;
         decode(&format!("POST {path}"), &raw.body)
     }
 
-    async fn post_data<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+    async fn post_data<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
         let env: DataEnvelope<T> = self.post(path, body).await?;
         Ok(env.data)
     }
@@ -94,17 +132,30 @@ impl Client {
 
     /// `POST /api/v1/sonic/upload`, synchronous: waits for the clip id.
     pub async fn upload(&self, url: &str) -> Result<UploadedClip, ApiError> {
-        self.post("/api/v1/sonic/upload", &UploadBody { url, callback_url: None }).await
+        self.post(
+            "/api/v1/sonic/upload",
+            &UploadBody {
+                url,
+                callback_url: None,
+            },
+        )
+        .await
     }
 
     /// `POST /api/v1/sonic/upload` with `callback_url`: returns a task at once.
     pub async fn upload_async(&self, url: &str, callback_url: &str) -> Result<Submitted, ApiError> {
-        let body = UploadBody { url, callback_url: Some(callback_url) };
+        let body = UploadBody {
+            url,
+            callback_url: Some(callback_url),
+        };
         self.post("/api/v1/sonic/upload", &body).await
     }
 
     /// `POST /api/v1/sonic/upload-extend` (one-stop upload + extend).
-    pub async fn upload_extend(&self, req: &UploadExtendRequest) -> Result<StepsSubmitted, ApiError> {
+    pub async fn upload_extend(
+        &self,
+        req: &UploadExtendRequest,
+    ) -> Result<StepsSubmitted, ApiError> {
         self.steps("/api/v1/sonic/upload-extend", req).await
     }
 
@@ -119,14 +170,23 @@ impl Client {
         let endpoint = format!("POST {path}");
         if let Some(err) = upload.error.clone() {
             // The upload phase refused the audio; no task was started.
-            return Err(ApiError::Invalid { endpoint, status: 200, message: err });
+            return Err(ApiError::Invalid {
+                endpoint,
+                status: 200,
+                message: err,
+            });
         }
         match wire.task_id {
-            Some(task_id) => Ok(StepsSubmitted { task_id, upload_clip_id: upload.clip_id }),
+            Some(task_id) => Ok(StepsSubmitted {
+                task_id,
+                upload_clip_id: upload.clip_id,
+            }),
             None => Err(ApiError::Invalid {
                 endpoint,
                 status: 200,
-                message: upload.message.unwrap_or_else(|| "no `task_id` in the answer".to_owned()),
+                message: upload
+                    .message
+                    .unwrap_or_else(|| "no `task_id` in the answer".to_owned()),
             }),
         }
     }
@@ -147,13 +207,17 @@ impl Client {
     }
 
     /// `POST /api/v1/sonic/replace-section`.
-    pub async fn replace_section(&self, req: &ReplaceSectionRequest) -> Result<Submitted, ApiError> {
+    pub async fn replace_section(
+        &self,
+        req: &ReplaceSectionRequest,
+    ) -> Result<Submitted, ApiError> {
         self.post("/api/v1/sonic/replace-section", req).await
     }
 
     /// `POST /api/v1/sonic/bpm`.
     pub async fn bpm(&self, clip_id: &str) -> Result<Bpm, ApiError> {
-        self.post_data("/api/v1/sonic/bpm", &ClipIdBody { clip_id }).await
+        self.post_data("/api/v1/sonic/bpm", &ClipIdBody { clip_id })
+            .await
     }
 
     /// `POST /api/v1/sonic/vox`.
@@ -163,37 +227,44 @@ impl Client {
 
     /// `POST /api/v1/sonic/wav`.
     pub async fn wav(&self, clip_id: &str) -> Result<Wav, ApiError> {
-        self.post_data("/api/v1/sonic/wav", &ClipIdBody { clip_id }).await
+        self.post_data("/api/v1/sonic/wav", &ClipIdBody { clip_id })
+            .await
     }
 
     /// `POST /api/v1/sonic/midi`.
     pub async fn midi(&self, clip_id: &str) -> Result<Midi, ApiError> {
-        self.post_data("/api/v1/sonic/midi", &ClipIdBody { clip_id }).await
+        self.post_data("/api/v1/sonic/midi", &ClipIdBody { clip_id })
+            .await
     }
 
     /// `POST /api/v1/sonic/aligned-lyrics`.
     pub async fn aligned_lyrics(&self, clip_id: &str) -> Result<AlignedLyrics, ApiError> {
-        self.post_data("/api/v1/sonic/aligned-lyrics", &ClipIdBody { clip_id }).await
+        self.post_data("/api/v1/sonic/aligned-lyrics", &ClipIdBody { clip_id })
+            .await
     }
 
     /// `POST /api/v1/sonic/upsample-tags`.
     pub async fn upsample_tags(&self, tags: &str) -> Result<UpsampledTags, ApiError> {
-        self.post_data("/api/v1/sonic/upsample-tags", &TagsBody { tags }).await
+        self.post_data("/api/v1/sonic/upsample-tags", &TagsBody { tags })
+            .await
     }
 
     /// `POST /api/v1/sonic/stems/basic`.
     pub async fn stems_basic(&self, clip_id: &str) -> Result<Submitted, ApiError> {
-        self.post("/api/v1/sonic/stems/basic", &ClipIdBody { clip_id }).await
+        self.post("/api/v1/sonic/stems/basic", &ClipIdBody { clip_id })
+            .await
     }
 
     /// `POST /api/v1/sonic/stems/full`.
     pub async fn stems_full(&self, clip_id: &str) -> Result<Submitted, ApiError> {
-        self.post("/api/v1/sonic/stems/full", &ClipIdBody { clip_id }).await
+        self.post("/api/v1/sonic/stems/full", &ClipIdBody { clip_id })
+            .await
     }
 
     /// `POST /api/v1/sonic/lyrics`.
     pub async fn lyrics(&self, description: &str) -> Result<Lyrics, ApiError> {
-        self.post("/api/v1/sonic/lyrics", &DescriptionBody { description }).await
+        self.post("/api/v1/sonic/lyrics", &DescriptionBody { description })
+            .await
     }
 
     /// `POST /api/v1/sonic/batch`.

@@ -42,11 +42,15 @@ impl fmt::Debug for ApiKey {
 pub enum ConfigError {
     #[error("no API key: set `MUSICAPI_KEY` or pass `--api-key-file FILE`")]
     MissingKey,
-    #[error("the API key is empty: put the key in `MUSICAPI_KEY` or in the file given to `--api-key-file`")]
+    #[error(
+        "the API key is empty: put the key in `MUSICAPI_KEY` or in the file given to `--api-key-file`"
+    )]
     EmptyKey,
     #[error("cannot read the API key file `{path}`: {detail}")]
     KeyFile { path: PathBuf, detail: String },
-    #[error("the base URL `{url}` is not an http(s) URL: set `MUSICAPI_BASE_URL` or `--api-base` to e.g. `{DEFAULT_BASE_URL}`")]
+    #[error(
+        "the base URL `{url}` is not an http(s) URL: set `MUSICAPI_BASE_URL` or `--api-base` to e.g. `{DEFAULT_BASE_URL}`"
+    )]
     BaseUrl { url: String },
     #[error("cannot build the HTTP client: {detail}")]
     Http { detail: String },
@@ -87,7 +91,10 @@ impl ClientConfig {
     /// Reads the configuration the way the CLI documents it: the base URL
     /// from `api_base` or else `MUSICAPI_BASE_URL` (else production), the key
     /// from `key_file` or else `MUSICAPI_KEY`.
-    pub fn from_env(api_base: Option<&str>, key_file: Option<&Path>) -> Result<ClientConfig, ConfigError> {
+    pub fn from_env(
+        api_base: Option<&str>,
+        key_file: Option<&Path>,
+    ) -> Result<ClientConfig, ConfigError> {
         let env_base = std::env::var("MUSICAPI_BASE_URL").ok();
         let base = api_base
             .map(str::to_owned)

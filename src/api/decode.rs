@@ -5,8 +5,8 @@
 //! Fields the service is known to vary (`duration` as number or string) have
 //! their own deserialisers here; unknown extra fields are always ignored.
 
-use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
 
 use super::error::ApiError;
 
@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn error_message_falls_back_through_known_fields() {
-        assert_eq!(error_message(br#"{"code":400,"message":"task not found."}"#), "task not found.");
+        assert_eq!(
+            error_message(br#"{"code":400,"message":"task not found."}"#),
+            "task not found."
+        );
         assert_eq!(error_message(br#"{"detail":"nope"}"#), "nope");
         assert_eq!(error_message(b"<html>"), "<html>");
         let long = vec![b'x'; 2000];

@@ -32,7 +32,11 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("`{endpoint}` rejected the request ({status}): {message}")]
-    Invalid { endpoint: String, status: u16, message: String },
+    Invalid {
+        endpoint: String,
+        status: u16,
+        message: String,
+    },
     #[error("`{endpoint}` refused the API key (401): {message}")]
     Unauthorised { endpoint: String, message: String },
     #[error("`{endpoint}` refused for lack of credits (403): {message}")]
@@ -40,13 +44,28 @@ pub enum ApiError {
     #[error("`{endpoint}` refused the content (403): {message}")]
     Moderation { endpoint: String, message: String },
     #[error("`{endpoint}` is rate limited (429){}: {message}", retry_after.map(|d| format!(", retry after {}s", d.as_secs_f64())).unwrap_or_default())]
-    RateLimited { endpoint: String, retry_after: Option<Duration>, message: String },
+    RateLimited {
+        endpoint: String,
+        retry_after: Option<Duration>,
+        message: String,
+    },
     #[error("`{endpoint}` failed transiently{}: {message}", status.map(|s| format!(" ({s})")).unwrap_or_default())]
-    Transient { endpoint: String, status: Option<u16>, message: String },
-    #[error("`{endpoint}` may or may not have been accepted (the connection failed after the request was sent): {message}")]
+    Transient {
+        endpoint: String,
+        status: Option<u16>,
+        message: String,
+    },
+    #[error(
+        "`{endpoint}` may or may not have been accepted (the connection failed after the request was sent): {message}"
+    )]
     InDoubt { endpoint: String, message: String },
     #[error("cannot decode the response of `{endpoint}` at `{path}`: {message}; body: {body}")]
-    Decode { endpoint: String, path: String, message: String, body: String },
+    Decode {
+        endpoint: String,
+        path: String,
+        message: String,
+        body: String,
+    },
 }
 
 impl ApiError {
@@ -67,7 +86,10 @@ impl ApiError {
     /// Whether sending the same request again later may succeed without
     /// risking a second charge.
     pub fn is_retryable(&self) -> bool {
-        matches!(self.class(), ErrorClass::RateLimited | ErrorClass::Transient)
+        matches!(
+            self.class(),
+            ErrorClass::RateLimited | ErrorClass::Transient
+        )
     }
 
     /// The server's `Retry-After`, when it sent one with a 429.
@@ -117,9 +139,21 @@ pub(crate) fn from_status(
         401 => ApiError::Unauthorised { endpoint, message },
         403 if is_credit_refusal(&message) => ApiError::OutOfCredits { endpoint, message },
         403 => ApiError::Moderation { endpoint, message },
-        429 => ApiError::RateLimited { endpoint, retry_after, message },
-        s if s >= 500 => ApiError::Transient { endpoint, status: Some(s), message },
-        s => ApiError::Invalid { endpoint, status: s, message },
+        429 => ApiError::RateLimited {
+            endpoint,
+            retry_after,
+            message,
+        },
+        s if s >= 500 => ApiError::Transient {
+            endpoint,
+            status: Some(s),
+            message,
+        },
+        s => ApiError::Invalid {
+            endpoint,
+            status: s,
+            message,
+        },
     }
 }
 
@@ -137,7 +171,11 @@ pub(crate) fn from_transport(endpoint: &str, paid: bool, err: &reqwest::Error) -
     if paid && !err.is_connect() {
         ApiError::InDoubt { endpoint, message }
     } else {
-        ApiError::Transient { endpoint, status: None, message }
+        ApiError::Transient {
+            endpoint,
+            status: None,
+            message,
+        }
     }
 }
 
@@ -180,11 +218,23 @@ mod tests {
         assert_eq!(c(404, ""), ErrorClass::Invalid);
         assert_eq!(c(401, ""), ErrorClass::Unauthorised);
         assert_eq!(
-            c(403, "The remaining credits are not enough. You can buy more one-time credit packs or subscribe."),
+            c(
+                403,
+                "The remaining credits are not enough. You can buy more one-time credit packs or subscribe."
+            ),
             ErrorClass::OutOfCredits
         );
-        assert_eq!(c(403, "You do not have an active subscription. Please check whether your renewal was successful."), ErrorClass::OutOfCredits);
-        assert_eq!(c(403, "The song description needs moderation review."), ErrorClass::Moderation);
+        assert_eq!(
+            c(
+                403,
+                "You do not have an active subscription. Please check whether your renewal was successful."
+            ),
+            ErrorClass::OutOfCredits
+        );
+        assert_eq!(
+            c(403, "The song description needs moderation review."),
+            ErrorClass::Moderation
+        );
         assert_eq!(c(429, ""), ErrorClass::RateLimited);
         assert_eq!(c(504, ""), ErrorClass::Transient);
         assert!(from_status("/x", 500, String::new(), None).is_retryable());
@@ -194,7 +244,10 @@ mod tests {
     #[test]
     fn retry_after_seconds_are_parsed() {
         assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
         assert_eq!(parse_retry_after(None), None);
         let e = from_status("/x", 429, "slow down".into(), Some(Duration::from_secs(2)));
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));

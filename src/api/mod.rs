@@ -24,8 +24,8 @@ pub use requests::{
     VoxRequest,
 };
 pub use responses::{
-    AlignedLyrics, AlignedWord, BatchStatus, BatchSubmitted, BatchTask, BatchTaskStatus, Bpm,
-    Clip, ClipState, Credits, GeneratedLyrics, Lyrics, Midi, MidiInstrument, MidiNote,
-    PairKind, PersonaCreated, StepsSubmitted, Submitted, TaskItem, TaskStatus, UploadStep,
-    UploadedClip, UpsampledTags, Vox, Wav,
+    AlignedLyrics, AlignedWord, BatchStatus, BatchSubmitted, BatchTask, BatchTaskStatus, Bpm, Clip,
+    ClipState, Credits, GeneratedLyrics, Lyrics, Midi, MidiInstrument, MidiNote, PairKind,
+    PersonaCreated, StepsSubmitted, Submitted, TaskItem, TaskStatus, UploadStep, UploadedClip,
+    UpsampledTags, Vox, Wav,
 };

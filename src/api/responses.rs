@@ -278,7 +278,11 @@ pub enum PairKind {
 pub enum TaskItem {
     Clip(Clip),
     /// `full` stays `None` while the concatenation is still running.
-    Paired { kind: PairKind, part: Clip, full: Option<Clip> },
+    Paired {
+        kind: PairKind,
+        part: Clip,
+        full: Option<Box<Clip>>,
+    },
 }
 
 /// A polled task.
@@ -347,7 +351,7 @@ impl TaskStatus {
                     TaskItem::Clip(c) => out.push(c),
                     TaskItem::Paired { part, full, .. } => {
                         out.push(part);
-                        out.extend(full.iter());
+                        out.extend(full.as_deref());
                     }
                 }
             }
@@ -356,7 +360,12 @@ impl TaskStatus {
     }
 }
 
-fn decode_item(endpoint: &str, index: usize, item: Value, body: &[u8]) -> Result<TaskItem, ApiError> {
+fn decode_item(
+    endpoint: &str,
+    index: usize,
+    item: Value,
+    body: &[u8],
+) -> Result<TaskItem, ApiError> {
     let at = |field: &str, e: serde_path_to_error::Error<serde_json::Error>| {
         let inner = e.path().to_string();
         let path = match (field, inner.as_str()) {
@@ -372,17 +381,25 @@ fn decode_item(endpoint: &str, index: usize, item: Value, body: &[u8]) -> Result
             body: super::decode::excerpt(body),
         }
     };
-    let clip = |field: &str, v: Value| serde_path_to_error::deserialize::<_, Clip>(v).map_err(|e| at(field, e));
-    let pair_key = ["extended", "replaced"].into_iter().find(|k| item.get(*k).is_some());
+    let clip = |field: &str, v: Value| {
+        serde_path_to_error::deserialize::<_, Clip>(v).map_err(|e| at(field, e))
+    };
+    let pair_key = ["extended", "replaced"]
+        .into_iter()
+        .find(|k| item.get(*k).is_some());
     let (key, mut obj) = match (pair_key, item) {
         (Some(key), Value::Object(obj)) => (key, obj),
         (_, other) => return clip("", other).map(TaskItem::Clip),
     };
-    let kind = if key == "extended" { PairKind::Extended } else { PairKind::Replaced };
+    let kind = if key == "extended" {
+        PairKind::Extended
+    } else {
+        PairKind::Replaced
+    };
     let part = clip(key, obj.remove(key).unwrap_or(Value::Null))?;
     let full = match obj.remove("full") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(clip("full", v)?),
+        Some(v) => Some(Box::new(clip("full", v)?)),
     };
     Ok(TaskItem::Paired { kind, part, full })
 }
@@ -411,9 +428,25 @@ mod tests {
         let body = br#"{"data":[{"extended":{"clip_id":"e","state":"succeeded"},"full":null},
                                 {"replaced":{"clip_id":"r","state":"succeeded"},"full":{"clip_id":"f","state":"succeeded"}}]}"#;
         let status = TaskStatus::from_body("/task", body).unwrap();
-        let TaskStatus::Items(items) = &status else { panic!() };
-        assert!(matches!(&items[0], TaskItem::Paired { kind: PairKind::Extended, full: None, .. }));
-        assert!(matches!(&items[1], TaskItem::Paired { kind: PairKind::Replaced, full: Some(_), .. }));
+        let TaskStatus::Items(items) = &status else {
+            panic!()
+        };
+        assert!(matches!(
+            &items[0],
+            TaskItem::Paired {
+                kind: PairKind::Extended,
+                full: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &items[1],
+            TaskItem::Paired {
+                kind: PairKind::Replaced,
+                full: Some(_),
+                ..
+            }
+        ));
         assert!(!status.is_finished());
         assert_eq!(status.clips().len(), 3);
     }
@@ -422,7 +455,9 @@ mod tests {
     fn poll_decode_error_names_item_path() {
         let body = br#"{"data":[{"clip_id":"a","state":"running"},{"clip_id":"b","state":"x","duration":"long"}]}"#;
         let err = TaskStatus::from_body("/task", body).unwrap_err();
-        let ApiError::Decode { path, .. } = err else { panic!() };
+        let ApiError::Decode { path, .. } = err else {
+            panic!()
+        };
         assert_eq!(path, "data[1].duration");
     }
 }

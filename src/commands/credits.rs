@@ -23,14 +23,20 @@ pub struct CreditsArgs {
 }
 
 pub fn run(args: &CreditsArgs) -> u8 {
-    let config = match ClientConfig::from_env(args.api.api_base.as_deref(), args.api.api_key_file.as_deref()) {
+    let config = match ClientConfig::from_env(
+        args.api.api_base.as_deref(),
+        args.api.api_key_file.as_deref(),
+    ) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::API_UNAVAILABLE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -49,7 +55,9 @@ pub fn run(args: &CreditsArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            eprintln!("help: check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`)");
+            eprintln!(
+                "help: check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`)"
+            );
             exit::API_UNAVAILABLE
         }
     }

@@ -33,6 +33,10 @@ pub struct SandboxArgs {
     /// Number of stems a full split returns.
     #[arg(long, value_name = "N", default_value_t = 12)]
     pub stems_full: usize,
+    /// Accept only this API key (repeatable); by default any non-empty key
+    /// is accepted, each with its own balance.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
 }
 
 pub fn run(args: &SandboxArgs) -> u8 {
@@ -43,7 +47,10 @@ pub fn run(args: &SandboxArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -55,7 +62,10 @@ pub fn run(args: &SandboxArgs) -> u8 {
 
 fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
     if !(args.submit_interval.is_finite() && args.submit_interval >= 0.0) {
-        return Err(format!("`--submit-interval {}` must be a non-negative number of seconds", args.submit_interval));
+        return Err(format!(
+            "`--submit-interval {}` must be a non-negative number of seconds",
+            args.submit_interval
+        ));
     }
     let faults = match &args.faults {
         Some(path) => {
@@ -65,7 +75,11 @@ fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
         }
         None => Faults::default(),
     };
-    Ok(SandboxConfig::default()
+    let mut config = SandboxConfig::default();
+    if !args.keys.is_empty() {
+        config = config.with_keys(args.keys.clone());
+    }
+    Ok(config
         .with_addr(args.addr)
         .with_time_scale(args.time_scale)
         .with_seed(args.seed)
@@ -87,7 +101,10 @@ async fn serve(config: SandboxConfig) -> u8 {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{}", handle.base_url());
     let _ = stdout.flush();
-    eprintln!("sandbox listening on {} (time scale {scale}); Ctrl-C stops it", handle.base_url());
+    eprintln!(
+        "sandbox listening on {} (time scale {scale}); Ctrl-C stops it",
+        handle.base_url()
+    );
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
     exit::SUCCESS

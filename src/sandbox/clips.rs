@@ -6,8 +6,18 @@ use super::world::{ClipRecord, Origin, iso_now};
 
 /// Stem names of a full split, in order; more than twelve get numbered.
 const FULL_STEMS: &[&str] = &[
-    "vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion", "strings",
-    "synth", "fx", "brass", "woodwinds",
+    "vocals",
+    "backing_vocals",
+    "drums",
+    "bass",
+    "guitar",
+    "keyboard",
+    "percussion",
+    "strings",
+    "synth",
+    "fx",
+    "brass",
+    "woodwinds",
 ];
 
 fn blank(id: String, origin: Origin, task_id: Option<String>, duration: f64) -> ClipRecord {
@@ -48,17 +58,29 @@ fn lyrics_for(generation: &Generation) -> Option<String> {
     if generation.custom_mode == Some(true) {
         return generation.prompt.clone().filter(|p| !p.trim().is_empty());
     }
-    let theme = generation.gpt_description_prompt.as_deref().or(generation.prompt.as_deref())?;
-    Some(format!("[Verse]\n{theme}\n\n[Chorus]\nsing it again, {theme}"))
+    let theme = generation
+        .gpt_description_prompt
+        .as_deref()
+        .or(generation.prompt.as_deref())?;
+    Some(format!(
+        "[Verse]\n{theme}\n\n[Chorus]\nsing it again, {theme}"
+    ))
 }
 
 fn title_for(generation: &Generation, fallback: &str) -> String {
     if let Some(title) = generation.title.as_deref().filter(|t| !t.trim().is_empty()) {
         return title.to_owned();
     }
-    let source = generation.gpt_description_prompt.as_deref().unwrap_or(fallback);
+    let source = generation
+        .gpt_description_prompt
+        .as_deref()
+        .unwrap_or(fallback);
     let words: Vec<&str> = source.split_whitespace().take(4).collect();
-    if words.is_empty() { fallback.to_owned() } else { words.join(" ") }
+    if words.is_empty() {
+        fallback.to_owned()
+    } else {
+        words.join(" ")
+    }
 }
 
 /// `count` generated clips for `task_id`, each `duration` seconds if given,
@@ -74,7 +96,12 @@ pub(crate) fn generated(
     (0..count)
         .map(|_| {
             let secs = duration.unwrap_or_else(|| ctx.roll.between(range.0, range.1));
-            let mut clip = blank(ctx.shared.next_id(), Origin::Generated, Some(task_id.to_owned()), secs);
+            let mut clip = blank(
+                ctx.shared.next_id(),
+                Origin::Generated,
+                Some(task_id.to_owned()),
+                secs,
+            );
             clip.title = title_for(generation, "Untitled");
             clip.tags = generation.tags.clone();
             clip.lyrics = lyrics_for(generation);
@@ -89,16 +116,29 @@ pub(crate) fn generated(
 }
 
 /// One clip per stem of `source`; the vocal stems keep the lyrics.
-pub(crate) fn stems(ctx: &mut Ctx<'_>, task_id: &str, source: &ClipRecord, names: &[String]) -> Vec<ClipRecord> {
+pub(crate) fn stems(
+    ctx: &mut Ctx<'_>,
+    task_id: &str,
+    source: &ClipRecord,
+    names: &[String],
+) -> Vec<ClipRecord> {
     names
         .iter()
         .map(|name| {
-            let mut clip = blank(ctx.shared.next_id(), Origin::Generated, Some(task_id.to_owned()), source.duration);
+            let mut clip = blank(
+                ctx.shared.next_id(),
+                Origin::Generated,
+                Some(task_id.to_owned()),
+                source.duration,
+            );
             clip.title = name.clone();
             clip.stem_type = Some(name.clone());
             clip.tags = source.tags.clone();
             clip.mv = source.mv.clone();
-            clip.lyrics = name.contains("vocals").then(|| source.lyrics.clone()).flatten();
+            clip.lyrics = name
+                .contains("vocals")
+                .then(|| source.lyrics.clone())
+                .flatten();
             clip
         })
         .collect()

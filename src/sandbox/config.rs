@@ -24,7 +24,10 @@ pub struct LatencyRange {
 
 impl LatencyRange {
     pub const fn secs(min: u64, max: u64) -> LatencyRange {
-        LatencyRange { min: Duration::from_secs(min), max: Duration::from_secs(max) }
+        LatencyRange {
+            min: Duration::from_secs(min),
+            max: Duration::from_secs(max),
+        }
     }
 }
 
@@ -167,7 +170,10 @@ impl SandboxConfig {
     /// Why the configuration cannot be served, if it cannot.
     pub(crate) fn check(&self) -> Result<(), String> {
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return Err(format!("time scale `{}` must be a positive number", self.time_scale));
+            return Err(format!(
+                "time scale `{}` must be a positive number",
+                self.time_scale
+            ));
         }
         if self.stems_full_count == 0 {
             return Err("the full stems count must be at least 1".to_owned());

@@ -37,7 +37,9 @@ impl Faults {
     pub fn from_yaml(text: &str, origin: &str) -> Result<Faults, String> {
         let faults: Faults = serde_yaml::from_str(text)
             .map_err(|e| format!("faults file `{origin}` is invalid: {e}"))?;
-        faults.check().map_err(|e| format!("faults file `{origin}`: {e}"))?;
+        faults
+            .check()
+            .map_err(|e| format!("faults file `{origin}`: {e}"))?;
         Ok(faults)
     }
 
@@ -51,7 +53,9 @@ impl Faults {
             ("malformed_json", self.malformed_json),
         ];
         match all.iter().find(|(_, p)| !(0.0..=1.0).contains(p)) {
-            Some((name, p)) => Err(format!("`{name}` is `{p}`, a probability must be within 0 and 1")),
+            Some((name, p)) => Err(format!(
+                "`{name}` is `{p}`, a probability must be within 0 and 1"
+            )),
             None => Ok(()),
         }
     }
@@ -134,7 +138,11 @@ mod tests {
 
     #[test]
     fn same_digest_and_occurrence_roll_the_same() {
-        let f = Faults { http_500: 0.5, task_failed: 0.5, ..Faults::default() };
+        let f = Faults {
+            http_500: 0.5,
+            task_failed: 0.5,
+            ..Faults::default()
+        };
         let d = request_digest(7, "POST", "/x", b"{}");
         let outcomes = |occ| {
             let mut r = Roll::new(&f, &d, occ);

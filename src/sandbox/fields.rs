@@ -12,7 +12,16 @@ pub(crate) type Body = Map<String, Value>;
 
 /// Model versions by their suffix after `sonic-` / `chirp-`.
 const VERSIONS: &[&str] = &[
-    "v3-5", "v4", "v4-5", "v4-5-all", "v4-5-plus", "v5", "v5-5", "v6", "v6-wild", "v6-mini",
+    "v3-5",
+    "v4",
+    "v4-5",
+    "v4-5-all",
+    "v4-5-plus",
+    "v5",
+    "v5-5",
+    "v6",
+    "v6-wild",
+    "v6-mini",
 ];
 
 /// A validated `mv`.
@@ -26,11 +35,13 @@ impl Model {
     /// Parses `sonic-*` or `chirp-*`; `allow_all` admits `sonic-v4-5-all`,
     /// which create rejects but sample and mashup accept (reference §9 #14).
     pub(crate) fn parse(mv: &str, allow_all: bool) -> Result<Model, Failure> {
-        let version = mv.strip_prefix("sonic-").or_else(|| mv.strip_prefix("chirp-"));
+        let version = mv
+            .strip_prefix("sonic-")
+            .or_else(|| mv.strip_prefix("chirp-"));
         match version {
-            Some(v) if VERSIONS.contains(&v) && (allow_all || v != "v4-5-all") => {
-                Ok(Model { version: v.to_owned() })
-            }
+            Some(v) if VERSIONS.contains(&v) && (allow_all || v != "v4-5-all") => Ok(Model {
+                version: v.to_owned(),
+            }),
             _ => Err(Failure::bad(reply::MV_INVALID)),
         }
     }
@@ -75,7 +86,11 @@ pub(crate) fn opt_num(body: &Body, name: &str) -> Result<Option<f64>, Failure> {
 }
 
 /// A non-empty string field, or the given failure.
-pub(crate) fn required_str<'a>(body: &'a Body, name: &str, missing: &str) -> Result<&'a str, Failure> {
+pub(crate) fn required_str<'a>(
+    body: &'a Body,
+    name: &str,
+    missing: &str,
+) -> Result<&'a str, Failure> {
     match opt_str(body, name)? {
         Some(s) if !s.trim().is_empty() => Ok(s),
         _ => Err(Failure::bad(missing)),
@@ -122,7 +137,11 @@ pub(crate) struct Generation {
 
 /// Validates the shared generation fields. `model` is `None` for task
 /// types that take no `mv` (concat).
-pub(crate) fn generation(body: &Body, model: Option<Model>, rule: PromptRule) -> Result<Generation, Failure> {
+pub(crate) fn generation(
+    body: &Body,
+    model: Option<Model>,
+    rule: PromptRule,
+) -> Result<Generation, Failure> {
     let custom_mode = opt_bool(body, "custom_mode")?;
     let make_instrumental = opt_bool(body, "make_instrumental")?.unwrap_or(false);
     let auto_lyrics = opt_bool(body, "auto_lyrics")?.unwrap_or(false);
@@ -136,8 +155,11 @@ pub(crate) fn generation(body: &Body, model: Option<Model>, rule: PromptRule) ->
         return Err(Failure::bad("auto_lyrics requires custom_mode = true."));
     }
     let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
-    if rule == PromptRule::Mode && custom_mode == Some(true) && blank(&prompt) && !make_instrumental {
-        return Err(Failure::bad("The 'prompt' field is required when custom_mode = true."));
+    if rule == PromptRule::Mode && custom_mode == Some(true) && blank(&prompt) && !make_instrumental
+    {
+        return Err(Failure::bad(
+            "The 'prompt' field is required when custom_mode = true.",
+        ));
     }
     if rule == PromptRule::Mode && custom_mode == Some(false) && blank(&gpt) {
         return Err(Failure::bad(
@@ -163,17 +185,26 @@ pub(crate) fn generation(body: &Body, model: Option<Model>, rule: PromptRule) ->
     })
 }
 
-fn check_lengths(body: &Body, model: Option<&Model>, prompt: Option<&str>, gpt: Option<&str>) -> Result<(), Failure> {
+fn check_lengths(
+    body: &Body,
+    model: Option<&Model>,
+    prompt: Option<&str>,
+    gpt: Option<&str>,
+) -> Result<(), Failure> {
     let wide = model.is_none_or(Model::is_wide);
     let (prompt_max, tags_max) = if wide { (5000, 1000) } else { (3000, 200) };
     if prompt.is_some_and(|p| chars(p) > prompt_max) {
-        return Err(Failure::bad(format!("The prompt character length should be less than {prompt_max}.")));
+        return Err(Failure::bad(format!(
+            "The prompt character length should be less than {prompt_max}."
+        )));
     }
     if gpt.is_some_and(|g| chars(g) > 400) {
         return Err(Failure::bad(reply::GPT_TOO_LONG));
     }
     if opt_str(body, "tags")?.is_some_and(|t| chars(t) > tags_max) {
-        return Err(Failure::bad(format!("The tags character length should be less than {tags_max}.")));
+        return Err(Failure::bad(format!(
+            "The tags character length should be less than {tags_max}."
+        )));
     }
     if opt_str(body, "title")?.is_some_and(|t| chars(t) > 80) {
         return Err(Failure::bad(reply::TITLE_TOO_LONG));
@@ -183,23 +214,31 @@ fn check_lengths(body: &Body, model: Option<&Model>, prompt: Option<&str>, gpt: 
 }
 
 fn check_vocal_gender(body: &Body, model: Option<&Model>) -> Result<(), Failure> {
-    let Some(gender) = opt_str(body, "vocal_gender")? else { return Ok(()) };
+    let Some(gender) = opt_str(body, "vocal_gender")? else {
+        return Ok(());
+    };
     if !matches!(gender, "f" | "m") {
         return Err(Failure::bad("vocal_gender should be 'f' or 'm'."));
     }
     if !model.is_some_and(Model::is_wide) {
-        return Err(Failure::bad("vocal_gender is only supported by sonic-v4-5 and later models."));
+        return Err(Failure::bad(
+            "vocal_gender is only supported by sonic-v4-5 and later models.",
+        ));
     }
     Ok(())
 }
 
 fn webhook_url(body: &Body) -> Result<Option<String>, Failure> {
-    let Some(url) = opt_str(body, "webhook_url")? else { return Ok(None) };
+    let Some(url) = opt_str(body, "webhook_url")? else {
+        return Ok(None);
+    };
     // The service asks for HTTPS; plain http is allowed here so loopback
     // receivers in tests work.
     let ok = (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= 1024;
     if !ok {
-        return Err(Failure::bad("The 'webhook_url' field should be an http(s) URL of at most 1024 characters."));
+        return Err(Failure::bad(
+            "The 'webhook_url' field should be an http(s) URL of at most 1024 characters.",
+        ));
     }
     Ok(Some(url.to_owned()))
 }
@@ -214,27 +253,43 @@ pub(crate) fn model(body: &Body, allow_all: bool) -> Result<Model, Failure> {
 
 /// `duration`: an integer target of 10–360 s, only where `allowed`.
 pub(crate) fn duration(body: &Body, allowed: bool) -> Result<Option<u64>, Failure> {
-    let Some(v) = body.get("duration").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(v) = body.get("duration").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     if !allowed {
-        return Err(Failure::bad("The 'duration' field is not supported for this task type."));
+        return Err(Failure::bad(
+            "The 'duration' field is not supported for this task type.",
+        ));
     }
     match v.as_u64() {
         Some(d) if (10..=360).contains(&d) => Ok(Some(d)),
-        _ => Err(Failure::bad("The 'duration' field should be an integer between 10 and 360.")),
+        _ => Err(Failure::bad(
+            "The 'duration' field should be an integer between 10 and 360.",
+        )),
     }
 }
 
 /// Words that make the sandbox refuse content, standing in for the
 /// service's moderation (documented in the sandbox's README section).
 pub(crate) fn moderate(generation: &Generation) -> Result<(), Failure> {
-    if let Some(line) = generation.prompt.as_deref().and_then(|p| p.lines().find(|l| l.contains("copyrighted"))) {
+    if let Some(line) = generation
+        .prompt
+        .as_deref()
+        .and_then(|p| p.lines().find(|l| l.contains("copyrighted")))
+    {
         return Err(Failure::forbidden(format!(
             "The lyrics contain copyrighted content: '{}'. Please use original lyrics.",
             line.trim()
         )));
     }
-    if generation.gpt_description_prompt.as_deref().is_some_and(|d| d.contains("in the style of")) {
-        return Err(Failure::forbidden("The song description needs moderation review."));
+    if generation
+        .gpt_description_prompt
+        .as_deref()
+        .is_some_and(|d| d.contains("in the style of"))
+    {
+        return Err(Failure::forbidden(
+            "The song description needs moderation review.",
+        ));
     }
     Ok(())
 }

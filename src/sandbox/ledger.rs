@@ -65,7 +65,11 @@ pub struct Ledger {
 impl Ledger {
     pub(crate) fn new(start_balance: u64) -> Ledger {
         Ledger {
-            inner: Arc::new(Mutex::new(Inner { start_balance, seq: 0, accounts: BTreeMap::new() })),
+            inner: Arc::new(Mutex::new(Inner {
+                start_balance,
+                seq: 0,
+                accounts: BTreeMap::new(),
+            })),
         }
     }
 
@@ -82,12 +86,19 @@ impl Ledger {
     /// The current balance of `key` (the starting balance if it never paid).
     pub fn balance(&self, key: &str) -> u64 {
         let inner = self.lock();
-        inner.accounts.get(key).map_or(inner.start_balance, |a| a.balance)
+        inner
+            .accounts
+            .get(key)
+            .map_or(inner.start_balance, |a| a.balance)
     }
 
     /// Every entry of `key`, oldest first.
     pub fn entries(&self, key: &str) -> Vec<LedgerEntry> {
-        self.lock().accounts.get(key).map(|a| a.entries.clone()).unwrap_or_default()
+        self.lock()
+            .accounts
+            .get(key)
+            .map(|a| a.entries.clone())
+            .unwrap_or_default()
     }
 
     /// The entries of `key` for one task.
@@ -108,7 +119,11 @@ impl Ledger {
     }
 
     fn sum(&self, key: &str, kind: EntryKind) -> u64 {
-        self.entries(key).iter().filter(|e| e.kind == kind).map(|e| e.credits).sum()
+        self.entries(key)
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.credits)
+            .sum()
     }
 
     /// Applies all `debits` or none: `false` when the balance is short.
@@ -143,12 +158,24 @@ impl Ledger {
     pub(crate) fn refund_task(&self, key: &str, task_id: &str) -> u64 {
         let mut inner = self.lock();
         let start = inner.start_balance;
-        let Some(acc) = inner.accounts.get(key) else { return 0 };
+        let Some(acc) = inner.accounts.get(key) else {
+            return 0;
+        };
         let mine = |e: &&LedgerEntry| e.task_id.as_deref() == Some(task_id);
-        if acc.entries.iter().filter(mine).any(|e| e.kind == EntryKind::Refund) {
+        if acc
+            .entries
+            .iter()
+            .filter(mine)
+            .any(|e| e.kind == EntryKind::Refund)
+        {
             return 0;
         }
-        let Some(charge) = acc.entries.iter().filter(mine).find(|e| e.kind == EntryKind::Charge).cloned()
+        let Some(charge) = acc
+            .entries
+            .iter()
+            .filter(mine)
+            .find(|e| e.kind == EntryKind::Charge)
+            .cloned()
         else {
             return 0;
         };
@@ -167,10 +194,15 @@ impl Ledger {
     }
 }
 
-fn account<'a>(accounts: &'a mut BTreeMap<String, Account>, key: &str, start: u64) -> &'a mut Account {
-    accounts
-        .entry(key.to_owned())
-        .or_insert_with(|| Account { balance: start, entries: Vec::new() })
+fn account<'a>(
+    accounts: &'a mut BTreeMap<String, Account>,
+    key: &str,
+    start: u64,
+) -> &'a mut Account {
+    accounts.entry(key.to_owned()).or_insert_with(|| Account {
+        balance: start,
+        entries: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -179,7 +211,11 @@ mod tests {
     use super::*;
 
     fn debit(op: &str, credits: u64, task: Option<&str>) -> Debit {
-        Debit { operation: op.into(), credits, task_id: task.map(Into::into) }
+        Debit {
+            operation: op.into(),
+            credits,
+            task_id: task.map(Into::into),
+        }
     }
 
     #[test]

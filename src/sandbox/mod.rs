@@ -52,15 +52,24 @@ impl Sandbox {
         config.check().map_err(SandboxError::Config)?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
-            .map_err(|e| SandboxError::Bind { addr: config.addr, detail: e.to_string() })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::Bind { addr: config.addr, detail: e.to_string() })?;
+            .map_err(|e| SandboxError::Bind {
+                addr: config.addr,
+                detail: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| SandboxError::Bind {
+            addr: config.addr,
+            detail: e.to_string(),
+        })?;
         let base_url = format!("http://{addr}");
         let shared = Arc::new(world::Shared::new(config, base_url.clone()));
         let ledger = shared.ledger.clone();
         let running = server::serve(listener, shared);
-        Ok(SandboxHandle { base_url, addr, ledger, running: Some(running) })
+        Ok(SandboxHandle {
+            base_url,
+            addr,
+            ledger,
+            running: Some(running),
+        })
     }
 }
 
@@ -74,7 +83,9 @@ pub struct SandboxHandle {
 
 impl std::fmt::Debug for SandboxHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxHandle").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("SandboxHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,7 +116,10 @@ impl SandboxHandle {
     /// Serves until the server stops (used by `sonicflow sandbox`).
     pub async fn wait(mut self) -> std::io::Result<()> {
         match self.running.take() {
-            Some(running) => running.join.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Some(running) => running
+                .join
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
             None => Ok(()),
         }
     }

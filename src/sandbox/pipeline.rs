@@ -78,18 +78,29 @@ impl Accepted {
 /// A debit of `operation` at the configured price.
 pub(crate) fn debit(ctx: &Ctx<'_>, operation: &str, task_id: Option<String>) -> Debit {
     let credits = ctx.shared.config.prices.price(operation).unwrap_or(0);
-    Debit { operation: operation.to_owned(), credits, task_id }
+    Debit {
+        operation: operation.to_owned(),
+        credits,
+        task_id,
+    }
 }
 
 impl Ctx<'_> {
     /// A scaled latency drawn from `range`.
     pub(crate) fn latency(&mut self, range: LatencyRange) -> Duration {
-        let secs = self.roll.between(range.min.as_secs_f64(), range.max.as_secs_f64());
+        let secs = self
+            .roll
+            .between(range.min.as_secs_f64(), range.max.as_secs_f64());
         self.shared.config.scaled(Duration::from_secs_f64(secs))
     }
 
     /// A new task with its fate drawn; clips are added by the caller.
-    pub(crate) fn new_task(&mut self, operation: &str, range: LatencyRange, webhook: Option<Webhook>) -> Task {
+    pub(crate) fn new_task(
+        &mut self,
+        operation: &str,
+        range: LatencyRange,
+        webhook: Option<Webhook>,
+    ) -> Task {
         let latency = self.latency(range);
         let (failed, stuck) = self.roll.task_fate(&self.shared.config.faults);
         let outcome = if failed {
@@ -144,7 +155,9 @@ pub(crate) fn authenticate(headers: &HeaderMap, shared: &Shared) -> Result<Strin
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Failure::unauthorised(reply::AUTH_INVALID))?;
     match &shared.config.keys {
-        Some(keys) if !keys.iter().any(|k| k == key) => Err(Failure::unauthorised(reply::AUTH_INVALID)),
+        Some(keys) if !keys.iter().any(|k| k == key) => {
+            Err(Failure::unauthorised(reply::AUTH_INVALID))
+        }
         _ => Ok(key.to_owned()),
     }
 }
@@ -153,14 +166,26 @@ pub(crate) fn authenticate(headers: &HeaderMap, shared: &Shared) -> Result<Strin
 pub(crate) type Validate = fn(&mut Ctx<'_>, &Body) -> Result<Accepted, Failure>;
 
 /// Serves one POST.
-pub(crate) async fn handle(shared: Arc<Shared>, path: &'static str, validate: Validate, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    path: &'static str,
+    validate: Validate,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match run(&shared, path, validate, &headers, &body).await {
         Ok(response) => response,
         Err(failure) => failure.into_response(),
     }
 }
 
-async fn run(shared: &Arc<Shared>, path: &str, validate: Validate, headers: &HeaderMap, raw: &[u8]) -> Result<Response, Failure> {
+async fn run(
+    shared: &Arc<Shared>,
+    path: &str,
+    validate: Validate,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Response, Failure> {
     let key = authenticate(headers, shared)?;
     let mut roll = shared.roll("POST", path, raw);
     if roll.http_500 {
@@ -173,7 +198,14 @@ async fn run(shared: &Arc<Shared>, path: &str, validate: Validate, headers: &Hea
         Ok(Value::Object(map)) => map,
         _ => return Err(Failure::bad(reply::NOT_JSON)),
     };
-    let accepted = validate(&mut Ctx { shared, key: &key, roll: &mut roll }, &body)?;
+    let accepted = validate(
+        &mut Ctx {
+            shared,
+            key: &key,
+            roll: &mut roll,
+        },
+        &body,
+    )?;
     let paid = accepted.debits.iter().any(|d| d.credits > 0);
     if paid {
         shared.take_submit_slot(&key)?;
@@ -194,7 +226,11 @@ async fn run(shared: &Arc<Shared>, path: &str, validate: Validate, headers: &Hea
 fn perform(shared: &Arc<Shared>, key: &str, accepted: Accepted) -> Value {
     {
         let mut world = shared.world();
-        for clip in accepted.clips.into_iter().chain(accepted.tasks.iter().flat_map(|t| t.clips.clone())) {
+        for clip in accepted
+            .clips
+            .into_iter()
+            .chain(accepted.tasks.iter().flat_map(|t| t.clips.clone()))
+        {
             world.clips.insert(clip.id.clone(), clip);
         }
         if let Some(clip) = accepted.aligned {
@@ -213,7 +249,9 @@ pub(crate) fn answer(roll: &Roll, paid: bool, reply: Value) -> Response {
         // An erroring body makes the server abort the connection mid-answer:
         // the work is done and charged, but the client sees a transport error.
         let broken = futures::stream::once(async {
-            Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by fault injection"))
+            Err::<Bytes, std::io::Error>(std::io::Error::other(
+                "connection dropped by fault injection",
+            ))
         });
         return (StatusCode::OK, HttpBody::from_stream(broken)).into_response();
     }
@@ -221,7 +259,17 @@ pub(crate) fn answer(roll: &Roll, paid: bool, reply: Value) -> Response {
     if roll.malformed_json {
         let cut = text.len() / 2;
         let garbled = text.get(..cut).unwrap_or("{").to_owned();
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], garbled).into_response();
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            garbled,
+        )
+            .into_response();
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response()
 }

@@ -31,7 +31,8 @@ pub(crate) const AUTH_INVALID: &str = "Invalid authorization format.";
 pub(crate) const CREDITS_SHORT: &str =
     "The remaining credits are not enough. You can buy more one-time credit packs or subscribe.";
 pub(crate) const INTERNAL: &str = "Internal Server Error.";
-pub(crate) const TIMEOUT_REFUNDED: &str = "Task failed due to timeout. Credits were previously refunded.";
+pub(crate) const TIMEOUT_REFUNDED: &str =
+    "Task failed due to timeout. Credits were previously refunded.";
 pub(crate) const AUDIO_URL_INACCESSIBLE: &str =
     "Audio URL is not accessible. Please provide a public direct audio file URL.";
 pub(crate) const INVALID_AUDIO: &str = "Invalid audio file";
@@ -50,22 +51,40 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn bad(message: impl Into<String>) -> Failure {
-        Failure { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
     }
     pub(crate) fn not_found(message: impl Into<String>) -> Failure {
-        Failure { status: StatusCode::NOT_FOUND, message: message.into() }
+        Failure {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
     }
     pub(crate) fn forbidden(message: impl Into<String>) -> Failure {
-        Failure { status: StatusCode::FORBIDDEN, message: message.into() }
+        Failure {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
     }
     pub(crate) fn unauthorised(message: &str) -> Failure {
-        Failure { status: StatusCode::UNAUTHORIZED, message: message.to_owned() }
+        Failure {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.to_owned(),
+        }
     }
     pub(crate) fn rate_limited() -> Failure {
-        Failure { status: StatusCode::TOO_MANY_REQUESTS, message: RATE_LIMITED.to_owned() }
+        Failure {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: RATE_LIMITED.to_owned(),
+        }
     }
     pub(crate) fn internal() -> Failure {
-        Failure { status: StatusCode::INTERNAL_SERVER_ERROR, message: INTERNAL.to_owned() }
+        Failure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: INTERNAL.to_owned(),
+        }
     }
 }
 

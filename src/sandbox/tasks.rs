@@ -187,9 +187,15 @@ pub(crate) fn task_data(world: &World, task: &Task, base_url: &str, now: Instant
         .enumerate()
         .filter_map(|(i, id)| {
             let part = render(id)?;
-            let Some(pair) = task.pair else { return Some(part) };
+            let Some(pair) = task.pair else {
+                return Some(part);
+            };
             let full = task.full.get(i).and_then(render).unwrap_or(Value::Null);
-            let key = if pair == Pair::Extended { "extended" } else { "replaced" };
+            let key = if pair == Pair::Extended {
+                "extended"
+            } else {
+                "replaced"
+            };
             Some(json!({ key: part, "full": full }))
         })
         .collect()
@@ -235,7 +241,9 @@ pub(crate) fn finalize(shared: &Arc<Shared>, task_id: &str) {
     let now = Instant::now();
     let (key, failed, delivery) = {
         let mut world = shared.world();
-        let Some(task) = world.tasks.get_mut(task_id) else { return };
+        let Some(task) = world.tasks.get_mut(task_id) else {
+            return;
+        };
         if task.finalized || !task.is_over(now) {
             return;
         }
@@ -244,7 +252,10 @@ pub(crate) fn finalize(shared: &Arc<Shared>, task_id: &str) {
         let failed = task.outcome == Outcome::Fail;
         let delivery = task.webhook.as_ref().map(|hook| Delivery {
             url: hook.url.clone(),
-            secret: hook.secret.clone().unwrap_or_else(|| shared.config.webhook_secret.clone()),
+            secret: hook
+                .secret
+                .clone()
+                .unwrap_or_else(|| shared.config.webhook_secret.clone()),
             task_id: task.id.clone(),
             failed,
             data: task_data(&world, &task, &shared.base_url, now),

@@ -35,7 +35,11 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
 
 /// Sends one event; failures are logged and dropped, as upstream does.
 pub(crate) async fn deliver(shared: &Shared, delivery: Delivery) {
-    let event = if delivery.failed { "song.failed" } else { "song.completed" };
+    let event = if delivery.failed {
+        "song.failed"
+    } else {
+        "song.completed"
+    };
     let (code, message) = if delivery.failed {
         (500, super::reply::TIMEOUT_REFUNDED)
     } else {

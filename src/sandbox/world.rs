@@ -69,7 +69,13 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: SandboxConfig, base_url: String) -> Shared {
         let ledger = Ledger::new(config.balance);
-        Shared { config, ledger, base_url, http: reqwest::Client::new(), world: Mutex::new(World::default()) }
+        Shared {
+            config,
+            ledger,
+            base_url,
+            http: reqwest::Client::new(),
+            world: Mutex::new(World::default()),
+        }
     }
 
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
@@ -140,7 +146,14 @@ fn uuid_from(seed: u64, n: u64) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`, like the service.

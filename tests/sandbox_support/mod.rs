@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use sonicflow::api::{ApiKey, Client, ClientConfig, Clip, ClipState, CreateRequest, GenerationFields, TaskStatus, TaskType};
+use sonicflow::api::{
+    ApiKey, Client, ClientConfig, Clip, ClipState, CreateRequest, GenerationFields, TaskStatus,
+    TaskType,
+};
 use sonicflow::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 pub const KEY: &str = "test-key-0123456789";
@@ -12,7 +15,9 @@ pub const KEY: &str = "test-key-0123456789";
 /// Real-world durations divided by 2000 (a song takes ~60 ms) and no
 /// submit spacing, so tests can fire requests back to back.
 pub fn fast() -> SandboxConfig {
-    SandboxConfig::default().with_time_scale(2000.0).with_submit_interval(Duration::ZERO)
+    SandboxConfig::default()
+        .with_time_scale(2000.0)
+        .with_submit_interval(Duration::ZERO)
 }
 
 pub fn client_for(base_url: &str, key: &str) -> Client {
@@ -51,18 +56,29 @@ pub fn fields_for(mv: &str) -> GenerationFields {
 
 /// A finished `create_music` with `sonic-v5`: its clips.
 pub async fn song(client: &Client) -> Vec<Clip> {
-    let req = CreateRequest { task_type: Some(TaskType::CreateMusic), fields: fields_for("sonic-v5"), ..Default::default() };
+    let req = CreateRequest {
+        task_type: Some(TaskType::CreateMusic),
+        fields: fields_for("sonic-v5"),
+        ..Default::default()
+    };
     let task = client.create(&req).await.unwrap();
     succeeded(&wait_done(client, &task.task_id).await)
 }
 
 pub fn succeeded(status: &TaskStatus) -> Vec<Clip> {
     let clips: Vec<Clip> = status.clips().into_iter().cloned().collect();
-    assert!(clips.iter().all(|c| c.state == ClipState::Succeeded), "{clips:?}");
+    assert!(
+        clips.iter().all(|c| c.state == ClipState::Succeeded),
+        "{clips:?}"
+    );
     clips
 }
 
 /// A clip made by a synchronous upload.
 pub async fn uploaded(client: &Client) -> String {
-    client.upload("https://example.com/in.mp3").await.unwrap().clip_id
+    client
+        .upload("https://example.com/in.mp3")
+        .await
+        .unwrap()
+        .clip_id
 }

@@ -16,7 +16,10 @@ use crate::sandbox::world::Shared;
 const ITEMS: &str = "items should be an array of 1 to 10 create requests.";
 
 pub(crate) fn submit(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
-    let items = body.get("items").and_then(Value::as_array).ok_or_else(|| Failure::bad(ITEMS))?;
+    let items = body
+        .get("items")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Failure::bad(ITEMS))?;
     if items.is_empty() || items.len() > 10 {
         return Err(Failure::bad(ITEMS));
     }
@@ -45,9 +48,19 @@ pub(crate) fn submit(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
     let batch_id = ctx.shared.next_id();
     let ids: Vec<String> = specs.iter().map(|s| s.task.id.clone()).collect();
     ctx.shared.world().batches.insert(batch_id.clone(), ids);
-    let debits = specs.iter().map(|s| debit(ctx, &s.task.operation, Some(s.task.id.clone()))).collect();
+    let debits = specs
+        .iter()
+        .map(|s| debit(ctx, &s.task.operation, Some(s.task.id.clone())))
+        .collect();
     let reply = success(json!({ "batch_id": batch_id, "submitted": specs.len(), "tasks": report }));
-    Ok(Accepted { debits, clips: Vec::new(), tasks: specs, delay: std::time::Duration::ZERO, reply, aligned: None })
+    Ok(Accepted {
+        debits,
+        clips: Vec::new(),
+        tasks: specs,
+        delay: std::time::Duration::ZERO,
+        reply,
+        aligned: None,
+    })
 }
 
 /// The status of every task of a batch (reference §9 #16).
@@ -65,7 +78,11 @@ pub(crate) fn status(shared: &Arc<Shared>, batch_id: &str) -> Result<Value, Fail
         .iter()
         .filter_map(|id| world.tasks.get(id))
         .map(|task| {
-            let data = if task.visible(now) { tasks::task_data(&world, task, &shared.base_url, now) } else { Vec::new() };
+            let data = if task.visible(now) {
+                tasks::task_data(&world, task, &shared.base_url, now)
+            } else {
+                Vec::new()
+            };
             json!({ "task_id": task.id, "status": task.status(now), "data": data })
         })
         .collect();

@@ -8,7 +8,10 @@ use crate::sandbox::reply::Failure;
 use crate::sandbox::tasks::{Pair, Webhook};
 
 fn webhook(generation: &Generation) -> Option<Webhook> {
-    generation.webhook_url.clone().map(|url| Webhook { url, secret: generation.webhook_secret.clone() })
+    generation.webhook_url.clone().map(|url| Webhook {
+        url,
+        secret: generation.webhook_secret.clone(),
+    })
 }
 
 pub(crate) fn sample(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
@@ -29,7 +32,9 @@ pub(crate) fn sample(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
     if let (Some(s), Some(e)) = (start, end)
         && (s < 0.0 || e <= s)
     {
-        return Err(Failure::bad("chop_sample_end_s should be greater than chop_sample_start_s."));
+        return Err(Failure::bad(
+            "chop_sample_end_s should be greater than chop_sample_start_s.",
+        ));
     }
     let model = fields::model(body, true)?;
     let generation = fields::generation(body, Some(model), PromptRule::Mode)?;
@@ -39,9 +44,18 @@ pub(crate) fn sample(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
 
 pub(crate) fn mashup(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
     const EXACTLY_TWO: &str = "mashup_clip_ids should contain exactly 2 clip ids.";
-    let ids = body.get("mashup_clip_ids").and_then(|v| v.as_array()).ok_or_else(|| Failure::bad(EXACTLY_TWO))?;
+    let ids = body
+        .get("mashup_clip_ids")
+        .and_then(|v| v.as_array())
+        .ok_or_else(|| Failure::bad(EXACTLY_TWO))?;
     let ids: Vec<&str> = ids.iter().filter_map(|v| v.as_str()).collect();
-    if ids.len() != 2 || body.get("mashup_clip_ids").and_then(|v| v.as_array()).map(Vec::len) != Some(2) {
+    if ids.len() != 2
+        || body
+            .get("mashup_clip_ids")
+            .and_then(|v| v.as_array())
+            .map(Vec::len)
+            != Some(2)
+    {
         return Err(Failure::bad(EXACTLY_TWO));
     }
     for id in &ids {
@@ -54,7 +68,11 @@ pub(crate) fn mashup(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
 }
 
 fn song(ctx: &mut Ctx<'_>, operation: &str, generation: &Generation) -> Result<Accepted, Failure> {
-    let task = ctx.new_task(operation, ctx.shared.config.latencies.song, webhook(generation));
+    let task = ctx.new_task(
+        operation,
+        ctx.shared.config.latencies.song,
+        webhook(generation),
+    );
     let made = clips::generated(ctx, &task.id, 2, generation, None, (90.0, 240.0));
     Ok(Accepted::task(ctx, TaskSpec::with_clips(task, made)))
 }
@@ -63,9 +81,13 @@ pub(crate) fn replace_section(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted
     let id = fields::required_str(body, "clip_id", "clip_id is required.")?;
     let model = fields::model(body, false)?;
     let mut generation = fields::generation(body, Some(model), PromptRule::Optional)?;
-    let (Some(start), Some(end)) = (fields::opt_num(body, "infill_start_s")?, fields::opt_num(body, "infill_end_s")?)
-    else {
-        return Err(Failure::bad("infill_start_s and infill_end_s are required."));
+    let (Some(start), Some(end)) = (
+        fields::opt_num(body, "infill_start_s")?,
+        fields::opt_num(body, "infill_end_s")?,
+    ) else {
+        return Err(Failure::bad(
+            "infill_start_s and infill_end_s are required.",
+        ));
     };
     fields::opt_str(body, "infill_lyrics")?;
     let auto_concat = fields::opt_bool(body, "auto_concat")?.unwrap_or(false);
@@ -80,11 +102,22 @@ pub(crate) fn replace_section(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted
     if generation.tags.is_none() {
         generation.tags = source.tags.clone();
     }
-    let task = ctx.new_task("replace_section", ctx.shared.config.latencies.edit, webhook(&generation));
+    let task = ctx.new_task(
+        "replace_section",
+        ctx.shared.config.latencies.edit,
+        webhook(&generation),
+    );
     let made = clips::generated(ctx, &task.id, 2, &generation, Some(end - start), (0.0, 0.0));
     let mut spec = TaskSpec::with_clips(task, made);
     if auto_concat {
-        let full = clips::generated(ctx, &spec.task.id, 2, &generation, Some(source.duration), (0.0, 0.0));
+        let full = clips::generated(
+            ctx,
+            &spec.task.id,
+            2,
+            &generation,
+            Some(source.duration),
+            (0.0, 0.0),
+        );
         spec = spec.with_full(Pair::Replaced, full);
     }
     Ok(Accepted::task(ctx, spec))
@@ -102,10 +135,15 @@ fn stems(ctx: &mut Ctx<'_>, body: &Body, full: bool) -> Result<Accepted, Failure
     let id = fields::required_str(body, "clip_id", "clip_id is required.")?;
     let source = ctx.shared.source_clip(id)?;
     let operation = if full { "stems_full" } else { "stems_basic" };
-    let webhook = fields::generation(body, None, PromptRule::Optional)?.webhook_url.map(|url| Webhook {
-        url,
-        secret: fields::opt_str(body, "webhook_secret").ok().flatten().map(str::to_owned),
-    });
+    let webhook = fields::generation(body, None, PromptRule::Optional)?
+        .webhook_url
+        .map(|url| Webhook {
+            url,
+            secret: fields::opt_str(body, "webhook_secret")
+                .ok()
+                .flatten()
+                .map(str::to_owned),
+        });
     let task = ctx.new_task(operation, ctx.shared.config.latencies.stems, webhook);
     let names = clips::stem_names(full, ctx.shared.config.stems_full_count);
     let made = clips::stems(ctx, &task.id, &source, &names);

@@ -19,7 +19,11 @@ use crate::sandbox::tasks;
 use crate::sandbox::world::Shared;
 
 /// Auth and the injected 500 shared by the free reads.
-fn guard(shared: &Shared, headers: &HeaderMap, path: &str) -> Result<(String, crate::sandbox::faults::Roll), Failure> {
+fn guard(
+    shared: &Shared,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<(String, crate::sandbox::faults::Roll), Failure> {
     let key = authenticate(headers, shared)?;
     let roll = shared.roll("GET", path, b"");
     if roll.http_500 {
@@ -28,7 +32,11 @@ fn guard(shared: &Shared, headers: &HeaderMap, path: &str) -> Result<(String, cr
     Ok((key, roll))
 }
 
-pub(crate) async fn task(State(shared): State<Arc<Shared>>, Path(task_id): Path<String>, headers: HeaderMap) -> Response {
+pub(crate) async fn task(
+    State(shared): State<Arc<Shared>>,
+    Path(task_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let run = || -> Result<Response, Failure> {
         let (_, roll) = guard(&shared, &headers, &format!("/api/v1/sonic/task/{task_id}"))?;
         if task_id.trim().is_empty() {
@@ -45,7 +53,10 @@ pub(crate) async fn task(State(shared): State<Arc<Shared>>, Path(task_id): Path<
     run().unwrap_or_else(IntoResponse::into_response)
 }
 
-pub(crate) async fn missing_task_id(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+pub(crate) async fn missing_task_id(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Response {
     match authenticate(&headers, &shared) {
         Ok(_) => Failure::bad(reply::MISSING_TASK_ID).into_response(),
         Err(f) => f.into_response(),

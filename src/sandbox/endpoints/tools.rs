@@ -48,7 +48,11 @@ pub(crate) fn persona(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failur
     fields::opt_str(body, "vox_audio_id")?;
     ctx.shared.source_clip(clip_id)?;
     let persona_id = ctx.shared.next_id();
-    Ok(Accepted::sync(ctx, "persona", success(json!({ "persona_id": persona_id }))))
+    Ok(Accepted::sync(
+        ctx,
+        "persona",
+        success(json!({ "persona_id": persona_id })),
+    ))
 }
 
 pub(crate) fn bpm(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
@@ -61,9 +65,12 @@ pub(crate) fn bpm(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
 pub(crate) fn vox(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
     let clip = clip(ctx, body)?;
     let start = fields::opt_num(body, "vocal_start_s")?.unwrap_or(0.0);
-    let end = fields::opt_num(body, "vocal_end_s")?.unwrap_or_else(|| (start + 30.0).min(clip.duration));
+    let end =
+        fields::opt_num(body, "vocal_end_s")?.unwrap_or_else(|| (start + 30.0).min(clip.duration));
     if start < 0.0 || end <= start || end - start > 30.0 {
-        return Err(Failure::bad("The vocal window should be at most 30 seconds, with vocal_end_s after vocal_start_s."));
+        return Err(Failure::bad(
+            "The vocal window should be at most 30 seconds, with vocal_end_s after vocal_start_s.",
+        ));
     }
     let vox_id = ctx.shared.next_id();
     let reply = data(json!({
@@ -87,7 +94,9 @@ pub(crate) fn midi(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> 
     let clip = clip(ctx, body)?;
     let notes: Vec<Value> = files::midi_notes(&clip.id)
         .iter()
-        .map(|n| json!({ "pitch": n.pitch, "start": n.start, "end": n.end, "velocity": n.velocity }))
+        .map(
+            |n| json!({ "pitch": n.pitch, "start": n.start, "end": n.end, "velocity": n.velocity }),
+        )
         .collect();
     let reply = data(json!({
         "midi_url": format!("{}/files/{}.mid", ctx.shared.base_url, clip.id),
@@ -102,7 +111,10 @@ pub(crate) fn aligned_lyrics(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted,
     let Some(lyrics) = clip.lyrics.as_deref() else {
         return Err(Failure::not_found("The clip has no lyrics."));
     };
-    let words: Vec<&str> = lyrics.split_whitespace().filter(|w| !w.starts_with('[')).collect();
+    let words: Vec<&str> = lyrics
+        .split_whitespace()
+        .filter(|w| !w.starts_with('['))
+        .collect();
     let step = clip.duration / (words.len().max(1) as f64 + 1.0);
     let alignment: Vec<Value> = words
         .iter()
@@ -112,8 +124,16 @@ pub(crate) fn aligned_lyrics(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted,
             json!({ "word": w, "start_s": round2(start), "end_s": round2(start + step * 0.8), "p_align": 0.97, "success": true })
         })
         .collect();
-    let paid_before = ctx.shared.world().aligned_paid.contains(&(ctx.key.to_owned(), clip.id.clone()));
-    let mut accepted = Accepted::sync(ctx, "aligned_lyrics", data(json!({ "alignment": alignment })));
+    let paid_before = ctx
+        .shared
+        .world()
+        .aligned_paid
+        .contains(&(ctx.key.to_owned(), clip.id.clone()));
+    let mut accepted = Accepted::sync(
+        ctx,
+        "aligned_lyrics",
+        data(json!({ "alignment": alignment })),
+    );
     if paid_before {
         accepted.debits.clear();
     } else {
@@ -128,8 +148,14 @@ fn round2(x: f64) -> f64 {
 
 pub(crate) fn upsample_tags(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
     let tags = fields::required_str(body, "tags", "tags is required.")?;
-    let text = format!("{tags}, warm analog production, wide stereo image, punchy drums, polished modern mix");
-    Ok(Accepted::sync(ctx, "upsample_tags", data(json!({ "upsampled_tags": text }))))
+    let text = format!(
+        "{tags}, warm analog production, wide stereo image, punchy drums, polished modern mix"
+    );
+    Ok(Accepted::sync(
+        ctx,
+        "upsample_tags",
+        data(json!({ "upsampled_tags": text })),
+    ))
 }
 
 pub(crate) fn lyrics(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
@@ -146,5 +172,9 @@ pub(crate) fn lyrics(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
             })
         })
         .collect();
-    Ok(Accepted::sync(ctx, "lyrics", success(json!({ "results": results }))))
+    Ok(Accepted::sync(
+        ctx,
+        "lyrics",
+        success(json!({ "results": results })),
+    ))
 }

@@ -55,30 +55,54 @@ pub(crate) fn upload_cover(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, F
 
 /// Upload, then extend or cover in one call. The upload phase runs before
 /// the task id comes back, so the answer is delayed by it.
-fn one_stop(ctx: &mut Ctx<'_>, body: &Body, operation: &str, step: &str) -> Result<Accepted, Failure> {
+fn one_stop(
+    ctx: &mut Ctx<'_>,
+    body: &Body,
+    operation: &str,
+    step: &str,
+) -> Result<Accepted, Failure> {
     let url = audio_url(body)?;
     let model = fields::model(body, false)?;
     let generation = fields::generation(body, Some(model), PromptRule::Mode)?;
     fields::duration(body, true)?;
     let auto_concat = fields::opt_bool(body, "auto_concat")?.unwrap_or(false) && step == "extend";
     if step == "extend" && fields::opt_num(body, "continue_at")?.is_some_and(|at| at < 0.0) {
-        return Err(Failure::bad("continue_at should be between 0 and the clip's duration."));
+        return Err(Failure::bad(
+            "continue_at should be between 0 and the clip's duration.",
+        ));
     }
     fields::moderate(&generation)?;
     if let Err(refusal) = url {
         // The upload phase's refusal travels inside the envelope, uncharged.
         let reply = success(json!({ "steps": { "upload": { "error": refusal } } }));
-        return Ok(Accepted { debits: Vec::new(), ..Accepted::sync(ctx, operation, reply) });
+        return Ok(Accepted {
+            debits: Vec::new(),
+            ..Accepted::sync(ctx, operation, reply)
+        });
     }
     let delay = ctx.latency(ctx.shared.config.latencies.upload_phase);
-    let webhook = generation.webhook_url.clone().map(|url| Webhook { url, secret: generation.webhook_secret.clone() });
+    let webhook = generation.webhook_url.clone().map(|url| Webhook {
+        url,
+        secret: generation.webhook_secret.clone(),
+    });
     let task = ctx.new_task(operation, ctx.shared.config.latencies.song, webhook);
     let upload = clips::uploaded(ctx, None);
-    let length = if step == "cover" { Some(upload.duration) } else { None };
+    let length = if step == "cover" {
+        Some(upload.duration)
+    } else {
+        None
+    };
     let made = clips::generated(ctx, &task.id, 2, &generation, length, (30.0, 120.0));
     let mut spec = TaskSpec::with_clips(task, made.clone());
     if auto_concat {
-        let mut full = clips::generated(ctx, &spec.task.id, made.len(), &generation, None, (0.0, 0.0));
+        let mut full = clips::generated(
+            ctx,
+            &spec.task.id,
+            made.len(),
+            &generation,
+            None,
+            (0.0, 0.0),
+        );
         for (f, part) in full.iter_mut().zip(&made) {
             f.duration = upload.duration + part.duration;
         }
