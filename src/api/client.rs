@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::config::{ClientConfig, ConfigError};
 use super::decode::{decode, error_message};
 use super::error::{ApiError, from_status, from_transport, parse_retry_after};
+use super::poll::TaskStatus;
 use super::requests::*;
 use super::responses::*;
 

@@ -12,20 +12,21 @@ mod client;
 mod config;
 mod decode;
 mod error;
+mod poll;
 mod requests;
 mod responses;
 
 pub use client::Client;
 pub use config::{ApiKey, ClientConfig, ConfigError, DEFAULT_BASE_URL};
 pub use error::{ApiError, ErrorClass};
+pub use poll::{Clip, ClipState, PairKind, TaskItem, TaskStatus};
 pub use requests::{
     BatchRequest, CreateRequest, GenerationFields, MashupRequest, PersonaRequest,
     ReplaceSectionRequest, SampleRequest, TaskType, UploadCoverRequest, UploadExtendRequest,
     VoxRequest,
 };
 pub use responses::{
-    AlignedLyrics, AlignedWord, BatchStatus, BatchSubmitted, BatchTask, BatchTaskStatus, Bpm, Clip,
-    ClipState, Credits, GeneratedLyrics, Lyrics, Midi, MidiInstrument, MidiNote, PairKind,
-    PersonaCreated, StepsSubmitted, Submitted, TaskItem, TaskStatus, UploadStep, UploadedClip,
-    UpsampledTags, Vox, Wav,
+    AlignedLyrics, AlignedWord, BatchStatus, BatchSubmitted, BatchTask, BatchTaskStatus, Bpm,
+    Credits, GeneratedLyrics, Lyrics, Midi, MidiInstrument, MidiNote, PersonaCreated,
+    StepsSubmitted, Submitted, UploadStep, UploadedClip, UpsampledTags, Vox, Wav,
 };

@@ -112,17 +112,6 @@ impl SandboxHandle {
             let _ = running.join.await;
         }
     }
-
-    /// Serves until the server stops (used by `sonicflow sandbox`).
-    pub async fn wait(mut self) -> std::io::Result<()> {
-        match self.running.take() {
-            Some(running) => running
-                .join
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => Ok(()),
-        }
-    }
 }
 
 impl Drop for SandboxHandle {
