@@ -138,3 +138,20 @@ fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn credits_reads_the_key_file_and_names_a_missing_one() {
+    let server = Server::start(&["--key", "file-key", "--balance", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.txt");
+    std::fs::write(&key_file, "file-key\n").unwrap();
+    let mut settings = filters();
+    settings.add_filter(&regex_escape(&dir.path().display().to_string()), "[DIR]");
+    let _guard = settings.bind_to_scope();
+    let mut cmd = credits(&server.url, None);
+    cmd.arg("--api-key-file").arg(&key_file);
+    assert_cmd_snapshot!("credits_key_file", cmd);
+    let mut cmd = credits(&server.url, None);
+    cmd.arg("--api-key-file").arg(dir.path().join("missing.txt"));
+    assert_cmd_snapshot!("credits_missing_key_file", cmd);
+}
