@@ -152,6 +152,7 @@ fn credits_reads_the_key_file_and_names_a_missing_one() {
     cmd.arg("--api-key-file").arg(&key_file);
     assert_cmd_snapshot!("credits_key_file", cmd);
     let mut cmd = credits(&server.url, None);
-    cmd.arg("--api-key-file").arg(dir.path().join("missing.txt"));
+    cmd.arg("--api-key-file")
+        .arg(dir.path().join("missing.txt"));
     assert_cmd_snapshot!("credits_missing_key_file", cmd);
 }

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::reply::{self, Failure};
+use super::tasks::Webhook;
 
 pub(crate) type Body = Map<String, Value>;
 
@@ -131,8 +132,7 @@ pub(crate) struct Generation {
     pub make_instrumental: bool,
     pub style_weight: Option<f64>,
     pub weirdness_constraint: Option<f64>,
-    pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    pub webhook: Option<Webhook>,
 }
 
 /// Validates the shared generation fields. `model` is `None` for task
@@ -168,7 +168,7 @@ pub(crate) fn generation(
     }
     check_lengths(body, model.as_ref(), prompt.as_deref(), gpt.as_deref())?;
     check_vocal_gender(body, model.as_ref())?;
-    let webhook_url = webhook_url(body)?;
+    let webhook = webhook(body)?;
     Ok(Generation {
         model,
         custom_mode,
@@ -180,8 +180,7 @@ pub(crate) fn generation(
         make_instrumental,
         style_weight: weight(body, "style_weight")?,
         weirdness_constraint: weight(body, "weirdness_constraint")?,
-        webhook_url,
-        webhook_secret: opt_str(body, "webhook_secret")?.map(str::to_owned),
+        webhook,
     })
 }
 
@@ -228,7 +227,8 @@ fn check_vocal_gender(body: &Body, model: Option<&Model>) -> Result<(), Failure>
     Ok(())
 }
 
-fn webhook_url(body: &Body) -> Result<Option<String>, Failure> {
+/// `webhook_url` (+ `webhook_secret`): where to announce the task's end.
+pub(crate) fn webhook(body: &Body) -> Result<Option<Webhook>, Failure> {
     let Some(url) = opt_str(body, "webhook_url")? else {
         return Ok(None);
     };
@@ -240,7 +240,11 @@ fn webhook_url(body: &Body) -> Result<Option<String>, Failure> {
             "The 'webhook_url' field should be an http(s) URL of at most 1024 characters.",
         ));
     }
-    Ok(Some(url.to_owned()))
+    let secret = opt_str(body, "webhook_secret")?.map(str::to_owned);
+    Ok(Some(Webhook {
+        url: url.to_owned(),
+        secret,
+    }))
 }
 
 /// `mv`, required and valid.

@@ -5,7 +5,6 @@ use crate::sandbox::clips;
 use crate::sandbox::fields::{self, Body, Generation, PromptRule};
 use crate::sandbox::pipeline::{Accepted, Ctx, TaskSpec};
 use crate::sandbox::reply::{self, Failure};
-use crate::sandbox::tasks::Webhook;
 use crate::sandbox::world::{ClipRecord, Origin};
 
 /// Which clips a task type accepts as `continue_clip_id`.
@@ -125,10 +124,7 @@ pub(crate) fn create_task(ctx: &mut Ctx<'_>, body: &Body) -> Result<TaskSpec, Fa
     let source = source_clip(ctx, body, rule)?;
     continue_at(body, rule, source.as_ref())?;
     fields::moderate(&generation)?;
-    let webhook = generation.webhook_url.clone().map(|url| Webhook {
-        url,
-        secret: generation.webhook_secret.clone(),
-    });
+    let webhook = generation.webhook.clone();
     let latencies = ctx.shared.config.latencies.clone();
     let range = if rule.song {
         latencies.song

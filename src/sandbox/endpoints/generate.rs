@@ -5,14 +5,7 @@ use crate::sandbox::clips;
 use crate::sandbox::fields::{self, Body, Generation, PromptRule};
 use crate::sandbox::pipeline::{Accepted, Ctx, TaskSpec};
 use crate::sandbox::reply::Failure;
-use crate::sandbox::tasks::{Pair, Webhook};
-
-fn webhook(generation: &Generation) -> Option<Webhook> {
-    generation.webhook_url.clone().map(|url| Webhook {
-        url,
-        secret: generation.webhook_secret.clone(),
-    })
-}
+use crate::sandbox::tasks::Pair;
 
 pub(crate) fn sample(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
     let url = fields::opt_str(body, "url")?;
@@ -44,18 +37,11 @@ pub(crate) fn sample(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
 
 pub(crate) fn mashup(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
     const EXACTLY_TWO: &str = "mashup_clip_ids should contain exactly 2 clip ids.";
-    let ids = body
-        .get("mashup_clip_ids")
-        .and_then(|v| v.as_array())
-        .ok_or_else(|| Failure::bad(EXACTLY_TWO))?;
-    let ids: Vec<&str> = ids.iter().filter_map(|v| v.as_str()).collect();
-    if ids.len() != 2
-        || body
-            .get("mashup_clip_ids")
-            .and_then(|v| v.as_array())
-            .map(Vec::len)
-            != Some(2)
-    {
+    let ids: Vec<&str> = match body.get("mashup_clip_ids").and_then(|v| v.as_array()) {
+        Some(ids) if ids.len() == 2 => ids.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if ids.len() != 2 {
         return Err(Failure::bad(EXACTLY_TWO));
     }
     for id in &ids {
@@ -71,7 +57,7 @@ fn song(ctx: &mut Ctx<'_>, operation: &str, generation: &Generation) -> Result<A
     let task = ctx.new_task(
         operation,
         ctx.shared.config.latencies.song,
-        webhook(generation),
+        generation.webhook.clone(),
     );
     let made = clips::generated(ctx, &task.id, 2, generation, None, (90.0, 240.0));
     Ok(Accepted::task(ctx, TaskSpec::with_clips(task, made)))
@@ -105,7 +91,7 @@ pub(crate) fn replace_section(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted
     let task = ctx.new_task(
         "replace_section",
         ctx.shared.config.latencies.edit,
-        webhook(&generation),
+        generation.webhook.clone(),
     );
     let made = clips::generated(ctx, &task.id, 2, &generation, Some(end - start), (0.0, 0.0));
     let mut spec = TaskSpec::with_clips(task, made);
@@ -135,15 +121,7 @@ fn stems(ctx: &mut Ctx<'_>, body: &Body, full: bool) -> Result<Accepted, Failure
     let id = fields::required_str(body, "clip_id", "clip_id is required.")?;
     let source = ctx.shared.source_clip(id)?;
     let operation = if full { "stems_full" } else { "stems_basic" };
-    let webhook = fields::generation(body, None, PromptRule::Optional)?
-        .webhook_url
-        .map(|url| Webhook {
-            url,
-            secret: fields::opt_str(body, "webhook_secret")
-                .ok()
-                .flatten()
-                .map(str::to_owned),
-        });
+    let webhook = fields::webhook(body)?;
     let task = ctx.new_task(operation, ctx.shared.config.latencies.stems, webhook);
     let names = clips::stem_names(full, ctx.shared.config.stems_full_count);
     let made = clips::stems(ctx, &task.id, &source, &names);

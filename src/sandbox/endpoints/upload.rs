@@ -81,10 +81,7 @@ fn one_stop(
         });
     }
     let delay = ctx.latency(ctx.shared.config.latencies.upload_phase);
-    let webhook = generation.webhook_url.clone().map(|url| Webhook {
-        url,
-        secret: generation.webhook_secret.clone(),
-    });
+    let webhook = generation.webhook.clone();
     let task = ctx.new_task(operation, ctx.shared.config.latencies.song, webhook);
     let upload = clips::uploaded(ctx, None);
     let length = if step == "cover" {
