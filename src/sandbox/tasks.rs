@@ -270,3 +270,52 @@ pub(crate) fn finalize(shared: &Arc<Shared>, task_id: &str) {
         tokio::spawn(async move { webhook::deliver(&shared, delivery).await });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(outcome: Outcome) -> Task {
+        Task {
+            id: "t".into(),
+            key: "k".into(),
+            operation: "create_music".into(),
+            submitted: Instant::now(),
+            latency: Duration::from_secs(100),
+            outcome,
+            clips: vec!["a".into(), "b".into()],
+            full: Vec::new(),
+            pair: None,
+            webhook: None,
+            finalized: false,
+        }
+    }
+
+    #[test]
+    fn clips_move_from_pending_to_running_to_their_outcome() {
+        let t = task(Outcome::Succeed);
+        let at = |s: u64| t.submitted + Duration::from_secs(s);
+        assert!(!t.visible(at(1)));
+        assert!(t.visible(at(5)));
+        assert_eq!(t.clip_state("a", at(10)), Some(ClipState::Pending));
+        assert_eq!(t.clip_state("a", at(30)), Some(ClipState::Running));
+        // One clip finishes before the other, as the service was seen doing.
+        assert_eq!(t.clip_state("a", at(95)), Some(ClipState::Succeeded));
+        assert_eq!(t.clip_state("b", at(95)), Some(ClipState::Running));
+        assert_eq!(t.status(at(95)), "running");
+        assert_eq!(t.clip_state("b", at(100)), Some(ClipState::Succeeded));
+        assert!(t.is_over(at(100)));
+        assert_eq!(t.clip_state("z", at(100)), None);
+    }
+
+    #[test]
+    fn failed_tasks_fail_and_stuck_tasks_never_end() {
+        let failed = task(Outcome::Fail);
+        let end = failed.submitted + Duration::from_secs(100);
+        assert_eq!(failed.clip_state("b", end), Some(ClipState::Failed));
+        let stuck = task(Outcome::Stuck);
+        let later = stuck.submitted + Duration::from_secs(10_000);
+        assert_eq!(stuck.clip_state("a", later), Some(ClipState::Running));
+        assert!(!stuck.is_over(later));
+    }
+}
