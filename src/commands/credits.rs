@@ -8,7 +8,7 @@ use crate::exit;
 /// Where the API is and which key to use; shared by commands that talk to it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
-    /// Base URL of the API [env: MUSICAPI_BASE_URL; default: https://api.musicapi.ai].
+    /// Base URL of the API (else `MUSICAPI_BASE_URL`, else the production API).
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
     /// Read the API key from FILE instead of `MUSICAPI_KEY`.
