@@ -133,13 +133,21 @@ async fn malformed_body_is_a_decode_error_with_the_raw_body() {
         malformed_json: 1.0,
         ..Faults::default()
     };
-    let (_handle, client) = start(fast().with_faults(faults)).await;
+    let (handle, client) = start(fast().with_faults(faults)).await;
     let err = client.credits().await.unwrap_err();
     let ApiError::Decode { body, .. } = &err else {
         panic!("{err:?}")
     };
     assert!(body.starts_with("{\"credits\""), "{body}");
     assert_eq!(err.class(), ErrorClass::Decode);
+    assert!(!err.may_have_been_charged());
+    let err = client.create(&song_request()).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Decode);
+    assert!(
+        err.may_have_been_charged(),
+        "the garbled answer was a 200: the submit was charged"
+    );
+    assert_eq!(handle.ledger().charged(KEY), 15);
 }
 
 #[tokio::test]

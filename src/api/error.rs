@@ -92,6 +92,18 @@ impl ApiError {
         )
     }
 
+    /// Whether the call may have been accepted and charged although it
+    /// failed: an in-doubt transport failure, or a paid submit (every POST)
+    /// whose 200 answer could not be decoded. Such a request must not be
+    /// resent without checking first.
+    pub fn may_have_been_charged(&self) -> bool {
+        match self {
+            ApiError::InDoubt { .. } => true,
+            ApiError::Decode { endpoint, .. } => endpoint.starts_with("POST "),
+            _ => false,
+        }
+    }
+
     /// The server's `Retry-After`, when it sent one with a 429.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -239,6 +251,24 @@ mod tests {
         assert_eq!(c(504, ""), ErrorClass::Transient);
         assert!(from_status("/x", 500, String::new(), None).is_retryable());
         assert!(!from_status("/x", 400, String::new(), None).is_retryable());
+    }
+
+    #[test]
+    fn undecodable_submits_and_in_doubt_calls_may_have_been_charged() {
+        let decode = |endpoint: &str| ApiError::Decode {
+            endpoint: endpoint.to_owned(),
+            path: ".".to_owned(),
+            message: String::new(),
+            body: String::new(),
+        };
+        assert!(decode("POST /api/v1/sonic/create").may_have_been_charged());
+        assert!(!decode("GET /api/v1/get-credits").may_have_been_charged());
+        let in_doubt = ApiError::InDoubt {
+            endpoint: "POST /x".into(),
+            message: String::new(),
+        };
+        assert!(in_doubt.may_have_been_charged());
+        assert!(!from_status("POST /x", 500, String::new(), None).may_have_been_charged());
     }
 
     #[test]
