@@ -22,6 +22,10 @@ pub enum Command {
     Plan(commands::plan::PlanArgs),
     /// Print the JSON Schema of pipeline manifests.
     Schema(commands::schema::SchemaArgs),
+    /// Serve the local MusicAPI simulator; prints its base URL first.
+    Sandbox(commands::sandbox::SandboxArgs),
+    /// Print the credit balance of the configured API key.
+    Credits(commands::credits::CreditsArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -41,6 +45,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
+        Command::Sandbox(args) => commands::sandbox::run(&args),
+        Command::Credits(args) => commands::credits::run(&args),
     };
     ExitCode::from(code)
 }

@@ -6,6 +6,7 @@
 //! simulator of it; `prices` is the dated price table both of them and the
 //! plan share.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod diag;
@@ -14,4 +15,5 @@ pub mod expr;
 pub mod manifest;
 pub mod plan;
 pub mod prices;
+pub mod sandbox;
 pub mod suggest;

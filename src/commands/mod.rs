@@ -1,7 +1,9 @@
 //! One module per subcommand: each turns parsed arguments into an exit code,
 //! printing results on stdout and diagnostics on stderr.
 
+pub mod credits;
 pub mod plan;
+pub mod sandbox;
 pub mod schema;
 pub mod validate;
 

@@ -1,0 +1,318 @@
+//! [`Client`]: one method per endpoint.
+//!
+//! Every POST is treated as paid (each one costs credits per the reference),
+//! so a transport failure after sending it is reported as in doubt rather
+//! than transient. GETs (polling, credits) are free and safe to repeat.
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::config::{ClientConfig, ConfigError};
+use super::decode::{decode, error_message};
+use super::error::{ApiError, from_status, from_transport, parse_retry_after};
+use super::poll::TaskStatus;
+use super::requests::*;
+use super::responses::*;
+
+/// A client for the MusicAPI Sonic API (or the sandbox that imitates it).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    auth: HeaderValue,
+}
+
+#[derive(serde::Deserialize)]
+struct DataEnvelope<T> {
+    data: T,
+}
+
+/// A raw response: status and body bytes.
+struct Raw {
+    status: StatusCode,
+    body: Vec<u8>,
+}
+
+impl Client {
+    /// Builds a client; fails only if the TLS backend cannot start.
+    pub fn new(config: &ClientConfig) -> Result<Client, ConfigError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|e| ConfigError::Http {
+                detail: e.to_string(),
+            })?;
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", config.key.expose())).map_err(|_| {
+                ConfigError::Http {
+                    detail: "the API key contains characters not allowed in an HTTP header"
+                        .to_owned(),
+                }
+            })?;
+        // Keeps the header out of reqwest's own Debug output.
+        auth.set_sensitive(true);
+        Ok(Client {
+            http,
+            base_url: config.base_url.clone(),
+            auth,
+        })
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Raw, ApiError> {
+        let endpoint = format!("{method} {path}");
+        let paid = method == Method::POST;
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base_url, path))
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(body) = body {
+            req = req.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| from_transport(&endpoint, paid, &e))?;
+        let status = resp.status();
+        let retry_after = parse_retry_after(
+            resp.headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| from_transport(&endpoint, paid, &e))?
+            .to_vec();
+        if !status.is_success() {
+            return Err(from_status(
+                &endpoint,
+                status.as_u16(),
+                error_message(&body),
+                retry_after,
+            ));
+        }
+        Ok(Raw { status, body })
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let raw = self.send(Method::POST, path, Some(to_json(body))).await?;
+        decode(&format!("POST {path}"), &raw.body)
+    }
+
+    async fn post_data<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ApiError> {
+        let env: DataEnvelope<T> = self.post(path, body).await?;
+        Ok(env.data)
+    }
+
+    /// `POST /api/v1/sonic/create` with any task type.
+    pub async fn create(&self, req: &CreateRequest) -> Result<Submitted, ApiError> {
+        self.post("/api/v1/sonic/create", req).await
+    }
+
+    /// `POST /api/v1/sonic/upload`, synchronous: waits for the clip id.
+    pub async fn upload(&self, url: &str) -> Result<UploadedClip, ApiError> {
+        self.post(
+            "/api/v1/sonic/upload",
+            &UploadBody {
+                url,
+                callback_url: None,
+            },
+        )
+        .await
+    }
+
+    /// `POST /api/v1/sonic/upload` with `callback_url`: returns a task at once.
+    pub async fn upload_async(&self, url: &str, callback_url: &str) -> Result<Submitted, ApiError> {
+        let body = UploadBody {
+            url,
+            callback_url: Some(callback_url),
+        };
+        self.post("/api/v1/sonic/upload", &body).await
+    }
+
+    /// `POST /api/v1/sonic/upload-extend` (one-stop upload + extend).
+    pub async fn upload_extend(
+        &self,
+        req: &UploadExtendRequest,
+    ) -> Result<StepsSubmitted, ApiError> {
+        self.steps("/api/v1/sonic/upload-extend", req).await
+    }
+
+    /// `POST /api/v1/sonic/upload-cover` (one-stop upload + cover).
+    pub async fn upload_cover(&self, req: &UploadCoverRequest) -> Result<StepsSubmitted, ApiError> {
+        self.steps("/api/v1/sonic/upload-cover", req).await
+    }
+
+    async fn steps<B: Serialize>(&self, path: &str, req: &B) -> Result<StepsSubmitted, ApiError> {
+        let wire: StepsWire = self.post(path, req).await?;
+        let upload = wire.steps.and_then(|s| s.upload).unwrap_or_default();
+        let endpoint = format!("POST {path}");
+        if let Some(err) = upload.error.clone() {
+            // The upload phase refused the audio; no task was started.
+            return Err(ApiError::Invalid {
+                endpoint,
+                status: 200,
+                message: err,
+            });
+        }
+        match wire.task_id {
+            Some(task_id) => Ok(StepsSubmitted {
+                task_id,
+                upload_clip_id: upload.clip_id,
+            }),
+            None => Err(ApiError::Invalid {
+                endpoint,
+                status: 200,
+                message: upload
+                    .message
+                    .unwrap_or_else(|| "no `task_id` in the answer".to_owned()),
+            }),
+        }
+    }
+
+    /// `POST /api/v1/sonic/persona`.
+    pub async fn persona(&self, req: &PersonaRequest) -> Result<PersonaCreated, ApiError> {
+        self.post("/api/v1/sonic/persona", req).await
+    }
+
+    /// `POST /api/v1/sonic/sample`.
+    pub async fn sample(&self, req: &SampleRequest) -> Result<Submitted, ApiError> {
+        self.post("/api/v1/sonic/sample", req).await
+    }
+
+    /// `POST /api/v1/sonic/mashup`.
+    pub async fn mashup(&self, req: &MashupRequest) -> Result<Submitted, ApiError> {
+        self.post("/api/v1/sonic/mashup", req).await
+    }
+
+    /// `POST /api/v1/sonic/replace-section`.
+    pub async fn replace_section(
+        &self,
+        req: &ReplaceSectionRequest,
+    ) -> Result<Submitted, ApiError> {
+        self.post("/api/v1/sonic/replace-section", req).await
+    }
+
+    /// `POST /api/v1/sonic/bpm`.
+    pub async fn bpm(&self, clip_id: &str) -> Result<Bpm, ApiError> {
+        self.post_data("/api/v1/sonic/bpm", &ClipIdBody { clip_id })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/vox`.
+    pub async fn vox(&self, req: &VoxRequest) -> Result<Vox, ApiError> {
+        self.post_data("/api/v1/sonic/vox", req).await
+    }
+
+    /// `POST /api/v1/sonic/wav`.
+    pub async fn wav(&self, clip_id: &str) -> Result<Wav, ApiError> {
+        self.post_data("/api/v1/sonic/wav", &ClipIdBody { clip_id })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/midi`.
+    pub async fn midi(&self, clip_id: &str) -> Result<Midi, ApiError> {
+        self.post_data("/api/v1/sonic/midi", &ClipIdBody { clip_id })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/aligned-lyrics`.
+    pub async fn aligned_lyrics(&self, clip_id: &str) -> Result<AlignedLyrics, ApiError> {
+        self.post_data("/api/v1/sonic/aligned-lyrics", &ClipIdBody { clip_id })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/upsample-tags`.
+    pub async fn upsample_tags(&self, tags: &str) -> Result<UpsampledTags, ApiError> {
+        self.post_data("/api/v1/sonic/upsample-tags", &TagsBody { tags })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/stems/basic`.
+    pub async fn stems_basic(&self, clip_id: &str) -> Result<Submitted, ApiError> {
+        self.post("/api/v1/sonic/stems/basic", &ClipIdBody { clip_id })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/stems/full`.
+    pub async fn stems_full(&self, clip_id: &str) -> Result<Submitted, ApiError> {
+        self.post("/api/v1/sonic/stems/full", &ClipIdBody { clip_id })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/lyrics`.
+    pub async fn lyrics(&self, description: &str) -> Result<Lyrics, ApiError> {
+        self.post("/api/v1/sonic/lyrics", &DescriptionBody { description })
+            .await
+    }
+
+    /// `POST /api/v1/sonic/batch`.
+    pub async fn batch(&self, req: &BatchRequest) -> Result<BatchSubmitted, ApiError> {
+        self.post("/api/v1/sonic/batch", req).await
+    }
+
+    /// `GET /api/v1/sonic/batch?batch_id=…`.
+    pub async fn batch_status(&self, batch_id: &str) -> Result<BatchStatus, ApiError> {
+        let path = format!("/api/v1/sonic/batch?batch_id={}", encode_query(batch_id));
+        let raw = self.send(Method::GET, &path, None).await?;
+        decode("GET /api/v1/sonic/batch", &raw.body)
+    }
+
+    /// `GET /api/v1/sonic/task/{task_id}`; HTTP 202 means not ready yet.
+    pub async fn task(&self, task_id: &str) -> Result<TaskStatus, ApiError> {
+        let path = format!("/api/v1/sonic/task/{}", encode_query(task_id));
+        let raw = self.send(Method::GET, &path, None).await?;
+        if raw.status == StatusCode::ACCEPTED {
+            return Ok(TaskStatus::NotReady);
+        }
+        TaskStatus::from_body("GET /api/v1/sonic/task", &raw.body)
+    }
+
+    /// `GET /api/v1/get-credits`.
+    pub async fn credits(&self) -> Result<Credits, ApiError> {
+        let raw = self.send(Method::GET, "/api/v1/get-credits", None).await?;
+        decode("GET /api/v1/get-credits", &raw.body)
+    }
+}
+
+fn to_json<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {
+    // Request types hold only strings, numbers and booleans, whose
+    // serialisation cannot fail; a failure would be a bug in a request type.
+    serde_json::to_vec(body).unwrap_or_else(|e| panic!("request body cannot be serialised: {e}"))
+}
+
+/// Percent-encodes everything but unreserved characters, so an id can never
+/// change the path or query it is put in.
+fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

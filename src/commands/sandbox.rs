@@ -1,0 +1,111 @@
+//! `sonicflow sandbox`: serve the local API simulator until Ctrl-C.
+//!
+//! The first line on stdout is the base URL, flushed at once, so scripts
+//! can read it and export it as `MUSICAPI_BASE_URL`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::exit;
+use crate::sandbox::{Faults, Sandbox, SandboxConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: SocketAddr,
+    /// Divide every latency and the rate-limit window by N.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Seed for ids, latencies and faults.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// YAML file of fault probabilities (`http_500: 0.05`, …).
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
+    /// Starting balance of every API key.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub balance: u64,
+    /// Seconds between paid submits per key, before time scaling.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub submit_interval: f64,
+    /// Number of stems a full split returns.
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub stems_full: usize,
+    /// Accept only this API key (repeatable); by default any non-empty key
+    /// is accepted, each with its own balance.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+pub fn run(args: &SandboxArgs) -> u8 {
+    let config = match config(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INVALID;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
+    if !(args.submit_interval.is_finite() && args.submit_interval >= 0.0) {
+        return Err(format!(
+            "`--submit-interval {}` must be a non-negative number of seconds",
+            args.submit_interval
+        ));
+    }
+    let faults = match &args.faults {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the faults file `{}`: {e}", path.display()))?;
+            Faults::from_yaml(&text, &path.display().to_string())?
+        }
+        None => Faults::default(),
+    };
+    let mut config = SandboxConfig::default();
+    if !args.keys.is_empty() {
+        config = config.with_keys(args.keys.clone());
+    }
+    Ok(config
+        .with_addr(args.addr)
+        .with_time_scale(args.time_scale)
+        .with_seed(args.seed)
+        .with_balance(args.balance)
+        .with_submit_interval(std::time::Duration::from_secs_f64(args.submit_interval))
+        .with_stems_full_count(args.stems_full)
+        .with_faults(faults))
+}
+
+async fn serve(config: SandboxConfig) -> u8 {
+    let scale = config.time_scale;
+    let handle = match Sandbox::start(config).await {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{}", handle.base_url());
+    let _ = stdout.flush();
+    eprintln!(
+        "sandbox listening on {} (time scale {scale}); Ctrl-C stops it",
+        handle.base_url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    handle.shutdown().await;
+    exit::SUCCESS
+}

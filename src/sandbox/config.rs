@@ -1,0 +1,183 @@
+//! [`SandboxConfig`]: everything that shapes the simulated service.
+//!
+//! All durations are written at real-world scale and divided by
+//! `time_scale` when used, so one setting speeds up latencies, the upload
+//! phase of sync calls and the rate-limit window together.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::prices::PriceTable;
+
+use super::faults::Faults;
+
+/// The secret webhooks are signed with when a request sends no
+/// `webhook_secret` (the real service uses one of its own).
+pub const DEFAULT_WEBHOOK_SECRET: &str = "sonicflow-sandbox-webhook-secret";
+
+/// A closed range of latencies at real-world scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl LatencyRange {
+    pub const fn secs(min: u64, max: u64) -> LatencyRange {
+        LatencyRange {
+            min: Duration::from_secs(min),
+            max: Duration::from_secs(max),
+        }
+    }
+}
+
+/// How long each kind of work takes, in proportion to the reference:
+/// uploads ~20 s, a song ~2 min, stems and edits 1–3 min.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latencies {
+    /// `/upload` (sync answer or async task).
+    pub upload: LatencyRange,
+    /// The upload phase inside upload-extend / upload-cover, before the task id comes back.
+    pub upload_phase: LatencyRange,
+    /// New songs: create, persona, sample, mashup, cover, extend.
+    pub song: LatencyRange,
+    /// Edits: remaster, add_*, concat, replace-section.
+    pub edit: LatencyRange,
+    /// Stems, basic and full.
+    pub stems: LatencyRange,
+}
+
+impl Default for Latencies {
+    fn default() -> Latencies {
+        Latencies {
+            upload: LatencyRange::secs(15, 25),
+            upload_phase: LatencyRange::secs(30, 60),
+            song: LatencyRange::secs(90, 150),
+            edit: LatencyRange::secs(60, 180),
+            stems: LatencyRange::secs(60, 180),
+        }
+    }
+}
+
+/// How a poll answers before a task has any clips (reference §9 #3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotReadyForm {
+    /// HTTP 200 `{"code":200,"message":"success","data":[]}`.
+    #[default]
+    EmptyData,
+    /// HTTP 200 `{"type":"not_ready","message":…}` without `data`.
+    TypeObject,
+    /// HTTP 202 with the `not_ready` object.
+    Accepted,
+}
+
+/// Configuration of one sandbox instance. `Default` is a faithful service
+/// at real-world speed on an ephemeral loopback port.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Every duration is divided by this (1000 turns 2 min into 120 ms).
+    pub time_scale: f64,
+    /// Seeds every random choice: ids, latencies, durations, faults.
+    pub seed: u64,
+    /// Starting balance of every key's account.
+    pub balance: u64,
+    /// Minimum spacing of paid submits per key (burst 1).
+    pub submit_interval: Duration,
+    pub faults: Faults,
+    /// Number of clips a full stems split yields.
+    pub stems_full_count: usize,
+    pub latencies: Latencies,
+    /// The price table the ledger debits from.
+    pub prices: PriceTable,
+    /// Keys accepted as Bearer tokens; `None` accepts any non-empty key.
+    pub keys: Option<Vec<String>>,
+    pub webhook_secret: String,
+    pub not_ready_form: NotReadyForm,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            time_scale: 1.0,
+            seed: 0,
+            balance: 1000,
+            submit_interval: Duration::from_secs(3),
+            faults: Faults::default(),
+            stems_full_count: 12,
+            latencies: Latencies::default(),
+            prices: PriceTable::builtin(),
+            keys: None,
+            webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
+            not_ready_form: NotReadyForm::default(),
+        }
+    }
+}
+
+impl SandboxConfig {
+    pub fn with_addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    pub fn with_balance(mut self, balance: u64) -> Self {
+        self.balance = balance;
+        self
+    }
+    pub fn with_submit_interval(mut self, interval: Duration) -> Self {
+        self.submit_interval = interval;
+        self
+    }
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+    pub fn with_stems_full_count(mut self, count: usize) -> Self {
+        self.stems_full_count = count;
+        self
+    }
+    pub fn with_latencies(mut self, latencies: Latencies) -> Self {
+        self.latencies = latencies;
+        self
+    }
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
+    }
+    pub fn with_keys(mut self, keys: Vec<String>) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+    pub fn with_not_ready_form(mut self, form: NotReadyForm) -> Self {
+        self.not_ready_form = form;
+        self
+    }
+
+    /// `d` divided by the time scale.
+    pub(crate) fn scaled(&self, d: Duration) -> Duration {
+        d.div_f64(self.time_scale)
+    }
+
+    /// Why the configuration cannot be served, if it cannot.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(format!(
+                "time scale `{}` must be a positive number",
+                self.time_scale
+            ));
+        }
+        if self.stems_full_count == 0 {
+            return Err("the full stems count must be at least 1".to_owned());
+        }
+        self.faults.check()
+    }
+}

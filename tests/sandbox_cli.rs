@@ -1,0 +1,158 @@
+//! The real binary: `sonicflow sandbox` prints its URL first and serves;
+//! `sonicflow credits` reads the balance through `MUSICAPI_BASE_URL`.
+//! Whole outputs (exit code, stdout, stderr) are pinned with insta.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use insta_cmd::assert_cmd_snapshot;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sonicflow");
+
+/// A `sonicflow sandbox` child process, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["sandbox", "--addr", "127.0.0.1:0", "--time-scale", "1000"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line.trim().to_owned();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "first line should be the URL: {line:?}"
+        );
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn credits(url: &str, key: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("credits")
+        .env("MUSICAPI_BASE_URL", url)
+        .env_remove("MUSICAPI_KEY");
+    if let Some(key) = key {
+        cmd.env("MUSICAPI_KEY", key);
+    }
+    cmd
+}
+
+fn filters() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"http://127\.0\.0\.1:\d+", "[BASE_URL]");
+    settings
+}
+
+#[test]
+fn credits_through_the_sandbox_binary() {
+    let server = Server::start(&["--balance", "120"]);
+    let _guard = filters().bind_to_scope();
+    assert_cmd_snapshot!("credits_fresh", credits(&server.url, Some("cli-key")));
+
+    // Spend through plain HTTP, then the balance follows.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/sonic/upload", server.url))
+            .bearer_auth("cli-key")
+            .json(&serde_json::json!({"url": "https://example.com/a.mp3"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert!(answer["clip_id"].is_string(), "{answer}");
+    assert_cmd_snapshot!(
+        "credits_after_upload",
+        credits(&server.url, Some("cli-key"))
+    );
+}
+
+#[test]
+fn credits_without_a_key_names_the_fix() {
+    let _guard = filters().bind_to_scope();
+    assert_cmd_snapshot!("credits_no_key", credits("http://127.0.0.1:9", None));
+}
+
+#[test]
+fn credits_with_a_refused_key_exits_4() {
+    let server = Server::start(&["--key", "the-only-key"]);
+    let _guard = filters().bind_to_scope();
+    assert_cmd_snapshot!(
+        "credits_refused_key",
+        credits(&server.url, Some("another-key"))
+    );
+}
+
+#[test]
+fn sandbox_rejects_a_bad_faults_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faults.yaml");
+    std::fs::write(&path, "http_500: 1.5\n").unwrap();
+    let mut settings = filters();
+    settings.add_filter(&regex_escape(&path.display().to_string()), "[FAULTS]");
+    let _guard = settings.bind_to_scope();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sandbox", "--faults"]).arg(&path);
+    assert_cmd_snapshot!("sandbox_bad_faults", cmd);
+}
+
+#[test]
+fn sandbox_help_lists_its_flags() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sandbox", "--help"]);
+    assert_cmd_snapshot!("sandbox_help", cmd);
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn credits_reads_the_key_file_and_names_a_missing_one() {
+    let server = Server::start(&["--key", "file-key", "--balance", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.txt");
+    std::fs::write(&key_file, "file-key\n").unwrap();
+    let mut settings = filters();
+    settings.add_filter(&regex_escape(&dir.path().display().to_string()), "[DIR]");
+    let _guard = settings.bind_to_scope();
+    let mut cmd = credits(&server.url, None);
+    cmd.arg("--api-key-file").arg(&key_file);
+    assert_cmd_snapshot!("credits_key_file", cmd);
+    let mut cmd = credits(&server.url, None);
+    cmd.arg("--api-key-file")
+        .arg(dir.path().join("missing.txt"));
+    assert_cmd_snapshot!("credits_missing_key_file", cmd);
+}
