@@ -33,6 +33,16 @@ pub struct Loaded {
     pub broken_steps: HashSet<String>,
     pub matrix: Option<MatrixRows>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Position of each step id in the `steps` mapping node, for constant-time lookups.
+    step_positions: std::collections::HashMap<String, usize>,
+}
+
+impl Loaded {
+    /// The key and value nodes of step `id`.
+    pub fn step_entry(&self, id: &str) -> Option<&(Node, Node)> {
+        let entries = self.root.get("steps")?.entries()?;
+        entries.get(*self.step_positions.get(id)?)
+    }
 }
 
 /// Reads and loads `path`. `None` when the file cannot be read or is not YAML;
@@ -122,7 +132,19 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         prices: head.prices,
         steps,
     };
+    let step_positions = root
+        .get("steps")
+        .and_then(Node::entries)
+        .map(|entries| {
+            entries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (k, _))| Some((k.as_str()?.to_owned(), i)))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Loaded {
+        step_positions,
         source,
         root,
         manifest,

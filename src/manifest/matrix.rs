@@ -195,6 +195,7 @@ fn csv_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
         );
         return Vec::new();
     }
+    let lines = super::yaml::LineIndex::new(&source.text);
     let mut rows = Vec::new();
     for record in reader.records() {
         match record {
@@ -208,7 +209,7 @@ fn csv_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
                     .cloned()
                     .zip(record.iter().map(cell))
                     .collect();
-                rows.push((values, Span::locate(&source.text, offset, len)));
+                rows.push((values, lines.span(&source.text, offset, len)));
             }
             Err(e) => out.push(csv_error(source, &e)),
         }
@@ -261,11 +262,12 @@ fn cell(text: &str) -> serde_json::Value {
 }
 
 fn jsonl_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
+    let lines = super::yaml::LineIndex::new(&source.text);
     let mut rows = Vec::new();
     let mut offset = 0;
     for line in source.text.split_inclusive('\n') {
         let content = line.trim_end_matches(['\n', '\r']);
-        let span = Span::locate(&source.text, offset, content.len().max(1));
+        let span = lines.span(&source.text, offset, content.len().max(1));
         offset += line.len();
         if content.trim().is_empty() {
             continue;

@@ -46,6 +46,37 @@ impl Span {
     }
 }
 
+/// Start offsets of every line of a text, for turning byte offsets into
+/// line and column without rescanning the text each time.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> LineIndex {
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// Like `Span::locate`, in time logarithmic in the text's length.
+    pub fn span(&self, src: &str, offset: usize, len: usize) -> Span {
+        let offset = floor_char_boundary(src, offset.min(src.len()));
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        let line_start = self.starts[line - 1];
+        let col = src[line_start..offset].chars().count() + 1;
+        let end = floor_char_boundary(src, (offset + len).min(src.len()));
+        Span {
+            start: offset,
+            end: end.max(offset),
+            line: line as u32,
+            col: col as u32,
+        }
+    }
+}
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -167,6 +198,7 @@ pub struct Document {
 pub fn parse(src: &str) -> Result<Document, SyntaxError> {
     let mut builder = Builder {
         src,
+        lines: LineIndex::new(src),
         char_offsets: if src.is_ascii() {
             Vec::new()
         } else {
@@ -206,11 +238,14 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Node, Node)>,
         pending_key: Option<Node>,
+        /// Position in `entries` of each key seen so far, for finding duplicates in constant time.
+        seen: HashMap<KeyId, usize>,
     },
 }
 
 struct Builder<'a> {
     src: &'a str,
+    lines: LineIndex,
     /// Byte offset of each character, for non-ASCII sources (the parser counts characters).
     char_offsets: Vec<usize>,
     stack: Vec<Frame>,
@@ -225,7 +260,7 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::Scalar(value, style, anchor, tag) => {
                 let start = self.byte_offset(&mark);
                 let len = scalar_len(self.src, start, &value, style);
-                let span = Span::locate(self.src, start, len);
+                let span = self.lines.span(self.src, start, len);
                 let plain = style == TScalarStyle::Plain && tag.is_none();
                 let node = Node {
                     kind: resolve_scalar(value, plain),
@@ -243,13 +278,14 @@ impl MarkedEventReceiver for Builder<'_> {
                 anchor,
                 entries: Vec::new(),
                 pending_key: None,
+                seen: HashMap::new(),
             }),
             Event::SequenceEnd | Event::MappingEnd => self.close(mark),
             Event::Alias(id) => {
                 let at = self.byte_offset(&mark);
                 let node = self.anchors.get(&id).cloned().unwrap_or(Node {
                     kind: NodeKind::Null,
-                    span: Span::locate(self.src, at, 1),
+                    span: self.lines.span(self.src, at, 1),
                 });
                 self.finish(node, 0);
             }
@@ -290,7 +326,9 @@ impl Builder<'_> {
         let (start, end) = (self.byte_offset(&start), self.byte_offset(&end));
         let node = Node {
             kind,
-            span: Span::locate(self.src, start, end.saturating_sub(start).max(1)),
+            span: self
+                .lines
+                .span(self.src, start, end.saturating_sub(start).max(1)),
         };
         self.finish(node, anchor);
     }
@@ -299,31 +337,44 @@ impl Builder<'_> {
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
         }
-        let parents = self.parent_keys();
+        let mut duplicate = None;
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,
                 pending_key,
+                seen,
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
                 Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.kind == key.kind) {
-                        self.duplicates.push(DuplicateKey {
-                            key: key
-                                .as_str()
-                                .map_or_else(|| format!("{:?}", key.kind), str::to_owned),
-                            first: first.span,
-                            again: key.span,
-                            parents,
-                        });
+                    let id = KeyId::of(&key.kind);
+                    let earlier = id
+                        .as_ref()
+                        .and_then(|id| seen.get(id))
+                        .and_then(|&i| entries.get(i));
+                    if let Some((first, _)) = earlier {
+                        duplicate = Some((key, first.span));
                     } else {
+                        if let Some(id) = id {
+                            seen.insert(id, entries.len());
+                        }
                         entries.push((key, node));
                     }
                 }
             },
+        }
+        if let Some((key, first)) = duplicate {
+            let parents = self.parent_keys();
+            self.duplicates.push(DuplicateKey {
+                key: key
+                    .as_str()
+                    .map_or_else(|| format!("{:?}", key.kind), str::to_owned),
+                first,
+                again: key.span,
+                parents,
+            });
         }
     }
 
@@ -341,6 +392,29 @@ impl Builder<'_> {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// The identity of a scalar mapping key; collection keys are not compared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyId {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(u64),
+    Str(String),
+}
+
+impl KeyId {
+    fn of(kind: &NodeKind) -> Option<KeyId> {
+        Some(match kind {
+            NodeKind::Null => KeyId::Null,
+            NodeKind::Bool(b) => KeyId::Bool(*b),
+            NodeKind::Int(i) => KeyId::Int(*i),
+            NodeKind::Float(f) => KeyId::Float(f.to_bits()),
+            NodeKind::Str(s) => KeyId::Str(s.clone()),
+            NodeKind::Seq(_) | NodeKind::Map(_) => return None,
+        })
     }
 }
 

@@ -152,15 +152,13 @@ impl<'a> RefChecker<'a> {
     }
 
     fn step_node(&self, key: &str) -> Option<&'a Node> {
-        self.loaded.root.at(&["steps", self.id, key])
+        self.loaded.step_entry(self.id)?.1.get(key)
     }
 
     fn step_key_span(&self) -> Span {
         self.loaded
-            .root
-            .get("steps")
-            .and_then(|s| s.key_node(self.id))
-            .map_or(self.loaded.root.span, |n| n.span)
+            .step_entry(self.id)
+            .map_or(self.loaded.root.span, |(k, _)| k.span)
     }
 
     fn span_in(&self, at: At<'_>, range: &std::ops::Range<usize>) -> Span {
