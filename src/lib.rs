@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod diag;
+pub mod engine;
 pub mod exit;
 pub mod expr;
 pub mod manifest;

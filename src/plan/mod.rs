@@ -6,6 +6,7 @@
 mod build;
 pub mod catalog;
 pub mod graph;
+pub mod hash;
 pub mod models;
 mod refs;
 pub mod resolve;

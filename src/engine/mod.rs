@@ -1,0 +1,11 @@
+//! The engine walks a `Plan`: it creates step instances (matrix rows ×
+//! `for_each` elements), hands ready ones to a `StepExecutor`, enforces
+//! concurrency, rate limits, polling, retries, timeouts and cancellation,
+//! and reports everything as `RunEvent`s.
+//!
+//! It knows no YAML and no HTTP: the executor (`crate::steps`) talks to the
+//! API, and reporters (`crate::report`) consume the events.
+
+mod types;
+
+pub use types::*;

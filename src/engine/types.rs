@@ -1,0 +1,279 @@
+//! The engine's contract with executors and reporters.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::manifest::actions::Action;
+
+/// Identifies one step instance: a step, in one matrix row, at one position
+/// of its `for_each` fan-out (outermost first; empty when not fanned out).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct InstanceId {
+    /// Position of the matrix row (0 without a matrix).
+    pub row: usize,
+    /// The matrix key of the row, if the pipeline has a matrix.
+    pub row_key: Option<String>,
+    /// Position of the step in `Plan::steps`.
+    pub step: usize,
+    /// The step id.
+    pub step_id: String,
+    /// Element indices along the step's fan-out axis.
+    pub path: Vec<usize>,
+}
+
+impl InstanceId {
+    /// The instance part of the name: `rain/0.1`, `0`, `rain`, or `-` when there is nothing to tell apart.
+    pub fn instance(&self) -> String {
+        let path = self
+            .path
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        match (&self.row_key, path.is_empty()) {
+            (Some(k), true) => k.clone(),
+            (Some(k), false) => format!("{k}/{path}"),
+            (None, false) => path,
+            (None, true) => "-".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.row_key, self.path.is_empty()) {
+            (None, true) => f.write_str(&self.step_id),
+            _ => write!(f, "{}[{}]", self.step_id, self.instance()),
+        }
+    }
+}
+
+/// One unit of work handed to the executor: a step instance with every
+/// reference resolved.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: InstanceId,
+    pub action: Action,
+    /// The operation submitted (`task_type` or endpoint; also the price key).
+    pub operation: &'static str,
+    /// The `with` block with every expression resolved, as the manifest names fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Identity of the request: operation, resolved fields and price table.
+    pub request_hash: String,
+}
+
+/// What a submit returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// A synchronous operation finished; these are its outputs.
+    Done(Outputs),
+    /// A remote task was created and must be polled.
+    Task { task_id: String },
+}
+
+/// What a poll returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PollOutcome {
+    /// Not finished yet.
+    Pending,
+    /// Finished; these are the outputs.
+    Done(Outputs),
+    /// The remote task failed (the service refunds it); the message says why.
+    Failed { message: String },
+}
+
+/// The outputs of a finished step instance, shaped like the action's
+/// `outputs` type (`clips`, `clip_id`, `stems`, `wav_url`, …), plus the
+/// files saved for it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Outputs {
+    pub value: serde_json::Value,
+    pub files: Vec<SavedFile>,
+}
+
+/// A file downloaded into the output folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SavedFile {
+    /// Path relative to the output folder.
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Where it was downloaded from.
+    pub url: String,
+}
+
+/// How a failure must be handled (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request was rejected as invalid: fail the step, never retry.
+    Invalid,
+    /// The key was refused: stop the run.
+    Unauthorised,
+    /// Not enough credits: stop submitting, keep polling what is in flight.
+    OutOfCredits,
+    /// Rejected by moderation: fail the step, never retry, keep going.
+    Moderation,
+    /// 429: wait (Retry-After if given) and slow down.
+    RateLimited,
+    /// 5xx, timeouts or connection errors where nothing was charged: retry.
+    Transient,
+    /// The request may have been accepted and charged, but no answer came: never resend.
+    InDoubt,
+    /// The remote task failed (refunded): retry per policy.
+    TaskFailed,
+    /// The step did not finish within its timeout.
+    Timeout,
+    /// Something on this machine failed (e.g. writing a download).
+    Local,
+}
+
+impl ErrorKind {
+    /// Whether the same request may be sent again.
+    pub fn may_resend(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::RateLimited | ErrorKind::Transient | ErrorKind::TaskFailed
+        )
+    }
+}
+
+/// A failed submit or poll.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepError {
+    pub kind: ErrorKind,
+    /// What went wrong, never containing secrets.
+    pub message: String,
+    /// From a `Retry-After` header.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+    /// True when the failed call may have been charged (in doubt, or a garbled success).
+    pub charged: bool,
+}
+
+impl StepError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> StepError {
+        StepError {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            charged: kind == ErrorKind::InDoubt,
+        }
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+/// Talks to the remote service for the engine.
+///
+/// Implementations must never retry a paid submit themselves: the engine
+/// decides, from the error kind, whether a request may be sent again.
+pub trait StepExecutor: Send + Sync + 'static {
+    /// Sends one step instance's request.
+    fn submit(&self, job: &Job) -> impl Future<Output = Result<Submission, StepError>> + Send;
+    /// Asks for the state of a remote task created by `submit`.
+    fn poll(
+        &self,
+        job: &Job,
+        task_id: &str,
+    ) -> impl Future<Output = Result<PollOutcome, StepError>> + Send;
+}
+
+/// Where a step instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for dependencies or for a free slot.
+    Waiting,
+    /// Submitted, or being polled.
+    Running,
+    Succeeded,
+    Failed,
+    /// Not run because a dependency failed, the run was stopped, or the budget ran out.
+    Skipped,
+}
+
+impl Status {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Skipped)
+    }
+}
+
+/// Everything the engine reports, in the order it happens.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    /// A step instance now exists (its fan-out is known); it waits for its dependencies.
+    Created {
+        id: InstanceId,
+        action: Action,
+        operation: &'static str,
+        planned_credits: u64,
+    },
+    /// A request is about to be sent.
+    Submitting {
+        id: InstanceId,
+        attempt: u32,
+        request_hash: String,
+        fields: serde_json::Value,
+    },
+    /// The request was accepted; `task_id` is `None` for synchronous operations.
+    Submitted {
+        id: InstanceId,
+        attempt: u32,
+        task_id: Option<String>,
+        credits: u64,
+    },
+    /// An attempt failed and will be tried again after `delay`.
+    Retrying {
+        id: InstanceId,
+        attempt: u32,
+        error: StepError,
+        delay_ms: u64,
+        refunded: u64,
+    },
+    /// The step instance finished.
+    Succeeded { id: InstanceId, outputs: Outputs },
+    /// The step instance failed for good; `refunded` credits came back (a failed task).
+    Failed {
+        id: InstanceId,
+        attempt: u32,
+        error: StepError,
+        refunded: u64,
+    },
+    /// The step instance will not run.
+    Skipped { id: InstanceId, reason: String },
+    /// A rate limit answered 429; submits pause for `delay_ms`.
+    Throttled { delay_ms: u64 },
+    /// The run is stopping (Ctrl-C, unauthorised, out of credits, fail-fast); in-flight tasks are still polled.
+    Stopping { reason: String },
+    /// Nothing is left to do.
+    Finished { summary: Summary },
+}
+
+/// Totals at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub credits_charged: u64,
+    pub credits_refunded: u64,
+    pub submits: u64,
+    pub polls: u64,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    /// Interrupted by the user (exit 130).
+    pub interrupted: bool,
+    /// The key was refused before any step ran (exit 4).
+    pub unauthorised: bool,
+}
