@@ -6,6 +6,13 @@
 //! It knows no YAML and no HTTP: the executor (`crate::steps`) talks to the
 //! API, and reporters (`crate::report`) consume the events.
 
+mod backoff;
+mod gate;
+mod graph;
+mod run;
+#[cfg(test)]
+mod tests;
 mod types;
 
+pub use run::{EngineConfig, run};
 pub use types::*;

@@ -1,0 +1,387 @@
+//! The runtime instance graph: which step instances exist, what each waits
+//! for, and what references resolve to.
+//!
+//! Instances are created lazily. A step without fan-out gets one instance per
+//! matrix row at the start. A step with `for_each` is expanded once the list
+//! it iterates over is known (its source instance succeeded); a step that
+//! references a fanned-out step gets one instance per instance of it.
+
+use std::collections::HashMap;
+
+use crate::engine::{InstanceId, Status};
+use crate::expr::{Context, Reference};
+use crate::plan::resolve::{self, FieldValue, Scope};
+use crate::plan::{Plan, PlanStep};
+
+/// One step instance at run time.
+#[derive(Debug, Clone)]
+pub(crate) struct Inst {
+    pub id: InstanceId,
+    pub status: Status,
+    /// The `for_each` element this instance runs for.
+    pub item: Option<serde_json::Value>,
+    pub outputs: Option<serde_json::Value>,
+    pub skip_reason: Option<String>,
+}
+
+/// A `for_each` waiting for its list: step `step` in `row`, under `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Expansion {
+    row: usize,
+    step: usize,
+    path: Vec<usize>,
+}
+
+/// Whether an instance can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Ready,
+    Wait,
+    /// A dependency failed or was skipped; the reason names it.
+    Blocked(String),
+}
+
+pub(crate) struct Graph<'p> {
+    plan: &'p Plan,
+    pub insts: Vec<Inst>,
+    index: HashMap<(usize, usize, Vec<usize>), usize>,
+    pending: Vec<Expansion>,
+    /// For each step, the steps whose inherited fan-out ends with it.
+    children: Vec<Vec<usize>>,
+    step_by_id: HashMap<&'p str, usize>,
+}
+
+/// The fan-out a step inherits from what it references (its axis without itself).
+fn inherited(plan: &Plan, s: usize) -> &[usize] {
+    let axis = &plan.steps[s].axis;
+    match axis.last() {
+        Some(&last) if last == s => &axis[..axis.len() - 1],
+        _ => axis,
+    }
+}
+
+impl<'p> Graph<'p> {
+    /// The graph with every instance that exists before anything ran.
+    pub fn new(plan: &'p Plan) -> (Graph<'p>, Vec<usize>) {
+        let mut children = vec![Vec::new(); plan.steps.len()];
+        for s in 0..plan.steps.len() {
+            if let Some(&parent) = inherited(plan, s).last() {
+                children[parent].push(s);
+            }
+        }
+        let step_by_id = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let mut graph = Graph {
+            plan,
+            insts: Vec::new(),
+            index: HashMap::new(),
+            pending: Vec::new(),
+            children,
+            step_by_id,
+        };
+        let mut created = Vec::new();
+        for row in 0..plan.instances.len() {
+            for s in 0..plan.steps.len() {
+                if inherited(plan, s).is_empty() {
+                    graph.create_context(row, s, Vec::new(), &mut created);
+                }
+            }
+        }
+        (graph, created)
+    }
+
+    pub fn step(&self, idx: usize) -> &'p PlanStep {
+        &self.plan.steps[self.insts[idx].id.step]
+    }
+
+    fn create_context(&mut self, row: usize, s: usize, path: Vec<usize>, created: &mut Vec<usize>) {
+        if self.plan.steps[s].for_each.is_some() {
+            self.pending.push(Expansion { row, step: s, path });
+        } else {
+            self.create(row, s, path, None, Status::Waiting, created);
+        }
+    }
+
+    fn create(
+        &mut self,
+        row: usize,
+        s: usize,
+        path: Vec<usize>,
+        item: Option<serde_json::Value>,
+        status: Status,
+        created: &mut Vec<usize>,
+    ) -> usize {
+        let idx = self.insts.len();
+        let id = InstanceId {
+            row,
+            row_key: self.plan.instances[row].key.clone(),
+            step: s,
+            step_id: self.plan.steps[s].id.clone(),
+            path: path.clone(),
+        };
+        self.insts.push(Inst {
+            id,
+            status,
+            item,
+            outputs: None,
+            skip_reason: None,
+        });
+        self.index.insert((row, s, path.clone()), idx);
+        created.push(idx);
+        if status == Status::Waiting {
+            for t in self.children[s].clone() {
+                self.create_context(row, t, path.clone(), created);
+            }
+        }
+        idx
+    }
+
+    /// Expands every `for_each` whose list is now known. Returns the new instances.
+    pub fn expand(&mut self) -> Vec<usize> {
+        let mut created = Vec::new();
+        let mut still = Vec::new();
+        for e in std::mem::take(&mut self.pending) {
+            let plan = self.plan;
+            let Some(for_each) = plan.steps[e.step].for_each.as_ref() else {
+                continue;
+            };
+            match self.blocked_by(e.row, e.step, &e.path, for_each) {
+                Readiness::Wait => still.push(e),
+                Readiness::Blocked(reason) => {
+                    self.skip_context(e.row, e.step, e.path, &reason, &mut created)
+                }
+                Readiness::Ready => {
+                    let scope = RunScope {
+                        graph: self,
+                        row: e.row,
+                        path: &e.path,
+                        item: None,
+                    };
+                    match resolve::resolve(for_each, &scope) {
+                        Some(serde_json::Value::Array(items)) => {
+                            for (i, item) in items.into_iter().enumerate() {
+                                let mut path = e.path.clone();
+                                path.push(i);
+                                self.create(
+                                    e.row,
+                                    e.step,
+                                    path,
+                                    Some(item),
+                                    Status::Waiting,
+                                    &mut created,
+                                );
+                            }
+                        }
+                        other => {
+                            let found =
+                                other.map_or_else(|| "nothing".to_owned(), |v| describe(&v));
+                            let reason = format!(
+                                "`for_each` of `{}` did not give a list (got {found})",
+                                plan.steps[e.step].id
+                            );
+                            self.skip_context(e.row, e.step, e.path, &reason, &mut created);
+                        }
+                    }
+                }
+            }
+        }
+        // Expanding may have created contexts of nested fan-outs; keep them too.
+        still.append(&mut self.pending);
+        self.pending = still;
+        created
+    }
+
+    /// Marks a context that will never run: a skipped placeholder for the step and its fan-out children.
+    fn skip_context(
+        &mut self,
+        row: usize,
+        s: usize,
+        path: Vec<usize>,
+        reason: &str,
+        created: &mut Vec<usize>,
+    ) {
+        if self.index.contains_key(&(row, s, path.clone())) {
+            return;
+        }
+        let idx = self.create(row, s, path.clone(), None, Status::Skipped, created);
+        self.insts[idx].skip_reason = Some(reason.to_owned());
+        for t in self.children[s].clone() {
+            self.skip_context(row, t, path.clone(), reason, created);
+        }
+    }
+
+    /// Whether the steps `value` references (in this row and fan-out position) have succeeded.
+    fn blocked_by(&self, row: usize, s: usize, path: &[usize], value: &FieldValue) -> Readiness {
+        for r in value.references() {
+            if r.context != Context::Steps {
+                continue;
+            }
+            let Some(&d) = r.field(0).and_then(|id| self.step_by_id.get(id)) else {
+                continue;
+            };
+            match self.dep_readiness(row, s, path, d) {
+                Readiness::Ready => {}
+                other => return other,
+            }
+        }
+        Readiness::Ready
+    }
+
+    /// Whether instance `idx` may run now.
+    pub fn readiness(&self, idx: usize) -> Readiness {
+        let inst = &self.insts[idx];
+        let step = &self.plan.steps[inst.id.step];
+        for &d in &step.deps {
+            match self.dep_readiness(inst.id.row, inst.id.step, &inst.id.path, d) {
+                Readiness::Ready => {}
+                other => return other,
+            }
+        }
+        Readiness::Ready
+    }
+
+    fn dep_readiness(&self, row: usize, s: usize, path: &[usize], d: usize) -> Readiness {
+        let dep_axis = &self.plan.steps[d].axis;
+        if self.plan.steps[s].axis.starts_with(dep_axis) && dep_axis.len() <= path.len() {
+            let key = (row, d, path[..dep_axis.len()].to_vec());
+            let found = self.index.get(&key).or_else(|| {
+                // A fan-out that never happened leaves a placeholder at its context.
+                let short = dep_axis.len().checked_sub(1)?;
+                self.index.get(&(row, d, path[..short].to_vec()))
+            });
+            return match found.map(|&i| &self.insts[i]) {
+                Some(i) => status_readiness(i),
+                None => Readiness::Wait,
+            };
+        }
+        self.settled(row, d)
+    }
+
+    /// Every instance of step `d` in `row` (a `needs` on a fanned-out step waits for all of them).
+    fn settled(&self, row: usize, d: usize) -> Readiness {
+        if self.pending.iter().any(|e| e.row == row && e.step == d) {
+            return Readiness::Wait;
+        }
+        if let Some(&parent) = inherited(self.plan, d).last()
+            && self.settled(row, parent) == Readiness::Wait
+        {
+            return Readiness::Wait;
+        }
+        let mut result = Readiness::Ready;
+        for inst in self
+            .insts
+            .iter()
+            .filter(|i| i.id.row == row && i.id.step == d)
+        {
+            match status_readiness(inst) {
+                Readiness::Wait => return Readiness::Wait,
+                Readiness::Blocked(r) => result = Readiness::Blocked(r),
+                Readiness::Ready => {}
+            }
+        }
+        result
+    }
+
+    /// The step's `with` block resolved for instance `idx`; `Err` names what could not be resolved.
+    pub fn resolve_fields(
+        &self,
+        idx: usize,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let inst = &self.insts[idx];
+        let scope = RunScope {
+            graph: self,
+            row: inst.id.row,
+            path: &inst.id.path,
+            item: inst.item.as_ref(),
+        };
+        let mut out = serde_json::Map::new();
+        for (name, field) in &self.step(idx).fields {
+            match resolve::resolve(field, &scope) {
+                Some(v) => {
+                    out.insert(name.clone(), v);
+                }
+                None => {
+                    let refs: Vec<String> = field
+                        .references()
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect();
+                    return Err(format!(
+                        "`{name}` could not be resolved: {} has no value",
+                        refs.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gives up on fan-outs not yet expanded (the run is stopping): each
+    /// becomes a skipped placeholder. Returns the placeholders.
+    pub fn abandon_pending(&mut self, reason: &str) -> Vec<usize> {
+        let mut created = Vec::new();
+        for e in std::mem::take(&mut self.pending) {
+            self.skip_context(e.row, e.step, e.path, reason, &mut created);
+        }
+        created
+    }
+}
+
+fn status_readiness(inst: &Inst) -> Readiness {
+    match inst.status {
+        Status::Succeeded => Readiness::Ready,
+        Status::Failed => Readiness::Blocked(format!("`{}` failed", inst.id)),
+        Status::Skipped => Readiness::Blocked(format!("`{}` was skipped", inst.id)),
+        Status::Waiting | Status::Running => Readiness::Wait,
+    }
+}
+
+fn describe(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.len() > 60 {
+        format!(
+            "{}…",
+            &text[..text.char_indices().nth(60).map_or(text.len(), |(i, _)| i)]
+        )
+    } else {
+        text
+    }
+}
+
+/// References seen from one instance: its row, its fan-out position, its item.
+struct RunScope<'g, 'p> {
+    graph: &'g Graph<'p>,
+    row: usize,
+    path: &'g [usize],
+    item: Option<&'g serde_json::Value>,
+}
+
+impl Scope for RunScope<'_, '_> {
+    fn root(&self, r: &Reference) -> Option<(serde_json::Value, usize)> {
+        let plan = self.graph.plan;
+        match r.context {
+            Context::Steps => {
+                let d = *self.graph.step_by_id.get(r.field(0)?)?;
+                let len = plan.steps[d].axis.len();
+                let key = (self.row, d, self.path.get(..len)?.to_vec());
+                let inst = &self.graph.insts[*self.graph.index.get(&key)?];
+                Some((inst.outputs.clone()?, 2))
+            }
+            Context::Inputs => Some((plan.inputs.get(r.field(0)?)?.clone(), 1)),
+            Context::Matrix => Some((
+                plan.instances
+                    .get(self.row)?
+                    .matrix
+                    .get(r.field(0)?)?
+                    .clone(),
+                1,
+            )),
+            Context::Item => Some((self.item?.clone(), 0)),
+            Context::Env => Some((std::env::var(r.field(0)?).ok()?.into(), 1)),
+        }
+    }
+}

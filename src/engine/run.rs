@@ -1,0 +1,634 @@
+//! The driver: dispatches ready instances under the limits, follows each
+//! through submit, polls and retries, and reports every step as an event.
+//!
+//! One loop owns all state; submits and polls run as tasks that report back
+//! through a `JoinSet`, so no state is shared between tasks beyond the gates.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
+
+use super::backoff;
+use super::gate::Gate;
+use super::graph::{Graph, Readiness};
+use super::{
+    ErrorKind, Job, Outputs, PollOutcome, RunEvent, Status, StepError, StepExecutor, Submission,
+    Summary,
+};
+use crate::plan::Plan;
+use crate::plan::hash::request_hash;
+
+/// How a run is paced. Durations in the plan are divided by `time_scale`.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub max_in_flight: usize,
+    pub submits_per_minute: u32,
+    pub polls_per_second: u32,
+    /// Divides every duration (poll schedule, backoff, quotas, timeouts).
+    pub time_scale: f64,
+    /// Stop submitting after the first failure.
+    pub fail_fast: bool,
+    /// After Ctrl-C, how long to keep polling what is in flight (unscaled).
+    pub grace: Duration,
+    /// Seeds the jitter.
+    pub seed: u64,
+}
+
+impl EngineConfig {
+    /// The plan's limits at the given time scale.
+    pub fn from_plan(plan: &Plan, time_scale: f64) -> EngineConfig {
+        EngineConfig {
+            max_in_flight: plan.limits.max_in_flight as usize,
+            submits_per_minute: plan.limits.submits_per_minute,
+            polls_per_second: plan.limits.polls_per_second,
+            time_scale: if time_scale > 0.0 { time_scale } else { 1.0 },
+            fail_fast: false,
+            grace: Duration::from_secs(30),
+            seed: 0,
+        }
+    }
+
+    fn scale(&self, d: Duration) -> Duration {
+        d.div_f64(self.time_scale)
+    }
+}
+
+/// A finished submit or poll.
+enum Done {
+    Submit {
+        idx: usize,
+        result: Result<Submission, StepError>,
+    },
+    Poll {
+        idx: usize,
+        result: Result<PollOutcome, StepError>,
+    },
+    /// A delayed submit found the run stopping and sent nothing.
+    Cancelled { idx: usize },
+}
+
+/// Per-instance progress the graph does not track.
+#[derive(Default)]
+struct Progress {
+    attempt: u32,
+    throttles: u32,
+    job: Option<Job>,
+    task_id: Option<String>,
+    deadline: Option<Instant>,
+}
+
+/// Runs the plan to the end, reporting on `events`. `cancel` turning true is Ctrl-C.
+pub async fn run<E: StepExecutor>(
+    plan: Arc<Plan>,
+    executor: Arc<E>,
+    config: EngineConfig,
+    events: mpsc::UnboundedSender<RunEvent>,
+    cancel: watch::Receiver<bool>,
+) -> Summary {
+    let mut driver = Driver::new(&plan, executor, config, events);
+    driver.drive(cancel).await
+}
+
+struct Driver<'p, E> {
+    plan: &'p Plan,
+    graph: Graph<'p>,
+    progress: Vec<Progress>,
+    executor: Arc<E>,
+    config: EngineConfig,
+    events: mpsc::UnboundedSender<RunEvent>,
+    submit_gate: Arc<Gate>,
+    poll_gate: Arc<Gate>,
+    stopping: Arc<AtomicBool>,
+    stop_reason: Option<String>,
+    ready: BinaryHeap<(usize, Reverse<usize>, Reverse<usize>)>,
+    waiting: Vec<usize>,
+    in_flight: usize,
+    tasks: JoinSet<Done>,
+    task_owner: HashMap<Id, usize>,
+    rng: StdRng,
+    summary: Summary,
+    any_accepted: bool,
+}
+
+impl<'p, E: StepExecutor> Driver<'p, E> {
+    fn new(
+        plan: &'p Plan,
+        executor: Arc<E>,
+        config: EngineConfig,
+        events: mpsc::UnboundedSender<RunEvent>,
+    ) -> Self {
+        let submit_period = (config.submits_per_minute > 0)
+            .then(|| config.scale(Duration::from_secs(60) / config.submits_per_minute));
+        let poll_period = (config.polls_per_second > 0)
+            .then(|| config.scale(Duration::from_secs(1) / config.polls_per_second));
+        let (graph, created) = Graph::new(plan);
+        let mut driver = Driver {
+            plan,
+            graph,
+            progress: Vec::new(),
+            executor,
+            rng: StdRng::seed_from_u64(config.seed),
+            config,
+            events,
+            submit_gate: Arc::new(Gate::new(submit_period)),
+            poll_gate: Arc::new(Gate::new(poll_period)),
+            stopping: Arc::new(AtomicBool::new(false)),
+            stop_reason: None,
+            ready: BinaryHeap::new(),
+            waiting: Vec::new(),
+            in_flight: 0,
+            tasks: JoinSet::new(),
+            task_owner: HashMap::new(),
+            summary: Summary::default(),
+            any_accepted: false,
+        };
+        driver.created(created);
+        driver
+    }
+
+    fn emit(&self, event: RunEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Reports new instances and queues them (placeholders are reported as skipped).
+    fn created(&mut self, created: Vec<usize>) {
+        for idx in created {
+            self.progress
+                .resize_with(self.graph.insts.len(), Progress::default);
+            let step = self.graph.step(idx);
+            let inst = &self.graph.insts[idx];
+            self.emit(RunEvent::Created {
+                id: inst.id.clone(),
+                action: step.action,
+                operation: step.operation,
+                planned_credits: step.unit_credits,
+            });
+            match inst.status {
+                Status::Skipped => {
+                    let reason = inst.skip_reason.clone().unwrap_or_default();
+                    self.summary.skipped += 1;
+                    self.emit(RunEvent::Skipped {
+                        id: inst.id.clone(),
+                        reason,
+                    });
+                }
+                _ => self.waiting.push(idx),
+            }
+        }
+    }
+
+    async fn drive(&mut self, mut cancel: watch::Receiver<bool>) -> Summary {
+        let mut grace_deadline: Option<Instant> = None;
+        let mut cancel_open = true;
+        loop {
+            self.settle();
+            self.dispatch();
+            if self.tasks.is_empty() {
+                if self.ready.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let grace = grace_deadline;
+            tokio::select! {
+                joined = self.tasks.join_next_with_id() => self.joined(joined),
+                changed = cancel.changed(), if cancel_open => {
+                    if changed.is_err() {
+                        cancel_open = false;
+                    } else if *cancel.borrow() {
+                        cancel_open = false;
+                        self.summary.interrupted = true;
+                        self.stop("interrupted");
+                        grace_deadline = Some(Instant::now() + self.config.grace);
+                    }
+                }
+                _ = sleep_until_opt(grace), if grace.is_some() => {
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.finish()
+    }
+
+    /// Expands fan-outs and moves waiting instances to ready or skipped.
+    fn settle(&mut self) {
+        loop {
+            let created = self.graph.expand();
+            let grew = !created.is_empty();
+            self.created(created);
+            let mut still = Vec::with_capacity(self.waiting.len());
+            let mut changed = false;
+            for idx in std::mem::take(&mut self.waiting) {
+                if let Some(reason) = self.stop_reason.clone() {
+                    self.skip(idx, format!("not started: the run stopped ({reason})"));
+                    changed = true;
+                    continue;
+                }
+                match self.graph.readiness(idx) {
+                    Readiness::Ready => {
+                        let id = &self.graph.insts[idx].id;
+                        self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+                    }
+                    Readiness::Wait => still.push(idx),
+                    Readiness::Blocked(reason) => {
+                        self.skip(idx, reason);
+                        changed = true;
+                    }
+                }
+            }
+            self.waiting = still;
+            if !grew && !changed {
+                break;
+            }
+        }
+    }
+
+    fn skip(&mut self, idx: usize, reason: String) {
+        self.graph.insts[idx].status = Status::Skipped;
+        self.summary.skipped += 1;
+        self.emit(RunEvent::Skipped {
+            id: self.graph.insts[idx].id.clone(),
+            reason,
+        });
+    }
+
+    /// Starts ready instances while there is room in flight.
+    fn dispatch(&mut self) {
+        while self.in_flight < self.config.max_in_flight.max(1) {
+            let Some((_, _, Reverse(idx))) = self.ready.pop() else {
+                break;
+            };
+            if let Some(reason) = self.stop_reason.clone() {
+                self.skip(idx, format!("not started: the run stopped ({reason})"));
+                continue;
+            }
+            let fields = match self.graph.resolve_fields(idx) {
+                Ok(f) => f,
+                Err(message) => {
+                    self.in_flight += 1;
+                    self.fail(idx, StepError::new(ErrorKind::Invalid, message), 0);
+                    continue;
+                }
+            };
+            let step = self.graph.step(idx);
+            let job = Job {
+                id: self.graph.insts[idx].id.clone(),
+                action: step.action,
+                operation: step.operation,
+                request_hash: request_hash(step.operation, &fields, &self.plan.prices.version()),
+                fields,
+                attempt: 1,
+            };
+            let timeout = step
+                .timeout
+                .map_or(step.poll.timeout, |t| t.min(step.poll.timeout));
+            let p = &mut self.progress[idx];
+            p.attempt = 1;
+            p.deadline = Some(Instant::now() + self.config.scale(timeout));
+            p.job = Some(job.clone());
+            self.graph.insts[idx].status = Status::Running;
+            self.in_flight += 1;
+            self.submit(idx, job, Duration::ZERO);
+        }
+    }
+
+    fn submit(&mut self, idx: usize, job: Job, delay: Duration) {
+        self.emit(RunEvent::Submitting {
+            id: job.id.clone(),
+            attempt: job.attempt,
+            request_hash: job.request_hash.clone(),
+            fields: serde_json::Value::Object(job.fields.clone()),
+        });
+        let executor = Arc::clone(&self.executor);
+        let gate = Arc::clone(&self.submit_gate);
+        let stopping = Arc::clone(&self.stopping);
+        let handle = self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            if stopping.load(Ordering::SeqCst) && delay > Duration::ZERO {
+                return Done::Cancelled { idx };
+            }
+            gate.acquire().await;
+            if stopping.load(Ordering::SeqCst) {
+                return Done::Cancelled { idx };
+            }
+            Done::Submit {
+                idx,
+                result: executor.submit(&job).await,
+            }
+        });
+        self.task_owner.insert(handle.id(), idx);
+    }
+
+    fn poll(&mut self, idx: usize, delay: Duration) {
+        let (Some(job), Some(task_id)) = (
+            self.progress[idx].job.clone(),
+            self.progress[idx].task_id.clone(),
+        ) else {
+            return;
+        };
+        let executor = Arc::clone(&self.executor);
+        let gate = Arc::clone(&self.poll_gate);
+        let handle = self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            gate.acquire().await;
+            Done::Poll {
+                idx,
+                result: executor.poll(&job, &task_id).await,
+            }
+        });
+        self.task_owner.insert(handle.id(), idx);
+    }
+
+    fn joined(&mut self, joined: Option<Result<(Id, Done), tokio::task::JoinError>>) {
+        match joined {
+            Some(Ok((id, done))) => {
+                self.task_owner.remove(&id);
+                match done {
+                    Done::Submit { idx, result } => self.submitted(idx, result),
+                    Done::Poll { idx, result } => self.polled(idx, result),
+                    Done::Cancelled { idx } => {
+                        self.in_flight -= 1;
+                        let reason = self.stop_reason.clone().unwrap_or_default();
+                        self.skip(idx, format!("retry not sent: the run stopped ({reason})"));
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                if let Some(idx) = self.task_owner.remove(&e.id()) {
+                    let error = StepError::new(
+                        ErrorKind::Local,
+                        format!("the step's task ended abnormally: {e}"),
+                    );
+                    self.fail(idx, error, 0);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn submitted(&mut self, idx: usize, result: Result<Submission, StepError>) {
+        let unit = self.graph.step(idx).unit_credits;
+        let attempt = self.progress[idx].attempt;
+        let id = self.graph.insts[idx].id.clone();
+        match result {
+            Ok(submission) => {
+                self.any_accepted = true;
+                self.summary.submits += 1;
+                self.summary.credits_charged += unit;
+                match submission {
+                    Submission::Done(outputs) => {
+                        self.emit(RunEvent::Submitted {
+                            id,
+                            attempt,
+                            task_id: None,
+                            credits: unit,
+                        });
+                        self.succeed(idx, outputs);
+                    }
+                    Submission::Task { task_id } => {
+                        self.emit(RunEvent::Submitted {
+                            id,
+                            attempt,
+                            task_id: Some(task_id.clone()),
+                            credits: unit,
+                        });
+                        self.progress[idx].task_id = Some(task_id);
+                        let poll = &self.graph.step(idx).poll;
+                        let delay = backoff::jittered(
+                            self.config.scale(poll.initial_delay),
+                            poll.jitter,
+                            &mut self.rng,
+                        );
+                        self.poll(idx, delay);
+                    }
+                }
+            }
+            Err(error) => self.submit_failed(idx, error),
+        }
+    }
+
+    fn submit_failed(&mut self, idx: usize, error: StepError) {
+        let step = self.graph.step(idx);
+        match error.kind {
+            ErrorKind::RateLimited => {
+                let p = &mut self.progress[idx];
+                p.throttles += 1;
+                let delay = backoff::delay(
+                    &step.retry,
+                    p.throttles + 1,
+                    error.retry_after,
+                    &mut self.rng,
+                );
+                let delay = self
+                    .config
+                    .scale(delay)
+                    .max(error.retry_after.unwrap_or_default());
+                if p.throttles > 20 {
+                    return self.fail(idx, error, 0);
+                }
+                self.submit_gate.pause(delay);
+                self.emit(RunEvent::Throttled {
+                    delay_ms: delay.as_millis() as u64,
+                });
+                self.retry(idx, error, delay, 0, false);
+            }
+            ErrorKind::Transient if self.progress[idx].attempt < step.retry.attempts => {
+                let delay = self.config.scale(backoff::delay(
+                    &step.retry,
+                    self.progress[idx].attempt + 1,
+                    error.retry_after,
+                    &mut self.rng,
+                ));
+                self.retry(idx, error, delay, 0, true);
+            }
+            ErrorKind::InDoubt => {
+                self.summary.credits_charged += step.unit_credits;
+                self.fail(idx, error, 0);
+            }
+            ErrorKind::OutOfCredits => {
+                self.fail(idx, error, 0);
+                self.stop("out of credits");
+            }
+            ErrorKind::Unauthorised => {
+                self.summary.unauthorised = !self.any_accepted;
+                self.fail(idx, error, 0);
+                self.stop("the API key was refused");
+                self.tasks.abort_all();
+            }
+            _ => self.fail(idx, error, 0),
+        }
+    }
+
+    /// Schedules another submit of the same request.
+    fn retry(
+        &mut self,
+        idx: usize,
+        error: StepError,
+        delay: Duration,
+        refunded: u64,
+        counts: bool,
+    ) {
+        let p = &mut self.progress[idx];
+        if counts {
+            p.attempt += 1;
+        }
+        p.task_id = None;
+        let attempt = p.attempt;
+        let Some(mut job) = p.job.clone() else { return };
+        job.attempt = attempt;
+        p.job = Some(job.clone());
+        let id = self.graph.insts[idx].id.clone();
+        self.emit(RunEvent::Retrying {
+            id,
+            attempt,
+            error,
+            delay_ms: delay.as_millis() as u64,
+            refunded,
+        });
+        self.submit(idx, job, delay);
+    }
+
+    fn polled(&mut self, idx: usize, result: Result<PollOutcome, StepError>) {
+        self.summary.polls += 1;
+        let step = self.graph.step(idx);
+        let overdue = self.progress[idx]
+            .deadline
+            .is_some_and(|d| Instant::now() >= d);
+        match result {
+            Ok(PollOutcome::Done(outputs)) => self.succeed(idx, outputs),
+            Ok(PollOutcome::Failed { message }) => {
+                let refunded = step.unit_credits;
+                self.summary.credits_refunded += refunded;
+                let error = StepError::new(ErrorKind::TaskFailed, message);
+                if self.progress[idx].attempt < step.retry.attempts && self.stop_reason.is_none() {
+                    let delay = self.config.scale(backoff::delay(
+                        &step.retry,
+                        self.progress[idx].attempt + 1,
+                        None,
+                        &mut self.rng,
+                    ));
+                    self.retry(idx, error, delay, refunded, true);
+                } else {
+                    self.fail(idx, error, refunded);
+                }
+            }
+            Ok(PollOutcome::Pending)
+            | Err(StepError {
+                kind: ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local,
+                ..
+            }) if overdue => {
+                let task = self.progress[idx].task_id.clone().unwrap_or_default();
+                let message = format!(
+                    "task `{task}` did not finish in time; it was paid for and may still finish"
+                );
+                self.fail(idx, StepError::new(ErrorKind::Timeout, message), 0);
+            }
+            Ok(PollOutcome::Pending) => {
+                let delay = backoff::jittered(
+                    self.config.scale(step.poll.interval),
+                    step.poll.jitter,
+                    &mut self.rng,
+                );
+                self.poll(idx, delay);
+            }
+            Err(error) => match error.kind {
+                ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local => {
+                    let wait = self
+                        .config
+                        .scale(step.poll.interval)
+                        .max(error.retry_after.unwrap_or_default());
+                    self.poll(idx, wait);
+                }
+                ErrorKind::Unauthorised => {
+                    self.fail(idx, error, 0);
+                    self.stop("the API key was refused");
+                    self.tasks.abort_all();
+                }
+                _ => self.fail(idx, error, 0),
+            },
+        }
+    }
+
+    fn succeed(&mut self, idx: usize, outputs: Outputs) {
+        self.in_flight -= 1;
+        self.summary.succeeded += 1;
+        let inst = &mut self.graph.insts[idx];
+        inst.status = Status::Succeeded;
+        inst.outputs = Some(outputs.value.clone());
+        let id = inst.id.clone();
+        self.emit(RunEvent::Succeeded { id, outputs });
+    }
+
+    fn fail(&mut self, idx: usize, error: StepError, refunded: u64) {
+        self.in_flight -= 1;
+        self.summary.failed += 1;
+        self.graph.insts[idx].status = Status::Failed;
+        let id = self.graph.insts[idx].id.clone();
+        let attempt = self.progress[idx].attempt.max(1);
+        self.emit(RunEvent::Failed {
+            id,
+            attempt,
+            error,
+            refunded,
+        });
+        if self.config.fail_fast {
+            self.stop("fail-fast: a step failed");
+        }
+    }
+
+    /// Stops new submits; what is in flight is still followed.
+    fn stop(&mut self, reason: &str) {
+        if self.stop_reason.is_some() {
+            return;
+        }
+        self.stop_reason = Some(reason.to_owned());
+        self.stopping.store(true, Ordering::SeqCst);
+        self.summary.stopped = Some(reason.to_owned());
+        self.emit(RunEvent::Stopping {
+            reason: reason.to_owned(),
+        });
+        while let Some((_, _, Reverse(idx))) = self.ready.pop() {
+            self.skip(idx, format!("not started: the run stopped ({reason})"));
+        }
+        let placeholders = self
+            .graph
+            .abandon_pending(&format!("not started: the run stopped ({reason})"));
+        self.created(placeholders);
+    }
+
+    fn finish(&mut self) -> Summary {
+        let placeholders = self.graph.abandon_pending("its list was never produced");
+        self.created(placeholders);
+        let leftover: Vec<usize> = std::mem::take(&mut self.waiting);
+        for idx in leftover {
+            if self.graph.insts[idx].status == Status::Waiting {
+                let reason = self.stop_reason.clone().map_or_else(
+                    || "its dependencies never finished".to_owned(),
+                    |r| format!("not started: the run stopped ({r})"),
+                );
+                self.skip(idx, reason);
+            }
+        }
+        let summary = self.summary.clone();
+        self.emit(RunEvent::Finished {
+            summary: summary.clone(),
+        });
+        summary
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,469 @@
+//! The scheduler against a fake executor under paused tokio time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::*;
+use crate::manifest::load::load_str;
+use crate::plan::{Options, Plan, build};
+
+fn plan(yaml: &str) -> Plan {
+    let loaded = load_str("test.yaml", yaml.to_owned(), std::path::Path::new(".")).unwrap();
+    build(
+        &loaded,
+        &Options {
+            require_inputs: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
+}
+
+/// What the fake does for a step id: fail N submits with a kind, fail the task N times, never finish.
+#[derive(Clone, Default)]
+struct Script {
+    submit_errors: Vec<ErrorKind>,
+    task_failures: u32,
+    stuck: bool,
+    polls_to_finish: u32,
+}
+
+#[derive(Default)]
+struct Log {
+    submits: Vec<(String, Duration)>,
+    in_flight: i64,
+    peak_in_flight: i64,
+    task_polls: HashMap<String, u32>,
+    submit_calls: HashMap<String, u32>,
+    failures_left: HashMap<String, u32>,
+}
+
+struct Fake {
+    start: Instant,
+    scripts: HashMap<String, Script>,
+    log: Mutex<Log>,
+}
+
+impl Fake {
+    fn new(scripts: &[(&str, Script)]) -> Arc<Fake> {
+        Arc::new(Fake {
+            start: Instant::now(),
+            scripts: scripts
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            log: Mutex::new(Log::default()),
+        })
+    }
+
+    fn script(&self, job: &Job) -> Script {
+        self.scripts
+            .get(&job.id.step_id)
+            .cloned()
+            .unwrap_or(Script {
+                polls_to_finish: 2,
+                ..Script::default()
+            })
+    }
+}
+
+fn outputs(job: &Job) -> Outputs {
+    let base = format!("{}-{}", job.id.step_id, job.id.instance());
+    let clip = |i: usize| json!({"clip_id": format!("{base}-c{i}"), "title": "t", "audio_url": "u", "duration": 1.0});
+    let value = match job.action.name() {
+        "upload" => json!({"clip_id": format!("{base}-up")}),
+        "wav" => json!({"wav_url": format!("http://x/{base}.wav")}),
+        "stems_basic" => json!({"stems": [
+            {"name": "vocals", "clip_id": format!("{base}-s0"), "audio_url": "u"},
+            {"name": "instrumental", "clip_id": format!("{base}-s1"), "audio_url": "u"}]}),
+        _ => json!({"clips": [clip(0), clip(1)], "clip_id": format!("{base}-c0")}),
+    };
+    Outputs {
+        value,
+        files: Vec::new(),
+    }
+}
+
+impl StepExecutor for Fake {
+    async fn submit(&self, job: &Job) -> Result<Submission, StepError> {
+        let script = self.script(job);
+        let key = job.id.to_string();
+        {
+            let mut log = self.log.lock().unwrap();
+            let calls = log.submit_calls.entry(key.clone()).or_default();
+            *calls += 1;
+            let n = *calls as usize;
+            log.submits.push((key.clone(), self.start.elapsed()));
+            if let Some(kind) = script.submit_errors.get(n - 1) {
+                let mut e = StepError::new(*kind, format!("scripted {kind:?}"));
+                if *kind == ErrorKind::RateLimited {
+                    e.retry_after = Some(Duration::from_secs(5));
+                }
+                return Err(e);
+            }
+            log.in_flight += 1;
+            log.peak_in_flight = log.peak_in_flight.max(log.in_flight);
+        }
+        if matches!(job.action.name(), "wav" | "upload") {
+            self.log.lock().unwrap().in_flight -= 1;
+            return Ok(Submission::Done(outputs(job)));
+        }
+        Ok(Submission::Task {
+            task_id: format!("task-{key}-{}", job.attempt),
+        })
+    }
+
+    async fn poll(&self, job: &Job, task_id: &str) -> Result<PollOutcome, StepError> {
+        let script = self.script(job);
+        let mut log = self.log.lock().unwrap();
+        let polls = log.task_polls.entry(task_id.to_owned()).or_default();
+        *polls += 1;
+        if script.stuck || *polls < script.polls_to_finish.max(1) {
+            return Ok(PollOutcome::Pending);
+        }
+        log.in_flight -= 1;
+        let left = log
+            .failures_left
+            .entry(job.id.to_string())
+            .or_insert(script.task_failures);
+        if *left > 0 {
+            *left -= 1;
+            return Ok(PollOutcome::Failed {
+                message: "generation failed".into(),
+            });
+        }
+        Ok(PollOutcome::Done(outputs(job)))
+    }
+}
+
+async fn run_plan(
+    plan: Plan,
+    fake: Arc<Fake>,
+    tweak: impl FnOnce(&mut EngineConfig),
+) -> (Summary, Vec<RunEvent>) {
+    let mut config = EngineConfig::from_plan(&plan, 1.0);
+    tweak(&mut config);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_cancel_tx, cancel_rx) = watch::channel(false);
+    let summary = run(Arc::new(plan), fake, config, tx, cancel_rx).await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    (summary, events)
+}
+
+const COVER: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nsteps:\n  upload:\n    action: upload\n    with: { url: https://x/a.mp3 }\n  jazz:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: jazz }\n  stems:\n    action: stems_basic\n    for_each: ${{ steps.jazz.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  wav:\n    action: wav\n    for_each: ${{ steps.stems.outputs.stems }}\n    with: { clip: '${{ item.clip_id }}' }\n  other:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: solo }\n";
+
+fn succeeded(events: &[RunEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Succeeded { id, .. } => Some(id.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn submitted_fields(events: &[RunEvent], name: &str) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Submitting { id, fields, .. } if id.step_id == name => Some(fields.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn fans_out_at_run_time_in_dependency_order() {
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan(COVER), fake.clone(), |_| {}).await;
+    assert_eq!(
+        (summary.succeeded, summary.failed, summary.skipped),
+        (1 + 1 + 2 + 4 + 1, 0, 0)
+    );
+    let done = succeeded(&events);
+    let pos = |n: &str| {
+        done.iter()
+            .position(|d| d == n)
+            .unwrap_or_else(|| panic!("{n} in {done:?}"))
+    };
+    assert!(pos("upload") < pos("jazz"));
+    assert!(pos("jazz") < pos("stems[0]") && pos("jazz") < pos("stems[1]"));
+    assert!(pos("stems[1]") < pos("wav[1.0]") && pos("stems[1]") < pos("wav[1.1]"));
+    // Items resolve per instance: wav[1.1] exports the second stem of the second clip.
+    let wav_clips: Vec<_> = submitted_fields(&events, "wav")
+        .iter()
+        .map(|f| f["clip"].clone())
+        .collect();
+    assert!(wav_clips.contains(&json!("stems-1-s1")), "{wav_clips:?}");
+    assert_eq!(
+        submitted_fields(&events, "jazz")[0]["clip"],
+        json!("upload---up")
+    );
+    // Credits: upload 2 + cover 15 + 2 stems × 15 + 4 wav × 2 + create 15.
+    assert_eq!(summary.credits_charged, 2 + 15 + 30 + 8 + 15);
+}
+
+#[tokio::test(start_paused = true)]
+async fn limits_are_never_exceeded() {
+    let text = "version: 1\nname: t\nlimits: { max_in_flight: 3, submits_per_minute: 20 }\nmatrix:\n  key: id\n  rows: [{id: a}, {id: b}, {id: c}, {id: d}, {id: e}, {id: f}]\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
+    let fake = Fake::new(&[(
+        "song",
+        Script {
+            polls_to_finish: 5,
+            ..Script::default()
+        },
+    )]);
+    let (summary, _) = run_plan(plan(text), fake.clone(), |_| {}).await;
+    assert_eq!(summary.succeeded, 6);
+    let log = fake.log.lock().unwrap();
+    assert!(log.peak_in_flight <= 3, "peak {}", log.peak_in_flight);
+    let times: Vec<Duration> = log.submits.iter().map(|(_, t)| *t).collect();
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_secs(3), "{times:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_skips_only_its_dependents_and_fail_fast_stops_the_rest() {
+    let fake = Fake::new(&[(
+        "jazz",
+        Script {
+            submit_errors: vec![ErrorKind::Invalid],
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(COVER), fake, |_| {}).await;
+    assert_eq!(summary.failed, 1);
+    assert!(
+        succeeded(&events).contains(&"other".to_owned()),
+        "independent steps still run"
+    );
+    let skipped: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Skipped { id, reason } => Some(format!("{id}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            "stems: `jazz` failed".to_owned(),
+            "wav: `jazz` failed".to_owned()
+        ]
+    );
+
+    let fake = Fake::new(&[(
+        "upload",
+        Script {
+            submit_errors: vec![ErrorKind::Moderation],
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(COVER), fake, |c| c.fail_fast = true).await;
+    // `other` was already in flight when `upload` failed; it finishes, nothing else starts.
+    assert_eq!(
+        (summary.succeeded, summary.failed, summary.skipped),
+        (1, 1, 3)
+    );
+    assert_eq!(succeeded(&events), vec!["other".to_owned()]);
+    assert!(
+        summary
+            .stopped
+            .as_deref()
+            .is_some_and(|s| s.contains("fail-fast"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_and_failed_tasks_are_retried_but_in_doubt_is_never_resent() {
+    let fake = Fake::new(&[
+        (
+            "upload",
+            Script {
+                submit_errors: vec![ErrorKind::Transient],
+                ..Script::default()
+            },
+        ),
+        (
+            "jazz",
+            Script {
+                task_failures: 1,
+                polls_to_finish: 1,
+                ..Script::default()
+            },
+        ),
+        (
+            "other",
+            Script {
+                submit_errors: vec![ErrorKind::InDoubt],
+                ..Script::default()
+            },
+        ),
+    ]);
+    let (summary, events) = run_plan(plan(COVER), fake.clone(), |_| {}).await;
+    let log = fake.log.lock().unwrap();
+    assert_eq!(log.submit_calls["upload"], 2);
+    assert_eq!(
+        log.submit_calls["jazz"], 2,
+        "a failed task is submitted again"
+    );
+    assert_eq!(
+        log.submit_calls["other"], 1,
+        "an in-doubt submit is never resent"
+    );
+    assert_eq!(summary.credits_refunded, 15);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::Retrying { refunded: 15, .. }))
+    );
+    assert!(events.iter().any(|e| matches!(e, RunEvent::Failed { id, error, .. } if id.step_id == "other" && error.kind == ErrorKind::InDoubt)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limits_pause_every_submit_and_do_not_use_up_attempts() {
+    let fake = Fake::new(&[(
+        "upload",
+        Script {
+            submit_errors: vec![ErrorKind::RateLimited; 4],
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(COVER), fake.clone(), |c| c.submits_per_minute = 0).await;
+    assert_eq!(summary.failed, 0);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, RunEvent::Throttled { .. }))
+            .count(),
+        4
+    );
+    let log = fake.log.lock().unwrap();
+    let upload_times: Vec<Duration> = log
+        .submits
+        .iter()
+        .filter(|(k, _)| k == "upload")
+        .map(|(_, t)| *t)
+        .collect();
+    for pair in upload_times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_secs(5),
+            "Retry-After honoured: {upload_times:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn out_of_credits_stops_submitting_but_polls_what_is_in_flight() {
+    let fake = Fake::new(&[(
+        "other",
+        Script {
+            submit_errors: vec![ErrorKind::OutOfCredits],
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(COVER), fake, |c| c.submits_per_minute = 0).await;
+    assert!(
+        summary.stopped.as_deref() == Some("out of credits"),
+        "{summary:?}"
+    );
+    assert!(summary.skipped > 0);
+    // `upload` was submitted before `other` and still finished.
+    assert!(succeeded(&events).contains(&"upload".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_never_finishes_times_out() {
+    let text = "version: 1\nname: t\npoll: { initial_delay: 1s, interval: 10s, timeout: 1m }\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
+    let fake = Fake::new(&[(
+        "song",
+        Script {
+            stuck: true,
+            ..Script::default()
+        },
+    )]);
+    let started = Instant::now();
+    let (summary, events) = run_plan(plan(text), fake, |_| {}).await;
+    assert_eq!(summary.failed, 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(60) && started.elapsed() < Duration::from_secs(80)
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, RunEvent::Failed { error, .. } if error.kind == ErrorKind::Timeout)
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_scale_divides_every_duration() {
+    let text = "version: 1\nname: t\npoll: { initial_delay: 20s, interval: 15s }\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
+    let fake = Fake::new(&[(
+        "song",
+        Script {
+            polls_to_finish: 3,
+            ..Script::default()
+        },
+    )]);
+    let started = Instant::now();
+    run_plan(plan(text), fake, |c| {
+        c.time_scale = 100.0;
+        c.polls_per_second = 0;
+    })
+    .await;
+    let elapsed = started.elapsed();
+    // 20 s + 2 × 15 s = 50 s of schedule, scaled down 100×, with ±10 % jitter.
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(600),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
+    let fake = Fake::new(&[(
+        "jazz",
+        Script {
+            polls_to_finish: 4,
+            ..Script::default()
+        },
+    )]);
+    let plan = plan(COVER);
+    let mut config = EngineConfig::from_plan(&plan, 1.0);
+    config.grace = Duration::from_secs(120);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let handle = tokio::spawn(run(Arc::new(plan), fake.clone(), config, tx, cancel_rx));
+    // `jazz` is submitted after `upload` (3 s spacing) and takes 20 s + 3 × 15 s to finish.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    cancel_tx.send(true).unwrap();
+    let summary = handle.await.unwrap();
+    assert!(summary.interrupted);
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let done = succeeded(&events);
+    assert!(
+        done.contains(&"jazz".to_owned()),
+        "in-flight work is polled to the end: {done:?}"
+    );
+    assert!(
+        !done.iter().any(|d| d.starts_with("stems")),
+        "nothing new starts after Ctrl-C"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, RunEvent::Stopping { reason } if reason == "interrupted"))
+    );
+}
