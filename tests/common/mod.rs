@@ -48,3 +48,60 @@ pub fn files(dir: &str, ext: &str) -> Vec<String> {
     names.sort();
     names.into_iter().map(|n| format!("{dir}/{n}")).collect()
 }
+
+/// A `sonicflow sandbox` process for the duration of a test.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl SandboxProcess {
+    /// Starts `sonicflow sandbox --addr 127.0.0.1:0 <args…>` and reads its URL.
+    pub fn start(args: &[&str]) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = sonicflow()
+            .args(["sandbox", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the sandbox starts");
+        let mut url = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
+            .read_line(&mut url)
+            .expect("the sandbox prints its URL");
+        SandboxProcess { child, url: url.trim().to_owned() }
+    }
+
+    /// The ledger of `key`, as the sandbox's admin endpoint reports it.
+    pub fn ledger(&self, key: &str) -> serde_json::Value {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .get(format!("{}/_sandbox/ledger", self.url))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("the ledger answers");
+            response.json::<serde_json::Value>().await.expect("the ledger is JSON")
+        })
+    }
+
+    /// `sonicflow run` against this sandbox with key `key`.
+    pub fn run(&self, key: &str, args: &[&str]) -> Output {
+        sonicflow()
+            .arg("run")
+            .args(args)
+            .env("MUSICAPI_BASE_URL", &self.url)
+            .env("MUSICAPI_KEY", key)
+            .output()
+            .expect("sonicflow run runs")
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
