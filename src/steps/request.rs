@@ -170,3 +170,83 @@ fn other(action: Action, f: &Fields<'_>) -> Result<ApiCall, StepError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::InstanceId;
+    use serde_json::{Map, Value, json};
+
+    fn job(action: Action, fields: Map<String, Value>) -> Job {
+        Job {
+            id: InstanceId {
+                row: 0,
+                row_key: None,
+                step: 0,
+                step_id: "s".into(),
+                path: vec![],
+            },
+            action,
+            operation: action.operation(crate::plan::shape::Origin::Upload),
+            fields,
+            attempt: 1,
+            request_hash: String::new(),
+        }
+    }
+
+    /// A well-typed value for any manifest field (numbers may be text).
+    fn sample_value(name: &str) -> Value {
+        match name {
+            "custom_mode" | "auto_lyrics" | "make_instrumental" | "use_suno_cdn"
+            | "auto_concat" => json!(true),
+            "clips" => json!(["a", "b"]),
+            "clip_origin" => json!("upload"),
+            _ => json!("1"),
+        }
+    }
+
+    #[test]
+    fn every_manifest_field_of_every_action_reaches_its_request() {
+        for &action in Action::ALL {
+            let fields: Map<String, Value> = action
+                .field_names()
+                .iter()
+                .map(|n| (n.clone(), sample_value(n)))
+                .collect();
+            if let Err(e) = build(&job(action, fields)) {
+                panic!("`{}`: {}", action.name(), e.message);
+            }
+        }
+    }
+
+    #[test]
+    fn the_source_clip_takes_each_endpoint_s_name_and_origin_is_never_sent() {
+        let wire = |action: Action, fields: Value| {
+            let Value::Object(map) = fields else { panic!() };
+            match build(&job(action, map)).unwrap() {
+                ApiCall::Create(r) => serde_json::to_value(r).unwrap(),
+                ApiCall::Sample(r) => serde_json::to_value(r).unwrap(),
+                ApiCall::Mashup(r) => serde_json::to_value(r).unwrap(),
+                ApiCall::ReplaceSection(r) => serde_json::to_value(r).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let cover = wire(Action::Cover, json!({"clip": "c", "clip_origin": "upload"}));
+        assert_eq!(
+            cover,
+            json!({"task_type": "cover_upload_music", "continue_clip_id": "c"})
+        );
+        let sample = wire(Action::Sample, json!({"clip": "c"}));
+        assert_eq!(sample, json!({"sample_clip_id": "c"}));
+        let mashup = wire(Action::Mashup, json!({"clips": ["a", {"clip_id": "b"}]}));
+        assert_eq!(mashup, json!({"mashup_clip_ids": ["a", "b"]}));
+        let replace = wire(
+            Action::ReplaceSection,
+            json!({"clip": "c", "infill_start_s": 1, "infill_end_s": "2.5"}),
+        );
+        assert_eq!(
+            replace,
+            json!({"clip_id": "c", "infill_start_s": 1.0, "infill_end_s": 2.5})
+        );
+    }
+}
