@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sonicflow::engine::{Job, Outputs};
 use sonicflow::manifest::actions::Action;
-use sonicflow::sandbox::EntryKind;
+use sonicflow::sandbox::{EntryKind, NotReadyForm};
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;
 
@@ -294,4 +294,22 @@ fn check_files(out: &std::path::Path, files: &[sonicflow::engine::SavedFile]) {
     assert_eq!(files_below(out), recorded);
     let wav = files.iter().find(|f| f.path.ends_with(".wav")).unwrap();
     assert!(wav.path.starts_with("wav/-/"), "{}", wav.path);
+}
+
+#[tokio::test]
+async fn every_not_ready_answer_counts_as_pending() {
+    for form in [
+        NotReadyForm::EmptyData,
+        NotReadyForm::TypeObject,
+        NotReadyForm::Accepted,
+    ] {
+        let (_handle, exec) = start(
+            fast().with_not_ready_form(form),
+            DownloadOptions::disabled(),
+        )
+        .await;
+        let job = job("make", Action::Create, "create_music", song(json!({})));
+        let made = run(&exec, &job).await;
+        assert_eq!(made.value["clips"].as_array().unwrap().len(), 2, "{form:?}");
+    }
 }

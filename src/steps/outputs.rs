@@ -190,3 +190,71 @@ pub(crate) fn lyrics(l: &Lyrics) -> Value {
         "lyrics": first.map(|r| r.lyrics.clone()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(body: &str) -> TaskStatus {
+        TaskStatus::from_body("GET /task", body.as_bytes()).unwrap()
+    }
+
+    fn done(action: Action, body: &str, upload: Option<&str>) -> Value {
+        match from_task(action, &status(body), upload) {
+            Finished::Done(v) => v,
+            _ => panic!("not done: {body}"),
+        }
+    }
+
+    #[test]
+    fn unfinished_tasks_and_pairs_without_their_full_clip_are_pending() {
+        for body in [
+            r#"{"type":"not_ready"}"#,
+            r#"{"data":[]}"#,
+            r#"{"data":[{"clip_id":"a","state":"succeeded"},{"clip_id":"b","state":"streaming"}]}"#,
+            r#"{"data":[{"extended":{"clip_id":"e","state":"succeeded"},"full":null}]}"#,
+        ] {
+            assert!(matches!(
+                from_task(Action::Create, &status(body), None),
+                Finished::Pending
+            ));
+        }
+    }
+
+    #[test]
+    fn a_failed_clip_fails_the_task_with_its_reason() {
+        let body = r#"{"data":[{"clip_id":"a","state":"succeeded"},
+            {"clip_id":"b","state":"failed","error_message":"model overloaded"}]}"#;
+        let Finished::Failed(message) = from_task(Action::Create, &status(body), None) else {
+            panic!()
+        };
+        assert_eq!(message, "clip `b` failed: model overloaded");
+    }
+
+    #[test]
+    fn pairs_split_into_clips_and_full_clips() {
+        let body = r#"{"data":[{"extended":{"clip_id":"e","state":"succeeded","duration":"30.5"},
+            "full":{"clip_id":"f","state":"succeeded"}}]}"#;
+        let v = done(Action::UploadExtend, body, Some("u"));
+        assert_eq!(v["clip_id"], "e");
+        assert_eq!(v["clips"][0]["duration"], 30.5);
+        assert_eq!(v["full_clips"][0]["clip_id"], "f");
+        assert_eq!(v["upload_clip_id"], "u");
+        let plain = done(
+            Action::ReplaceSection,
+            r#"{"data":[{"clip_id":"r","state":"succeeded"}]}"#,
+            None,
+        );
+        assert_eq!(plain["full_clips"], serde_json::json!([]));
+        assert!(plain.get("upload_clip_id").is_none());
+    }
+
+    #[test]
+    fn stems_are_named_by_stem_type_or_else_title() {
+        let body = r#"{"data":[{"clip_id":"a","state":"succeeded","stem_type":"drums","title":"x"},
+            {"clip_id":"b","state":"succeeded","title":"bass"}]}"#;
+        let v = done(Action::StemsFull, body, None);
+        assert_eq!(v["stems"][0]["name"], "drums");
+        assert_eq!(v["stems"][1]["name"], "bass");
+    }
+}
