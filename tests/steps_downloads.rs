@@ -219,3 +219,26 @@ async fn disabled_downloads_save_nothing() {
     assert!(outputs.files.is_empty());
     assert_eq!(outputs.value["clips"].as_array().unwrap().len(), 3);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_planted_part_link_is_replaced_not_followed() {
+    let base = host(0).await;
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    std::fs::create_dir_all(out.join("song/0.1")).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("song/0.1/c1.mp3.part")).unwrap();
+    let exec = executor(&base, KEY, options(&out));
+    let PollOutcome::Done(outputs) = poll(&exec, &create("song", None), "flaky").await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert_eq!(
+        std::fs::read(out.join(&outputs.files[0].path)).unwrap(),
+        AUDIO
+    );
+    assert_eq!(files_below(&out), ["song/0.1/c1.mp3"]);
+}

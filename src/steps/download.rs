@@ -216,7 +216,15 @@ async fn stream_to(
     }
     let write =
         |e: std::io::Error| Failure::local(format!("cannot write `{}`: {e}", part.display()));
-    let mut file = tokio::fs::File::create(part).await.map_err(write)?;
+    // A stale `.part` (even a planted link) is removed, then the file is
+    // created fresh: writing never follows a link out of the folder.
+    let _ = tokio::fs::remove_file(part).await;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(part)
+        .await
+        .map_err(write)?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut body = resp.bytes_stream();
