@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sonicflow::engine::{ErrorKind, Job, PollOutcome, StepExecutor};
@@ -63,6 +63,12 @@ async fn broken() -> Response {
         .unwrap()
 }
 
+/// A paid synchronous export whose file cannot be fetched.
+async fn wav(State(host): State<Host>) -> Response {
+    axum::Json(json!({"code": 200, "data": {"wav_url": format!("{}/broken", host.base)}}))
+        .into_response()
+}
+
 async fn flaky(State(host): State<Host>) -> Response {
     let before = host.flaky_left.load(Ordering::SeqCst);
     if before > 0 {
@@ -87,6 +93,7 @@ async fn host(flaky_failures: usize) -> String {
         .route("/broken", get(broken))
         .route("/flaky", get(flaky))
         .route("/gone", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/api/v1/sonic/wav", post(wav))
         .with_state(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
@@ -241,4 +248,17 @@ async fn a_planted_part_link_is_replaced_not_followed() {
         AUDIO
     );
     assert_eq!(files_below(&out), ["song/0.1/c1.mp3"]);
+}
+
+#[tokio::test]
+async fn a_failed_download_after_a_paid_sync_call_counts_the_charge() {
+    let base = host(0).await;
+    let out = tempfile::tempdir().unwrap();
+    let exec = executor(&base, KEY, options(out.path()));
+    let job = job("export", Action::Wav, "wav", json!({"clip": "c1"}));
+    let err = exec.submit(&job).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Local);
+    assert!(err.charged);
+    assert!(err.message.contains("paid"), "{}", err.message);
+    assert_eq!(files_below(out.path()), Vec::<String>::new());
 }

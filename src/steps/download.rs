@@ -16,7 +16,11 @@ use tokio::io::AsyncWriteExt;
 /// How downloads behave.
 #[derive(Debug, Clone)]
 pub struct DownloadOptions {
-    /// Where files are saved; created when needed.
+    /// Where files are saved, created when needed: each step instance's
+    /// files go to `<out_dir>/<step_id>/<instance…>/<clip_id>.<mp3|wav|mid>`,
+    /// where an instance such as `rain/0.1` becomes nested folders (`-` when
+    /// the step has no matrix row or fan-out) and every component keeps only
+    /// `[A-Za-z0-9._-]`, never starting with a dot.
     pub out_dir: PathBuf,
     /// Nothing is downloaded when false.
     pub enabled: bool,

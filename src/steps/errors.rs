@@ -15,7 +15,9 @@ pub(crate) fn from_submit(err: &ApiError) -> StepError {
     if err.may_have_been_charged() {
         let mut e = StepError::new(
             ErrorKind::InDoubt,
-            format!("{err}; the request may have been charged, so it is not resent"),
+            format!(
+                "{err}; it may have been accepted and charged, so it must not be resent without checking"
+            ),
         );
         e.charged = true;
         return e;

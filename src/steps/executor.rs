@@ -5,6 +5,11 @@
 //! synchronous endpoints, shapes and downloads the result at once. Poll
 //! reads the task and, once every clip is terminal, shapes and downloads.
 //!
+//! A download failure is `ErrorKind::Local` (never resent: the work is
+//! paid). After a synchronous submit it also says `charged: true`, since
+//! that call succeeded and was billed; after a poll the charge was already
+//! counted when the task was submitted.
+//!
 //! Upload-extend and upload-cover report the uploaded clip only in their
 //! submit answer, so its id is kept in memory keyed by task id until the
 //! task finishes. A process that restarts and re-attaches to such a task
@@ -136,7 +141,15 @@ impl StepExecutor for ApiExecutor {
         let call = request::build(job)?;
         let sent = self.send(call).await.map_err(|e| errors::from_submit(&e))?;
         match sent {
-            Sent::Sync(value) => Ok(Submission::Done(self.finish(job, value).await?)),
+            Sent::Sync(value) => match self.finish(job, value).await {
+                Ok(outputs) => Ok(Submission::Done(outputs)),
+                // The synchronous call succeeded and was paid; only saving
+                // its file failed, so the charge must still be counted.
+                Err(mut e) => {
+                    e.charged = true;
+                    Err(e)
+                }
+            },
             Sent::Task {
                 task_id,
                 upload_clip_id,
