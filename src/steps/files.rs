@@ -167,6 +167,62 @@ fn parse_url(raw: &str) -> Result<reqwest::Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::InstanceId;
+    use serde_json::json;
+
+    fn job(action: Action, fields: Value) -> Job {
+        Job {
+            id: InstanceId {
+                row: 0,
+                row_key: None,
+                step: 0,
+                step_id: "s".into(),
+                path: vec![],
+            },
+            action,
+            operation: "",
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            attempt: 1,
+            request_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn kinds_choose_the_files_and_repeated_clips_are_saved_once() {
+        let song = json!({
+            "clips": [{"clip_id": "a", "audio_url": "http://h/a.mp3"}],
+            "full_clips": [{"clip_id": "f", "audio_url": "http://h/f.mp3"},
+                           {"clip_id": "f", "audio_url": "http://h/f.mp3"}],
+        });
+        let create = job(Action::ReplaceSection, json!({}));
+        let all = wanted(&create, &song, DownloadKinds::all());
+        let ids: Vec<&str> = all.iter().map(|w| w.clip_id.as_str()).collect();
+        assert_eq!(ids, ["a", "f"]);
+        let no_audio = DownloadKinds {
+            audio: false,
+            ..DownloadKinds::all()
+        };
+        assert!(wanted(&create, &song, no_audio).is_empty());
+        let wav = job(Action::Wav, json!({"clip": "src"}));
+        let files = wanted(
+            &wav,
+            &json!({"wav_url": "http://h/x.wav"}),
+            DownloadKinds::all(),
+        );
+        assert_eq!(
+            files,
+            [Wanted {
+                url: "http://h/x.wav".into(),
+                clip_id: "src".into(),
+                ext: "wav"
+            }]
+        );
+        let only_audio = DownloadKinds {
+            wav: false,
+            ..DownloadKinds::all()
+        };
+        assert!(wanted(&wav, &json!({"wav_url": "http://h/x.wav"}), only_audio).is_empty());
+    }
 
     #[test]
     fn only_web_urls_are_accepted() {
