@@ -17,4 +17,5 @@ pub mod manifest;
 pub mod plan;
 pub mod prices;
 pub mod sandbox;
+pub mod steps;
 pub mod suggest;

@@ -1,0 +1,281 @@
+//! Saving one remote file: streamed to `<name>.part` while hashing, fsynced,
+//! then renamed, so a file without `.part` is always complete. Transient
+//! failures (connection, timeout, 5xx, 429, a body cut short) are retried a
+//! bounded number of times with a doubling delay.
+//!
+//! Downloads go through their own HTTP client that sends no credentials:
+//! file hosts must never see the API key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// How downloads behave.
+#[derive(Debug, Clone)]
+pub struct DownloadOptions {
+    /// Where files are saved, created when needed: each step instance's
+    /// files go to `<out_dir>/<step_id>/<instance…>/<clip_id>.<mp3|wav|mid>`,
+    /// where an instance such as `rain/0.1` becomes nested folders (`-` when
+    /// the step has no matrix row or fan-out) and every component keeps only
+    /// `[A-Za-z0-9._-]`, never starting with a dot.
+    pub out_dir: PathBuf,
+    /// Nothing is downloaded when false.
+    pub enabled: bool,
+    /// Which kinds of file to save.
+    pub kinds: DownloadKinds,
+    /// Attempts after the first one, for transient failures.
+    pub retries: u32,
+    /// Delay before the first retry; doubles after each.
+    pub backoff: Duration,
+    /// Divides every delay (the sandbox runs faster than real time).
+    pub time_scale: f64,
+    /// Limit for one whole download.
+    pub timeout: Duration,
+}
+
+impl DownloadOptions {
+    /// Everything enabled into `out_dir`, with 3 retries from 1 s.
+    pub fn new(out_dir: impl Into<PathBuf>) -> DownloadOptions {
+        DownloadOptions {
+            out_dir: out_dir.into(),
+            enabled: true,
+            kinds: DownloadKinds::all(),
+            retries: 3,
+            backoff: Duration::from_secs(1),
+            time_scale: 1.0,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    /// Downloads turned off.
+    pub fn disabled() -> DownloadOptions {
+        DownloadOptions {
+            enabled: false,
+            ..DownloadOptions::new(".")
+        }
+    }
+
+    pub fn with_kinds(mut self, kinds: DownloadKinds) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    pub fn with_retries(mut self, retries: u32, backoff: Duration) -> Self {
+        self.retries = retries;
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = scale;
+        self
+    }
+
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+        let base = self.backoff.saturating_mul(1 << attempt.min(16));
+        if self.time_scale.is_finite() && self.time_scale > 0.0 {
+            base.div_f64(self.time_scale)
+        } else {
+            base
+        }
+    }
+}
+
+/// Which result files to save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadKinds {
+    /// Generated clips' `audio_url` (`.mp3`).
+    pub audio: bool,
+    /// `wav_url` of `wav` steps (`.wav`).
+    pub wav: bool,
+    /// `midi_url` of `midi` steps (`.mid`).
+    pub midi: bool,
+    /// Each stem's `audio_url` (`.mp3`).
+    pub stems: bool,
+}
+
+impl DownloadKinds {
+    pub fn all() -> DownloadKinds {
+        DownloadKinds {
+            audio: true,
+            wav: true,
+            midi: true,
+            stems: true,
+        }
+    }
+}
+
+/// A saved file, before it is recorded relative to the output folder.
+pub(crate) struct Saved {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Why one attempt failed, and whether another may help.
+pub(crate) struct Failure {
+    pub message: String,
+    pub transient: bool,
+    /// The remote side is fine; this machine could not write.
+    pub local: bool,
+}
+
+impl Failure {
+    fn remote(message: String, transient: bool) -> Failure {
+        Failure {
+            message,
+            transient,
+            local: false,
+        }
+    }
+
+    fn local(message: String) -> Failure {
+        Failure {
+            message,
+            transient: false,
+            local: true,
+        }
+    }
+}
+
+/// Downloads `url` to `target` with retries; `target`'s folder must exist.
+pub(crate) async fn fetch(
+    http: &reqwest::Client,
+    options: &DownloadOptions,
+    url: &reqwest::Url,
+    target: &Path,
+) -> Result<Saved, Failure> {
+    let mut attempt = 0;
+    loop {
+        match fetch_once(http, options, url, target).await {
+            Ok(saved) => return Ok(saved),
+            Err(f) if f.transient && attempt < options.retries => {
+                tokio::time::sleep(options.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(mut f) => {
+                if f.transient {
+                    f.message = format!("{} (after {} attempts)", f.message, attempt + 1);
+                }
+                return Err(f);
+            }
+        }
+    }
+}
+
+fn part_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    target.with_file_name(name)
+}
+
+async fn fetch_once(
+    http: &reqwest::Client,
+    options: &DownloadOptions,
+    url: &reqwest::Url,
+    target: &Path,
+) -> Result<Saved, Failure> {
+    let part = part_path(target);
+    let result = stream_to(http, options, url, &part).await;
+    let saved = match result {
+        Ok(saved) => saved,
+        Err(f) => {
+            // Leave nothing behind that could pass for a download.
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(f);
+        }
+    };
+    if let Err(e) = tokio::fs::rename(&part, target).await {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(Failure::local(format!(
+            "cannot rename `{}` into place: {e}",
+            part.display()
+        )));
+    }
+    Ok(saved)
+}
+
+async fn stream_to(
+    http: &reqwest::Client,
+    options: &DownloadOptions,
+    url: &reqwest::Url,
+    part: &Path,
+) -> Result<Saved, Failure> {
+    let transport = |e: reqwest::Error| Failure::remote(describe(&e), true);
+    let resp = http
+        .get(url.clone())
+        .timeout(options.timeout)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = resp.status();
+    if !status.is_success() {
+        let transient = status.is_server_error() || status.as_u16() == 429;
+        return Err(Failure::remote(
+            format!("the server answered {status}"),
+            transient,
+        ));
+    }
+    let write =
+        |e: std::io::Error| Failure::local(format!("cannot write `{}`: {e}", part.display()));
+    // A stale `.part` (even a planted link) is removed, then the file is
+    // created fresh: writing never follows a link out of the folder.
+    let _ = tokio::fs::remove_file(part).await;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(part)
+        .await
+        .map_err(write)?;
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(transport)?;
+        hasher.update(&chunk);
+        bytes += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(write)?;
+    }
+    file.flush().await.map_err(write)?;
+    // The rename must not become visible before the data is on disk.
+    file.sync_all().await.map_err(write)?;
+    Ok(Saved {
+        sha256: hex::encode(hasher.finalize()),
+        bytes,
+    })
+}
+
+/// A transport error with its causes, on one line.
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_and_follow_the_time_scale() {
+        let o = DownloadOptions::new("out")
+            .with_retries(3, Duration::from_secs(1))
+            .with_time_scale(1000.0);
+        assert_eq!(o.delay(0), Duration::from_millis(1));
+        assert_eq!(o.delay(2), Duration::from_millis(4));
+        assert_eq!(part_path(Path::new("a/b.mp3")), Path::new("a/b.mp3.part"));
+    }
+}

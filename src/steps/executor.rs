@@ -1,0 +1,185 @@
+//! [`ApiExecutor`]: the engine's `StepExecutor` over the real client.
+//!
+//! Submit re-checks the rules on resolved fields, builds the request, sends
+//! it once (never retrying: the engine decides from the error kind) and, for
+//! synchronous endpoints, shapes and downloads the result at once. Poll
+//! reads the task and, once every clip is terminal, shapes and downloads.
+//!
+//! A download failure is `ErrorKind::Local` (never resent: the work is
+//! paid). After a synchronous submit it also says `charged: true`, since
+//! that call succeeded and was billed; after a poll the charge was already
+//! counted when the task was submitted.
+//!
+//! Upload-extend and upload-cover report the uploaded clip only in their
+//! submit answer, so its id is kept in memory keyed by task id until the
+//! task finishes. A process that restarts and re-attaches to such a task
+//! reports `upload_clip_id` as `null`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::api::{ApiError, Client};
+use crate::engine::{Job, Outputs, PollOutcome, StepError, StepExecutor, Submission};
+use crate::plan::models::Models;
+
+use super::download::DownloadOptions;
+use super::errors;
+use super::files;
+use super::outputs::{self, Finished};
+use super::recheck;
+use super::request::{self, ApiCall};
+
+/// Runs step instances against the MusicAPI Sonic API (or the sandbox).
+pub struct ApiExecutor {
+    client: Client,
+    models: Models,
+    downloads: DownloadOptions,
+    /// Sends no credentials: only for result files.
+    http: reqwest::Client,
+    /// Upload clip ids of upload-extend / upload-cover tasks, by task id.
+    uploads: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl std::fmt::Debug for ApiExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiExecutor")
+            .field("base_url", &self.client.base_url())
+            .field("downloads", &self.downloads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an executor could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up downloads: {0}")]
+pub struct ExecutorError(String);
+
+/// What a submit answered, before outputs are shaped.
+enum Sent {
+    Sync(Value),
+    Task {
+        task_id: String,
+        upload_clip_id: Option<Option<String>>,
+    },
+}
+
+impl ApiExecutor {
+    /// An executor sending through `client`, checking fields against
+    /// `models`, saving files per `downloads`.
+    pub fn new(
+        client: Client,
+        models: Models,
+        downloads: DownloadOptions,
+    ) -> Result<ApiExecutor, ExecutorError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ExecutorError(e.to_string()))?;
+        Ok(ApiExecutor {
+            client,
+            models,
+            downloads,
+            http,
+            uploads: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        // The map holds plain ids; a panic elsewhere cannot leave it inconsistent.
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send(&self, call: ApiCall) -> Result<Sent, ApiError> {
+        let c = &self.client;
+        let task = |s: crate::api::Submitted| Sent::Task {
+            task_id: s.task_id,
+            upload_clip_id: None,
+        };
+        let steps = |s: crate::api::StepsSubmitted| Sent::Task {
+            task_id: s.task_id,
+            upload_clip_id: Some(s.upload_clip_id),
+        };
+        Ok(match call {
+            ApiCall::Create(r) => task(c.create(&r).await?),
+            ApiCall::Sample(r) => task(c.sample(&r).await?),
+            ApiCall::Mashup(r) => task(c.mashup(&r).await?),
+            ApiCall::ReplaceSection(r) => task(c.replace_section(&r).await?),
+            ApiCall::StemsBasic { clip_id } => task(c.stems_basic(&clip_id).await?),
+            ApiCall::StemsFull { clip_id } => task(c.stems_full(&clip_id).await?),
+            ApiCall::UploadExtend(r) => steps(c.upload_extend(&r).await?),
+            ApiCall::UploadCover(r) => steps(c.upload_cover(&r).await?),
+            ApiCall::Upload { url } => Sent::Sync(outputs::upload(&c.upload(&url).await?.clip_id)),
+            ApiCall::Persona(r) => Sent::Sync(outputs::persona(&c.persona(&r).await?.persona_id)),
+            ApiCall::Bpm { clip_id } => Sent::Sync(outputs::bpm(&c.bpm(&clip_id).await?)),
+            ApiCall::Vox(r) => Sent::Sync(outputs::vox(&c.vox(&r).await?, &r.clip_id)),
+            ApiCall::Wav { clip_id } => Sent::Sync(outputs::wav(&c.wav(&clip_id).await?.wav_url)),
+            ApiCall::Midi { clip_id } => Sent::Sync(outputs::midi(&c.midi(&clip_id).await?)),
+            ApiCall::AlignedLyrics { clip_id } => {
+                Sent::Sync(outputs::aligned(&c.aligned_lyrics(&clip_id).await?))
+            }
+            ApiCall::UpsampleTags { tags } => {
+                Sent::Sync(outputs::upsampled(&c.upsample_tags(&tags).await?))
+            }
+            ApiCall::Lyrics { description } => {
+                Sent::Sync(outputs::lyrics(&c.lyrics(&description).await?))
+            }
+        })
+    }
+
+    /// Attaches downloaded files to a finished instance's outputs.
+    async fn finish(&self, job: &Job, value: Value) -> Result<Outputs, StepError> {
+        let files = files::save_all(&self.http, &self.downloads, job, &value).await?;
+        Ok(Outputs { value, files })
+    }
+}
+
+impl StepExecutor for ApiExecutor {
+    async fn submit(&self, job: &Job) -> Result<Submission, StepError> {
+        recheck::check(job, &self.models)?;
+        let call = request::build(job)?;
+        let sent = self.send(call).await.map_err(|e| errors::from_submit(&e))?;
+        match sent {
+            Sent::Sync(value) => match self.finish(job, value).await {
+                Ok(outputs) => Ok(Submission::Done(outputs)),
+                // The synchronous call succeeded and was paid; only saving
+                // its file failed, so the charge must still be counted.
+                Err(mut e) => {
+                    e.charged = true;
+                    Err(e)
+                }
+            },
+            Sent::Task {
+                task_id,
+                upload_clip_id,
+            } => {
+                if let Some(upload) = upload_clip_id {
+                    self.uploads().insert(task_id.clone(), upload);
+                }
+                Ok(Submission::Task { task_id })
+            }
+        }
+    }
+
+    async fn poll(&self, job: &Job, task_id: &str) -> Result<PollOutcome, StepError> {
+        let status = self
+            .client
+            .task(task_id)
+            .await
+            .map_err(|e| errors::from_poll(&e))?;
+        let upload = self.uploads().get(task_id).cloned().flatten();
+        match outputs::from_task(job.action, &status, upload.as_deref()) {
+            Finished::Pending => Ok(PollOutcome::Pending),
+            Finished::Failed(message) => {
+                self.uploads().remove(task_id);
+                Ok(PollOutcome::Failed { message })
+            }
+            Finished::Done(value) => {
+                let outputs = self.finish(job, value).await?;
+                self.uploads().remove(task_id);
+                Ok(PollOutcome::Done(outputs))
+            }
+        }
+    }
+}

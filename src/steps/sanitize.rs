@@ -1,0 +1,90 @@
+//! Safe local names from remote text: a clip id, a step id or an instance
+//! name becomes a path component that cannot climb out of, or hide in, the
+//! output folder.
+//!
+//! Rules: only `[A-Za-z0-9._-]` survive (anything else becomes `_`), no
+//! leading dot (so never `.`, `..` or a hidden file), at most
+//! [`COMPONENT_MAX`] characters, never empty.
+
+use std::path::{Path, PathBuf};
+
+/// Longest component kept; leaves room for an extension and `.part`.
+pub(crate) const COMPONENT_MAX: usize = 96;
+
+/// One path component.
+pub(crate) fn component(raw: &str) -> String {
+    let mut out: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(COMPONENT_MAX)
+        .collect();
+    let dots = out.len() - out.trim_start_matches('.').len();
+    out.replace_range(..dots, &"_".repeat(dots));
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// The folder of one step instance, relative to the output folder:
+/// `<step_id>/<instance parts…>`, where an instance such as `rain/0.1`
+/// becomes nested folders, each part sanitised.
+pub(crate) fn instance_dir(step_id: &str, instance: &str) -> PathBuf {
+    let mut dir = PathBuf::from(component(step_id));
+    for part in instance.split('/') {
+        dir.push(component(part));
+    }
+    dir
+}
+
+/// `relative` with `/` separators, as recorded in results.
+pub(crate) fn slash_path(relative: &Path) -> String {
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Component;
+
+    #[test]
+    fn hostile_names_stay_single_plain_components() {
+        assert_eq!(component("../../etc/passwd"), "___.._etc_passwd");
+        assert_eq!(component(".."), "__");
+        assert_eq!(component(""), "_");
+        assert_eq!(component(".hidden"), "_hidden");
+        assert_eq!(component("ok-id_1.mp3"), "ok-id_1.mp3");
+        let dir = instance_dir("song", "a/../../b");
+        assert_eq!(slash_path(&dir), "song/a/__/__/b");
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_becomes_one_safe_component(raw in any::<String>()) {
+            let c = component(&raw);
+            prop_assert!(!c.is_empty() && c.len() <= COMPONENT_MAX);
+            prop_assert!(!c.starts_with('.'));
+            prop_assert!(c.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-')));
+            let parts: Vec<_> = Path::new(&c).components().collect();
+            prop_assert_eq!(parts.len(), 1);
+            prop_assert!(matches!(parts[0], Component::Normal(_)));
+        }
+
+        #[test]
+        fn any_instance_dir_is_only_normal_components(step in any::<String>(), inst in any::<String>()) {
+            let dir = instance_dir(&step, &inst);
+            prop_assert!(dir.components().all(|c| matches!(c, Component::Normal(_))));
+        }
+    }
+}
