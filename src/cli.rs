@@ -20,6 +20,8 @@ pub enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Dry run: price every step in credits without sending anything.
     Plan(commands::plan::PlanArgs),
+    /// Run a pipeline against the API, or a local sandbox with `--sandbox`.
+    Run(commands::run::RunArgs),
     /// Print the JSON Schema of pipeline manifests.
     Schema(commands::schema::SchemaArgs),
     /// Serve the local MusicAPI simulator; prints its base URL first.
@@ -44,6 +46,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Run(args) => commands::run::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
         Command::Sandbox(args) => commands::sandbox::run(&args),
         Command::Credits(args) => commands::credits::run(&args),

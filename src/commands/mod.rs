@@ -3,6 +3,7 @@
 
 pub mod credits;
 pub mod plan;
+pub mod run;
 pub mod sandbox;
 pub mod schema;
 pub mod validate;

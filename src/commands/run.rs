@@ -13,6 +13,7 @@ use crate::exit;
 use crate::plan::Plan;
 use crate::plan::models::Models;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use crate::steps::{ApiExecutor, DownloadKinds, DownloadOptions};
 
 /// Time scale of `--sandbox` runs unless `--time-scale` says otherwise: a
 /// two-minute song takes 0.6 s, so the examples finish in seconds.
@@ -191,7 +192,10 @@ async fn run_async(args: &RunArgs, plan: Arc<Plan>, models: Models, out: PathBuf
     if let Some(n) = args.polls_per_second {
         engine_config.polls_per_second = n;
     }
-    let executor = Arc::new(make_executor(client, models, &out, args.download));
+    let executor = match make_executor(client, models, &out, &plan, args.download, scale) {
+        Ok(e) => Arc::new(e),
+        Err(code) => return code,
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     let reporting = tokio::spawn(report(rx, Arc::clone(&plan), out.clone(), manifest_sha, args.log_format));
     let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -211,6 +215,29 @@ async fn run_async(args: &RunArgs, plan: Arc<Plan>, models: Models, out: PathBuf
         sandbox.shutdown().await;
     }
     exit_code(&summary)
+}
+
+/// The executor for this run: the API client, the plan's models for
+/// re-checking resolved values, and which files to save.
+fn make_executor(client: Client, models: Models, out: &Path, plan: &Plan, download_all: bool, scale: f64) -> Result<ApiExecutor, u8> {
+    let a = plan.artifacts;
+    let kinds = if download_all { DownloadKinds::all() } else { DownloadKinds { audio: a.audio, wav: a.wav, midi: a.midi, stems: a.stems } };
+    let enabled = download_all || a.audio || a.wav || a.midi || a.stems;
+    let mut downloads = DownloadOptions::new(out).with_kinds(kinds).with_time_scale(scale);
+    downloads.enabled = enabled;
+    ApiExecutor::new(client, models, downloads).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::API_UNAVAILABLE
+    })
+}
+
+/// Consumes the run's events.
+async fn report(mut rx: mpsc::UnboundedReceiver<crate::engine::RunEvent>, _plan: Arc<Plan>, _out: PathBuf, _sha: String, _format: LogFormat) {
+    while let Some(event) = rx.recv().await {
+        if let Ok(line) = serde_json::to_string(&event) {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// The exit code a run's summary means (README, "Exit codes").

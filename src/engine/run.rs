@@ -36,7 +36,7 @@ pub struct EngineConfig {
     pub time_scale: f64,
     /// Stop submitting after the first failure.
     pub fail_fast: bool,
-    /// After Ctrl-C, how long to keep polling what is in flight (unscaled).
+    /// After Ctrl-C, how long to keep polling what is in flight (already scaled).
     pub grace: Duration,
     /// Seeds the jitter.
     pub seed: u64,
@@ -45,13 +45,15 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// The plan's limits at the given time scale.
     pub fn from_plan(plan: &Plan, time_scale: f64) -> EngineConfig {
+        let time_scale = if time_scale > 0.0 { time_scale } else { 1.0 };
         EngineConfig {
             max_in_flight: plan.limits.max_in_flight as usize,
             submits_per_minute: plan.limits.submits_per_minute,
             polls_per_second: plan.limits.polls_per_second,
-            time_scale: if time_scale > 0.0 { time_scale } else { 1.0 },
+            time_scale,
             fail_fast: false,
-            grace: Duration::from_secs(30),
+            // Long enough for a song in flight to finish; a second Ctrl-C stops at once.
+            grace: Duration::from_secs(600).div_f64(time_scale),
             seed: 0,
         }
     }

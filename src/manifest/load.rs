@@ -129,6 +129,7 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         poll: head.poll,
         matrix: head.matrix,
         models: head.models,
+        artifacts: head.artifacts,
         prices: head.prices,
         steps,
     };
@@ -219,6 +220,7 @@ impl Ctx {
             poll: None,
             matrix: None,
             models: IndexMap::new(),
+            artifacts: None,
             prices: Default::default(),
             steps: IndexMap::new(),
         });
@@ -441,6 +443,7 @@ fn head_without_steps(head: ManifestSpec<serde_yaml::Value>) -> ManifestSpec<Nod
         poll: head.poll,
         matrix: head.matrix,
         models: head.models,
+        artifacts: head.artifacts,
         prices: head.prices,
         steps: IndexMap::new(),
     }

@@ -49,6 +49,9 @@ pub struct ManifestSpec<S> {
     /// Models newer than this sonicflow knows, with their limits.
     #[serde(default)]
     pub models: IndexMap<String, ModelSpec>,
+    /// Result files to save into the run's output folder (`--download` saves all of them).
+    #[serde(default)]
+    pub artifacts: Option<ArtifactsSpec>,
     /// Price overrides in credits, by operation (`create_music`, `wav`, `stems_full`, …).
     #[serde(default)]
     pub prices: BTreeMap<String, u64>,
@@ -163,6 +166,24 @@ pub struct MatrixSpec {
     /// A CSV file with a header row, or a `.jsonl` file with one object per line, relative to the manifest.
     #[serde(default)]
     pub file: Option<String>,
+}
+
+/// Which result files a run downloads, under `<out>/<step>/<instance>/<clip_id>.<ext>`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactsSpec {
+    /// The MP3 of every generated clip.
+    #[serde(default)]
+    pub audio: bool,
+    /// WAV exports of `wav` steps.
+    #[serde(default)]
+    pub wav: bool,
+    /// Every stem of `stems_basic` / `stems_full` steps.
+    #[serde(default)]
+    pub stems: bool,
+    /// MIDI files of `midi` steps.
+    #[serde(default)]
+    pub midi: bool,
 }
 
 /// Limits of a model that this sonicflow does not know yet.

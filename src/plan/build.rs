@@ -139,6 +139,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         prices,
         limits,
         max_credits: options.max_credits.or(manifest_max),
+        artifacts: loaded.manifest.artifacts.unwrap_or_default(),
     })
 }
 

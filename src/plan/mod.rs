@@ -38,6 +38,8 @@ pub struct Plan {
     pub limits: Limits,
     /// The credit cap, from `--max-credits` or `limits.max_credits`.
     pub max_credits: Option<u64>,
+    /// Result files the manifest asks to download.
+    pub artifacts: crate::manifest::spec::ArtifactsSpec,
 }
 
 /// One instance of the whole graph.
