@@ -20,7 +20,7 @@ pub enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Dry run: price every step in credits without sending anything.
     Plan(commands::plan::PlanArgs),
-    /// Print the JSON Schema of pipeline manifests.
+    /// Print the JSON Schema of pipeline manifests, or of `results.json` with `--results`.
     Schema(commands::schema::SchemaArgs),
     /// Serve the local MusicAPI simulator; prints its base URL first.
     Sandbox(commands::sandbox::SandboxArgs),

@@ -16,5 +16,6 @@ pub mod expr;
 pub mod manifest;
 pub mod plan;
 pub mod prices;
+pub mod report;
 pub mod sandbox;
 pub mod suggest;

@@ -1,0 +1,314 @@
+//! Folds the event stream into `Results`: one record per step instance,
+//! keyed by `InstanceId` so the file's order is (row, step position, path)
+//! whatever order the engine finished things in.
+//!
+//! Knows events and the plan; never files, HTTP or YAML.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::engine::{InstanceId, Outputs, RunEvent, StepError, Summary};
+use crate::manifest::actions::Action;
+use crate::plan::Plan;
+
+use super::clock::{millis_between, rfc3339};
+use super::results::{
+    Attempt, Credits, ErrorRecord, FileRecord, PriceTableRef, Results, RunStatus, StepResult,
+    StepStatus, Tool, Totals,
+};
+
+/// What the run looks like so far.
+#[derive(Debug, Clone)]
+pub(crate) struct RunState {
+    head: Results,
+    instances: BTreeMap<InstanceId, Record>,
+    /// Action and operation of each plan step, for instances the engine
+    /// reports without a `Created` (e.g. skipped before they existed).
+    step_kinds: Vec<(Action, &'static str)>,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    result: StepResult,
+    started: Option<SystemTime>,
+}
+
+impl RunState {
+    pub(crate) fn new(plan: &Plan, manifest_sha256: &str, now: SystemTime) -> RunState {
+        let head = Results {
+            schema_version: super::results::SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            pipeline: super::results::Pipeline {
+                name: plan.name.clone(),
+                file: plan.file.clone(),
+                sha256: manifest_sha256.to_owned(),
+            },
+            price_table: PriceTableRef {
+                name: plan.prices.name.clone(),
+                date: plan.prices.date.clone(),
+                source: plan.prices.source.clone(),
+                version: plan.prices.version(),
+            },
+            started_at: rfc3339(now),
+            finished_at: None,
+            status: RunStatus::Running,
+            stop_reason: None,
+            totals: Totals {
+                credits_estimated: plan.total_credits(),
+                ..Totals::default()
+            },
+            steps: Vec::new(),
+        };
+        let step_kinds = plan.steps.iter().map(|s| (s.action, s.operation)).collect();
+        RunState {
+            head,
+            instances: BTreeMap::new(),
+            step_kinds,
+        }
+    }
+
+    /// Applies one event stamped with `now`.
+    pub(crate) fn apply(&mut self, event: &RunEvent, now: SystemTime) {
+        let at = rfc3339(now);
+        match event {
+            RunEvent::Created {
+                id,
+                action,
+                operation,
+                planned_credits,
+            } => {
+                let record = self.record(id);
+                record.result.action = *action;
+                (*operation).clone_into(&mut record.result.operation);
+                record.result.credits.planned = *planned_credits;
+            }
+            RunEvent::Submitting {
+                id,
+                attempt,
+                request_hash,
+                ..
+            } => self.submitting(id, *attempt, request_hash, now, at),
+            RunEvent::Submitted {
+                id,
+                attempt,
+                task_id,
+                credits,
+            } => {
+                let r = &mut self.record(id).result;
+                r.task_id.clone_from(task_id);
+                r.credits.charged += credits;
+                if let Some(a) = attempt_mut(r, *attempt) {
+                    a.task_id.clone_from(task_id);
+                }
+            }
+            RunEvent::Retrying {
+                id,
+                attempt,
+                error,
+                refunded,
+                ..
+            } => {
+                let r = &mut self.record(id).result;
+                r.credits.refunded += refunded;
+                if let Some(a) = attempt_mut(r, *attempt) {
+                    a.error = Some(error_record(error));
+                    a.finished_at = Some(at);
+                }
+            }
+            RunEvent::Succeeded { id, outputs } => self.succeeded(id, outputs, now),
+            RunEvent::Failed {
+                id,
+                attempt,
+                error,
+                refunded,
+            } => self.failed(id, *attempt, error, *refunded, now),
+            RunEvent::Skipped { id, reason } => {
+                let record = self.record(id);
+                record.result.skip_reason = Some(reason.clone());
+                record.finish(StepStatus::Skipped, now);
+            }
+            RunEvent::Throttled { .. } => {}
+            RunEvent::Stopping { reason } => {
+                self.head.status = RunStatus::Stopped;
+                self.head.stop_reason = Some(reason.clone());
+            }
+            RunEvent::Finished { summary } => self.finished(summary, at),
+        }
+    }
+
+    fn submitting(
+        &mut self,
+        id: &InstanceId,
+        attempt: u32,
+        request_hash: &str,
+        now: SystemTime,
+        at: String,
+    ) {
+        let record = self.record(id);
+        record.started.get_or_insert(now);
+        let r = &mut record.result;
+        r.status = StepStatus::Running;
+        r.started_at.get_or_insert_with(|| at.clone());
+        request_hash.clone_into(r.request_hash.get_or_insert_with(String::new));
+        r.attempts.push(Attempt {
+            attempt,
+            task_id: None,
+            error: None,
+            started_at: at,
+            finished_at: None,
+        });
+    }
+
+    fn succeeded(&mut self, id: &InstanceId, outputs: &Outputs, now: SystemTime) {
+        let at = rfc3339(now);
+        let record = self.record(id);
+        let r = &mut record.result;
+        r.outputs = outputs.value.clone();
+        r.files = outputs
+            .files
+            .iter()
+            .map(|f| FileRecord {
+                path: f.path.clone(),
+                sha256: f.sha256.clone(),
+                bytes: f.bytes,
+                url: f.url.clone(),
+            })
+            .collect();
+        if let Some(a) = r.attempts.last_mut() {
+            a.finished_at.get_or_insert(at);
+        }
+        record.finish(StepStatus::Succeeded, now);
+    }
+
+    fn failed(
+        &mut self,
+        id: &InstanceId,
+        attempt: u32,
+        error: &StepError,
+        refunded: u64,
+        now: SystemTime,
+    ) {
+        let record = self.record(id);
+        let r = &mut record.result;
+        r.credits.refunded += refunded;
+        r.error = Some(error_record(error));
+        if let Some(a) = attempt_mut(r, attempt) {
+            a.error = Some(error_record(error));
+            a.finished_at = Some(rfc3339(now));
+        }
+        record.finish(StepStatus::Failed, now);
+    }
+
+    fn finished(&mut self, summary: &Summary, at: String) {
+        self.head.finished_at = Some(at);
+        self.head.status = if summary.interrupted {
+            RunStatus::Interrupted
+        } else if summary.stopped.is_some() || summary.unauthorised {
+            RunStatus::Stopped
+        } else if summary.failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        if let Some(reason) = &summary.stopped {
+            self.head.stop_reason = Some(reason.clone());
+        }
+    }
+
+    /// The record of `id`, created on first mention.
+    fn record(&mut self, id: &InstanceId) -> &mut Record {
+        let kinds = &self.step_kinds;
+        self.instances.entry(id.clone()).or_insert_with(|| {
+            let (action, operation) = kinds.get(id.step).copied().unwrap_or((Action::Create, ""));
+            Record::new(id, action, operation)
+        })
+    }
+
+    /// Whether the run has finished.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.head.finished_at.is_some()
+    }
+
+    /// The results so far, with totals recounted and steps in order.
+    pub(crate) fn snapshot(&self) -> Results {
+        let mut results = self.head.clone();
+        results.totals = self.totals();
+        results.steps = self.instances.values().map(|r| r.result.clone()).collect();
+        results
+    }
+
+    fn totals(&self) -> Totals {
+        let mut t = Totals {
+            credits_estimated: self.head.totals.credits_estimated,
+            ..Totals::default()
+        };
+        for record in self.instances.values() {
+            let r = &record.result;
+            t.instances += 1;
+            match r.status {
+                StepStatus::Waiting => t.waiting += 1,
+                StepStatus::Running => t.running += 1,
+                StepStatus::Succeeded => t.succeeded += 1,
+                StepStatus::Failed => t.failed += 1,
+                StepStatus::Skipped => t.skipped += 1,
+            }
+            t.credits_planned += r.credits.planned;
+            t.credits_charged += r.credits.charged;
+            t.credits_refunded += r.credits.refunded;
+        }
+        t
+    }
+}
+
+impl Record {
+    fn new(id: &InstanceId, action: Action, operation: &str) -> Record {
+        let instance = id.instance();
+        Record {
+            started: None,
+            result: StepResult {
+                step: id.step_id.clone(),
+                instance: (instance != "-").then_some(instance),
+                row_key: id.row_key.clone(),
+                path: id.path.clone(),
+                action,
+                operation: operation.to_owned(),
+                status: StepStatus::Waiting,
+                request_hash: None,
+                task_id: None,
+                credits: Credits::default(),
+                attempts: Vec::new(),
+                outputs: serde_json::Value::Null,
+                files: Vec::new(),
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+                skip_reason: None,
+                error: None,
+            },
+        }
+    }
+
+    fn finish(&mut self, status: StepStatus, now: SystemTime) {
+        self.result.status = status;
+        self.result.finished_at = Some(rfc3339(now));
+        self.result.duration_ms = self.started.map(|s| millis_between(s, now));
+    }
+}
+
+fn attempt_mut(r: &mut StepResult, attempt: u32) -> Option<&mut Attempt> {
+    r.attempts.iter_mut().rev().find(|a| a.attempt == attempt)
+}
+
+pub(crate) fn error_record(error: &StepError) -> ErrorRecord {
+    let kind = serde_json::to_value(error.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{:?}", error.kind));
+    ErrorRecord {
+        kind,
+        message: error.message.clone(),
+    }
+}
