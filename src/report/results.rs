@@ -23,7 +23,7 @@ pub struct Results {
     pub pipeline: Pipeline,
     /// The price table the plan was priced with.
     pub price_table: PriceTableRef,
-    /// When the first event was applied (RFC 3339, UTC).
+    /// When the run began (RFC 3339, UTC, milliseconds).
     pub started_at: String,
     /// When the run finished; `null` while it runs.
     pub finished_at: Option<String>,

@@ -57,7 +57,7 @@ pub(crate) fn summary(results: &Results, results_path: &Path) -> String {
     let width = rows.keys().map(|k| k.len()).chain([5]).max().unwrap_or(5);
 
     let mut out = String::new();
-    let _ = writeln!(out, "{:<width$}  {}", "step", HEADERS.join("  "));
+    let _ = writeln!(out, "\n{:<width$}  {}", "step", HEADERS.join("  "));
     for (step, row) in &rows {
         push_row(&mut out, step, row, width);
     }
