@@ -257,7 +257,12 @@ fn json_lines_one_object_per_event() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), events().len());
+    assert_eq!(
+        lines.len(),
+        events().len() + 1,
+        "one per event and the results line"
+    );
+    assert_eq!(lines.last().unwrap()["path"], "out/results.json");
     assert!(
         lines
             .iter()
@@ -309,4 +314,40 @@ async fn drain_keeps_going_when_the_results_file_cannot_be_written() {
     let text = out.text();
     assert_eq!(text.matches("warning").count(), 1, "warned once: {text}");
     assert!(text.contains("stopping"), "{text}");
+}
+
+#[test]
+fn the_live_view_ends_with_the_summary() {
+    // Without a terminal indicatif draws nothing; the summary still goes to the output.
+    let text = console_output(ConsoleMode::Tty);
+    assert!(text.starts_with("\nstep "), "{text}");
+    assert!(text.contains("status: stopped: out of credits"), "{text}");
+    assert!(
+        !text.contains("submitted"),
+        "no event lines besides the bar: {text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_run_still_gets_its_results_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    let console = Console::with_output(ConsoleMode::Plain, clock(), Box::new(Captured::default()));
+    // The injected clock never moves, so only the drain's own timer can write.
+    let w = ResultsWriter::new(&path, &plan(), SHA, frozen_clock())
+        .with_interval(Duration::from_secs(1));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(drain(rx, Reporters::new(w, console)));
+    let events = events();
+    tx.send(events[0].clone()).unwrap();
+    tx.send(events[1].clone()).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        read(&path).totals.instances,
+        2,
+        "the second event reached the file without another event"
+    );
+    drop(tx);
+    let drained = task.await.unwrap();
+    assert!(drained.results_error.is_none());
 }

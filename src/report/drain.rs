@@ -1,11 +1,16 @@
 //! Fans one event stream out to the results writer and the console.
 
+use std::time::Duration;
+
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::{RunEvent, Summary};
 
 use super::console::Console;
 use super::writer::{ResultsWriteError, ResultsWriter};
+
+/// A zero write interval must not make the quiet-time flush spin.
+const MIN_TICK: Duration = Duration::from_millis(50);
 
 /// The reporters of one run.
 pub struct Reporters {
@@ -49,6 +54,13 @@ impl Reporters {
         }
     }
 
+    /// Writes whatever changed since the last write.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.writer.flush() {
+            self.remember(e);
+        }
+    }
+
     /// Writes the results one last time and prints the summary.
     pub fn finish(mut self) -> Drained {
         match self.writer.flush() {
@@ -80,10 +92,21 @@ impl Reporters {
 }
 
 /// Applies every event from `rx` until the engine drops its sender, then
-/// finishes the reporters.
+/// finishes the reporters. While the run is quiet (long polls, no events)
+/// the results file is still brought up to date once per write interval,
+/// so what a kill leaves behind is never older than that.
 pub async fn drain(mut rx: UnboundedReceiver<RunEvent>, mut reporters: Reporters) -> Drained {
-    while let Some(event) = rx.recv().await {
-        reporters.apply(&event);
+    let period = reporters.writer.interval().max(MIN_TICK);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => reporters.apply(&event),
+                None => break,
+            },
+            _ = ticker.tick() => reporters.flush(),
+        }
     }
     reporters.finish()
 }

@@ -19,4 +19,4 @@ pub use results::{
     Attempt, Credits, ErrorRecord, FileRecord, Pipeline, PriceTableRef, Results, RunStatus,
     SCHEMA_VERSION, StepResult, StepStatus, Tool, Totals, results_schema,
 };
-pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter};
+pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter, manifest_sha256};

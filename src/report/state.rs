@@ -206,7 +206,10 @@ impl RunState {
         self.head.finished_at = Some(at);
         self.head.status = if summary.interrupted {
             RunStatus::Interrupted
-        } else if summary.stopped.is_some() || summary.unauthorised {
+        } else if summary.stopped.is_some()
+            || summary.unauthorised
+            || self.head.stop_reason.is_some()
+        {
             RunStatus::Stopped
         } else if summary.failed > 0 {
             RunStatus::Failed
@@ -310,5 +313,104 @@ pub(crate) fn error_record(error: &StepError) -> ErrorRecord {
     ErrorRecord {
         kind,
         message: error.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::ErrorKind;
+
+    fn plan() -> Plan {
+        let text = "version: 1\nname: t\nsteps:\n  up:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.up.outputs.clip_id }}\" }\n";
+        let loaded = crate::manifest::load::load_str("t.yaml", text.to_owned(), Path::new("."))
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let options = crate::plan::Options {
+            require_inputs: true,
+            ..Default::default()
+        };
+        crate::plan::build(&loaded, &options).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn id(step: usize, step_id: &str) -> InstanceId {
+        InstanceId {
+            row: 0,
+            row_key: None,
+            step,
+            step_id: step_id.to_owned(),
+            path: vec![],
+        }
+    }
+
+    #[test]
+    fn an_instance_skipped_before_it_was_created_takes_its_kind_from_the_plan() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let mut state = RunState::new(&plan(), "00", t0);
+        let skipped = RunEvent::Skipped {
+            id: id(1, "wav"),
+            reason: "dependency `up` failed".into(),
+        };
+        state.apply(&skipped, t0 + Duration::from_secs(1));
+        let results = state.snapshot();
+        let wav = &results.steps[0];
+        assert_eq!((wav.action, wav.operation.as_str()), (Action::Wav, "wav"));
+        assert_eq!(
+            wav.instance, None,
+            "a step that runs once has no instance name"
+        );
+        assert_eq!(wav.status, StepStatus::Skipped);
+        assert_eq!(wav.duration_ms, None, "it never started");
+    }
+
+    #[test]
+    fn a_retry_closes_its_attempt_and_the_next_opens_another() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut state = RunState::new(&plan(), "00", t0);
+        let up = id(0, "up");
+        let submitting = |attempt| RunEvent::Submitting {
+            id: up.clone(),
+            attempt,
+            request_hash: "sha256:x".into(),
+            fields: serde_json::Value::Null,
+        };
+        state.apply(&submitting(1), at(1));
+        let error = StepError::new(ErrorKind::Transient, "502");
+        let retrying = RunEvent::Retrying {
+            id: up.clone(),
+            attempt: 1,
+            error,
+            delay_ms: 10,
+            refunded: 0,
+        };
+        state.apply(&retrying, at(2));
+        state.apply(&submitting(2), at(4));
+        let running = state.snapshot();
+        assert_eq!(running.totals.running, 1);
+        let attempts = &running.steps[0].attempts;
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(
+            attempts[0].error.as_ref().map(|e| e.kind.as_str()),
+            Some("transient")
+        );
+        assert!(attempts[1].finished_at.is_none());
+        let done = RunEvent::Succeeded {
+            id: up.clone(),
+            outputs: Outputs::default(),
+        };
+        state.apply(&done, at(7));
+        let step = &state.snapshot().steps[0];
+        assert_eq!(
+            step.duration_ms,
+            Some(6000),
+            "from the first submit to the end"
+        );
+        assert_eq!(
+            step.attempts[1].finished_at.as_deref(),
+            Some("1970-01-01T00:00:07.000Z")
+        );
     }
 }

@@ -74,6 +74,11 @@ impl ResultsWriter {
         self
     }
 
+    /// The debounce interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Where the results are written.
     pub fn path(&self) -> &Path {
         &self.path
@@ -135,6 +140,12 @@ impl ResultsWriter {
         self.writes += 1;
         Ok(())
     }
+}
+
+/// Hex SHA-256 of the manifest file's bytes, for `ResultsWriter::new`.
+pub fn manifest_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Replaces `path` with `bytes` so readers see the old or the new file, whole.

@@ -1,10 +1,12 @@
 //! `--log-format json`: one JSON object per event, the event's own serde
 //! form with a `ts` first, so log pipelines can parse every line alone.
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use crate::engine::RunEvent;
 use crate::report::clock::rfc3339;
+use crate::report::results::Results;
 
 /// The JSON line (without newline) for `event` at `now`.
 pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {
@@ -23,4 +25,18 @@ pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {
         }
     }
     serde_json::Value::Object(object).to_string()
+}
+
+/// The last line of a JSON log: where the results file is, the run's
+/// status and its totals.
+pub(crate) fn results_line(results: &Results, path: &Path, now: SystemTime) -> String {
+    serde_json::json!({
+        "ts": rfc3339(now),
+        "event": "results",
+        "path": path.display().to_string(),
+        "status": results.status,
+        "stop_reason": results.stop_reason,
+        "totals": results.totals,
+    })
+    .to_string()
 }

@@ -125,3 +125,27 @@ fn refund(credits: u64) -> String {
         String::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ErrorKind;
+
+    #[test]
+    fn long_and_multi_line_messages_are_cut_and_marked() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("abcdefghijk", 4), "abcd…");
+        assert_eq!(truncate("first\nsecond", 40), "first…");
+        assert_eq!(truncate("trailing newline\n", 40), "trailing newline");
+    }
+
+    #[test]
+    fn task_ids_and_delays_read_briefly() {
+        assert_eq!(short("81ed5c0a-7d3e"), "81ed5c0a…");
+        assert_eq!(short("t-1"), "t-1");
+        assert_eq!(seconds(2500), "2.5s");
+        assert_eq!(seconds(61_040), "61.0s");
+        let error = StepError::new(ErrorKind::RateLimited, "slow down");
+        assert_eq!(brief(&error), "rate_limited: slow down");
+    }
+}

@@ -94,13 +94,17 @@ impl Console {
         }
     }
 
-    /// Ends the live view and prints the summary table (human modes only:
-    /// a JSON log stays one object per line, and the results file has it all).
+    /// Ends the live view and prints the summary table; a JSON log gets one
+    /// last object instead, saying where the results are and how it ended.
     pub fn finish(&mut self, results: &Results, results_path: &Path) {
         if let Some(progress) = self.progress.take() {
             progress.clear();
         }
-        if self.mode != ConsoleMode::Json {
+        if self.mode == ConsoleMode::Json {
+            let now = (self.clock)();
+            let line = json::results_line(results, results_path, now);
+            self.write_line(&line);
+        } else {
             let text = summary::summary(results, results_path);
             let _ = self.out.write_all(text.as_bytes());
         }
