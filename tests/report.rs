@@ -217,7 +217,8 @@ fn writes_happen_at_most_once_per_interval() {
     for _ in 0..1000 {
         w.apply(&RunEvent::Throttled { delay_ms: 10 }).unwrap();
     }
-    assert!((10..=11).contains(&w.writes()), "{} writes", w.writes());
+    // At most one write per 100 ms of clock (fewer if writes were slow).
+    assert!((2..=11).contains(&w.writes()), "{} writes", w.writes());
 }
 
 #[test]
@@ -333,19 +334,29 @@ async fn a_quiet_run_still_gets_its_results_written() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("results.json");
     let console = Console::with_output(ConsoleMode::Plain, clock(), Box::new(Captured::default()));
-    // The injected clock never moves, so only the drain's own timer can write.
-    let w = ResultsWriter::new(&path, &plan(), SHA, frozen_clock())
-        .with_interval(Duration::from_secs(1));
+    // The results clock follows tokio's paused time, so the interval passes
+    // only as the test lets time advance.
+    let base = tokio::time::Instant::now();
+    let paused: sonicflow::report::Clock =
+        std::sync::Arc::new(move || report_events::start() + base.elapsed());
+    let w = ResultsWriter::new(&path, &plan(), SHA, paused).with_interval(Duration::from_secs(1));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(drain(rx, Reporters::new(w, console)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
     let events = events();
     tx.send(events[0].clone()).unwrap();
     tx.send(events[1].clone()).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        read(&path).totals.instances,
+        0,
+        "within the interval the events wait"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         read(&path).totals.instances,
         2,
-        "the second event reached the file without another event"
+        "the timer wrote them without another event"
     );
     drop(tx);
     let drained = task.await.unwrap();

@@ -54,9 +54,9 @@ impl Reporters {
         }
     }
 
-    /// Writes whatever changed since the last write.
-    pub fn flush(&mut self) {
-        if let Err(e) = self.writer.flush() {
+    /// Writes whatever changed if the write interval has passed.
+    pub fn tick(&mut self) {
+        if let Err(e) = self.writer.tick() {
             self.remember(e);
         }
     }
@@ -105,7 +105,7 @@ pub async fn drain(mut rx: UnboundedReceiver<RunEvent>, mut reporters: Reporters
                 Some(event) => reporters.apply(&event),
                 None => break,
             },
-            _ = ticker.tick() => reporters.flush(),
+            _ = ticker.tick() => reporters.tick(),
         }
     }
     reporters.finish()

@@ -24,6 +24,12 @@ use super::state::RunState;
 /// How often the file is rewritten at most while nothing terminal happens.
 pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_millis(500);
 
+/// A big run's file takes a while to write (about 90 ms for 10,000
+/// instances); waiting this many times the last write's cost before the
+/// next keeps writing to about a tenth of the reporter's time however large
+/// the run grows.
+const COST_FACTOR: u32 = 10;
+
 /// The results file could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -43,6 +49,8 @@ pub struct ResultsWriter {
     clock: Clock,
     interval: Duration,
     last_write: Option<SystemTime>,
+    /// How long the last write took, measured on the real monotonic clock.
+    last_cost: Duration,
     dirty: bool,
     writes: u64,
 }
@@ -63,6 +71,7 @@ impl ResultsWriter {
             clock,
             interval: DEFAULT_WRITE_INTERVAL,
             last_write: None,
+            last_cost: Duration::ZERO,
             dirty: true,
             writes: 0,
         }
@@ -101,10 +110,17 @@ impl ResultsWriter {
         self.state.apply(event, now);
         self.dirty = true;
         let terminal = matches!(event, RunEvent::Stopping { .. } | RunEvent::Finished { .. });
-        let due = self
-            .last_write
-            .is_none_or(|last| now.duration_since(last).unwrap_or_default() >= self.interval);
-        if terminal || due {
+        if terminal || self.due(now) {
+            self.write(now)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the file if anything changed and the interval has passed:
+    /// for a timer while the run is quiet.
+    pub fn tick(&mut self) -> Result<(), ResultsWriteError> {
+        let now = (self.clock)();
+        if self.dirty && self.due(now) {
             self.write(now)?;
         }
         Ok(())
@@ -124,7 +140,14 @@ impl ResultsWriter {
         self.state.is_finished()
     }
 
+    fn due(&self, now: SystemTime) -> bool {
+        let wait = self.interval.max(self.last_cost * COST_FACTOR);
+        self.last_write
+            .is_none_or(|last| now.duration_since(last).unwrap_or_default() >= wait)
+    }
+
     fn write(&mut self, now: SystemTime) -> Result<(), ResultsWriteError> {
+        let started = std::time::Instant::now();
         let mut text =
             serde_json::to_vec_pretty(&self.state.snapshot()).map_err(|e| ResultsWriteError {
                 path: self.path.clone(),
@@ -136,6 +159,7 @@ impl ResultsWriter {
             source,
         })?;
         self.last_write = Some(now);
+        self.last_cost = started.elapsed();
         self.dirty = false;
         self.writes += 1;
         Ok(())
