@@ -4,6 +4,18 @@
 //! `Console` shows a person (or a log collector) what is happening; `drain`
 //! feeds one event stream to both. Reporters know events and the plan, never
 //! HTTP or YAML, and they never see secrets: events carry none.
+//!
+//! Wiring, for the run command:
+//!
+//! ```ignore
+//! let clock = report::system_clock();
+//! let writer = ResultsWriter::new(out_dir.join("results.json"), &plan,
+//!     &report::manifest_sha256(manifest_bytes), clock.clone());
+//! let console = Console::new(ConsoleMode::detect(log_json), clock);
+//! let reporting = tokio::spawn(report::drain(rx, Reporters::new(writer, console)));
+//! // … run the engine with the sender; it drops the sender when done …
+//! let drained = reporting.await?;
+//! ```
 
 mod clock;
 mod console;

@@ -96,14 +96,7 @@ impl RunState {
                 attempt,
                 task_id,
                 credits,
-            } => {
-                let r = &mut self.record(id).result;
-                r.task_id.clone_from(task_id);
-                r.credits.charged += credits;
-                if let Some(a) = attempt_mut(r, *attempt) {
-                    a.task_id.clone_from(task_id);
-                }
-            }
+            } => self.submitted(id, *attempt, task_id.as_deref(), *credits),
             RunEvent::Retrying {
                 id,
                 attempt,
@@ -113,10 +106,7 @@ impl RunState {
             } => {
                 let r = &mut self.record(id).result;
                 r.credits.refunded += refunded;
-                if let Some(a) = attempt_mut(r, *attempt) {
-                    a.error = Some(error_record(error));
-                    a.finished_at = Some(at);
-                }
+                close_attempt(r, *attempt, error, at);
             }
             RunEvent::Succeeded { id, outputs } => self.succeeded(id, outputs, now),
             RunEvent::Failed {
@@ -162,6 +152,15 @@ impl RunState {
         });
     }
 
+    fn submitted(&mut self, id: &InstanceId, attempt: u32, task_id: Option<&str>, credits: u64) {
+        let r = &mut self.record(id).result;
+        r.task_id = task_id.map(str::to_owned);
+        r.credits.charged += credits;
+        if let Some(a) = attempt_mut(r, attempt) {
+            a.task_id = task_id.map(str::to_owned);
+        }
+    }
+
     fn succeeded(&mut self, id: &InstanceId, outputs: &Outputs, now: SystemTime) {
         let at = rfc3339(now);
         let record = self.record(id);
@@ -195,10 +194,7 @@ impl RunState {
         let r = &mut record.result;
         r.credits.refunded += refunded;
         r.error = Some(error_record(error));
-        if let Some(a) = attempt_mut(r, attempt) {
-            a.error = Some(error_record(error));
-            a.finished_at = Some(rfc3339(now));
-        }
+        close_attempt(r, attempt, error, rfc3339(now));
         record.finish(StepStatus::Failed, now);
     }
 
@@ -298,6 +294,14 @@ impl Record {
         self.result.status = status;
         self.result.finished_at = Some(rfc3339(now));
         self.result.duration_ms = self.started.map(|s| millis_between(s, now));
+    }
+}
+
+/// Records how attempt number `attempt` ended.
+fn close_attempt(r: &mut StepResult, attempt: u32, error: &StepError, at: String) {
+    if let Some(a) = attempt_mut(r, attempt) {
+        a.error = Some(error_record(error));
+        a.finished_at = Some(at);
     }
 }
 
