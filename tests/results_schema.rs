@@ -2,6 +2,7 @@
 //! file written from a realistic run is valid against it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod report_events;
 
 use std::path::Path;
@@ -93,4 +94,23 @@ fn the_schema_rejects_what_no_writer_produces() {
     let mut no_totals = good;
     no_totals.as_object_mut().unwrap().remove("totals");
     assert!(!validator.is_valid(&no_totals), "totals are required");
+}
+
+#[test]
+fn the_binary_prints_the_committed_results_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = common::sonicflow()
+        .args(["schema", "--results"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read_to_string(root.join(COMMITTED)).unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+    let pipeline = common::sonicflow().arg("schema").output().unwrap();
+    let pipeline = String::from_utf8(pipeline.stdout).unwrap();
+    assert!(
+        pipeline.contains("\"steps\""),
+        "without the flag: the pipeline schema"
+    );
+    assert_ne!(pipeline, committed);
 }
