@@ -22,7 +22,7 @@ pub enum Command {
     Plan(commands::plan::PlanArgs),
     /// Run a pipeline against the API, or a local sandbox with `--sandbox`.
     Run(commands::run::RunArgs),
-    /// Print the JSON Schema of pipeline manifests.
+    /// Print the JSON Schema of pipeline manifests, or of `results.json` with `--results`.
     Schema(commands::schema::SchemaArgs),
     /// Serve the local MusicAPI simulator; prints its base URL first.
     Sandbox(commands::sandbox::SandboxArgs),

@@ -16,6 +16,7 @@ pub mod expr;
 pub mod manifest;
 pub mod plan;
 pub mod prices;
+pub mod report;
 pub mod sandbox;
 pub mod steps;
 pub mod suggest;

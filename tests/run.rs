@@ -10,11 +10,18 @@ use common::{SandboxProcess, files, sonicflow};
 use serde_json::Value;
 
 fn events(stderr: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 fn summary(stderr: &[u8]) -> Value {
-    events(stderr).into_iter().find(|e| e["event"] == "finished").map(|e| e["summary"].clone()).unwrap_or_default()
+    events(stderr)
+        .into_iter()
+        .find(|e| e["event"] == "finished")
+        .map(|e| e["summary"].clone())
+        .unwrap_or_default()
 }
 
 fn results(out: &Path) -> Value {
@@ -42,14 +49,31 @@ fn every_example_pipeline_runs_on_the_sandbox_and_charges_its_plan() {
     for file in files("pipelines", ".yaml") {
         let dir = tempfile::tempdir().unwrap();
         let out = sonicflow()
-            .args(["run", &file, "--sandbox", "--download", "--log-format", "json", "--out"])
+            .args([
+                "run",
+                &file,
+                "--sandbox",
+                "--download",
+                "--log-format",
+                "json",
+                "--out",
+            ])
             .arg(dir.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let s = summary(&out.stderr);
         assert_eq!(s["failed"], 0, "{file}");
-        assert_eq!(s["credits_charged"].as_u64(), Some(planned_total(&file)), "{file}: charged what the plan said");
+        assert_eq!(
+            s["credits_charged"].as_u64(),
+            Some(planned_total(&file)),
+            "{file}: charged what the plan said"
+        );
         let r = results(dir.path());
         assert_eq!(r["status"], "succeeded", "{file}");
         for step in r["steps"].as_array().unwrap() {
@@ -67,40 +91,133 @@ fn every_example_pipeline_runs_on_the_sandbox_and_charges_its_plan() {
 fn transient_500s_are_retried_without_paying_twice() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("faults.yaml"), "http_500: 0.3\n").unwrap();
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--seed", "3", "--faults", dir.path().join("faults.yaml").to_str().unwrap()]);
+    let sandbox = SandboxProcess::start(&[
+        "--time-scale",
+        "1000",
+        "--seed",
+        "3",
+        "--faults",
+        dir.path().join("faults.yaml").to_str().unwrap(),
+    ]);
     let file = manifest(dir.path(), COVER);
-    let out = sandbox.run("k500", &[&file, "--time-scale", "1000", "--log-format", "json", "--out", dir.path().join("out").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sandbox.run(
+        "k500",
+        &[
+            &file,
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ledger = sandbox.ledger("k500");
-    assert_eq!(ledger["charged"].as_u64(), Some(planned_total(&file)), "{ledger}");
-    assert!(events(&out.stderr).iter().any(|e| e["event"] == "retrying"), "some 500 was retried");
+    assert_eq!(
+        ledger["charged"].as_u64(),
+        Some(planned_total(&file)),
+        "{ledger}"
+    );
+    assert!(
+        events(&out.stderr).iter().any(|e| e["event"] == "retrying"),
+        "some 500 was retried"
+    );
 }
 
 #[test]
 fn rate_limited_submits_slow_down_and_succeed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("faults.yaml"), "http_429: 0.4\n").unwrap();
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--seed", "5", "--faults", dir.path().join("faults.yaml").to_str().unwrap()]);
+    let sandbox = SandboxProcess::start(&[
+        "--time-scale",
+        "1000",
+        "--seed",
+        "5",
+        "--faults",
+        dir.path().join("faults.yaml").to_str().unwrap(),
+    ]);
     let file = manifest(dir.path(), COVER);
-    let out = sandbox.run("k429", &[&file, "--time-scale", "1000", "--log-format", "json", "--out", dir.path().join("out").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(events(&out.stderr).iter().any(|e| e["event"] == "throttled"));
-    assert_eq!(sandbox.ledger("k429")["charged"].as_u64(), Some(planned_total(&file)));
+    let out = sandbox.run(
+        "k429",
+        &[
+            &file,
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        events(&out.stderr)
+            .iter()
+            .any(|e| e["event"] == "throttled")
+    );
+    assert_eq!(
+        sandbox.ledger("k429")["charged"].as_u64(),
+        Some(planned_total(&file))
+    );
 }
 
 #[test]
 fn failed_tasks_are_retried_then_reported_with_refunds() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("faults.yaml"), "task_failed: 1\n").unwrap();
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--faults", dir.path().join("faults.yaml").to_str().unwrap()]);
+    let sandbox = SandboxProcess::start(&[
+        "--time-scale",
+        "1000",
+        "--faults",
+        dir.path().join("faults.yaml").to_str().unwrap(),
+    ]);
     let file = manifest(dir.path(), COVER);
-    let out = sandbox.run("kfail", &[&file, "--time-scale", "1000", "--log-format", "json", "--out", dir.path().join("out").to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sandbox.run(
+        "kfail",
+        &[
+            &file,
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out.stderr);
-    assert_eq!((s["succeeded"].as_u64(), s["failed"].as_u64(), s["skipped"].as_u64()), (Some(1), Some(1), Some(1)), "{s}");
+    assert_eq!(
+        (
+            s["succeeded"].as_u64(),
+            s["failed"].as_u64(),
+            s["skipped"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{s}"
+    );
     let ledger = sandbox.ledger("kfail");
     // upload 2 charged; cover 3 attempts × 15 charged and refunded.
-    assert_eq!((ledger["charged"].as_u64(), ledger["refunded"].as_u64()), (Some(2 + 45), Some(45)), "{ledger}");
+    assert_eq!(
+        (ledger["charged"].as_u64(), ledger["refunded"].as_u64()),
+        (Some(2 + 45), Some(45)),
+        "{ledger}"
+    );
     assert_eq!(s["credits_refunded"].as_u64(), Some(45));
     let r = results(&dir.path().join("out"));
     assert_eq!(r["status"], "failed");
@@ -111,17 +228,46 @@ fn an_in_doubt_submit_is_never_resent() {
     for fault in ["drop_after_charge", "malformed_json"] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("faults.yaml"), format!("{fault}: 1\n")).unwrap();
-        let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--faults", dir.path().join("faults.yaml").to_str().unwrap()]);
+        let sandbox = SandboxProcess::start(&[
+            "--time-scale",
+            "1000",
+            "--faults",
+            dir.path().join("faults.yaml").to_str().unwrap(),
+        ]);
         let file = manifest(dir.path(), COVER);
-        let out = sandbox.run("kdoubt", &[&file, "--time-scale", "1000", "--log-format", "json", "--out", dir.path().join("out").to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "{fault}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = sandbox.run(
+            "kdoubt",
+            &[
+                &file,
+                "--time-scale",
+                "1000",
+                "--log-format",
+                "json",
+                "--out",
+                dir.path().join("out").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{fault}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let ev = events(&out.stderr);
         let failed: Vec<&Value> = ev.iter().filter(|e| e["event"] == "failed").collect();
         assert_eq!(failed.len(), 1, "{fault}");
         assert_eq!(failed[0]["error"]["kind"], "in_doubt", "{fault}");
         let ledger = sandbox.ledger("kdoubt");
-        let charges = ledger["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "charge").count();
-        assert_eq!(charges, 1, "{fault}: the upload was charged once and never sent again: {ledger}");
+        let charges = ledger["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "charge")
+            .count();
+        assert_eq!(
+            charges, 1,
+            "{fault}: the upload was charged once and never sent again: {ledger}"
+        );
     }
 }
 
@@ -129,12 +275,32 @@ fn an_in_doubt_submit_is_never_resent() {
 fn a_task_that_never_finishes_times_out() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("faults.yaml"), "task_stuck: 1\n").unwrap();
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--faults", dir.path().join("faults.yaml").to_str().unwrap()]);
+    let sandbox = SandboxProcess::start(&[
+        "--time-scale",
+        "1000",
+        "--faults",
+        dir.path().join("faults.yaml").to_str().unwrap(),
+    ]);
     let file = manifest(dir.path(), &COVER.replace("timeout: 10m", "timeout: 3m"));
-    let out = sandbox.run("kstuck", &[&file, "--time-scale", "1000", "--log-format", "json", "--out", dir.path().join("out").to_str().unwrap()]);
+    let out = sandbox.run(
+        "kstuck",
+        &[
+            &file,
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let ev = events(&out.stderr);
-    assert!(ev.iter().any(|e| e["event"] == "failed" && e["error"]["kind"] == "timeout"), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "failed" && e["error"]["kind"] == "timeout"),
+        "{ev:?}"
+    );
 }
 
 #[test]
@@ -144,13 +310,25 @@ fn a_failing_step_skips_only_its_dependents() {
         "{COVER}  other:\n    action: create\n    with: {{ custom_mode: true, prompt: 'these lyrics are copyrighted' }}\n  after:\n    action: wav\n    with: {{ clip: '${{{{ steps.other.outputs.clip_id }}}}' }}\n"
     );
     let file = manifest(dir.path(), &text);
-    let out = sonicflow().args(["run", &file, "--sandbox", "--log-format", "json", "--out"]).arg(dir.path().join("out")).output().unwrap();
+    let out = sonicflow()
+        .args(["run", &file, "--sandbox", "--log-format", "json", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let ev = events(&out.stderr);
-    let of = |kind: &str| -> Vec<String> { ev.iter().filter(|e| e["event"] == kind).map(|e| e["id"]["step_id"].as_str().unwrap_or("").to_owned()).collect() };
+    let of = |kind: &str| -> Vec<String> {
+        ev.iter()
+            .filter(|e| e["event"] == kind)
+            .map(|e| e["id"]["step_id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
     assert_eq!(of("failed"), vec!["other"]);
     assert_eq!(of("skipped"), vec!["after"]);
-    assert!(of("succeeded").contains(&"wav".to_owned()), "the independent branch finished");
+    assert!(
+        of("succeeded").contains(&"wav".to_owned()),
+        "the independent branch finished"
+    );
     let failed = ev.iter().find(|e| e["event"] == "failed").unwrap();
     assert_eq!(failed["error"]["kind"], "moderation");
 }
@@ -160,10 +338,22 @@ fn a_refused_key_or_no_key_stops_before_anything_is_sent() {
     let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--key", "the-right-key"]);
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), COVER);
-    let out = sandbox.run("a-wrong-key", &[&file, "--time-scale", "1000", "--out", dir.path().join("out").to_str().unwrap()]);
+    let out = sandbox.run(
+        "a-wrong-key",
+        &[
+            &file,
+            "--time-scale",
+            "1000",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("a-wrong-key"), "the key never appears: {stderr}");
+    assert!(
+        !stderr.contains("a-wrong-key"),
+        "the key never appears: {stderr}"
+    );
     assert_eq!(sandbox.ledger("the-right-key")["charged"].as_u64(), Some(0));
 
     let out = sonicflow().args(["run", &file]).output().unwrap();
@@ -182,19 +372,39 @@ fn ctrl_c_stops_new_submits_and_exits_130_with_results() {
     let file = manifest(dir.path(), &text);
     let out_dir = dir.path().join("out");
     let mut child = sonicflow()
-        .args(["run", &file, "--sandbox", "--time-scale", "20", "--log-format", "json", "--out"])
+        .args([
+            "run",
+            &file,
+            "--sandbox",
+            "--time-scale",
+            "20",
+            "--log-format",
+            "json",
+            "--out",
+        ])
         .arg(&out_dir)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out.stderr);
     assert_eq!(s["interrupted"], true);
-    assert!(s["skipped"].as_u64().unwrap() > 0, "rows not yet submitted are skipped: {s}");
+    assert!(
+        s["skipped"].as_u64().unwrap() > 0,
+        "rows not yet submitted are skipped: {s}"
+    );
     let r = results(&out_dir);
     assert_eq!(r["status"], "interrupted");
 }

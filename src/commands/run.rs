@@ -6,12 +6,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::credits::ApiArgs;
-use crate::api::{ApiKey, Client, ClientConfig, ConfigError};
+use crate::api::{ApiError, ApiKey, Client, ClientConfig, ConfigError};
 use crate::diag::Format;
 use crate::engine::{self, EngineConfig, Summary};
 use crate::exit;
 use crate::plan::Plan;
 use crate::plan::models::Models;
+use crate::report::{self, Console, ConsoleMode, Drained, Reporters, ResultsWriter};
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use crate::steps::{ApiExecutor, DownloadKinds, DownloadOptions};
 
@@ -83,7 +84,12 @@ pub fn run(args: &RunArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let options = crate::plan::Options { inputs: args.inputs.clone(), require_inputs: true, prices, max_credits: args.max_credits };
+    let options = crate::plan::Options {
+        inputs: args.inputs.clone(),
+        require_inputs: true,
+        prices,
+        max_credits: args.max_credits,
+    };
     let (loaded, plan) = match super::load_and_plan(&args.file, &options) {
         Ok(x) => x,
         Err(d) => {
@@ -94,8 +100,14 @@ pub fn run(args: &RunArgs) -> u8 {
     if let Some(max) = plan.max_credits
         && plan.total_credits() > max
     {
-        eprintln!("error: the plan needs {} credits, more than the budget of {max}; nothing was sent", plan.total_credits());
-        eprintln!("  help: run `sonicflow plan {}` to see where they go; raise `limits.max_credits` or `--max-credits`", args.file.display());
+        eprintln!(
+            "error: the plan needs {} credits, more than the budget of {max}; nothing was sent",
+            plan.total_credits()
+        );
+        eprintln!(
+            "  help: run `sonicflow plan {}` to see where they go; raise `limits.max_credits` or `--max-credits`",
+            args.file.display()
+        );
         return exit::BUDGET;
     }
     if let Some(scale) = args.time_scale
@@ -104,13 +116,23 @@ pub fn run(args: &RunArgs) -> u8 {
         eprintln!("error: `--time-scale {scale}` must be a positive number");
         return exit::INVALID;
     }
-    let out = args.out.clone().unwrap_or_else(|| default_run_dir(&args.file, &plan.name));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&args.file, &plan.name));
     if let Err(e) = std::fs::create_dir_all(&out) {
-        eprintln!("error: cannot create the output folder `{}`: {e}", out.display());
+        eprintln!(
+            "error: cannot create the output folder `{}`: {e}",
+            out.display()
+        );
         return exit::INVALID;
     }
     let manifest_sha = sha256_file(&args.file);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -123,24 +145,43 @@ pub fn run(args: &RunArgs) -> u8 {
 
 /// `.sonicflow/runs/<name>-<UTC time>` beside the manifest.
 fn default_run_dir(manifest: &Path, name: &str) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string().replace(':', "").replace('-', "");
-    let base = manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    base.join(".sonicflow").join("runs").join(format!("{safe}-{stamp}"))
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "");
+    let base = manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    base.join(".sonicflow")
+        .join("runs")
+        .join(format!("{safe}-{stamp}"))
 }
 
 fn sha256_file(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    std::fs::read(path).map(|bytes| hex::encode(Sha256::digest(bytes))).unwrap_or_default()
+    std::fs::read(path)
+        .map(|bytes| report::manifest_sha256(&bytes))
+        .unwrap_or_default()
 }
 
 /// The API to talk to: a sandbox started here, or the configured service.
 async fn connect(args: &RunArgs, scale: f64) -> Result<(ClientConfig, Option<SandboxHandle>), u8> {
     if args.sandbox {
-        let sandbox = Sandbox::start(SandboxConfig::default().with_time_scale(scale)).await.map_err(|e| {
-            eprintln!("error: cannot start the sandbox: {e}");
-            exit::API_UNAVAILABLE
-        })?;
+        let sandbox = Sandbox::start(SandboxConfig::default().with_time_scale(scale))
+            .await
+            .map_err(|e| {
+                eprintln!("error: cannot start the sandbox: {e}");
+                exit::API_UNAVAILABLE
+            })?;
         let key = ApiKey::new("sandbox-key").map_err(|e| {
             eprintln!("error: {e}");
             exit::API_UNAVAILABLE
@@ -151,7 +192,10 @@ async fn connect(args: &RunArgs, scale: f64) -> Result<(ClientConfig, Option<San
         })?;
         return Ok((config, Some(sandbox)));
     }
-    match ClientConfig::from_env(args.api.api_base.as_deref(), args.api.api_key_file.as_deref()) {
+    match ClientConfig::from_env(
+        args.api.api_base.as_deref(),
+        args.api.api_key_file.as_deref(),
+    ) {
         Ok(config) => Ok((config, None)),
         Err(e) => {
             eprintln!("error: {e}");
@@ -163,8 +207,18 @@ async fn connect(args: &RunArgs, scale: f64) -> Result<(ClientConfig, Option<San
     }
 }
 
-async fn run_async(args: &RunArgs, plan: Arc<Plan>, models: Models, out: PathBuf, manifest_sha: String) -> u8 {
-    let scale = args.time_scale.unwrap_or(if args.sandbox { SANDBOX_TIME_SCALE } else { 1.0 });
+async fn run_async(
+    args: &RunArgs,
+    plan: Arc<Plan>,
+    models: Models,
+    out: PathBuf,
+    manifest_sha: String,
+) -> u8 {
+    let scale = args.time_scale.unwrap_or(if args.sandbox {
+        SANDBOX_TIME_SCALE
+    } else {
+        1.0
+    });
     let (config, sandbox) = match connect(args, scale).await {
         Ok(x) => x,
         Err(code) => return code,
@@ -176,10 +230,21 @@ async fn run_async(args: &RunArgs, plan: Arc<Plan>, models: Models, out: PathBuf
             return exit::API_UNAVAILABLE;
         }
     };
-    if let Err(e) = client.credits().await {
-        eprintln!("error: cannot use the API at `{}`: {e}", config.base_url);
-        eprintln!("  help: check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`); add `--sandbox` to run locally");
-        return exit::API_UNAVAILABLE;
+    if let Err(e) = preflight(&client, scale).await {
+        // A refused key or a host that never answers ends the run here; an API
+        // that answers but misbehaves is left to the run's own retries.
+        let fatal = matches!(
+            e,
+            ApiError::Unauthorised { .. } | ApiError::Transient { status: None, .. }
+        );
+        if fatal {
+            eprintln!("error: cannot use the API at `{}`: {e}", config.base_url);
+            eprintln!(
+                "  help: check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`); add `--sandbox` to run locally"
+            );
+            return exit::API_UNAVAILABLE;
+        }
+        eprintln!("warning: the balance check failed ({e}); starting anyway");
     }
     let mut engine_config = EngineConfig::from_plan(&plan, scale);
     engine_config.fail_fast = args.fail_fast;
@@ -197,11 +262,20 @@ async fn run_async(args: &RunArgs, plan: Arc<Plan>, models: Models, out: PathBuf
         Err(code) => return code,
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let reporting = tokio::spawn(report(rx, Arc::clone(&plan), out.clone(), manifest_sha, args.log_format));
+    let clock = report::system_clock();
+    let results_path = out.join("results.json");
+    let writer = ResultsWriter::new(results_path.clone(), &plan, &manifest_sha, clock.clone());
+    let console = Console::new(
+        ConsoleMode::detect(args.log_format == LogFormat::Json),
+        clock,
+    );
+    let reporting = tokio::spawn(report::drain(rx, Reporters::new(writer, console)));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let interrupt = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: no new submits; waiting for what is in flight (Ctrl-C again to stop now)");
+            eprintln!(
+                "interrupted: no new submits; waiting for what is in flight (Ctrl-C again to stop now)"
+            );
             let _ = cancel_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(exit::INTERRUPTED));
@@ -210,20 +284,52 @@ async fn run_async(args: &RunArgs, plan: Arc<Plan>, models: Models, out: PathBuf
     });
     let summary = engine::run(Arc::clone(&plan), executor, engine_config, tx, cancel_rx).await;
     interrupt.abort();
-    let _ = reporting.await;
+    let drained = reporting.await;
     if let Some(sandbox) = sandbox {
         sandbox.shutdown().await;
+    }
+    match drained {
+        Ok(Drained {
+            results_error: Some(e),
+            ..
+        }) => {
+            eprintln!("error: {e}");
+            return exit::FAILED_STEPS.max(exit_code(&summary));
+        }
+        Err(e) => {
+            eprintln!("error: the results could not be written: {e}");
+            return exit::FAILED_STEPS.max(exit_code(&summary));
+        }
+        Ok(_) => {}
     }
     exit_code(&summary)
 }
 
 /// The executor for this run: the API client, the plan's models for
 /// re-checking resolved values, and which files to save.
-fn make_executor(client: Client, models: Models, out: &Path, plan: &Plan, download_all: bool, scale: f64) -> Result<ApiExecutor, u8> {
+fn make_executor(
+    client: Client,
+    models: Models,
+    out: &Path,
+    plan: &Plan,
+    download_all: bool,
+    scale: f64,
+) -> Result<ApiExecutor, u8> {
     let a = plan.artifacts;
-    let kinds = if download_all { DownloadKinds::all() } else { DownloadKinds { audio: a.audio, wav: a.wav, midi: a.midi, stems: a.stems } };
+    let kinds = if download_all {
+        DownloadKinds::all()
+    } else {
+        DownloadKinds {
+            audio: a.audio,
+            wav: a.wav,
+            midi: a.midi,
+            stems: a.stems,
+        }
+    };
     let enabled = download_all || a.audio || a.wav || a.midi || a.stems;
-    let mut downloads = DownloadOptions::new(out).with_kinds(kinds).with_time_scale(scale);
+    let mut downloads = DownloadOptions::new(out)
+        .with_kinds(kinds)
+        .with_time_scale(scale);
     downloads.enabled = enabled;
     ApiExecutor::new(client, models, downloads).map_err(|e| {
         eprintln!("error: {e}");
@@ -231,13 +337,22 @@ fn make_executor(client: Client, models: Models, out: &Path, plan: &Plan, downlo
     })
 }
 
-/// Consumes the run's events.
-async fn report(mut rx: mpsc::UnboundedReceiver<crate::engine::RunEvent>, _plan: Arc<Plan>, _out: PathBuf, _sha: String, _format: LogFormat) {
-    while let Some(event) = rx.recv().await {
-        if let Ok(line) = serde_json::to_string(&event) {
-            eprintln!("{line}");
+/// Proves the key works before anything is paid for: a free balance call,
+/// retried while the failure is transient; a refused key fails at once.
+async fn preflight(client: &Client, scale: f64) -> Result<(), ApiError> {
+    const ATTEMPTS: u32 = 5;
+    let mut delay = std::time::Duration::from_secs(1);
+    for attempt in 1..=ATTEMPTS {
+        match client.credits().await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < ATTEMPTS && !matches!(e, ApiError::Unauthorised { .. }) => {
+                tokio::time::sleep(e.retry_after().unwrap_or(delay).div_f64(scale)).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// The exit code a run's summary means (README, "Exit codes").

@@ -1,17 +1,34 @@
-//! `sonicflow schema`: print the JSON Schema of pipeline manifests.
+//! `sonicflow schema`: print the JSON Schema of pipeline manifests, or with
+//! `--results` the schema of the `results.json` a run writes.
 
 #[derive(Debug, clap::Args)]
-pub struct SchemaArgs {}
+pub struct SchemaArgs {
+    /// Print the schema of `results.json` instead of the pipeline schema.
+    #[arg(long)]
+    pub results: bool,
+}
 
 /// The schema text exactly as committed in `schema/pipeline.schema.json`.
 pub fn pipeline_schema_text() -> String {
-    let value = crate::manifest::spec::pipeline_schema();
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    pretty(&crate::manifest::spec::pipeline_schema())
+}
+
+/// The schema text exactly as committed in `schema/results.schema.json`.
+pub fn results_schema_text() -> String {
+    pretty(&crate::report::results_schema())
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     text
 }
 
-pub fn run(_args: &SchemaArgs) -> u8 {
-    print!("{}", pipeline_schema_text());
+pub fn run(args: &SchemaArgs) -> u8 {
+    if args.results {
+        print!("{}", results_schema_text());
+    } else {
+        print!("{}", pipeline_schema_text());
+    }
     crate::exit::SUCCESS
 }

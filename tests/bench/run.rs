@@ -19,13 +19,23 @@ const SUBMIT_INTERVAL_S: f64 = 3.0;
 
 fn arg(name: &str, default: f64) -> f64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Peak resident memory (kB) and CPU seconds of a process, from /proc.
 fn sample(pid: u32) -> Option<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
@@ -59,18 +69,33 @@ fn main() {
     .unwrap();
 
     let mut sandbox = Command::new(exe)
-        .args(["sandbox", "--time-scale", &scale.to_string(), "--balance", "100000000"])
+        .args([
+            "sandbox",
+            "--time-scale",
+            &scale.to_string(),
+            "--balance",
+            "100000000",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut url = String::new();
-    BufReader::new(sandbox.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    BufReader::new(sandbox.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
     let url = url.trim().to_owned();
 
     let started = Instant::now();
     let mut runner = Command::new(exe)
-        .args(["run", manifest.to_str().unwrap(), "--time-scale", &scale.to_string(), "--log-format", "json"])
+        .args([
+            "run",
+            manifest.to_str().unwrap(),
+            "--time-scale",
+            &scale.to_string(),
+            "--log-format",
+            "json",
+        ])
         .args(["--out", dir.path().join("out").to_str().unwrap()])
         .env("MUSICAPI_BASE_URL", &url)
         .env("MUSICAPI_KEY", "bench-key")
@@ -80,7 +105,12 @@ fn main() {
         .unwrap();
     let pid = runner.id();
     let log = runner.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || BufReader::new(log).lines().map_while(Result::ok).collect::<Vec<String>>());
+    let reader = std::thread::spawn(move || {
+        BufReader::new(log)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
     let mut last = (0, 0.0);
     let status = loop {
         if let Some(s) = sample(pid) {
@@ -95,13 +125,23 @@ fn main() {
     let lines = reader.join().unwrap();
     let _ = sandbox.kill();
 
-    let events: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let count = |name: &str| events.iter().filter(|e| e["event"] == name).count();
-    let finished = events.iter().find(|e| e["event"] == "finished").cloned().unwrap_or_default();
+    let finished = events
+        .iter()
+        .find(|e| e["event"] == "finished")
+        .cloned()
+        .unwrap_or_default();
     let summary = &finished["summary"];
     let submits = summary["submits"].as_f64().unwrap_or(0.0);
     let polls = summary["polls"].as_f64().unwrap_or(0.0);
-    let tasks = events.iter().filter(|e| e["event"] == "submitted" && !e["task_id"].is_null()).count() as f64;
+    let tasks = events
+        .iter()
+        .filter(|e| e["event"] == "submitted" && !e["task_id"].is_null())
+        .count() as f64;
     let remote = submits.max(1.0);
 
     // DESIGN §8 lower bound, in scaled seconds.
@@ -110,12 +150,25 @@ fn main() {
     let critical = (20.0 + 150.0 + 180.0) / scale; // slowest upload + song + stems the sandbox draws
     let bound = submit_bound.max(poll_bound).max(critical);
 
-    println!("rows: {rows}, time scale: {scale}, exit: {:?}", status.code());
-    println!("remote calls: {submits} submits ({tasks} polled tasks), {polls} polls, succeeded {}", summary["succeeded"]);
-    println!("makespan: {makespan:.2} s; lower bound: {bound:.2} s; ratio: {:.3}", makespan / bound);
+    println!(
+        "rows: {rows}, time scale: {scale}, exit: {:?}",
+        status.code()
+    );
+    println!(
+        "remote calls: {submits} submits ({tasks} polled tasks), {polls} polls, succeeded {}",
+        summary["succeeded"]
+    );
+    println!(
+        "makespan: {makespan:.2} s; lower bound: {bound:.2} s; ratio: {:.3}",
+        makespan / bound
+    );
     println!("429 responses: {}", count("throttled"));
     println!("polls per polled task: {:.2}", polls / tasks.max(1.0));
     println!("runner peak RSS: {:.1} MB", last.0 as f64 / 1024.0);
-    println!("runner CPU: {:.2} s, {:.0} µs per remote call", last.1, last.1 * 1e6 / remote);
+    println!(
+        "runner CPU: {:.2} s, {:.0} µs per remote call",
+        last.1,
+        last.1 * 1e6 / remote
+    );
     std::io::stdout().flush().unwrap();
 }

@@ -70,12 +70,18 @@ impl SandboxProcess {
         std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
             .read_line(&mut url)
             .expect("the sandbox prints its URL");
-        SandboxProcess { child, url: url.trim().to_owned() }
+        SandboxProcess {
+            child,
+            url: url.trim().to_owned(),
+        }
     }
 
     /// The ledger of `key`, as the sandbox's admin endpoint reports it.
     pub fn ledger(&self, key: &str) -> serde_json::Value {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
         runtime.block_on(async {
             let response = reqwest::Client::new()
                 .get(format!("{}/_sandbox/ledger", self.url))
@@ -83,7 +89,10 @@ impl SandboxProcess {
                 .send()
                 .await
                 .expect("the ledger answers");
-            response.json::<serde_json::Value>().await.expect("the ledger is JSON")
+            response
+                .json::<serde_json::Value>()
+                .await
+                .expect("the ledger is JSON")
         })
     }
 

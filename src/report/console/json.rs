@@ -1,0 +1,42 @@
+//! `--log-format json`: one JSON object per event, the event's own serde
+//! form with a `ts` first, so log pipelines can parse every line alone.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::engine::RunEvent;
+use crate::report::clock::rfc3339;
+use crate::report::results::Results;
+
+/// The JSON line (without newline) for `event` at `now`.
+pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {
+    let mut object = serde_json::Map::new();
+    object.insert("ts".to_owned(), rfc3339(now).into());
+    match serde_json::to_value(event) {
+        Ok(serde_json::Value::Object(fields)) => object.extend(fields),
+        // Events are plain data; should one ever fail to serialize, say so
+        // in the stream rather than drop it silently.
+        Ok(other) => {
+            object.insert("event".to_owned(), other);
+        }
+        Err(e) => {
+            object.insert("event".to_owned(), "unserializable".into());
+            object.insert("error".to_owned(), e.to_string().into());
+        }
+    }
+    serde_json::Value::Object(object).to_string()
+}
+
+/// The last line of a JSON log: where the results file is, the run's
+/// status and its totals.
+pub(crate) fn results_line(results: &Results, path: &Path, now: SystemTime) -> String {
+    serde_json::json!({
+        "ts": rfc3339(now),
+        "event": "results",
+        "path": path.display().to_string(),
+        "status": results.status,
+        "stop_reason": results.stop_reason,
+        "totals": results.totals,
+    })
+    .to_string()
+}

@@ -1,0 +1,112 @@
+//! Fans one event stream out to the results writer and the console.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::engine::{RunEvent, Summary};
+
+use super::console::Console;
+use super::writer::{ResultsWriteError, ResultsWriter};
+
+/// A zero write interval must not make the quiet-time flush spin.
+const MIN_TICK: Duration = Duration::from_millis(50);
+
+/// The reporters of one run.
+pub struct Reporters {
+    pub writer: ResultsWriter,
+    pub console: Console,
+    summary: Option<Summary>,
+    error: Option<ResultsWriteError>,
+}
+
+/// What the reporters saw when the stream ended.
+#[derive(Debug)]
+pub struct Drained {
+    /// The engine's summary, or one counted from the events if the stream
+    /// ended without `Finished`.
+    pub summary: Summary,
+    /// The last failure to write the results file, if the final write
+    /// failed too; the run command should report it and exit non-zero.
+    pub results_error: Option<ResultsWriteError>,
+}
+
+impl Reporters {
+    pub fn new(writer: ResultsWriter, console: Console) -> Reporters {
+        Reporters {
+            writer,
+            console,
+            summary: None,
+            error: None,
+        }
+    }
+
+    /// Shows and records one event. A results file that cannot be written
+    /// does not stop the run (work in flight would be lost): the console
+    /// says so once, and the writer tries again at its next write.
+    pub fn apply(&mut self, event: &RunEvent) {
+        self.console.apply(event);
+        if let RunEvent::Finished { summary } = event {
+            self.summary = Some(summary.clone());
+        }
+        if let Err(e) = self.writer.apply(event) {
+            self.remember(e);
+        }
+    }
+
+    /// Writes whatever changed if the write interval has passed.
+    pub fn tick(&mut self) {
+        if let Err(e) = self.writer.tick() {
+            self.remember(e);
+        }
+    }
+
+    /// Writes the results one last time and prints the summary.
+    pub fn finish(mut self) -> Drained {
+        match self.writer.flush() {
+            Ok(()) => self.error = None,
+            Err(e) => self.remember(e),
+        }
+        let results = self.writer.results();
+        self.console.finish(&results, self.writer.path());
+        let summary = self.summary.unwrap_or_else(|| Summary {
+            succeeded: results.totals.succeeded,
+            failed: results.totals.failed,
+            skipped: results.totals.skipped,
+            credits_charged: results.totals.credits_charged,
+            credits_refunded: results.totals.credits_refunded,
+            ..Summary::default()
+        });
+        Drained {
+            summary,
+            results_error: self.error,
+        }
+    }
+
+    fn remember(&mut self, error: ResultsWriteError) {
+        if self.error.is_none() {
+            self.console.warn(&error.to_string().replace('\n', "; "));
+        }
+        self.error = Some(error);
+    }
+}
+
+/// Applies every event from `rx` until the engine drops its sender, then
+/// finishes the reporters. While the run is quiet (long polls, no events)
+/// the results file is still brought up to date once per write interval,
+/// so what a kill leaves behind is never older than that.
+pub async fn drain(mut rx: UnboundedReceiver<RunEvent>, mut reporters: Reporters) -> Drained {
+    let period = reporters.writer.interval().max(MIN_TICK);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => reporters.apply(&event),
+                None => break,
+            },
+            _ = ticker.tick() => reporters.tick(),
+        }
+    }
+    reporters.finish()
+}

@@ -1,0 +1,34 @@
+//! Reporters: consumers of the engine's `RunEvent` stream.
+//!
+//! `ResultsWriter` keeps `results.json` (DESIGN §5) current and atomic;
+//! `Console` shows a person (or a log collector) what is happening; `drain`
+//! feeds one event stream to both. Reporters know events and the plan, never
+//! HTTP or YAML, and they never see secrets: events carry none.
+//!
+//! Wiring, for the run command:
+//!
+//! ```ignore
+//! let clock = report::system_clock();
+//! let writer = ResultsWriter::new(out_dir.join("results.json"), &plan,
+//!     &report::manifest_sha256(manifest_bytes), clock.clone());
+//! let console = Console::new(ConsoleMode::detect(log_json), clock);
+//! let reporting = tokio::spawn(report::drain(rx, Reporters::new(writer, console)));
+//! // … run the engine with the sender; it drops the sender when done …
+//! let drained = reporting.await?;
+//! ```
+
+mod clock;
+mod console;
+mod drain;
+mod results;
+mod state;
+mod writer;
+
+pub use clock::{Clock, stepping_clock, system_clock};
+pub use console::{Console, ConsoleMode};
+pub use drain::{Drained, Reporters, drain};
+pub use results::{
+    Attempt, Credits, ErrorRecord, FileRecord, Pipeline, PriceTableRef, Results, RunStatus,
+    SCHEMA_VERSION, StepResult, StepStatus, Tool, Totals, results_schema,
+};
+pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter, manifest_sha256};

@@ -1,0 +1,420 @@
+//! Folds the event stream into `Results`: one record per step instance,
+//! keyed by `InstanceId` so the file's order is (row, step position, path)
+//! whatever order the engine finished things in.
+//!
+//! Knows events and the plan; never files, HTTP or YAML.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::engine::{InstanceId, Outputs, RunEvent, StepError, Summary};
+use crate::manifest::actions::Action;
+use crate::plan::Plan;
+
+use super::clock::{millis_between, rfc3339};
+use super::results::{
+    Attempt, Credits, ErrorRecord, FileRecord, PriceTableRef, Results, RunStatus, StepResult,
+    StepStatus, Tool, Totals,
+};
+
+/// What the run looks like so far.
+#[derive(Debug, Clone)]
+pub(crate) struct RunState {
+    head: Results,
+    instances: BTreeMap<InstanceId, Record>,
+    /// Action and operation of each plan step, for instances the engine
+    /// reports without a `Created` (e.g. skipped before they existed).
+    step_kinds: Vec<(Action, &'static str)>,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    result: StepResult,
+    started: Option<SystemTime>,
+}
+
+impl RunState {
+    pub(crate) fn new(plan: &Plan, manifest_sha256: &str, now: SystemTime) -> RunState {
+        let head = Results {
+            schema_version: super::results::SCHEMA_VERSION,
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            pipeline: super::results::Pipeline {
+                name: plan.name.clone(),
+                file: plan.file.clone(),
+                sha256: manifest_sha256.to_owned(),
+            },
+            price_table: PriceTableRef {
+                name: plan.prices.name.clone(),
+                date: plan.prices.date.clone(),
+                source: plan.prices.source.clone(),
+                version: plan.prices.version(),
+            },
+            started_at: rfc3339(now),
+            finished_at: None,
+            status: RunStatus::Running,
+            stop_reason: None,
+            totals: Totals {
+                credits_estimated: plan.total_credits(),
+                ..Totals::default()
+            },
+            steps: Vec::new(),
+        };
+        let step_kinds = plan.steps.iter().map(|s| (s.action, s.operation)).collect();
+        RunState {
+            head,
+            instances: BTreeMap::new(),
+            step_kinds,
+        }
+    }
+
+    /// Applies one event stamped with `now`.
+    pub(crate) fn apply(&mut self, event: &RunEvent, now: SystemTime) {
+        let at = rfc3339(now);
+        match event {
+            RunEvent::Created {
+                id,
+                action,
+                operation,
+                planned_credits,
+            } => {
+                let record = self.record(id);
+                record.result.action = *action;
+                (*operation).clone_into(&mut record.result.operation);
+                record.result.credits.planned = *planned_credits;
+            }
+            RunEvent::Submitting {
+                id,
+                attempt,
+                request_hash,
+                ..
+            } => self.submitting(id, *attempt, request_hash, now, at),
+            RunEvent::Submitted {
+                id,
+                attempt,
+                task_id,
+                credits,
+            } => self.submitted(id, *attempt, task_id.as_deref(), *credits),
+            RunEvent::Retrying {
+                id,
+                attempt,
+                error,
+                refunded,
+                ..
+            } => {
+                let r = &mut self.record(id).result;
+                r.credits.refunded += refunded;
+                close_attempt(r, *attempt, error, at);
+            }
+            RunEvent::Succeeded { id, outputs } => self.succeeded(id, outputs, now),
+            RunEvent::Failed {
+                id,
+                attempt,
+                error,
+                refunded,
+            } => self.failed(id, *attempt, error, *refunded, now),
+            RunEvent::Skipped { id, reason } => {
+                let record = self.record(id);
+                record.result.skip_reason = Some(reason.clone());
+                record.finish(StepStatus::Skipped, now);
+            }
+            RunEvent::Throttled { .. } => {}
+            RunEvent::Stopping { reason } => {
+                self.head.status = RunStatus::Stopped;
+                self.head.stop_reason = Some(reason.clone());
+            }
+            RunEvent::Finished { summary } => self.finished(summary, at),
+        }
+    }
+
+    fn submitting(
+        &mut self,
+        id: &InstanceId,
+        attempt: u32,
+        request_hash: &str,
+        now: SystemTime,
+        at: String,
+    ) {
+        let record = self.record(id);
+        record.started.get_or_insert(now);
+        let r = &mut record.result;
+        r.status = StepStatus::Running;
+        r.started_at.get_or_insert_with(|| at.clone());
+        request_hash.clone_into(r.request_hash.get_or_insert_with(String::new));
+        r.attempts.push(Attempt {
+            attempt,
+            task_id: None,
+            error: None,
+            started_at: at,
+            finished_at: None,
+        });
+    }
+
+    fn submitted(&mut self, id: &InstanceId, attempt: u32, task_id: Option<&str>, credits: u64) {
+        let r = &mut self.record(id).result;
+        r.task_id = task_id.map(str::to_owned);
+        r.credits.charged += credits;
+        if let Some(a) = attempt_mut(r, attempt) {
+            a.task_id = task_id.map(str::to_owned);
+        }
+    }
+
+    fn succeeded(&mut self, id: &InstanceId, outputs: &Outputs, now: SystemTime) {
+        let at = rfc3339(now);
+        let record = self.record(id);
+        let r = &mut record.result;
+        r.outputs = outputs.value.clone();
+        r.files = outputs
+            .files
+            .iter()
+            .map(|f| FileRecord {
+                path: f.path.clone(),
+                sha256: f.sha256.clone(),
+                bytes: f.bytes,
+                url: f.url.clone(),
+            })
+            .collect();
+        if let Some(a) = r.attempts.last_mut() {
+            a.finished_at.get_or_insert(at);
+        }
+        record.finish(StepStatus::Succeeded, now);
+    }
+
+    fn failed(
+        &mut self,
+        id: &InstanceId,
+        attempt: u32,
+        error: &StepError,
+        refunded: u64,
+        now: SystemTime,
+    ) {
+        let record = self.record(id);
+        let r = &mut record.result;
+        r.credits.refunded += refunded;
+        r.error = Some(error_record(error));
+        close_attempt(r, attempt, error, rfc3339(now));
+        record.finish(StepStatus::Failed, now);
+    }
+
+    fn finished(&mut self, summary: &Summary, at: String) {
+        self.head.finished_at = Some(at);
+        self.head.status = if summary.interrupted {
+            RunStatus::Interrupted
+        } else if summary.stopped.is_some()
+            || summary.unauthorised
+            || self.head.stop_reason.is_some()
+        {
+            RunStatus::Stopped
+        } else if summary.failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        if let Some(reason) = &summary.stopped {
+            self.head.stop_reason = Some(reason.clone());
+        }
+    }
+
+    /// The record of `id`, created on first mention.
+    fn record(&mut self, id: &InstanceId) -> &mut Record {
+        let kinds = &self.step_kinds;
+        self.instances.entry(id.clone()).or_insert_with(|| {
+            let (action, operation) = kinds.get(id.step).copied().unwrap_or((Action::Create, ""));
+            Record::new(id, action, operation)
+        })
+    }
+
+    /// Whether the run has finished.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.head.finished_at.is_some()
+    }
+
+    /// The results so far, with totals recounted and steps in order.
+    pub(crate) fn snapshot(&self) -> Results {
+        let mut results = self.head.clone();
+        results.totals = self.totals();
+        results.steps = self.instances.values().map(|r| r.result.clone()).collect();
+        results
+    }
+
+    fn totals(&self) -> Totals {
+        let mut t = Totals {
+            credits_estimated: self.head.totals.credits_estimated,
+            ..Totals::default()
+        };
+        for record in self.instances.values() {
+            let r = &record.result;
+            t.instances += 1;
+            match r.status {
+                StepStatus::Waiting => t.waiting += 1,
+                StepStatus::Running => t.running += 1,
+                StepStatus::Succeeded => t.succeeded += 1,
+                StepStatus::Failed => t.failed += 1,
+                StepStatus::Skipped => t.skipped += 1,
+            }
+            t.credits_planned += r.credits.planned;
+            t.credits_charged += r.credits.charged;
+            t.credits_refunded += r.credits.refunded;
+        }
+        t
+    }
+}
+
+impl Record {
+    fn new(id: &InstanceId, action: Action, operation: &str) -> Record {
+        let instance = id.instance();
+        Record {
+            started: None,
+            result: StepResult {
+                step: id.step_id.clone(),
+                instance: (instance != "-").then_some(instance),
+                row_key: id.row_key.clone(),
+                path: id.path.clone(),
+                action,
+                operation: operation.to_owned(),
+                status: StepStatus::Waiting,
+                request_hash: None,
+                task_id: None,
+                credits: Credits::default(),
+                attempts: Vec::new(),
+                outputs: serde_json::Value::Null,
+                files: Vec::new(),
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+                skip_reason: None,
+                error: None,
+            },
+        }
+    }
+
+    fn finish(&mut self, status: StepStatus, now: SystemTime) {
+        self.result.status = status;
+        self.result.finished_at = Some(rfc3339(now));
+        self.result.duration_ms = self.started.map(|s| millis_between(s, now));
+    }
+}
+
+/// Records how attempt number `attempt` ended.
+fn close_attempt(r: &mut StepResult, attempt: u32, error: &StepError, at: String) {
+    if let Some(a) = attempt_mut(r, attempt) {
+        a.error = Some(error_record(error));
+        a.finished_at = Some(at);
+    }
+}
+
+fn attempt_mut(r: &mut StepResult, attempt: u32) -> Option<&mut Attempt> {
+    r.attempts.iter_mut().rev().find(|a| a.attempt == attempt)
+}
+
+pub(crate) fn error_record(error: &StepError) -> ErrorRecord {
+    let kind = serde_json::to_value(error.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{:?}", error.kind));
+    ErrorRecord {
+        kind,
+        message: error.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::ErrorKind;
+
+    fn plan() -> Plan {
+        let text = "version: 1\nname: t\nsteps:\n  up:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.up.outputs.clip_id }}\" }\n";
+        let loaded = crate::manifest::load::load_str("t.yaml", text.to_owned(), Path::new("."))
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let options = crate::plan::Options {
+            require_inputs: true,
+            ..Default::default()
+        };
+        crate::plan::build(&loaded, &options).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn id(step: usize, step_id: &str) -> InstanceId {
+        InstanceId {
+            row: 0,
+            row_key: None,
+            step,
+            step_id: step_id.to_owned(),
+            path: vec![],
+        }
+    }
+
+    #[test]
+    fn an_instance_skipped_before_it_was_created_takes_its_kind_from_the_plan() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let mut state = RunState::new(&plan(), "00", t0);
+        let skipped = RunEvent::Skipped {
+            id: id(1, "wav"),
+            reason: "dependency `up` failed".into(),
+        };
+        state.apply(&skipped, t0 + Duration::from_secs(1));
+        let results = state.snapshot();
+        let wav = &results.steps[0];
+        assert_eq!((wav.action, wav.operation.as_str()), (Action::Wav, "wav"));
+        assert_eq!(
+            wav.instance, None,
+            "a step that runs once has no instance name"
+        );
+        assert_eq!(wav.status, StepStatus::Skipped);
+        assert_eq!(wav.duration_ms, None, "it never started");
+    }
+
+    #[test]
+    fn a_retry_closes_its_attempt_and_the_next_opens_another() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut state = RunState::new(&plan(), "00", t0);
+        let up = id(0, "up");
+        let submitting = |attempt| RunEvent::Submitting {
+            id: up.clone(),
+            attempt,
+            request_hash: "sha256:x".into(),
+            fields: serde_json::Value::Null,
+        };
+        state.apply(&submitting(1), at(1));
+        let error = StepError::new(ErrorKind::Transient, "502");
+        let retrying = RunEvent::Retrying {
+            id: up.clone(),
+            attempt: 1,
+            error,
+            delay_ms: 10,
+            refunded: 0,
+        };
+        state.apply(&retrying, at(2));
+        state.apply(&submitting(2), at(4));
+        let running = state.snapshot();
+        assert_eq!(running.totals.running, 1);
+        let attempts = &running.steps[0].attempts;
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(
+            attempts[0].error.as_ref().map(|e| e.kind.as_str()),
+            Some("transient")
+        );
+        assert!(attempts[1].finished_at.is_none());
+        let done = RunEvent::Succeeded {
+            id: up.clone(),
+            outputs: Outputs::default(),
+        };
+        state.apply(&done, at(7));
+        let step = &state.snapshot().steps[0];
+        assert_eq!(
+            step.duration_ms,
+            Some(6000),
+            "from the first submit to the end"
+        );
+        assert_eq!(
+            step.attempts[1].finished_at.as_deref(),
+            Some("1970-01-01T00:00:07.000Z")
+        );
+    }
+}
