@@ -2,6 +2,8 @@
 //! the examples, and a standalone sandbox with injected faults for the
 //! error classes, checking the ledger so nothing is ever paid twice.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -371,7 +373,7 @@ fn ctrl_c_stops_new_submits_and_exits_130_with_results() {
     text.push_str("steps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: calm }\n");
     let file = manifest(dir.path(), &text);
     let out_dir = dir.path().join("out");
-    let mut child = sonicflow()
+    let child = sonicflow()
         .args([
             "run",
             &file,
