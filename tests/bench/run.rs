@@ -124,6 +124,7 @@ fn main() {
     let makespan = started.elapsed().as_secs_f64();
     let lines = reader.join().unwrap();
     let _ = sandbox.kill();
+    let _ = sandbox.wait();
 
     let events: Vec<serde_json::Value> = lines
         .iter()
