@@ -410,3 +410,78 @@ fn ctrl_c_stops_new_submits_and_exits_130_with_results() {
     let r = results(&out_dir);
     assert_eq!(r["status"], "interrupted");
 }
+
+/// Keeps what a run decides (statuses, credits, attempts, output shapes,
+/// file names' places) and masks what varies between runs (ids, times, URLs, hashes).
+fn stable(value: &Value) -> Value {
+    const MASKED: &[&str] = &[
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "task_id",
+        "request_hash",
+        "sha256",
+        "url",
+        "file",
+        "bytes",
+    ];
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if MASKED.contains(&k.as_str()) && !v.is_null() {
+                        Value::String(format!("[{k}]"))
+                    } else if k == "outputs" {
+                        shape(v)
+                    } else if k == "path" && v.is_string() {
+                        let p = v.as_str().unwrap_or("");
+                        Value::String(format!(
+                            "{}/[clip].{}",
+                            p.rsplit_once('/').map_or("", |(d, _)| d),
+                            p.rsplit('.').next().unwrap_or("")
+                        ))
+                    } else {
+                        stable(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(stable).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The keys of an outputs object, recursively, with values reduced to their type.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+        Value::String(_) => Value::String("string".into()),
+        Value::Number(_) => Value::String("number".into()),
+        Value::Bool(_) => Value::String("bool".into()),
+        Value::Null => Value::Null,
+    }
+}
+
+#[test]
+fn results_of_a_sandbox_run_are_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sonicflow()
+        .args([
+            "run",
+            "pipelines/cover-and-stems.yaml",
+            "--sandbox",
+            "--download",
+            "--log-format",
+            "json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_json_snapshot!("results-cover-and-stems", stable(&results(dir.path())));
+}

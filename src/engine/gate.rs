@@ -34,9 +34,21 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<D
 /// Lets requests through at most once per `period`, with no bursts, so a
 /// quota equal to the server's limit never trips it.
 pub(crate) struct Gate {
-    limiter: Option<Limiter>,
+    limiter: Mutex<Option<Limiter>>,
+    period: Mutex<Option<Duration>>,
+    /// The longest period `slow_down` may reach.
+    ceiling: Option<Duration>,
     clock: TokioClock,
     paused_until: Mutex<Option<Instant>>,
+}
+
+fn limiter(period: Option<Duration>, clock: &TokioClock) -> Option<Limiter> {
+    period
+        .filter(|p| !p.is_zero())
+        .and_then(Quota::with_period)
+        .map(|quota| {
+            RateLimiter::direct_with_clock(quota.allow_burst(NonZeroU32::MIN), clock.clone())
+        })
 }
 
 impl Gate {
@@ -45,37 +57,53 @@ impl Gate {
         let clock = TokioClock {
             epoch: Instant::now(),
         };
-        let limiter = period
-            .filter(|p| !p.is_zero())
-            .and_then(Quota::with_period)
-            .map(|quota| {
-                RateLimiter::direct_with_clock(quota.allow_burst(NonZeroU32::MIN), clock.clone())
-            });
         Gate {
-            limiter,
+            limiter: Mutex::new(limiter(period, &clock)),
+            period: Mutex::new(period),
+            ceiling: period.map(|p| p * 2),
             clock,
             paused_until: Mutex::new(None),
         }
     }
 
+    /// Takes a slot now, or says how long until the next one.
+    pub fn try_acquire(&self) -> Result<(), Duration> {
+        let now = Instant::now();
+        let paused = self.paused_until.lock().map(|p| *p).unwrap_or(None);
+        if let Some(until) = paused
+            && until > now
+        {
+            return Err(until - now);
+        }
+        let Ok(guard) = self.limiter.lock() else {
+            return Ok(());
+        };
+        match guard.as_ref().map(|l| l.check()) {
+            None | Some(Ok(())) => Ok(()),
+            Some(Err(not_until)) => Err(not_until
+                .wait_time_from(self.clock.now())
+                .max(Duration::from_micros(1))),
+        }
+    }
+
+    /// Widens the period by `factor` (up to twice the configured one): the
+    /// server said 429, so this pace is too fast for it.
+    pub fn slow_down(&self, factor: f64) {
+        let (Ok(mut period), Some(ceiling)) = (self.period.lock(), self.ceiling) else {
+            return;
+        };
+        let Some(current) = *period else { return };
+        let wider = current.mul_f64(factor).min(ceiling);
+        *period = Some(wider);
+        if let Ok(mut l) = self.limiter.lock() {
+            *l = limiter(Some(wider), &self.clock);
+        }
+    }
+
     /// Waits until a request may go.
     pub async fn acquire(&self) {
-        loop {
-            let paused = self.paused_until.lock().map(|p| *p).unwrap_or(None);
-            if let Some(until) = paused
-                && until > Instant::now()
-            {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
-            let Some(limiter) = &self.limiter else { return };
-            match limiter.check() {
-                Ok(()) => return,
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    tokio::time::sleep(wait.max(Duration::from_micros(1))).await;
-                }
-            }
+        while let Err(wait) = self.try_acquire() {
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -102,6 +130,17 @@ mod tests {
             times.push(start.elapsed().as_secs());
         }
         assert_eq!(times, vec![0, 3, 6, 9]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slowing_down_widens_the_period_up_to_twice() {
+        let gate = Gate::new(Some(Duration::from_secs(10)));
+        gate.slow_down(1.5);
+        gate.slow_down(1.5);
+        let start = Instant::now();
+        gate.acquire().await;
+        gate.acquire().await;
+        assert_eq!(start.elapsed().as_secs(), 20);
     }
 
     #[tokio::test(start_paused = true)]

@@ -45,7 +45,8 @@ pub(crate) struct Graph<'p> {
     plan: &'p Plan,
     pub insts: Vec<Inst>,
     index: HashMap<(usize, usize, Vec<usize>), usize>,
-    pending: Vec<Expansion>,
+    /// `for_each` contexts waiting for their list, per matrix row.
+    pending: Vec<Vec<Expansion>>,
     /// For each step, the steps whose inherited fan-out ends with it.
     children: Vec<Vec<usize>>,
     step_by_id: HashMap<&'p str, usize>,
@@ -79,7 +80,7 @@ impl<'p> Graph<'p> {
             plan,
             insts: Vec::new(),
             index: HashMap::new(),
-            pending: Vec::new(),
+            pending: vec![Vec::new(); plan.instances.len()],
             children,
             step_by_id,
         };
@@ -100,7 +101,7 @@ impl<'p> Graph<'p> {
 
     fn create_context(&mut self, row: usize, s: usize, path: Vec<usize>, created: &mut Vec<usize>) {
         if self.plan.steps[s].for_each.is_some() {
-            self.pending.push(Expansion { row, step: s, path });
+            self.pending[row].push(Expansion { row, step: s, path });
         } else {
             self.create(row, s, path, None, Status::Waiting, created);
         }
@@ -140,11 +141,15 @@ impl<'p> Graph<'p> {
         idx
     }
 
-    /// Expands every `for_each` whose list is now known. Returns the new instances.
-    pub fn expand(&mut self) -> Vec<usize> {
+    /// Expands every `for_each` of matrix row `row` whose list is now known.
+    /// Returns the new instances.
+    pub fn expand(&mut self, row: usize) -> Vec<usize> {
         let mut created = Vec::new();
         let mut still = Vec::new();
-        for e in std::mem::take(&mut self.pending) {
+        let Some(pending) = self.pending.get_mut(row) else {
+            return created;
+        };
+        for e in std::mem::take(pending) {
             let plan = self.plan;
             let Some(for_each) = plan.steps[e.step].for_each.as_ref() else {
                 continue;
@@ -190,8 +195,8 @@ impl<'p> Graph<'p> {
             }
         }
         // Expanding may have created contexts of nested fan-outs; keep them too.
-        still.append(&mut self.pending);
-        self.pending = still;
+        still.append(&mut self.pending[row]);
+        self.pending[row] = still;
         created
     }
 
@@ -263,7 +268,7 @@ impl<'p> Graph<'p> {
 
     /// Every instance of step `d` in `row` (a `needs` on a fanned-out step waits for all of them).
     fn settled(&self, row: usize, d: usize) -> Readiness {
-        if self.pending.iter().any(|e| e.row == row && e.step == d) {
+        if self.pending[row].iter().any(|e| e.step == d) {
             return Readiness::Wait;
         }
         if let Some(&parent) = inherited(self.plan, d).last()
@@ -324,8 +329,10 @@ impl<'p> Graph<'p> {
     /// becomes a skipped placeholder. Returns the placeholders.
     pub fn abandon_pending(&mut self, reason: &str) -> Vec<usize> {
         let mut created = Vec::new();
-        for e in std::mem::take(&mut self.pending) {
-            self.skip_context(e.row, e.step, e.path, reason, &mut created);
+        for row in 0..self.pending.len() {
+            for e in std::mem::take(&mut self.pending[row]) {
+                self.skip_context(e.row, e.step, e.path, reason, &mut created);
+            }
         }
         created
     }

@@ -40,6 +40,9 @@ pub struct EngineConfig {
     pub grace: Duration,
     /// Seeds the jitter.
     pub seed: u64,
+    /// Extra spacing between submits, as a fraction of the quota's period, so
+    /// that network jitter never makes two submits arrive too close together.
+    pub submit_margin: f64,
 }
 
 impl EngineConfig {
@@ -55,6 +58,7 @@ impl EngineConfig {
             // Long enough for a song in flight to finish; a second Ctrl-C stops at once.
             grace: Duration::from_secs(600).div_f64(time_scale),
             seed: 0,
+            submit_margin: 0.05,
         }
     }
 
@@ -73,8 +77,8 @@ enum Done {
         idx: usize,
         result: Result<PollOutcome, StepError>,
     },
-    /// A delayed submit found the run stopping and sent nothing.
-    Cancelled { idx: usize },
+    /// A retry's backoff is over; the instance may be sent again.
+    RetryDue { idx: usize },
 }
 
 /// Per-instance progress the graph does not track.
@@ -84,7 +88,12 @@ struct Progress {
     throttles: u32,
     job: Option<Job>,
     task_id: Option<String>,
+    /// When the current task must have finished.
     deadline: Option<Instant>,
+    /// When the first request of this instance was sent (for the step timeout).
+    first_sent: Option<Instant>,
+    /// Whether remote work of this instance is outstanding (counted in `in_flight`).
+    in_flight: bool,
 }
 
 /// Runs the plan to the end, reporting on `events`. `cancel` turning true is Ctrl-C.
@@ -111,7 +120,11 @@ struct Driver<'p, E> {
     stopping: Arc<AtomicBool>,
     stop_reason: Option<String>,
     ready: BinaryHeap<(usize, Reverse<usize>, Reverse<usize>)>,
-    waiting: Vec<usize>,
+    /// Instances waiting for their dependencies, per matrix row.
+    waiting: Vec<Vec<usize>>,
+    /// Rows where something changed since they were last examined.
+    dirty: Vec<bool>,
+    dirty_rows: Vec<usize>,
     in_flight: usize,
     tasks: JoinSet<Done>,
     task_owner: HashMap<Id, usize>,
@@ -145,7 +158,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             stopping: Arc::new(AtomicBool::new(false)),
             stop_reason: None,
             ready: BinaryHeap::new(),
-            waiting: Vec::new(),
+            waiting: vec![Vec::new(); plan.instances.len()],
+            dirty: vec![false; plan.instances.len()],
+            dirty_rows: Vec::new(),
             in_flight: 0,
             tasks: JoinSet::new(),
             task_owner: HashMap::new(),
@@ -182,7 +197,11 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                         reason,
                     });
                 }
-                _ => self.waiting.push(idx),
+                _ => {
+                    let row = inst.id.row;
+                    self.waiting[row].push(idx);
+                    self.mark_dirty(row);
+                }
             }
         }
     }
@@ -192,16 +211,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let mut cancel_open = true;
         loop {
             self.settle();
-            self.dispatch();
-            if self.tasks.is_empty() {
-                if self.ready.is_empty() {
-                    break;
-                }
-                continue;
+            let next_slot = self.dispatch();
+            if self.tasks.is_empty() && next_slot.is_none() {
+                break;
             }
             let grace = grace_deadline;
+            let slot = next_slot.map(|d| Instant::now() + d);
             tokio::select! {
-                joined = self.tasks.join_next_with_id() => self.joined(joined),
+                joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.joined(joined),
+                _ = sleep_until_opt(slot), if slot.is_some() => {}
                 changed = cancel.changed(), if cancel_open => {
                     if changed.is_err() {
                         cancel_open = false;
@@ -223,38 +241,71 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     /// Expands fan-outs and moves waiting instances to ready or skipped.
     fn settle(&mut self) {
-        loop {
-            let created = self.graph.expand();
-            let grew = !created.is_empty();
+        while let Some(row) = self.dirty_rows.pop() {
+            self.dirty[row] = false;
+            let created = self.graph.expand(row);
             self.created(created);
-            let mut still = Vec::with_capacity(self.waiting.len());
-            let mut changed = false;
-            for idx in std::mem::take(&mut self.waiting) {
+            for idx in std::mem::take(&mut self.waiting[row]) {
                 if let Some(reason) = self.stop_reason.clone() {
                     self.skip(idx, format!("not started: the run stopped ({reason})"));
-                    changed = true;
                     continue;
                 }
                 match self.graph.readiness(idx) {
                     Readiness::Ready => {
-                        let id = &self.graph.insts[idx].id;
-                        self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+                        self.make_ready(idx);
                     }
-                    Readiness::Wait => still.push(idx),
-                    Readiness::Blocked(reason) => {
-                        self.skip(idx, reason);
-                        changed = true;
-                    }
+                    Readiness::Wait => self.waiting[row].push(idx),
+                    Readiness::Blocked(reason) => self.skip(idx, reason),
                 }
-            }
-            self.waiting = still;
-            if !grew && !changed {
-                break;
             }
         }
     }
 
+    /// Something changed in `row`: its waiting instances and fan-outs are examined again.
+    fn mark_dirty(&mut self, row: usize) {
+        if let Some(flag) = self.dirty.get_mut(row)
+            && !*flag
+        {
+            *flag = true;
+            self.dirty_rows.push(row);
+        }
+    }
+
+    /// Resolves the instance's request and queues it; a request that cannot
+    /// be resolved fails the instance (returns true then).
+    fn make_ready(&mut self, idx: usize) -> bool {
+        let fields = match self.graph.resolve_fields(idx) {
+            Ok(f) => f,
+            Err(message) => {
+                self.fail(idx, StepError::new(ErrorKind::Invalid, message), 0);
+                return true;
+            }
+        };
+        let step = self.graph.step(idx);
+        let job = Job {
+            id: self.graph.insts[idx].id.clone(),
+            action: step.action,
+            operation: step.operation,
+            request_hash: request_hash(step.operation, &fields, &self.plan.prices.version()),
+            fields,
+            attempt: 1,
+        };
+        let p = &mut self.progress[idx];
+        p.attempt = 1;
+        p.job = Some(job);
+        self.queue(idx);
+        false
+    }
+
+    /// Puts an instance in the send queue: later steps first (they finish
+    /// pipelines and free their inputs), then matrix rows in order.
+    fn queue(&mut self, idx: usize) {
+        let id = &self.graph.insts[idx].id;
+        self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+    }
+
     fn skip(&mut self, idx: usize, reason: String) {
+        self.mark_dirty(self.graph.insts[idx].id.row);
         self.graph.insts[idx].status = Status::Skipped;
         self.summary.skipped += 1;
         self.emit(RunEvent::Skipped {
@@ -263,47 +314,35 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         });
     }
 
-    /// Starts ready instances while there is room in flight.
-    fn dispatch(&mut self) {
+    /// Sends queued instances while there is room in flight and the submit
+    /// quota has a slot; returns how long until the next slot if it has none.
+    fn dispatch(&mut self) -> Option<Duration> {
         while self.in_flight < self.config.max_in_flight.max(1) {
-            let Some((_, _, Reverse(idx))) = self.ready.pop() else {
-                break;
-            };
+            let &(_, _, Reverse(idx)) = self.ready.peek()?;
             if let Some(reason) = self.stop_reason.clone() {
+                self.ready.pop();
                 self.skip(idx, format!("not started: the run stopped ({reason})"));
                 continue;
             }
-            let fields = match self.graph.resolve_fields(idx) {
-                Ok(f) => f,
-                Err(message) => {
-                    self.in_flight += 1;
-                    self.fail(idx, StepError::new(ErrorKind::Invalid, message), 0);
-                    continue;
-                }
-            };
-            let step = self.graph.step(idx);
-            let job = Job {
-                id: self.graph.insts[idx].id.clone(),
-                action: step.action,
-                operation: step.operation,
-                request_hash: request_hash(step.operation, &fields, &self.plan.prices.version()),
-                fields,
-                attempt: 1,
-            };
-            let timeout = step
-                .timeout
-                .map_or(step.poll.timeout, |t| t.min(step.poll.timeout));
-            let p = &mut self.progress[idx];
-            p.attempt = 1;
-            p.deadline = Some(Instant::now() + self.config.scale(timeout));
-            p.job = Some(job.clone());
-            self.graph.insts[idx].status = Status::Running;
-            self.in_flight += 1;
-            self.submit(idx, job, Duration::ZERO);
+            if let Err(wait) = self.submit_gate.try_acquire() {
+                return Some(wait);
+            }
+            self.ready.pop();
+            self.send(idx);
         }
+        None
     }
 
-    fn submit(&mut self, idx: usize, job: Job, delay: Duration) {
+    fn send(&mut self, idx: usize) {
+        let Some(job) = self.progress[idx].job.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let p = &mut self.progress[idx];
+        p.first_sent.get_or_insert(now);
+        p.in_flight = true;
+        self.in_flight += 1;
+        self.graph.insts[idx].status = Status::Running;
         self.emit(RunEvent::Submitting {
             id: job.id.clone(),
             attempt: job.attempt,
@@ -311,23 +350,22 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             fields: serde_json::Value::Object(job.fields.clone()),
         });
         let executor = Arc::clone(&self.executor);
-        let gate = Arc::clone(&self.submit_gate);
-        let stopping = Arc::clone(&self.stopping);
         let handle = self.tasks.spawn(async move {
-            tokio::time::sleep(delay).await;
-            if stopping.load(Ordering::SeqCst) && delay > Duration::ZERO {
-                return Done::Cancelled { idx };
-            }
-            gate.acquire().await;
-            if stopping.load(Ordering::SeqCst) {
-                return Done::Cancelled { idx };
-            }
             Done::Submit {
                 idx,
                 result: executor.submit(&job).await,
             }
         });
         self.task_owner.insert(handle.id(), idx);
+    }
+
+    /// The instance's remote work is over (or waits for a retry).
+    fn leave_flight(&mut self, idx: usize) {
+        let p = &mut self.progress[idx];
+        if p.in_flight {
+            p.in_flight = false;
+            self.in_flight -= 1;
+        }
     }
 
     fn poll(&mut self, idx: usize, delay: Duration) {
@@ -357,11 +395,12 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 match done {
                     Done::Submit { idx, result } => self.submitted(idx, result),
                     Done::Poll { idx, result } => self.polled(idx, result),
-                    Done::Cancelled { idx } => {
-                        self.in_flight -= 1;
-                        let reason = self.stop_reason.clone().unwrap_or_default();
-                        self.skip(idx, format!("retry not sent: the run stopped ({reason})"));
-                    }
+                    Done::RetryDue { idx } => match self.stop_reason.clone() {
+                        Some(reason) => {
+                            self.skip(idx, format!("retry not sent: the run stopped ({reason})"))
+                        }
+                        None => self.queue(idx),
+                    },
                 }
             }
             Some(Err(e)) => {
@@ -404,6 +443,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                             credits: unit,
                         });
                         self.progress[idx].task_id = Some(task_id);
+                        self.set_deadline(idx);
                         let poll = &self.graph.step(idx).poll;
                         let delay = backoff::jittered(
                             self.config.scale(poll.initial_delay),
@@ -438,6 +478,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                     return self.fail(idx, error, 0);
                 }
                 self.submit_gate.pause(delay);
+                self.submit_gate.slow_down(1.02);
                 self.emit(RunEvent::Throttled {
                     delay_ms: delay.as_millis() as u64,
                 });
@@ -470,7 +511,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         }
     }
 
-    /// Schedules another submit of the same request.
+    /// Sends the same request again after `delay`, through the submit queue.
     fn retry(
         &mut self,
         idx: usize,
@@ -479,15 +520,17 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         refunded: u64,
         counts: bool,
     ) {
+        self.leave_flight(idx);
+        self.graph.insts[idx].status = Status::Waiting;
         let p = &mut self.progress[idx];
         if counts {
             p.attempt += 1;
         }
         p.task_id = None;
         let attempt = p.attempt;
-        let Some(mut job) = p.job.clone() else { return };
-        job.attempt = attempt;
-        p.job = Some(job.clone());
+        if let Some(job) = p.job.as_mut() {
+            job.attempt = attempt;
+        }
         let id = self.graph.insts[idx].id.clone();
         self.emit(RunEvent::Retrying {
             id,
@@ -496,7 +539,24 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             delay_ms: delay.as_millis() as u64,
             refunded,
         });
-        self.submit(idx, job, delay);
+        let handle = self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            Done::RetryDue { idx }
+        });
+        self.task_owner.insert(handle.id(), idx);
+    }
+
+    /// A task must finish within the poll timeout of its submit, and within
+    /// the step timeout of the instance's first request.
+    fn set_deadline(&mut self, idx: usize) {
+        let step = self.graph.step(idx);
+        let now = Instant::now();
+        let p = &mut self.progress[idx];
+        let mut deadline = now + self.config.scale(step.poll.timeout);
+        if let (Some(timeout), Some(first)) = (step.timeout, p.first_sent) {
+            deadline = deadline.min(first + self.config.scale(timeout));
+        }
+        p.deadline = Some(deadline);
     }
 
     fn polled(&mut self, idx: usize, result: Result<PollOutcome, StepError>) {
@@ -561,7 +621,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn succeed(&mut self, idx: usize, outputs: Outputs) {
-        self.in_flight -= 1;
+        self.leave_flight(idx);
+        self.mark_dirty(self.graph.insts[idx].id.row);
         self.summary.succeeded += 1;
         let inst = &mut self.graph.insts[idx];
         inst.status = Status::Succeeded;
@@ -571,7 +632,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn fail(&mut self, idx: usize, error: StepError, refunded: u64) {
-        self.in_flight -= 1;
+        self.leave_flight(idx);
+        self.mark_dirty(self.graph.insts[idx].id.row);
         self.summary.failed += 1;
         self.graph.insts[idx].status = Status::Failed;
         let id = self.graph.insts[idx].id.clone();
@@ -605,12 +667,18 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             .graph
             .abandon_pending(&format!("not started: the run stopped ({reason})"));
         self.created(placeholders);
+        for row in 0..self.waiting.len() {
+            self.mark_dirty(row);
+        }
     }
 
     fn finish(&mut self) -> Summary {
         let placeholders = self.graph.abandon_pending("its list was never produced");
         self.created(placeholders);
-        let leftover: Vec<usize> = std::mem::take(&mut self.waiting);
+        let leftover: Vec<usize> = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .flatten()
+            .collect();
         for idx in leftover {
             if self.graph.insts[idx].status == Status::Waiting {
                 let reason = self.stop_reason.clone().map_or_else(

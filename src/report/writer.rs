@@ -26,9 +26,9 @@ pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A big run's file takes a while to write (about 90 ms for 10,000
 /// instances); waiting this many times the last write's cost before the
-/// next keeps writing to about a tenth of the reporter's time however large
+/// next keeps writing to about a fiftieth of the run's time however large
 /// the run grows.
-const COST_FACTOR: u32 = 10;
+const COST_FACTOR: u32 = 50;
 
 /// The results file could not be written.
 #[derive(Debug, thiserror::Error)]
