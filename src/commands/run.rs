@@ -269,7 +269,7 @@ async fn run_async(
         ConsoleMode::detect(args.log_format == LogFormat::Json),
         clock,
     );
-    let reporting = tokio::spawn(report::drain(rx, Reporters::new(writer, console)));
+    let reporting = spawn_reporters(rx, Reporters::new(writer, console));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let interrupt = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -284,7 +284,10 @@ async fn run_async(
     });
     let summary = engine::run(Arc::clone(&plan), executor, engine_config, tx, cancel_rx).await;
     interrupt.abort();
-    let drained = reporting.await;
+    let drained = reporting
+        .await
+        .map_err(|_| "the reporting thread stopped".to_owned())
+        .and_then(|r| r);
     if let Some(sandbox) = sandbox {
         sandbox.shutdown().await;
     }
@@ -303,6 +306,30 @@ async fn run_async(
         Ok(_) => {}
     }
     exit_code(&summary)
+}
+
+/// Runs the reporters on a thread of their own: rewriting a large
+/// results.json and printing take milliseconds at a time, which must not
+/// delay the submits and polls sharing the run's workers.
+fn spawn_reporters(
+    rx: mpsc::UnboundedReceiver<crate::engine::RunEvent>,
+    reporters: Reporters,
+) -> tokio::sync::oneshot::Receiver<Result<Drained, String>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("reporters".to_owned())
+        .spawn(move || {
+            let drained = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map(|rt| rt.block_on(report::drain(rx, reporters)))
+                .map_err(|e| format!("cannot start the reporters' runtime: {e}"));
+            let _ = done_tx.send(drained);
+        });
+    if let Err(e) = spawned {
+        eprintln!("error: cannot start the reporting thread: {e}");
+    }
+    done_rx
 }
 
 /// The executor for this run: the API client, the plan's models for

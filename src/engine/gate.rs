@@ -38,6 +38,8 @@ pub(crate) struct Gate {
     period: Mutex<Option<Duration>>,
     /// The longest period `slow_down` may reach.
     ceiling: Option<Duration>,
+    /// The configured period, which `speed_up` returns to.
+    base: Option<Duration>,
     clock: TokioClock,
     paused_until: Mutex<Option<Instant>>,
 }
@@ -61,6 +63,7 @@ impl Gate {
             limiter: Mutex::new(limiter(period, &clock)),
             period: Mutex::new(period),
             ceiling: period.map(|p| p * 2),
+            base: period,
             clock,
             paused_until: Mutex::new(None),
         }
@@ -97,6 +100,23 @@ impl Gate {
         *period = Some(wider);
         if let Ok(mut l) = self.limiter.lock() {
             *l = limiter(Some(wider), &self.clock);
+        }
+    }
+
+    /// Narrows a widened period by `factor` back towards the configured one:
+    /// requests are going through again.
+    pub fn speed_up(&self, factor: f64) {
+        let (Ok(mut period), Some(base)) = (self.period.lock(), self.base) else {
+            return;
+        };
+        let Some(current) = *period else { return };
+        if current <= base {
+            return;
+        }
+        let narrower = current.div_f64(factor).max(base);
+        *period = Some(narrower);
+        if let Ok(mut l) = self.limiter.lock() {
+            *l = limiter(Some(narrower), &self.clock);
         }
     }
 
@@ -138,6 +158,19 @@ mod tests {
         gate.slow_down(1.5);
         gate.slow_down(1.5);
         let start = Instant::now();
+        gate.acquire().await;
+        gate.acquire().await;
+        assert_eq!(start.elapsed().as_secs(), 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn speeding_up_returns_to_the_configured_period_and_no_further() {
+        let gate = Gate::new(Some(Duration::from_secs(10)));
+        gate.slow_down(2.0);
+        gate.speed_up(1.5);
+        gate.speed_up(1.5);
+        let start = Instant::now();
+        gate.acquire().await;
         gate.acquire().await;
         gate.acquire().await;
         assert_eq!(start.elapsed().as_secs(), 20);

@@ -423,6 +423,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         match result {
             Ok(submission) => {
                 self.any_accepted = true;
+                // Each accepted submit earns back a tenth of a 429's slow-down.
+                self.submit_gate.speed_up(1.002);
                 self.summary.submits += 1;
                 self.summary.credits_charged += unit;
                 match submission {
