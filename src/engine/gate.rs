@@ -42,6 +42,11 @@ pub(crate) struct Gate {
     base: Option<Duration>,
     clock: TokioClock,
     paused_until: Mutex<Option<Instant>>,
+    /// When the last slot was granted: a new limiter starts with a free slot,
+    /// so after a change of period the next one is held back from this.
+    last_granted: Mutex<Option<Instant>>,
+    /// When the latest request actually left (see `reserve_send`).
+    last_sent: Mutex<Option<Instant>>,
 }
 
 fn limiter(period: Option<Duration>, clock: &TokioClock) -> Option<Limiter> {
@@ -66,6 +71,8 @@ impl Gate {
             base: period,
             clock,
             paused_until: Mutex::new(None),
+            last_granted: Mutex::new(None),
+            last_sent: Mutex::new(None),
         }
     }
 
@@ -82,7 +89,12 @@ impl Gate {
             return Ok(());
         };
         match guard.as_ref().map(|l| l.check()) {
-            None | Some(Ok(())) => Ok(()),
+            None | Some(Ok(())) => {
+                if let Ok(mut last) = self.last_granted.lock() {
+                    *last = Some(now);
+                }
+                Ok(())
+            }
             Some(Err(not_until)) => Err(not_until
                 .wait_time_from(self.clock.now())
                 .max(Duration::from_micros(1))),
@@ -98,9 +110,7 @@ impl Gate {
         let Some(current) = *period else { return };
         let wider = current.mul_f64(factor).min(ceiling);
         *period = Some(wider);
-        if let Ok(mut l) = self.limiter.lock() {
-            *l = limiter(Some(wider), &self.clock);
-        }
+        self.replace_limiter(wider);
     }
 
     /// Narrows a widened period by `factor` back towards the configured one:
@@ -115,9 +125,39 @@ impl Gate {
         }
         let narrower = current.div_f64(factor).max(base);
         *period = Some(narrower);
+        self.replace_limiter(narrower);
+    }
+
+    /// Switches to `period`, keeping the next slot `period` after the last one granted.
+    fn replace_limiter(&self, period: Duration) {
         if let Ok(mut l) = self.limiter.lock() {
-            *l = limiter(Some(narrower), &self.clock);
+            *l = limiter(Some(period), &self.clock);
         }
+        let last = self.last_granted.lock().map(|l| *l).unwrap_or(None);
+        if let (Some(last), Ok(mut paused)) = (last, self.paused_until.lock()) {
+            let next = last + period;
+            *paused = Some(paused.map_or(next, |p| p.max(next)));
+        }
+    }
+
+    /// The moment a granted request may actually be sent: at least one
+    /// period after the previous one left. A slot granted on time can still
+    /// leave late if the runtime was busy, and the next one must not then
+    /// arrive too close behind it.
+    pub fn reserve_send(&self) -> Instant {
+        let now = Instant::now();
+        let period = self
+            .period
+            .lock()
+            .map(|p| *p)
+            .unwrap_or(None)
+            .unwrap_or_default();
+        let Ok(mut last) = self.last_sent.lock() else {
+            return now;
+        };
+        let at = last.map_or(now, |l| (l + period).max(now));
+        *last = Some(at);
+        at
     }
 
     /// Waits until a request may go.
@@ -174,6 +214,37 @@ mod tests {
         gate.acquire().await;
         gate.acquire().await;
         assert_eq!(start.elapsed().as_secs(), 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changing_the_period_never_grants_an_early_slot() {
+        let gate = Gate::new(Some(Duration::from_secs(10)));
+        gate.slow_down(1.5);
+        let start = Instant::now();
+        gate.acquire().await;
+        for _ in 0..5 {
+            gate.speed_up(1.1);
+            gate.acquire().await;
+        }
+        // Slots at 0, then each at least 10 s after the previous one.
+        assert!(
+            start.elapsed() >= Duration::from_secs(50),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_stay_a_period_apart_even_when_granted_closer() {
+        let gate = Gate::new(Some(Duration::from_secs(3)));
+        let start = Instant::now();
+        let first = gate.reserve_send();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let second = gate.reserve_send();
+        assert_eq!(
+            (first - start, second - start),
+            (Duration::ZERO, Duration::from_secs(3))
+        );
     }
 
     #[tokio::test(start_paused = true)]

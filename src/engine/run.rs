@@ -350,7 +350,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             fields: serde_json::Value::Object(job.fields.clone()),
         });
         let executor = Arc::clone(&self.executor);
+        let gate = Arc::clone(&self.submit_gate);
         let handle = self.tasks.spawn(async move {
+            tokio::time::sleep_until(gate.reserve_send()).await;
             Done::Submit {
                 idx,
                 result: executor.submit(&job).await,

@@ -22,7 +22,7 @@ use super::results::Results;
 use super::state::RunState;
 
 /// How often the file is rewritten at most while nothing terminal happens.
-pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_millis(500);
+pub const DEFAULT_WRITE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A big run's file takes a while to write (about 90 ms for 10,000
 /// instances); waiting this many times the last write's cost before the

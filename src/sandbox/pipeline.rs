@@ -186,6 +186,9 @@ async fn run(
     headers: &HeaderMap,
     raw: &[u8],
 ) -> Result<Response, Failure> {
+    // The rate limit is judged at arrival, not after validation, which may
+    // wait for the shared state behind other requests.
+    let arrived = tokio::time::Instant::now();
     let key = authenticate(headers, shared)?;
     let mut roll = shared.roll("POST", path, raw);
     if roll.http_500 {
@@ -208,7 +211,7 @@ async fn run(
     )?;
     let paid = accepted.debits.iter().any(|d| d.credits > 0);
     if paid {
-        shared.take_submit_slot(&key)?;
+        shared.take_submit_slot(&key, arrived)?;
     }
     let body_hash = hex::encode(Sha256::digest(raw));
     if !shared.ledger.charge(&key, &body_hash, &accepted.debits) {

@@ -1,5 +1,6 @@
 //! The axum router and the in-process server lifecycle.
 
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 
 use axum::Router;
@@ -45,6 +46,11 @@ pub(crate) struct Running {
 pub(crate) fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(shared);
+    // Small requests and answers go out at once rather than waiting on
+    // Nagle's algorithm, as a production front end would send them.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     let join = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -51,6 +51,7 @@ pub(crate) struct World {
     pub batches: HashMap<String, Vec<String>>,
     /// `(key, clip_id)` pairs whose aligned lyrics were already paid for.
     pub aligned_paid: HashSet<(String, String)>,
+    /// Arrival of the latest accepted paid submit, per key.
     next_submit: HashMap<String, Instant>,
     occurrences: HashMap<[u8; 32], u64>,
     id_counter: u64,
@@ -105,18 +106,23 @@ impl Shared {
         uuid_from(self.config.seed, n)
     }
 
-    /// Takes the key's submit slot, or answers 429 (burst 1).
-    pub(crate) fn take_submit_slot(&self, key: &str) -> Result<(), Failure> {
-        let now = Instant::now();
+    /// Takes the key's submit slot for a request that arrived at `now`, or
+    /// answers 429 (burst 1). Requests may reach this check out of order, so
+    /// what counts is the distance between arrivals, either way round.
+    pub(crate) fn take_submit_slot(&self, key: &str, now: Instant) -> Result<(), Failure> {
         let interval = self.config.scaled(self.config.submit_interval);
         let mut world = self.world();
-        match world.next_submit.get(key) {
-            Some(next) if now < *next => Err(Failure::rate_limited()),
-            _ => {
-                world.next_submit.insert(key.to_owned(), now + interval);
-                Ok(())
-            }
+        let last = world.next_submit.get(key).copied();
+        let spaced = last.is_none_or(|last| {
+            let gap = if now >= last { now - last } else { last - now };
+            gap >= interval
+        });
+        if !spaced {
+            return Err(Failure::rate_limited());
         }
+        let latest = last.map_or(now, |last| last.max(now));
+        world.next_submit.insert(key.to_owned(), latest);
+        Ok(())
     }
 
     /// A clip usable as a source: known (404 otherwise) and finished.
