@@ -10,5 +10,5 @@ pub const INVALID: u8 = 2;
 pub const BUDGET: u8 = 3;
 /// The API refused the key or could not be reached before any step ran.
 pub const API_UNAVAILABLE: u8 = 4;
-/// Interrupted (Ctrl-C); the run can be resumed.
+/// Interrupted (Ctrl-C); what was in flight was followed for a grace period.
 pub const INTERRUPTED: u8 = 130;

@@ -373,7 +373,7 @@ fn ctrl_c_stops_new_submits_and_exits_130_with_results() {
     text.push_str("steps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: calm }\n");
     let file = manifest(dir.path(), &text);
     let out_dir = dir.path().join("out");
-    let child = sonicflow()
+    let mut child = sonicflow()
         .args([
             "run",
             &file,
@@ -388,19 +388,31 @@ fn ctrl_c_stops_new_submits_and_exits_130_with_results() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Interrupt once the run is under way (the first task was accepted), not after a fixed time.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let started = line.contains("\"event\":\"submitted\"");
+        log.push(line);
+        if started {
+            break;
+        }
+    }
     let killed = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    log.extend(lines.map_while(Result::ok));
+    let status = child.wait().unwrap();
+    let stderr = log.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let out = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: stderr.into_bytes(),
+    };
     let s = summary(&out.stderr);
     assert_eq!(s["interrupted"], true);
     assert!(
@@ -469,12 +481,18 @@ fn shape(value: &Value) -> Value {
 #[test]
 fn results_of_a_sandbox_run_are_pinned() {
     let dir = tempfile::tempdir().unwrap();
+    // Half the sandbox's submit pace, so that a 429 from timing jitter on a
+    // loaded machine never adds an attempt to the pinned results.
     let out = sonicflow()
         .args([
             "run",
             "pipelines/cover-and-stems.yaml",
             "--sandbox",
             "--download",
+        ])
+        .args([
+            "--submits-per-minute",
+            "10",
             "--log-format",
             "json",
             "--out",

@@ -77,7 +77,7 @@ pub enum RunStatus {
     Succeeded,
     /// Finished with at least one failed step instance.
     Failed,
-    /// Interrupted by the user; resumable.
+    /// Interrupted by the user (Ctrl-C).
     Interrupted,
     /// Stopped early (out of credits, unauthorised, fail-fast).
     Stopped,

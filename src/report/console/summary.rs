@@ -89,7 +89,7 @@ fn status(results: &Results) -> String {
         RunStatus::Running => "running",
         RunStatus::Succeeded => "succeeded",
         RunStatus::Failed => "failed",
-        RunStatus::Interrupted => "interrupted (resumable)",
+        RunStatus::Interrupted => "interrupted",
         RunStatus::Stopped => "stopped",
     };
     match &results.stop_reason {
