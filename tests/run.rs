@@ -44,6 +44,49 @@ fn manifest(dir: &Path, text: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// A run of `text` against a standalone sandbox at time scale 1000 with
+/// `faults` (a faults file's YAML) and `seed`, using API key `key`.
+struct FaultyRun {
+    dir: tempfile::TempDir,
+    sandbox: SandboxProcess,
+    file: String,
+    out: std::process::Output,
+}
+
+fn faulty_run(faults: &str, seed: &str, key: &str, text: &str) -> FaultyRun {
+    let dir = tempfile::tempdir().unwrap();
+    let faults_path = dir.path().join("faults.yaml");
+    std::fs::write(&faults_path, faults).unwrap();
+    let sandbox = SandboxProcess::start(&[
+        "--time-scale",
+        "1000",
+        "--seed",
+        seed,
+        "--faults",
+        faults_path.to_str().unwrap(),
+    ]);
+    let file = manifest(dir.path(), text);
+    let out_dir = dir.path().join("out");
+    let out = sandbox.run(
+        key,
+        &[
+            &file,
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    FaultyRun {
+        dir,
+        sandbox,
+        file,
+        out,
+    }
+}
+
 const COVER: &str = "version: 1\nname: e2e\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nsteps:\n  upload:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  jazz:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: smooth jazz }\n  wav:\n    action: wav\n    for_each: ${{ steps.jazz.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n";
 
 #[test]
@@ -91,119 +134,57 @@ fn every_example_pipeline_runs_on_the_sandbox_and_charges_its_plan() {
 
 #[test]
 fn transient_500s_are_retried_without_paying_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("faults.yaml"), "http_500: 0.3\n").unwrap();
-    let sandbox = SandboxProcess::start(&[
-        "--time-scale",
-        "1000",
-        "--seed",
-        "3",
-        "--faults",
-        dir.path().join("faults.yaml").to_str().unwrap(),
-    ]);
-    let file = manifest(dir.path(), COVER);
-    let out = sandbox.run(
-        "k500",
-        &[
-            &file,
-            "--time-scale",
-            "1000",
-            "--log-format",
-            "json",
-            "--out",
-            dir.path().join("out").to_str().unwrap(),
-        ],
-    );
+    let run = faulty_run("http_500: 0.3\n", "3", "k500", COVER);
     assert_eq!(
-        out.status.code(),
+        run.out.status.code(),
         Some(0),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&run.out.stderr)
     );
-    let ledger = sandbox.ledger("k500");
+    let ledger = run.sandbox.ledger("k500");
     assert_eq!(
         ledger["charged"].as_u64(),
-        Some(planned_total(&file)),
+        Some(planned_total(&run.file)),
         "{ledger}"
     );
     assert!(
-        events(&out.stderr).iter().any(|e| e["event"] == "retrying"),
+        events(&run.out.stderr)
+            .iter()
+            .any(|e| e["event"] == "retrying"),
         "some 500 was retried"
     );
 }
 
 #[test]
 fn rate_limited_submits_slow_down_and_succeed() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("faults.yaml"), "http_429: 0.4\n").unwrap();
-    let sandbox = SandboxProcess::start(&[
-        "--time-scale",
-        "1000",
-        "--seed",
-        "5",
-        "--faults",
-        dir.path().join("faults.yaml").to_str().unwrap(),
-    ]);
-    let file = manifest(dir.path(), COVER);
-    let out = sandbox.run(
-        "k429",
-        &[
-            &file,
-            "--time-scale",
-            "1000",
-            "--log-format",
-            "json",
-            "--out",
-            dir.path().join("out").to_str().unwrap(),
-        ],
-    );
+    let run = faulty_run("http_429: 0.4\n", "5", "k429", COVER);
     assert_eq!(
-        out.status.code(),
+        run.out.status.code(),
         Some(0),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&run.out.stderr)
     );
     assert!(
-        events(&out.stderr)
+        events(&run.out.stderr)
             .iter()
             .any(|e| e["event"] == "throttled")
     );
     assert_eq!(
-        sandbox.ledger("k429")["charged"].as_u64(),
-        Some(planned_total(&file))
+        run.sandbox.ledger("k429")["charged"].as_u64(),
+        Some(planned_total(&run.file))
     );
 }
 
 #[test]
 fn failed_tasks_are_retried_then_reported_with_refunds() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("faults.yaml"), "task_failed: 1\n").unwrap();
-    let sandbox = SandboxProcess::start(&[
-        "--time-scale",
-        "1000",
-        "--faults",
-        dir.path().join("faults.yaml").to_str().unwrap(),
-    ]);
-    let file = manifest(dir.path(), COVER);
-    let out = sandbox.run(
-        "kfail",
-        &[
-            &file,
-            "--time-scale",
-            "1000",
-            "--log-format",
-            "json",
-            "--out",
-            dir.path().join("out").to_str().unwrap(),
-        ],
-    );
+    let run = faulty_run("task_failed: 1\n", "0", "kfail", COVER);
     assert_eq!(
-        out.status.code(),
+        run.out.status.code(),
         Some(1),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&run.out.stderr)
     );
-    let s = summary(&out.stderr);
+    let s = summary(&run.out.stderr);
     assert_eq!(
         (
             s["succeeded"].as_u64(),
@@ -213,7 +194,7 @@ fn failed_tasks_are_retried_then_reported_with_refunds() {
         (Some(1), Some(1), Some(1)),
         "{s}"
     );
-    let ledger = sandbox.ledger("kfail");
+    let ledger = run.sandbox.ledger("kfail");
     // upload 2 charged; cover 3 attempts × 15 charged and refunded.
     assert_eq!(
         (ledger["charged"].as_u64(), ledger["refunded"].as_u64()),
@@ -221,45 +202,24 @@ fn failed_tasks_are_retried_then_reported_with_refunds() {
         "{ledger}"
     );
     assert_eq!(s["credits_refunded"].as_u64(), Some(45));
-    let r = results(&dir.path().join("out"));
-    assert_eq!(r["status"], "failed");
+    assert_eq!(results(&run.dir.path().join("out"))["status"], "failed");
 }
 
 #[test]
 fn an_in_doubt_submit_is_never_resent() {
     for fault in ["drop_after_charge", "malformed_json"] {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("faults.yaml"), format!("{fault}: 1\n")).unwrap();
-        let sandbox = SandboxProcess::start(&[
-            "--time-scale",
-            "1000",
-            "--faults",
-            dir.path().join("faults.yaml").to_str().unwrap(),
-        ]);
-        let file = manifest(dir.path(), COVER);
-        let out = sandbox.run(
-            "kdoubt",
-            &[
-                &file,
-                "--time-scale",
-                "1000",
-                "--log-format",
-                "json",
-                "--out",
-                dir.path().join("out").to_str().unwrap(),
-            ],
-        );
+        let run = faulty_run(&format!("{fault}: 1\n"), "0", "kdoubt", COVER);
         assert_eq!(
-            out.status.code(),
+            run.out.status.code(),
             Some(1),
             "{fault}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            String::from_utf8_lossy(&run.out.stderr)
         );
-        let ev = events(&out.stderr);
+        let ev = events(&run.out.stderr);
         let failed: Vec<&Value> = ev.iter().filter(|e| e["event"] == "failed").collect();
         assert_eq!(failed.len(), 1, "{fault}");
         assert_eq!(failed[0]["error"]["kind"], "in_doubt", "{fault}");
-        let ledger = sandbox.ledger("kdoubt");
+        let ledger = run.sandbox.ledger("kdoubt");
         let charges = ledger["entries"]
             .as_array()
             .unwrap()
@@ -275,29 +235,14 @@ fn an_in_doubt_submit_is_never_resent() {
 
 #[test]
 fn a_task_that_never_finishes_times_out() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("faults.yaml"), "task_stuck: 1\n").unwrap();
-    let sandbox = SandboxProcess::start(&[
-        "--time-scale",
-        "1000",
-        "--faults",
-        dir.path().join("faults.yaml").to_str().unwrap(),
-    ]);
-    let file = manifest(dir.path(), &COVER.replace("timeout: 10m", "timeout: 3m"));
-    let out = sandbox.run(
+    let run = faulty_run(
+        "task_stuck: 1\n",
+        "0",
         "kstuck",
-        &[
-            &file,
-            "--time-scale",
-            "1000",
-            "--log-format",
-            "json",
-            "--out",
-            dir.path().join("out").to_str().unwrap(),
-        ],
+        &COVER.replace("timeout: 10m", "timeout: 3m"),
     );
-    assert_eq!(out.status.code(), Some(1));
-    let ev = events(&out.stderr);
+    assert_eq!(run.out.status.code(), Some(1));
+    let ev = events(&run.out.stderr);
     assert!(
         ev.iter()
             .any(|e| e["event"] == "failed" && e["error"]["kind"] == "timeout"),
