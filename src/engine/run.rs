@@ -140,8 +140,11 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         config: EngineConfig,
         events: mpsc::UnboundedSender<RunEvent>,
     ) -> Self {
-        let submit_period = (config.submits_per_minute > 0)
-            .then(|| config.scale(Duration::from_secs(60) / config.submits_per_minute));
+        let submit_period = (config.submits_per_minute > 0).then(|| {
+            config
+                .scale(Duration::from_secs(60) / config.submits_per_minute)
+                .mul_f64(1.0 + config.submit_margin.max(0.0))
+        });
         let poll_period = (config.polls_per_second > 0)
             .then(|| config.scale(Duration::from_secs(1) / config.polls_per_second));
         let (graph, created) = Graph::new(plan);

@@ -226,8 +226,12 @@ async fn limits_are_never_exceeded() {
     let log = fake.log.lock().unwrap();
     assert!(log.peak_in_flight <= 3, "peak {}", log.peak_in_flight);
     let times: Vec<Duration> = log.submits.iter().map(|(_, t)| *t).collect();
+    // 20 per minute is one per 3 s; the engine keeps 5% to spare.
     for pair in times.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_secs(3), "{times:?}");
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(3150),
+            "{times:?}"
+        );
     }
 }
 
