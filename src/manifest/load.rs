@@ -118,21 +118,7 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         .matrix
         .as_ref()
         .and_then(|m| matrix::read(m, root.get("matrix"), &source, base, &mut ctx.diagnostics));
-    let manifest = ManifestSpec {
-        version: head.version,
-        name: head.name,
-        description: head.description,
-        inputs: head.inputs,
-        defaults: head.defaults,
-        limits: head.limits,
-        retry: head.retry,
-        poll: head.poll,
-        matrix: head.matrix,
-        models: head.models,
-        artifacts: head.artifacts,
-        prices: head.prices,
-        steps,
-    };
+    let manifest = head.with_steps(steps);
     let step_positions = root
         .get("steps")
         .and_then(Node::entries)
@@ -258,10 +244,7 @@ impl Ctx {
             }
             None => IndexMap::new(),
         };
-        ManifestSpec {
-            steps,
-            ..head_without_steps(head)
-        }
+        head.with_steps(steps)
     }
 
     fn load_step(
@@ -428,24 +411,6 @@ impl Ctx {
             .help(type_help(&full))
         };
         self.push(d);
-    }
-}
-
-fn head_without_steps(head: ManifestSpec<serde_yaml::Value>) -> ManifestSpec<Node> {
-    ManifestSpec {
-        version: head.version,
-        name: head.name,
-        description: head.description,
-        inputs: head.inputs,
-        defaults: head.defaults,
-        limits: head.limits,
-        retry: head.retry,
-        poll: head.poll,
-        matrix: head.matrix,
-        models: head.models,
-        artifacts: head.artifacts,
-        prices: head.prices,
-        steps: IndexMap::new(),
     }
 }
 

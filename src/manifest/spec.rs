@@ -60,6 +60,27 @@ pub struct ManifestSpec<S> {
     pub steps: IndexMap<String, S>,
 }
 
+impl<S> ManifestSpec<S> {
+    /// The same manifest with `steps` replacing the steps it had.
+    pub fn with_steps<T>(self, steps: IndexMap<String, T>) -> ManifestSpec<T> {
+        ManifestSpec {
+            version: self.version,
+            name: self.name,
+            description: self.description,
+            inputs: self.inputs,
+            defaults: self.defaults,
+            limits: self.limits,
+            retry: self.retry,
+            poll: self.poll,
+            matrix: self.matrix,
+            models: self.models,
+            artifacts: self.artifacts,
+            prices: self.prices,
+            steps,
+        }
+    }
+}
+
 /// A declared input.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
