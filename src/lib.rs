@@ -13,6 +13,7 @@ pub mod diag;
 pub mod engine;
 pub mod exit;
 pub mod expr;
+pub mod journal;
 pub mod manifest;
 pub mod plan;
 pub mod prices;

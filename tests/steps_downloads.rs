@@ -121,7 +121,7 @@ async fn poll(
     job: &Job,
     task: &str,
 ) -> Result<PollOutcome, sonicflow::engine::StepError> {
-    exec.poll(job, task).await
+    exec.poll(job, &sonicflow::engine::TaskRef::new(task)).await
 }
 
 #[tokio::test]

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::history::{self, RowHistory};
 use crate::diag::{Code, Diagnostic, Format, Source};
 use crate::exit;
+use crate::journal::RunMemory;
 use crate::manifest::yaml::Span;
 use crate::plan::{Options, Plan};
 use crate::prices::PriceTable;
@@ -33,6 +35,11 @@ pub struct PlanArgs {
     /// How to print problems with the manifest.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Base URL of the API the run will use (else `MUSICAPI_BASE_URL`, else production): earlier results count only from the same service.
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
 }
 
 /// Reads `--prices FILE`, or the built-in table.
@@ -81,23 +88,40 @@ pub fn run(args: &PlanArgs) -> u8 {
         prices,
         max_credits: args.max_credits,
     };
-    let plan = match super::load_and_plan(&args.file, &options) {
+    let mut plan = match super::load_and_plan(&args.file, &options) {
         Ok((_, plan)) => plan,
         Err(d) => {
             super::print_diagnostics(&d, args.format);
             return exit::INVALID;
         }
     };
-    if args.json {
-        print!("{}", render_json(&plan));
-    } else {
-        print!("{}", render_human(&plan));
+    if let Err(e) = history::select(&mut plan, &args.history.selection()) {
+        eprintln!("error: {e}");
+        return exit::INVALID;
     }
+    let policy = match args.history.policy(&plan) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let state = args.history.state(&args.file);
+    let api = history::api_identity(args.api_base.as_deref(), false);
+    let known = history::known(&state, &plan, api.as_deref(), None);
+    let memory = RunMemory::read_only(known, policy);
+    let outlook = crate::engine::forecast(&plan, &memory);
+    let past = history::row_histories(&plan, memory.known(), &outlook);
+    if args.json {
+        print!("{}", render_json_with(&plan, &past));
+    } else {
+        print!("{}", render_human_with(&plan, &past));
+    }
+    let to_spend = outlook.total_to_spend();
     match plan.max_credits {
-        Some(max) if plan.total_credits() > max => {
+        Some(max) if to_spend > max => {
             eprintln!(
-                "error: the plan needs {} credits, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or remove steps",
-                plan.total_credits()
+                "error: the run would spend {to_spend} credits, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or narrow it with `--select` / `--exclude`"
             );
             exit::BUDGET
         }
@@ -117,6 +141,9 @@ pub struct PlanRow<'a> {
     pub unit_credits: u64,
     pub credits: u64,
     pub depends_on: Vec<&'a str>,
+    /// How this step stands against earlier runs; absent without history.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub history: Option<RowHistory>,
 }
 
 /// Rows × steps, rows in matrix order and steps in execution order.
@@ -138,6 +165,7 @@ pub fn rows(plan: &Plan) -> Vec<PlanRow<'_>> {
                     .iter()
                     .map(|&d| plan.steps[d].id.as_str())
                     .collect(),
+                history: None,
             });
         }
     }
@@ -155,7 +183,13 @@ fn by_action(plan: &Plan) -> BTreeMap<&'static str, (u64, u64)> {
     totals
 }
 
+/// The plan as a person reads it, as if nothing had run before.
 pub fn render_human(plan: &Plan) -> String {
+    render_human_with(plan, &[])
+}
+
+/// The plan as a person reads it, with each row's standing against earlier runs.
+pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan: {} ({})", plan.name, plan.file);
     let _ = writeln!(out, "prices: {}", plan.prices);
@@ -168,7 +202,8 @@ pub fn render_human(plan: &Plan) -> String {
         );
     }
     out.push('\n');
-    let rows = rows(plan);
+    let mut rows = rows(plan);
+    attach(&mut rows, past);
     let with_instance = rows.iter().any(|r| r.instance.is_some());
     let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
     let w_inst = rows
@@ -196,8 +231,8 @@ pub fn render_human(plan: &Plan) -> String {
     };
     let _ = writeln!(
         out,
-        "{:>4}  {instance_head}{:<w_id$}  {:<w_action$}  {:<w_op$}  {:>14}  {:>5}  {:>8}",
-        "#", "step", "action", "operation", "calls", "each", "credits"
+        "{:>4}  {instance_head}{:<w_id$}  {:<w_action$}  {:<w_op$}  {:>14}  {:>5}  {:>8}  {:>8}  status",
+        "#", "step", "action", "operation", "calls", "each", "credits", "to spend"
     );
     for (n, r) in rows.iter().enumerate() {
         let instance = if with_instance {
@@ -210,16 +245,22 @@ pub fn render_human(plan: &Plan) -> String {
         } else {
             r.calls.to_string()
         };
+        let (to_spend, status) = match &r.history {
+            Some(h) if h.detail.is_empty() => (h.to_spend, h.status.clone()),
+            Some(h) => (h.to_spend, format!("{} ({})", h.status, h.detail)),
+            None => (r.credits, "new".to_owned()),
+        };
         let _ = writeln!(
             out,
-            "{:>4}  {instance}{:<w_id$}  {:<w_action$}  {:<w_op$}  {:>14}  {:>5}  {:>8}",
+            "{:>4}  {instance}{:<w_id$}  {:<w_action$}  {:<w_op$}  {:>14}  {:>5}  {:>8}  {:>8}  {status}",
             n + 1,
             r.id,
             r.action,
             r.operation,
             calls,
             r.unit_credits,
-            r.credits
+            r.credits,
+            to_spend
         );
     }
     out.push_str("\ncredits by action:\n");
@@ -240,8 +281,15 @@ pub fn render_human(plan: &Plan) -> String {
         );
     }
     out.push('\n');
+    let to_spend = to_spend(plan, &rows);
+    if to_spend != total {
+        let _ = writeln!(
+            out,
+            "to spend: {to_spend} credits (the rest is reused from earlier runs, already paid, or not selected)"
+        );
+    }
     if let Some(max) = plan.max_credits {
-        let verdict = if total > max {
+        let verdict = if to_spend > max {
             "OVER BUDGET"
         } else {
             "within budget"
@@ -261,6 +309,8 @@ struct PlanJson<'a> {
     by_action: BTreeMap<&'static str, ActionTotal>,
     total_credits: u64,
     total_expected: bool,
+    /// Credits the run would actually spend, after reuse and selection.
+    to_spend: u64,
     max_credits: Option<u64>,
     within_budget: bool,
 }
@@ -280,8 +330,17 @@ struct ActionTotal {
     credits: u64,
 }
 
+/// The plan as JSON, as if nothing had run before.
 pub fn render_json(plan: &Plan) -> String {
+    render_json_with(plan, &[])
+}
+
+/// The plan as JSON, with each row's standing against earlier runs.
+pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
     let total = plan.total_credits();
+    let mut steps = rows(plan);
+    attach(&mut steps, past);
+    let to_spend = to_spend(plan, &steps);
     let doc = PlanJson {
         pipeline: &plan.name,
         file: &plan.file,
@@ -293,17 +352,35 @@ pub fn render_json(plan: &Plan) -> String {
             overridden: &plan.prices.overridden,
         },
         instances: plan.instances.len(),
-        steps: rows(plan),
+        steps,
         by_action: by_action(plan)
             .into_iter()
             .map(|(k, (calls, credits))| (k, ActionTotal { calls, credits }))
             .collect(),
         total_credits: total,
         total_expected: plan.total_expected(),
+        to_spend,
         max_credits: plan.max_credits,
-        within_budget: plan.max_credits.is_none_or(|m| total <= m),
+        within_budget: plan.max_credits.is_none_or(|m| to_spend <= m),
     };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// Gives each row its history (rows and histories are both rows × steps).
+fn attach(rows: &mut [PlanRow<'_>], past: &[RowHistory]) {
+    for (row, h) in rows.iter_mut().zip(past) {
+        row.history = Some(h.clone());
+    }
+}
+
+/// Credits the rows will spend: their history's figure, else their full price.
+fn to_spend(plan: &Plan, rows: &[PlanRow<'_>]) -> u64 {
+    if rows.iter().all(|r| r.history.is_none()) {
+        return plan.total_credits();
+    }
+    rows.iter()
+        .map(|r| r.history.as_ref().map_or(r.credits, |h| h.to_spend))
+        .sum()
 }

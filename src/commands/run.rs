@@ -6,10 +6,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use super::credits::ApiArgs;
+use super::history;
 use crate::api::{ApiError, ApiKey, Client, ClientConfig, ConfigError};
 use crate::diag::Format;
 use crate::engine::{self, EngineConfig, Summary};
 use crate::exit;
+use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, StateDir};
 use crate::plan::Plan;
 use crate::plan::models::Models;
 use crate::report::{self, Console, ConsoleMode, Drained, Reporters, ResultsWriter};
@@ -22,9 +24,18 @@ pub const SANDBOX_TIME_SCALE: f64 = 200.0;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The pipeline manifest.
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The pipeline manifest (optional with `--resume RUN_DIR`).
+    #[arg(value_name = "FILE", required_unless_present = "resume")]
+    pub file: Option<PathBuf>,
+    /// Take up an interrupted run: `--resume RUN_DIR`, or `--resume last` for
+    /// the newest run of FILE. Tasks already accepted are polled, never sent again.
+    #[arg(long, value_name = "RUN_DIR|last")]
+    pub resume: Option<String>,
+    /// Before the first submit, do not check that the balance covers what the run will spend.
+    #[arg(long)]
+    pub no_balance_check: bool,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
     /// Run against a local sandbox started for this run, spending no real credits.
     #[arg(long)]
     pub sandbox: bool,
@@ -52,7 +63,7 @@ pub struct RunArgs {
     /// Stop submitting after the first failed step.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Refuse to start when the plan costs more (overrides `limits.max_credits`).
+    /// Spend at most this many credits: the submit that would cross it is not sent (overrides `limits.max_credits`).
     #[arg(long, value_name = "CREDITS")]
     pub max_credits: Option<u64>,
     /// A price table (YAML) to use instead of the built-in one.
@@ -76,58 +87,48 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn run(args: &RunArgs) -> u8 {
-    let prices = match super::plan::price_table(args.prices.as_ref()) {
-        Ok(p) => p,
-        Err(d) => {
-            super::print_diagnostics(&d, args.format);
-            return exit::INVALID;
+/// Everything a run needs once its arguments (and, on resume, its journal) are read.
+struct Prepared {
+    plan: Arc<Plan>,
+    models: Models,
+    out: PathBuf,
+    manifest_sha: String,
+    journal: JournalPlan,
+    /// Credits the run is expected to spend, after reuse.
+    to_spend: u64,
+    download: bool,
+}
+
+/// The journal to open once the API has answered (so a run that cannot
+/// start leaves nothing behind).
+struct JournalPlan {
+    state: StateDir,
+    known: Known,
+    policy: Policy,
+    /// `None` when resuming `known.own`.
+    header: Option<RunHeader>,
+}
+
+impl JournalPlan {
+    fn open(self, out: &Path) -> Result<RunMemory, String> {
+        match self.header {
+            Some(header) => RunMemory::start(&self.state, out, &header, self.known, self.policy),
+            None => RunMemory::resume(&self.state, self.known, self.policy),
         }
-    };
-    let options = crate::plan::Options {
-        inputs: args.inputs.clone(),
-        require_inputs: true,
-        prices,
-        max_credits: args.max_credits,
-    };
-    let (loaded, plan) = match super::load_and_plan(&args.file, &options) {
-        Ok(x) => x,
-        Err(d) => {
-            super::print_diagnostics(&d, args.format);
-            return exit::INVALID;
-        }
-    };
-    if let Some(max) = plan.max_credits
-        && plan.total_credits() > max
-    {
-        eprintln!(
-            "error: the plan needs {} credits, more than the budget of {max}; nothing was sent",
-            plan.total_credits()
-        );
-        eprintln!(
-            "  help: run `sonicflow plan {}` to see where they go; raise `limits.max_credits` or `--max-credits`",
-            args.file.display()
-        );
-        return exit::BUDGET;
     }
+}
+
+pub fn run(args: &RunArgs) -> u8 {
     if let Some(scale) = args.time_scale
         && !(scale.is_finite() && scale > 0.0)
     {
         eprintln!("error: `--time-scale {scale}` must be a positive number");
         return exit::INVALID;
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_run_dir(&args.file, &plan.name));
-    if let Err(e) = std::fs::create_dir_all(&out) {
-        eprintln!(
-            "error: cannot create the output folder `{}`: {e}",
-            out.display()
-        );
-        return exit::INVALID;
-    }
-    let manifest_sha = sha256_file(&args.file);
+    let prepared = match prepare(args) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,38 +140,226 @@ pub fn run(args: &RunArgs) -> u8 {
             return exit::API_UNAVAILABLE;
         }
     };
-    let models = Models::with_declared(&loaded.manifest.models);
-    runtime.block_on(run_async(args, Arc::new(plan), models, out, manifest_sha))
+    runtime.block_on(run_async(args, prepared))
 }
 
-/// `.sonicflow/runs/<name>-<UTC time>` beside the manifest.
-fn default_run_dir(manifest: &Path, name: &str) -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace([':', '-'], "");
-    let base = manifest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
+/// The run being resumed: its journal, read back.
+fn resumed_run(args: &RunArgs) -> Result<Option<RunLog>, u8> {
+    let Some(target) = args.resume.as_deref() else {
+        return Ok(None);
+    };
+    let dir = if target == "last" {
+        let Some(file) = args.file.as_ref() else {
+            eprintln!(
+                "error: `--resume last` needs the pipeline: `sonicflow run FILE --resume last`"
+            );
+            return Err(exit::INVALID);
+        };
+        let loaded = match crate::manifest::load::load_file(file) {
+            Ok(l) => l,
+            Err(d) => {
+                super::print_diagnostics(&d, args.format);
+                return Err(exit::INVALID);
             }
-        })
-        .collect();
-    base.join(".sonicflow")
-        .join("runs")
-        .join(format!("{safe}-{stamp}"))
+        };
+        let name = loaded.manifest.name.clone();
+        let state = args.history.state(file);
+        match state.last_run(&name) {
+            Ok(Some(run)) => PathBuf::from(run.dir),
+            Ok(None) => {
+                eprintln!(
+                    "error: no earlier run of `{name}` in `{}`; start one with `sonicflow run {}`",
+                    state.root.display(),
+                    file.display()
+                );
+                return Err(exit::INVALID);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(exit::INVALID);
+            }
+        }
+    } else {
+        PathBuf::from(target)
+    };
+    match RunLog::read(&dir) {
+        Ok(log) => Ok(Some(log)),
+        Err(e) => {
+            eprintln!("error: cannot resume: {e}");
+            Err(exit::INVALID)
+        }
+    }
 }
 
-fn sha256_file(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| report::manifest_sha256(&bytes))
-        .unwrap_or_default()
+/// Reads the manifest (or the journal of the run to resume), plans, applies
+/// the selection, opens the journal and prices what is left.
+fn prepare(args: &RunArgs) -> Result<Prepared, u8> {
+    let own = resumed_run(args)?;
+    let header = own.as_ref().map(|o| o.header.clone());
+    // On resume the journal says how the run was started; the command line may override.
+    let file = match (&args.file, &header) {
+        (Some(f), _) => f.clone(),
+        (None, Some(h)) => PathBuf::from(&h.manifest),
+        (None, None) => {
+            eprintln!("error: give the pipeline manifest, or `--resume RUN_DIR`");
+            return Err(exit::INVALID);
+        }
+    };
+    let pick = |given: &[String], saved: Option<&Vec<String>>| -> Vec<String> {
+        if given.is_empty() {
+            saved.cloned().unwrap_or_default()
+        } else {
+            given.to_vec()
+        }
+    };
+    let inputs = match (&header, args.inputs.is_empty()) {
+        (Some(h), true) => h.inputs.clone(),
+        _ => args.inputs.clone(),
+    };
+    let prices_path = args.prices.clone().or_else(|| {
+        header
+            .as_ref()
+            .and_then(|h| h.prices.clone().map(PathBuf::from))
+    });
+    let prices = super::plan::price_table(prices_path.as_ref()).map_err(|d| {
+        super::print_diagnostics(&d, args.format);
+        exit::INVALID
+    })?;
+    let options = crate::plan::Options {
+        inputs: inputs.clone(),
+        require_inputs: true,
+        prices,
+        max_credits: args
+            .max_credits
+            .or_else(|| header.as_ref().and_then(|h| h.max_credits)),
+    };
+    let (loaded, mut plan) = super::load_and_plan(&file, &options).map_err(|d| {
+        super::print_diagnostics(&d, args.format);
+        exit::INVALID
+    })?;
+    if let Some(h) = &header
+        && h.pipeline != plan.name
+    {
+        eprintln!(
+            "error: the run to resume is a run of `{}`, not of `{}`",
+            h.pipeline, plan.name
+        );
+        return Err(exit::INVALID);
+    }
+    let mut selection = args.history.selection();
+    selection.select = pick(&selection.select, header.as_ref().map(|h| &h.select));
+    selection.exclude = pick(&selection.exclude, header.as_ref().map(|h| &h.exclude));
+    if let Err(e) = history::select(&mut plan, &selection) {
+        eprintln!("error: {e}");
+        return Err(exit::INVALID);
+    }
+    let manifest_sha = sha256_file(&file);
+    if let Some(h) = &header
+        && h.manifest_sha256 != manifest_sha
+    {
+        eprintln!(
+            "warning: `{}` changed since the run began; steps whose requests changed are sent as new",
+            file.display()
+        );
+    }
+    let mut policy = args.history.policy(&plan).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::INVALID
+    })?;
+    if args.sandbox {
+        // Each in-process sandbox is new: nothing an earlier one answered can be used.
+        policy.reuse = false;
+        policy.others = false;
+    }
+    let saved_state = header.as_ref().and_then(|h| h.state_dir.clone());
+    let state = match (&args.history.state_dir, saved_state) {
+        (None, Some(saved)) => StateDir {
+            root: PathBuf::from(saved),
+        },
+        _ => args.history.state(&file),
+    };
+    let api = history::api_identity(args.api.api_base.as_deref(), args.sandbox);
+    let known = history::known(&state, &plan, api.as_deref(), own);
+    let outlook = {
+        let preview = RunMemory::read_only(known.clone(), policy.clone());
+        engine::forecast(&plan, &preview)
+    };
+    let to_spend = outlook.total_to_spend();
+    let download = args.download || header.as_ref().is_some_and(|h| h.download);
+    let resuming = known.own.is_some();
+    let (out, header) = if let Some(own) = known.own.as_ref() {
+        if args.sandbox {
+            eprintln!(
+                "warning: `--sandbox` starts a new sandbox, which knows none of the tasks of the run being resumed"
+            );
+        }
+        (own.dir.clone(), None)
+    } else {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| state.new_run_dir(&plan.name));
+        let id = out
+            .file_name()
+            .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
+        let header = RunHeader {
+            id,
+            pipeline: plan.name.clone(),
+            manifest: journal::absolute(&file).display().to_string(),
+            manifest_sha256: manifest_sha.clone(),
+            price_version: plan.prices.version(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            inputs,
+            prices: prices_path.map(|p| journal::absolute(&p).display().to_string()),
+            select: selection.select.clone(),
+            exclude: selection.exclude.clone(),
+            max_credits: args.max_credits,
+            download: args.download,
+            state_dir: Some(journal::absolute(&state.root).display().to_string()),
+            api,
+        };
+        (out, Some(header))
+    };
+    let reused = outlook
+        .instances
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.fate,
+                engine::Fate::Reuse { .. } | engine::Fate::Attach { .. }
+            )
+        })
+        .count();
+    if resuming || reused > 0 {
+        eprintln!(
+            "{} `{}`: {reused} step instance(s) taken from earlier work, about {to_spend} credits left to spend",
+            if resuming { "resuming" } else { "starting" },
+            out.display()
+        );
+    }
+    if let Some(cap) = plan.max_credits
+        && to_spend > cap
+    {
+        eprintln!(
+            "warning: the run needs about {to_spend} credits and the cap is {cap}; it stops before the submit that would cross it"
+        );
+    }
+    let models = Models::with_declared(&loaded.manifest.models);
+    Ok(Prepared {
+        plan: Arc::new(plan),
+        models,
+        out,
+        manifest_sha,
+        journal: JournalPlan {
+            state,
+            known,
+            policy,
+            header,
+        },
+        to_spend,
+        download,
+    })
 }
 
 /// The API to talk to: a sandbox started here, or the configured service.
@@ -207,13 +396,16 @@ async fn connect(args: &RunArgs, scale: f64) -> Result<(ClientConfig, Option<San
     }
 }
 
-async fn run_async(
-    args: &RunArgs,
-    plan: Arc<Plan>,
-    models: Models,
-    out: PathBuf,
-    manifest_sha: String,
-) -> u8 {
+async fn run_async(args: &RunArgs, prepared: Prepared) -> u8 {
+    let Prepared {
+        plan,
+        models,
+        out,
+        manifest_sha,
+        journal,
+        to_spend,
+        download,
+    } = prepared;
     let scale = args.time_scale.unwrap_or(if args.sandbox {
         SANDBOX_TIME_SCALE
     } else {
@@ -230,7 +422,25 @@ async fn run_async(
             return exit::API_UNAVAILABLE;
         }
     };
-    if let Err(e) = preflight(&client, scale).await {
+    let balance = preflight(&client, scale).await;
+    if let Ok(Some(balance)) = &balance
+        && !args.no_balance_check
+    {
+        let need = plan.max_credits.map_or(to_spend, |cap| to_spend.min(cap));
+        if *balance < need {
+            eprintln!(
+                "error: the balance is {balance} credits and the run needs about {need}; nothing was sent"
+            );
+            eprintln!(
+                "  help: top up, narrow the run with `--select`, or pass `--no-balance-check` to start anyway"
+            );
+            if let Some(s) = sandbox {
+                s.shutdown().await;
+            }
+            return exit::BUDGET;
+        }
+    }
+    if let Err(e) = balance {
         // A refused key or a host that never answers ends the run here; an API
         // that answers but misbehaves is left to the run's own retries.
         let fatal = matches!(
@@ -246,6 +456,16 @@ async fn run_async(
         }
         eprintln!("warning: the balance check failed ({e}); starting anyway");
     }
+    let memory = match journal.open(&out) {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(s) = sandbox {
+                s.shutdown().await;
+            }
+            return exit::INVALID;
+        }
+    };
     let mut engine_config = EngineConfig::from_plan(&plan, scale);
     engine_config.fail_fast = args.fail_fast;
     if let Some(n) = args.max_in_flight {
@@ -257,7 +477,7 @@ async fn run_async(
     if let Some(n) = args.polls_per_second {
         engine_config.polls_per_second = n;
     }
-    let executor = match make_executor(client, models, &out, &plan, args.download, scale) {
+    let executor = match make_executor(client, models, &out, &plan, download, scale) {
         Ok(e) => Arc::new(e),
         Err(code) => return code,
     };
@@ -282,8 +502,28 @@ async fn run_async(
             }
         }
     });
-    let summary = engine::run(Arc::clone(&plan), executor, engine_config, tx, cancel_rx).await;
+    let summary = engine::run(
+        Arc::clone(&plan),
+        executor,
+        Arc::clone(&memory) as Arc<dyn engine::Memory>,
+        engine_config,
+        tx,
+        cancel_rx,
+    )
+    .await;
     interrupt.abort();
+    if !summary.interrupted
+        && let Err(e) = memory.finish(if summary.failed > 0 {
+            "failed"
+        } else {
+            "finished"
+        })
+    {
+        eprintln!("warning: {e}");
+    }
+    if summary.interrupted || summary.over_budget {
+        eprintln!("resume with: sonicflow run --resume {}", out.display());
+    }
     let drained = reporting
         .await
         .map_err(|_| "the reporting thread stopped".to_owned())
@@ -366,12 +606,16 @@ fn make_executor(
 
 /// Proves the key works before anything is paid for: a free balance call,
 /// retried while the failure is transient; a refused key fails at once.
-async fn preflight(client: &Client, scale: f64) -> Result<(), ApiError> {
+/// Returns the balance.
+async fn preflight(client: &Client, scale: f64) -> Result<Option<u64>, ApiError> {
     const ATTEMPTS: u32 = 5;
     let mut delay = std::time::Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
         match client.credits().await {
-            Ok(_) => return Ok(()),
+            Ok(c) => {
+                let total = c.credits.saturating_add(c.extra_credits).max(0);
+                return Ok(Some(u64::try_from(total).unwrap_or(0)));
+            }
             Err(e) if attempt < ATTEMPTS && !matches!(e, ApiError::Unauthorised { .. }) => {
                 tokio::time::sleep(e.retry_after().unwrap_or(delay).div_f64(scale)).await;
                 delay *= 2;
@@ -379,7 +623,7 @@ async fn preflight(client: &Client, scale: f64) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The exit code a run's summary means (README, "Exit codes").
@@ -388,11 +632,17 @@ pub fn exit_code(summary: &Summary) -> u8 {
         exit::API_UNAVAILABLE
     } else if summary.interrupted {
         exit::INTERRUPTED
-    } else if summary.stopped.as_deref() == Some("out of credits") {
+    } else if summary.over_budget || summary.stopped.as_deref() == Some("out of credits") {
         exit::BUDGET
     } else if summary.failed > 0 || summary.skipped > 0 {
         exit::FAILED_STEPS
     } else {
         exit::SUCCESS
     }
+}
+
+fn sha256_file(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| report::manifest_sha256(&bytes))
+        .unwrap_or_default()
 }

@@ -325,6 +325,14 @@ impl<'p> Graph<'p> {
         Ok(out)
     }
 
+    /// Steps with a fan-out still waiting for its list, in any row.
+    pub fn pending_steps(&self) -> Vec<usize> {
+        let mut steps: Vec<usize> = self.pending.iter().flatten().map(|e| e.step).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+    }
+
     /// Gives up on fan-outs not yet expanded (the run is stopping): each
     /// becomes a skipped placeholder. Returns the placeholders.
     pub fn abandon_pending(&mut self, reason: &str) -> Vec<usize> {

@@ -7,6 +7,7 @@
 //! API, and reporters (`crate::report`) consume the events.
 
 mod backoff;
+mod forecast;
 mod gate;
 mod graph;
 mod run;
@@ -14,5 +15,6 @@ mod run;
 mod tests;
 mod types;
 
+pub use forecast::{Fate, Forecast, Outlook, forecast};
 pub use run::{EngineConfig, run};
 pub use types::*;

@@ -20,11 +20,11 @@ use super::backoff;
 use super::gate::Gate;
 use super::graph::{Graph, Readiness};
 use super::{
-    ErrorKind, Job, Outputs, PollOutcome, RunEvent, Status, StepError, StepExecutor, Submission,
-    Summary,
+    ErrorKind, Job, Memory, Outputs, PollOutcome, Recall, Record, RunEvent, Status, StepError,
+    StepExecutor, Submission, Summary, TaskRef,
 };
-use crate::plan::Plan;
 use crate::plan::hash::request_hash;
+use crate::plan::{Plan, Scope};
 
 /// How a run is paced. Durations in the plan are divided by `time_scale`.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct EngineConfig {
     /// Extra spacing between submits, as a fraction of the quota's period, so
     /// that network jitter never makes two submits arrive too close together.
     pub submit_margin: f64,
+    /// Credits the run may commit at most; a submit that would cross it is not sent.
+    pub max_credits: Option<u64>,
 }
 
 impl EngineConfig {
@@ -59,6 +61,7 @@ impl EngineConfig {
             grace: Duration::from_secs(600).div_f64(time_scale),
             seed: 0,
             submit_margin: 0.05,
+            max_credits: plan.max_credits,
         }
     }
 
@@ -87,24 +90,29 @@ struct Progress {
     attempt: u32,
     throttles: u32,
     job: Option<Job>,
-    task_id: Option<String>,
+    task: Option<TaskRef>,
     /// When the current task must have finished.
     deadline: Option<Instant>,
     /// When the first request of this instance was sent (for the step timeout).
     first_sent: Option<Instant>,
     /// Whether remote work of this instance is outstanding (counted in `in_flight`).
     in_flight: bool,
+    /// Credits this run paid for the current task (0 for a task of another run).
+    charged: u64,
 }
 
-/// Runs the plan to the end, reporting on `events`. `cancel` turning true is Ctrl-C.
+/// Runs the plan to the end, reporting on `events`. `cancel` turning true is
+/// Ctrl-C. `memory` is asked about every request before it is sent and told
+/// of everything that happens to it.
 pub async fn run<E: StepExecutor>(
     plan: Arc<Plan>,
     executor: Arc<E>,
+    memory: Arc<dyn Memory>,
     config: EngineConfig,
     events: mpsc::UnboundedSender<RunEvent>,
     cancel: watch::Receiver<bool>,
 ) -> Summary {
-    let mut driver = Driver::new(&plan, executor, config, events);
+    let mut driver = Driver::new(&plan, executor, memory, config, events);
     driver.drive(cancel).await
 }
 
@@ -113,6 +121,7 @@ struct Driver<'p, E> {
     graph: Graph<'p>,
     progress: Vec<Progress>,
     executor: Arc<E>,
+    memory: Arc<dyn Memory>,
     config: EngineConfig,
     events: mpsc::UnboundedSender<RunEvent>,
     submit_gate: Arc<Gate>,
@@ -131,12 +140,15 @@ struct Driver<'p, E> {
     rng: StdRng,
     summary: Summary,
     any_accepted: bool,
+    /// Credits of submits sent and not yet answered.
+    reserved: u64,
 }
 
 impl<'p, E: StepExecutor> Driver<'p, E> {
     fn new(
         plan: &'p Plan,
         executor: Arc<E>,
+        memory: Arc<dyn Memory>,
         config: EngineConfig,
         events: mpsc::UnboundedSender<RunEvent>,
     ) -> Self {
@@ -153,6 +165,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             graph,
             progress: Vec::new(),
             executor,
+            memory,
             rng: StdRng::seed_from_u64(config.seed),
             config,
             events,
@@ -169,6 +182,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             task_owner: HashMap::new(),
             summary: Summary::default(),
             any_accepted: false,
+            reserved: 0,
         };
         driver.created(created);
         driver
@@ -249,6 +263,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             let created = self.graph.expand(row);
             self.created(created);
             for idx in std::mem::take(&mut self.waiting[row]) {
+                if self.graph.step(idx).scope == Scope::Out {
+                    self.unselect(idx);
+                    continue;
+                }
                 if let Some(reason) = self.stop_reason.clone() {
                     self.skip(idx, format!("not started: the run stopped ({reason})"));
                     continue;
@@ -293,11 +311,104 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             fields,
             attempt: 1,
         };
+        let recall = self.memory.recall(&job);
         let p = &mut self.progress[idx];
         p.attempt = 1;
         p.job = Some(job);
-        self.queue(idx);
+        match recall {
+            Recall::New if !step.scope.may_submit() => self.skip(
+                idx,
+                "excluded by `--exclude`, and no earlier run has its result to reuse".to_owned(),
+            ),
+            Recall::New => self.queue(idx),
+            Recall::Reuse {
+                outputs,
+                from,
+                credits,
+            } => self.reuse(idx, outputs, from, credits),
+            Recall::Attach {
+                task,
+                credits,
+                from,
+            } => self.attach(idx, task, credits, from),
+            Recall::InDoubt { from, since } => {
+                let run = match &from {
+                    Some(run) => format!("in run `{run}`"),
+                    None => {
+                        // Charged, as far as anyone knows, by this run's earlier process.
+                        self.summary.credits_charged += step.unit_credits;
+                        "earlier in this run".to_owned()
+                    }
+                };
+                let message = format!(
+                    "sent {run} at {since} and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)"
+                );
+                let mut error = StepError::new(ErrorKind::InDoubt, message);
+                error.charged = from.is_none();
+                self.fail(idx, error, 0);
+            }
+        }
         false
+    }
+
+    /// Takes an earlier run's result for the instance: nothing is sent.
+    fn reuse(&mut self, idx: usize, outputs: Outputs, from: Option<String>, credits: u64) {
+        let Some(job) = self.progress[idx].job.clone() else {
+            return;
+        };
+        if from.is_some() {
+            self.summary.reused += 1;
+        }
+        self.summary.credits_charged += credits;
+        self.emit(RunEvent::Reused {
+            id: job.id.clone(),
+            request_hash: job.request_hash.clone(),
+            from: from.clone(),
+            credits,
+            outputs: outputs.clone(),
+        });
+        self.succeed_with(idx, outputs, Some(from.as_deref().unwrap_or("")));
+    }
+
+    /// Polls a task accepted by an earlier attempt instead of sending the request again.
+    fn attach(&mut self, idx: usize, task: TaskRef, credits: u64, from: Option<String>) {
+        let Some(job) = self.progress[idx].job.clone() else {
+            return;
+        };
+        self.summary.attached += 1;
+        self.summary.credits_charged += credits;
+        self.emit(RunEvent::Attached {
+            id: job.id.clone(),
+            request_hash: job.request_hash.clone(),
+            task_id: task.id.clone(),
+            credits,
+            from,
+        });
+        let p = &mut self.progress[idx];
+        p.first_sent.get_or_insert(Instant::now());
+        p.in_flight = true;
+        p.charged = credits;
+        p.task = Some(task);
+        self.in_flight += 1;
+        self.graph.insts[idx].status = Status::Running;
+        self.set_deadline(idx);
+        self.poll(idx, Duration::ZERO);
+    }
+
+    /// Leaves out an instance of a step `--select` / `--exclude` did not keep.
+    fn unselect(&mut self, idx: usize) {
+        self.mark_dirty(self.graph.insts[idx].id.row);
+        self.graph.insts[idx].status = Status::Skipped;
+        self.summary.unselected += 1;
+        self.emit(RunEvent::Skipped {
+            id: self.graph.insts[idx].id.clone(),
+            reason: "not selected (`--select` / `--exclude`)".to_owned(),
+        });
+    }
+
+    /// Credits committed so far: charged and not refunded, plus submits awaiting an answer.
+    fn committed(&self) -> u64 {
+        (self.summary.credits_charged + self.reserved).saturating_sub(self.summary.credits_refunded)
     }
 
     /// Puts an instance in the send queue: later steps first (they finish
@@ -327,6 +438,18 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 self.skip(idx, format!("not started: the run stopped ({reason})"));
                 continue;
             }
+            let unit = self.graph.step(idx).unit_credits;
+            if let Some(cap) = self.config.max_credits
+                && self.committed() + unit > cap
+            {
+                let committed = self.committed();
+                self.summary.over_budget = true;
+                self.stop(&format!(
+                    "budget: `{}` needs {unit} credits and {committed} of the {cap}-credit cap are spent or reserved",
+                    self.graph.insts[idx].id
+                ));
+                continue;
+            }
             if let Err(wait) = self.submit_gate.try_acquire() {
                 return Some(wait);
             }
@@ -340,6 +463,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let Some(job) = self.progress[idx].job.clone() else {
             return;
         };
+        // The intent must be durable before the request leaves: a crash
+        // after this line leaves the submit in doubt, never forgotten.
+        if let Err(e) = self.memory.record(Record::Intent { job: &job }) {
+            let message = format!("not sent: the journal could not record it ({e})");
+            self.fail(idx, StepError::new(ErrorKind::Local, message), 0);
+            self.stop("the journal cannot be written");
+            return;
+        }
+        self.reserved += self.graph.step(idx).unit_credits;
         let now = Instant::now();
         let p = &mut self.progress[idx];
         p.first_sent.get_or_insert(now);
@@ -374,9 +506,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn poll(&mut self, idx: usize, delay: Duration) {
-        let (Some(job), Some(task_id)) = (
+        let (Some(job), Some(task)) = (
             self.progress[idx].job.clone(),
-            self.progress[idx].task_id.clone(),
+            self.progress[idx].task.clone(),
         ) else {
             return;
         };
@@ -387,7 +519,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             gate.acquire().await;
             Done::Poll {
                 idx,
-                result: executor.poll(&job, &task_id).await,
+                result: executor.poll(&job, &task).await,
             }
         });
         self.task_owner.insert(handle.id(), idx);
@@ -423,10 +555,26 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     fn submitted(&mut self, idx: usize, result: Result<Submission, StepError>) {
         let unit = self.graph.step(idx).unit_credits;
+        self.reserved = self.reserved.saturating_sub(unit);
         let attempt = self.progress[idx].attempt;
         let id = self.graph.insts[idx].id.clone();
         match result {
             Ok(submission) => {
+                if let Some(job) = self.progress[idx].job.clone() {
+                    let task = match &submission {
+                        Submission::Task(task) => Some(task),
+                        Submission::Done(_) => None,
+                    };
+                    let accepted = Record::Accepted {
+                        job: &job,
+                        task,
+                        credits: unit,
+                    };
+                    if let Err(e) = self.memory.record(accepted) {
+                        // Paid for and followed to the end, but a crash now would lose it.
+                        self.stop(&format!("the journal cannot be written ({e})"));
+                    }
+                }
                 self.any_accepted = true;
                 // Each accepted submit earns back a tenth of a 429's slow-down.
                 self.submit_gate.speed_up(1.002);
@@ -442,14 +590,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                         });
                         self.succeed(idx, outputs);
                     }
-                    Submission::Task { task_id } => {
+                    Submission::Task(task) => {
                         self.emit(RunEvent::Submitted {
                             id,
                             attempt,
-                            task_id: Some(task_id.clone()),
+                            task_id: Some(task.id.clone()),
                             credits: unit,
                         });
-                        self.progress[idx].task_id = Some(task_id);
+                        self.progress[idx].task = Some(task);
+                        self.progress[idx].charged = unit;
                         self.set_deadline(idx);
                         let poll = &self.graph.step(idx).poll;
                         let delay = backoff::jittered(
@@ -467,6 +616,19 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     fn submit_failed(&mut self, idx: usize, error: StepError) {
         let step = self.graph.step(idx);
+        if !error.charged
+            && error.kind != ErrorKind::InDoubt
+            && let Some(job) = self.progress[idx].job.clone()
+        {
+            let released = Record::Released {
+                job: &job,
+                error: &error,
+                refunded: 0,
+            };
+            if let Err(e) = self.memory.record(released) {
+                self.stop(&format!("the journal cannot be written ({e})"));
+            }
+        }
         match error.kind {
             ErrorKind::RateLimited => {
                 let p = &mut self.progress[idx];
@@ -533,7 +695,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         if counts {
             p.attempt += 1;
         }
-        p.task_id = None;
+        p.task = None;
         let attempt = p.attempt;
         if let Some(job) = p.job.as_mut() {
             job.attempt = attempt;
@@ -575,9 +737,20 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         match result {
             Ok(PollOutcome::Done(outputs)) => self.succeed(idx, outputs),
             Ok(PollOutcome::Failed { message }) => {
-                let refunded = step.unit_credits;
+                // The service refunds whoever paid: this run, or the run the task came from.
+                let refunded = std::mem::take(&mut self.progress[idx].charged);
                 self.summary.credits_refunded += refunded;
                 let error = StepError::new(ErrorKind::TaskFailed, message);
+                if let Some(job) = self.progress[idx].job.clone() {
+                    let released = Record::Released {
+                        job: &job,
+                        error: &error,
+                        refunded,
+                    };
+                    if let Err(e) = self.memory.record(released) {
+                        self.stop(&format!("the journal cannot be written ({e})"));
+                    }
+                }
                 if self.progress[idx].attempt < step.retry.attempts && self.stop_reason.is_none() {
                     let delay = self.config.scale(backoff::delay(
                         &step.retry,
@@ -595,7 +768,11 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 kind: ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local,
                 ..
             }) if overdue => {
-                let task = self.progress[idx].task_id.clone().unwrap_or_default();
+                let task = self.progress[idx]
+                    .task
+                    .as_ref()
+                    .map(|t| t.id.clone())
+                    .unwrap_or_default();
                 let message = format!(
                     "task `{task}` did not finish in time; it was paid for and may still finish"
                 );
@@ -628,6 +805,20 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn succeed(&mut self, idx: usize, outputs: Outputs) {
+        self.succeed_with(idx, outputs, None);
+    }
+
+    fn succeed_with(&mut self, idx: usize, outputs: Outputs, reused_from: Option<&str>) {
+        if let Some(job) = self.progress[idx].job.clone() {
+            let record = Record::Succeeded {
+                job: &job,
+                outputs: &outputs,
+                reused_from,
+            };
+            if let Err(e) = self.memory.record(record) {
+                self.stop(&format!("the journal cannot be written ({e})"));
+            }
+        }
         self.leave_flight(idx);
         self.mark_dirty(self.graph.insts[idx].id.row);
         self.summary.succeeded += 1;
@@ -635,10 +826,20 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         inst.status = Status::Succeeded;
         inst.outputs = Some(outputs.value.clone());
         let id = inst.id.clone();
-        self.emit(RunEvent::Succeeded { id, outputs });
+        if reused_from.is_none() {
+            self.emit(RunEvent::Succeeded { id, outputs });
+        }
     }
 
     fn fail(&mut self, idx: usize, error: StepError, refunded: u64) {
+        if let Some(job) = self.progress[idx].job.clone()
+            && let Err(e) = self.memory.record(Record::Failed {
+                job: &job,
+                error: &error,
+            })
+        {
+            self.stop(&format!("the journal cannot be written ({e})"));
+        }
         self.leave_flight(idx);
         self.mark_dirty(self.graph.insts[idx].id.row);
         self.summary.failed += 1;

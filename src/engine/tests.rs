@@ -113,12 +113,14 @@ impl StepExecutor for Fake {
             self.log.lock().unwrap().in_flight -= 1;
             return Ok(Submission::Done(outputs(job)));
         }
-        Ok(Submission::Task {
-            task_id: format!("task-{key}-{}", job.attempt),
-        })
+        Ok(Submission::Task(TaskRef::new(format!(
+            "task-{key}-{}",
+            job.attempt
+        ))))
     }
 
-    async fn poll(&self, job: &Job, task_id: &str) -> Result<PollOutcome, StepError> {
+    async fn poll(&self, job: &Job, task: &TaskRef) -> Result<PollOutcome, StepError> {
+        let task_id = task.id.as_str();
         let script = self.script(job);
         let mut log = self.log.lock().unwrap();
         let polls = log.task_polls.entry(task_id.to_owned()).or_default();
@@ -146,11 +148,20 @@ async fn run_plan(
     fake: Arc<Fake>,
     tweak: impl FnOnce(&mut EngineConfig),
 ) -> (Summary, Vec<RunEvent>) {
+    run_with_memory(plan, fake, Arc::new(Forgetful), tweak).await
+}
+
+async fn run_with_memory(
+    plan: Plan,
+    fake: Arc<Fake>,
+    memory: Arc<dyn Memory>,
+    tweak: impl FnOnce(&mut EngineConfig),
+) -> (Summary, Vec<RunEvent>) {
     let mut config = EngineConfig::from_plan(&plan, 1.0);
     tweak(&mut config);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (_cancel_tx, cancel_rx) = watch::channel(false);
-    let summary = run(Arc::new(plan), fake, config, tx, cancel_rx).await;
+    let summary = run(Arc::new(plan), fake, memory, config, tx, cancel_rx).await;
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);
@@ -446,7 +457,14 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
     config.grace = Duration::from_secs(120);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let handle = tokio::spawn(run(Arc::new(plan), fake.clone(), config, tx, cancel_rx));
+    let handle = tokio::spawn(run(
+        Arc::new(plan),
+        fake.clone(),
+        Arc::new(Forgetful),
+        config,
+        tx,
+        cancel_rx,
+    ));
     // `jazz` is submitted after `upload` (3 s spacing) and takes 20 s + 3 × 15 s to finish.
     tokio::time::sleep(Duration::from_secs(30)).await;
     cancel_tx.send(true).unwrap();

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::actions::Action;
 
@@ -73,7 +73,25 @@ pub enum Submission {
     /// A synchronous operation finished; these are its outputs.
     Done(Outputs),
     /// A remote task was created and must be polled.
-    Task { task_id: String },
+    Task(TaskRef),
+}
+
+/// A remote task: its id, plus whatever the executor needs to read its
+/// answer later (kept in the journal so a resumed run can read it too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+}
+
+impl TaskRef {
+    pub fn new(id: impl Into<String>) -> TaskRef {
+        TaskRef {
+            id: id.into(),
+            context: None,
+        }
+    }
 }
 
 /// What a poll returned.
@@ -90,14 +108,14 @@ pub enum PollOutcome {
 /// The outputs of a finished step instance, shaped like the action's
 /// `outputs` type (`clips`, `clip_id`, `stems`, `wav_url`, …), plus the
 /// files saved for it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Outputs {
     pub value: serde_json::Value,
     pub files: Vec<SavedFile>,
 }
 
 /// A file downloaded into the output folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedFile {
     /// Path relative to the output folder.
     pub path: String,
@@ -108,7 +126,7 @@ pub struct SavedFile {
 }
 
 /// How a failure must be handled (DESIGN §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The request was rejected as invalid: fail the step, never retry.
@@ -184,8 +202,79 @@ pub trait StepExecutor: Send + Sync + 'static {
     fn poll(
         &self,
         job: &Job,
-        task_id: &str,
+        task: &TaskRef,
     ) -> impl Future<Output = Result<PollOutcome, StepError>> + Send;
+}
+
+/// What is already known about a request before it is sent: from this
+/// run's journal (resume) or from earlier runs (reuse).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recall {
+    /// Nothing: send it.
+    New,
+    /// It succeeded before: take these outputs and pay nothing more.
+    /// `from` names the earlier run, `None` when it is this run (a resume),
+    /// whose `credits` then still count.
+    Reuse {
+        outputs: Outputs,
+        from: Option<String>,
+        credits: u64,
+    },
+    /// It was accepted before and never finished: poll the task, never resend.
+    Attach {
+        task: TaskRef,
+        from: Option<String>,
+        credits: u64,
+    },
+    /// It was sent at `since` and no answer was recorded: never resend.
+    InDoubt { from: Option<String>, since: String },
+}
+
+/// A durable fact the engine records as it goes. The intent to submit must
+/// be durable before the request leaves; an error there stops the run.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// About to send `job`.
+    Intent { job: &'a Job },
+    /// The service accepted `job`; `task` is `None` for a synchronous operation.
+    Accepted {
+        job: &'a Job,
+        task: Option<&'a TaskRef>,
+        credits: u64,
+    },
+    /// The attempt ended with nothing charged (or refunded): it may be sent again.
+    Released {
+        job: &'a Job,
+        error: &'a StepError,
+        refunded: u64,
+    },
+    /// The instance finished; `reused_from` names the run it was taken from.
+    Succeeded {
+        job: &'a Job,
+        outputs: &'a Outputs,
+        reused_from: Option<&'a str>,
+    },
+    /// The instance failed for good.
+    Failed { job: &'a Job, error: &'a StepError },
+}
+
+/// Durable run state: consulted before each submit and told of every step.
+pub trait Memory: Send + Sync + 'static {
+    fn recall(&self, job: &Job) -> Recall;
+    fn record(&self, record: Record<'_>) -> Result<(), String>;
+}
+
+/// No memory: every request is new and nothing is recorded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forgetful;
+
+impl Memory for Forgetful {
+    fn recall(&self, _job: &Job) -> Recall {
+        Recall::New
+    }
+    fn record(&self, _record: Record<'_>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Where a step instance stands.
@@ -243,6 +332,25 @@ pub enum RunEvent {
     },
     /// The step instance finished.
     Succeeded { id: InstanceId, outputs: Outputs },
+    /// The step instance's request succeeded earlier: in run `from`, or in
+    /// this run before it was resumed (`None`, its `credits` still count).
+    /// Nothing was sent.
+    Reused {
+        id: InstanceId,
+        request_hash: String,
+        from: Option<String>,
+        credits: u64,
+        outputs: Outputs,
+    },
+    /// A task accepted earlier (in run `from`, or in this run before it was
+    /// resumed) is polled again instead of being resubmitted.
+    Attached {
+        id: InstanceId,
+        request_hash: String,
+        task_id: String,
+        credits: u64,
+        from: Option<String>,
+    },
     /// The step instance failed for good; `refunded` credits came back (a failed task).
     Failed {
         id: InstanceId,
@@ -276,4 +384,12 @@ pub struct Summary {
     pub interrupted: bool,
     /// The key was refused before any step ran (exit 4).
     pub unauthorised: bool,
+    /// Instances whose results were taken from earlier runs (counted in `succeeded`).
+    pub reused: usize,
+    /// Tasks of earlier attempts polled again instead of being resent.
+    pub attached: usize,
+    /// Instances left out by `--select` / `--exclude` (not counted in `skipped`).
+    pub unselected: usize,
+    /// Submits were stopped because the next would cross the credit cap (exit 3).
+    pub over_budget: bool,
 }

@@ -123,6 +123,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             retry: step_retry(&defaults.0, step.retry.as_ref()),
             poll: step_poll(&defaults.1, step.poll.as_ref()),
             timeout: step.timeout.map(|t| t.0),
+            scope: super::Scope::Run,
         });
     }
     let manifest_max = loaded.manifest.limits.as_ref().and_then(|l| l.max_credits);

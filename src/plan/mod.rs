@@ -11,6 +11,7 @@ pub mod models;
 mod refs;
 pub mod resolve;
 pub mod rules;
+pub mod select;
 pub mod shape;
 
 use std::time::Duration;
@@ -71,6 +72,29 @@ pub struct PlanStep {
     pub retry: RetryPolicy,
     pub poll: PollPolicy,
     pub timeout: Option<Duration>,
+    /// Whether `--select` / `--exclude` keep the step.
+    pub scope: Scope,
+}
+
+/// What a run may do with a step once `--select` / `--exclude` are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Selected (or nothing was selected): reused or run.
+    Run,
+    /// Not selected, but a selected step needs it: reused or run.
+    Needed,
+    /// Excluded, but a selected step needs it: reused if an earlier run has it, never paid for.
+    ReuseOnly,
+    /// Left out: neither run nor reused.
+    Out,
+}
+
+impl Scope {
+    /// Whether the step's instances may be paid for.
+    pub fn may_submit(self) -> bool {
+        matches!(self, Scope::Run | Scope::Needed)
+    }
 }
 
 impl PlanStep {
@@ -81,9 +105,14 @@ impl PlanStep {
 }
 
 impl Plan {
-    /// Credits for the whole plan.
+    /// Credits for the whole plan (steps that may be paid for).
     pub fn total_credits(&self) -> u64 {
-        self.steps.iter().map(PlanStep::credits).sum::<u64>() * self.instances.len() as u64
+        self.steps
+            .iter()
+            .filter(|s| s.scope.may_submit())
+            .map(PlanStep::credits)
+            .sum::<u64>()
+            * self.instances.len() as u64
     }
 
     /// Whether any count in the total is only an expectation.

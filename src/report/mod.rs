@@ -17,7 +17,7 @@
 //! let drained = reporting.await?;
 //! ```
 
-mod clock;
+pub(crate) mod clock;
 mod console;
 mod drain;
 mod results;

@@ -139,6 +139,12 @@ pub struct StepResult {
     pub skip_reason: Option<String>,
     /// The error that failed it for good.
     pub error: Option<ErrorRecord>,
+    /// The run whose result was reused instead of paying again (nothing was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
+    /// The run whose accepted task this run polled again instead of resubmitting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_from: Option<String>,
 }
 
 /// Where a step instance stands.

@@ -109,6 +109,36 @@ impl RunState {
                 close_attempt(r, *attempt, error, at);
             }
             RunEvent::Succeeded { id, outputs } => self.succeeded(id, outputs, now),
+            RunEvent::Reused {
+                id,
+                request_hash,
+                from,
+                credits,
+                outputs,
+            } => {
+                let r = &mut self.record(id).result;
+                r.request_hash = Some(request_hash.clone());
+                r.reused_from.clone_from(from);
+                r.credits.charged += credits;
+                self.succeeded(id, outputs, now);
+            }
+            RunEvent::Attached {
+                id,
+                request_hash,
+                task_id,
+                credits,
+                from,
+            } => {
+                let record = self.record(id);
+                record.started.get_or_insert(now);
+                let r = &mut record.result;
+                r.status = StepStatus::Running;
+                r.started_at.get_or_insert_with(|| at.clone());
+                r.request_hash = Some(request_hash.clone());
+                r.task_id = Some(task_id.clone());
+                r.credits.charged += credits;
+                r.attached_from.clone_from(from);
+            }
             RunEvent::Failed {
                 id,
                 attempt,
@@ -286,6 +316,8 @@ impl Record {
                 duration_ms: None,
                 skip_reason: None,
                 error: None,
+                reused_from: None,
+                attached_from: None,
             },
         }
     }

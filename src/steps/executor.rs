@@ -11,17 +11,14 @@
 //! counted when the task was submitted.
 //!
 //! Upload-extend and upload-cover report the uploaded clip only in their
-//! submit answer, so its id is kept in memory keyed by task id until the
-//! task finishes. A process that restarts and re-attaches to such a task
-//! reports `upload_clip_id` as `null`.
+//! submit answer, so its id travels with the task reference (as its
+//! `context`), which the journal keeps: a resumed run that re-attaches to
+//! such a task still reports it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::api::{ApiError, Client};
-use crate::engine::{Job, Outputs, PollOutcome, StepError, StepExecutor, Submission};
+use crate::engine::{Job, Outputs, PollOutcome, StepError, StepExecutor, Submission, TaskRef};
 use crate::plan::models::Models;
 
 use super::download::DownloadOptions;
@@ -38,8 +35,6 @@ pub struct ApiExecutor {
     downloads: DownloadOptions,
     /// Sends no credentials: only for result files.
     http: reqwest::Client,
-    /// Upload clip ids of upload-extend / upload-cover tasks, by task id.
-    uploads: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl std::fmt::Debug for ApiExecutor {
@@ -82,13 +77,7 @@ impl ApiExecutor {
             models,
             downloads,
             http,
-            uploads: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
-        // The map holds plain ids; a panic elsewhere cannot leave it inconsistent.
-        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn send(&self, call: ApiCall) -> Result<Sent, ApiError> {
@@ -153,31 +142,29 @@ impl StepExecutor for ApiExecutor {
             Sent::Task {
                 task_id,
                 upload_clip_id,
-            } => {
-                if let Some(upload) = upload_clip_id {
-                    self.uploads().insert(task_id.clone(), upload);
-                }
-                Ok(Submission::Task { task_id })
-            }
+            } => Ok(Submission::Task(TaskRef {
+                id: task_id,
+                context: upload_clip_id.map(|u| json!({ "upload_clip_id": u })),
+            })),
         }
     }
 
-    async fn poll(&self, job: &Job, task_id: &str) -> Result<PollOutcome, StepError> {
+    async fn poll(&self, job: &Job, task: &TaskRef) -> Result<PollOutcome, StepError> {
         let status = self
             .client
-            .task(task_id)
+            .task(&task.id)
             .await
             .map_err(|e| errors::from_poll(&e))?;
-        let upload = self.uploads().get(task_id).cloned().flatten();
-        match outputs::from_task(job.action, &status, upload.as_deref()) {
+        let upload = task
+            .context
+            .as_ref()
+            .and_then(|c| c.get("upload_clip_id"))
+            .and_then(Value::as_str);
+        match outputs::from_task(job.action, &status, upload) {
             Finished::Pending => Ok(PollOutcome::Pending),
-            Finished::Failed(message) => {
-                self.uploads().remove(task_id);
-                Ok(PollOutcome::Failed { message })
-            }
+            Finished::Failed(message) => Ok(PollOutcome::Failed { message }),
             Finished::Done(value) => {
                 let outputs = self.finish(job, value).await?;
-                self.uploads().remove(task_id);
                 Ok(PollOutcome::Done(outputs))
             }
         }

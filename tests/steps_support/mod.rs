@@ -85,10 +85,10 @@ pub fn job_at(
 pub async fn drive(exec: &ApiExecutor, job: &Job) -> Result<PollOutcome, StepError> {
     let task_id = match exec.submit(job).await? {
         Submission::Done(outputs) => return Ok(PollOutcome::Done(outputs)),
-        Submission::Task { task_id } => task_id,
+        Submission::Task(task) => task,
     };
     for _ in 0..3000 {
-        match exec.poll(job, &task_id).await? {
+        match exec.poll(job, &task).await? {
             PollOutcome::Pending => tokio::time::sleep(Duration::from_millis(3)).await,
             done => return Ok(done),
         }

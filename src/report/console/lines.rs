@@ -79,6 +79,22 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
             ),
         ),
         RunEvent::Skipped { id, reason } => ("skipped", format!("{id}  {reason}")),
+        RunEvent::Reused { id, from, .. } => (
+            "reused",
+            match from {
+                Some(run) => format!("{id}  from run {run}"),
+                None => format!("{id}  finished before the run was resumed"),
+            },
+        ),
+        RunEvent::Attached {
+            id, task_id, from, ..
+        } => (
+            "attached",
+            match from {
+                Some(run) => format!("{id}  task {} of run {run}, polled again", short(task_id)),
+                None => format!("{id}  task {}, polled again", short(task_id)),
+            },
+        ),
         RunEvent::Throttled { delay_ms } => (
             "throttled",
             format!("rate limited; submits paused for {}", seconds(*delay_ms)),

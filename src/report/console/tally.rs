@@ -43,6 +43,16 @@ impl Tally {
                 self.running.remove(id);
                 self.skipped += 1;
             }
+            RunEvent::Reused { id, credits, .. } => {
+                self.seen.insert(id.clone());
+                self.succeeded += 1;
+                self.charged += credits;
+            }
+            RunEvent::Attached { id, credits, .. } => {
+                self.seen.insert(id.clone());
+                self.running.insert(id.clone());
+                self.charged += credits;
+            }
             RunEvent::Throttled { .. } | RunEvent::Stopping { .. } | RunEvent::Finished { .. } => {}
         }
     }

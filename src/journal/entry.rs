@@ -1,0 +1,150 @@
+//! What the journal, the reuse index and the run registry hold, one JSON
+//! object per line.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::engine::{ErrorKind, Outputs, TaskRef};
+
+/// The first line of a run's journal: what was run, and how, so that
+/// `run --resume` can build the same plan again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHeader {
+    /// The run's name: its folder's name.
+    pub id: String,
+    pub pipeline: String,
+    /// The manifest, as an absolute path.
+    pub manifest: String,
+    pub manifest_sha256: String,
+    pub price_version: String,
+    pub tool_version: String,
+    pub started_at: String,
+    /// `--input` overrides, in order.
+    #[serde(default)]
+    pub inputs: Vec<(String, String)>,
+    /// `--prices`, as an absolute path.
+    #[serde(default)]
+    pub prices: Option<String>,
+    #[serde(default)]
+    pub select: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub max_credits: Option<u64>,
+    #[serde(default)]
+    pub download: bool,
+    /// The state folder (absolute) holding the index this run reuses from.
+    #[serde(default)]
+    pub state_dir: Option<String>,
+    /// The API base URL the run talks to; `None` for a throwaway in-process sandbox.
+    #[serde(default)]
+    pub api: Option<String>,
+}
+
+/// One line of a run's journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Entry {
+    Run(RunHeader),
+    /// A process took the run up again.
+    Resumed {
+        at: String,
+    },
+    /// A request is about to be sent (durable before it is).
+    Intent {
+        inst: String,
+        hash: String,
+        attempt: u32,
+        fields: Map<String, Value>,
+        at: String,
+    },
+    /// The service accepted it; `task` is `None` for a synchronous operation.
+    Accepted {
+        inst: String,
+        hash: String,
+        attempt: u32,
+        task: Option<TaskRef>,
+        credits: u64,
+        at: String,
+    },
+    /// The attempt ended with nothing charged, or was refunded.
+    Released {
+        inst: String,
+        hash: String,
+        attempt: u32,
+        kind: ErrorKind,
+        refunded: u64,
+        at: String,
+    },
+    Succeeded {
+        inst: String,
+        hash: String,
+        fields: Map<String, Value>,
+        outputs: Outputs,
+        /// The run it was reused from (empty for this run's own earlier result).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reused_from: Option<String>,
+        at: String,
+    },
+    Failed {
+        inst: String,
+        hash: String,
+        fields: Map<String, Value>,
+        kind: ErrorKind,
+        message: String,
+        charged: bool,
+        at: String,
+    },
+    /// The run ended (it may still have failed steps).
+    Finished {
+        status: String,
+        at: String,
+    },
+}
+
+/// How an indexed request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    /// Sent, and no answer ever came: it may have been charged.
+    InDoubt,
+    /// Accepted and paid, but not followed to the end (it timed out).
+    Unfinished,
+}
+
+/// One line of `index.jsonl` in the state folder: a request some run finished with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// The API base URL that answered: results of one service mean nothing to another.
+    pub api: String,
+    pub pipeline: String,
+    /// The run's name.
+    pub run: String,
+    /// The run's folder (absolute), where its downloaded files are.
+    pub dir: String,
+    pub inst: String,
+    pub hash: String,
+    pub outcome: Outcome,
+    pub fields: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
+    /// The task to poll again for an unfinished request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub at: String,
+}
+
+/// One line of `runs.jsonl` in the state folder: a run that was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRef {
+    pub id: String,
+    pub pipeline: String,
+    /// The run's folder (absolute).
+    pub dir: String,
+    pub manifest: String,
+    pub started_at: String,
+}

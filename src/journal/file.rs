@@ -1,0 +1,167 @@
+//! Append-only JSON-lines files that survive a crash: every line is written
+//! whole and synced before the call returns, a torn last line (the process
+//! died mid-write) is cut off when the file is opened again, and a reader
+//! skips it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// An open journal-like file, appended to one synced line at a time.
+#[derive(Debug)]
+pub struct LineLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl LineLog {
+    /// Opens (creating) `path` for appending, cutting a torn last line.
+    /// With `exclusive`, fails if another process holds the file.
+    pub fn open(path: &Path, exclusive: bool) -> Result<LineLog, String> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+        if exclusive {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(format!(
+                        "`{}` is in use by another sonicflow process; wait for it to finish",
+                        path.display()
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(format!("cannot lock `{}`: {e}", path.display()));
+                }
+            }
+        }
+        cut_torn_tail(&mut file).map_err(|e| format!("cannot repair `{}`: {e}", path.display()))?;
+        sync_parent(path);
+        Ok(LineLog {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Appends one value as a line and syncs it to disk.
+    pub fn append<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
+        let mut line =
+            serde_json::to_vec(value).map_err(|e| format!("cannot encode a journal line: {e}"))?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| format!("cannot write `{}`: {e}", self.path.display()))
+    }
+}
+
+/// Drops bytes after the last newline: a line the process never finished.
+fn cut_torn_tail(file: &mut File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    file.set_len(keep as u64)?;
+    file.sync_all()
+}
+
+/// Makes a newly created file's name durable too.
+fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+/// Whether another process holds `path` (a run in progress).
+pub fn in_use(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// The lines of `path` decoded as `T`. A torn last line is ignored; any
+/// other line that does not decode is an error naming file and line.
+/// A missing file reads as empty.
+pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    };
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() && !complete => {}
+            Err(e) => {
+                return Err(format!(
+                    "`{}` line {}: not a record sonicflow wrote ({e}); move the file away to start afresh",
+                    path.display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_ignored_then_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").unwrap();
+        let read: Vec<serde_json::Value> = read_lines(&path).unwrap();
+        assert_eq!(read.len(), 2);
+        let mut log = LineLog::open(&path, true).unwrap();
+        log.append(&serde_json::json!({"a": 3})).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+    }
+
+    #[test]
+    fn a_bad_line_in_the_middle_is_an_error_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        std::fs::write(&path, "{\"a\":1}\nnope\n{\"a\":2}\n").unwrap();
+        let err = read_lines::<serde_json::Value>(&path).unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_first_holds_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let _first = LineLog::open(&path, true).unwrap();
+        assert!(in_use(&path));
+        let err = LineLog::open(&path, true).unwrap_err();
+        assert!(err.contains("in use"), "{err}");
+    }
+}
