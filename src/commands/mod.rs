@@ -7,6 +7,7 @@ pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
+pub mod status;
 pub mod validate;
 
 use std::io::IsTerminal;

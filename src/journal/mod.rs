@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
 pub use file::{LineLog, in_use, read_lines};
-pub use history::{Known, Previous, RunLog, Seen};
+pub use history::{InstanceLog, Known, Previous, RunLog, Seen};
 pub use memory::{Policy, RunMemory};
 
 /// The journal's file name inside a run folder.

@@ -1,0 +1,231 @@
+//! `sonicflow status`: where a run stands, read from its journal.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::engine::ErrorKind;
+use crate::exit;
+use crate::journal::Seen;
+use crate::journal::{JOURNAL, RunLog, StateDir, in_use};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// A run folder, or a pipeline manifest for its newest run.
+    #[arg(value_name = "RUN_DIR|FILE")]
+    pub target: PathBuf,
+    /// The state folder, when FILE's runs are not in `.sonicflow/` beside it.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a run stands, as `status --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct RunStatus {
+    pub run: String,
+    pub dir: String,
+    pub pipeline: String,
+    pub manifest: String,
+    pub started_at: String,
+    pub resumed: usize,
+    /// `running`, `finished`, `failed`, `refused` or `interrupted`.
+    pub state: String,
+    pub credits_charged: u64,
+    pub succeeded: usize,
+    pub reused: usize,
+    pub failed: usize,
+    pub in_flight: Vec<Item>,
+    pub in_doubt: Vec<Item>,
+    pub failures: Vec<Item>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Item {
+    pub instance: String,
+    pub detail: String,
+}
+
+pub fn run(args: &StatusArgs) -> u8 {
+    let dir = match run_dir(args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let log = match RunLog::read(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let status = summarize(&log, in_use(&dir.join(JOURNAL)));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(&status));
+    }
+    exit::SUCCESS
+}
+
+fn run_dir(args: &StatusArgs) -> Result<PathBuf, String> {
+    if args.target.is_dir() {
+        return Ok(args.target.clone());
+    }
+    let loaded = crate::manifest::load::load_file(&args.target).map_err(|_| {
+        format!(
+            "`{}` is neither a run folder nor a valid pipeline manifest",
+            args.target.display()
+        )
+    })?;
+    let state = StateDir::new(args.state_dir.as_deref(), &args.target);
+    let name = &loaded.manifest.name;
+    match state.last_run(name)? {
+        Some(run) => Ok(PathBuf::from(run.dir)),
+        None => Err(format!(
+            "no run of `{name}` in `{}` yet",
+            state.root.display()
+        )),
+    }
+}
+
+/// Folds a journal into where the run stands.
+pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
+    let mut s = RunStatus {
+        run: log.id().to_owned(),
+        dir: log.dir.display().to_string(),
+        pipeline: log.header.pipeline.clone(),
+        manifest: log.header.manifest.clone(),
+        started_at: log.header.started_at.clone(),
+        resumed: log.resumed,
+        state: match (&log.finished, running) {
+            (_, true) => "running".to_owned(),
+            (Some(status), false) => status.clone(),
+            (None, false) => "interrupted".to_owned(),
+        },
+        credits_charged: 0,
+        succeeded: 0,
+        reused: 0,
+        failed: 0,
+        in_flight: Vec::new(),
+        in_doubt: Vec::new(),
+        failures: Vec::new(),
+    };
+    for (inst, i) in &log.instances {
+        s.credits_charged += i.credits;
+        let item = |detail: String| Item {
+            instance: inst.clone(),
+            detail,
+        };
+        match &i.seen {
+            Seen::Succeeded { reused_from, .. } => {
+                s.succeeded += 1;
+                if reused_from.is_some() {
+                    s.reused += 1;
+                }
+            }
+            Seen::Accepted { task: Some(t) } => s.in_flight.push(item(format!("task {}", t.id))),
+            Seen::Failed { task: Some(t), .. } => s.in_flight.push(item(format!(
+                "task {} (timed out; polled again on resume)",
+                t.id
+            ))),
+            Seen::Sent { attempt } => s.in_doubt.push(item(format!(
+                "attempt {attempt} sent at {}, no answer recorded",
+                i.at
+            ))),
+            Seen::Accepted { task: None } => s
+                .in_doubt
+                .push(item(format!("accepted at {}, result not recorded", i.at))),
+            Seen::Failed {
+                kind: ErrorKind::InDoubt,
+                message,
+                ..
+            } => s.in_doubt.push(item(message.clone())),
+            Seen::Failed { kind, message, .. } => {
+                s.failed += 1;
+                let kind = serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                s.failures.push(item(format!("{kind}: {message}")));
+            }
+            Seen::Released { .. } => {}
+        }
+    }
+    s
+}
+
+fn render(s: &RunStatus) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run: {} ({})", s.run, s.dir);
+    let _ = writeln!(out, "pipeline: {} ({})", s.pipeline, s.manifest);
+    let resumed = match s.resumed {
+        0 => String::new(),
+        1 => ", resumed once".to_owned(),
+        n => format!(", resumed {n} times"),
+    };
+    let _ = writeln!(out, "started: {}{resumed}", s.started_at);
+    let _ = writeln!(out, "state: {}", s.state);
+    let _ = writeln!(
+        out,
+        "steps: {} succeeded ({} reused), {} in flight, {} in doubt, {} failed",
+        s.succeeded,
+        s.reused,
+        s.in_flight.len(),
+        s.in_doubt.len(),
+        s.failed
+    );
+    let _ = writeln!(out, "credits charged: {}", s.credits_charged);
+    for (title, items) in [
+        (
+            "in flight (polled again on resume, never resent)",
+            &s.in_flight,
+        ),
+        (
+            "in doubt (not resent without `--resend-in-doubt`)",
+            &s.in_doubt,
+        ),
+        ("failed (sent again on resume)", &s.failures),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title}:");
+        for i in items {
+            let _ = writeln!(out, "  {}  {}", i.instance, i.detail);
+        }
+    }
+    if s.state != "running"
+        && (s.state == "interrupted"
+            || !s.in_flight.is_empty()
+            || !s.in_doubt.is_empty()
+            || s.failed > 0)
+    {
+        let _ = writeln!(
+            out,
+            "\nresume with: sonicflow run --resume {}",
+            shell_path(Path::new(&s.dir))
+        );
+    }
+    out
+}
+
+fn shell_path(p: &Path) -> String {
+    let text = p.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
