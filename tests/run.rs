@@ -104,6 +104,8 @@ fn every_example_pipeline_runs_on_the_sandbox_and_charges_its_plan() {
                 "--out",
             ])
             .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .output()
             .unwrap();
         assert_eq!(
@@ -443,6 +445,8 @@ fn results_of_a_sandbox_run_are_pinned() {
             "--out",
         ])
         .arg(dir.path())
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));

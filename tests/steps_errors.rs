@@ -101,7 +101,10 @@ async fn a_garbled_submit_answer_is_in_doubt_and_a_garbled_poll_is_transient() {
     assert!(err.charged);
     // The task exists (the ledger knows it); polling it gets garbled answers too.
     let task_id = handle.ledger().entries(KEY)[0].task_id.clone().unwrap();
-    let err = exec.poll(&job, &task_id).await.unwrap_err();
+    let err = exec
+        .poll(&job, &sonicflow::engine::TaskRef::new(task_id.clone()))
+        .await
+        .unwrap_err();
     assert_clean(&err);
     assert_eq!(err.kind, ErrorKind::Transient);
     assert!(!err.charged);
@@ -156,7 +159,10 @@ async fn a_refused_key_is_unauthorised_and_never_echoed() {
     let err = exec.submit(&create_job()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorised, "{err}");
     assert_clean(&err);
-    let err = exec.poll(&create_job(), "any-task").await.unwrap_err();
+    let err = exec
+        .poll(&create_job(), &sonicflow::engine::TaskRef::new("any-task"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unauthorised, "{err}");
     assert_clean(&err);
 }

@@ -200,6 +200,7 @@ pub fn events() -> Vec<RunEvent> {
                 stopped: Some("out of credits".to_owned()),
                 interrupted: false,
                 unauthorised: false,
+                ..Summary::default()
             },
         },
     ]

@@ -83,7 +83,7 @@ pub fn job_at(
 
 /// Submits and polls every 3 ms until the job ends (at most 10 s).
 pub async fn drive(exec: &ApiExecutor, job: &Job) -> Result<PollOutcome, StepError> {
-    let task_id = match exec.submit(job).await? {
+    let task = match exec.submit(job).await? {
         Submission::Done(outputs) => return Ok(PollOutcome::Done(outputs)),
         Submission::Task(task) => task,
     };
