@@ -367,7 +367,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             credits,
             outputs: outputs.clone(),
         });
-        self.succeed_with(idx, outputs, Some(from.as_deref().unwrap_or("")));
+        self.succeed_with(idx, outputs, Some(from.as_deref().unwrap_or("")), 0);
     }
 
     /// Polls a task accepted by an earlier attempt instead of sending the request again.
@@ -560,14 +560,12 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let id = self.graph.insts[idx].id.clone();
         match result {
             Ok(submission) => {
-                if let Some(job) = self.progress[idx].job.clone() {
-                    let task = match &submission {
-                        Submission::Task(task) => Some(task),
-                        Submission::Done(_) => None,
-                    };
+                if let (Some(job), Submission::Task(task)) =
+                    (self.progress[idx].job.clone(), &submission)
+                {
                     let accepted = Record::Accepted {
                         job: &job,
-                        task,
+                        task: Some(task),
                         credits: unit,
                     };
                     if let Err(e) = self.memory.record(accepted) {
@@ -588,7 +586,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                             task_id: None,
                             credits: unit,
                         });
-                        self.succeed(idx, outputs);
+                        self.succeed_with(idx, outputs, None, unit);
                     }
                     Submission::Task(task) => {
                         self.emit(RunEvent::Submitted {
@@ -805,15 +803,23 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn succeed(&mut self, idx: usize, outputs: Outputs) {
-        self.succeed_with(idx, outputs, None);
+        self.succeed_with(idx, outputs, None, 0);
     }
 
-    fn succeed_with(&mut self, idx: usize, outputs: Outputs, reused_from: Option<&str>) {
+    /// `credits`: what a synchronous call that just succeeded was charged.
+    fn succeed_with(
+        &mut self,
+        idx: usize,
+        outputs: Outputs,
+        reused_from: Option<&str>,
+        credits: u64,
+    ) {
         if let Some(job) = self.progress[idx].job.clone() {
             let record = Record::Succeeded {
                 job: &job,
                 outputs: &outputs,
                 reused_from,
+                credits,
             };
             if let Err(e) = self.memory.record(record) {
                 self.stop(&format!("the journal cannot be written ({e})"));

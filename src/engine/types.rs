@@ -249,10 +249,13 @@ pub enum Record<'a> {
         refunded: u64,
     },
     /// The instance finished; `reused_from` names the run it was taken from.
+    /// A synchronous operation is recorded by this alone, with the
+    /// `credits` it was charged, so its result is durable in one write.
     Succeeded {
         job: &'a Job,
         outputs: &'a Outputs,
         reused_from: Option<&'a str>,
+        credits: u64,
     },
     /// The instance failed for good.
     Failed { job: &'a Job, error: &'a StepError },

@@ -84,6 +84,9 @@ pub enum Entry {
         /// The run it was reused from (empty for this run's own earlier result).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reused_from: Option<String>,
+        /// Credits charged by a synchronous call (a task's are in its `accepted`).
+        #[serde(default)]
+        credits: u64,
         at: String,
     },
     Failed {

@@ -149,9 +149,10 @@ impl RunLog {
                 fields,
                 outputs,
                 reused_from,
+                credits: paid,
                 at,
             } => {
-                let credits = self.instances.get(&inst).map_or(0, |i| i.credits);
+                let credits = self.instances.get(&inst).map_or(0, |i| i.credits) + paid;
                 self.instances.insert(
                     inst,
                     InstanceLog {

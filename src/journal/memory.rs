@@ -482,6 +482,7 @@ impl RunMemory {
                 job,
                 outputs,
                 reused_from,
+                credits,
             } => {
                 let inst = job.id.to_string();
                 inner.tasks.remove(&inst);
@@ -508,6 +509,7 @@ impl RunMemory {
                     fields: job.fields.clone(),
                     outputs: outputs.clone(),
                     reused_from: reused_from.map(str::to_owned),
+                    credits,
                     at,
                 };
                 self.write(inner, &entry, index)

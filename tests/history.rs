@@ -1,0 +1,307 @@
+//! Reuse across runs, budgets and selection, end to end through the binary
+//! against a standalone sandbox, checked on the sandbox's ledger.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{SandboxProcess, sonicflow};
+use serde_json::Value;
+
+const SONGS: &str = "version: 1\nname: songs\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nsteps:\n  upload:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  jazz:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: smooth jazz }\n  wav:\n    action: wav\n    for_each: ${{ steps.jazz.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  other:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: a quiet piano piece }\n";
+
+const ROWS: &str = "version: 1\nname: rows\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nmatrix:\n  key: id\n  rows:\n    - { id: rain, mood: rainy }\n    - { id: sun, mood: sunny }\n    - { id: snow, mood: snowy }\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: 'a ${{ matrix.mood }} day' }\n";
+
+/// The net credits the sandbox charged `key`.
+fn spent(sandbox: &SandboxProcess, key: &str) -> i64 {
+    let l = sandbox.ledger(key);
+    l["charged"].as_i64().unwrap() - l["refunded"].as_i64().unwrap()
+}
+
+fn write(dir: &Path, text: &str) -> String {
+    let path = dir.join("pipeline.yaml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn plan_json(sandbox: &SandboxProcess, file: &str, extra: &[&str]) -> Value {
+    let out = sonicflow()
+        .args(["plan", "--json", file])
+        .args(extra)
+        .env("MUSICAPI_BASE_URL", &sandbox.url)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn run(sandbox: &SandboxProcess, key: &str, file: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![file, "--time-scale", "1000", "--log-format", "json"];
+    args.extend_from_slice(extra);
+    sandbox.run(key, &args)
+}
+
+fn results(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+}
+
+/// `step -> (status, credits to spend, detail)` from a plan's JSON.
+fn statuses(plan: &Value) -> Vec<(String, String, u64)> {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+                r["to_spend"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), SONGS);
+
+    let first = run(&sandbox, "reuse", &file, &[]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let paid_first = spent(&sandbox, "reuse");
+    assert_eq!(paid_first, 2 + 15 + 2 * 2 + 15);
+
+    // Unchanged: everything is reused and nothing is spent.
+    let plan = plan_json(&sandbox, &file, &[]);
+    assert_eq!(plan["to_spend"], 0, "{plan:#}");
+    assert!(statuses(&plan).iter().all(|(_, s, _)| s == "reused"));
+
+    std::fs::write(&file, SONGS.replace("smooth jazz", "bebop jazz")).unwrap();
+    let plan = plan_json(&sandbox, &file, &[]);
+    assert_eq!(
+        statuses(&plan),
+        vec![
+            ("upload".into(), "reused".into(), 0),
+            ("jazz".into(), "changed".into(), 15),
+            ("wav".into(), "new".into(), 4),
+            ("other".into(), "reused".into(), 0),
+        ],
+        "{plan:#}"
+    );
+    assert_eq!(plan["steps"][1]["detail"], "gpt_description_prompt");
+    assert_eq!(plan["to_spend"], 19);
+
+    let second_dir = dir.path().join("second");
+    let second = run(
+        &sandbox,
+        "reuse",
+        &file,
+        &["--out", second_dir.to_str().unwrap()],
+    );
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        spent(&sandbox, "reuse") - paid_first,
+        19,
+        "only the edited step and its dependents were paid for, as planned"
+    );
+    let r = results(&second_dir);
+    let reused: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reused_from"].is_string())
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(reused, vec!["upload", "other"]);
+    assert_eq!(r["totals"]["succeeded"], 5);
+
+    // `--force` and `--no-reuse` pay again on purpose.
+    let plan = plan_json(&sandbox, &file, &["--force", "other"]);
+    assert_eq!(plan["to_spend"], 15);
+    let plan = plan_json(&sandbox, &file, &["--no-reuse"]);
+    assert_eq!(plan["to_spend"], plan["total_credits"]);
+}
+
+#[test]
+fn a_budget_below_the_plan_stops_before_the_submit_that_would_cross_it() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), ROWS);
+    let run_dir = dir.path().join("run");
+    let out = run(
+        &sandbox,
+        "budget",
+        &file,
+        &["--max-credits", "40", "--out", run_dir.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(spent(&sandbox, "budget"), 30, "nothing past the cap");
+    let r = results(&run_dir);
+    let by_row: Vec<(String, String)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["row_key"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_row,
+        vec![
+            ("rain".into(), "succeeded".into()),
+            ("sun".into(), "succeeded".into()),
+            ("snow".into(), "skipped".into()),
+        ]
+    );
+    assert!(
+        r["stop_reason"]
+            .as_str()
+            .unwrap()
+            .contains("`song[snow]` needs 15 credits"),
+        "{r:#}"
+    );
+    // Resuming with a higher cap pays for the rest, and only the rest.
+    let out = sandbox.run(
+        "budget",
+        &[
+            "--resume",
+            run_dir.to_str().unwrap(),
+            "--max-credits",
+            "45",
+            "--time-scale",
+            "1000",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(spent(&sandbox, "budget"), 45);
+}
+
+#[test]
+fn a_balance_short_of_the_plan_refuses_before_anything_is_sent() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--balance", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), ROWS);
+    let out = run(&sandbox, "short", &file, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the balance is 20 credits and the run needs about 45"),
+        "{stderr}"
+    );
+    assert_eq!(spent(&sandbox, "short"), 0);
+    // Skipping the check starts anyway; the service's own refusal stops it.
+    let out = run(&sandbox, "short", &file, &["--no-balance-check"]);
+    assert_eq!(spent(&sandbox, "short"), 15);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn select_and_exclude_narrow_plan_and_run_by_step_and_matrix_key() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), ROWS);
+    let plan = plan_json(&sandbox, &file, &["--select", "sun"]);
+    assert_eq!(plan["instances"], 1);
+    assert_eq!(plan["to_spend"], 15);
+    let out = run(&sandbox, "select", &file, &["--exclude", "key:rain,snow"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(spent(&sandbox, "select"), 15);
+    // The sunny song is reused; the others are new.
+    let plan = plan_json(&sandbox, &file, &[]);
+    let rows: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, vec!["new", "reused", "new"]);
+    assert_eq!(plan["to_spend"], 30);
+
+    let bad = sonicflow()
+        .args(["plan", &file, "--select", "snwo"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean `snow`?"));
+}
+
+#[test]
+fn a_killed_run_is_shown_by_status_and_resumed_without_paying_twice() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), SONGS);
+    let out_dir = dir.path().join("run");
+    let out_arg = out_dir.to_str().unwrap();
+    let killed = sonicflow()
+        .args(["run", &file, "--time-scale", "1000", "--out", out_arg])
+        .env("MUSICAPI_BASE_URL", &sandbox.url)
+        .env("MUSICAPI_KEY", "status")
+        .env("SONICFLOW_CRASH_AT", "after:accepted:2")
+        .output()
+        .unwrap();
+    assert_ne!(killed.status.code(), Some(0));
+    let status = sonicflow().args(["status", out_arg]).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("state: interrupted"), "{text}");
+    // `other` and `jazz` were accepted (the second kills it), `upload` finished.
+    assert!(
+        text.contains("1 succeeded (0 reused), 2 in flight"),
+        "{text}"
+    );
+    assert!(text.contains("credits charged: 32"), "{text}");
+    assert!(
+        text.contains("resume with: sonicflow run --resume"),
+        "{text}"
+    );
+
+    // `--resume last` finds the run from the manifest.
+    let resumed = sandbox.run(
+        "status",
+        &[
+            &file,
+            "--resume",
+            "last",
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(spent(&sandbox, "status"), 2 + 15 + 2 * 2 + 15);
+    let json = sonicflow()
+        .args(["status", "--json", &file])
+        .output()
+        .unwrap();
+    let s: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(s["state"], "finished");
+    assert_eq!(s["resumed"], 1);
+    assert_eq!(s["succeeded"], 5);
+    assert_eq!(s["credits_charged"], 36);
+}
