@@ -206,6 +206,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 planned_credits: step.unit_credits,
             });
             match inst.status {
+                Status::Skipped if step.scope == Scope::Out => {
+                    self.summary.unselected += 1;
+                    self.emit(RunEvent::Skipped {
+                        id: inst.id.clone(),
+                        reason: "not selected (`--select` / `--exclude`)".to_owned(),
+                    });
+                }
                 Status::Skipped => {
                     let reason = inst.skip_reason.clone().unwrap_or_default();
                     self.summary.skipped += 1;

@@ -489,3 +489,158 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
             .any(|e| matches!(e, RunEvent::Stopping { reason } if reason == "interrupted"))
     );
 }
+
+/// A memory answering from a table keyed by step id, and recording every
+/// record's kind and instance in order.
+#[derive(Default)]
+struct Table {
+    answers: HashMap<String, Recall>,
+    records: Mutex<Vec<String>>,
+}
+
+impl Memory for Table {
+    fn recall(&self, job: &Job) -> Recall {
+        self.answers
+            .get(&job.id.step_id)
+            .cloned()
+            .unwrap_or(Recall::New)
+    }
+
+    fn record(&self, record: Record<'_>) -> Result<(), String> {
+        let line = match record {
+            Record::Intent { job } => format!("intent {}", job.id),
+            Record::Accepted { job, .. } => format!("accepted {}", job.id),
+            Record::Released { job, .. } => format!("released {}", job.id),
+            Record::Succeeded {
+                job, reused_from, ..
+            } => match reused_from {
+                Some(_) => format!("reused {}", job.id),
+                None => format!("succeeded {}", job.id),
+            },
+            Record::Failed { job, error } => format!("failed {} {:?}", job.id, error.kind),
+        };
+        self.records.lock().unwrap().push(line);
+        Ok(())
+    }
+}
+
+fn submits_of(fake: &Fake) -> Vec<String> {
+    let log = fake.log.lock().unwrap();
+    let mut names: Vec<String> = log.submits.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(start_paused = true)]
+async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
+    let fake = Fake::new(&[]);
+    let upload = Outputs {
+        value: json!({"clip_id": "earlier-upload"}),
+        files: Vec::new(),
+    };
+    let table = Arc::new(Table {
+        answers: HashMap::from([
+            (
+                "upload".to_owned(),
+                Recall::Reuse {
+                    outputs: upload,
+                    from: Some("run-1".into()),
+                    credits: 0,
+                },
+            ),
+            (
+                "jazz".to_owned(),
+                Recall::Attach {
+                    task: TaskRef::new("task-jazz-earlier"),
+                    from: None,
+                    credits: 15,
+                },
+            ),
+            (
+                "other".to_owned(),
+                Recall::InDoubt {
+                    from: None,
+                    since: "2026-11-21T00:00:00Z".into(),
+                },
+            ),
+        ]),
+        ..Table::default()
+    });
+    let (summary, events) = run_with_memory(plan(COVER), fake.clone(), table.clone(), |_| {}).await;
+    // The cover reads the reused upload's clip, and is polled, not sent.
+    let submitted = submits_of(&fake);
+    assert!(
+        submitted
+            .iter()
+            .all(|s| s.starts_with("stems") || s.starts_with("wav")),
+        "only the work nobody paid for yet is sent: {submitted:?}"
+    );
+    assert_eq!(
+        fake.log.lock().unwrap().task_polls.get("task-jazz-earlier"),
+        Some(&2)
+    );
+    assert_eq!(summary.reused, 1);
+    assert_eq!(summary.attached, 1);
+    assert_eq!(summary.failed, 1, "the request in doubt fails, unsent");
+    let failed = events.iter().find_map(|e| match e {
+        RunEvent::Failed { id, error, .. } => Some((id.step_id.clone(), error.kind)),
+        _ => None,
+    });
+    assert_eq!(failed, Some(("other".to_owned(), ErrorKind::InDoubt)));
+    // Credits of this run's earlier process still count: 15 (attached) + 15 (in doubt).
+    let sent: u64 = 2 * 15 + 4 * 2;
+    assert_eq!(summary.credits_charged, 15 + 15 + sent);
+    let records = table.records.lock().unwrap().clone();
+    assert_eq!(records[0], "reused upload");
+    // Every send is preceded by its intent.
+    for (i, r) in records.iter().enumerate() {
+        if let Some(inst) = r.strip_prefix("accepted ") {
+            assert!(
+                records[..i].contains(&format!("intent {inst}")),
+                "{inst} accepted before its intent: {records:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_submit_that_would_cross_the_cap_is_not_sent() {
+    let fake = Fake::new(&[]);
+    // upload 2 + cover 15 + stems 2×15 + wav 4×2 + other 15 = 70; a cap of 40
+    // leaves room for the upload, the other song and the cover (32), not a stem.
+    let (summary, events) = run_plan(plan(COVER), fake.clone(), |c| c.max_credits = Some(40)).await;
+    assert!(summary.over_budget);
+    let sent = submits_of(&fake);
+    assert_eq!(sent, vec!["jazz", "other", "upload"], "{sent:?}");
+    assert_eq!(summary.credits_charged, 32);
+    let stop = events.iter().find_map(|e| match e {
+        RunEvent::Stopping { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(
+        stop.as_deref()
+            .is_some_and(|r| r.contains("needs 15 credits") && r.contains("40-credit cap")),
+        "{stop:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unselected_steps_are_left_out_without_counting_as_skipped() {
+    let fake = Fake::new(&[]);
+    let mut p = plan(COVER);
+    crate::plan::select::apply(
+        &mut p,
+        &crate::plan::select::Selection {
+            select: vec!["other".into()],
+            exclude: Vec::new(),
+        },
+    )
+    .unwrap();
+    let (summary, _) = run_plan(p, fake.clone(), |_| {}).await;
+    assert_eq!(submits_of(&fake), vec!["other"]);
+    assert_eq!(summary.skipped, 0);
+    assert_eq!(
+        summary.unselected, 4,
+        "upload, jazz, and the stems and wav fan-outs that never expanded"
+    );
+}
