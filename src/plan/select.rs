@@ -159,7 +159,8 @@ mod tests {
     #[test]
     fn selection_table() {
         use Scope::*;
-        let cases: &[(&[&str], &[&str], Result<(&[Scope], &[&str]), &str>)] = &[
+        type Want<'a> = Result<(&'a [Scope], &'a [&'a str]), &'a str>;
+        let cases: &[(&[&str], &[&str], Want)] = &[
             (&[], &[], Ok((&[Run, Run, Run], &["rain", "sun"]))),
             (&["wav"], &[], Ok((&[Needed, Run, Out], &["rain", "sun"]))),
             (
