@@ -251,12 +251,15 @@ impl Known {
             warnings.push(format!("{e}; earlier results will not be reused"));
             Vec::new()
         });
-        index.retain(|e| e.api == api);
+        let own_dir = own.as_ref().map(|o| super::absolute(&o.dir));
+        // The run being resumed answers from its journal, instance by
+        // instance; its index lines would let another instance with the same
+        // request take its result, and then it would be paid for again.
+        index.retain(|e| e.api == api && Some(PathBuf::from(&e.dir)) != own_dir);
         let mut by_hash: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, e) in index.iter().enumerate() {
             by_hash.entry(e.hash.clone()).or_default().push(i);
         }
-        let own_dir = own.as_ref().map(|o| super::absolute(&o.dir));
         let mut unfinished = Vec::new();
         for run in state.runs().unwrap_or_else(|e| {
             warnings.push(e);

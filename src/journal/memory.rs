@@ -478,6 +478,11 @@ impl RunMemory {
                 };
                 self.write(inner, &entry, None)
             }
+            // This run's own earlier result, taken up on resume: already journaled.
+            Record::Succeeded {
+                reused_from: Some(""),
+                ..
+            } => Ok(()),
             Record::Succeeded {
                 job,
                 outputs,
