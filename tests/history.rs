@@ -305,3 +305,117 @@ fn a_killed_run_is_shown_by_status_and_resumed_without_paying_twice() {
     assert_eq!(s["succeeded"], 5);
     assert_eq!(s["credits_charged"], 36);
 }
+
+const MARKS: &str = "version: 1\nname: marks\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nsteps:\n  bad:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: in the style of a famous band }\n  good:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: a quiet piano piece }\n";
+
+/// `step -> (status, detail)` from a plan's JSON.
+fn marks(plan: &Value) -> Vec<(String, String, String)> {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+                r["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `file` with only `step` selected and kills the runner right after
+/// it records its intent to send: whether the request left is unknown.
+/// Returns the dead run's id.
+fn die_after_intent(
+    sandbox: &SandboxProcess,
+    key: &str,
+    file: &str,
+    step: &str,
+    out: &Path,
+) -> String {
+    let killed = sonicflow()
+        .args(["run", file, "--select", step, "--time-scale", "1000"])
+        .args(["--out", out.to_str().unwrap()])
+        .env("MUSICAPI_BASE_URL", &sandbox.url)
+        .env("MUSICAPI_KEY", key)
+        .env("SONICFLOW_CRASH_AT", "after:intent:1")
+        .output()
+        .unwrap();
+    assert_ne!(killed.status.code(), Some(0));
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    let header: Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    header["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn plan_marks_requests_that_failed_before_or_are_in_doubt_and_a_resend_settles_the_doubt() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), MARKS);
+    let dead_good = die_after_intent(&sandbox, "marks", &file, "good", &dir.path().join("a"));
+    let dead_bad = die_after_intent(&sandbox, "marks", &file, "bad", &dir.path().join("b"));
+    assert_ne!(dead_good, dead_bad);
+    let plan = plan_json(&sandbox, &file, &[]);
+    assert_eq!(
+        marks(&plan),
+        vec![
+            ("bad".into(), "in doubt".into(), format!("run {dead_bad}")),
+            ("good".into(), "in doubt".into(), format!("run {dead_good}")),
+        ],
+        "{plan:#}"
+    );
+    assert_eq!(plan["to_spend"], 0, "a request in doubt is not sent again");
+
+    // A later run leaves both alone unless told to send them again.
+    let out = run(&sandbox, "marks", &file, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(spent(&sandbox, "marks"), 0);
+    let plan = plan_json(&sandbox, &file, &[]);
+    let m = marks(&plan);
+    assert_eq!(
+        (m[0].1.as_str(), m[1].1.as_str()),
+        ("in doubt", "in doubt"),
+        "{plan:#}"
+    );
+
+    // Resent on purpose: `bad` is refused by moderation (nothing charged),
+    // `good` is paid once.
+    let resent = dir.path().join("resent");
+    let out = run(
+        &sandbox,
+        "marks",
+        &file,
+        &["--resend-in-doubt", "--out", resent.to_str().unwrap()],
+    );
+    assert_ne!(out.status.code(), Some(0), "`bad` is refused");
+    assert_eq!(spent(&sandbox, "marks"), 15);
+
+    // The resend's answers settle both doubts for every later plan and run.
+    let plan = plan_json(&sandbox, &file, &[]);
+    let m = marks(&plan);
+    assert_eq!(
+        (m[0].1.as_str(), m[1].1.as_str()),
+        ("failed before", "reused"),
+        "{plan:#}"
+    );
+    assert!(
+        !m[0].2.contains(&dead_bad) && !m[1].2.contains(&dead_good),
+        "{plan:#}"
+    );
+    assert_eq!(plan["steps"][1]["to_spend"], 0);
+    assert_eq!(plan["to_spend"], 15, "a refused request is tried again");
+    let out = run(&sandbox, "marks", &file, &["--select", "good"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(spent(&sandbox, "marks"), 15);
+}

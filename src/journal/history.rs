@@ -303,6 +303,25 @@ impl Known {
             .filter_map(|&i| self.index.get(i))
     }
 
+    /// When the latest answer to request `hash` of `pipeline`'s instance
+    /// `inst` was recorded: a result, a refusal or an accepted task. A send
+    /// of the same request left in doubt before then was settled by that
+    /// later attempt (the user resent it on purpose) and no longer counts.
+    pub fn settled(&self, pipeline: &str, inst: &str, hash: &str) -> Option<&str> {
+        let indexed = self
+            .indexed(hash)
+            .filter(|e| e.pipeline == pipeline && e.inst == inst && e.outcome != Outcome::InDoubt)
+            .map(|e| e.at.as_str());
+        let unfinished = self
+            .unfinished
+            .iter()
+            .filter(|l| l.header.pipeline == pipeline)
+            .filter_map(|l| l.instances.get(inst))
+            .filter(|i| i.hash == hash && answered(&i.seen))
+            .map(|i| i.at.as_str());
+        indexed.chain(unfinished).max()
+    }
+
     /// What the last earlier run of this pipeline asked for `inst`, and how it ended.
     pub fn previous(&self, inst: &str) -> Option<Previous> {
         let own = self.own.as_ref().and_then(|o| {
@@ -350,6 +369,19 @@ impl Known {
             }
         }
         best.map(|(_, p)| p)
+    }
+}
+
+/// Whether the service answered the instance's last request (a local
+/// failure with no task never reached it).
+fn answered(seen: &Seen) -> bool {
+    match seen {
+        Seen::Failed {
+            kind: ErrorKind::Local,
+            task: None,
+            ..
+        } => false,
+        other => outcome(other) != Outcome::InDoubt,
     }
 }
 

@@ -305,7 +305,9 @@ impl RunMemory {
                     | Seen::Failed {
                         kind: ErrorKind::InDoubt,
                         ..
-                    } if !self.policy.resend_in_doubt => {
+                    } if !self.policy.resend_in_doubt
+                        && !self.settled(&log.header.pipeline, k, hash, &i.at) =>
+                    {
                         offer(
                             &mut found,
                             claimed,
@@ -341,7 +343,10 @@ impl RunMemory {
                         Found::Attach(t.clone(), from, 0),
                     );
                 }
-                (Outcome::InDoubt, ..) if !self.policy.resend_in_doubt => {
+                (Outcome::InDoubt, ..)
+                    if !self.policy.resend_in_doubt
+                        && !self.settled(&e.pipeline, &e.inst, hash, &e.at) =>
+                {
                     offer(
                         &mut found,
                         claimed,
@@ -361,6 +366,14 @@ impl RunMemory {
             }
         }
         best.map(|(_, k, f)| (k, f))
+    }
+
+    /// Whether a send left in doubt at `at` by another run was answered by
+    /// a later attempt at the same request.
+    fn settled(&self, pipeline: &str, inst: &str, hash: &str, at: &str) -> bool {
+        self.known
+            .settled(pipeline, inst, hash)
+            .is_some_and(|later| later > at)
     }
 
     fn write(
@@ -527,7 +540,10 @@ impl RunMemory {
                     (_, Some(_)) => Outcome::Unfinished,
                     _ => Outcome::Failed,
                 };
-                let index = inner.writing.as_ref().and_then(|w| {
+                // A local failure with no task (say, the journal could not
+                // take the intent) says nothing about the request itself.
+                let local = error.kind == ErrorKind::Local && task.is_none();
+                let index = inner.writing.as_ref().filter(|_| !local).and_then(|w| {
                     Some(IndexEntry {
                         api: w.api.clone()?,
                         pipeline: w.pipeline.clone(),
