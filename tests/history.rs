@@ -132,11 +132,35 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
     assert_eq!(reused, vec!["upload", "other"]);
     assert_eq!(r["totals"]["succeeded"], 5);
 
-    // `--force` and `--no-reuse` pay again on purpose.
+    // `--force` and `--no-reuse` pay again on purpose, as planned.
     let plan = plan_json(&sandbox, &file, &["--force", "other"]);
     assert_eq!(plan["to_spend"], 15);
+    let before = spent(&sandbox, "reuse");
+    let forced = dir.path().join("forced");
+    let out = run(
+        &sandbox,
+        "reuse",
+        &file,
+        &["--force", "other", "--out", forced.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(spent(&sandbox, "reuse") - before, 15);
+    let r = results(&forced);
+    let paid: Vec<&str> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reused_from"].is_null())
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(paid, vec!["other"]);
+
     let plan = plan_json(&sandbox, &file, &["--no-reuse"]);
     assert_eq!(plan["to_spend"], plan["total_credits"]);
+    let before = spent(&sandbox, "reuse");
+    let out = run(&sandbox, "reuse", &file, &["--no-reuse"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(spent(&sandbox, "reuse") - before, 36);
 }
 
 #[test]
@@ -418,4 +442,95 @@ fn plan_marks_requests_that_failed_before_or_are_in_doubt_and_a_resend_settles_t
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(spent(&sandbox, "marks"), 15);
+}
+
+/// `(status, reused_from, files present in the run folder)` per instance.
+fn reuse_and_files(out: &Path) -> Vec<(String, Option<String>, usize)> {
+    results(out)["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let files = s["files"].as_array().unwrap();
+            let present = files
+                .iter()
+                .filter(|f| out.join(f["path"].as_str().unwrap()).is_file())
+                .count();
+            (
+                s["status"].as_str().unwrap().to_owned(),
+                s["reused_from"].as_str().map(str::to_owned),
+                present,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), ROWS);
+    let expired = ["--url-retention", "0s"];
+
+    // Without downloads, results hold only remote URLs.
+    let out = run(&sandbox, "keep", &file, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(spent(&sandbox, "keep"), 45);
+    assert_eq!(plan_json(&sandbox, &file, &[])["to_spend"], 0);
+    let plan = plan_json(&sandbox, &file, &expired);
+    assert_eq!(
+        plan["to_spend"], 45,
+        "expired URLs are not reused: {plan:#}"
+    );
+    assert!(
+        statuses(&plan).iter().all(|(_, s, _)| s == "new"),
+        "{plan:#}"
+    );
+
+    // Paying again with downloads keeps the files beside the results.
+    let saved = dir.path().join("saved");
+    let mut args = vec!["--download", "--out", saved.to_str().unwrap()];
+    args.extend_from_slice(&expired);
+    let out = run(&sandbox, "keep", &file, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(spent(&sandbox, "keep"), 90);
+    let saved_files = reuse_and_files(&saved);
+    assert!(
+        saved_files
+            .iter()
+            .all(|(s, r, n)| s == "succeeded" && r.is_none() && *n > 0)
+    );
+
+    // Now the same expiry reuses them, and brings the files along.
+    let plan = plan_json(&sandbox, &file, &expired);
+    assert_eq!(plan["to_spend"], 0, "{plan:#}");
+    let again = dir.path().join("again");
+    let mut args = vec!["--out", again.to_str().unwrap()];
+    args.extend_from_slice(&expired);
+    let out = run(&sandbox, "keep", &file, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(spent(&sandbox, "keep"), 90, "nothing paid");
+    let again_files = reuse_and_files(&again);
+    assert_eq!(again_files.len(), 3);
+    for ((status, from, n), (_, _, before)) in again_files.iter().zip(&saved_files) {
+        assert_eq!(status, "succeeded");
+        assert_eq!(from.as_deref(), Some("saved"));
+        assert_eq!(n, before, "every file is in the new run folder");
+    }
+
+    // A file gone from the earlier folder makes that result unusable once expired.
+    let first = &results(&saved)["steps"][0]["files"][0]["path"];
+    std::fs::remove_file(saved.join(first.as_str().unwrap())).unwrap();
+    let plan = plan_json(&sandbox, &file, &expired);
+    assert_eq!(plan["to_spend"], 15, "{plan:#}");
 }
