@@ -51,6 +51,17 @@ fn results(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
 
+/// The steps of a results manifest that were (or were not) reused.
+fn steps_reused(results: &Value, reused: bool) -> Vec<String> {
+    results["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reused_from"].is_string() == reused)
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// `step -> (status, credits to spend, detail)` from a plan's JSON.
 fn statuses(plan: &Value) -> Vec<(String, String, u64)> {
     plan["steps"]
@@ -122,14 +133,7 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
         "only the edited step and its dependents were paid for, as planned"
     );
     let r = results(&second_dir);
-    let reused: Vec<&str> = r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["reused_from"].is_string())
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
-    assert_eq!(reused, vec!["upload", "other"]);
+    assert_eq!(steps_reused(&r, true), vec!["upload", "other"]);
     assert_eq!(r["totals"]["succeeded"], 5);
 
     // `--force` and `--no-reuse` pay again on purpose, as planned.
@@ -145,15 +149,7 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
     );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(spent(&sandbox, "reuse") - before, 15);
-    let r = results(&forced);
-    let paid: Vec<&str> = r["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["reused_from"].is_null())
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
-    assert_eq!(paid, vec!["other"]);
+    assert_eq!(steps_reused(&results(&forced), false), vec!["other"]);
 
     let plan = plan_json(&sandbox, &file, &["--no-reuse"]);
     assert_eq!(plan["to_spend"], plan["total_credits"]);
@@ -334,17 +330,11 @@ const MARKS: &str = "version: 1\nname: marks\ndefaults: { mv: sonic-v5 }\npoll: 
 
 /// `step -> (status, detail)` from a plan's JSON.
 fn marks(plan: &Value) -> Vec<(String, String, String)> {
-    plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["status"].as_str().unwrap().to_owned(),
-                r["detail"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+    let rows = plan["steps"].as_array().unwrap();
+    statuses(plan)
+        .into_iter()
+        .zip(rows)
+        .map(|((id, status, _), r)| (id, status, r["detail"].as_str().unwrap().to_owned()))
         .collect()
 }
 

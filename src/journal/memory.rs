@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
 use super::file::LineLog;
-use super::history::{Known, Seen};
+use super::history::{InstanceLog, Known, Seen};
 use super::{JOURNAL, StateDir, absolute};
 use crate::engine::{ErrorKind, Job, Memory, Outputs, Recall, Record, SavedFile, TaskRef};
 use crate::report::clock::rfc3339;
@@ -229,42 +229,14 @@ impl RunMemory {
             && i.hash == hash
         {
             let key = (own.id().to_owned(), inst.to_owned());
-            match &i.seen {
-                Seen::Succeeded { outputs, .. } if may_reuse => {
-                    if let Some(o) = self.usable(inner, &own.dir, &i.at, outputs) {
-                        offer(
-                            &mut found,
-                            claimed,
-                            6,
-                            key,
-                            Found::Reuse(o, None, i.credits),
-                        );
-                    }
-                }
-                Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
-                    offer(
-                        &mut found,
-                        claimed,
-                        5,
-                        key,
-                        Found::Attach(t.clone(), None, i.credits),
-                    );
-                }
-                Seen::Sent { .. }
-                | Seen::Accepted { task: None }
-                | Seen::Failed {
-                    kind: ErrorKind::InDoubt,
-                    ..
-                } if !self.policy.resend_in_doubt => {
-                    offer(
-                        &mut found,
-                        claimed,
-                        4,
-                        key,
-                        Found::InDoubt(None, i.at.clone()),
-                    );
-                }
-                _ => {}
+            let own_run = Journaled {
+                dir: &own.dir,
+                from: None,
+                credits: i.credits,
+                ranks: [6, 5, 4],
+            };
+            if let Some((rank, f)) = self.answer_in(inner, i, own_run, may_reuse, false) {
+                offer(&mut found, claimed, rank, key, f);
             }
         }
         let own_found = !found.is_empty();
@@ -277,46 +249,22 @@ impl RunMemory {
         };
         for log in others {
             for (k, i) in log.instances.iter().filter(|(_, i)| i.hash == hash) {
-                let key = (log.id().to_owned(), k.clone());
-                let from = Some(log.id().to_owned());
-                match &i.seen {
-                    Seen::Succeeded { outputs, .. } if may_reuse => {
-                        if let Some(o) = self.usable(inner, &log.dir, &i.at, outputs) {
-                            offer(
-                                &mut found,
-                                claimed,
-                                4 + same(k),
-                                key,
-                                Found::Reuse(o, from, 0),
-                            );
-                        }
-                    }
-                    Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
-                        offer(
-                            &mut found,
-                            claimed,
-                            2 + same(k),
-                            key,
-                            Found::Attach(t.clone(), from, 0),
-                        );
-                    }
-                    Seen::Sent { .. }
-                    | Seen::Accepted { task: None }
-                    | Seen::Failed {
-                        kind: ErrorKind::InDoubt,
-                        ..
-                    } if !self.policy.resend_in_doubt
-                        && !self.settled(&log.header.pipeline, k, hash, &i.at) =>
-                    {
-                        offer(
-                            &mut found,
-                            claimed,
-                            same(k),
-                            key,
-                            Found::InDoubt(from, i.at.clone()),
-                        );
-                    }
-                    _ => {}
+                let s = same(k);
+                let other_run = Journaled {
+                    dir: &log.dir,
+                    from: Some(log.id().to_owned()),
+                    credits: 0,
+                    ranks: [4 + s, 2 + s, s],
+                };
+                let settled = self.settled(&log.header.pipeline, k, hash, &i.at);
+                if let Some((rank, f)) = self.answer_in(inner, i, other_run, may_reuse, settled) {
+                    offer(
+                        &mut found,
+                        claimed,
+                        rank,
+                        (log.id().to_owned(), k.clone()),
+                        f,
+                    );
                 }
             }
         }
@@ -366,6 +314,38 @@ impl RunMemory {
             }
         }
         best.map(|(_, k, f)| (k, f))
+    }
+
+    /// What an instance's journal offers a new request: its result, its
+    /// task to poll, or a send in doubt (unless resending is allowed or a
+    /// later answer `settled` it), each with its rank from `run.ranks`.
+    fn answer_in(
+        &self,
+        inner: &Inner,
+        i: &InstanceLog,
+        run: Journaled<'_>,
+        may_reuse: bool,
+        settled: bool,
+    ) -> Option<(u8, Found)> {
+        let [reuse, attach, doubt] = run.ranks;
+        match &i.seen {
+            Seen::Succeeded { outputs, .. } if may_reuse => {
+                let o = self.usable(inner, run.dir, &i.at, outputs)?;
+                Some((reuse, Found::Reuse(o, run.from, run.credits)))
+            }
+            Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
+                Some((attach, Found::Attach(t.clone(), run.from, run.credits)))
+            }
+            Seen::Sent { .. }
+            | Seen::Accepted { task: None }
+            | Seen::Failed {
+                kind: ErrorKind::InDoubt,
+                ..
+            } if !self.policy.resend_in_doubt && !settled => {
+                Some((doubt, Found::InDoubt(run.from, i.at.clone())))
+            }
+            _ => None,
+        }
     }
 
     /// Whether a send left in doubt at `at` by another run was answered by
@@ -575,6 +555,16 @@ impl RunMemory {
 }
 
 type Candidate = (u8, (String, String), Found);
+
+/// A run's journal as a source of answers: where its files are, its name
+/// (`None`: the run being resumed), the credits an answer carries, and the
+/// ranks of a result, a task and a send in doubt.
+struct Journaled<'a> {
+    dir: &'a Path,
+    from: Option<String>,
+    credits: u64,
+    ranks: [u8; 3],
+}
 
 /// A deliberate crash for testing resume: `SONICFLOW_CRASH_AT=before:accepted:3`
 /// aborts the process (like `kill -9`: no cleanup, no flushing) just before
