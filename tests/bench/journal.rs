@@ -1,0 +1,157 @@
+//! Benchmark: what the journal costs a paid step.
+//!
+//! `cargo bench --bench journal` records paid steps through the same
+//! `RunMemory` a run uses — intent, accepted (with the task), succeeded
+//! (with outputs, plus the index line) — each line synced to disk before the
+//! next. It prints the median time per step over several batches and sets it
+//! against the service's submit spacing (3 s per paid submit), the ceiling on
+//! how often a step can be paid for anyway.
+//!
+//! The folder is under the build's target directory by default, so the disk
+//! is the one the project lives on (a tmpfs `/tmp` would make syncs free);
+//! pass `-- --dir PATH` to measure another disk and `-- --steps N` to change
+//! the batch size.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, json};
+use sonicflow::engine::{InstanceId, Job, Memory, Outputs, Record, TaskRef};
+use sonicflow::journal::{Known, Policy, RunHeader, RunMemory, StateDir};
+use sonicflow::manifest::actions::Action;
+
+const SUBMIT_SPACING: Duration = Duration::from_secs(3);
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
+}
+
+fn header(id: &str) -> RunHeader {
+    RunHeader {
+        id: id.to_owned(),
+        pipeline: "bench".to_owned(),
+        manifest: "/bench/pipeline.yaml".to_owned(),
+        manifest_sha256: "0".repeat(64),
+        price_version: "bench".to_owned(),
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: "2026-01-01T00:00:00.000Z".to_owned(),
+        inputs: Vec::new(),
+        prices: None,
+        select: Vec::new(),
+        exclude: Vec::new(),
+        max_credits: None,
+        download: false,
+        state_dir: None,
+        api: Some("http://127.0.0.1:1".to_owned()),
+    }
+}
+
+fn job(row: usize) -> Job {
+    let mut fields = Map::new();
+    fields.insert("mv".into(), json!("sonic-v5"));
+    fields.insert("custom_mode".into(), json!(false));
+    fields.insert(
+        "gpt_description_prompt".into(),
+        json!(format!("a short piece number {row} about the sea at night")),
+    );
+    Job {
+        id: InstanceId {
+            row,
+            row_key: Some(format!("r{row}")),
+            step: 0,
+            step_id: "song".to_owned(),
+            path: Vec::new(),
+        },
+        action: Action::Create,
+        operation: "create_music",
+        fields,
+        attempt: 1,
+        request_hash: format!("{row:064x}"),
+    }
+}
+
+fn outputs(row: usize) -> Outputs {
+    let clip = |n: usize| {
+        json!({
+            "clip_id": format!("clip-{row}-{n}"),
+            "audio_url": format!("https://cdn.example.com/{row}/{n}.mp3"),
+            "image_url": format!("https://cdn.example.com/{row}/{n}.jpg"),
+            "title": "A piece", "duration": 120.5,
+        })
+    };
+    Outputs {
+        value: json!({ "clip_id": format!("clip-{row}-0"), "clips": [clip(0), clip(1)] }),
+        files: Vec::new(),
+    }
+}
+
+/// Records `steps` paid steps into a fresh run; returns the time per step.
+fn batch(root: &std::path::Path, n: usize, steps: usize) -> Duration {
+    let state = StateDir {
+        root: root.join(format!("state{n}")),
+    };
+    let id = format!("bench-{n}");
+    let dir = state.root.join("runs").join(&id);
+    let known = Known::default();
+    let memory = RunMemory::start(&state, &dir, &header(&id), known, Policy::default()).unwrap();
+    let jobs: Vec<(Job, Outputs)> = (0..steps).map(|r| (job(r), outputs(r))).collect();
+    let start = Instant::now();
+    for (r, (job, out)) in jobs.iter().enumerate() {
+        let task = TaskRef {
+            id: format!("task-{r}"),
+            context: None,
+        };
+        memory.record(Record::Intent { job }).unwrap();
+        memory
+            .record(Record::Accepted {
+                job,
+                task: Some(&task),
+                credits: 15,
+            })
+            .unwrap();
+        memory
+            .record(Record::Succeeded {
+                job,
+                outputs: out,
+                reused_from: None,
+                credits: 0,
+            })
+            .unwrap();
+    }
+    start.elapsed() / steps as u32
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let steps: usize = arg("--steps")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 5 } else { 200 });
+    let batches = if quick { 1 } else { 7 };
+    let base = arg("--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let mut times: Vec<Duration> = (0..batches).map(|n| batch(dir.path(), n, steps)).collect();
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "journal: {steps} paid steps × {batches} batches in {}",
+        base.display()
+    );
+    println!(
+        "  per paid step (4 synced lines: intent, accepted, succeeded, index): median {:.2} ms, min {:.2} ms, max {:.2} ms",
+        median.as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+    );
+    println!(
+        "  share of the service's {} s submit spacing: {:.3} %",
+        SUBMIT_SPACING.as_secs(),
+        100.0 * median.as_secs_f64() / SUBMIT_SPACING.as_secs_f64()
+    );
+}
