@@ -477,6 +477,31 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
         "{plan:#}"
     );
 
+    // Within the retention, a run with downloads reuses those results and
+    // fetches their files into its own folder, paying nothing.
+    let fetched = dir.path().join("fetched");
+    let out = run(
+        &sandbox,
+        "keep",
+        &file,
+        &["--download", "--out", fetched.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(spent(&sandbox, "keep"), 45);
+    let fetched_files = reuse_and_files(&fetched);
+    assert_eq!(fetched_files.len(), 3);
+    assert!(
+        fetched_files
+            .iter()
+            .all(|(s, r, n)| s == "succeeded" && r.is_some() && *n > 0),
+        "{fetched_files:?}"
+    );
+
     // Paying again with downloads keeps the files beside the results.
     let saved = dir.path().join("saved");
     let mut args = vec!["--download", "--out", saved.to_str().unwrap()];

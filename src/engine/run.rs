@@ -82,6 +82,14 @@ enum Done {
     },
     /// A retry's backoff is over; the instance may be sent again.
     RetryDue { idx: usize },
+    /// The files of a reused result were downloaded (or not).
+    Fetched {
+        idx: usize,
+        from: Option<String>,
+        credits: u64,
+        reused: Outputs,
+        result: Result<Outputs, StepError>,
+    },
 }
 
 /// Per-instance progress the graph does not track.
@@ -137,6 +145,8 @@ struct Driver<'p, E> {
     in_flight: usize,
     tasks: JoinSet<Done>,
     task_owner: HashMap<Id, usize>,
+    /// Bounds the downloads of reused results running at once.
+    fetch_slots: Arc<tokio::sync::Semaphore>,
     rng: StdRng,
     summary: Summary,
     any_accepted: bool,
@@ -160,6 +170,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let poll_period = (config.polls_per_second > 0)
             .then(|| config.scale(Duration::from_secs(1) / config.polls_per_second));
         let (graph, created) = Graph::new(plan);
+        let fetch_slots = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         let mut driver = Driver {
             plan,
             graph,
@@ -180,6 +191,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             in_flight: 0,
             tasks: JoinSet::new(),
             task_owner: HashMap::new(),
+            fetch_slots,
             summary: Summary::default(),
             any_accepted: false,
             reserved: 0,
@@ -358,8 +370,55 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         false
     }
 
-    /// Takes an earlier run's result for the instance: nothing is sent.
+    /// Takes an earlier run's result for the instance: nothing is sent. A
+    /// result without files, when this run downloads, gets its files first.
     fn reuse(&mut self, idx: usize, outputs: Outputs, from: Option<String>, credits: u64) {
+        let Some(job) = self.progress[idx].job.clone() else {
+            return;
+        };
+        if outputs.files.is_empty() && self.executor.wants_files() {
+            self.graph.insts[idx].status = Status::Running;
+            let executor = Arc::clone(&self.executor);
+            let slots = Arc::clone(&self.fetch_slots);
+            let handle = self.tasks.spawn(async move {
+                // Downloads of reused results share the in-flight limit's width.
+                let _slot = slots.acquire_owned().await;
+                let result = executor.fetch(&job, outputs.clone()).await;
+                Done::Fetched {
+                    idx,
+                    from,
+                    credits,
+                    reused: outputs,
+                    result,
+                }
+            });
+            self.task_owner.insert(handle.id(), idx);
+            return;
+        }
+        self.reused(idx, outputs, from, credits);
+    }
+
+    /// A reused result's files were fetched. If that failed, a result of
+    /// another run fails the instance here (a later run may try again; the
+    /// result itself stays reusable), while this run's own result, already
+    /// paid and journaled, is kept without its files: failing it would have
+    /// the next resume pay for it again.
+    fn fetched(
+        &mut self,
+        idx: usize,
+        from: Option<String>,
+        credits: u64,
+        reused: Outputs,
+        result: Result<Outputs, StepError>,
+    ) {
+        match result {
+            Ok(outputs) => self.reused(idx, outputs, from, credits),
+            Err(error) if from.is_some() => self.fail(idx, error, 0),
+            Err(_) => self.reused(idx, reused, from, credits),
+        }
+    }
+
+    fn reused(&mut self, idx: usize, outputs: Outputs, from: Option<String>, credits: u64) {
         let Some(job) = self.progress[idx].job.clone() else {
             return;
         };
@@ -539,6 +598,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 match done {
                     Done::Submit { idx, result } => self.submitted(idx, result),
                     Done::Poll { idx, result } => self.polled(idx, result),
+                    Done::Fetched {
+                        idx,
+                        from,
+                        credits,
+                        reused,
+                        result,
+                    } => self.fetched(idx, from, credits, reused, result),
                     Done::RetryDue { idx } => match self.stop_reason.clone() {
                         Some(reason) => {
                             self.skip(idx, format!("retry not sent: the run stopped ({reason})"))

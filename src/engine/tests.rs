@@ -31,6 +31,8 @@ struct Script {
     task_failures: u32,
     stuck: bool,
     polls_to_finish: u32,
+    /// Downloading the files of a reused result fails.
+    fetch_fails: bool,
 }
 
 #[derive(Default)]
@@ -45,6 +47,8 @@ struct Log {
 
 struct Fake {
     start: Instant,
+    /// Whether results should carry files (as with `--download`).
+    files: bool,
     scripts: HashMap<String, Script>,
     log: Mutex<Log>,
 }
@@ -53,12 +57,19 @@ impl Fake {
     fn new(scripts: &[(&str, Script)]) -> Arc<Fake> {
         Arc::new(Fake {
             start: Instant::now(),
+            files: false,
             scripts: scripts
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
             log: Mutex::new(Log::default()),
         })
+    }
+
+    fn with_files(scripts: &[(&str, Script)]) -> Arc<Fake> {
+        let mut fake = Arc::into_inner(Fake::new(scripts)).unwrap();
+        fake.files = true;
+        Arc::new(fake)
     }
 
     fn script(&self, job: &Job) -> Script {
@@ -140,6 +151,26 @@ impl StepExecutor for Fake {
             });
         }
         Ok(PollOutcome::Done(outputs(job)))
+    }
+
+    fn wants_files(&self) -> bool {
+        self.files
+    }
+
+    async fn fetch(&self, job: &Job, mut outputs: Outputs) -> Result<Outputs, StepError> {
+        if self.script(job).fetch_fails {
+            return Err(StepError::new(
+                ErrorKind::Local,
+                "scripted download failure",
+            ));
+        }
+        outputs.files.push(SavedFile {
+            path: format!("{}/file", job.id.step_id),
+            sha256: String::new(),
+            bytes: 1,
+            url: "http://x/file".into(),
+        });
+        Ok(outputs)
     }
 }
 
@@ -643,4 +674,88 @@ async fn unselected_steps_are_left_out_without_counting_as_skipped() {
         summary.unselected, 4,
         "upload, jazz, and the stems and wav fan-outs that never expanded"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reused_result_gets_its_files_when_the_run_downloads() {
+    let reuse = |from: Option<&str>| Recall::Reuse {
+        outputs: Outputs {
+            value: json!({"clip_id": "earlier", "clips": [], "audio_url": "http://x/a.mp3"}),
+            files: Vec::new(),
+        },
+        from: from.map(str::to_owned),
+        credits: 0,
+    };
+    let answers = || {
+        HashMap::from([
+            ("upload".to_owned(), reuse(Some("run-1"))),
+            ("other".to_owned(), reuse(None)),
+        ])
+    };
+    let files_of = |events: &[RunEvent], step: &str| {
+        events.iter().find_map(|e| match e {
+            RunEvent::Reused { id, outputs, .. } if id.step_id == step => Some(outputs.files.len()),
+            _ => None,
+        })
+    };
+
+    // Downloads work: both reused results arrive with their files.
+    let fake = Fake::with_files(&[]);
+    let table = Arc::new(Table {
+        answers: answers(),
+        ..Table::default()
+    });
+    let (summary, events) = run_with_memory(plan(COVER), fake.clone(), table, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    assert_eq!(files_of(&events, "upload"), Some(1));
+    assert_eq!(files_of(&events, "other"), Some(1));
+    assert!(
+        !submits_of(&fake)
+            .iter()
+            .any(|s| s == "upload" || s == "other")
+    );
+
+    // Downloads fail: another run's result fails here, and the run's own
+    // paid result is kept without files rather than failed (a failure would
+    // make the next resume pay for it again).
+    let fails = Script {
+        fetch_fails: true,
+        ..Script::default()
+    };
+    let fake = Fake::with_files(&[("upload", fails.clone()), ("other", fails)]);
+    let table = Arc::new(Table {
+        answers: answers(),
+        ..Table::default()
+    });
+    let (summary, events) = run_with_memory(plan(COVER), fake.clone(), table.clone(), |_| {}).await;
+    assert!(
+        submits_of(&fake).is_empty(),
+        "nothing is sent: {:?}",
+        submits_of(&fake)
+    );
+    assert_eq!(files_of(&events, "upload"), None);
+    assert_eq!(files_of(&events, "other"), Some(0));
+    let records = table.records.lock().unwrap().clone();
+    assert!(
+        records.contains(&"failed upload Local".to_owned()),
+        "{records:?}"
+    );
+    assert!(records.contains(&"reused other".to_owned()), "{records:?}");
+    assert_eq!((summary.failed, summary.succeeded), (1, 1));
+
+    // Without downloads, nothing is fetched.
+    let fake = Fake::new(&[(
+        "upload",
+        Script {
+            fetch_fails: true,
+            ..Script::default()
+        },
+    )]);
+    let table = Arc::new(Table {
+        answers: answers(),
+        ..Table::default()
+    });
+    let (summary, events) = run_with_memory(plan(COVER), fake, table, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    assert_eq!(files_of(&events, "upload"), Some(0));
 }

@@ -204,6 +204,20 @@ pub trait StepExecutor: Send + Sync + 'static {
         job: &Job,
         task: &TaskRef,
     ) -> impl Future<Output = Result<PollOutcome, StepError>> + Send;
+    /// Whether finished results should carry downloaded files; when true, a
+    /// result reused without files is passed through [`fetch`](Self::fetch).
+    fn wants_files(&self) -> bool {
+        false
+    }
+    /// Downloads the files of a result taken from an earlier run, into this
+    /// run's folder. Nothing is sent to the service and nothing is charged.
+    fn fetch(
+        &self,
+        _job: &Job,
+        outputs: Outputs,
+    ) -> impl Future<Output = Result<Outputs, StepError>> + Send {
+        std::future::ready(Ok(outputs))
+    }
 }
 
 /// What is already known about a request before it is sent: from this

@@ -169,4 +169,12 @@ impl StepExecutor for ApiExecutor {
             }
         }
     }
+
+    fn wants_files(&self) -> bool {
+        self.downloads.enabled
+    }
+
+    async fn fetch(&self, job: &Job, outputs: Outputs) -> Result<Outputs, StepError> {
+        self.finish(job, outputs.value).await
+    }
 }
