@@ -549,3 +549,92 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let plan = plan_json(&sandbox, &file, &expired);
     assert_eq!(plan["to_spend"], 15, "{plan:#}");
 }
+
+const CHAIN: &str = "version: 1\nname: chain\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nsteps:\n  upload:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  jazz:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: smooth jazz }\n  wav:\n    action: wav\n    for_each: ${{ steps.jazz.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  rock:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: hard rock }\n";
+
+#[test]
+fn an_excluded_dependency_is_only_reused_and_nothing_is_paid_on_its_behalf() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), CHAIN);
+    let only_wav = ["--select", "wav", "--exclude", "jazz"];
+
+    // Nothing to reuse: the upload only the excluded cover needs is not paid
+    // for either, and plan and run agree on it.
+    let plan = plan_json(&sandbox, &file, &only_wav);
+    let m = marks(&plan);
+    let status: Vec<&str> = m.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(
+        status,
+        vec!["excluded", "blocked", "blocked", "not selected"],
+        "{plan:#}"
+    );
+    assert_eq!(plan["to_spend"], 0);
+    run(&sandbox, "chain", &file, &only_wav);
+    assert_eq!(spent(&sandbox, "chain"), 0);
+
+    // When a selected step needs the upload too, it is paid for; the
+    // excluded cover then has new inputs, so it cannot be reused and is skipped.
+    let plan = plan_json(
+        &sandbox,
+        &file,
+        &["--select", "wav,rock", "--exclude", "jazz"],
+    );
+    let m = marks(&plan);
+    let status: Vec<&str> = m.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(
+        status,
+        vec!["new", "excluded", "blocked", "new"],
+        "{plan:#}"
+    );
+    assert_eq!(plan["to_spend"], 17);
+    let out_dir = dir.path().join("partial");
+    let args = [
+        "--select",
+        "wav,rock",
+        "--exclude",
+        "jazz",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    run(&sandbox, "chain", &file, &args);
+    assert_eq!(spent(&sandbox, "chain"), 17, "as planned");
+    let r = results(&out_dir);
+    let by_step: Vec<(&str, &str)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        &by_step[..2],
+        &[("upload", "succeeded"), ("jazz", "skipped")],
+        "{r:#}"
+    );
+
+    // After a whole run, the same selection reuses the excluded cover.
+    let out = run(&sandbox, "chain", &file, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let paid = spent(&sandbox, "chain");
+    assert_eq!(paid, 17 + 15 + 2 * 2, "the upload and rock were reused");
+    let plan = plan_json(
+        &sandbox,
+        &file,
+        &[&only_wav[..], &["--force", "wav"]].concat(),
+    );
+    let m = marks(&plan);
+    let status: Vec<&str> = m.iter().map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(
+        status,
+        vec!["reused", "reused", "new", "not selected"],
+        "{plan:#}"
+    );
+    assert_eq!(plan["to_spend"], 4);
+    run(
+        &sandbox,
+        "chain",
+        &file,
+        &[&only_wav[..], &["--force", "wav"]].concat(),
+    );
+    assert_eq!(spent(&sandbox, "chain"), paid + 4);
+}

@@ -252,6 +252,7 @@ pub fn row_histories(plan: &Plan, known: &Known, outlook: &Outlook) -> Vec<RowHi
                 many => format!("runs {}", many.join(", ")),
             },
             "changed" | "blocked" => changed.join(", "),
+            "excluded" => "only reused, and no earlier run has its result".to_owned(),
             "new" if !changed.is_empty() => changed.join(", "),
             "new" if r.instances.is_empty() && !step.deps.is_empty() => format!(
                 "after `{}`, which runs",

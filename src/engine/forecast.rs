@@ -141,7 +141,18 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
             fates[idx] = Some(fate);
         }
         if !progressed {
-            break;
+            // A reuse-only instance waiting on outputs that will be paid for
+            // anew cannot match any earlier result: it will be skipped, and
+            // what needs it blocked.
+            let doomed = fresh_inputs(&graph, &fates, &waiting);
+            if doomed.is_empty() {
+                break;
+            }
+            for &idx in &doomed {
+                graph.insts[idx].status = Status::Skipped;
+                fates[idx] = Some(Fate::Excluded);
+            }
+            waiting.retain(|idx| !doomed.contains(idx));
         }
     }
     // What is still waiting needs the outputs of something that will be sent.
@@ -212,4 +223,34 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
         instances,
         to_spend,
     }
+}
+
+/// The reuse-only instances among `waiting` with an input from an instance
+/// of the same row that will be sent (its fate is `Send`, or it is waiting
+/// itself and may be sent).
+fn fresh_inputs(graph: &Graph<'_>, fates: &[Option<Fate>], waiting: &[usize]) -> Vec<usize> {
+    use std::collections::{HashMap, HashSet};
+    let pending: HashSet<usize> = waiting.iter().copied().collect();
+    let mut by_step: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for (idx, inst) in graph.insts.iter().enumerate() {
+        by_step
+            .entry((inst.id.row, inst.id.step))
+            .or_default()
+            .push(idx);
+    }
+    waiting
+        .iter()
+        .copied()
+        .filter(|&idx| {
+            let step = graph.step(idx);
+            let row = graph.insts[idx].id.row;
+            !step.scope.may_submit()
+                && step.deps.iter().any(|&d| {
+                    by_step.get(&(row, d)).into_iter().flatten().any(|&i| {
+                        matches!(fates.get(i), Some(Some(Fate::Send)))
+                            || (pending.contains(&i) && graph.step(i).scope.may_submit())
+                    })
+                })
+        })
+        .collect()
 }

@@ -337,7 +337,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         match recall {
             Recall::New if !step.scope.may_submit() => self.skip(
                 idx,
-                "excluded by `--exclude`, and no earlier run has its result to reuse".to_owned(),
+                "only reused in this run (excluded, or needed only by excluded steps), and no earlier run has its result".to_owned(),
             ),
             Recall::New => self.queue(idx),
             Recall::Reuse {

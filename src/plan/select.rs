@@ -105,22 +105,27 @@ pub fn apply(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
     let chosen: Vec<bool> = (0..n)
         .map(|s| (sel_steps.is_empty() || sel_steps.contains(&s)) && !ex_steps.contains(&s))
         .collect();
-    // Steps come dependencies first, so one backward pass finds every step a chosen one needs.
-    let mut needed = vec![false; n];
+    // Steps come dependencies first, so one backward pass settles every
+    // step after all the steps that need it. A step only reuse-only steps
+    // need is reuse-only too: paying for it would give the reuse-only step
+    // new inputs, which no earlier result can match.
+    let mut paid_for = vec![false; n];
+    let mut reused_for = vec![false; n];
     for s in (0..n).rev() {
-        if chosen[s] || needed[s] {
-            for &d in &plan.steps[s].deps {
-                needed[d] = true;
+        let scope = match (chosen[s], paid_for[s], reused_for[s], ex_steps.contains(&s)) {
+            (true, ..) => Scope::Run,
+            (false, false, false, _) => Scope::Out,
+            (false, _, _, true) | (false, false, true, false) => Scope::ReuseOnly,
+            (false, true, _, false) => Scope::Needed,
+        };
+        for &d in &plan.steps[s].deps {
+            match scope {
+                Scope::Run | Scope::Needed => paid_for[d] = true,
+                Scope::ReuseOnly => reused_for[d] = true,
+                Scope::Out => {}
             }
         }
-    }
-    for (s, step) in plan.steps.iter_mut().enumerate() {
-        step.scope = match (chosen[s], needed[s], ex_steps.contains(&s)) {
-            (true, _, _) => Scope::Run,
-            (false, true, true) => Scope::ReuseOnly,
-            (false, true, false) => Scope::Needed,
-            (false, false, _) => Scope::Out,
-        };
+        plan.steps[s].scope = scope;
     }
     if plan.steps.iter().all(|s| s.scope == Scope::Out) {
         return Err("the selection leaves no step to run".to_owned());
@@ -135,7 +140,7 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        let text = "version: 1\nname: t\nmatrix:\n  key: id\n  rows:\n    - { id: rain, p: a }\n    - { id: sun, p: b }\nsteps:\n  gen:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: \"${{ matrix.p }}\", mv: sonic-v4-5 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\" }\n  lyr:\n    action: lyrics\n    with: { description: \"${{ matrix.p }}\" }\n";
+        let text = "version: 1\nname: t\nmatrix:\n  key: id\n  rows:\n    - { id: rain, p: a }\n    - { id: sun, p: b }\nsteps:\n  gen:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: \"${{ matrix.p }}\", mv: sonic-v4-5 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\" }\n  lyr:\n    action: lyrics\n    with: { description: \"${{ matrix.p }}\" }\n  ext:\n    action: extend\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\", continue_at: 30, custom_mode: false, gpt_description_prompt: more, mv: sonic-v4-5 }\n  cat:\n    action: concat\n    with: { clip: \"${{ steps.ext.outputs.clip_id }}\" }\n";
         let loaded = crate::manifest::load::load_str("t.yaml", text.to_owned(), Path::new("."))
             .unwrap_or_else(|d| panic!("{d:?}"));
         let options = crate::plan::Options {
@@ -161,20 +166,54 @@ mod tests {
         use Scope::*;
         type Want<'a> = Result<(&'a [Scope], &'a [&'a str]), &'a str>;
         let cases: &[(&[&str], &[&str], Want)] = &[
-            (&[], &[], Ok((&[Run, Run, Run], &["rain", "sun"]))),
-            (&["wav"], &[], Ok((&[Needed, Run, Out], &["rain", "sun"]))),
+            // Scopes of gen, wav, lyr, ext, cat (gen → wav, gen → ext → cat).
+            (&[], &[], Ok((&[Run, Run, Run, Run, Run], &["rain", "sun"]))),
+            (
+                &["wav"],
+                &[],
+                Ok((&[Needed, Run, Out, Out, Out], &["rain", "sun"])),
+            ),
             (
                 &["wav"],
                 &["gen"],
-                Ok((&[ReuseOnly, Run, Out], &["rain", "sun"])),
+                Ok((&[ReuseOnly, Run, Out, Out, Out], &["rain", "sun"])),
             ),
-            (&["sun"], &[], Ok((&[Run, Run, Run], &["sun"]))),
-            (&["wav,rain"], &[], Ok((&[Needed, Run, Out], &["rain"]))),
-            (&[], &["lyr", "key:sun"], Ok((&[Run, Run, Out], &["rain"]))),
-            (&["step:gen"], &[], Ok((&[Run, Out, Out], &["rain", "sun"]))),
+            (&["sun"], &[], Ok((&[Run, Run, Run, Run, Run], &["sun"]))),
+            (
+                &["wav,rain"],
+                &[],
+                Ok((&[Needed, Run, Out, Out, Out], &["rain"])),
+            ),
+            (
+                &[],
+                &["lyr", "key:sun"],
+                Ok((&[Run, Run, Out, Run, Run], &["rain"])),
+            ),
+            (
+                &["step:gen"],
+                &[],
+                Ok((&[Run, Out, Out, Out, Out], &["rain", "sun"])),
+            ),
+            (
+                &["cat"],
+                &[],
+                Ok((&[Needed, Out, Out, Needed, Run], &["rain", "sun"])),
+            ),
+            // What only an excluded step needs is reused or left alone, never paid for.
+            (
+                &["cat"],
+                &["ext"],
+                Ok((&[ReuseOnly, Out, Out, ReuseOnly, Run], &["rain", "sun"])),
+            ),
+            // Unless a step that runs needs it too.
+            (
+                &["cat", "wav"],
+                &["ext"],
+                Ok((&[Needed, Run, Out, ReuseOnly, Run], &["rain", "sun"])),
+            ),
             (&["wavs"], &[], Err("did you mean `wav`")),
             (&[], &["rain", "sun"], Err("no matrix row")),
-            (&[], &["gen", "wav", "lyr"], Err("no step")),
+            (&[], &["gen", "wav", "lyr", "ext", "cat"], Err("no step")),
         ];
         for (select, exclude, want) in cases {
             let got = scopes(select, exclude);
