@@ -85,9 +85,6 @@ enum Done {
     /// The files of a reused result were downloaded (or not).
     Fetched {
         idx: usize,
-        from: Option<String>,
-        credits: u64,
-        reused: Outputs,
         result: Result<Outputs, StepError>,
     },
 }
@@ -107,6 +104,16 @@ struct Progress {
     in_flight: bool,
     /// Credits this run paid for the current task (0 for a task of another run).
     charged: u64,
+    /// A reused result whose files are being downloaded.
+    fetching: Option<Fetching>,
+}
+
+/// A reused result waiting for its files.
+struct Fetching {
+    from: Option<String>,
+    credits: u64,
+    outputs: Outputs,
+    abort: tokio::task::AbortHandle,
 }
 
 /// Runs the plan to the end, reporting on `events`. `cancel` turning true is
@@ -380,41 +387,57 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             self.graph.insts[idx].status = Status::Running;
             let executor = Arc::clone(&self.executor);
             let slots = Arc::clone(&self.fetch_slots);
+            let value = outputs.clone();
             let handle = self.tasks.spawn(async move {
                 // Downloads of reused results share the in-flight limit's width.
                 let _slot = slots.acquire_owned().await;
-                let result = executor.fetch(&job, outputs.clone()).await;
                 Done::Fetched {
                     idx,
-                    from,
-                    credits,
-                    reused: outputs,
-                    result,
+                    result: executor.fetch(&job, value).await,
                 }
             });
             self.task_owner.insert(handle.id(), idx);
+            self.progress[idx].fetching = Some(Fetching {
+                from,
+                credits,
+                outputs,
+                abort: handle,
+            });
             return;
         }
         self.reused(idx, outputs, from, credits);
     }
 
-    /// A reused result's files were fetched. If that failed, a result of
-    /// another run fails the instance here (a later run may try again; the
-    /// result itself stays reusable), while this run's own result, already
-    /// paid and journaled, is kept without its files: failing it would have
-    /// the next resume pay for it again.
-    fn fetched(
-        &mut self,
-        idx: usize,
-        from: Option<String>,
-        credits: u64,
-        reused: Outputs,
-        result: Result<Outputs, StepError>,
-    ) {
+    /// A reused result's files were fetched, or not (the download failed,
+    /// its task ended abnormally, or the run stopped). Then this run's own
+    /// result, already paid and journaled, is kept without its files:
+    /// failing it would have the next resume pay for it again. Another run's
+    /// result is skipped if the run stopped and fails the instance otherwise;
+    /// either way it stays reusable for a later run.
+    fn fetched(&mut self, idx: usize, result: Result<Outputs, StepError>) {
+        let Some(f) = self.progress[idx].fetching.take() else {
+            return;
+        };
         match result {
-            Ok(outputs) => self.reused(idx, outputs, from, credits),
-            Err(error) if from.is_some() => self.fail(idx, error, 0),
-            Err(_) => self.reused(idx, reused, from, credits),
+            Ok(outputs) => self.reused(idx, outputs, f.from, f.credits),
+            Err(_) if f.from.is_none() => self.reused(idx, f.outputs, None, f.credits),
+            Err(_) if self.stop_reason.is_some() => {
+                let reason = self.stop_reason.clone().unwrap_or_default();
+                self.skip(
+                    idx,
+                    format!("files not fetched: the run stopped ({reason})"),
+                );
+            }
+            Err(error) => self.fail(idx, error, 0),
+        }
+    }
+
+    /// Stops the downloads of reused results still going (the run is stopping).
+    fn abort_fetches(&mut self) {
+        for p in &self.progress {
+            if let Some(f) = &p.fetching {
+                f.abort.abort();
+            }
         }
     }
 
@@ -598,13 +621,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 match done {
                     Done::Submit { idx, result } => self.submitted(idx, result),
                     Done::Poll { idx, result } => self.polled(idx, result),
-                    Done::Fetched {
-                        idx,
-                        from,
-                        credits,
-                        reused,
-                        result,
-                    } => self.fetched(idx, from, credits, reused, result),
+                    Done::Fetched { idx, result } => self.fetched(idx, result),
                     Done::RetryDue { idx } => match self.stop_reason.clone() {
                         Some(reason) => {
                             self.skip(idx, format!("retry not sent: the run stopped ({reason})"))
@@ -615,6 +632,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             }
             Some(Err(e)) => {
                 if let Some(idx) = self.task_owner.remove(&e.id()) {
+                    if self.progress[idx].fetching.is_some() {
+                        let message = format!("the download of its files ended abnormally: {e}");
+                        return self.fetched(idx, Err(StepError::new(ErrorKind::Local, message)));
+                    }
                     let error = StepError::new(
                         ErrorKind::Local,
                         format!("the step's task ended abnormally: {e}"),
@@ -947,6 +968,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.emit(RunEvent::Stopping {
             reason: reason.to_owned(),
         });
+        self.abort_fetches();
         while let Some((_, _, Reverse(idx))) = self.ready.pop() {
             self.skip(idx, format!("not started: the run stopped ({reason})"));
         }
@@ -960,6 +982,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn finish(&mut self) -> Summary {
+        // Downloads cut short when the grace period ran out.
+        for idx in 0..self.progress.len() {
+            if self.progress[idx].fetching.is_some() {
+                let error = StepError::new(ErrorKind::Local, "the run ended first");
+                self.fetched(idx, Err(error));
+            }
+        }
         let placeholders = self.graph.abandon_pending("its list was never produced");
         self.created(placeholders);
         let leftover: Vec<usize> = std::mem::take(&mut self.waiting)

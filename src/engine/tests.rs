@@ -158,7 +158,11 @@ impl StepExecutor for Fake {
     }
 
     async fn fetch(&self, job: &Job, mut outputs: Outputs) -> Result<Outputs, StepError> {
-        if self.script(job).fetch_fails {
+        let script = self.script(job);
+        if script.stuck {
+            std::future::pending::<()>().await;
+        }
+        if script.fetch_fails {
             return Err(StepError::new(
                 ErrorKind::Local,
                 "scripted download failure",
@@ -758,4 +762,65 @@ async fn a_reused_result_gets_its_files_when_the_run_downloads() {
     let (summary, events) = run_with_memory(plan(COVER), fake, table, |_| {}).await;
     assert_eq!(summary.failed, 0);
     assert_eq!(files_of(&events, "upload"), Some(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn downloads_of_reused_results_stop_with_the_run_and_never_undo_a_paid_result() {
+    let reuse = |from: Option<&str>| Recall::Reuse {
+        outputs: Outputs {
+            value: json!({"clip_id": "earlier", "clips": [], "audio_url": "http://x/a.mp3"}),
+            files: Vec::new(),
+        },
+        from: from.map(str::to_owned),
+        credits: 0,
+    };
+    let stuck = Script {
+        stuck: true,
+        ..Script::default()
+    };
+    let fake = Fake::with_files(&[("upload", stuck.clone()), ("other", stuck)]);
+    let table = Arc::new(Table {
+        answers: HashMap::from([
+            ("upload".to_owned(), reuse(Some("run-1"))),
+            ("other".to_owned(), reuse(None)),
+        ]),
+        ..Table::default()
+    });
+    let plan = plan(COVER);
+    let config = EngineConfig::from_plan(&plan, 1.0);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let handle = tokio::spawn(run(
+        Arc::new(plan),
+        fake.clone(),
+        table.clone(),
+        config,
+        tx,
+        cancel_rx,
+    ));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    cancel_tx.send(true).unwrap();
+    // The downloads never end by themselves; Ctrl-C ends the run at once.
+    let summary = tokio::time::timeout(Duration::from_secs(1), handle)
+        .await
+        .expect("the run ends without waiting for the grace period")
+        .unwrap();
+    assert!(summary.interrupted);
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let records = table.records.lock().unwrap().clone();
+    // This run's own paid result stays a success (without files); another
+    // run's result is skipped, nothing recorded against it.
+    assert_eq!(records, vec!["reused other".to_owned()], "{records:?}");
+    let skipped = events.iter().find_map(|e| match e {
+        RunEvent::Skipped { id, reason } if id.step_id == "upload" => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        skipped.as_deref(),
+        Some("files not fetched: the run stopped (interrupted)")
+    );
+    assert!(submits_of(&fake).is_empty());
 }
