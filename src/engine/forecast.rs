@@ -225,31 +225,19 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
     }
 }
 
-/// The reuse-only instances among `waiting` with an input from an instance
-/// of the same row that will be sent (its fate is `Send`, or it is waiting
-/// itself and may be sent).
+/// The reuse-only instances among `waiting` that read an output of an
+/// instance that will be sent (its fate is `Send`, or it is waiting itself
+/// and may be sent): their requests will be new.
 fn fresh_inputs(graph: &Graph<'_>, fates: &[Option<Fate>], waiting: &[usize]) -> Vec<usize> {
-    use std::collections::{HashMap, HashSet};
-    let pending: HashSet<usize> = waiting.iter().copied().collect();
-    let mut by_step: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
-    for (idx, inst) in graph.insts.iter().enumerate() {
-        by_step
-            .entry((inst.id.row, inst.id.step))
-            .or_default()
-            .push(idx);
-    }
+    let pending: std::collections::HashSet<usize> = waiting.iter().copied().collect();
     waiting
         .iter()
         .copied()
         .filter(|&idx| {
-            let step = graph.step(idx);
-            let row = graph.insts[idx].id.row;
-            !step.scope.may_submit()
-                && step.deps.iter().any(|&d| {
-                    by_step.get(&(row, d)).into_iter().flatten().any(|&i| {
-                        matches!(fates.get(i), Some(Some(Fate::Send)))
-                            || (pending.contains(&i) && graph.step(i).scope.may_submit())
-                    })
+            !graph.step(idx).scope.may_submit()
+                && graph.inputs_of(idx).into_iter().any(|i| {
+                    matches!(fates.get(i), Some(Some(Fate::Send)))
+                        || (pending.contains(&i) && graph.step(i).scope.may_submit())
                 })
         })
         .collect()

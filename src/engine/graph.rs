@@ -266,6 +266,31 @@ impl<'p> Graph<'p> {
         self.settled(row, d)
     }
 
+    /// The instances whose outputs instance `idx` reads: for each step it
+    /// references, the instance on the same fan-out path, or every instance
+    /// of that step in the row when it is not on the path.
+    pub fn inputs_of(&self, idx: usize) -> Vec<usize> {
+        let id = &self.insts[idx].id;
+        let step = &self.plan.steps[id.step];
+        let mut out = Vec::new();
+        for &d in &step.data_deps {
+            let dep_axis = &self.plan.steps[d].axis;
+            if step.axis.starts_with(dep_axis) && dep_axis.len() <= id.path.len() {
+                let key = (id.row, d, id.path[..dep_axis.len()].to_vec());
+                out.extend(self.index.get(&key).copied());
+            } else {
+                out.extend(
+                    self.insts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.id.row == id.row && i.id.step == d)
+                        .map(|(i, _)| i),
+                );
+            }
+        }
+        out
+    }
+
     /// Every instance of step `d` in `row` (a `needs` on a fanned-out step waits for all of them).
     fn settled(&self, row: usize, d: usize) -> Readiness {
         if self.pending[row].iter().any(|e| e.step == d) {

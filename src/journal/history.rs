@@ -381,6 +381,11 @@ fn answered(seen: &Seen) -> bool {
             task: None,
             ..
         } => false,
+        // Taken from another run: nothing was sent.
+        Seen::Succeeded {
+            reused_from: Some(_),
+            ..
+        } => false,
         other => outcome(other) != Outcome::InDoubt,
     }
 }
@@ -398,5 +403,99 @@ fn outcome(seen: &Seen) -> Outcome {
         } => Outcome::InDoubt,
         Seen::Failed { task: Some(_), .. } => Outcome::Unfinished,
         Seen::Failed { .. } => Outcome::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_log(id: &str, seen: Seen, at: &str) -> RunLog {
+        let header = serde_json::from_value(serde_json::json!({
+            "id": id, "pipeline": "p", "manifest": "/p.yaml", "manifest_sha256": "0",
+            "price_version": "v", "tool_version": "0", "started_at": at,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let instance = InstanceLog {
+            hash: "h".into(),
+            fields: Map::new(),
+            seen,
+            credits: 0,
+            at: at.into(),
+        };
+        RunLog {
+            dir: PathBuf::from(id),
+            header,
+            finished: None,
+            instances: IndexMap::from([("song".to_owned(), instance)]),
+            resumed: 0,
+        }
+    }
+
+    #[test]
+    fn only_an_answer_of_the_service_settles_an_earlier_send() {
+        let outputs = Outputs {
+            value: Value::Null,
+            files: Vec::new(),
+        };
+        let cases = [
+            (
+                Seen::Succeeded {
+                    outputs: outputs.clone(),
+                    reused_from: None,
+                },
+                true,
+            ),
+            (
+                Seen::Released {
+                    kind: ErrorKind::Moderation,
+                },
+                true,
+            ),
+            (
+                Seen::Accepted {
+                    task: Some(TaskRef::new("t")),
+                },
+                true,
+            ),
+            // Taken from another run, not sent: says nothing of this request.
+            (
+                Seen::Succeeded {
+                    outputs,
+                    reused_from: Some("r0".into()),
+                },
+                false,
+            ),
+            (Seen::Sent { attempt: 1 }, false),
+            (Seen::Accepted { task: None }, false),
+            (
+                Seen::Failed {
+                    kind: ErrorKind::Local,
+                    message: "journal full".into(),
+                    charged: false,
+                    task: None,
+                },
+                false,
+            ),
+        ];
+        for (seen, settles) in cases {
+            let later = "2026-11-21T10:00:00.000Z";
+            let known = Known {
+                pipeline: "p".into(),
+                unfinished: vec![
+                    run_log(
+                        "dead",
+                        Seen::Sent { attempt: 1 },
+                        "2026-11-21T09:00:00.000Z",
+                    ),
+                    run_log("later", seen.clone(), later),
+                ],
+                ..Known::default()
+            };
+            let got = known.settled("p", "song", "h");
+            assert_eq!(got, settles.then_some(later), "{seen:?}");
+            assert_eq!(known.settled("other", "song", "h"), None);
+            assert_eq!(known.settled("p", "other", "h"), None);
+        }
     }
 }

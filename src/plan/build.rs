@@ -113,6 +113,11 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
                 .iter()
                 .filter_map(|d| position.get(d).copied())
                 .collect(),
+            data_deps: a
+                .data_deps
+                .iter()
+                .filter_map(|d| position.get(d).copied())
+                .collect(),
             axis: axis
                 .iter()
                 .filter_map(|d| position.get(d).copied())

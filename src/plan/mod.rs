@@ -61,6 +61,8 @@ pub struct PlanStep {
     pub for_each: Option<FieldValue>,
     /// Positions in `Plan::steps` of the steps this one waits for.
     pub deps: Vec<usize>,
+    /// Those of `deps` whose outputs it reads (the others are `needs` only).
+    pub data_deps: Vec<usize>,
     /// The fanned-out steps this step runs once per element of, outermost first
     /// (positions in `Plan::steps`; includes itself when it has `for_each`).
     pub axis: Vec<usize>,

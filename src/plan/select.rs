@@ -118,10 +118,14 @@ pub fn apply(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
             (false, _, _, true) | (false, false, true, false) => Scope::ReuseOnly,
             (false, true, _, false) => Scope::Needed,
         };
-        for &d in &plan.steps[s].deps {
+        // A reuse-only step's `needs` (order only) do not change its request,
+        // so they are run as before; what it reads is only reused.
+        let step = &plan.steps[s];
+        for &d in &step.deps {
             match scope {
                 Scope::Run | Scope::Needed => paid_for[d] = true,
-                Scope::ReuseOnly => reused_for[d] = true,
+                Scope::ReuseOnly if step.data_deps.contains(&d) => reused_for[d] = true,
+                Scope::ReuseOnly => paid_for[d] = true,
                 Scope::Out => {}
             }
         }
@@ -140,7 +144,7 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        let text = "version: 1\nname: t\nmatrix:\n  key: id\n  rows:\n    - { id: rain, p: a }\n    - { id: sun, p: b }\nsteps:\n  gen:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: \"${{ matrix.p }}\", mv: sonic-v4-5 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\" }\n  lyr:\n    action: lyrics\n    with: { description: \"${{ matrix.p }}\" }\n  ext:\n    action: extend\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\", continue_at: 30, custom_mode: false, gpt_description_prompt: more, mv: sonic-v4-5 }\n  cat:\n    action: concat\n    with: { clip: \"${{ steps.ext.outputs.clip_id }}\" }\n";
+        let text = "version: 1\nname: t\nmatrix:\n  key: id\n  rows:\n    - { id: rain, p: a }\n    - { id: sun, p: b }\nsteps:\n  gen:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: \"${{ matrix.p }}\", mv: sonic-v4-5 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\" }\n  lyr:\n    action: lyrics\n    with: { description: \"${{ matrix.p }}\" }\n  ext:\n    action: extend\n    needs: [lyr]\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\", continue_at: 30, custom_mode: false, gpt_description_prompt: more, mv: sonic-v4-5 }\n  cat:\n    action: concat\n    with: { clip: \"${{ steps.ext.outputs.clip_id }}\" }\n";
         let loaded = crate::manifest::load::load_str("t.yaml", text.to_owned(), Path::new("."))
             .unwrap_or_else(|d| panic!("{d:?}"));
         let options = crate::plan::Options {
@@ -187,7 +191,7 @@ mod tests {
             (
                 &[],
                 &["lyr", "key:sun"],
-                Ok((&[Run, Run, Out, Run, Run], &["rain"])),
+                Ok((&[Run, Run, ReuseOnly, Run, Run], &["rain"])),
             ),
             (
                 &["step:gen"],
@@ -197,19 +201,20 @@ mod tests {
             (
                 &["cat"],
                 &[],
-                Ok((&[Needed, Out, Out, Needed, Run], &["rain", "sun"])),
+                Ok((&[Needed, Out, Needed, Needed, Run], &["rain", "sun"])),
             ),
-            // What only an excluded step needs is reused or left alone, never paid for.
+            // What only an excluded step reads is reused or left alone,
+            // never paid for; its `needs` (order only) still run.
             (
                 &["cat"],
                 &["ext"],
-                Ok((&[ReuseOnly, Out, Out, ReuseOnly, Run], &["rain", "sun"])),
+                Ok((&[ReuseOnly, Out, Needed, ReuseOnly, Run], &["rain", "sun"])),
             ),
             // Unless a step that runs needs it too.
             (
                 &["cat", "wav"],
                 &["ext"],
-                Ok((&[Needed, Run, Out, ReuseOnly, Run], &["rain", "sun"])),
+                Ok((&[Needed, Run, Needed, ReuseOnly, Run], &["rain", "sun"])),
             ),
             (&["wavs"], &[], Err("did you mean `wav`")),
             (&[], &["rain", "sun"], Err("no matrix row")),
