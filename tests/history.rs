@@ -98,6 +98,10 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
     let plan = plan_json(&sandbox, &file, &[]);
     assert_eq!(plan["to_spend"], 0, "{plan:#}");
     assert!(statuses(&plan).iter().all(|(_, s, _)| s == "reused"));
+    // Each says which run it is reused from.
+    let runs: Vec<String> = marks(&plan).into_iter().map(|(_, _, d)| d).collect();
+    assert!(runs[0].starts_with("run songs-"), "{plan:#}");
+    assert!(runs.iter().all(|r| r == &runs[0]), "{plan:#}");
 
     std::fs::write(&file, SONGS.replace("smooth jazz", "bebop jazz")).unwrap();
     let plan = plan_json(&sandbox, &file, &[]);
@@ -637,4 +641,41 @@ fn an_excluded_dependency_is_only_reused_and_nothing_is_paid_on_its_behalf() {
         &[&only_wav[..], &["--force", "wav"]].concat(),
     );
     assert_eq!(spent(&sandbox, "chain"), paid + 4);
+}
+
+#[test]
+fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), ROWS);
+    let out = run(&sandbox, "prices", &file, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let state = dir.path().join(".sonicflow");
+    assert!(state.join("index.jsonl").is_file());
+    assert!(state.join("runs.jsonl").is_file());
+    let ignore = std::fs::read_to_string(state.join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
+
+    // The price table is part of a request's identity: other prices, other requests.
+    std::fs::write(&file, format!("{ROWS}prices:\n  create_music: 20\n")).unwrap();
+    let plan = plan_json(&sandbox, &file, &[]);
+    let m = marks(&plan);
+    assert!(
+        m.iter()
+            .all(|(_, s, d)| s == "changed" && d == "price table"),
+        "{plan:#}"
+    );
+    assert_eq!(plan["to_spend"], 60);
+
+    // `--state-dir` moves it: a fresh folder knows nothing.
+    let elsewhere = dir.path().join("elsewhere");
+    let plan = plan_json(
+        &sandbox,
+        &file,
+        &["--state-dir", elsewhere.to_str().unwrap()],
+    );
+    assert!(
+        statuses(&plan).iter().all(|(_, s, _)| s == "new"),
+        "{plan:#}"
+    );
 }
