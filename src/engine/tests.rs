@@ -9,20 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::*;
-use crate::manifest::load::load_str;
-use crate::plan::{Options, Plan, build};
-
-fn plan(yaml: &str) -> Plan {
-    let loaded = load_str("test.yaml", yaml.to_owned(), std::path::Path::new(".")).unwrap();
-    build(
-        &loaded,
-        &Options {
-            require_inputs: true,
-            ..Options::default()
-        },
-    )
-    .unwrap()
-}
+use crate::plan::{Plan, from_yaml as plan};
 
 /// What the fake does for a step id: fail N submits with a kind, fail the task N times, never finish.
 #[derive(Clone, Default)]

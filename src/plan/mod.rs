@@ -23,6 +23,19 @@ use crate::prices::PriceTable;
 pub use build::{Options, build};
 pub use resolve::FieldValue;
 
+/// The plan of a manifest given as text, for tests; panics on any diagnostic.
+#[cfg(test)]
+pub(crate) fn from_yaml(yaml: &str) -> Plan {
+    let loaded =
+        crate::manifest::load::load_str("t.yaml", yaml.to_owned(), std::path::Path::new("."))
+            .unwrap_or_else(|d| panic!("{d:?}"));
+    let options = Options {
+        require_inputs: true,
+        ..Options::default()
+    };
+    build(&loaded, &options).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
 /// A validated, resolved, priced pipeline. Immutable once built.
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -139,19 +139,12 @@ pub fn apply(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
     fn plan() -> Plan {
         let text = "version: 1\nname: t\nmatrix:\n  key: id\n  rows:\n    - { id: rain, p: a }\n    - { id: sun, p: b }\nsteps:\n  gen:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: \"${{ matrix.p }}\", mv: sonic-v4-5 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\" }\n  lyr:\n    action: lyrics\n    with: { description: \"${{ matrix.p }}\" }\n  ext:\n    action: extend\n    needs: [lyr]\n    with: { clip: \"${{ steps.gen.outputs.clips[0].clip_id }}\", continue_at: 30, custom_mode: false, gpt_description_prompt: more, mv: sonic-v4-5 }\n  cat:\n    action: concat\n    with: { clip: \"${{ steps.ext.outputs.clip_id }}\" }\n";
-        let loaded = crate::manifest::load::load_str("t.yaml", text.to_owned(), Path::new("."))
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        let options = crate::plan::Options {
-            require_inputs: true,
-            ..Default::default()
-        };
-        crate::plan::build(&loaded, &options).unwrap_or_else(|d| panic!("{d:?}"))
+        crate::plan::from_yaml(text)
     }
 
     fn scopes(select: &[&str], exclude: &[&str]) -> Result<(Vec<Scope>, Vec<String>), String> {

@@ -354,7 +354,6 @@ pub(crate) fn error_record(error: &StepError) -> ErrorRecord {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Duration;
 
     use super::*;
@@ -362,13 +361,7 @@ mod tests {
 
     fn plan() -> Plan {
         let text = "version: 1\nname: t\nsteps:\n  up:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.up.outputs.clip_id }}\" }\n";
-        let loaded = crate::manifest::load::load_str("t.yaml", text.to_owned(), Path::new("."))
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        let options = crate::plan::Options {
-            require_inputs: true,
-            ..Default::default()
-        };
-        crate::plan::build(&loaded, &options).unwrap_or_else(|d| panic!("{d:?}"))
+        crate::plan::from_yaml(text)
     }
 
     fn id(step: usize, step_id: &str) -> InstanceId {
