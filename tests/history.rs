@@ -47,6 +47,17 @@ fn run(sandbox: &SandboxProcess, key: &str, file: &str, extra: &[&str]) -> std::
     sandbox.run(key, &args)
 }
 
+/// `run`, which must succeed.
+fn run_ok(sandbox: &SandboxProcess, key: &str, file: &str, extra: &[&str]) {
+    let out = run(sandbox, key, file, extra);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn results(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
@@ -84,13 +95,7 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), SONGS);
 
-    let first = run(&sandbox, "reuse", &file, &[]);
-    assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    run_ok(&sandbox, "reuse", &file, &[]);
     let paid_first = spent(&sandbox, "reuse");
     assert_eq!(paid_first, 2 + 15 + 2 * 2 + 15);
 
@@ -119,17 +124,11 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
     assert_eq!(plan["to_spend"], 19);
 
     let second_dir = dir.path().join("second");
-    let second = run(
+    run_ok(
         &sandbox,
         "reuse",
         &file,
         &["--out", second_dir.to_str().unwrap()],
-    );
-    assert_eq!(
-        second.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
     );
     assert_eq!(
         spent(&sandbox, "reuse") - paid_first,
@@ -145,21 +144,19 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
     assert_eq!(plan["to_spend"], 15);
     let before = spent(&sandbox, "reuse");
     let forced = dir.path().join("forced");
-    let out = run(
+    run_ok(
         &sandbox,
         "reuse",
         &file,
         &["--force", "other", "--out", forced.to_str().unwrap()],
     );
-    assert_eq!(out.status.code(), Some(0));
     assert_eq!(spent(&sandbox, "reuse") - before, 15);
     assert_eq!(steps_reused(&results(&forced), false), vec!["other"]);
 
     let plan = plan_json(&sandbox, &file, &["--no-reuse"]);
     assert_eq!(plan["to_spend"], plan["total_credits"]);
     let before = spent(&sandbox, "reuse");
-    let out = run(&sandbox, "reuse", &file, &["--no-reuse"]);
-    assert_eq!(out.status.code(), Some(0));
+    run_ok(&sandbox, "reuse", &file, &["--no-reuse"]);
     assert_eq!(spent(&sandbox, "reuse") - before, 36);
 }
 
@@ -248,8 +245,7 @@ fn select_and_exclude_narrow_plan_and_run_by_step_and_matrix_key() {
     let plan = plan_json(&sandbox, &file, &["--select", "sun"]);
     assert_eq!(plan["instances"], 1);
     assert_eq!(plan["to_spend"], 15);
-    let out = run(&sandbox, "select", &file, &["--exclude", "key:rain,snow"]);
-    assert_eq!(out.status.code(), Some(0));
+    run_ok(&sandbox, "select", &file, &["--exclude", "key:rain,snow"]);
     assert_eq!(spent(&sandbox, "select"), 15);
     // The sunny song is reused; the others are new.
     let plan = plan_json(&sandbox, &file, &[]);
@@ -428,13 +424,7 @@ fn plan_marks_requests_that_failed_before_or_are_in_doubt_and_a_resend_settles_t
     );
     assert_eq!(plan["steps"][1]["to_spend"], 0);
     assert_eq!(plan["to_spend"], 15, "a refused request is tried again");
-    let out = run(&sandbox, "marks", &file, &["--select", "good"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&sandbox, "marks", &file, &["--select", "good"]);
     assert_eq!(spent(&sandbox, "marks"), 15);
 }
 
@@ -467,8 +457,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let expired = ["--url-retention", "0s"];
 
     // Without downloads, results hold only remote URLs.
-    let out = run(&sandbox, "keep", &file, &[]);
-    assert_eq!(out.status.code(), Some(0));
+    run_ok(&sandbox, "keep", &file, &[]);
     assert_eq!(spent(&sandbox, "keep"), 45);
     assert_eq!(plan_json(&sandbox, &file, &[])["to_spend"], 0);
     let plan = plan_json(&sandbox, &file, &expired);
@@ -484,17 +473,11 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     // Within the retention, a run with downloads reuses those results and
     // fetches their files into its own folder, paying nothing.
     let fetched = dir.path().join("fetched");
-    let out = run(
+    run_ok(
         &sandbox,
         "keep",
         &file,
         &["--download", "--out", fetched.to_str().unwrap()],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(spent(&sandbox, "keep"), 45);
     let fetched_files = reuse_and_files(&fetched);
@@ -510,13 +493,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let saved = dir.path().join("saved");
     let mut args = vec!["--download", "--out", saved.to_str().unwrap()];
     args.extend_from_slice(&expired);
-    let out = run(&sandbox, "keep", &file, &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&sandbox, "keep", &file, &args);
     assert_eq!(spent(&sandbox, "keep"), 90);
     let saved_files = reuse_and_files(&saved);
     assert!(
@@ -531,13 +508,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let again = dir.path().join("again");
     let mut args = vec!["--out", again.to_str().unwrap()];
     args.extend_from_slice(&expired);
-    let out = run(&sandbox, "keep", &file, &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&sandbox, "keep", &file, &args);
     assert_eq!(spent(&sandbox, "keep"), 90, "nothing paid");
     let again_files = reuse_and_files(&again);
     assert_eq!(again_files.len(), 3);
@@ -617,8 +588,7 @@ fn an_excluded_dependency_is_only_reused_and_nothing_is_paid_on_its_behalf() {
     );
 
     // After a whole run, the same selection reuses the excluded cover.
-    let out = run(&sandbox, "chain", &file, &[]);
-    assert_eq!(out.status.code(), Some(0));
+    run_ok(&sandbox, "chain", &file, &[]);
     let paid = spent(&sandbox, "chain");
     assert_eq!(paid, 17 + 15 + 2 * 2, "the upload and rock were reused");
     let plan = plan_json(
@@ -648,8 +618,7 @@ fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() 
     let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
-    let out = run(&sandbox, "prices", &file, &[]);
-    assert_eq!(out.status.code(), Some(0));
+    run_ok(&sandbox, "prices", &file, &[]);
     let state = dir.path().join(".sonicflow");
     assert!(state.join("index.jsonl").is_file());
     assert!(state.join("runs.jsonl").is_file());
