@@ -667,20 +667,24 @@ async fn unselected_steps_are_left_out_without_counting_as_skipped() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_reused_result_gets_its_files_when_the_run_downloads() {
-    let reuse = |from: Option<&str>| Recall::Reuse {
+/// An earlier result (of run `from`, or of this run) that has no files.
+fn reuse_without_files(from: Option<&str>) -> Recall {
+    Recall::Reuse {
         outputs: Outputs {
             value: json!({"clip_id": "earlier", "clips": [], "audio_url": "http://x/a.mp3"}),
             files: Vec::new(),
         },
         from: from.map(str::to_owned),
         credits: 0,
-    };
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reused_result_gets_its_files_when_the_run_downloads() {
     let answers = || {
         HashMap::from([
-            ("upload".to_owned(), reuse(Some("run-1"))),
-            ("other".to_owned(), reuse(None)),
+            ("upload".to_owned(), reuse_without_files(Some("run-1"))),
+            ("other".to_owned(), reuse_without_files(None)),
         ])
     };
     let files_of = |events: &[RunEvent], step: &str| {
@@ -753,14 +757,6 @@ async fn a_reused_result_gets_its_files_when_the_run_downloads() {
 
 #[tokio::test(start_paused = true)]
 async fn downloads_of_reused_results_stop_with_the_run_and_never_undo_a_paid_result() {
-    let reuse = |from: Option<&str>| Recall::Reuse {
-        outputs: Outputs {
-            value: json!({"clip_id": "earlier", "clips": [], "audio_url": "http://x/a.mp3"}),
-            files: Vec::new(),
-        },
-        from: from.map(str::to_owned),
-        credits: 0,
-    };
     let stuck = Script {
         stuck: true,
         ..Script::default()
@@ -768,8 +764,8 @@ async fn downloads_of_reused_results_stop_with_the_run_and_never_undo_a_paid_res
     let fake = Fake::with_files(&[("upload", stuck.clone()), ("other", stuck)]);
     let table = Arc::new(Table {
         answers: HashMap::from([
-            ("upload".to_owned(), reuse(Some("run-1"))),
-            ("other".to_owned(), reuse(None)),
+            ("upload".to_owned(), reuse_without_files(Some("run-1"))),
+            ("other".to_owned(), reuse_without_files(None)),
         ]),
         ..Table::default()
     });
