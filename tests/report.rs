@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use report_events::{Captured, clock, events, frozen_clock, plan};
-use sonicflow::engine::{RunEvent, Summary};
+use sonicflow::engine::{RunEvent, StopReason, Summary};
 use sonicflow::report::{
     Console, ConsoleMode, Reporters, Results, ResultsWriter, RunStatus, StepStatus, drain,
 };
@@ -124,7 +124,7 @@ fn run_status_follows_the_summary() {
         ),
         (
             Summary {
-                interrupted: true,
+                stopped: Some(StopReason::Interrupted),
                 failed: 1,
                 ..Summary::default()
             },
@@ -132,7 +132,7 @@ fn run_status_follows_the_summary() {
         ),
         (
             Summary {
-                stopped: Some("fail-fast".into()),
+                stopped: Some(StopReason::FailFast),
                 ..Summary::default()
             },
             RunStatus::Stopped,
@@ -194,7 +194,7 @@ fn writes_are_debounced_but_terminal_events_and_flush_always_write() {
     w.flush().unwrap();
     assert_eq!(w.writes(), 2, "nothing changed, nothing written");
     w.apply(&RunEvent::Stopping {
-        reason: "interrupted".into(),
+        reason: StopReason::Interrupted,
     })
     .unwrap();
     assert_eq!(w.writes(), 3);

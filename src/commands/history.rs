@@ -135,6 +135,7 @@ fn classify(known: &Known, f: &crate::engine::Forecast) -> InstanceHistory {
         Fate::Unselected => ("not selected", None, Vec::new()),
         Fate::Excluded => ("excluded", None, Vec::new()),
         Fate::Blocked { reason } => ("blocked", None, vec![reason.clone()]),
+        Fate::Invalid { reason } => ("invalid", None, vec![reason.clone()]),
         Fate::After { step } => match known.previous(&inst) {
             Some(p) => (
                 "changed",
@@ -251,7 +252,7 @@ pub fn row_histories(plan: &Plan, known: &Known, outlook: &Outlook) -> Vec<RowHi
                 [one] => format!("run {one}"),
                 many => format!("runs {}", many.join(", ")),
             },
-            "changed" | "blocked" => changed.join(", "),
+            "changed" | "blocked" | "invalid" => changed.join(", "),
             "excluded" => "only reused, and no earlier run has its result".to_owned(),
             "new" if !changed.is_empty() => changed.join(", "),
             "new" if r.instances.is_empty() && !step.deps.is_empty() => format!(

@@ -9,7 +9,7 @@ use super::credits::ApiArgs;
 use super::history;
 use crate::api::{ApiError, ApiKey, Client, ClientConfig, ConfigError};
 use crate::diag::Format;
-use crate::engine::{self, EngineConfig, Summary};
+use crate::engine::{self, EngineConfig};
 use crate::exit;
 use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, StateDir};
 use crate::plan::Plan;
@@ -512,16 +512,13 @@ async fn run_async(args: &RunArgs, prepared: Prepared) -> u8 {
     )
     .await;
     interrupt.abort();
-    if !summary.interrupted
-        && let Err(e) = memory.finish(if summary.failed > 0 {
-            "failed"
-        } else {
-            "finished"
-        })
+    let outcome = summary.outcome();
+    if let Some(status) = outcome.journal_status()
+        && let Err(e) = memory.finish(status)
     {
         eprintln!("warning: {e}");
     }
-    if summary.interrupted || summary.over_budget {
+    if outcome.resumable() {
         eprintln!("resume with: sonicflow run --resume {}", out.display());
     }
     let drained = reporting
@@ -537,15 +534,15 @@ async fn run_async(args: &RunArgs, prepared: Prepared) -> u8 {
             ..
         }) => {
             eprintln!("error: {e}");
-            return exit::FAILED_STEPS.max(exit_code(&summary));
+            return exit::FAILED_STEPS.max(outcome.exit_code());
         }
         Err(e) => {
             eprintln!("error: the results could not be written: {e}");
-            return exit::FAILED_STEPS.max(exit_code(&summary));
+            return exit::FAILED_STEPS.max(outcome.exit_code());
         }
         Ok(_) => {}
     }
-    exit_code(&summary)
+    outcome.exit_code()
 }
 
 /// Runs the reporters on a thread of their own: rewriting a large
@@ -624,21 +621,6 @@ async fn preflight(client: &Client, scale: f64) -> Result<Option<u64>, ApiError>
         }
     }
     Ok(None)
-}
-
-/// The exit code a run's summary means (README, "Exit codes").
-pub fn exit_code(summary: &Summary) -> u8 {
-    if summary.unauthorised {
-        exit::API_UNAVAILABLE
-    } else if summary.interrupted {
-        exit::INTERRUPTED
-    } else if summary.over_budget || summary.stopped.as_deref() == Some("out of credits") {
-        exit::BUDGET
-    } else if summary.failed > 0 || summary.skipped > 0 {
-        exit::FAILED_STEPS
-    } else {
-        exit::SUCCESS
-    }
 }
 
 fn sha256_file(path: &Path) -> String {

@@ -3,9 +3,9 @@
 //! sent); instances downstream of something that will be sent are sent too.
 //! `plan` reports this, and `run` prices what is left before it starts.
 
-use super::graph::{Graph, Readiness};
-use super::{InstanceId, Job, Memory, Recall, Status};
-use crate::plan::hash::request_hash;
+use super::decide::{Decision, decide};
+use super::graph::{Graph, Readiness, Standing};
+use super::{InstanceId, Job, Memory};
 use crate::plan::{Plan, Scope};
 
 /// What will happen to one instance.
@@ -23,6 +23,8 @@ pub enum Fate {
     InDoubt { from: Option<String> },
     /// Excluded, with nothing to reuse: skipped.
     Excluded,
+    /// A reference has no value, so no request can be built: it fails unpaid.
+    Invalid { reason: String },
     /// Left out by the selection.
     Unselected,
     /// Will not run: a dependency will not succeed.
@@ -65,24 +67,24 @@ impl Outlook {
 pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
     let (mut graph, created) = Graph::new(plan);
     let mut fates: Vec<Option<Fate>> = Vec::new();
-    let mut hashes: Vec<Option<(String, serde_json::Map<String, serde_json::Value>)>> = Vec::new();
+    let mut requests: Vec<Option<Job>> = Vec::new();
     let mut waiting: Vec<usize> = created;
     loop {
         let mut progressed = false;
         for row in 0..plan.instances.len() {
             waiting.extend(graph.expand(row));
         }
-        fates.resize(graph.insts.len(), None);
-        hashes.resize(graph.insts.len(), None);
+        fates.resize(graph.len(), None);
+        requests.resize(graph.len(), None);
         for idx in std::mem::take(&mut waiting) {
-            let step = graph.step(idx);
-            if graph.insts[idx].status == Status::Skipped {
-                let reason = graph.insts[idx].skip_reason.clone().unwrap_or_default();
-                fates[idx] = Some(Fate::Blocked { reason });
+            if let Standing::Skipped(reason) = graph.standing(idx) {
+                fates[idx] = Some(Fate::Blocked {
+                    reason: reason.clone(),
+                });
                 continue;
             }
-            if step.scope == Scope::Out {
-                graph.insts[idx].status = Status::Skipped;
+            if graph.step(idx).scope == Scope::Out {
+                graph.skip(idx, "not selected");
                 fates[idx] = Some(Fate::Unselected);
                 progressed = true;
                 continue;
@@ -93,7 +95,7 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
                     continue;
                 }
                 Readiness::Blocked(reason) => {
-                    graph.insts[idx].status = Status::Skipped;
+                    graph.skip(idx, reason.clone());
                     fates[idx] = Some(Fate::Blocked { reason });
                     progressed = true;
                     continue;
@@ -101,44 +103,10 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
                 Readiness::Ready => {}
             }
             progressed = true;
-            let Ok(fields) = graph.resolve_fields(idx) else {
-                graph.insts[idx].status = Status::Running;
-                fates[idx] = Some(Fate::Send);
-                continue;
-            };
-            let job = Job {
-                id: graph.insts[idx].id.clone(),
-                action: step.action,
-                operation: step.operation,
-                request_hash: request_hash(step.operation, &fields, &plan.prices.version()),
-                fields,
-                attempt: 1,
-            };
-            let fate = match memory.recall(&job) {
-                Recall::Reuse { outputs, from, .. } => {
-                    graph.insts[idx].status = Status::Succeeded;
-                    graph.insts[idx].outputs = Some(outputs.value);
-                    Fate::Reuse { from }
-                }
-                Recall::Attach { from, .. } => {
-                    graph.insts[idx].status = Status::Running;
-                    Fate::Attach { from }
-                }
-                Recall::InDoubt { from, .. } => {
-                    graph.insts[idx].status = Status::Failed;
-                    Fate::InDoubt { from }
-                }
-                Recall::New if !step.scope.may_submit() => {
-                    graph.insts[idx].status = Status::Skipped;
-                    Fate::Excluded
-                }
-                Recall::New => {
-                    graph.insts[idx].status = Status::Running;
-                    Fate::Send
-                }
-            };
-            hashes[idx] = Some((job.request_hash, job.fields));
+            let decision = decide(plan, &graph, idx, memory);
+            let (fate, job) = foresee(&mut graph, idx, decision);
             fates[idx] = Some(fate);
+            requests[idx] = job;
         }
         if !progressed {
             // A reuse-only instance waiting on outputs that will be paid for
@@ -149,7 +117,7 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
                 break;
             }
             for &idx in &doomed {
-                graph.insts[idx].status = Status::Skipped;
+                graph.skip(idx, "excluded");
                 fates[idx] = Some(Fate::Excluded);
             }
             waiting.retain(|idx| !doomed.contains(idx));
@@ -157,43 +125,88 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
     }
     // What is still waiting needs the outputs of something that will be sent.
     for idx in waiting {
-        let inst = &graph.insts[idx];
-        let step = graph.step(idx);
-        let blocker = step
-            .deps
-            .iter()
-            .map(|&d| plan.steps[d].id.clone())
-            .find(|d| {
-                graph.insts.iter().any(|i| {
-                    i.id.row == inst.id.row && &i.id.step_id == d && i.status != Status::Succeeded
-                })
-            })
-            .unwrap_or_else(|| {
-                step.deps
-                    .first()
-                    .map(|&d| plan.steps[d].id.clone())
-                    .unwrap_or_default()
-            });
-        fates[idx] = Some(Fate::After { step: blocker });
+        fates[idx] = Some(Fate::After {
+            step: blocker(plan, &graph, idx),
+        });
     }
+    outlook(plan, &graph, fates, requests)
+}
+
+/// What the run will do with a ready instance, as the driver carries out
+/// the same decision; the graph learns what its dependents will see.
+fn foresee(graph: &mut Graph<'_>, idx: usize, decision: Decision) -> (Fate, Option<Job>) {
+    match decision {
+        Decision::Unresolved(reason) => {
+            graph.fail(idx);
+            (Fate::Invalid { reason }, None)
+        }
+        Decision::Send(job) => (Fate::Send, Some(job)),
+        Decision::Excluded(job) => {
+            graph.skip(idx, "excluded");
+            (Fate::Excluded, Some(job))
+        }
+        Decision::Reuse {
+            job, outputs, from, ..
+        } => {
+            graph.succeed(idx, outputs.value);
+            (Fate::Reuse { from }, Some(job))
+        }
+        Decision::Attach { job, from, .. } => (Fate::Attach { from }, Some(job)),
+        Decision::InDoubt { job, from, .. } => {
+            graph.fail(idx);
+            (Fate::InDoubt { from }, Some(job))
+        }
+    }
+}
+
+/// The step whose outputs a waiting instance needs and that will run first.
+fn blocker(plan: &Plan, graph: &Graph<'_>, idx: usize) -> String {
+    let row = graph.id(idx).row;
+    let step = graph.step(idx);
+    let unfinished = |d: &String| {
+        graph.instances().any(|(id, standing)| {
+            id.row == row && &id.step_id == d && !matches!(standing, Standing::Succeeded(_))
+        })
+    };
+    step.deps
+        .iter()
+        .map(|&d| plan.steps[d].id.clone())
+        .find(unfinished)
+        .unwrap_or_else(|| {
+            step.deps
+                .first()
+                .map(|&d| plan.steps[d].id.clone())
+                .unwrap_or_default()
+        })
+}
+
+/// The forecasts in instance order, and credits to spend per step: what
+/// the known instances will pay, and for fan-outs whose lists are not known
+/// yet, the step's estimate for the rest.
+fn outlook(
+    plan: &Plan,
+    graph: &Graph<'_>,
+    fates: Vec<Option<Fate>>,
+    requests: Vec<Option<Job>>,
+) -> Outlook {
     let pending = graph.pending_steps();
     let mut known_paid = vec![0u64; plan.steps.len()];
     let mut known_free = vec![0u64; plan.steps.len()];
-    let mut instances = Vec::with_capacity(graph.insts.len());
-    for (idx, inst) in graph.insts.iter().enumerate() {
-        let step = &plan.steps[inst.id.step];
-        let fate = fates[idx].clone().unwrap_or(Fate::Send);
+    let mut instances = Vec::with_capacity(graph.len());
+    for ((id, _), (fate, job)) in graph.instances().zip(fates.into_iter().zip(requests)) {
+        let step = &plan.steps[id.step];
+        let fate = fate.unwrap_or(Fate::Send);
         if fate.pays() {
-            known_paid[inst.id.step] += 1;
+            known_paid[id.step] += 1;
         } else {
-            known_free[inst.id.step] += 1;
+            known_free[id.step] += 1;
         }
-        let (request_hash, fields) = match hashes[idx].clone() {
-            Some((h, f)) => (Some(h), Some(f)),
+        let (request_hash, fields) = match job {
+            Some(job) => (Some(job.request_hash), Some(job.fields)),
             None => (None, None),
         };
         instances.push(Forecast {
-            id: inst.id.clone(),
+            id: id.clone(),
             unit_credits: step.unit_credits,
             request_hash,
             fields,

@@ -8,20 +8,30 @@
 
 use std::collections::HashMap;
 
-use crate::engine::{InstanceId, Status};
+use crate::engine::InstanceId;
 use crate::expr::{Context, Reference};
 use crate::plan::resolve::{self, FieldValue, Scope};
 use crate::plan::{Plan, PlanStep};
 
+/// Where an instance stands, as the instances that depend on it see it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Standing {
+    /// Not finished (waiting, or on its way).
+    Pending,
+    /// Finished with these outputs.
+    Succeeded(serde_json::Value),
+    Failed,
+    /// Will not run, for this reason.
+    Skipped(String),
+}
+
 /// One step instance at run time.
 #[derive(Debug, Clone)]
-pub(crate) struct Inst {
-    pub id: InstanceId,
-    pub status: Status,
+struct Inst {
+    id: InstanceId,
+    standing: Standing,
     /// The `for_each` element this instance runs for.
-    pub item: Option<serde_json::Value>,
-    pub outputs: Option<serde_json::Value>,
-    pub skip_reason: Option<String>,
+    item: Option<serde_json::Value>,
 }
 
 /// A `for_each` waiting for its list: step `step` in `row`, under `path`.
@@ -43,7 +53,7 @@ pub(crate) enum Readiness {
 
 pub(crate) struct Graph<'p> {
     plan: &'p Plan,
-    pub insts: Vec<Inst>,
+    insts: Vec<Inst>,
     index: HashMap<(usize, usize, Vec<usize>), usize>,
     /// `for_each` contexts waiting for their list, per matrix row.
     pending: Vec<Vec<Expansion>>,
@@ -99,11 +109,44 @@ impl<'p> Graph<'p> {
         &self.plan.steps[self.insts[idx].id.step]
     }
 
+    /// How many instances exist so far.
+    pub fn len(&self) -> usize {
+        self.insts.len()
+    }
+
+    pub fn id(&self, idx: usize) -> &InstanceId {
+        &self.insts[idx].id
+    }
+
+    pub fn standing(&self, idx: usize) -> &Standing {
+        &self.insts[idx].standing
+    }
+
+    /// Every instance's id and standing, in creation order.
+    pub fn instances(&self) -> impl Iterator<Item = (&InstanceId, &Standing)> {
+        self.insts.iter().map(|i| (&i.id, &i.standing))
+    }
+
+    /// The instance finished with `outputs`; what reads them may now run.
+    pub fn succeed(&mut self, idx: usize, outputs: serde_json::Value) {
+        self.insts[idx].standing = Standing::Succeeded(outputs);
+    }
+
+    /// The instance failed; what needs it is blocked.
+    pub fn fail(&mut self, idx: usize) {
+        self.insts[idx].standing = Standing::Failed;
+    }
+
+    /// The instance will not run; what needs it is blocked.
+    pub fn skip(&mut self, idx: usize, reason: impl Into<String>) {
+        self.insts[idx].standing = Standing::Skipped(reason.into());
+    }
+
     fn create_context(&mut self, row: usize, s: usize, path: Vec<usize>, created: &mut Vec<usize>) {
         if self.plan.steps[s].for_each.is_some() {
             self.pending[row].push(Expansion { row, step: s, path });
         } else {
-            self.create(row, s, path, None, Status::Waiting, created);
+            self.create(row, s, path, None, Standing::Pending, created);
         }
     }
 
@@ -113,7 +156,7 @@ impl<'p> Graph<'p> {
         s: usize,
         path: Vec<usize>,
         item: Option<serde_json::Value>,
-        status: Status,
+        standing: Standing,
         created: &mut Vec<usize>,
     ) -> usize {
         let idx = self.insts.len();
@@ -124,16 +167,11 @@ impl<'p> Graph<'p> {
             step_id: self.plan.steps[s].id.clone(),
             path: path.clone(),
         };
-        self.insts.push(Inst {
-            id,
-            status,
-            item,
-            outputs: None,
-            skip_reason: None,
-        });
+        let pending = standing == Standing::Pending;
+        self.insts.push(Inst { id, standing, item });
         self.index.insert((row, s, path.clone()), idx);
         created.push(idx);
-        if status == Status::Waiting {
+        if pending {
             for t in self.children[s].clone() {
                 self.create_context(row, t, path.clone(), created);
             }
@@ -176,7 +214,7 @@ impl<'p> Graph<'p> {
                                     e.step,
                                     path,
                                     Some(item),
-                                    Status::Waiting,
+                                    Standing::Pending,
                                     &mut created,
                                 );
                             }
@@ -212,8 +250,8 @@ impl<'p> Graph<'p> {
         if self.index.contains_key(&(row, s, path.clone())) {
             return;
         }
-        let idx = self.create(row, s, path.clone(), None, Status::Skipped, created);
-        self.insts[idx].skip_reason = Some(reason.to_owned());
+        let skipped = Standing::Skipped(reason.to_owned());
+        self.create(row, s, path.clone(), None, skipped, created);
         for t in self.children[s].clone() {
             self.skip_context(row, t, path.clone(), reason, created);
         }
@@ -372,11 +410,11 @@ impl<'p> Graph<'p> {
 }
 
 fn status_readiness(inst: &Inst) -> Readiness {
-    match inst.status {
-        Status::Succeeded => Readiness::Ready,
-        Status::Failed => Readiness::Blocked(format!("`{}` failed", inst.id)),
-        Status::Skipped => Readiness::Blocked(format!("`{}` was skipped", inst.id)),
-        Status::Waiting | Status::Running => Readiness::Wait,
+    match inst.standing {
+        Standing::Succeeded(_) => Readiness::Ready,
+        Standing::Failed => Readiness::Blocked(format!("`{}` failed", inst.id)),
+        Standing::Skipped(_) => Readiness::Blocked(format!("`{}` was skipped", inst.id)),
+        Standing::Pending => Readiness::Wait,
     }
 }
 
@@ -408,8 +446,10 @@ impl Scope for RunScope<'_, '_> {
                 let d = *self.graph.step_by_id.get(r.field(0)?)?;
                 let len = plan.steps[d].axis.len();
                 let key = (self.row, d, self.path.get(..len)?.to_vec());
-                let inst = &self.graph.insts[*self.graph.index.get(&key)?];
-                Some((inst.outputs.clone()?, 2))
+                match &self.graph.insts[*self.graph.index.get(&key)?].standing {
+                    Standing::Succeeded(outputs) => Some((outputs.clone(), 2)),
+                    _ => None,
+                }
             }
             Context::Inputs => Some((plan.inputs.get(r.field(0)?)?.clone(), 1)),
             Context::Matrix => Some((

@@ -7,14 +7,22 @@
 //! API, and reporters (`crate::report`) consume the events.
 
 mod backoff;
+mod budget;
+mod config;
+mod decide;
 mod forecast;
 mod gate;
 mod graph;
+mod outcome;
+mod reaction;
 mod run;
+mod slot;
 #[cfg(test)]
 mod tests;
 mod types;
 
+pub use config::EngineConfig;
 pub use forecast::{Fate, Forecast, Outlook, forecast};
-pub use run::{EngineConfig, run};
+pub use outcome::{RunOutcome, StopReason};
+pub use run::run;
 pub use types::*;

@@ -3,72 +3,33 @@
 //!
 //! One loop owns all state; submits and polls run as tasks that report back
 //! through a `JoinSet`, so no state is shared between tasks beyond the gates.
+//! What to do when an attempt goes wrong is decided in [`super::reaction`],
+//! what to do with a ready instance in [`super::decide`]; the driver carries
+//! both out.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::{mpsc, watch};
-use tokio::task::{Id, JoinSet};
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::Instant;
 
 use super::backoff;
+use super::budget::Budget;
+use super::decide::{Decision, decide};
 use super::gate::Gate;
 use super::graph::{Graph, Readiness};
+use super::reaction::{Reaction, Situation, Trouble, react};
+use super::slot::{Fetching, Polling, Rows, Slot, State};
 use super::{
-    ErrorKind, Job, Memory, Outputs, PollOutcome, Recall, Record, RunEvent, Status, StepError,
-    StepExecutor, Submission, Summary, TaskRef,
+    EngineConfig, ErrorKind, Job, Memory, Outputs, PollOutcome, Record, RunEvent, StepError,
+    StepExecutor, StopReason, Submission, Summary, TaskRef,
 };
-use crate::plan::hash::request_hash;
 use crate::plan::{Plan, Scope};
-
-/// How a run is paced. Durations in the plan are divided by `time_scale`.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    pub max_in_flight: usize,
-    pub submits_per_minute: u32,
-    pub polls_per_second: u32,
-    /// Divides every duration (poll schedule, backoff, quotas, timeouts).
-    pub time_scale: f64,
-    /// Stop submitting after the first failure.
-    pub fail_fast: bool,
-    /// After Ctrl-C, how long to keep polling what is in flight (already scaled).
-    pub grace: Duration,
-    /// Seeds the jitter.
-    pub seed: u64,
-    /// Extra spacing between submits, as a fraction of the quota's period, so
-    /// that network jitter never makes two submits arrive too close together.
-    pub submit_margin: f64,
-    /// Credits the run may commit at most; a submit that would cross it is not sent.
-    pub max_credits: Option<u64>,
-}
-
-impl EngineConfig {
-    /// The plan's limits at the given time scale.
-    pub fn from_plan(plan: &Plan, time_scale: f64) -> EngineConfig {
-        let time_scale = if time_scale > 0.0 { time_scale } else { 1.0 };
-        EngineConfig {
-            max_in_flight: plan.limits.max_in_flight as usize,
-            submits_per_minute: plan.limits.submits_per_minute,
-            polls_per_second: plan.limits.polls_per_second,
-            time_scale,
-            fail_fast: false,
-            // Long enough for a song in flight to finish; a second Ctrl-C stops at once.
-            grace: Duration::from_secs(600).div_f64(time_scale),
-            seed: 0,
-            submit_margin: 0.05,
-            max_credits: plan.max_credits,
-        }
-    }
-
-    fn scale(&self, d: Duration) -> Duration {
-        d.div_f64(self.time_scale)
-    }
-}
 
 /// A finished submit or poll.
 enum Done {
@@ -89,31 +50,48 @@ enum Done {
     },
 }
 
-/// Per-instance progress the graph does not track.
+/// The tasks the driver waits on, each owned by one instance.
 #[derive(Default)]
-struct Progress {
-    attempt: u32,
-    throttles: u32,
-    job: Option<Job>,
-    task: Option<TaskRef>,
-    /// When the current task must have finished.
-    deadline: Option<Instant>,
-    /// When the first request of this instance was sent (for the step timeout).
-    first_sent: Option<Instant>,
-    /// Whether remote work of this instance is outstanding (counted in `in_flight`).
-    in_flight: bool,
-    /// Credits this run paid for the current task (0 for a task of another run).
-    charged: u64,
-    /// A reused result whose files are being downloaded.
-    fetching: Option<Fetching>,
+struct Tasks {
+    set: JoinSet<Done>,
+    owner: HashMap<Id, usize>,
 }
 
-/// A reused result waiting for its files.
-struct Fetching {
-    from: Option<String>,
-    credits: u64,
-    outputs: Outputs,
-    abort: tokio::task::AbortHandle,
+impl Tasks {
+    fn spawn(
+        &mut self,
+        idx: usize,
+        task: impl Future<Output = Done> + Send + 'static,
+    ) -> AbortHandle {
+        let handle = self.set.spawn(task);
+        self.owner.insert(handle.id(), idx);
+        handle
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next task to end: what it reported, or the instance whose task died.
+    async fn next(&mut self) -> Option<Result<Done, (usize, JoinError)>> {
+        loop {
+            match self.set.join_next_with_id().await? {
+                Ok((id, done)) => {
+                    self.owner.remove(&id);
+                    return Some(Ok(done));
+                }
+                Err(e) => {
+                    if let Some(idx) = self.owner.remove(&e.id()) {
+                        return Some(Err((idx, e)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn abort_all(&mut self) {
+        self.set.abort_all();
+    }
 }
 
 /// Runs the plan to the end, reporting on `events`. `cancel` turning true is
@@ -134,31 +112,26 @@ pub async fn run<E: StepExecutor>(
 struct Driver<'p, E> {
     plan: &'p Plan,
     graph: Graph<'p>,
-    progress: Vec<Progress>,
+    slots: Vec<Slot>,
+    rows: Rows,
+    /// Queued instances: later steps first (they finish pipelines and free
+    /// their inputs), then matrix rows in order.
+    ready: BinaryHeap<(usize, Reverse<usize>, Reverse<usize>)>,
+    /// Instances whose state is in flight (see [`State::in_flight`]).
+    in_flight: usize,
+    tasks: Tasks,
     executor: Arc<E>,
     memory: Arc<dyn Memory>,
     config: EngineConfig,
     events: mpsc::UnboundedSender<RunEvent>,
     submit_gate: Arc<Gate>,
     poll_gate: Arc<Gate>,
-    stopping: Arc<AtomicBool>,
-    stop_reason: Option<String>,
-    ready: BinaryHeap<(usize, Reverse<usize>, Reverse<usize>)>,
-    /// Instances waiting for their dependencies, per matrix row.
-    waiting: Vec<Vec<usize>>,
-    /// Rows where something changed since they were last examined.
-    dirty: Vec<bool>,
-    dirty_rows: Vec<usize>,
-    in_flight: usize,
-    tasks: JoinSet<Done>,
-    task_owner: HashMap<Id, usize>,
     /// Bounds the downloads of reused results running at once.
     fetch_slots: Arc<tokio::sync::Semaphore>,
     rng: StdRng,
+    budget: Budget,
+    /// Counts so far, and why the run stopped (if it did).
     summary: Summary,
-    any_accepted: bool,
-    /// Credits of submits sent and not yet answered.
-    reserved: u64,
 }
 
 impl<'p, E: StepExecutor> Driver<'p, E> {
@@ -169,39 +142,25 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         config: EngineConfig,
         events: mpsc::UnboundedSender<RunEvent>,
     ) -> Self {
-        let submit_period = (config.submits_per_minute > 0).then(|| {
-            config
-                .scale(Duration::from_secs(60) / config.submits_per_minute)
-                .mul_f64(1.0 + config.submit_margin.max(0.0))
-        });
-        let poll_period = (config.polls_per_second > 0)
-            .then(|| config.scale(Duration::from_secs(1) / config.polls_per_second));
         let (graph, created) = Graph::new(plan);
-        let fetch_slots = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1)));
         let mut driver = Driver {
             plan,
             graph,
-            progress: Vec::new(),
+            slots: Vec::new(),
+            rows: Rows::new(plan.instances.len()),
+            ready: BinaryHeap::new(),
+            in_flight: 0,
+            tasks: Tasks::default(),
             executor,
             memory,
+            submit_gate: Arc::new(Gate::new(config.submit_period())),
+            poll_gate: Arc::new(Gate::new(config.poll_period())),
+            fetch_slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             rng: StdRng::seed_from_u64(config.seed),
+            budget: Budget::new(config.max_credits),
             config,
             events,
-            submit_gate: Arc::new(Gate::new(submit_period)),
-            poll_gate: Arc::new(Gate::new(poll_period)),
-            stopping: Arc::new(AtomicBool::new(false)),
-            stop_reason: None,
-            ready: BinaryHeap::new(),
-            waiting: vec![Vec::new(); plan.instances.len()],
-            dirty: vec![false; plan.instances.len()],
-            dirty_rows: Vec::new(),
-            in_flight: 0,
-            tasks: JoinSet::new(),
-            task_owner: HashMap::new(),
-            fetch_slots,
             summary: Summary::default(),
-            any_accepted: false,
-            reserved: 0,
         };
         driver.created(created);
         driver
@@ -211,40 +170,47 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let _ = self.events.send(event);
     }
 
+    /// Moves instance `idx` to `state`, keeping the in-flight count; returns its old state.
+    fn set_state(&mut self, idx: usize, state: State) -> State {
+        let now = state.in_flight();
+        let old = std::mem::replace(&mut self.slots[idx].state, state);
+        match (old.in_flight(), now) {
+            (false, true) => self.in_flight += 1,
+            (true, false) => self.in_flight -= 1,
+            _ => {}
+        }
+        old
+    }
+
     /// Reports new instances and queues them (placeholders are reported as skipped).
     fn created(&mut self, created: Vec<usize>) {
+        self.slots.resize_with(self.graph.len(), Slot::default);
         for idx in created {
-            self.progress
-                .resize_with(self.graph.insts.len(), Progress::default);
             let step = self.graph.step(idx);
-            let inst = &self.graph.insts[idx];
+            let id = self.graph.id(idx).clone();
             self.emit(RunEvent::Created {
-                id: inst.id.clone(),
+                id: id.clone(),
                 action: step.action,
                 operation: step.operation,
                 planned_credits: step.unit_credits,
             });
-            match inst.status {
-                Status::Skipped if step.scope == Scope::Out => {
+            let placeholder = match self.graph.standing(idx) {
+                super::graph::Standing::Skipped(reason) => Some(reason.clone()),
+                _ => None,
+            };
+            match placeholder {
+                Some(_) if step.scope == Scope::Out => {
+                    self.slots[idx].state = State::Done;
                     self.summary.unselected += 1;
-                    self.emit(RunEvent::Skipped {
-                        id: inst.id.clone(),
-                        reason: "not selected (`--select` / `--exclude`)".to_owned(),
-                    });
+                    let reason = "not selected (`--select` / `--exclude`)".to_owned();
+                    self.emit(RunEvent::Skipped { id, reason });
                 }
-                Status::Skipped => {
-                    let reason = inst.skip_reason.clone().unwrap_or_default();
+                Some(reason) => {
+                    self.slots[idx].state = State::Done;
                     self.summary.skipped += 1;
-                    self.emit(RunEvent::Skipped {
-                        id: inst.id.clone(),
-                        reason,
-                    });
+                    self.emit(RunEvent::Skipped { id, reason });
                 }
-                _ => {
-                    let row = inst.id.row;
-                    self.waiting[row].push(idx);
-                    self.mark_dirty(row);
-                }
+                None => self.rows.wait(id.row, idx),
             }
         }
     }
@@ -261,15 +227,14 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             let grace = grace_deadline;
             let slot = next_slot.map(|d| Instant::now() + d);
             tokio::select! {
-                joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.joined(joined),
+                joined = self.tasks.next(), if !self.tasks.is_empty() => self.joined(joined),
                 _ = sleep_until_opt(slot), if slot.is_some() => {}
                 changed = cancel.changed(), if cancel_open => {
                     if changed.is_err() {
                         cancel_open = false;
                     } else if *cancel.borrow() {
                         cancel_open = false;
-                        self.summary.interrupted = true;
-                        self.stop("interrupted");
+                        self.interrupt();
                         grace_deadline = Some(Instant::now() + self.config.grace);
                     }
                 }
@@ -282,130 +247,122 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.finish()
     }
 
+    /// Ctrl-C: nothing new is sent, and the run ends as interrupted (resumable)
+    /// whatever else stopped it first.
+    fn interrupt(&mut self) {
+        self.stop(StopReason::Interrupted);
+        self.summary.stopped = Some(StopReason::Interrupted);
+    }
+
+    /// The reason the run stopped, as skipped instances quote it.
+    fn stopped_because(&self) -> Option<String> {
+        self.summary.stopped.as_ref().map(ToString::to_string)
+    }
+
     /// Expands fan-outs and moves waiting instances to ready or skipped.
     fn settle(&mut self) {
-        while let Some(row) = self.dirty_rows.pop() {
-            self.dirty[row] = false;
+        while let Some(row) = self.rows.next_dirty() {
             let created = self.graph.expand(row);
             self.created(created);
-            for idx in std::mem::take(&mut self.waiting[row]) {
+            for idx in self.rows.take(row) {
                 if self.graph.step(idx).scope == Scope::Out {
                     self.unselect(idx);
                     continue;
                 }
-                if let Some(reason) = self.stop_reason.clone() {
+                if let Some(reason) = self.stopped_because() {
                     self.skip(idx, format!("not started: the run stopped ({reason})"));
                     continue;
                 }
                 match self.graph.readiness(idx) {
-                    Readiness::Ready => {
-                        self.make_ready(idx);
-                    }
-                    Readiness::Wait => self.waiting[row].push(idx),
+                    Readiness::Ready => self.make_ready(idx),
+                    Readiness::Wait => self.rows.keep_waiting(row, idx),
                     Readiness::Blocked(reason) => self.skip(idx, reason),
                 }
             }
         }
     }
 
-    /// Something changed in `row`: its waiting instances and fan-outs are examined again.
-    fn mark_dirty(&mut self, row: usize) {
-        if let Some(flag) = self.dirty.get_mut(row)
-            && !*flag
-        {
-            *flag = true;
-            self.dirty_rows.push(row);
-        }
-    }
-
-    /// Resolves the instance's request and queues it; a request that cannot
-    /// be resolved fails the instance (returns true then).
-    fn make_ready(&mut self, idx: usize) -> bool {
-        let fields = match self.graph.resolve_fields(idx) {
-            Ok(f) => f,
-            Err(message) => {
-                self.fail(idx, StepError::new(ErrorKind::Invalid, message), 0);
-                return true;
+    /// Carries out the decision about an instance whose dependencies are done.
+    fn make_ready(&mut self, idx: usize) {
+        match decide(self.plan, &self.graph, idx, &*self.memory) {
+            Decision::Unresolved(message) => {
+                self.fail_with(idx, None, StepError::new(ErrorKind::Invalid, message), 0);
             }
-        };
-        let step = self.graph.step(idx);
-        let job = Job {
-            id: self.graph.insts[idx].id.clone(),
-            action: step.action,
-            operation: step.operation,
-            request_hash: request_hash(step.operation, &fields, &self.plan.prices.version()),
-            fields,
-            attempt: 1,
-        };
-        let recall = self.memory.recall(&job);
-        let p = &mut self.progress[idx];
-        p.attempt = 1;
-        p.job = Some(job);
-        match recall {
-            Recall::New if !step.scope.may_submit() => self.skip(
+            Decision::Excluded(_) => self.skip(
                 idx,
                 "only reused in this run (excluded, or needed only by excluded steps), and no earlier run has its result".to_owned(),
             ),
-            Recall::New => self.queue(idx),
-            Recall::Reuse {
+            Decision::Send(job) => {
+                self.set_state(idx, State::Queued(job));
+                let id = self.graph.id(idx);
+                self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+            }
+            Decision::Reuse {
+                job,
                 outputs,
                 from,
                 credits,
-            } => self.reuse(idx, outputs, from, credits),
-            Recall::Attach {
+            } => self.reuse(idx, job, outputs, from, credits),
+            Decision::Attach {
+                job,
                 task,
-                credits,
                 from,
-            } => self.attach(idx, task, credits, from),
-            Recall::InDoubt { from, since } => {
-                let run = match &from {
-                    Some(run) => format!("in run `{run}`"),
-                    None => {
-                        // Charged, as far as anyone knows, by this run's earlier process.
-                        self.summary.credits_charged += step.unit_credits;
-                        "earlier in this run".to_owned()
-                    }
-                };
-                let message = format!(
-                    "sent {run} at {since} and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)"
-                );
-                let mut error = StepError::new(ErrorKind::InDoubt, message);
-                error.charged = from.is_none();
-                self.fail(idx, error, 0);
-            }
+                credits,
+            } => self.attach(idx, job, task, credits, from),
+            Decision::InDoubt { job, from, since } => self.in_doubt(idx, job, from, since),
         }
-        false
+    }
+
+    /// A request sent before with no recorded answer fails unsent.
+    fn in_doubt(&mut self, idx: usize, job: Job, from: Option<String>, since: String) {
+        let run = match &from {
+            Some(run) => format!("in run `{run}`"),
+            None => {
+                // Charged, as far as anyone knows, by this run's earlier process.
+                self.budget.charge(self.graph.step(idx).unit_credits);
+                "earlier in this run".to_owned()
+            }
+        };
+        let message = format!(
+            "sent {run} at {since} and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)"
+        );
+        let mut error = StepError::new(ErrorKind::InDoubt, message);
+        error.charged = from.is_none();
+        self.fail_with(idx, Some(job), error, 0);
     }
 
     /// Takes an earlier run's result for the instance: nothing is sent. A
     /// result without files, when this run downloads, gets its files first.
-    fn reuse(&mut self, idx: usize, outputs: Outputs, from: Option<String>, credits: u64) {
-        let Some(job) = self.progress[idx].job.clone() else {
-            return;
-        };
-        if outputs.files.is_empty() && self.executor.wants_files() {
-            self.graph.insts[idx].status = Status::Running;
-            let executor = Arc::clone(&self.executor);
-            let slots = Arc::clone(&self.fetch_slots);
-            let value = outputs.clone();
-            let handle = self.tasks.spawn(async move {
-                // Downloads of reused results share the in-flight limit's width.
-                let _slot = slots.acquire_owned().await;
-                Done::Fetched {
-                    idx,
-                    result: executor.fetch(&job, value).await,
-                }
-            });
-            self.task_owner.insert(handle.id(), idx);
-            self.progress[idx].fetching = Some(Fetching {
-                from,
-                credits,
-                outputs,
-                abort: handle,
-            });
-            return;
+    fn reuse(
+        &mut self,
+        idx: usize,
+        job: Job,
+        outputs: Outputs,
+        from: Option<String>,
+        credits: u64,
+    ) {
+        if !(outputs.files.is_empty() && self.executor.wants_files()) {
+            return self.reused(idx, job, outputs, from, credits);
         }
-        self.reused(idx, outputs, from, credits);
+        let executor = Arc::clone(&self.executor);
+        let slots = Arc::clone(&self.fetch_slots);
+        let (fetch_job, value) = (job.clone(), outputs.clone());
+        let abort = self.tasks.spawn(idx, async move {
+            // Downloads of reused results share the in-flight limit's width.
+            let _slot = slots.acquire_owned().await;
+            Done::Fetched {
+                idx,
+                result: executor.fetch(&fetch_job, value).await,
+            }
+        });
+        let fetching = Fetching {
+            job,
+            from,
+            credits,
+            outputs,
+            abort,
+        };
+        self.set_state(idx, State::Fetching(fetching));
     }
 
     /// A reused result's files were fetched, or not (the download failed,
@@ -415,40 +372,38 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     /// result is skipped if the run stopped and fails the instance otherwise;
     /// either way it stays reusable for a later run.
     fn fetched(&mut self, idx: usize, result: Result<Outputs, StepError>) {
-        let Some(f) = self.progress[idx].fetching.take() else {
+        if !matches!(self.slots[idx].state, State::Fetching(_)) {
+            return;
+        }
+        let State::Fetching(f) = self.set_state(idx, State::Done) else {
             return;
         };
         match result {
-            Ok(outputs) => self.reused(idx, outputs, f.from, f.credits),
-            Err(_) if f.from.is_none() => self.reused(idx, f.outputs, None, f.credits),
-            Err(_) if self.stop_reason.is_some() => {
-                let reason = self.stop_reason.clone().unwrap_or_default();
+            Ok(outputs) => self.reused(idx, f.job, outputs, f.from, f.credits),
+            Err(_) if f.from.is_none() => self.reused(idx, f.job, f.outputs, None, f.credits),
+            Err(_) if self.summary.stopped.is_some() => {
+                let reason = self.stopped_because().unwrap_or_default();
                 self.skip(
                     idx,
                     format!("files not fetched: the run stopped ({reason})"),
                 );
             }
-            Err(error) => self.fail(idx, error, 0),
+            Err(error) => self.fail_with(idx, Some(f.job), error, 0),
         }
     }
 
-    /// Stops the downloads of reused results still going (the run is stopping).
-    fn abort_fetches(&mut self) {
-        for p in &self.progress {
-            if let Some(f) = &p.fetching {
-                f.abort.abort();
-            }
-        }
-    }
-
-    fn reused(&mut self, idx: usize, outputs: Outputs, from: Option<String>, credits: u64) {
-        let Some(job) = self.progress[idx].job.clone() else {
-            return;
-        };
+    fn reused(
+        &mut self,
+        idx: usize,
+        job: Job,
+        outputs: Outputs,
+        from: Option<String>,
+        credits: u64,
+    ) {
         if from.is_some() {
             self.summary.reused += 1;
         }
-        self.summary.credits_charged += credits;
+        self.budget.charge(credits);
         self.emit(RunEvent::Reused {
             id: job.id.clone(),
             request_hash: job.request_hash.clone(),
@@ -456,16 +411,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             credits,
             outputs: outputs.clone(),
         });
-        self.succeed_with(idx, outputs, Some(from.as_deref().unwrap_or("")), 0);
+        self.succeed_with(idx, job, outputs, Some(from.as_deref().unwrap_or("")), 0);
     }
 
     /// Polls a task accepted by an earlier attempt instead of sending the request again.
-    fn attach(&mut self, idx: usize, task: TaskRef, credits: u64, from: Option<String>) {
-        let Some(job) = self.progress[idx].job.clone() else {
-            return;
-        };
+    fn attach(&mut self, idx: usize, job: Job, task: TaskRef, credits: u64, from: Option<String>) {
         self.summary.attached += 1;
-        self.summary.credits_charged += credits;
+        self.budget.charge(credits);
         self.emit(RunEvent::Attached {
             id: job.id.clone(),
             request_hash: job.request_hash.clone(),
@@ -473,48 +425,54 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             credits,
             from,
         });
-        let p = &mut self.progress[idx];
-        p.first_sent.get_or_insert(Instant::now());
-        p.in_flight = true;
-        p.charged = credits;
-        p.task = Some(task);
-        self.in_flight += 1;
-        self.graph.insts[idx].status = Status::Running;
-        self.set_deadline(idx);
-        self.poll(idx, Duration::ZERO);
+        self.slots[idx].first_sent.get_or_insert(Instant::now());
+        self.start_polling(idx, job, task, credits, Duration::ZERO);
+    }
+
+    /// The instance's task is followed from now on, first asked after `delay`.
+    /// It must finish within the poll timeout of now, and within the step
+    /// timeout of the instance's first request.
+    fn start_polling(
+        &mut self,
+        idx: usize,
+        job: Job,
+        task: TaskRef,
+        charged: u64,
+        delay: Duration,
+    ) {
+        let step = self.graph.step(idx);
+        let mut deadline = Instant::now() + self.config.scale(step.poll.timeout);
+        if let (Some(timeout), Some(first)) = (step.timeout, self.slots[idx].first_sent) {
+            deadline = deadline.min(first + self.config.scale(timeout));
+        }
+        let polling = Polling {
+            job,
+            task,
+            charged,
+            deadline,
+        };
+        self.set_state(idx, State::Polling(polling));
+        self.poll(idx, delay);
     }
 
     /// Leaves out an instance of a step `--select` / `--exclude` did not keep.
     fn unselect(&mut self, idx: usize) {
-        self.mark_dirty(self.graph.insts[idx].id.row);
-        self.graph.insts[idx].status = Status::Skipped;
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
+        self.graph.skip(idx, "not selected");
+        self.set_state(idx, State::Done);
         self.summary.unselected += 1;
-        self.emit(RunEvent::Skipped {
-            id: self.graph.insts[idx].id.clone(),
-            reason: "not selected (`--select` / `--exclude`)".to_owned(),
-        });
-    }
-
-    /// Credits committed so far: charged and not refunded, plus submits awaiting an answer.
-    fn committed(&self) -> u64 {
-        (self.summary.credits_charged + self.reserved).saturating_sub(self.summary.credits_refunded)
-    }
-
-    /// Puts an instance in the send queue: later steps first (they finish
-    /// pipelines and free their inputs), then matrix rows in order.
-    fn queue(&mut self, idx: usize) {
-        let id = &self.graph.insts[idx].id;
-        self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+        let reason = "not selected (`--select` / `--exclude`)".to_owned();
+        self.emit(RunEvent::Skipped { id, reason });
     }
 
     fn skip(&mut self, idx: usize, reason: String) {
-        self.mark_dirty(self.graph.insts[idx].id.row);
-        self.graph.insts[idx].status = Status::Skipped;
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
+        self.graph.skip(idx, reason.clone());
+        self.set_state(idx, State::Done);
         self.summary.skipped += 1;
-        self.emit(RunEvent::Skipped {
-            id: self.graph.insts[idx].id.clone(),
-            reason,
-        });
+        self.emit(RunEvent::Skipped { id, reason });
     }
 
     /// Sends queued instances while there is room in flight and the submit
@@ -522,21 +480,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     fn dispatch(&mut self) -> Option<Duration> {
         while self.in_flight < self.config.max_in_flight.max(1) {
             let &(_, _, Reverse(idx)) = self.ready.peek()?;
-            if let Some(reason) = self.stop_reason.clone() {
+            if let Some(reason) = self.stopped_because() {
                 self.ready.pop();
                 self.skip(idx, format!("not started: the run stopped ({reason})"));
                 continue;
             }
             let unit = self.graph.step(idx).unit_credits;
-            if let Some(cap) = self.config.max_credits
-                && self.committed() + unit > cap
-            {
-                let committed = self.committed();
-                self.summary.over_budget = true;
-                self.stop(&format!(
-                    "budget: `{}` needs {unit} credits and {committed} of the {cap}-credit cap are spent or reserved",
-                    self.graph.insts[idx].id
-                ));
+            let name = self.graph.id(idx).to_string();
+            if let Some(over) = self.budget.would_cross(&name, unit) {
+                self.stop(over);
                 continue;
             }
             if let Err(wait) = self.submit_gate.try_acquire() {
@@ -549,24 +501,19 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     }
 
     fn send(&mut self, idx: usize) {
-        let Some(job) = self.progress[idx].job.clone() else {
+        let State::Queued(job) = self.set_state(idx, State::Done) else {
             return;
         };
         // The intent must be durable before the request leaves: a crash
         // after this line leaves the submit in doubt, never forgotten.
         if let Err(e) = self.memory.record(Record::Intent { job: &job }) {
             let message = format!("not sent: the journal could not record it ({e})");
-            self.fail(idx, StepError::new(ErrorKind::Local, message), 0);
-            self.stop("the journal cannot be written");
+            self.fail_with(idx, Some(job), StepError::new(ErrorKind::Local, message), 0);
+            self.stop(StopReason::Journal { error: None });
             return;
         }
-        self.reserved += self.graph.step(idx).unit_credits;
-        let now = Instant::now();
-        let p = &mut self.progress[idx];
-        p.first_sent.get_or_insert(now);
-        p.in_flight = true;
-        self.in_flight += 1;
-        self.graph.insts[idx].status = Status::Running;
+        self.budget.reserve(self.graph.step(idx).unit_credits);
+        self.slots[idx].first_sent.get_or_insert(Instant::now());
         self.emit(RunEvent::Submitting {
             id: job.id.clone(),
             attempt: job.attempt,
@@ -575,35 +522,25 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         });
         let executor = Arc::clone(&self.executor);
         let gate = Arc::clone(&self.submit_gate);
-        let handle = self.tasks.spawn(async move {
+        let sent = job.clone();
+        self.set_state(idx, State::Submitting(job));
+        self.tasks.spawn(idx, async move {
             tokio::time::sleep_until(gate.reserve_send()).await;
             Done::Submit {
                 idx,
-                result: executor.submit(&job).await,
+                result: executor.submit(&sent).await,
             }
         });
-        self.task_owner.insert(handle.id(), idx);
-    }
-
-    /// The instance's remote work is over (or waits for a retry).
-    fn leave_flight(&mut self, idx: usize) {
-        let p = &mut self.progress[idx];
-        if p.in_flight {
-            p.in_flight = false;
-            self.in_flight -= 1;
-        }
     }
 
     fn poll(&mut self, idx: usize, delay: Duration) {
-        let (Some(job), Some(task)) = (
-            self.progress[idx].job.clone(),
-            self.progress[idx].task.clone(),
-        ) else {
+        let State::Polling(p) = &self.slots[idx].state else {
             return;
         };
+        let (job, task) = (p.job.clone(), p.task.clone());
         let executor = Arc::clone(&self.executor);
         let gate = Arc::clone(&self.poll_gate);
-        let handle = self.tasks.spawn(async move {
+        self.tasks.spawn(idx, async move {
             tokio::time::sleep(delay).await;
             gate.acquire().await;
             Done::Poll {
@@ -611,341 +548,297 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 result: executor.poll(&job, &task).await,
             }
         });
-        self.task_owner.insert(handle.id(), idx);
     }
 
-    fn joined(&mut self, joined: Option<Result<(Id, Done), tokio::task::JoinError>>) {
+    fn joined(&mut self, joined: Option<Result<Done, (usize, JoinError)>>) {
         match joined {
-            Some(Ok((id, done))) => {
-                self.task_owner.remove(&id);
-                match done {
-                    Done::Submit { idx, result } => self.submitted(idx, result),
-                    Done::Poll { idx, result } => self.polled(idx, result),
-                    Done::Fetched { idx, result } => self.fetched(idx, result),
-                    Done::RetryDue { idx } => match self.stop_reason.clone() {
-                        Some(reason) => {
-                            self.skip(idx, format!("retry not sent: the run stopped ({reason})"))
-                        }
-                        None => self.queue(idx),
-                    },
+            Some(Ok(Done::Submit { idx, result })) => self.submitted(idx, result),
+            Some(Ok(Done::Poll { idx, result })) => self.polled(idx, result),
+            Some(Ok(Done::Fetched { idx, result })) => self.fetched(idx, result),
+            Some(Ok(Done::RetryDue { idx })) => self.retry_due(idx),
+            Some(Err((idx, e))) => {
+                if matches!(self.slots[idx].state, State::Fetching(_)) {
+                    let message = format!("the download of its files ended abnormally: {e}");
+                    return self.fetched(idx, Err(StepError::new(ErrorKind::Local, message)));
                 }
-            }
-            Some(Err(e)) => {
-                if let Some(idx) = self.task_owner.remove(&e.id()) {
-                    if self.progress[idx].fetching.is_some() {
-                        let message = format!("the download of its files ended abnormally: {e}");
-                        return self.fetched(idx, Err(StepError::new(ErrorKind::Local, message)));
-                    }
-                    let error = StepError::new(
-                        ErrorKind::Local,
-                        format!("the step's task ended abnormally: {e}"),
-                    );
-                    self.fail(idx, error, 0);
-                }
+                let message = format!("the step's task ended abnormally: {e}");
+                self.fail(idx, StepError::new(ErrorKind::Local, message), 0);
             }
             None => {}
         }
     }
 
-    fn submitted(&mut self, idx: usize, result: Result<Submission, StepError>) {
-        let unit = self.graph.step(idx).unit_credits;
-        self.reserved = self.reserved.saturating_sub(unit);
-        let attempt = self.progress[idx].attempt;
-        let id = self.graph.insts[idx].id.clone();
-        match result {
-            Ok(submission) => {
-                if let (Some(job), Submission::Task(task)) =
-                    (self.progress[idx].job.clone(), &submission)
-                {
-                    let accepted = Record::Accepted {
-                        job: &job,
-                        task: Some(task),
-                        credits: unit,
-                    };
-                    if let Err(e) = self.memory.record(accepted) {
-                        // Paid for and followed to the end, but a crash now would lose it.
-                        self.stop(&format!("the journal cannot be written ({e})"));
-                    }
-                }
-                self.any_accepted = true;
-                // Each accepted submit earns back a tenth of a 429's slow-down.
-                self.submit_gate.speed_up(1.002);
-                self.summary.submits += 1;
-                self.summary.credits_charged += unit;
-                match submission {
-                    Submission::Done(outputs) => {
-                        self.emit(RunEvent::Submitted {
-                            id,
-                            attempt,
-                            task_id: None,
-                            credits: unit,
-                        });
-                        self.succeed_with(idx, outputs, None, unit);
-                    }
-                    Submission::Task(task) => {
-                        self.emit(RunEvent::Submitted {
-                            id,
-                            attempt,
-                            task_id: Some(task.id.clone()),
-                            credits: unit,
-                        });
-                        self.progress[idx].task = Some(task);
-                        self.progress[idx].charged = unit;
-                        self.set_deadline(idx);
-                        let poll = &self.graph.step(idx).poll;
-                        let delay = backoff::jittered(
-                            self.config.scale(poll.initial_delay),
-                            poll.jitter,
-                            &mut self.rng,
-                        );
-                        self.poll(idx, delay);
-                    }
-                }
-            }
-            Err(error) => self.submit_failed(idx, error),
+    fn retry_due(&mut self, idx: usize) {
+        if let Some(reason) = self.stopped_because() {
+            return self.skip(idx, format!("retry not sent: the run stopped ({reason})"));
+        }
+        if let State::BackingOff(job) = self.set_state(idx, State::Done) {
+            self.set_state(idx, State::Queued(job));
+            let id = self.graph.id(idx);
+            self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
         }
     }
 
-    fn submit_failed(&mut self, idx: usize, error: StepError) {
+    fn submitted(&mut self, idx: usize, result: Result<Submission, StepError>) {
+        let unit = self.graph.step(idx).unit_credits;
+        self.budget.settle(unit);
+        let State::Submitting(job) = self.set_state(idx, State::Done) else {
+            return;
+        };
+        let submission = match result {
+            Ok(submission) => submission,
+            Err(error) => return self.submit_failed(idx, job, error),
+        };
+        if let Submission::Task(task) = &submission {
+            let accepted = Record::Accepted {
+                job: &job,
+                task: Some(task),
+                credits: unit,
+            };
+            if let Err(e) = self.memory.record(accepted) {
+                // Paid for and followed to the end, but a crash now would lose it.
+                self.stop(StopReason::Journal { error: Some(e) });
+            }
+        }
+        // Each accepted submit earns back a tenth of a 429's slow-down.
+        self.submit_gate.speed_up(1.002);
+        self.summary.submits += 1;
+        self.budget.charge(unit);
+        let (id, attempt) = (job.id.clone(), job.attempt);
+        let task_id = match &submission {
+            Submission::Done(_) => None,
+            Submission::Task(task) => Some(task.id.clone()),
+        };
+        self.emit(RunEvent::Submitted {
+            id,
+            attempt,
+            task_id,
+            credits: unit,
+        });
+        match submission {
+            Submission::Done(outputs) => self.succeed_with(idx, job, outputs, None, unit),
+            Submission::Task(task) => {
+                let poll = &self.graph.step(idx).poll;
+                let first = self.config.scale(poll.initial_delay);
+                let delay = backoff::jittered(first, poll.jitter, &mut self.rng);
+                self.start_polling(idx, job, task, unit, delay);
+            }
+        }
+    }
+
+    /// What [`react`] weighs for instance `idx` at `attempt`.
+    fn situation(&self, idx: usize, attempt: u32, retry_after: Option<Duration>) -> Situation<'p> {
         let step = self.graph.step(idx);
-        if !error.charged
-            && error.kind != ErrorKind::InDoubt
-            && let Some(job) = self.progress[idx].job.clone()
-        {
+        Situation {
+            retry: &step.retry,
+            poll: &step.poll,
+            attempt,
+            throttles: self.slots[idx].throttles,
+            retry_after,
+            overdue: false,
+            stopping: self.summary.stopped.is_some(),
+            any_accepted: self.summary.submits > 0,
+            time_scale: self.config.time_scale,
+        }
+    }
+
+    fn submit_failed(&mut self, idx: usize, job: Job, error: StepError) {
+        if !error.charged && error.kind != ErrorKind::InDoubt {
             let released = Record::Released {
                 job: &job,
                 error: &error,
                 refunded: 0,
             };
             if let Err(e) = self.memory.record(released) {
-                self.stop(&format!("the journal cannot be written ({e})"));
+                self.stop(StopReason::Journal { error: Some(e) });
             }
         }
-        match error.kind {
-            ErrorKind::RateLimited => {
-                let p = &mut self.progress[idx];
-                p.throttles += 1;
-                let delay = backoff::delay(
-                    &step.retry,
-                    p.throttles + 1,
-                    error.retry_after,
-                    &mut self.rng,
-                );
-                let delay = self
-                    .config
-                    .scale(delay)
-                    .max(error.retry_after.unwrap_or_default());
-                if p.throttles > 20 {
-                    return self.fail(idx, error, 0);
-                }
+        if error.kind == ErrorKind::RateLimited {
+            self.slots[idx].throttles += 1;
+        }
+        let situation = self.situation(idx, job.attempt, error.retry_after);
+        match react(Trouble::Submit(error.kind), &situation, &mut self.rng) {
+            Reaction::Throttle { delay } => {
                 self.submit_gate.pause(delay);
                 self.submit_gate.slow_down(1.02);
                 self.emit(RunEvent::Throttled {
                     delay_ms: delay.as_millis() as u64,
                 });
-                self.retry(idx, error, delay, 0, false);
+                self.retry(idx, job, error, delay, 0, false);
             }
-            ErrorKind::Transient if self.progress[idx].attempt < step.retry.attempts => {
-                let delay = self.config.scale(backoff::delay(
-                    &step.retry,
-                    self.progress[idx].attempt + 1,
-                    error.retry_after,
-                    &mut self.rng,
-                ));
-                self.retry(idx, error, delay, 0, true);
+            Reaction::Retry { delay } => self.retry(idx, job, error, delay, 0, true),
+            Reaction::FailAndStop(reason) => self.fail_and_stop(idx, job, error, reason),
+            Reaction::Fail | Reaction::Repoll { .. } | Reaction::Timeout => {
+                if error.charged {
+                    // In doubt: as far as anyone knows, it was paid for.
+                    self.budget.charge(self.graph.step(idx).unit_credits);
+                }
+                self.fail_with(idx, Some(job), error, 0);
             }
-            ErrorKind::InDoubt => {
-                self.summary.credits_charged += step.unit_credits;
-                self.fail(idx, error, 0);
-            }
-            ErrorKind::OutOfCredits => {
-                self.fail(idx, error, 0);
-                self.stop("out of credits");
-            }
-            ErrorKind::Unauthorised => {
-                self.summary.unauthorised = !self.any_accepted;
-                self.fail(idx, error, 0);
-                self.stop("the API key was refused");
-                self.tasks.abort_all();
-            }
-            _ => self.fail(idx, error, 0),
         }
     }
 
-    /// Sends the same request again after `delay`, through the submit queue.
+    fn fail_and_stop(&mut self, idx: usize, job: Job, error: StepError, reason: StopReason) {
+        let abandon = reason.abandons_in_flight();
+        self.fail_with(idx, Some(job), error, 0);
+        self.stop(reason);
+        if abandon {
+            self.tasks.abort_all();
+        }
+    }
+
+    /// Sends the same request again after `delay`, through the submit queue;
+    /// `counts` when it uses up an attempt.
     fn retry(
         &mut self,
         idx: usize,
+        mut job: Job,
         error: StepError,
         delay: Duration,
         refunded: u64,
         counts: bool,
     ) {
-        self.leave_flight(idx);
-        self.graph.insts[idx].status = Status::Waiting;
-        let p = &mut self.progress[idx];
         if counts {
-            p.attempt += 1;
+            job.attempt += 1;
         }
-        p.task = None;
-        let attempt = p.attempt;
-        if let Some(job) = p.job.as_mut() {
-            job.attempt = attempt;
-        }
-        let id = self.graph.insts[idx].id.clone();
         self.emit(RunEvent::Retrying {
-            id,
-            attempt,
+            id: job.id.clone(),
+            attempt: job.attempt,
             error,
             delay_ms: delay.as_millis() as u64,
             refunded,
         });
-        let handle = self.tasks.spawn(async move {
+        self.set_state(idx, State::BackingOff(job));
+        self.tasks.spawn(idx, async move {
             tokio::time::sleep(delay).await;
             Done::RetryDue { idx }
         });
-        self.task_owner.insert(handle.id(), idx);
-    }
-
-    /// A task must finish within the poll timeout of its submit, and within
-    /// the step timeout of the instance's first request.
-    fn set_deadline(&mut self, idx: usize) {
-        let step = self.graph.step(idx);
-        let now = Instant::now();
-        let p = &mut self.progress[idx];
-        let mut deadline = now + self.config.scale(step.poll.timeout);
-        if let (Some(timeout), Some(first)) = (step.timeout, p.first_sent) {
-            deadline = deadline.min(first + self.config.scale(timeout));
-        }
-        p.deadline = Some(deadline);
     }
 
     fn polled(&mut self, idx: usize, result: Result<PollOutcome, StepError>) {
         self.summary.polls += 1;
-        let step = self.graph.step(idx);
-        let overdue = self.progress[idx]
-            .deadline
-            .is_some_and(|d| Instant::now() >= d);
-        match result {
-            Ok(PollOutcome::Done(outputs)) => self.succeed(idx, outputs),
-            Ok(PollOutcome::Failed { message }) => {
-                // The service refunds whoever paid: this run, or the run the task came from.
-                let refunded = std::mem::take(&mut self.progress[idx].charged);
-                self.summary.credits_refunded += refunded;
-                let error = StepError::new(ErrorKind::TaskFailed, message);
-                if let Some(job) = self.progress[idx].job.clone() {
-                    let released = Record::Released {
-                        job: &job,
-                        error: &error,
-                        refunded,
-                    };
-                    if let Err(e) = self.memory.record(released) {
-                        self.stop(&format!("the journal cannot be written ({e})"));
-                    }
-                }
-                if self.progress[idx].attempt < step.retry.attempts && self.stop_reason.is_none() {
-                    let delay = self.config.scale(backoff::delay(
-                        &step.retry,
-                        self.progress[idx].attempt + 1,
-                        None,
-                        &mut self.rng,
-                    ));
-                    self.retry(idx, error, delay, refunded, true);
-                } else {
-                    self.fail(idx, error, refunded);
-                }
+        let State::Polling(p) = self.set_state(idx, State::Done) else {
+            return;
+        };
+        let (trouble, retry_after) = match &result {
+            Ok(PollOutcome::Done(_)) => (None, None),
+            Ok(PollOutcome::Pending) => (Some(Trouble::Pending), None),
+            Ok(PollOutcome::Failed { .. }) => (Some(Trouble::TaskFailed), None),
+            Err(e) => (Some(Trouble::Poll(e.kind)), e.retry_after),
+        };
+        let Some(trouble) = trouble else {
+            if let Ok(PollOutcome::Done(outputs)) = result {
+                self.succeed_with(idx, p.job, outputs, None, 0);
             }
-            Ok(PollOutcome::Pending)
-            | Err(StepError {
-                kind: ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local,
-                ..
-            }) if overdue => {
-                let task = self.progress[idx]
-                    .task
-                    .as_ref()
-                    .map(|t| t.id.clone())
-                    .unwrap_or_default();
-                let message = format!(
-                    "task `{task}` did not finish in time; it was paid for and may still finish"
-                );
-                self.fail(idx, StepError::new(ErrorKind::Timeout, message), 0);
-            }
-            Ok(PollOutcome::Pending) => {
-                let delay = backoff::jittered(
-                    self.config.scale(step.poll.interval),
-                    step.poll.jitter,
-                    &mut self.rng,
-                );
+            return;
+        };
+        if trouble == Trouble::TaskFailed {
+            let message = match result {
+                Ok(PollOutcome::Failed { message }) => message,
+                _ => String::new(),
+            };
+            return self.task_failed(idx, p, message);
+        }
+        let mut situation = self.situation(idx, p.job.attempt, retry_after);
+        situation.overdue = Instant::now() >= p.deadline;
+        let error = result.err();
+        match (react(trouble, &situation, &mut self.rng), error) {
+            (Reaction::Repoll { delay }, _) => {
+                self.set_state(idx, State::Polling(p));
                 self.poll(idx, delay);
             }
-            Err(error) => match error.kind {
-                ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local => {
-                    let wait = self
-                        .config
-                        .scale(step.poll.interval)
-                        .max(error.retry_after.unwrap_or_default());
-                    self.poll(idx, wait);
-                }
-                ErrorKind::Unauthorised => {
-                    self.fail(idx, error, 0);
-                    self.stop("the API key was refused");
-                    self.tasks.abort_all();
-                }
-                _ => self.fail(idx, error, 0),
-            },
+            (Reaction::Timeout, _) => {
+                let message = format!(
+                    "task `{}` did not finish in time; it was paid for and may still finish",
+                    p.task.id
+                );
+                let error = StepError::new(ErrorKind::Timeout, message);
+                self.fail_with(idx, Some(p.job), error, 0);
+            }
+            (Reaction::FailAndStop(reason), Some(error)) => {
+                self.fail_and_stop(idx, p.job, error, reason);
+            }
+            (_, error) => {
+                let error = error.unwrap_or_else(|| StepError::new(ErrorKind::Local, "no answer"));
+                self.fail_with(idx, Some(p.job), error, 0);
+            }
         }
     }
 
-    fn succeed(&mut self, idx: usize, outputs: Outputs) {
-        self.succeed_with(idx, outputs, None, 0);
+    /// The remote task failed. The service refunds whoever paid: this run,
+    /// or the run the task came from.
+    fn task_failed(&mut self, idx: usize, p: Polling, message: String) {
+        let refunded = p.charged;
+        self.budget.refund(refunded);
+        let error = StepError::new(ErrorKind::TaskFailed, message);
+        let released = Record::Released {
+            job: &p.job,
+            error: &error,
+            refunded,
+        };
+        if let Err(e) = self.memory.record(released) {
+            self.stop(StopReason::Journal { error: Some(e) });
+        }
+        let situation = self.situation(idx, p.job.attempt, None);
+        match react(Trouble::TaskFailed, &situation, &mut self.rng) {
+            Reaction::Retry { delay } => self.retry(idx, p.job, error, delay, refunded, true),
+            _ => self.fail_with(idx, Some(p.job), error, refunded),
+        }
     }
 
     /// `credits`: what a synchronous call that just succeeded was charged.
     fn succeed_with(
         &mut self,
         idx: usize,
+        job: Job,
         outputs: Outputs,
         reused_from: Option<&str>,
         credits: u64,
     ) {
-        if let Some(job) = self.progress[idx].job.clone() {
-            let record = Record::Succeeded {
-                job: &job,
-                outputs: &outputs,
-                reused_from,
-                credits,
-            };
-            if let Err(e) = self.memory.record(record) {
-                self.stop(&format!("the journal cannot be written ({e})"));
-            }
+        let record = Record::Succeeded {
+            job: &job,
+            outputs: &outputs,
+            reused_from,
+            credits,
+        };
+        if let Err(e) = self.memory.record(record) {
+            self.stop(StopReason::Journal { error: Some(e) });
         }
-        self.leave_flight(idx);
-        self.mark_dirty(self.graph.insts[idx].id.row);
+        self.set_state(idx, State::Done);
+        self.rows.mark(job.id.row);
         self.summary.succeeded += 1;
-        let inst = &mut self.graph.insts[idx];
-        inst.status = Status::Succeeded;
-        inst.outputs = Some(outputs.value.clone());
-        let id = inst.id.clone();
+        self.graph.succeed(idx, outputs.value.clone());
         if reused_from.is_none() {
-            self.emit(RunEvent::Succeeded { id, outputs });
+            self.emit(RunEvent::Succeeded {
+                id: job.id,
+                outputs,
+            });
         }
     }
 
+    /// Fails the instance with whatever request it has.
     fn fail(&mut self, idx: usize, error: StepError, refunded: u64) {
-        if let Some(job) = self.progress[idx].job.clone()
-            && let Err(e) = self.memory.record(Record::Failed {
-                job: &job,
-                error: &error,
-            })
+        let job = match self.set_state(idx, State::Done) {
+            State::Queued(job) | State::Submitting(job) | State::BackingOff(job) => Some(job),
+            State::Polling(p) => Some(p.job),
+            State::Fetching(f) => Some(f.job),
+            State::Waiting | State::Done => None,
+        };
+        self.fail_with(idx, job, error, refunded);
+    }
+
+    fn fail_with(&mut self, idx: usize, job: Option<Job>, error: StepError, refunded: u64) {
+        if let Some(job) = &job
+            && let Err(e) = self.memory.record(Record::Failed { job, error: &error })
         {
-            self.stop(&format!("the journal cannot be written ({e})"));
+            self.stop(StopReason::Journal { error: Some(e) });
         }
-        self.leave_flight(idx);
-        self.mark_dirty(self.graph.insts[idx].id.row);
+        self.set_state(idx, State::Done);
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
         self.summary.failed += 1;
-        self.graph.insts[idx].status = Status::Failed;
-        let id = self.graph.insts[idx].id.clone();
-        let attempt = self.progress[idx].attempt.max(1);
+        self.graph.fail(idx);
+        let attempt = job.map_or(1, |j| j.attempt.max(1));
         self.emit(RunEvent::Failed {
             id,
             attempt,
@@ -953,57 +846,54 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             refunded,
         });
         if self.config.fail_fast {
-            self.stop("fail-fast: a step failed");
+            self.stop(StopReason::FailFast);
         }
     }
 
     /// Stops new submits; what is in flight is still followed.
-    fn stop(&mut self, reason: &str) {
-        if self.stop_reason.is_some() {
+    fn stop(&mut self, reason: StopReason) {
+        if self.summary.stopped.is_some() {
             return;
         }
-        self.stop_reason = Some(reason.to_owned());
-        self.stopping.store(true, Ordering::SeqCst);
-        self.summary.stopped = Some(reason.to_owned());
-        self.emit(RunEvent::Stopping {
-            reason: reason.to_owned(),
-        });
-        self.abort_fetches();
+        let text = reason.to_string();
+        self.summary.stopped = Some(reason.clone());
+        self.emit(RunEvent::Stopping { reason });
+        for slot in &self.slots {
+            if let State::Fetching(f) = &slot.state {
+                f.abort.abort();
+            }
+        }
         while let Some((_, _, Reverse(idx))) = self.ready.pop() {
-            self.skip(idx, format!("not started: the run stopped ({reason})"));
+            self.skip(idx, format!("not started: the run stopped ({text})"));
         }
         let placeholders = self
             .graph
-            .abandon_pending(&format!("not started: the run stopped ({reason})"));
+            .abandon_pending(&format!("not started: the run stopped ({text})"));
         self.created(placeholders);
-        for row in 0..self.waiting.len() {
-            self.mark_dirty(row);
-        }
+        self.rows.mark_all();
     }
 
     fn finish(&mut self) -> Summary {
         // Downloads cut short when the grace period ran out.
-        for idx in 0..self.progress.len() {
-            if self.progress[idx].fetching.is_some() {
+        for idx in 0..self.slots.len() {
+            if matches!(self.slots[idx].state, State::Fetching(_)) {
                 let error = StepError::new(ErrorKind::Local, "the run ended first");
                 self.fetched(idx, Err(error));
             }
         }
         let placeholders = self.graph.abandon_pending("its list was never produced");
         self.created(placeholders);
-        let leftover: Vec<usize> = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .flatten()
-            .collect();
-        for idx in leftover {
-            if self.graph.insts[idx].status == Status::Waiting {
-                let reason = self.stop_reason.clone().map_or_else(
+        for idx in self.rows.take_all() {
+            if matches!(self.slots[idx].state, State::Waiting) {
+                let reason = self.stopped_because().map_or_else(
                     || "its dependencies never finished".to_owned(),
                     |r| format!("not started: the run stopped ({r})"),
                 );
                 self.skip(idx, reason);
             }
         }
+        self.summary.credits_charged = self.budget.charged();
+        self.summary.credits_refunded = self.budget.refunded();
         let summary = self.summary.clone();
         self.emit(RunEvent::Finished {
             summary: summary.clone(),

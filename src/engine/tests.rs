@@ -315,7 +315,8 @@ async fn a_failure_skips_only_its_dependents_and_fail_fast_stops_the_rest() {
     assert!(
         summary
             .stopped
-            .as_deref()
+            .as_ref()
+            .map(ToString::to_string)
             .is_some_and(|s| s.contains("fail-fast"))
     );
 }
@@ -410,7 +411,7 @@ async fn out_of_credits_stops_submitting_but_polls_what_is_in_flight() {
     )]);
     let (summary, events) = run_plan(plan(COVER), fake, |c| c.submits_per_minute = 0).await;
     assert!(
-        summary.stopped.as_deref() == Some("out of credits"),
+        summary.stopped == Some(StopReason::OutOfCredits),
         "{summary:?}"
     );
     assert!(summary.skipped > 0);
@@ -491,7 +492,7 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     cancel_tx.send(true).unwrap();
     let summary = handle.await.unwrap();
-    assert!(summary.interrupted);
+    assert_eq!(summary.stopped, Some(StopReason::Interrupted));
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);
@@ -506,9 +507,9 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
         "nothing new starts after Ctrl-C"
     );
     assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, RunEvent::Stopping { reason } if reason == "interrupted"))
+        events.iter().any(
+            |e| matches!(e, RunEvent::Stopping { reason } if *reason == StopReason::Interrupted)
+        )
     );
 }
 
@@ -631,12 +632,12 @@ async fn the_submit_that_would_cross_the_cap_is_not_sent() {
     // upload 2 + cover 15 + stems 2×15 + wav 4×2 + other 15 = 70; a cap of 40
     // leaves room for the upload, the other song and the cover (32), not a stem.
     let (summary, events) = run_plan(plan(COVER), fake.clone(), |c| c.max_credits = Some(40)).await;
-    assert!(summary.over_budget);
+    assert!(matches!(summary.stopped, Some(StopReason::Budget { .. })));
     let sent = submits_of(&fake);
     assert_eq!(sent, vec!["jazz", "other", "upload"], "{sent:?}");
     assert_eq!(summary.credits_charged, 32);
     let stop = events.iter().find_map(|e| match e {
-        RunEvent::Stopping { reason } => Some(reason.clone()),
+        RunEvent::Stopping { reason } => Some(reason.to_string()),
         _ => None,
     });
     assert!(
@@ -788,7 +789,7 @@ async fn downloads_of_reused_results_stop_with_the_run_and_never_undo_a_paid_res
         .await
         .expect("the run ends without waiting for the grace period")
         .unwrap();
-    assert!(summary.interrupted);
+    assert_eq!(summary.stopped, Some(StopReason::Interrupted));
     let mut events = Vec::new();
     while let Ok(e) = rx.try_recv() {
         events.push(e);

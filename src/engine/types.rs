@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::{RunOutcome, StopReason};
 use crate::manifest::actions::Action;
 
 /// Identifies one step instance: a step, in one matrix row, at one position
@@ -294,26 +295,6 @@ impl Memory for Forgetful {
     }
 }
 
-/// Where a step instance stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Waiting for dependencies or for a free slot.
-    Waiting,
-    /// Submitted, or being polled.
-    Running,
-    Succeeded,
-    Failed,
-    /// Not run because a dependency failed, the run was stopped, or the budget ran out.
-    Skipped,
-}
-
-impl Status {
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Succeeded | Status::Failed | Status::Skipped)
-    }
-}
-
 /// Everything the engine reports, in the order it happens.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -380,33 +361,85 @@ pub enum RunEvent {
     /// A rate limit answered 429; submits pause for `delay_ms`.
     Throttled { delay_ms: u64 },
     /// The run is stopping (Ctrl-C, unauthorised, out of credits, fail-fast); in-flight tasks are still polled.
-    Stopping { reason: String },
+    Stopping { reason: StopReason },
     /// Nothing is left to do.
     Finished { summary: Summary },
 }
 
 /// Totals at the end of a run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     pub succeeded: usize,
     pub failed: usize,
     pub skipped: usize,
     pub credits_charged: u64,
     pub credits_refunded: u64,
+    /// Submits the service accepted.
     pub submits: u64,
     pub polls: u64,
     /// Why the run stopped early, if it did.
-    pub stopped: Option<String>,
-    /// Interrupted by the user (exit 130).
-    pub interrupted: bool,
-    /// The key was refused before any step ran (exit 4).
-    pub unauthorised: bool,
+    pub stopped: Option<StopReason>,
     /// Instances whose results were taken from earlier runs (counted in `succeeded`).
     pub reused: usize,
     /// Tasks of earlier attempts polled again instead of being resent.
     pub attached: usize,
     /// Instances left out by `--select` / `--exclude` (not counted in `skipped`).
     pub unselected: usize,
-    /// Submits were stopped because the next would cross the credit cap (exit 3).
-    pub over_budget: bool,
+}
+
+impl Summary {
+    /// What the run amounts to; every view of its ending derives from this.
+    pub fn outcome(&self) -> RunOutcome {
+        match &self.stopped {
+            Some(reason) => RunOutcome::Stopped {
+                reason: reason.clone(),
+                failed: self.failed > 0,
+            },
+            None if self.failed > 0 => RunOutcome::Failed,
+            None if self.skipped > 0 => RunOutcome::Incomplete,
+            None => RunOutcome::Succeeded,
+        }
+    }
+}
+
+/// The summary as logs carry it: the counts, the reason, and the flags
+/// that readers of the JSON log test.
+impl Serialize for Summary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            succeeded: usize,
+            failed: usize,
+            skipped: usize,
+            credits_charged: u64,
+            credits_refunded: u64,
+            submits: u64,
+            polls: u64,
+            stopped: Option<&'a StopReason>,
+            interrupted: bool,
+            unauthorised: bool,
+            reused: usize,
+            attached: usize,
+            unselected: usize,
+            over_budget: bool,
+        }
+        let stopped = self.stopped.as_ref();
+        Wire {
+            succeeded: self.succeeded,
+            failed: self.failed,
+            skipped: self.skipped,
+            credits_charged: self.credits_charged,
+            credits_refunded: self.credits_refunded,
+            submits: self.submits,
+            polls: self.polls,
+            stopped,
+            interrupted: stopped == Some(&StopReason::Interrupted),
+            unauthorised: self.outcome().exit_code() == crate::exit::API_UNAVAILABLE,
+            reused: self.reused,
+            attached: self.attached,
+            unselected: self.unselected,
+            over_budget: matches!(stopped, Some(StopReason::Budget { .. })),
+        }
+        .serialize(serializer)
+    }
 }

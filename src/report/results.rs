@@ -8,6 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{RunOutcome, StopReason};
 use crate::manifest::actions::Action;
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
@@ -81,6 +82,21 @@ pub enum RunStatus {
     Interrupted,
     /// Stopped early (out of credits, unauthorised, fail-fast).
     Stopped,
+}
+
+impl RunStatus {
+    /// How a run that is over stands.
+    pub fn of(outcome: &RunOutcome) -> RunStatus {
+        match outcome {
+            RunOutcome::Stopped {
+                reason: StopReason::Interrupted,
+                ..
+            } => RunStatus::Interrupted,
+            RunOutcome::Stopped { .. } => RunStatus::Stopped,
+            RunOutcome::Failed => RunStatus::Failed,
+            RunOutcome::Succeeded | RunOutcome::Incomplete => RunStatus::Succeeded,
+        }
+    }
 }
 
 /// Counts over every step instance created so far.

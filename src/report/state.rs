@@ -153,7 +153,7 @@ impl RunState {
             RunEvent::Throttled { .. } => {}
             RunEvent::Stopping { reason } => {
                 self.head.status = RunStatus::Stopped;
-                self.head.stop_reason = Some(reason.clone());
+                self.head.stop_reason = Some(reason.to_string());
             }
             RunEvent::Finished { summary } => self.finished(summary, at),
         }
@@ -230,20 +230,10 @@ impl RunState {
 
     fn finished(&mut self, summary: &Summary, at: String) {
         self.head.finished_at = Some(at);
-        self.head.status = if summary.interrupted {
-            RunStatus::Interrupted
-        } else if summary.stopped.is_some()
-            || summary.unauthorised
-            || self.head.stop_reason.is_some()
-        {
-            RunStatus::Stopped
-        } else if summary.failed > 0 {
-            RunStatus::Failed
-        } else {
-            RunStatus::Succeeded
-        };
-        if let Some(reason) = &summary.stopped {
-            self.head.stop_reason = Some(reason.clone());
+        let outcome = summary.outcome();
+        self.head.status = RunStatus::of(&outcome);
+        if let Some(reason) = outcome.stop_reason() {
+            self.head.stop_reason = Some(reason.to_string());
         }
     }
 

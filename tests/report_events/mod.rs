@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use sonicflow::engine::{ErrorKind, InstanceId, Outputs, RunEvent, SavedFile, StepError, Summary};
+use sonicflow::engine::{
+    ErrorKind, InstanceId, Outputs, RunEvent, SavedFile, StepError, StopReason, Summary,
+};
 use sonicflow::plan::{Options, Plan};
 use sonicflow::report::{Clock, stepping_clock};
 
@@ -182,7 +184,7 @@ pub fn events() -> Vec<RunEvent> {
             refunded: 15,
         },
         RunEvent::Stopping {
-            reason: "out of credits".to_owned(),
+            reason: StopReason::OutOfCredits,
         },
         RunEvent::Skipped {
             id: wav_sun.clone(),
@@ -197,9 +199,7 @@ pub fn events() -> Vec<RunEvent> {
                 credits_refunded: 30,
                 submits: 5,
                 polls: 9,
-                stopped: Some("out of credits".to_owned()),
-                interrupted: false,
-                unauthorised: false,
+                stopped: Some(StopReason::OutOfCredits),
                 ..Summary::default()
             },
         },

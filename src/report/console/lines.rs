@@ -99,7 +99,7 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
             "throttled",
             format!("rate limited; submits paused for {}", seconds(*delay_ms)),
         ),
-        RunEvent::Stopping { reason } => ("stopping", reason.clone()),
+        RunEvent::Stopping { reason } => ("stopping", reason.to_string()),
     };
     Some(described)
 }

@@ -1,0 +1,82 @@
+//! What happens to an instance whose dependencies are done: its request is
+//! built and the memory asked about it. The run acts on the answer and the
+//! forecast reports it, so `plan` says what `run` will do because both ask
+//! here.
+
+use super::graph::Graph;
+use super::{Job, Memory, Outputs, Recall, TaskRef};
+use crate::plan::Plan;
+use crate::plan::hash::request_hash;
+
+/// The one decision about a ready instance.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// A reference has no value, so there is no request to send: it fails, unpaid.
+    Unresolved(String),
+    /// New: it is sent and paid for.
+    Send(Job),
+    /// New, but its step may only be reused in this run: it does not run.
+    Excluded(Job),
+    /// An earlier result is taken; nothing is sent.
+    Reuse {
+        job: Job,
+        outputs: Outputs,
+        from: Option<String>,
+        credits: u64,
+    },
+    /// A task accepted earlier is polled, never sent again.
+    Attach {
+        job: Job,
+        task: TaskRef,
+        from: Option<String>,
+        credits: u64,
+    },
+    /// Sent earlier and never answered: not sent again.
+    InDoubt {
+        job: Job,
+        from: Option<String>,
+        since: String,
+    },
+}
+
+/// Builds instance `idx`'s request and asks `memory` what is known of it.
+pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Memory) -> Decision {
+    let fields = match graph.resolve_fields(idx) {
+        Ok(fields) => fields,
+        Err(message) => return Decision::Unresolved(message),
+    };
+    let step = graph.step(idx);
+    let job = Job {
+        id: graph.id(idx).clone(),
+        action: step.action,
+        operation: step.operation,
+        request_hash: request_hash(step.operation, &fields, &plan.prices.version()),
+        fields,
+        attempt: 1,
+    };
+    match memory.recall(&job) {
+        Recall::New if step.scope.may_submit() => Decision::Send(job),
+        Recall::New => Decision::Excluded(job),
+        Recall::Reuse {
+            outputs,
+            from,
+            credits,
+        } => Decision::Reuse {
+            job,
+            outputs,
+            from,
+            credits,
+        },
+        Recall::Attach {
+            task,
+            from,
+            credits,
+        } => Decision::Attach {
+            job,
+            task,
+            from,
+            credits,
+        },
+        Recall::InDoubt { from, since } => Decision::InDoubt { job, from, since },
+    }
+}

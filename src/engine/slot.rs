@@ -1,0 +1,130 @@
+//! The driver's bookkeeping: where each instance is in its life (one enum,
+//! so an instance cannot be polled without a task or fetched without a
+//! result), and which matrix rows have instances to look at again.
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::{Job, Outputs, TaskRef};
+
+/// One instance's progress through the driver.
+#[derive(Debug, Default)]
+pub(super) struct Slot {
+    /// 429s its submits met (they do not use up attempts).
+    pub throttles: u32,
+    /// When its first request was sent (for the step timeout).
+    pub first_sent: Option<Instant>,
+    pub state: State,
+}
+
+/// Where an instance is.
+#[derive(Debug, Default)]
+pub(super) enum State {
+    /// Waiting for its dependencies; its request is not built yet.
+    #[default]
+    Waiting,
+    /// Its request is built and waits in the send queue.
+    Queued(Job),
+    /// Its submit is on its way.
+    Submitting(Job),
+    /// Its task was accepted and is being polled.
+    Polling(Polling),
+    /// An attempt failed; the request goes back in the queue after a delay.
+    BackingOff(Job),
+    /// An earlier result is taken; its files are being downloaded.
+    Fetching(Fetching),
+    /// Succeeded, failed or skipped.
+    Done,
+}
+
+impl State {
+    /// Whether remote work of the instance is outstanding (counted against `max_in_flight`).
+    pub fn in_flight(&self) -> bool {
+        matches!(self, State::Submitting(_) | State::Polling(_))
+    }
+}
+
+/// A task accepted by the service.
+#[derive(Debug)]
+pub(super) struct Polling {
+    pub job: Job,
+    pub task: TaskRef,
+    /// Credits this run paid for the task (0 for a task of another run).
+    pub charged: u64,
+    /// When the task must have finished.
+    pub deadline: Instant,
+}
+
+/// A reused result waiting for its files.
+#[derive(Debug)]
+pub(super) struct Fetching {
+    pub job: Job,
+    /// The run it comes from (`None`: this run, before a resume).
+    pub from: Option<String>,
+    pub credits: u64,
+    pub outputs: Outputs,
+    pub abort: AbortHandle,
+}
+
+/// Instances waiting for their dependencies, per matrix row, and the rows
+/// where something changed since they were last looked at.
+#[derive(Debug)]
+pub(super) struct Rows {
+    waiting: Vec<Vec<usize>>,
+    dirty: Vec<bool>,
+    dirty_rows: Vec<usize>,
+}
+
+impl Rows {
+    pub fn new(rows: usize) -> Rows {
+        Rows {
+            waiting: vec![Vec::new(); rows],
+            dirty: vec![false; rows],
+            dirty_rows: Vec::new(),
+        }
+    }
+
+    /// `idx` waits in `row`, which is looked at again.
+    pub fn wait(&mut self, row: usize, idx: usize) {
+        self.waiting[row].push(idx);
+        self.mark(row);
+    }
+
+    /// `idx` still waits; nothing changed.
+    pub fn keep_waiting(&mut self, row: usize, idx: usize) {
+        self.waiting[row].push(idx);
+    }
+
+    /// Something changed in `row`: its waiting instances and fan-outs are looked at again.
+    pub fn mark(&mut self, row: usize) {
+        if let Some(flag) = self.dirty.get_mut(row)
+            && !*flag
+        {
+            *flag = true;
+            self.dirty_rows.push(row);
+        }
+    }
+
+    pub fn mark_all(&mut self) {
+        for row in 0..self.waiting.len() {
+            self.mark(row);
+        }
+    }
+
+    /// A row where something changed.
+    pub fn next_dirty(&mut self) -> Option<usize> {
+        let row = self.dirty_rows.pop()?;
+        self.dirty[row] = false;
+        Some(row)
+    }
+
+    /// The instances waiting in `row` (put back those that still wait).
+    pub fn take(&mut self, row: usize) -> Vec<usize> {
+        std::mem::take(&mut self.waiting[row])
+    }
+
+    /// Every instance still waiting, in any row.
+    pub fn take_all(&mut self) -> Vec<usize> {
+        self.waiting.iter_mut().flat_map(std::mem::take).collect()
+    }
+}
