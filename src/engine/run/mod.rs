@@ -1,0 +1,444 @@
+//! The driver: dispatches ready instances under the limits, follows each
+//! through submit, polls and retries, and reports every step as an event.
+//!
+//! One loop owns all state; submits and polls run as tasks that report back
+//! through a `JoinSet`, so no state is shared between tasks beyond the gates.
+//! What to do when an attempt goes wrong is decided in [`super::reaction`],
+//! what to do with a ready instance in [`super::decide`]; the driver carries
+//! both out.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinError;
+use tokio::time::Instant;
+
+mod attempt;
+mod reuse;
+mod tasks;
+
+use tasks::{Done, Tasks};
+
+use super::budget::Budget;
+use super::decide::{Decision, decide};
+use super::gate::Gate;
+use super::graph::{Graph, Readiness};
+use super::slot::{Rows, Slot, State};
+use super::{
+    EngineConfig, ErrorKind, Job, Memory, Outputs, Record, RunEvent, StepError, StepExecutor,
+    StopReason, Summary,
+};
+use crate::plan::{Plan, Scope};
+
+/// Runs the plan to the end, reporting on `events`. `cancel` turning true is
+/// Ctrl-C. `memory` is asked about every request before it is sent and told
+/// of everything that happens to it.
+pub async fn run<E: StepExecutor>(
+    plan: Arc<Plan>,
+    executor: Arc<E>,
+    memory: Arc<dyn Memory>,
+    config: EngineConfig,
+    events: mpsc::UnboundedSender<RunEvent>,
+    cancel: watch::Receiver<bool>,
+) -> Summary {
+    let mut driver = Driver::new(&plan, executor, memory, config, events);
+    driver.drive(cancel).await
+}
+
+struct Driver<'p, E> {
+    plan: &'p Plan,
+    graph: Graph<'p>,
+    slots: Vec<Slot>,
+    rows: Rows,
+    /// Queued instances: later steps first (they finish pipelines and free
+    /// their inputs), then matrix rows in order.
+    ready: BinaryHeap<(usize, Reverse<usize>, Reverse<usize>)>,
+    /// Instances whose state is in flight (see [`State::in_flight`]).
+    in_flight: usize,
+    tasks: Tasks,
+    executor: Arc<E>,
+    memory: Arc<dyn Memory>,
+    config: EngineConfig,
+    events: mpsc::UnboundedSender<RunEvent>,
+    submit_gate: Arc<Gate>,
+    poll_gate: Arc<Gate>,
+    /// Bounds the downloads of reused results running at once.
+    fetch_slots: Arc<tokio::sync::Semaphore>,
+    rng: StdRng,
+    budget: Budget,
+    /// Counts so far, and why the run stopped (if it did).
+    summary: Summary,
+}
+
+impl<'p, E: StepExecutor> Driver<'p, E> {
+    fn new(
+        plan: &'p Plan,
+        executor: Arc<E>,
+        memory: Arc<dyn Memory>,
+        config: EngineConfig,
+        events: mpsc::UnboundedSender<RunEvent>,
+    ) -> Self {
+        let (graph, created) = Graph::new(plan);
+        let mut driver = Driver {
+            plan,
+            graph,
+            slots: Vec::new(),
+            rows: Rows::new(plan.instances.len()),
+            ready: BinaryHeap::new(),
+            in_flight: 0,
+            tasks: Tasks::default(),
+            executor,
+            memory,
+            submit_gate: Arc::new(Gate::new(config.submit_period())),
+            poll_gate: Arc::new(Gate::new(config.poll_period())),
+            fetch_slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
+            rng: StdRng::seed_from_u64(config.seed),
+            budget: Budget::new(config.max_credits),
+            config,
+            events,
+            summary: Summary::default(),
+        };
+        driver.created(created);
+        driver
+    }
+
+    fn emit(&self, event: RunEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Moves instance `idx` to `state`, keeping the in-flight count; returns its old state.
+    fn set_state(&mut self, idx: usize, state: State) -> State {
+        let now = state.in_flight();
+        let old = std::mem::replace(&mut self.slots[idx].state, state);
+        match (old.in_flight(), now) {
+            (false, true) => self.in_flight += 1,
+            (true, false) => self.in_flight -= 1,
+            _ => {}
+        }
+        old
+    }
+
+    /// Reports new instances and queues them (placeholders are reported as skipped).
+    fn created(&mut self, created: Vec<usize>) {
+        self.slots.resize_with(self.graph.len(), Slot::default);
+        for idx in created {
+            let step = self.graph.step(idx);
+            let id = self.graph.id(idx).clone();
+            self.emit(RunEvent::Created {
+                id: id.clone(),
+                action: step.action,
+                operation: step.operation,
+                planned_credits: step.unit_credits,
+            });
+            let placeholder = match self.graph.standing(idx) {
+                super::graph::Standing::Skipped(reason) => Some(reason.clone()),
+                _ => None,
+            };
+            match placeholder {
+                Some(_) if step.scope == Scope::Out => {
+                    self.slots[idx].state = State::Done;
+                    self.summary.unselected += 1;
+                    let reason = "not selected (`--select` / `--exclude`)".to_owned();
+                    self.emit(RunEvent::Skipped { id, reason });
+                }
+                Some(reason) => {
+                    self.slots[idx].state = State::Done;
+                    self.summary.skipped += 1;
+                    self.emit(RunEvent::Skipped { id, reason });
+                }
+                None => self.rows.wait(id.row, idx),
+            }
+        }
+    }
+
+    async fn drive(&mut self, mut cancel: watch::Receiver<bool>) -> Summary {
+        let mut grace_deadline: Option<Instant> = None;
+        let mut cancel_open = true;
+        loop {
+            self.settle();
+            let next_slot = self.dispatch();
+            if self.tasks.is_empty() && next_slot.is_none() {
+                break;
+            }
+            let grace = grace_deadline;
+            let slot = next_slot.map(|d| Instant::now() + d);
+            tokio::select! {
+                joined = self.tasks.next(), if !self.tasks.is_empty() => self.joined(joined),
+                _ = sleep_until_opt(slot), if slot.is_some() => {}
+                changed = cancel.changed(), if cancel_open => {
+                    if changed.is_err() {
+                        cancel_open = false;
+                    } else if *cancel.borrow() {
+                        cancel_open = false;
+                        self.interrupt();
+                        grace_deadline = Some(Instant::now() + self.config.grace);
+                    }
+                }
+                _ = sleep_until_opt(grace), if grace.is_some() => {
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.finish()
+    }
+
+    /// Ctrl-C: nothing new is sent, and the run ends as interrupted (resumable)
+    /// whatever else stopped it first.
+    fn interrupt(&mut self) {
+        self.stop(StopReason::Interrupted);
+        self.summary.stopped = Some(StopReason::Interrupted);
+    }
+
+    /// The reason the run stopped, as skipped instances quote it.
+    fn stopped_because(&self) -> Option<String> {
+        self.summary.stopped.as_ref().map(ToString::to_string)
+    }
+
+    /// Expands fan-outs and moves waiting instances to ready or skipped.
+    fn settle(&mut self) {
+        while let Some(row) = self.rows.next_dirty() {
+            let created = self.graph.expand(row);
+            self.created(created);
+            for idx in self.rows.take(row) {
+                if self.graph.step(idx).scope == Scope::Out {
+                    self.unselect(idx);
+                    continue;
+                }
+                if let Some(reason) = self.stopped_because() {
+                    self.skip(idx, format!("not started: the run stopped ({reason})"));
+                    continue;
+                }
+                match self.graph.readiness(idx) {
+                    Readiness::Ready => self.make_ready(idx),
+                    Readiness::Wait => self.rows.keep_waiting(row, idx),
+                    Readiness::Blocked(reason) => self.skip(idx, reason),
+                }
+            }
+        }
+    }
+
+    /// Carries out the decision about an instance whose dependencies are done.
+    fn make_ready(&mut self, idx: usize) {
+        match decide(self.plan, &self.graph, idx, &*self.memory) {
+            Decision::Unresolved(message) => {
+                self.fail_with(idx, None, StepError::new(ErrorKind::Invalid, message), 0);
+            }
+            Decision::Excluded(_) => self.skip(
+                idx,
+                "only reused in this run (excluded, or needed only by excluded steps), and no earlier run has its result".to_owned(),
+            ),
+            Decision::Send(job) => self.enqueue(idx, job),
+            Decision::Reuse {
+                job,
+                outputs,
+                from,
+                credits,
+            } => self.reuse(idx, job, outputs, from, credits),
+            Decision::Attach {
+                job,
+                task,
+                from,
+                credits,
+            } => self.attach(idx, job, task, credits, from),
+            Decision::InDoubt { job, from, since } => self.in_doubt(idx, job, from, since),
+        }
+    }
+
+    /// Puts an instance's request in the send queue.
+    fn enqueue(&mut self, idx: usize, job: Job) {
+        self.set_state(idx, State::Queued(job));
+        let id = self.graph.id(idx);
+        self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+    }
+
+    /// Leaves out an instance of a step `--select` / `--exclude` did not keep.
+    fn unselect(&mut self, idx: usize) {
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
+        self.graph.skip(idx, "not selected");
+        self.set_state(idx, State::Done);
+        self.summary.unselected += 1;
+        let reason = "not selected (`--select` / `--exclude`)".to_owned();
+        self.emit(RunEvent::Skipped { id, reason });
+    }
+
+    fn skip(&mut self, idx: usize, reason: String) {
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
+        self.graph.skip(idx, reason.clone());
+        self.set_state(idx, State::Done);
+        self.summary.skipped += 1;
+        self.emit(RunEvent::Skipped { id, reason });
+    }
+
+    /// Sends queued instances while there is room in flight and the submit
+    /// quota has a slot; returns how long until the next slot if it has none.
+    fn dispatch(&mut self) -> Option<Duration> {
+        while self.in_flight < self.config.max_in_flight.max(1) {
+            let &(_, _, Reverse(idx)) = self.ready.peek()?;
+            if let Some(reason) = self.stopped_because() {
+                self.ready.pop();
+                self.skip(idx, format!("not started: the run stopped ({reason})"));
+                continue;
+            }
+            let unit = self.graph.step(idx).unit_credits;
+            let name = self.graph.id(idx).to_string();
+            if let Some(over) = self.budget.would_cross(&name, unit) {
+                self.stop(over);
+                continue;
+            }
+            if let Err(wait) = self.submit_gate.try_acquire() {
+                return Some(wait);
+            }
+            self.ready.pop();
+            self.send(idx);
+        }
+        None
+    }
+
+    fn joined(&mut self, joined: Option<Result<Done, (usize, JoinError)>>) {
+        match joined {
+            Some(Ok(Done::Submit { idx, result })) => self.submitted(idx, result),
+            Some(Ok(Done::Poll { idx, result })) => self.polled(idx, result),
+            Some(Ok(Done::Fetched { idx, result })) => self.fetched(idx, result),
+            Some(Ok(Done::RetryDue { idx })) => self.retry_due(idx),
+            Some(Err((idx, e))) => {
+                if matches!(self.slots[idx].state, State::Fetching(_)) {
+                    let message = format!("the download of its files ended abnormally: {e}");
+                    return self.fetched(idx, Err(StepError::new(ErrorKind::Local, message)));
+                }
+                let message = format!("the step's task ended abnormally: {e}");
+                self.fail(idx, StepError::new(ErrorKind::Local, message), 0);
+            }
+            None => {}
+        }
+    }
+
+    /// `credits`: what a synchronous call that just succeeded was charged.
+    fn succeed_with(
+        &mut self,
+        idx: usize,
+        job: Job,
+        outputs: Outputs,
+        reused_from: Option<&str>,
+        credits: u64,
+    ) {
+        let record = Record::Succeeded {
+            job: &job,
+            outputs: &outputs,
+            reused_from,
+            credits,
+        };
+        if let Err(e) = self.memory.record(record) {
+            self.stop(StopReason::Journal { error: Some(e) });
+        }
+        self.set_state(idx, State::Done);
+        self.rows.mark(job.id.row);
+        self.summary.succeeded += 1;
+        self.graph.succeed(idx, outputs.value.clone());
+        if reused_from.is_none() {
+            self.emit(RunEvent::Succeeded {
+                id: job.id,
+                outputs,
+            });
+        }
+    }
+
+    /// Fails the instance with whatever request it has.
+    fn fail(&mut self, idx: usize, error: StepError, refunded: u64) {
+        let job = match self.set_state(idx, State::Done) {
+            State::Queued(job) | State::Submitting(job) | State::BackingOff(job) => Some(job),
+            State::Polling(p) => Some(p.job),
+            State::Fetching(f) => Some(f.job),
+            State::Waiting | State::Done => None,
+        };
+        self.fail_with(idx, job, error, refunded);
+    }
+
+    fn fail_with(&mut self, idx: usize, job: Option<Job>, error: StepError, refunded: u64) {
+        if let Some(job) = &job
+            && let Err(e) = self.memory.record(Record::Failed { job, error: &error })
+        {
+            self.stop(StopReason::Journal { error: Some(e) });
+        }
+        self.set_state(idx, State::Done);
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
+        self.summary.failed += 1;
+        self.graph.fail(idx);
+        let attempt = job.map_or(1, |j| j.attempt.max(1));
+        self.emit(RunEvent::Failed {
+            id,
+            attempt,
+            error,
+            refunded,
+        });
+        if self.config.fail_fast {
+            self.stop(StopReason::FailFast);
+        }
+    }
+
+    /// Stops new submits; what is in flight is still followed.
+    fn stop(&mut self, reason: StopReason) {
+        if self.summary.stopped.is_some() {
+            return;
+        }
+        let text = reason.to_string();
+        self.summary.stopped = Some(reason.clone());
+        self.emit(RunEvent::Stopping { reason });
+        for slot in &self.slots {
+            if let State::Fetching(f) = &slot.state {
+                f.abort.abort();
+            }
+        }
+        while let Some((_, _, Reverse(idx))) = self.ready.pop() {
+            self.skip(idx, format!("not started: the run stopped ({text})"));
+        }
+        let placeholders = self
+            .graph
+            .abandon_pending(&format!("not started: the run stopped ({text})"));
+        self.created(placeholders);
+        self.rows.mark_all();
+    }
+
+    fn finish(&mut self) -> Summary {
+        // Downloads cut short when the grace period ran out.
+        for idx in 0..self.slots.len() {
+            if matches!(self.slots[idx].state, State::Fetching(_)) {
+                let error = StepError::new(ErrorKind::Local, "the run ended first");
+                self.fetched(idx, Err(error));
+            }
+        }
+        let placeholders = self.graph.abandon_pending("its list was never produced");
+        self.created(placeholders);
+        for idx in self.rows.take_all() {
+            if matches!(self.slots[idx].state, State::Waiting) {
+                let reason = self.stopped_because().map_or_else(
+                    || "its dependencies never finished".to_owned(),
+                    |r| format!("not started: the run stopped ({r})"),
+                );
+                self.skip(idx, reason);
+            }
+        }
+        self.summary.credits_charged = self.budget.charged();
+        self.summary.credits_refunded = self.budget.refunded();
+        let summary = self.summary.clone();
+        self.emit(RunEvent::Finished {
+            summary: summary.clone(),
+        });
+        summary
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

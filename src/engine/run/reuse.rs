@@ -1,0 +1,138 @@
+//! Instances answered from the past: an earlier result taken (with its
+//! files fetched when the run downloads), a task accepted earlier polled
+//! again, or a send in doubt failed unsent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Driver;
+use super::tasks::Done;
+use crate::engine::slot::{Fetching, State};
+use crate::engine::{ErrorKind, Job, Outputs, RunEvent, StepError, StepExecutor, TaskRef};
+
+impl<'p, E: StepExecutor> Driver<'p, E> {
+    /// A request sent before with no recorded answer fails unsent.
+    pub(super) fn in_doubt(&mut self, idx: usize, job: Job, from: Option<String>, since: String) {
+        let run = match &from {
+            Some(run) => format!("in run `{run}`"),
+            None => {
+                // Charged, as far as anyone knows, by this run's earlier process.
+                self.budget.charge(self.graph.step(idx).unit_credits);
+                "earlier in this run".to_owned()
+            }
+        };
+        let message = format!(
+            "sent {run} at {since} and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)"
+        );
+        let mut error = StepError::new(ErrorKind::InDoubt, message);
+        error.charged = from.is_none();
+        self.fail_with(idx, Some(job), error, 0);
+    }
+
+    /// Takes an earlier run's result for the instance: nothing is sent. A
+    /// result without files, when this run downloads, gets its files first.
+    pub(super) fn reuse(
+        &mut self,
+        idx: usize,
+        job: Job,
+        outputs: Outputs,
+        from: Option<String>,
+        credits: u64,
+    ) {
+        if !(outputs.files.is_empty() && self.executor.wants_files()) {
+            return self.reused(idx, job, outputs, from, credits);
+        }
+        let executor = Arc::clone(&self.executor);
+        let slots = Arc::clone(&self.fetch_slots);
+        let (fetch_job, value) = (job.clone(), outputs.clone());
+        let abort = self.tasks.spawn(idx, async move {
+            // Downloads of reused results share the in-flight limit's width.
+            let _slot = slots.acquire_owned().await;
+            Done::Fetched {
+                idx,
+                result: executor.fetch(&fetch_job, value).await,
+            }
+        });
+        let fetching = Fetching {
+            job,
+            from,
+            credits,
+            outputs,
+            abort,
+        };
+        self.set_state(idx, State::Fetching(fetching));
+    }
+
+    /// A reused result's files were fetched, or not (the download failed,
+    /// its task ended abnormally, or the run stopped). Then this run's own
+    /// result, already paid and journaled, is kept without its files:
+    /// failing it would have the next resume pay for it again. Another run's
+    /// result is skipped if the run stopped and fails the instance otherwise;
+    /// either way it stays reusable for a later run.
+    pub(super) fn fetched(&mut self, idx: usize, result: Result<Outputs, StepError>) {
+        if !matches!(self.slots[idx].state, State::Fetching(_)) {
+            return;
+        }
+        let State::Fetching(f) = self.set_state(idx, State::Done) else {
+            return;
+        };
+        match result {
+            Ok(outputs) => self.reused(idx, f.job, outputs, f.from, f.credits),
+            Err(_) if f.from.is_none() => self.reused(idx, f.job, f.outputs, None, f.credits),
+            Err(_) if self.summary.stopped.is_some() => {
+                let reason = self.stopped_because().unwrap_or_default();
+                self.skip(
+                    idx,
+                    format!("files not fetched: the run stopped ({reason})"),
+                );
+            }
+            Err(error) => self.fail_with(idx, Some(f.job), error, 0),
+        }
+    }
+
+    pub(super) fn reused(
+        &mut self,
+        idx: usize,
+        job: Job,
+        outputs: Outputs,
+        from: Option<String>,
+        credits: u64,
+    ) {
+        if from.is_some() {
+            self.summary.reused += 1;
+        }
+        self.budget.charge(credits);
+        self.emit(RunEvent::Reused {
+            id: job.id.clone(),
+            request_hash: job.request_hash.clone(),
+            from: from.clone(),
+            credits,
+            outputs: outputs.clone(),
+        });
+        self.succeed_with(idx, job, outputs, Some(from.as_deref().unwrap_or("")), 0);
+    }
+
+    /// Polls a task accepted by an earlier attempt instead of sending the request again.
+    pub(super) fn attach(
+        &mut self,
+        idx: usize,
+        job: Job,
+        task: TaskRef,
+        credits: u64,
+        from: Option<String>,
+    ) {
+        self.summary.attached += 1;
+        self.budget.charge(credits);
+        self.emit(RunEvent::Attached {
+            id: job.id.clone(),
+            request_hash: job.request_hash.clone(),
+            task_id: task.id.clone(),
+            credits,
+            from,
+        });
+        self.slots[idx].first_sent.get_or_insert(Instant::now());
+        self.start_polling(idx, job, task, credits, Duration::ZERO);
+    }
+}
