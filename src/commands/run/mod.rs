@@ -1,0 +1,368 @@
+//! `sonicflow run`: execute a pipeline against the API or the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+mod error;
+mod prepare;
+
+pub use error::RunError;
+use prepare::{Prepared, prepare};
+
+use super::credits::ApiArgs;
+use crate::api::{ApiError, ApiKey, Client, ClientConfig};
+use crate::diag::Format;
+use crate::engine::{self, EngineConfig};
+use crate::exit;
+use crate::plan::Plan;
+use crate::plan::models::Models;
+use crate::report::{self, Console, ConsoleMode, Drained, Reporters, ResultsWriter};
+use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use crate::steps::{ApiExecutor, DownloadKinds, DownloadOptions, ExecutorError};
+
+/// Time scale of `--sandbox` runs unless `--time-scale` says otherwise: a
+/// two-minute song takes 0.6 s, so the examples finish in seconds.
+pub const SANDBOX_TIME_SCALE: f64 = 200.0;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline manifest (optional with `--resume RUN_DIR`).
+    #[arg(value_name = "FILE", required_unless_present = "resume")]
+    pub file: Option<PathBuf>,
+    /// Take up an interrupted run: `--resume RUN_DIR`, or `--resume last` for
+    /// the newest run of FILE. Tasks already accepted are polled, never sent again.
+    #[arg(long, value_name = "RUN_DIR|last")]
+    pub resume: Option<String>,
+    /// Before the first submit, do not check that the balance covers what the run will spend.
+    #[arg(long)]
+    pub no_balance_check: bool,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
+    /// Run against a local sandbox started for this run, spending no real credits.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Divide every duration (poll schedule, backoff, quotas) by N; with `--sandbox` the sandbox's too [default with --sandbox: 200].
+    #[arg(long, value_name = "N")]
+    pub time_scale: Option<f64>,
+    /// Override an input: `--input name=value` (repeatable).
+    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Download audio, WAV, stems and MIDI into the output folder.
+    #[arg(long)]
+    pub download: bool,
+    /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// Paid submits per minute at most (overrides `limits.submits_per_minute`).
+    #[arg(long, value_name = "N")]
+    pub submits_per_minute: Option<u32>,
+    /// Status polls per second at most (overrides `limits.polls_per_second`).
+    #[arg(long, value_name = "N")]
+    pub polls_per_second: Option<u32>,
+    /// Stop submitting after the first failed step.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Spend at most this many credits: the submit that would cross it is not sent (overrides `limits.max_credits`).
+    #[arg(long, value_name = "CREDITS")]
+    pub max_credits: Option<u64>,
+    /// A price table (YAML) to use instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// How to log progress when stderr is not a terminal.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// How to print problems with the manifest.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Live progress on a terminal, one line per event otherwise.
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+pub fn run(args: &RunArgs) -> u8 {
+    match start(args) {
+        Ok(code) => code,
+        Err(e) => {
+            e.print();
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs the pipeline; `Ok` carries the exit code of the run's own outcome.
+fn start(args: &RunArgs) -> Result<u8, RunError> {
+    if let Some(scale) = args.time_scale
+        && !(scale.is_finite() && scale > 0.0)
+    {
+        return Err(RunError::TimeScale(scale));
+    }
+    let prepared = prepare(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run_async(args, prepared))
+}
+
+/// The API to talk to: a sandbox started here, or the configured service.
+async fn connect(
+    args: &RunArgs,
+    scale: f64,
+) -> Result<(ClientConfig, Option<SandboxHandle>), RunError> {
+    if args.sandbox {
+        let sandbox = Sandbox::start(SandboxConfig::default().with_time_scale(scale))
+            .await
+            .map_err(|e| RunError::Sandbox(e.to_string()))?;
+        let key = ApiKey::new("sandbox-key").map_err(RunError::Config)?;
+        let config = ClientConfig::new(sandbox.base_url(), key).map_err(RunError::Config)?;
+        return Ok((config, Some(sandbox)));
+    }
+    let config = ClientConfig::from_env(
+        args.api.api_base.as_deref(),
+        args.api.api_key_file.as_deref(),
+    )
+    .map_err(RunError::Config)?;
+    Ok((config, None))
+}
+
+/// Talks to the API (a sandbox started for the run is always shut down after).
+async fn run_async(args: &RunArgs, prepared: Prepared) -> Result<u8, RunError> {
+    let scale = args.time_scale.unwrap_or(if args.sandbox {
+        SANDBOX_TIME_SCALE
+    } else {
+        1.0
+    });
+    let (config, sandbox) = connect(args, scale).await?;
+    let result = execute(args, prepared, &config, scale).await;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
+    result
+}
+
+/// Checks the key and the balance, opens the journal and runs the engine
+/// with its reporters.
+async fn execute(
+    args: &RunArgs,
+    prepared: Prepared,
+    config: &ClientConfig,
+    scale: f64,
+) -> Result<u8, RunError> {
+    let client = Client::new(config).map_err(|e| RunError::Client(e.to_string()))?;
+    check_balance(args, &client, config, &prepared, scale).await?;
+    let Prepared {
+        plan,
+        models,
+        out,
+        manifest_sha,
+        journal,
+        download,
+        ..
+    } = prepared;
+    let memory = Arc::new(journal.open(&out)?);
+    let engine_config = engine_config(args, &plan, scale);
+    let executor = make_executor(client, models, &out, &plan, download, scale)
+        .map_err(|e| RunError::Client(e.to_string()))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let clock = report::system_clock();
+    let writer = ResultsWriter::new(
+        out.join("results.json"),
+        &plan,
+        &manifest_sha,
+        clock.clone(),
+    );
+    let console = Console::new(
+        ConsoleMode::detect(args.log_format == LogFormat::Json),
+        clock,
+    );
+    let reporting = spawn_reporters(rx, Reporters::new(writer, console));
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let interrupt = tokio::spawn(watch_ctrl_c(cancel_tx));
+    let memory_dyn = Arc::clone(&memory) as Arc<dyn engine::Memory>;
+    let summary = engine::run(
+        plan,
+        Arc::new(executor),
+        memory_dyn,
+        engine_config,
+        tx,
+        cancel_rx,
+    )
+    .await;
+    interrupt.abort();
+    let outcome = summary.outcome();
+    if let Some(status) = outcome.journal_status()
+        && let Err(e) = memory.finish(status)
+    {
+        eprintln!("warning: {e}");
+    }
+    if outcome.resumable() {
+        eprintln!("resume with: sonicflow run --resume {}", out.display());
+    }
+    let outcome_code = outcome.exit_code();
+    let message = match reporting.await {
+        Ok(Ok(Drained {
+            results_error: None,
+            ..
+        })) => return Ok(outcome_code),
+        Ok(Ok(Drained {
+            results_error: Some(e),
+            ..
+        })) => e.to_string(),
+        Ok(Err(e)) => format!("the results could not be written: {e}"),
+        Err(_) => "the results could not be written: the reporting thread stopped".to_owned(),
+    };
+    Err(RunError::Results {
+        message,
+        outcome_code,
+    })
+}
+
+/// Proves the key works and that the balance covers the run, before
+/// anything is paid for.
+async fn check_balance(
+    args: &RunArgs,
+    client: &Client,
+    config: &ClientConfig,
+    prepared: &Prepared,
+    scale: f64,
+) -> Result<(), RunError> {
+    match preflight(client, scale).await {
+        Ok(Some(balance)) if !args.no_balance_check => {
+            let plan = &prepared.plan;
+            let need = plan
+                .max_credits
+                .map_or(prepared.to_spend, |cap| prepared.to_spend.min(cap));
+            if balance < need {
+                return Err(RunError::BalanceShort { balance, need });
+            }
+        }
+        Ok(_) => {}
+        // A refused key or a host that never answers ends the run here; an API
+        // that answers but misbehaves is left to the run's own retries.
+        Err(error @ (ApiError::Unauthorised { .. } | ApiError::Transient { status: None, .. })) => {
+            return Err(RunError::ApiUnusable {
+                base_url: config.base_url.clone(),
+                error,
+            });
+        }
+        Err(e) => eprintln!("warning: the balance check failed ({e}); starting anyway"),
+    }
+    Ok(())
+}
+
+/// The plan's pace, with what the command line overrides.
+fn engine_config(args: &RunArgs, plan: &Plan, scale: f64) -> EngineConfig {
+    let mut config = EngineConfig::from_plan(plan, scale);
+    config.fail_fast = args.fail_fast;
+    if let Some(n) = args.max_in_flight {
+        config.max_in_flight = n.max(1);
+    }
+    if let Some(n) = args.submits_per_minute {
+        config.submits_per_minute = n;
+    }
+    if let Some(n) = args.polls_per_second {
+        config.polls_per_second = n;
+    }
+    config
+}
+
+/// Ctrl-C stops new submits; a second one stops at once.
+async fn watch_ctrl_c(cancel: watch::Sender<bool>) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!(
+            "interrupted: no new submits; waiting for what is in flight (Ctrl-C again to stop now)"
+        );
+        let _ = cancel.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    }
+}
+
+/// Runs the reporters on a thread of their own: rewriting a large
+/// results.json and printing take milliseconds at a time, which must not
+/// delay the submits and polls sharing the run's workers.
+fn spawn_reporters(
+    rx: mpsc::UnboundedReceiver<crate::engine::RunEvent>,
+    reporters: Reporters,
+) -> tokio::sync::oneshot::Receiver<Result<Drained, String>> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("reporters".to_owned())
+        .spawn(move || {
+            let drained = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map(|rt| rt.block_on(report::drain(rx, reporters)))
+                .map_err(|e| format!("cannot start the reporters' runtime: {e}"));
+            let _ = done_tx.send(drained);
+        });
+    if let Err(e) = spawned {
+        eprintln!("error: cannot start the reporting thread: {e}");
+    }
+    done_rx
+}
+
+/// The executor for this run: the API client, the plan's models for
+/// re-checking resolved values, and which files to save.
+fn make_executor(
+    client: Client,
+    models: Models,
+    out: &Path,
+    plan: &Plan,
+    download_all: bool,
+    scale: f64,
+) -> Result<ApiExecutor, ExecutorError> {
+    let a = plan.artifacts;
+    let kinds = if download_all {
+        DownloadKinds::all()
+    } else {
+        DownloadKinds {
+            audio: a.audio,
+            wav: a.wav,
+            midi: a.midi,
+            stems: a.stems,
+        }
+    };
+    let enabled = download_all || a.audio || a.wav || a.midi || a.stems;
+    let mut downloads = DownloadOptions::new(out)
+        .with_kinds(kinds)
+        .with_time_scale(scale);
+    downloads.enabled = enabled;
+    ApiExecutor::new(client, models, downloads)
+}
+
+/// Proves the key works before anything is paid for: a free balance call,
+/// retried while the failure is transient; a refused key fails at once.
+/// Returns the balance.
+async fn preflight(client: &Client, scale: f64) -> Result<Option<u64>, ApiError> {
+    const ATTEMPTS: u32 = 5;
+    let mut delay = std::time::Duration::from_secs(1);
+    for attempt in 1..=ATTEMPTS {
+        match client.credits().await {
+            Ok(c) => {
+                let total = c.credits.saturating_add(c.extra_credits).max(0);
+                return Ok(Some(u64::try_from(total).unwrap_or(0)));
+            }
+            Err(e) if attempt < ATTEMPTS && !matches!(e, ApiError::Unauthorised { .. }) => {
+                tokio::time::sleep(e.retry_after().unwrap_or(delay).div_f64(scale)).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
