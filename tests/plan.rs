@@ -153,3 +153,48 @@ fn matrix_values_are_checked_per_row_at_their_row() {
     assert_eq!(d["line"], 3);
     assert!(d["message"].as_str().unwrap().contains("row `bad`"), "{d}");
 }
+
+#[test]
+fn a_fan_out_over_a_list_in_a_matrix_cell_is_counted_not_estimated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cells.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nname: cells\ndefaults: { mv: sonic-v5 }\nmatrix:\n  key: id\n  rows:\n    - { id: a, ideas: [rain, snow] }\n    - { id: b, ideas: [sun, wind, fog] }\nsteps:\n  song:\n    action: create\n    for_each: ${{ matrix.ideas }}\n    with: { custom_mode: false, gpt_description_prompt: '${{ item }}' }\n  solo:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: solo }\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let out = sonicflow().args(["plan", "--json", file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<(u64, bool, u64, u64)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["calls"].as_u64().unwrap(),
+                s["calls_expected"].as_bool().unwrap(),
+                s["credits"].as_u64().unwrap(),
+                s["to_spend"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (2, false, 30, 30),
+            (1, false, 15, 15),
+            (3, false, 45, 45),
+            (1, false, 15, 15)
+        ],
+        "each row's calls are its list's length, and cost what it will spend"
+    );
+    assert_eq!(v["total_credits"], 105);
+    assert_eq!(v["to_spend"], 105);
+    assert_eq!(v["total_expected"], false);
+    assert_eq!(v["by_action"]["create"]["calls"], 7);
+    let human = run(&["plan", file]);
+    assert!(human.contains("\ntotal: 105 credits\n"), "{human}");
+    assert!(!human.contains("to spend:"), "nothing is reused: {human}");
+}

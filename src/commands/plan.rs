@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::history::{self, RowHistory};
+use super::history;
 use crate::diag::{Code, Diagnostic, Format, Source};
+use crate::engine::RowHistory;
 use crate::exit;
 use crate::journal::RunMemory;
 use crate::manifest::yaml::Span;
@@ -111,7 +112,7 @@ pub fn run(args: &PlanArgs) -> u8 {
     let known = history::known(&state, &plan, api.as_deref(), None);
     let memory = RunMemory::read_only(known, policy);
     let outlook = crate::engine::forecast(&plan, &memory);
-    let past = history::row_histories(&plan, memory.known(), &outlook);
+    let past = crate::engine::row_histories(&plan, &memory, &outlook);
     if args.json {
         print!("{}", render_json_with(&plan, &past));
     } else {
@@ -146,41 +147,73 @@ pub struct PlanRow<'a> {
     pub history: Option<RowHistory>,
 }
 
-/// Rows × steps, rows in matrix order and steps in execution order.
-pub fn rows(plan: &Plan) -> Vec<PlanRow<'_>> {
+/// Rows × steps, rows in matrix order and steps in execution order, each
+/// with its standing against earlier runs from `past` (rows × steps too;
+/// empty without history). Where the forecast knows a row's fan-out, its
+/// calls are counted, not estimated.
+pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
     let mut out = Vec::with_capacity(plan.steps.len() * plan.instances.len());
     for instance in &plan.instances {
         for step in &plan.steps {
+            let history = past.get(out.len()).cloned();
+            let known = history.as_ref().and_then(|h| h.calls);
+            let calls = known.unwrap_or(step.fan_out);
             out.push(PlanRow {
                 instance: instance.key.as_deref(),
                 id: &step.id,
                 action: step.action.name(),
                 operation: step.operation,
-                calls: step.fan_out,
-                calls_expected: step.fan_out_expected,
+                calls,
+                calls_expected: step.fan_out_expected && known.is_none(),
                 unit_credits: step.unit_credits,
-                credits: step.credits(),
+                credits: calls * step.unit_credits,
                 depends_on: step
                     .deps
                     .iter()
                     .map(|&d| plan.steps[d].id.as_str())
                     .collect(),
-                history: None,
+                history,
             });
         }
     }
     out
 }
 
-fn by_action(plan: &Plan) -> BTreeMap<&'static str, (u64, u64)> {
-    let mut totals: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
-    let n = plan.instances.len() as u64;
-    for step in &plan.steps {
-        let entry = totals.entry(step.action.name()).or_default();
-        entry.0 += step.fan_out * n;
-        entry.1 += step.credits() * n;
+/// What the rows cost in all: calls and credits per action, the total of
+/// the steps that may be paid for, and whether any count is an estimate.
+struct Totals {
+    by_action: BTreeMap<&'static str, (u64, u64)>,
+    total: u64,
+    expected: bool,
+    /// After reuse and selection: the rows' history, else their full price.
+    to_spend: u64,
+}
+
+fn totals(plan: &Plan, rows: &[PlanRow<'_>]) -> Totals {
+    let mut t = Totals {
+        by_action: BTreeMap::new(),
+        total: 0,
+        expected: false,
+        to_spend: 0,
+    };
+    let n_steps = plan.steps.len();
+    for (i, r) in rows.iter().enumerate() {
+        let entry = t.by_action.entry(r.action).or_default();
+        entry.0 += r.calls;
+        entry.1 += r.credits;
+        if plan.steps[i % n_steps].scope.may_submit() {
+            t.total += r.credits;
+        }
+        t.expected |= r.calls_expected && r.unit_credits > 0;
     }
-    totals
+    t.to_spend = if rows.iter().all(|r| r.history.is_none()) {
+        t.total
+    } else {
+        rows.iter()
+            .map(|r| r.history.as_ref().map_or(r.credits, |h| h.to_spend))
+            .sum()
+    };
+    t
 }
 
 /// The plan as a person reads it, as if nothing had run before.
@@ -202,28 +235,21 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
         );
     }
     out.push('\n');
-    let mut rows = rows(plan);
-    attach(&mut rows, past);
+    let rows = rows(plan, past);
+    write_table(&mut out, &rows);
+    write_footer(&mut out, plan, &totals(plan, &rows));
+    out
+}
+
+/// The table of rows, its columns as wide as their widest cell.
+fn write_table(out: &mut String, rows: &[PlanRow<'_>]) {
+    let width =
+        |f: fn(&PlanRow<'_>) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(min).max(min);
     let with_instance = rows.iter().any(|r| r.instance.is_some());
-    let w_id = rows.iter().map(|r| r.id.len()).max().unwrap_or(4).max(4);
-    let w_inst = rows
-        .iter()
-        .filter_map(|r| r.instance.map(str::len))
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let w_action = rows
-        .iter()
-        .map(|r| r.action.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    let w_op = rows
-        .iter()
-        .map(|r| r.operation.len())
-        .max()
-        .unwrap_or(9)
-        .max(9);
+    let w_id = width(|r| r.id.len(), 4);
+    let w_inst = width(|r| r.instance.map_or(0, str::len), 8);
+    let w_action = width(|r| r.action.len(), 6);
+    let w_op = width(|r| r.operation.len(), 9);
     let instance_head = if with_instance {
         format!("{:<w_inst$}  ", "instance")
     } else {
@@ -246,7 +272,7 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
             r.calls.to_string()
         };
         let (to_spend, status) = match &r.history {
-            Some(h) if h.detail.is_empty() => (h.to_spend, h.status.clone()),
+            Some(h) if h.detail.is_empty() => (h.to_spend, h.status.to_string()),
             Some(h) => (h.to_spend, format!("{} ({})", h.status, h.detail)),
             None => (r.credits, "new".to_owned()),
         };
@@ -263,40 +289,41 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
             to_spend
         );
     }
+}
+
+/// Credits by action, the total, what will be spent and the budget's verdict.
+fn write_footer(out: &mut String, plan: &Plan, t: &Totals) {
     out.push_str("\ncredits by action:\n");
-    let totals = by_action(plan);
-    let w = totals.keys().map(|k| k.len()).max().unwrap_or(0);
-    for (action, (calls, credits)) in &totals {
+    let w = t.by_action.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (action, (calls, credits)) in &t.by_action {
         let _ = writeln!(
             out,
             "  {action:<w$}  {credits:>8}  ({calls} call{})",
             if *calls == 1 { "" } else { "s" }
         );
     }
-    let total = plan.total_credits();
-    let _ = write!(out, "\ntotal: {total} credits");
-    if plan.total_expected() {
+    let _ = write!(out, "\ntotal: {} credits", t.total);
+    if t.expected {
         out.push_str(
             " (expected: some calls fan out over lists whose length is known only at run time)",
         );
     }
     out.push('\n');
-    let to_spend = to_spend(plan, &rows);
-    if to_spend != total {
+    if t.to_spend != t.total {
         let _ = writeln!(
             out,
-            "to spend: {to_spend} credits (the rest is reused from earlier runs, already paid, or not selected)"
+            "to spend: {} credits (the rest is reused from earlier runs, already paid, or not selected)",
+            t.to_spend
         );
     }
     if let Some(max) = plan.max_credits {
-        let verdict = if to_spend > max {
+        let verdict = if t.to_spend > max {
             "OVER BUDGET"
         } else {
             "within budget"
         };
         let _ = writeln!(out, "budget: {max} credits, {verdict}");
     }
-    out
 }
 
 #[derive(Serialize)]
@@ -337,10 +364,8 @@ pub fn render_json(plan: &Plan) -> String {
 
 /// The plan as JSON, with each row's standing against earlier runs.
 pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
-    let total = plan.total_credits();
-    let mut steps = rows(plan);
-    attach(&mut steps, past);
-    let to_spend = to_spend(plan, &steps);
+    let steps = rows(plan, past);
+    let t = totals(plan, &steps);
     let doc = PlanJson {
         pipeline: &plan.name,
         file: &plan.file,
@@ -353,34 +378,18 @@ pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
         },
         instances: plan.instances.len(),
         steps,
-        by_action: by_action(plan)
+        by_action: t
+            .by_action
             .into_iter()
             .map(|(k, (calls, credits))| (k, ActionTotal { calls, credits }))
             .collect(),
-        total_credits: total,
-        total_expected: plan.total_expected(),
-        to_spend,
+        total_credits: t.total,
+        total_expected: t.expected,
+        to_spend: t.to_spend,
         max_credits: plan.max_credits,
-        within_budget: plan.max_credits.is_none_or(|m| to_spend <= m),
+        within_budget: plan.max_credits.is_none_or(|m| t.to_spend <= m),
     };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// Gives each row its history (rows and histories are both rows × steps).
-fn attach(rows: &mut [PlanRow<'_>], past: &[RowHistory]) {
-    for (row, h) in rows.iter_mut().zip(past) {
-        row.history = Some(h.clone());
-    }
-}
-
-/// Credits the rows will spend: their history's figure, else their full price.
-fn to_spend(plan: &Plan, rows: &[PlanRow<'_>]) -> u64 {
-    if rows.iter().all(|r| r.history.is_none()) {
-        return plan.total_credits();
-    }
-    rows.iter()
-        .map(|r| r.history.as_ref().map_or(r.credits, |h| h.to_spend))
-        .sum()
 }

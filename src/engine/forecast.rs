@@ -55,6 +55,9 @@ pub struct Outlook {
     pub instances: Vec<Forecast>,
     /// Credits each plan step is expected to spend, summed over matrix rows.
     pub to_spend: Vec<u64>,
+    /// Calls each (matrix row, step) makes, row-major, where every fan-out
+    /// it runs under is known now; `None` where only the plan's estimate is.
+    pub calls: Vec<Option<u64>>,
 }
 
 impl Outlook {
@@ -63,73 +66,120 @@ impl Outlook {
     }
 }
 
-/// Walks the plan against `memory` as far as known outputs allow.
+/// What the forecast has found so far, per instance.
+#[derive(Default)]
+struct Found {
+    fates: Vec<Option<Fate>>,
+    requests: Vec<Option<Job>>,
+}
+
+/// Walks the plan against `memory` as far as known outputs allow, in the
+/// driver's order (rows in order, each until nothing in it changes), so
+/// that where two instances could take the same earlier result, the one
+/// the run gives it to is the one the forecast does.
 pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
     let (mut graph, created) = Graph::new(plan);
-    let mut fates: Vec<Option<Fate>> = Vec::new();
-    let mut requests: Vec<Option<Job>> = Vec::new();
-    let mut waiting: Vec<usize> = created;
+    let mut found = Found::default();
+    let mut waiting: Vec<Vec<usize>> = vec![Vec::new(); plan.instances.len()];
+    for idx in created {
+        waiting[graph.id(idx).row].push(idx);
+    }
     loop {
         let mut progressed = false;
-        for row in 0..plan.instances.len() {
-            waiting.extend(graph.expand(row));
-        }
-        fates.resize(graph.len(), None);
-        requests.resize(graph.len(), None);
-        for idx in std::mem::take(&mut waiting) {
-            if let Standing::Skipped(reason) = graph.standing(idx) {
-                fates[idx] = Some(Fate::Blocked {
-                    reason: reason.clone(),
-                });
-                continue;
-            }
-            if graph.step(idx).scope == Scope::Out {
-                graph.skip(idx, "not selected");
-                fates[idx] = Some(Fate::Unselected);
+        for (row, row_waiting) in waiting.iter_mut().enumerate() {
+            while settle_row(plan, memory, &mut graph, row, row_waiting, &mut found) {
                 progressed = true;
-                continue;
             }
-            match graph.readiness(idx) {
-                Readiness::Wait => {
-                    waiting.push(idx);
-                    continue;
-                }
-                Readiness::Blocked(reason) => {
-                    graph.skip(idx, reason.clone());
-                    fates[idx] = Some(Fate::Blocked { reason });
-                    progressed = true;
-                    continue;
-                }
-                Readiness::Ready => {}
-            }
-            progressed = true;
-            let decision = decide(plan, &graph, idx, memory);
-            let (fate, job) = foresee(&mut graph, idx, decision);
-            fates[idx] = Some(fate);
-            requests[idx] = job;
         }
-        if !progressed {
-            // A reuse-only instance waiting on outputs that will be paid for
-            // anew cannot match any earlier result: it will be skipped, and
-            // what needs it blocked.
-            let doomed = fresh_inputs(&graph, &fates, &waiting);
-            if doomed.is_empty() {
-                break;
-            }
-            for &idx in &doomed {
-                graph.skip(idx, "excluded");
-                fates[idx] = Some(Fate::Excluded);
-            }
-            waiting.retain(|idx| !doomed.contains(idx));
+        if progressed {
+            continue;
+        }
+        // A reuse-only instance waiting on outputs that will be paid for
+        // anew cannot match any earlier result: it will be skipped, and
+        // what needs it blocked.
+        let all: Vec<usize> = waiting.iter().flatten().copied().collect();
+        let doomed = fresh_inputs(&graph, &found.fates, &all);
+        // So is a reuse-only fan-out whose list will be paid for anew.
+        let fresh = will_be_paid(&graph, &found.fates, &all);
+        let placeholders = graph.abandon_fresh_reuse_only("excluded", |i| fresh[i]);
+        if doomed.is_empty() && placeholders.is_empty() {
+            break;
+        }
+        found.fates.resize(graph.len(), None);
+        found.requests.resize(graph.len(), None);
+        for idx in placeholders {
+            found.fates[idx] = Some(if graph.step(idx).scope.may_submit() {
+                Fate::Blocked {
+                    reason: "a list it needs is only reused in this run, and will be new"
+                        .to_owned(),
+                }
+            } else {
+                Fate::Excluded
+            });
+        }
+        for &idx in &doomed {
+            graph.skip(idx, "excluded");
+            found.fates[idx] = Some(Fate::Excluded);
+        }
+        for row_waiting in &mut waiting {
+            row_waiting.retain(|idx| !doomed.contains(idx));
         }
     }
     // What is still waiting needs the outputs of something that will be sent.
-    for idx in waiting {
-        fates[idx] = Some(Fate::After {
+    for idx in waiting.into_iter().flatten() {
+        found.fates[idx] = Some(Fate::After {
             step: blocker(plan, &graph, idx),
         });
     }
-    outlook(plan, &graph, fates, requests)
+    outlook(plan, &graph, found)
+}
+
+/// Looks at `row`'s waiting instances once, as the driver's settle does;
+/// returns whether any of them was decided.
+fn settle_row(
+    plan: &Plan,
+    memory: &dyn Memory,
+    graph: &mut Graph<'_>,
+    row: usize,
+    waiting: &mut Vec<usize>,
+    found: &mut Found,
+) -> bool {
+    waiting.extend(graph.expand(row));
+    found.fates.resize(graph.len(), None);
+    found.requests.resize(graph.len(), None);
+    let mut progressed = false;
+    for idx in std::mem::take(waiting) {
+        if let Standing::Skipped(reason) = graph.standing(idx) {
+            found.fates[idx] = Some(Fate::Blocked {
+                reason: reason.clone(),
+            });
+            continue;
+        }
+        if graph.step(idx).scope == Scope::Out {
+            graph.skip(idx, "not selected");
+            found.fates[idx] = Some(Fate::Unselected);
+            progressed = true;
+            continue;
+        }
+        match graph.readiness(idx) {
+            Readiness::Wait => {
+                waiting.push(idx);
+                continue;
+            }
+            Readiness::Blocked(reason) => {
+                progressed = true;
+                graph.skip(idx, reason.clone());
+                found.fates[idx] = Some(Fate::Blocked { reason });
+                continue;
+            }
+            Readiness::Ready => progressed = true,
+        }
+        let decision = decide(plan, graph, idx, memory);
+        let (fate, job) = foresee(graph, idx, decision);
+        found.fates[idx] = Some(fate);
+        found.requests[idx] = job;
+    }
+    progressed
 }
 
 /// What the run will do with a ready instance, as the driver carries out
@@ -183,12 +233,8 @@ fn blocker(plan: &Plan, graph: &Graph<'_>, idx: usize) -> String {
 /// The forecasts in instance order, and credits to spend per step: what
 /// the known instances will pay, and for fan-outs whose lists are not known
 /// yet, the step's estimate for the rest.
-fn outlook(
-    plan: &Plan,
-    graph: &Graph<'_>,
-    fates: Vec<Option<Fate>>,
-    requests: Vec<Option<Job>>,
-) -> Outlook {
+fn outlook(plan: &Plan, graph: &Graph<'_>, found: Found) -> Outlook {
+    let Found { fates, requests } = found;
     let pending = graph.pending_steps();
     let mut known_paid = vec![0u64; plan.steps.len()];
     let mut known_free = vec![0u64; plan.steps.len()];
@@ -235,23 +281,32 @@ fn outlook(
     Outlook {
         instances,
         to_spend,
+        calls: graph.calls_known(),
     }
 }
 
-/// The reuse-only instances among `waiting` that read an output of an
-/// instance that will be sent (its fate is `Send`, or it is waiting itself
-/// and may be sent): their requests will be new.
+/// For every instance: whether its outputs will be new, because it will be
+/// sent (its fate is `Send`, or it is still `waiting` and may be sent).
+fn will_be_paid(graph: &Graph<'_>, fates: &[Option<Fate>], waiting: &[usize]) -> Vec<bool> {
+    let mut fresh: Vec<bool> = (0..graph.len())
+        .map(|i| matches!(fates.get(i), Some(Some(Fate::Send))))
+        .collect();
+    for &i in waiting {
+        fresh[i] |= graph.step(i).scope.may_submit();
+    }
+    fresh
+}
+
+/// The reuse-only instances among `waiting` that read an output that will
+/// be new: their requests will be new too.
 fn fresh_inputs(graph: &Graph<'_>, fates: &[Option<Fate>], waiting: &[usize]) -> Vec<usize> {
-    let pending: std::collections::HashSet<usize> = waiting.iter().copied().collect();
+    let fresh = will_be_paid(graph, fates, waiting);
     waiting
         .iter()
         .copied()
         .filter(|&idx| {
             !graph.step(idx).scope.may_submit()
-                && graph.inputs_of(idx).into_iter().any(|i| {
-                    matches!(fates.get(i), Some(Some(Fate::Send)))
-                        || (pending.contains(&i) && graph.step(i).scope.may_submit())
-                })
+                && graph.inputs_of(idx).into_iter().any(|i| fresh[i])
         })
         .collect()
 }

@@ -32,6 +32,8 @@ struct Inst {
     standing: Standing,
     /// The `for_each` element this instance runs for.
     item: Option<serde_json::Value>,
+    /// Stands for a fan-out that never happened: no call is made for it.
+    placeholder: bool,
 }
 
 /// A `for_each` waiting for its list: step `step` in `row`, under `path`.
@@ -168,7 +170,12 @@ impl<'p> Graph<'p> {
             path: path.clone(),
         };
         let pending = standing == Standing::Pending;
-        self.insts.push(Inst { id, standing, item });
+        self.insts.push(Inst {
+            id,
+            standing,
+            item,
+            placeholder: !pending,
+        });
         self.index.insert((row, s, path.clone()), idx);
         created.push(idx);
         if pending {
@@ -388,12 +395,87 @@ impl<'p> Graph<'p> {
         Ok(out)
     }
 
+    /// The calls each (matrix row, step) makes, row-major: the instances
+    /// that exist when every fan-out the step runs under is expanded in that
+    /// row, `None` while one still waits for its list.
+    pub fn calls_known(&self) -> Vec<Option<u64>> {
+        let n_steps = self.plan.steps.len();
+        let mut calls: Vec<Option<u64>> = vec![Some(0); self.plan.instances.len() * n_steps];
+        for inst in self.insts.iter().filter(|i| !i.placeholder) {
+            if let Some(Some(n)) = calls.get_mut(inst.id.row * n_steps + inst.id.step) {
+                *n += 1;
+            }
+        }
+        for (row, pending) in self.pending.iter().enumerate() {
+            for (s, step) in self.plan.steps.iter().enumerate() {
+                if pending.iter().any(|e| step.axis.contains(&e.step)) {
+                    calls[row * n_steps + s] = None;
+                }
+            }
+        }
+        calls
+    }
+
     /// Steps with a fan-out still waiting for its list, in any row.
     pub fn pending_steps(&self) -> Vec<usize> {
         let mut steps: Vec<usize> = self.pending.iter().flatten().map(|e| e.step).collect();
         steps.sort_unstable();
         steps.dedup();
         steps
+    }
+
+    /// Gives up on the fan-outs not yet expanded of steps that may not be
+    /// paid for, whose lists come from an instance for which `fresh` is
+    /// true (it will be paid for anew, so nothing earlier can match what
+    /// the fan-out would send): each becomes a skipped placeholder, with its
+    /// fan-out children. Returns the placeholders.
+    pub fn abandon_fresh_reuse_only(
+        &mut self,
+        reason: &str,
+        fresh: impl Fn(usize) -> bool,
+    ) -> Vec<usize> {
+        let mut created = Vec::new();
+        for row in 0..self.pending.len() {
+            for e in std::mem::take(&mut self.pending[row]) {
+                let step = &self.plan.steps[e.step];
+                let doomed = !step.scope.may_submit()
+                    && step
+                        .for_each
+                        .as_ref()
+                        .is_some_and(|f| self.sources(&e, f).into_iter().any(&fresh));
+                if doomed {
+                    self.skip_context(e.row, e.step, e.path, reason, &mut created);
+                } else {
+                    self.pending[row].push(e);
+                }
+            }
+        }
+        created
+    }
+
+    /// The instances whose outputs a fan-out's list is read from.
+    fn sources(&self, e: &Expansion, list: &FieldValue) -> Vec<usize> {
+        let mut out = Vec::new();
+        for r in list.references() {
+            if r.context != Context::Steps {
+                continue;
+            }
+            let Some(&d) = r.field(0).and_then(|id| self.step_by_id.get(id)) else {
+                continue;
+            };
+            let len = self.plan.steps[d].axis.len();
+            match e.path.get(..len) {
+                Some(prefix) => out.extend(self.index.get(&(e.row, d, prefix.to_vec())).copied()),
+                None => out.extend(
+                    self.insts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, i)| i.id.row == e.row && i.id.step == d)
+                        .map(|(i, _)| i),
+                ),
+            }
+        }
+        out
     }
 
     /// Gives up on fan-outs not yet expanded (the run is stopping): each

@@ -13,6 +13,7 @@ mod decide;
 mod forecast;
 mod gate;
 mod graph;
+mod history;
 mod outcome;
 mod reaction;
 mod run;
@@ -23,6 +24,7 @@ mod types;
 
 pub use config::EngineConfig;
 pub use forecast::{Fate, Forecast, Outlook, forecast};
+pub use history::{InstanceHistory, ReuseStatus, RowHistory, row_histories};
 pub use outcome::{RunOutcome, StopReason};
 pub use run::run;
 pub use types::*;

@@ -2,6 +2,9 @@
 //! so an instance cannot be polled without a task or fetched without a
 //! result), and which matrix rows have instances to look at again.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -67,12 +70,14 @@ pub(super) struct Fetching {
 }
 
 /// Instances waiting for their dependencies, per matrix row, and the rows
-/// where something changed since they were last looked at.
+/// where something changed since they were last looked at. Rows are looked
+/// at lowest first, as the forecast does, so that where two instances could
+/// take the same earlier result the run gives it where the plan said.
 #[derive(Debug)]
 pub(super) struct Rows {
     waiting: Vec<Vec<usize>>,
     dirty: Vec<bool>,
-    dirty_rows: Vec<usize>,
+    dirty_rows: BinaryHeap<Reverse<usize>>,
 }
 
 impl Rows {
@@ -80,7 +85,7 @@ impl Rows {
         Rows {
             waiting: vec![Vec::new(); rows],
             dirty: vec![false; rows],
-            dirty_rows: Vec::new(),
+            dirty_rows: BinaryHeap::new(),
         }
     }
 
@@ -101,7 +106,7 @@ impl Rows {
             && !*flag
         {
             *flag = true;
-            self.dirty_rows.push(row);
+            self.dirty_rows.push(Reverse(row));
         }
     }
 
@@ -113,7 +118,7 @@ impl Rows {
 
     /// A row where something changed.
     pub fn next_dirty(&mut self) -> Option<usize> {
-        let row = self.dirty_rows.pop()?;
+        let Reverse(row) = self.dirty_rows.pop()?;
         self.dirty[row] = false;
         Some(row)
     }

@@ -276,10 +276,26 @@ pub enum Record<'a> {
     Failed { job: &'a Job, error: &'a StepError },
 }
 
+/// The last request an earlier run made for an instance, and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Earlier {
+    pub run: String,
+    pub hash: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub succeeded: bool,
+    /// It failed for good (refused, or its task failed).
+    pub failed: bool,
+}
+
 /// Durable run state: consulted before each submit and told of every step.
 pub trait Memory: Send + Sync + 'static {
     fn recall(&self, job: &Job) -> Recall;
     fn record(&self, record: Record<'_>) -> Result<(), String>;
+    /// What an earlier run last asked for the instance named `inst`
+    /// (`step[key/0]`), for telling what changed since.
+    fn earlier(&self, _inst: &str) -> Option<Earlier> {
+        None
+    }
 }
 
 /// No memory: every request is new and nothing is recorded.

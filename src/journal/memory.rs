@@ -11,7 +11,7 @@ use super::entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
 use super::file::LineLog;
 use super::history::{InstanceLog, Known, Seen};
 use super::{JOURNAL, StateDir, absolute};
-use crate::engine::{ErrorKind, Job, Memory, Outputs, Recall, Record, SavedFile, TaskRef};
+use crate::engine::{Earlier, ErrorKind, Job, Memory, Outputs, Recall, Record, SavedFile, TaskRef};
 use crate::report::clock::rfc3339;
 
 /// What the user allows a run to take from the past.
@@ -397,6 +397,16 @@ impl Memory for RunMemory {
             }
             Found::InDoubt(from, since) => Recall::InDoubt { from, since },
         }
+    }
+
+    fn earlier(&self, inst: &str) -> Option<Earlier> {
+        self.known.previous(inst).map(|p| Earlier {
+            run: p.run,
+            hash: p.hash,
+            fields: p.fields,
+            succeeded: p.outcome == Outcome::Succeeded,
+            failed: p.outcome == Outcome::Failed,
+        })
     }
 
     fn record(&self, record: Record<'_>) -> Result<(), String> {
