@@ -87,6 +87,7 @@ pub fn run(args: &PlanArgs) -> u8 {
         require_inputs: true,
         prices,
         max_credits: args.max_credits,
+        pace: crate::plan::PaceFlags::default(),
     };
     let mut plan = match super::load_and_plan(&args.file, &options) {
         Ok((_, plan)) => plan,

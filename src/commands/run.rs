@@ -53,7 +53,7 @@ pub struct RunArgs {
     pub download: bool,
     /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
     #[arg(long, value_name = "N")]
-    pub max_in_flight: Option<usize>,
+    pub max_in_flight: Option<u32>,
     /// Paid submits per minute at most (overrides `limits.submits_per_minute`).
     #[arg(long, value_name = "N")]
     pub submits_per_minute: Option<u32>,
@@ -232,6 +232,11 @@ fn prepare(args: &RunArgs) -> Result<Prepared, u8> {
         max_credits: args
             .max_credits
             .or_else(|| header.as_ref().and_then(|h| h.max_credits)),
+        pace: crate::plan::PaceFlags {
+            max_in_flight: args.max_in_flight,
+            submits_per_minute: args.submits_per_minute,
+            polls_per_second: args.polls_per_second,
+        },
     };
     let (loaded, mut plan) = super::load_and_plan(&file, &options).map_err(|d| {
         super::print_diagnostics(&d, args.format);
@@ -468,15 +473,6 @@ async fn run_async(args: &RunArgs, prepared: Prepared) -> u8 {
     };
     let mut engine_config = EngineConfig::from_plan(&plan, scale);
     engine_config.fail_fast = args.fail_fast;
-    if let Some(n) = args.max_in_flight {
-        engine_config.max_in_flight = n.max(1);
-    }
-    if let Some(n) = args.submits_per_minute {
-        engine_config.submits_per_minute = n;
-    }
-    if let Some(n) = args.polls_per_second {
-        engine_config.polls_per_second = n;
-    }
     let executor = match make_executor(client, models, &out, &plan, download, scale) {
         Ok(e) => Arc::new(e),
         Err(code) => return code,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::limits::{Door, Pace, PaceFlags};
 use super::models::Models;
 use super::refs::{RefChecker, StepTypes};
 use super::resolve::{self, FieldValue, Scope};
@@ -32,6 +33,9 @@ pub struct Options {
     pub prices: PriceTable,
     /// `--max-credits`, which wins over `limits.max_credits`.
     pub max_credits: Option<u64>,
+    /// `--max-in-flight`, `--submits-per-minute` and `--polls-per-second`,
+    /// which win over their `limits:` keys.
+    pub pace: PaceFlags,
 }
 
 impl Default for Options {
@@ -41,6 +45,7 @@ impl Default for Options {
             require_inputs: false,
             prices: PriceTable::builtin(),
             max_credits: None,
+            pace: PaceFlags::default(),
         }
     }
 }
@@ -83,7 +88,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     let fan = b.fan_out(&order, &analysed, &ids);
     let instances = instances(loaded);
     b.check_rules(&analysed, &ids, &models, &inputs, &instances);
-    let limits = b.limits();
+    let limits = b.limits(&options.pace);
     let defaults = (
         b.retry(loaded.manifest.retry.as_ref(), &["retry"]),
         b.poll(loaded.manifest.poll.as_ref(), &["poll"]),
@@ -457,30 +462,52 @@ impl Builder<'_> {
         self.diags.push(d.help(v.help.clone()));
     }
 
-    fn limits(&mut self) -> Limits {
+    fn limits(&mut self, flags: &PaceFlags) -> Limits {
         let spec = self.loaded.manifest.limits.clone().unwrap_or_default();
-        let mut positive = |value: Option<u32>, name: &str, default: u32| match value {
-            Some(0) => {
-                let span = self.span(&["limits", name]);
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::OutOfRange,
-                        self.src,
-                        span,
-                        format!("`limits.{name}` must be at least 1"),
-                    )
-                    .help("use a positive number, or remove it for the default"),
-                );
-                default
-            }
-            Some(n) => n,
-            None => default,
-        };
         Limits {
-            max_in_flight: positive(spec.max_in_flight, "max_in_flight", 8),
-            submits_per_minute: positive(spec.submits_per_minute, "submits_per_minute", 20),
-            polls_per_second: positive(spec.polls_per_second, "polls_per_second", 5),
+            max_in_flight: self.pace(Pace::MaxInFlight, spec.max_in_flight, flags.max_in_flight),
+            submits_per_minute: self.pace(
+                Pace::SubmitsPerMinute,
+                spec.submits_per_minute,
+                flags.submits_per_minute,
+            ),
+            polls_per_second: self.pace(
+                Pace::PollsPerSecond,
+                spec.polls_per_second,
+                flags.polls_per_second,
+            ),
         }
+    }
+
+    /// A pace limit from its flag, else its `limits:` key, else its default;
+    /// what each door gives is checked by the same rule.
+    fn pace(&mut self, pace: Pace, written: Option<u32>, flag: Option<u32>) -> u32 {
+        if let Some(value) = written
+            && let Err(refused) = pace.check(value, Door::Manifest)
+        {
+            let span = self.span(&["limits", pace.key()]);
+            self.diags.push(
+                Diagnostic::new(Code::OutOfRange, self.src, span, refused.message)
+                    .help(refused.help),
+            );
+        }
+        if let Some(value) = flag
+            && let Err(refused) = pace.check(value, Door::Flag)
+        {
+            let text = format!("{} {value}", pace.flag());
+            let at = pace.flag().len() + 1;
+            let cli = Source::new(pace.flag(), text.clone());
+            self.diags.push(
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    &cli,
+                    Span::locate(&text, at, text.len() - at),
+                    refused.message,
+                )
+                .help(refused.help),
+            );
+        }
+        flag.or(written).unwrap_or(pace.default_value())
     }
 
     fn fraction(&mut self, value: Option<f64>, path: &[&str], default: f64) -> f64 {

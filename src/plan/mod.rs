@@ -7,6 +7,7 @@ mod build;
 pub mod catalog;
 pub mod graph;
 pub mod hash;
+mod limits;
 pub mod models;
 mod refs;
 pub mod resolve;
@@ -21,6 +22,7 @@ use indexmap::IndexMap;
 use crate::manifest::actions::Action;
 use crate::prices::PriceTable;
 pub use build::{Options, build};
+pub use limits::PaceFlags;
 pub use resolve::FieldValue;
 
 /// The plan of a manifest given as text, for tests; panics on any diagnostic.
