@@ -89,10 +89,19 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     let instances = instances(loaded);
     b.check_rules(&analysed, &ids, &models, &inputs, &instances);
     let limits = b.limits(&options.pace);
-    let defaults = (
-        b.retry(loaded.manifest.retry.as_ref(), &["retry"]),
-        b.poll(loaded.manifest.poll.as_ref(), &["poll"]),
-    );
+    let retry = b.retry(&RETRY, loaded.manifest.retry.as_ref(), &["retry"]);
+    let poll = b.poll(&POLL, loaded.manifest.poll.as_ref(), &["poll"]);
+    let policies: Vec<(RetryPolicy, PollPolicy)> = loaded
+        .manifest
+        .steps
+        .iter()
+        .map(|(id, step)| {
+            (
+                b.retry(&retry, step.retry.as_ref(), &["steps", id, "retry"]),
+                b.poll(&poll, step.poll.as_ref(), &["steps", id, "poll"]),
+            )
+        })
+        .collect();
     crate::diag::sort(&mut b.diags);
     if !b.diags.is_empty() {
         return Err(b.diags);
@@ -130,8 +139,8 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             fan_out,
             fan_out_expected: expected,
             unit_credits: prices.price(operation).unwrap_or(0),
-            retry: step_retry(&defaults.0, step.retry.as_ref()),
-            poll: step_poll(&defaults.1, step.poll.as_ref()),
+            retry: policies[i].0.clone(),
+            poll: policies[i].1.clone(),
             timeout: step.timeout.map(|t| t.0),
             scope: super::Scope::Run,
         });
@@ -530,15 +539,18 @@ impl Builder<'_> {
         }
     }
 
-    fn retry(&mut self, spec: Option<&RetrySpec>, path: &[&str]) -> RetryPolicy {
-        let base = RetryPolicy {
-            attempts: 3,
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(60),
-            factor: 2.0,
-            jitter: 0.2,
+    /// The retry policy of `spec` over `base`, checked at `path`: the same
+    /// rules for the pipeline's block (over the defaults) and a step's (over
+    /// the pipeline's).
+    fn retry(
+        &mut self,
+        base: &RetryPolicy,
+        spec: Option<&RetrySpec>,
+        path: &[&str],
+    ) -> RetryPolicy {
+        let Some(spec) = spec else {
+            return base.clone();
         };
-        let Some(spec) = spec else { return base };
         let backoff = spec.backoff.clone().unwrap_or_default();
         let jitter_path: Vec<&str> = path.iter().copied().chain(["backoff", "jitter"]).collect();
         let jitter = self.fraction(backoff.jitter, &jitter_path, base.jitter);
@@ -555,7 +567,7 @@ impl Builder<'_> {
                 .help("use `attempts: 1` for no retries"),
             );
         }
-        if backoff.factor.is_some_and(|f| f < 1.0) {
+        if backoff.factor.is_some_and(|f| f.is_nan() || f < 1.0) {
             let at: Vec<&str> = path.iter().copied().chain(["backoff", "factor"]).collect();
             let span = self.span(&at);
             self.diags.push(
@@ -569,22 +581,19 @@ impl Builder<'_> {
             );
         }
         RetryPolicy {
-            attempts: spec.attempts.unwrap_or(base.attempts).max(1),
+            attempts: spec.attempts.unwrap_or(base.attempts),
             initial: backoff.initial.map_or(base.initial, |d| d.0),
             max: backoff.max.map_or(base.max, |d| d.0),
-            factor: backoff.factor.unwrap_or(base.factor).max(1.0),
+            factor: backoff.factor.unwrap_or(base.factor),
             jitter,
         }
     }
 
-    fn poll(&mut self, spec: Option<&PollSpec>, path: &[&str]) -> PollPolicy {
-        let base = PollPolicy {
-            initial_delay: Duration::from_secs(20),
-            interval: Duration::from_secs(15),
-            jitter: 0.1,
-            timeout: Duration::from_secs(15 * 60),
+    /// The poll policy of `spec` over `base`, checked at `path`, like `retry`.
+    fn poll(&mut self, base: &PollPolicy, spec: Option<&PollSpec>, path: &[&str]) -> PollPolicy {
+        let Some(spec) = spec else {
+            return base.clone();
         };
-        let Some(spec) = spec else { return base };
         let jitter_path: Vec<&str> = path.iter().copied().chain(["jitter"]).collect();
         let jitter = self.fraction(spec.jitter, &jitter_path, base.jitter);
         PollPolicy {
@@ -596,31 +605,22 @@ impl Builder<'_> {
     }
 }
 
-fn step_retry(base: &RetryPolicy, spec: Option<&RetrySpec>) -> RetryPolicy {
-    let Some(spec) = spec else {
-        return base.clone();
-    };
-    let backoff = spec.backoff.clone().unwrap_or_default();
-    RetryPolicy {
-        attempts: spec.attempts.unwrap_or(base.attempts).max(1),
-        initial: backoff.initial.map_or(base.initial, |d| d.0),
-        max: backoff.max.map_or(base.max, |d| d.0),
-        factor: backoff.factor.unwrap_or(base.factor).max(1.0),
-        jitter: backoff.jitter.unwrap_or(base.jitter).clamp(0.0, 1.0),
-    }
-}
+/// The retry policy without a `retry:` block.
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial: Duration::from_secs(2),
+    max: Duration::from_secs(60),
+    factor: 2.0,
+    jitter: 0.2,
+};
 
-fn step_poll(base: &PollPolicy, spec: Option<&PollSpec>) -> PollPolicy {
-    let Some(spec) = spec else {
-        return base.clone();
-    };
-    PollPolicy {
-        initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
-        interval: spec.interval.map_or(base.interval, |d| d.0),
-        jitter: spec.jitter.unwrap_or(base.jitter).clamp(0.0, 1.0),
-        timeout: spec.timeout.map_or(base.timeout, |d| d.0),
-    }
-}
+/// The poll policy without a `poll:` block.
+const POLL: PollPolicy = PollPolicy {
+    initial_delay: Duration::from_secs(20),
+    interval: Duration::from_secs(15),
+    jitter: 0.1,
+    timeout: Duration::from_secs(15 * 60),
+};
 
 fn instances(loaded: &Loaded) -> Vec<Instance> {
     match &loaded.matrix {
@@ -712,5 +712,46 @@ pub(super) fn list_parts(ty: &Ty) -> Option<(Ty, Count)> {
         Ty::List(elem, count) => Some(((**elem).clone(), *count)),
         Ty::Any => Some((Ty::Any, Count::Expected(1))),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(yaml: &str) -> Result<Plan, Vec<Diagnostic>> {
+        let loaded =
+            crate::manifest::load::load_str("t.yaml", yaml.to_owned(), std::path::Path::new("."))
+                .unwrap();
+        build(&loaded, &Options::default())
+    }
+
+    const STEPS: &str = "steps:\n  s:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
+
+    #[test]
+    fn a_step_s_policies_lie_over_the_pipeline_s() {
+        let yaml = format!(
+            "version: 1\nname: t\nretry: {{ attempts: 5, backoff: {{ factor: 3 }} }}\npoll: {{ interval: 9s }}\n{STEPS}    retry: {{ backoff: {{ initial: 1s }} }}\n    poll: {{ jitter: 0.5 }}\n"
+        );
+        let step = built(&yaml).unwrap().steps.remove(0);
+        assert_eq!(
+            (step.retry.attempts, step.retry.factor, step.retry.initial),
+            (5, 3.0, Duration::from_secs(1))
+        );
+        assert_eq!(step.retry.max, RETRY.max);
+        assert_eq!(
+            (step.poll.interval, step.poll.jitter),
+            (Duration::from_secs(9), 0.5)
+        );
+    }
+
+    #[test]
+    fn a_factor_that_is_not_a_number_is_refused() {
+        let yaml =
+            format!("version: 1\nname: t\n{STEPS}    retry: {{ backoff: {{ factor: .nan }} }}\n");
+        let diags = built(&yaml).unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].message, "`backoff.factor` must be at least 1");
+        assert_eq!(diags[0].span.line, 7);
     }
 }
