@@ -4,8 +4,10 @@
 //! immutable) → `engine` (runs a plan) → `report` (consumes run events).
 //! `api` is the HTTP client for the remote service and `sandbox` a local
 //! simulator of it; `prices` is the dated price table both of them and the
-//! plan share.
+//! plan share. `action` (what a step does) is a leaf every stage may use: it
+//! imports no other module of the crate.
 
+pub mod action;
 pub mod api;
 pub mod cli;
 pub mod commands;

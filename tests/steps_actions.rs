@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sonicflow::action::Action;
 use sonicflow::engine::{Job, Outputs};
-use sonicflow::manifest::actions::Action;
 use sonicflow::sandbox::{EntryKind, NotReadyForm};
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;

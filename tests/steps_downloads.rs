@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sonicflow::action::Action;
 use sonicflow::engine::{ErrorKind, Job, PollOutcome, StepExecutor};
-use sonicflow::manifest::actions::Action;
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;
 

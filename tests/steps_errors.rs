@@ -6,8 +6,8 @@
 mod steps_support;
 
 use serde_json::json;
+use sonicflow::action::Action;
 use sonicflow::engine::{ErrorKind, Job, PollOutcome, StepError, StepExecutor, Submission};
-use sonicflow::manifest::actions::Action;
 use sonicflow::sandbox::{EntryKind, Faults, SandboxHandle};
 use sonicflow::steps::DownloadOptions;
 use steps_support::*;

@@ -15,10 +15,10 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
-use super::actions::Action;
 use super::matrix::{self, MatrixRows};
 use super::spec::{Manifest, ManifestSpec, Step, StepSpec};
 use super::yaml::{self, Node, NodeKind, Span};
+use crate::action::Action;
 use crate::diag::{Code, Diagnostic, Source};
 
 /// A manifest as far as it could be typed, with everything found wrong so far.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::manifest::actions::Action;
+use crate::action::Action;
 use crate::prices::PriceTable;
 pub use build::{Options, build};
 pub use limits::PaceFlags;

@@ -8,7 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::actions::Action;
+use crate::action::Action;
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;

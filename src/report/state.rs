@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::action::Action;
 use crate::engine::{InstanceId, Outputs, RunEvent, StepError, Summary};
-use crate::manifest::actions::Action;
 use crate::plan::Plan;
 
 use super::clock::{millis_between, rfc3339};

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
+use sonicflow::action::Action;
 use sonicflow::engine::{InstanceId, Job, Memory, Outputs, Record, TaskRef};
 use sonicflow::journal::{Known, Policy, RunHeader, RunMemory, StateDir};
-use sonicflow::manifest::actions::Action;
 
 const SUBMIT_SPACING: Duration = Duration::from_secs(3);
 

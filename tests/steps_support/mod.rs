@@ -7,11 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sonicflow::action::Action;
 use sonicflow::api::{ApiKey, Client, ClientConfig};
 use sonicflow::engine::{
     InstanceId, Job, Outputs, PollOutcome, StepError, StepExecutor, Submission,
 };
-use sonicflow::manifest::actions::Action;
 use sonicflow::plan::models::Models;
 use sonicflow::plan::shape::Ty;
 use sonicflow::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
