@@ -4,8 +4,9 @@
 //! immutable) → `engine` (runs a plan) → `report` (consumes run events).
 //! `api` is the HTTP client for the remote service and `sandbox` a local
 //! simulator of it; `prices` is the dated price table both of them and the
-//! plan share. `action` (what a step does) is a leaf every stage may use: it
-//! imports no other module of the crate.
+//! plan share. `action` (what a step does) and `span` (where in a source
+//! text) are leaves every stage may use: they import no other module of the
+//! crate.
 
 pub mod action;
 pub mod api;
@@ -21,5 +22,6 @@ pub mod plan;
 pub mod prices;
 pub mod report;
 pub mod sandbox;
+pub mod span;
 pub mod steps;
 pub mod suggest;

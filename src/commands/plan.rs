@@ -11,9 +11,9 @@ use super::history::{self, RowHistory};
 use crate::diag::{Code, Diagnostic, Format, Source};
 use crate::exit;
 use crate::journal::RunMemory;
-use crate::manifest::yaml::Span;
 use crate::plan::{Options, Plan};
 use crate::prices::PriceTable;
+use crate::span::Span;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {

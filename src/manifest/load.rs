@@ -17,9 +17,10 @@ use serde_path_to_error::Segment;
 
 use super::matrix::{self, MatrixRows};
 use super::spec::{Manifest, ManifestSpec, Step, StepSpec};
-use super::yaml::{self, Node, NodeKind, Span};
+use super::yaml::{self, Node, NodeKind};
 use crate::action::Action;
 use crate::diag::{Code, Diagnostic, Source};
+use crate::span::Span;
 
 /// A manifest as far as it could be typed, with everything found wrong so far.
 #[derive(Debug)]

@@ -18,8 +18,9 @@ use crate::expr::{self, Context, Reference};
 use crate::manifest::actions::ClipOrigin;
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::{PollSpec, RetrySpec, Step};
-use crate::manifest::yaml::{Node, Span};
+use crate::manifest::yaml::Node;
 use crate::prices::PriceTable;
+use crate::span::Span;
 
 /// What the command line adds to a manifest.
 #[derive(Debug, Clone)]

@@ -15,7 +15,8 @@ use crate::expr::{self, Context, Reference, Segment};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::Step;
 use crate::manifest::value::Tpl;
-use crate::manifest::yaml::{Node, Span};
+use crate::manifest::yaml::Node;
+use crate::span::Span;
 
 /// What references can point at, shared by all steps.
 pub(super) struct StepTypes {
