@@ -314,7 +314,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, u8> {
             manifest_sha256: manifest_sha.clone(),
             price_version: plan.prices.version(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            started_at: crate::timestamp::rfc3339(std::time::SystemTime::now()),
             inputs,
             prices: prices_path.map(|p| journal::absolute(&p).display().to_string()),
             select: selection.select.clone(),
