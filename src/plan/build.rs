@@ -238,7 +238,7 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            values.insert(name.clone(), Some(parse_cli_value(raw)));
+            values.insert(name.clone(), Some(crate::manifest::load::input_value(raw)));
         }
         if options.require_inputs {
             for (name, value) in &values {
@@ -654,19 +654,6 @@ impl Scope for StaticScope<'_> {
             Context::Matrix => Some((self.instance.matrix.get(name)?.clone(), 1)),
             _ => None,
         }
-    }
-}
-
-/// `--input` values are read as YAML scalars or flow collections: `3` is a
-/// number, `[a, b]` a list, anything else text.
-fn parse_cli_value(raw: &str) -> serde_json::Value {
-    match crate::manifest::yaml::parse(raw) {
-        Ok(doc) => match doc.root.to_value() {
-            serde_yaml::Value::Null if !raw.trim().is_empty() => raw.into(),
-            serde_yaml::Value::Mapping(_) => raw.into(),
-            value => serde_json::to_value(value).unwrap_or_else(|_| raw.into()),
-        },
-        Err(_) => raw.into(),
     }
 }
 
