@@ -6,18 +6,17 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::analysis::Analysed;
 use super::limits::{Door, Pace, PaceFlags};
 use super::models::Models;
 use super::refs::{RefChecker, StepTypes};
-use super::resolve::{self, FieldValue, Scope};
+use super::resolve::{self, Scope};
 use super::rules::{self, Val};
-use super::shape::{Count, Origin, Ty};
 use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
 use crate::diag::{Code, Diagnostic, Source};
-use crate::expr::{self, Context, Reference};
-use crate::manifest::actions::ClipOrigin;
+use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
-use crate::manifest::spec::{PollSpec, RetrySpec, Step};
+use crate::manifest::spec::{PollSpec, RetrySpec};
 use crate::manifest::yaml::Node;
 use crate::prices::PriceTable;
 use crate::span::Span;
@@ -162,22 +161,6 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         max_credits: options.max_credits.or(manifest_max),
         artifacts: loaded.manifest.artifacts.unwrap_or_default(),
     })
-}
-
-/// What the reference pass learned about one step.
-#[derive(Debug, Clone)]
-pub(super) struct Analysed {
-    pub fields: IndexMap<String, FieldValue>,
-    pub for_each: Option<FieldValue>,
-    /// Count of the `for_each` list, if any.
-    pub for_each_count: Option<Count>,
-    /// All dependencies (references and `needs`), as file indices.
-    pub deps: Vec<usize>,
-    /// Dependencies through data references only; these pass fan-out on.
-    pub data_deps: Vec<usize>,
-    pub origin: Origin,
-    /// Type errors already reported for these fields; rules skip them.
-    pub broken_fields: Vec<String>,
 }
 
 struct Builder<'a> {
@@ -663,43 +646,6 @@ fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
         "none".to_owned()
     } else {
         list.join(", ")
-    }
-}
-
-/// Type of a `clip` given as a literal id: the user's `clip_origin`, else unknown.
-pub(super) fn literal_origin(step: &Step) -> Origin {
-    use crate::manifest::actions::ActionWith;
-    let origin = match &step.with {
-        Some(ActionWith::Cover(w)) => w.clip_origin,
-        Some(ActionWith::Extend(w)) => w.clip_origin,
-        _ => None,
-    };
-    match origin {
-        Some(ClipOrigin::Upload) => Origin::Upload,
-        Some(ClipOrigin::Generated) => Origin::Generated,
-        None => Origin::Unknown,
-    }
-}
-
-/// Parses every string of a `with` block into templates.
-pub(super) fn field_value(value: &serde_json::Value) -> Result<FieldValue, expr::ExprError> {
-    Ok(match value {
-        serde_json::Value::String(s) if expr::has_expression(s) => {
-            FieldValue::Tpl(expr::parse_template(s)?)
-        }
-        serde_json::Value::Array(items) => {
-            FieldValue::List(items.iter().map(field_value).collect::<Result<_, _>>()?)
-        }
-        other => FieldValue::Lit(other.clone()),
-    })
-}
-
-/// The type a `for_each` list's elements have, and how many there are.
-pub(super) fn list_parts(ty: &Ty) -> Option<(Ty, Count)> {
-    match ty {
-        Ty::List(elem, count) => Some(((**elem).clone(), *count)),
-        Ty::Any => Some((Ty::Any, Count::Expected(1))),
-        _ => None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! step priced from a dated table. Pure: no network, and no file reads beyond
 //! what the loader already did.
 
+mod analysis;
 mod build;
 pub mod catalog;
 pub mod graph;

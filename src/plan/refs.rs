@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
-use super::build::{Analysed, field_value, list_parts, literal_origin};
+use super::analysis::{Analysed, field_value, list_parts, literal_origin};
 use super::resolve::FieldValue;
 use super::shape::{Count, Origin, Ty, WalkError, walk};
 use crate::diag::{Code, Diagnostic};
