@@ -1,7 +1,10 @@
 //! Reuse across runs, budgets and selection, end to end through the binary
 //! against a standalone sandbox, checked on the sandbox's ledger.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 

@@ -2,7 +2,11 @@
 //! the examples, and a standalone sandbox with injected faults for the
 //! error classes, checking the ledger so nothing is ever paid twice.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 

@@ -2,7 +2,11 @@
 //! service never escape the output folder, a download cut short leaves no
 //! file that looks complete, transient failures are retried, and only web
 //! URLs are fetched.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod steps_support;
 

@@ -143,7 +143,6 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
