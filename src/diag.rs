@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::manifest::yaml::Span;
+use crate::span::Span;
 
 /// A named text that diagnostics point into: a manifest or a matrix file.
 #[derive(Debug, PartialEq, Eq)]

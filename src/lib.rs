@@ -4,8 +4,11 @@
 //! immutable) → `engine` (runs a plan) → `report` (consumes run events).
 //! `api` is the HTTP client for the remote service and `sandbox` a local
 //! simulator of it; `prices` is the dated price table both of them and the
-//! plan share.
+//! plan share. `action` (what a step does), `span` (where in a source text)
+//! and `timestamp` (how a time is written down) are leaves every stage may
+//! use: they import no other module of the crate.
 
+pub mod action;
 pub mod api;
 pub mod cli;
 pub mod commands;
@@ -19,5 +22,7 @@ pub mod plan;
 pub mod prices;
 pub mod report;
 pub mod sandbox;
+pub mod span;
 pub mod steps;
 pub mod suggest;
+pub mod timestamp;

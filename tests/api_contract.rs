@@ -1,7 +1,6 @@
 //! The client against the in-process sandbox, one test per endpoint: the
 //! request is accepted, the answer decodes, and the ledger charged the
 //! documented operation exactly once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sandbox_support;
 

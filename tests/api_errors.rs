@@ -1,6 +1,5 @@
 //! Every error class of the client, produced by the sandbox (or a closed
 //! port), with the documented status and message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sandbox_support;
 

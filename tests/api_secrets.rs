@@ -1,6 +1,5 @@
 //! The API key never appears in Debug output, error text or the sandbox's
 //! answers, whatever goes wrong.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sandbox_support;
 

@@ -10,7 +10,11 @@
 //! test resends on purpose with `--resend-in-doubt`; a resume without that
 //! flag must report them as `in_doubt` and send nothing for them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 

@@ -3,7 +3,10 @@
 //! exclusions, forced steps, `--no-reuse`), the `to_spend` that
 //! `sonicflow plan` prints equals what the following run is charged on a
 //! fault-free sandbox's ledger, run after run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 

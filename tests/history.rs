@@ -1,7 +1,10 @@
 //! Reuse across runs, budgets and selection, end to end through the binary
 //! against a standalone sandbox, checked on the sandbox's ledger.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 
@@ -647,4 +650,32 @@ fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() 
         statuses(&plan).iter().all(|(_, s, _)| s == "new"),
         "{plan:#}"
     );
+}
+
+#[test]
+fn an_empty_base_url_is_the_production_service_for_reuse_as_for_the_client() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), ROWS);
+    run_ok(&sandbox, "prod", &file, &[]);
+    // As if that run had talked to the production service, which a client
+    // with `MUSICAPI_BASE_URL` unset, empty or blank talks to.
+    let index = dir.path().join(".sonicflow").join("index.jsonl");
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert!(text.contains(&sandbox.url), "{text}");
+    let production = sonicflow::api::DEFAULT_BASE_URL;
+    std::fs::write(&index, text.replace(&sandbox.url, production)).unwrap();
+    for base in [None, Some(""), Some(" "), Some("https://api.musicapi.ai/")] {
+        let mut plan = sonicflow();
+        plan.args(["plan", "--json", &file]);
+        if let Some(base) = base {
+            plan.env("MUSICAPI_BASE_URL", base);
+        }
+        let out = plan.output().unwrap();
+        let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            statuses(&plan).iter().all(|(_, s, _)| s == "reused"),
+            "MUSICAPI_BASE_URL={base:?}: {plan:#}"
+        );
+    }
 }

@@ -1,6 +1,5 @@
 //! `sonicflow plan` through the binary: every example pipeline priced, in
 //! human and JSON form, plus budgets, price overrides and inputs.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,11 @@
 //! The reporters against a hand-written run: the results manifest (content,
 //! order, credits, atomic and debounced writes, errors) and the console in
 //! plain and JSON-lines form with its summary table.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod report_events;
 

@@ -1,6 +1,11 @@
 //! The committed results schema cannot drift from the code, and a results
 //! file written from a realistic run is valid against it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 mod report_events;

@@ -2,7 +2,11 @@
 //! the examples, and a standalone sandbox with injected faults for the
 //! error classes, checking the ledger so nothing is ever paid twice.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 
@@ -451,4 +455,39 @@ fn results_of_a_sandbox_run_are_pinned() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     insta::assert_json_snapshot!("results-cover-and-stems", stable(&results(dir.path())));
+}
+
+#[test]
+fn a_pace_flag_of_zero_is_refused_as_its_limits_key_is_and_nothing_is_sent() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let pace = [
+        ["--max-in-flight", "0"],
+        ["--submits-per-minute", "0"],
+        ["--polls-per-second", "0"],
+    ];
+    let mut every: Vec<&str> = Vec::new();
+    for (i, flag) in pace.iter().enumerate() {
+        every.extend(flag);
+        let out_dir = dir.path().join(format!("out-{i}"));
+        let state = dir.path().join(format!("state-{i}"));
+        let mut args = vec!["pipelines/analyse.yaml", "--time-scale", "1000"];
+        args.extend(flag);
+        args.extend(["--out", out_dir.to_str().unwrap()]);
+        args.extend(["--state-dir", state.to_str().unwrap()]);
+        let out = sandbox.run("pace", &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out_dir.exists() && !state.exists(), "{flag:?}");
+    }
+    assert_eq!(sandbox.ledger("pace")["charged"].as_u64(), Some(0));
+
+    let mut args = vec!["run", "pipelines/analyse.yaml", "--sandbox"];
+    args.extend(&every);
+    let out = sonicflow().args(&args).output().unwrap();
+    insta::assert_snapshot!("pace-flags-zero", common::render(&args, &out));
 }

@@ -1,7 +1,11 @@
 //! The real binary: `sonicflow sandbox` prints its URL first and serves;
 //! `sonicflow credits` reads the balance through `MUSICAPI_BASE_URL`.
 //! Whole outputs (exit code, stdout, stderr) are pinned with insta.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -2,7 +2,11 @@
 //! the reference is accepted, and every documented invalid case is refused
 //! with its documented status and message. Plain reqwest and `json!`
 //! bodies, never the typed client.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod sandbox_support;
 

@@ -1,6 +1,10 @@
 //! Fault injection is deterministic for a seed, and webhooks are delivered
 //! once per terminal event with the documented signature.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod sandbox_support;
 

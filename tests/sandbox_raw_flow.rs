@@ -1,7 +1,11 @@
 //! The README flow, in plain HTTP: upload → cover (cover_upload_music) →
 //! poll → wav → download. Only reqwest and `json!` bodies, so this proves
 //! the sandbox speaks the documented protocol, not just the typed client's.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::time::Duration;
 

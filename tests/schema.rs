@@ -1,6 +1,11 @@
 //! The committed JSON Schema cannot drift from the code, and every example
 //! pipeline is valid against it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::path::Path;
 

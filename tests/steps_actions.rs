@@ -1,7 +1,11 @@
 //! Every action through the step executor against the in-process sandbox:
 //! the right operation is charged, the outputs have exactly the declared
 //! shape, and the result files are saved whole where documented.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod steps_support;
 
@@ -10,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sonicflow::action::Action;
 use sonicflow::engine::{Job, Outputs};
-use sonicflow::manifest::actions::Action;
 use sonicflow::sandbox::{EntryKind, NotReadyForm};
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;

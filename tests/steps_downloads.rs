@@ -2,7 +2,11 @@
 //! service never escape the output folder, a download cut short leaves no
 //! file that looks complete, transient failures are retried, and only web
 //! URLs are fetched.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod steps_support;
 
@@ -18,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sonicflow::action::Action;
 use sonicflow::engine::{ErrorKind, Job, PollOutcome, StepExecutor};
-use sonicflow::manifest::actions::Action;
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;
 

@@ -1,13 +1,17 @@
 //! How the step executor reports each failure the sandbox can produce, and
 //! that a rule broken by a resolved value stops the request before it is
 //! sent. No message may ever contain the API key.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod steps_support;
 
 use serde_json::json;
+use sonicflow::action::Action;
 use sonicflow::engine::{ErrorKind, Job, PollOutcome, StepError, StepExecutor, Submission};
-use sonicflow::manifest::actions::Action;
 use sonicflow::sandbox::{EntryKind, Faults, SandboxHandle};
 use sonicflow::steps::DownloadOptions;
 use steps_support::*;

@@ -1,6 +1,5 @@
 //! `sonicflow validate` through the binary: one broken manifest per kind of
 //! problem, with the whole rendered output and exit code pinned.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -56,6 +56,26 @@ pub enum ConfigError {
     Http { detail: String },
 }
 
+/// The base URL to talk to: `api_base` (`--api-base`) as given, else
+/// `MUSICAPI_BASE_URL` unless it is empty or blank, else production; without
+/// surrounding whitespace or a trailing `/`. The client talks to it and the
+/// state folder records it as the service's identity, so both read the
+/// environment by this one rule.
+pub(crate) fn resolve_base_url(api_base: Option<&str>) -> String {
+    base_url_from(api_base, std::env::var("MUSICAPI_BASE_URL").ok().as_deref())
+}
+
+fn base_url_from(api_base: Option<&str>, env_base: Option<&str>) -> String {
+    let chosen = api_base
+        .or(env_base.filter(|b| !b.trim().is_empty()))
+        .unwrap_or(DEFAULT_BASE_URL);
+    normalise(chosen)
+}
+
+fn normalise(base_url: &str) -> String {
+    base_url.trim().trim_end_matches('/').to_owned()
+}
+
 /// Everything the client needs to reach the API.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -75,7 +95,7 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A configuration with default timeouts.
     pub fn new(base_url: &str, key: ApiKey) -> Result<ClientConfig, ConfigError> {
-        let base_url = base_url.trim().trim_end_matches('/').to_owned();
+        let base_url = normalise(base_url);
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(ConfigError::BaseUrl { url: base_url });
         }
@@ -89,17 +109,12 @@ impl ClientConfig {
     }
 
     /// Reads the configuration the way the CLI documents it: the base URL
-    /// from `api_base` or else `MUSICAPI_BASE_URL` (else production), the key
-    /// from `key_file` or else `MUSICAPI_KEY`.
+    /// by [`resolve_base_url`], the key from `key_file` or else `MUSICAPI_KEY`.
     pub fn from_env(
         api_base: Option<&str>,
         key_file: Option<&Path>,
     ) -> Result<ClientConfig, ConfigError> {
-        let env_base = std::env::var("MUSICAPI_BASE_URL").ok();
-        let base = api_base
-            .map(str::to_owned)
-            .or(env_base.filter(|b| !b.trim().is_empty()))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let base = resolve_base_url(api_base);
         let key = match key_file {
             Some(path) => read_key_file(path)?,
             None => match std::env::var("MUSICAPI_KEY") {
@@ -128,7 +143,6 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -147,6 +161,21 @@ mod tests {
         let key = ApiKey::new("k").unwrap();
         let err = ClientConfig::new("ftp://x", key).unwrap_err();
         assert!(err.to_string().contains("`ftp://x`"));
+    }
+
+    #[test]
+    fn an_empty_or_blank_environment_means_production_and_a_flag_wins() {
+        for env in [
+            None,
+            Some(""),
+            Some("  \n"),
+            Some("https://api.musicapi.ai/"),
+        ] {
+            assert_eq!(base_url_from(None, env), DEFAULT_BASE_URL, "{env:?}");
+        }
+        let local = Some(" http://127.0.0.1:8080/ ");
+        assert_eq!(base_url_from(None, local), "http://127.0.0.1:8080");
+        assert_eq!(base_url_from(Some("http://flag/"), local), "http://flag");
     }
 
     #[test]

@@ -85,7 +85,6 @@ pub(crate) fn number_or_string<'de, D: Deserializer<'de>>(de: D) -> Result<Optio
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[derive(Debug, Deserialize)]

@@ -220,7 +220,6 @@ pub(crate) fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

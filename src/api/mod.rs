@@ -17,6 +17,7 @@ mod requests;
 mod responses;
 
 pub use client::Client;
+pub(crate) use config::resolve_base_url;
 pub use config::{ApiKey, ClientConfig, ConfigError, DEFAULT_BASE_URL};
 pub use error::{ApiError, ErrorClass};
 pub use poll::{Clip, ClipState, PairKind, TaskItem, TaskStatus};

@@ -224,7 +224,6 @@ pub(crate) struct DescriptionBody<'a> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -79,17 +79,10 @@ pub fn select(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
 }
 
 /// Which service a run talks to, as the state folder records it: the base
-/// URL (`--api-base`, else `MUSICAPI_BASE_URL`, else production), or `None`
-/// for the in-process sandbox, whose answers mean nothing to another run.
+/// URL the client uses, or `None` for the in-process sandbox, whose answers
+/// mean nothing to another run.
 pub fn api_identity(api_base: Option<&str>, sandbox: bool) -> Option<String> {
-    if sandbox {
-        return None;
-    }
-    let base = api_base
-        .map(str::to_owned)
-        .or_else(|| std::env::var("MUSICAPI_BASE_URL").ok())
-        .unwrap_or_else(|| crate::api::DEFAULT_BASE_URL.to_owned());
-    Some(base.trim_end_matches('/').to_owned())
+    (!sandbox).then(|| crate::api::resolve_base_url(api_base))
 }
 
 /// Reads what the state folder knows for `plan` (and the run being resumed).

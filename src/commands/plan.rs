@@ -12,9 +12,9 @@ use crate::diag::{Code, Diagnostic, Format, Source};
 use crate::engine::RowHistory;
 use crate::exit;
 use crate::journal::RunMemory;
-use crate::manifest::yaml::Span;
 use crate::plan::{Options, Plan};
 use crate::prices::PriceTable;
+use crate::span::Span;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -88,6 +88,7 @@ pub fn run(args: &PlanArgs) -> u8 {
         require_inputs: true,
         prices,
         max_credits: args.max_credits,
+        pace: crate::plan::PaceFlags::default(),
     };
     let mut plan = match super::load_and_plan(&args.file, &options) {
         Ok((_, plan)) => plan,

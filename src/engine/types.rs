@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{RunOutcome, StopReason};
-use crate::manifest::actions::Action;
+use crate::action::Action;
 
 /// Identifies one step instance: a step, in one matrix row, at one position
 /// of its `for_each` fan-out (outermost first; empty when not fanned out).

@@ -12,7 +12,7 @@ use super::file::LineLog;
 use super::history::{InstanceLog, Known, Seen};
 use super::{JOURNAL, StateDir, absolute};
 use crate::engine::{Earlier, ErrorKind, Job, Memory, Outputs, Recall, Record, SavedFile, TaskRef};
-use crate::report::clock::rfc3339;
+use crate::timestamp::rfc3339;
 
 /// What the user allows a run to take from the past.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! The actions a step can take, one per Sonic operation, and the typed
-//! `with` block of each.
+//! The typed `with` block of each action (`crate::action`), as a manifest
+//! writes it.
 //!
 //! Field names follow the API, except that an action's one source clip is
 //! `clip` (the API's `continue_clip_id` / `clip_id` / `sample_clip_id`) and
@@ -13,6 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 use super::value::{Expected, Tpl};
+use crate::action::Action;
 
 /// Where a clip id given as a literal came from; decides between e.g.
 /// `cover_music` and `cover_upload_music`. Not needed when `clip` references
@@ -289,23 +290,12 @@ with_block!(
     }
 );
 
-/// Generates `Action`, `ActionWith` and the per-action dispatch from one table.
-macro_rules! actions {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $with:ident ),* $(,)?) => {
-        /// What a step does: one Sonic operation.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
-        pub enum Action {
-            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
-        }
-
+/// Generates `ActionWith` and each action's `with` dispatch from one table;
+/// a match over `Action` that misses a variant does not compile, so the
+/// table cannot fall behind `crate::action`.
+macro_rules! with_blocks {
+    ($( $variant:ident => $with:ident ),* $(,)?) => {
         impl Action {
-            pub const ALL: &'static [Action] = &[$(Action::$variant),*];
-
-            /// The name written in manifests.
-            pub fn name(self) -> &'static str {
-                match self { $(Action::$variant => $name,)* }
-            }
-
             /// The schema of this action's `with` block.
             pub fn with_schema(self, generator: &mut SchemaGenerator) -> Schema {
                 match self { $(Action::$variant => generator.subschema_for::<$with>(),)* }
@@ -357,55 +347,31 @@ macro_rules! actions {
     };
 }
 
-actions! {
-    /// Upload audio from a URL.
-    Upload = "upload" => UploadWith,
-    /// Create songs from lyrics or a description.
-    Create = "create" => CreateWith,
-    /// Continue a clip.
-    Extend = "extend" => ExtendWith,
-    /// Restyle a clip.
-    Cover = "cover" => CoverWith,
-    /// Join an extension with its source into the full song.
-    Concat = "concat" => ClipWith,
-    /// Create a voice persona.
-    Persona = "persona" => PersonaWith,
-    /// Generate with a persona.
-    PersonaMusic = "persona_music" => PersonaMusicWith,
-    /// Remaster a clip.
-    Remaster = "remaster" => RemasterWith,
-    /// Add an instrumental to an uploaded vocal clip.
-    AddInstrumental = "add_instrumental" => OverpaintWith,
-    /// Add vocals to an uploaded instrumental clip.
-    AddVocals = "add_vocals" => OverpaintWith,
-    /// Upload and extend in one call.
-    UploadExtend = "upload_extend" => UploadExtendWith,
-    /// Upload and cover in one call.
-    UploadCover = "upload_cover" => UploadCoverWith,
-    /// Build a song from a sample.
-    Sample = "sample" => SampleWith,
-    /// Mix two clips.
-    Mashup = "mashup" => MashupWith,
-    /// Replace a section of a clip.
-    ReplaceSection = "replace_section" => ReplaceSectionWith,
-    /// Measure a clip's tempo.
-    Bpm = "bpm" => ClipWith,
-    /// Extract vocals.
-    Vox = "vox" => VoxWith,
-    /// Export a clip as WAV.
-    Wav = "wav" => ClipWith,
-    /// Export a clip as MIDI.
-    Midi = "midi" => ClipWith,
-    /// Word timings of a clip's lyrics.
-    LyricsTimeline = "lyrics_timeline" => ClipWith,
-    /// Expand style tags.
-    UpsampleTags = "upsample_tags" => UpsampleTagsWith,
-    /// Split a clip into vocals and instrumental.
-    StemsBasic = "stems_basic" => ClipWith,
-    /// Split a clip into many stems.
-    StemsFull = "stems_full" => ClipWith,
-    /// Write lyrics.
-    Lyrics = "lyrics" => LyricsWith,
+with_blocks! {
+    Upload => UploadWith,
+    Create => CreateWith,
+    Extend => ExtendWith,
+    Cover => CoverWith,
+    Concat => ClipWith,
+    Persona => PersonaWith,
+    PersonaMusic => PersonaMusicWith,
+    Remaster => RemasterWith,
+    AddInstrumental => OverpaintWith,
+    AddVocals => OverpaintWith,
+    UploadExtend => UploadExtendWith,
+    UploadCover => UploadCoverWith,
+    Sample => SampleWith,
+    Mashup => MashupWith,
+    ReplaceSection => ReplaceSectionWith,
+    Bpm => ClipWith,
+    Vox => VoxWith,
+    Wav => ClipWith,
+    Midi => ClipWith,
+    LyricsTimeline => ClipWith,
+    UpsampleTags => UpsampleTagsWith,
+    StemsBasic => ClipWith,
+    StemsFull => ClipWith,
+    Lyrics => LyricsWith,
 }
 
 static FIELD_NAMES: LazyLock<HashMap<Action, Vec<String>>> = LazyLock::new(|| {
@@ -420,15 +386,10 @@ impl Action {
     pub fn field_names(self) -> &'static [String] {
         FIELD_NAMES.get(&self).map_or(&[], Vec::as_slice)
     }
-
-    pub fn from_name(name: &str) -> Option<Action> {
-        Action::ALL.iter().copied().find(|a| a.name() == name)
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

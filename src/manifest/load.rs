@@ -15,11 +15,12 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
-use super::actions::Action;
 use super::matrix::{self, MatrixRows};
 use super::spec::{Manifest, ManifestSpec, Step, StepSpec};
-use super::yaml::{self, Node, NodeKind, Span};
+use super::yaml::{self, Node, NodeKind};
+use crate::action::Action;
 use crate::diag::{Code, Diagnostic, Source};
+use crate::span::Span;
 
 /// A manifest as far as it could be typed, with everything found wrong so far.
 #[derive(Debug)]
@@ -414,6 +415,21 @@ impl Ctx {
     }
 }
 
+/// A `--input` value, read as a YAML scalar or flow collection: `3` is a
+/// number, `[a, b]` a list, anything else (a mapping, or text YAML reads as
+/// null) the text itself. It lives here because only the loader calls
+/// serde_yaml.
+pub(crate) fn input_value(raw: &str) -> serde_json::Value {
+    match yaml::parse(raw) {
+        Ok(doc) => match doc.root.to_value() {
+            serde_yaml::Value::Null if !raw.trim().is_empty() => raw.into(),
+            serde_yaml::Value::Mapping(_) => raw.into(),
+            value => serde_json::to_value(value).unwrap_or_else(|_| raw.into()),
+        },
+        Err(_) => raw.into(),
+    }
+}
+
 /// The step's `with` node with every default the action takes added (the step's own values win).
 fn merged_with(action: Action, step: &Node, defaults: Option<&Node>) -> Node {
     let own = step.get("with").cloned().unwrap_or(Node {
@@ -570,5 +586,24 @@ fn insert_at(
             true
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_values_are_scalars_or_lists_and_otherwise_text() {
+        assert_eq!(input_value("3"), serde_json::json!(3));
+        assert_eq!(input_value("true"), serde_json::json!(true));
+        assert_eq!(input_value("[a, 2]"), serde_json::json!(["a", 2]));
+        assert_eq!(input_value("a: b"), serde_json::json!("a: b"));
+        assert_eq!(input_value("~"), serde_json::json!("~"));
+        assert_eq!(
+            input_value("https://x/y.mp3"),
+            serde_json::json!("https://x/y.mp3")
+        );
+        assert_eq!(input_value("[unclosed"), serde_json::json!("[unclosed"));
     }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::spec::MatrixSpec;
-use super::yaml::{Node, Span};
+use super::yaml::Node;
 use crate::diag::{Code, Diagnostic, Source};
+use crate::span::{LineIndex, Span};
 
 /// The rows of a matrix and where they were read from.
 #[derive(Debug, Clone)]
@@ -195,7 +196,7 @@ fn csv_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
         );
         return Vec::new();
     }
-    let lines = super::yaml::LineIndex::new(&source.text);
+    let lines = LineIndex::new(&source.text);
     let mut rows = Vec::new();
     for record in reader.records() {
         match record {
@@ -262,7 +263,7 @@ fn cell(text: &str) -> serde_json::Value {
 }
 
 fn jsonl_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
-    let lines = super::yaml::LineIndex::new(&source.text);
+    let lines = LineIndex::new(&source.text);
     let mut rows = Vec::new();
     let mut offset = 0;
     for line in source.text.split_inclusive('\n') {

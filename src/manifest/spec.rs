@@ -10,8 +10,9 @@ use indexmap::IndexMap;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use super::actions::{Action, ActionWith};
+use super::actions::ActionWith;
 use super::value::{DurationSpec, Tpl};
+use crate::action::Action;
 
 /// A sonicflow pipeline: a graph of steps run against the MusicAPI Sonic API.
 ///

@@ -158,7 +158,6 @@ impl JsonSchema for DurationSpec {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -6,19 +6,20 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::analysis::Analysed;
+use super::limits::{Door, Pace, PaceFlags};
 use super::models::Models;
 use super::refs::{RefChecker, StepTypes};
-use super::resolve::{self, FieldValue, Scope};
+use super::resolve::{self, Scope};
 use super::rules::{self, Val};
-use super::shape::{Count, Origin, Ty};
 use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
 use crate::diag::{Code, Diagnostic, Source};
-use crate::expr::{self, Context, Reference};
-use crate::manifest::actions::ClipOrigin;
+use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
-use crate::manifest::spec::{PollSpec, RetrySpec, Step};
-use crate::manifest::yaml::{Node, Span};
+use crate::manifest::spec::{PollSpec, RetrySpec};
+use crate::manifest::yaml::Node;
 use crate::prices::PriceTable;
+use crate::span::Span;
 
 /// What the command line adds to a manifest.
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct Options {
     pub prices: PriceTable,
     /// `--max-credits`, which wins over `limits.max_credits`.
     pub max_credits: Option<u64>,
+    /// `--max-in-flight`, `--submits-per-minute` and `--polls-per-second`,
+    /// which win over their `limits:` keys.
+    pub pace: PaceFlags,
 }
 
 impl Default for Options {
@@ -41,6 +45,7 @@ impl Default for Options {
             require_inputs: false,
             prices: PriceTable::builtin(),
             max_credits: None,
+            pace: PaceFlags::default(),
         }
     }
 }
@@ -83,11 +88,20 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     let fan = b.fan_out(&order, &analysed, &ids);
     let instances = instances(loaded);
     b.check_rules(&analysed, &ids, &models, &inputs, &instances);
-    let limits = b.limits();
-    let defaults = (
-        b.retry(loaded.manifest.retry.as_ref(), &["retry"]),
-        b.poll(loaded.manifest.poll.as_ref(), &["poll"]),
-    );
+    let limits = b.limits(&options.pace);
+    let retry = b.retry(&RETRY, loaded.manifest.retry.as_ref(), &["retry"]);
+    let poll = b.poll(&POLL, loaded.manifest.poll.as_ref(), &["poll"]);
+    let policies: Vec<(RetryPolicy, PollPolicy)> = loaded
+        .manifest
+        .steps
+        .iter()
+        .map(|(id, step)| {
+            (
+                b.retry(&retry, step.retry.as_ref(), &["steps", id, "retry"]),
+                b.poll(&poll, step.poll.as_ref(), &["steps", id, "poll"]),
+            )
+        })
+        .collect();
     crate::diag::sort(&mut b.diags);
     if !b.diags.is_empty() {
         return Err(b.diags);
@@ -125,8 +139,8 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             fan_out,
             fan_out_expected: expected,
             unit_credits: prices.price(operation).unwrap_or(0),
-            retry: step_retry(&defaults.0, step.retry.as_ref()),
-            poll: step_poll(&defaults.1, step.poll.as_ref()),
+            retry: policies[i].0.clone(),
+            poll: policies[i].1.clone(),
             timeout: step.timeout.map(|t| t.0),
             scope: super::Scope::Run,
         });
@@ -147,22 +161,6 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         max_credits: options.max_credits.or(manifest_max),
         artifacts: loaded.manifest.artifacts.unwrap_or_default(),
     })
-}
-
-/// What the reference pass learned about one step.
-#[derive(Debug, Clone)]
-pub(super) struct Analysed {
-    pub fields: IndexMap<String, FieldValue>,
-    pub for_each: Option<FieldValue>,
-    /// Count of the `for_each` list, if any.
-    pub for_each_count: Option<Count>,
-    /// All dependencies (references and `needs`), as file indices.
-    pub deps: Vec<usize>,
-    /// Dependencies through data references only; these pass fan-out on.
-    pub data_deps: Vec<usize>,
-    pub origin: Origin,
-    /// Type errors already reported for these fields; rules skip them.
-    pub broken_fields: Vec<String>,
 }
 
 struct Builder<'a> {
@@ -223,7 +221,7 @@ impl Builder<'_> {
                 );
                 continue;
             }
-            values.insert(name.clone(), Some(parse_cli_value(raw)));
+            values.insert(name.clone(), Some(crate::manifest::load::input_value(raw)));
         }
         if options.require_inputs {
             for (name, value) in &values {
@@ -457,30 +455,52 @@ impl Builder<'_> {
         self.diags.push(d.help(v.help.clone()));
     }
 
-    fn limits(&mut self) -> Limits {
+    fn limits(&mut self, flags: &PaceFlags) -> Limits {
         let spec = self.loaded.manifest.limits.clone().unwrap_or_default();
-        let mut positive = |value: Option<u32>, name: &str, default: u32| match value {
-            Some(0) => {
-                let span = self.span(&["limits", name]);
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::OutOfRange,
-                        self.src,
-                        span,
-                        format!("`limits.{name}` must be at least 1"),
-                    )
-                    .help("use a positive number, or remove it for the default"),
-                );
-                default
-            }
-            Some(n) => n,
-            None => default,
-        };
         Limits {
-            max_in_flight: positive(spec.max_in_flight, "max_in_flight", 8),
-            submits_per_minute: positive(spec.submits_per_minute, "submits_per_minute", 20),
-            polls_per_second: positive(spec.polls_per_second, "polls_per_second", 5),
+            max_in_flight: self.pace(Pace::MaxInFlight, spec.max_in_flight, flags.max_in_flight),
+            submits_per_minute: self.pace(
+                Pace::SubmitsPerMinute,
+                spec.submits_per_minute,
+                flags.submits_per_minute,
+            ),
+            polls_per_second: self.pace(
+                Pace::PollsPerSecond,
+                spec.polls_per_second,
+                flags.polls_per_second,
+            ),
         }
+    }
+
+    /// A pace limit from its flag, else its `limits:` key, else its default;
+    /// what each door gives is checked by the same rule.
+    fn pace(&mut self, pace: Pace, written: Option<u32>, flag: Option<u32>) -> u32 {
+        if let Some(value) = written
+            && let Err(refused) = pace.check(value, Door::Manifest)
+        {
+            let span = self.span(&["limits", pace.key()]);
+            self.diags.push(
+                Diagnostic::new(Code::OutOfRange, self.src, span, refused.message)
+                    .help(refused.help),
+            );
+        }
+        if let Some(value) = flag
+            && let Err(refused) = pace.check(value, Door::Flag)
+        {
+            let text = format!("{} {value}", pace.flag());
+            let at = pace.flag().len() + 1;
+            let cli = Source::new(pace.flag(), text.clone());
+            self.diags.push(
+                Diagnostic::new(
+                    Code::OutOfRange,
+                    &cli,
+                    Span::locate(&text, at, text.len() - at),
+                    refused.message,
+                )
+                .help(refused.help),
+            );
+        }
+        flag.or(written).unwrap_or(pace.default_value())
     }
 
     fn fraction(&mut self, value: Option<f64>, path: &[&str], default: f64) -> f64 {
@@ -503,15 +523,18 @@ impl Builder<'_> {
         }
     }
 
-    fn retry(&mut self, spec: Option<&RetrySpec>, path: &[&str]) -> RetryPolicy {
-        let base = RetryPolicy {
-            attempts: 3,
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(60),
-            factor: 2.0,
-            jitter: 0.2,
+    /// The retry policy of `spec` over `base`, checked at `path`: the same
+    /// rules for the pipeline's block (over the defaults) and a step's (over
+    /// the pipeline's).
+    fn retry(
+        &mut self,
+        base: &RetryPolicy,
+        spec: Option<&RetrySpec>,
+        path: &[&str],
+    ) -> RetryPolicy {
+        let Some(spec) = spec else {
+            return base.clone();
         };
-        let Some(spec) = spec else { return base };
         let backoff = spec.backoff.clone().unwrap_or_default();
         let jitter_path: Vec<&str> = path.iter().copied().chain(["backoff", "jitter"]).collect();
         let jitter = self.fraction(backoff.jitter, &jitter_path, base.jitter);
@@ -528,7 +551,7 @@ impl Builder<'_> {
                 .help("use `attempts: 1` for no retries"),
             );
         }
-        if backoff.factor.is_some_and(|f| f < 1.0) {
+        if backoff.factor.is_some_and(|f| f.is_nan() || f < 1.0) {
             let at: Vec<&str> = path.iter().copied().chain(["backoff", "factor"]).collect();
             let span = self.span(&at);
             self.diags.push(
@@ -542,22 +565,19 @@ impl Builder<'_> {
             );
         }
         RetryPolicy {
-            attempts: spec.attempts.unwrap_or(base.attempts).max(1),
+            attempts: spec.attempts.unwrap_or(base.attempts),
             initial: backoff.initial.map_or(base.initial, |d| d.0),
             max: backoff.max.map_or(base.max, |d| d.0),
-            factor: backoff.factor.unwrap_or(base.factor).max(1.0),
+            factor: backoff.factor.unwrap_or(base.factor),
             jitter,
         }
     }
 
-    fn poll(&mut self, spec: Option<&PollSpec>, path: &[&str]) -> PollPolicy {
-        let base = PollPolicy {
-            initial_delay: Duration::from_secs(20),
-            interval: Duration::from_secs(15),
-            jitter: 0.1,
-            timeout: Duration::from_secs(15 * 60),
+    /// The poll policy of `spec` over `base`, checked at `path`, like `retry`.
+    fn poll(&mut self, base: &PollPolicy, spec: Option<&PollSpec>, path: &[&str]) -> PollPolicy {
+        let Some(spec) = spec else {
+            return base.clone();
         };
-        let Some(spec) = spec else { return base };
         let jitter_path: Vec<&str> = path.iter().copied().chain(["jitter"]).collect();
         let jitter = self.fraction(spec.jitter, &jitter_path, base.jitter);
         PollPolicy {
@@ -569,31 +589,22 @@ impl Builder<'_> {
     }
 }
 
-fn step_retry(base: &RetryPolicy, spec: Option<&RetrySpec>) -> RetryPolicy {
-    let Some(spec) = spec else {
-        return base.clone();
-    };
-    let backoff = spec.backoff.clone().unwrap_or_default();
-    RetryPolicy {
-        attempts: spec.attempts.unwrap_or(base.attempts).max(1),
-        initial: backoff.initial.map_or(base.initial, |d| d.0),
-        max: backoff.max.map_or(base.max, |d| d.0),
-        factor: backoff.factor.unwrap_or(base.factor).max(1.0),
-        jitter: backoff.jitter.unwrap_or(base.jitter).clamp(0.0, 1.0),
-    }
-}
+/// The retry policy without a `retry:` block.
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    initial: Duration::from_secs(2),
+    max: Duration::from_secs(60),
+    factor: 2.0,
+    jitter: 0.2,
+};
 
-fn step_poll(base: &PollPolicy, spec: Option<&PollSpec>) -> PollPolicy {
-    let Some(spec) = spec else {
-        return base.clone();
-    };
-    PollPolicy {
-        initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
-        interval: spec.interval.map_or(base.interval, |d| d.0),
-        jitter: spec.jitter.unwrap_or(base.jitter).clamp(0.0, 1.0),
-        timeout: spec.timeout.map_or(base.timeout, |d| d.0),
-    }
-}
+/// The poll policy without a `poll:` block.
+const POLL: PollPolicy = PollPolicy {
+    initial_delay: Duration::from_secs(20),
+    interval: Duration::from_secs(15),
+    jitter: 0.1,
+    timeout: Duration::from_secs(15 * 60),
+};
 
 fn instances(loaded: &Loaded) -> Vec<Instance> {
     match &loaded.matrix {
@@ -629,19 +640,6 @@ impl Scope for StaticScope<'_> {
     }
 }
 
-/// `--input` values are read as YAML scalars or flow collections: `3` is a
-/// number, `[a, b]` a list, anything else text.
-fn parse_cli_value(raw: &str) -> serde_json::Value {
-    match crate::manifest::yaml::parse(raw) {
-        Ok(doc) => match doc.root.to_value() {
-            serde_yaml::Value::Null if !raw.trim().is_empty() => raw.into(),
-            serde_yaml::Value::Mapping(_) => raw.into(),
-            value => serde_json::to_value(value).unwrap_or_else(|_| raw.into()),
-        },
-        Err(_) => raw.into(),
-    }
-}
-
 fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let list: Vec<String> = names.map(|n| format!("`{n}`")).collect();
     if list.is_empty() {
@@ -651,39 +649,43 @@ fn list_or_none<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// Type of a `clip` given as a literal id: the user's `clip_origin`, else unknown.
-pub(super) fn literal_origin(step: &Step) -> Origin {
-    use crate::manifest::actions::ActionWith;
-    let origin = match &step.with {
-        Some(ActionWith::Cover(w)) => w.clip_origin,
-        Some(ActionWith::Extend(w)) => w.clip_origin,
-        _ => None,
-    };
-    match origin {
-        Some(ClipOrigin::Upload) => Origin::Upload,
-        Some(ClipOrigin::Generated) => Origin::Generated,
-        None => Origin::Unknown,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(yaml: &str) -> Result<Plan, Vec<Diagnostic>> {
+        let loaded =
+            crate::manifest::load::load_str("t.yaml", yaml.to_owned(), std::path::Path::new("."))
+                .unwrap();
+        build(&loaded, &Options::default())
     }
-}
 
-/// Parses every string of a `with` block into templates.
-pub(super) fn field_value(value: &serde_json::Value) -> Result<FieldValue, expr::ExprError> {
-    Ok(match value {
-        serde_json::Value::String(s) if expr::has_expression(s) => {
-            FieldValue::Tpl(expr::parse_template(s)?)
-        }
-        serde_json::Value::Array(items) => {
-            FieldValue::List(items.iter().map(field_value).collect::<Result<_, _>>()?)
-        }
-        other => FieldValue::Lit(other.clone()),
-    })
-}
+    const STEPS: &str = "steps:\n  s:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
 
-/// The type a `for_each` list's elements have, and how many there are.
-pub(super) fn list_parts(ty: &Ty) -> Option<(Ty, Count)> {
-    match ty {
-        Ty::List(elem, count) => Some(((**elem).clone(), *count)),
-        Ty::Any => Some((Ty::Any, Count::Expected(1))),
-        _ => None,
+    #[test]
+    fn a_step_s_policies_lie_over_the_pipeline_s() {
+        let yaml = format!(
+            "version: 1\nname: t\nretry: {{ attempts: 5, backoff: {{ factor: 3 }} }}\npoll: {{ interval: 9s }}\n{STEPS}    retry: {{ backoff: {{ initial: 1s }} }}\n    poll: {{ jitter: 0.5 }}\n"
+        );
+        let step = built(&yaml).unwrap().steps.remove(0);
+        assert_eq!(
+            (step.retry.attempts, step.retry.factor, step.retry.initial),
+            (5, 3.0, Duration::from_secs(1))
+        );
+        assert_eq!(step.retry.max, RETRY.max);
+        assert_eq!(
+            (step.poll.interval, step.poll.jitter),
+            (Duration::from_secs(9), 0.5)
+        );
+    }
+
+    #[test]
+    fn a_factor_that_is_not_a_number_is_refused() {
+        let yaml =
+            format!("version: 1\nname: t\n{STEPS}    retry: {{ backoff: {{ factor: .nan }} }}\n");
+        let diags = built(&yaml).unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].message, "`backoff.factor` must be at least 1");
+        assert_eq!(diags[0].span.line, 7);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::shape::{Count, Origin, Ty};
-use crate::manifest::actions::Action;
+use crate::action::Action;
 
 /// Clips a generation yields, as documented ("each call generates 2 songs").
 pub const CLIPS_PER_GENERATION: u64 = 2;

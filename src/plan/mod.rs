@@ -3,10 +3,12 @@
 //! step priced from a dated table. Pure: no network, and no file reads beyond
 //! what the loader already did.
 
+mod analysis;
 mod build;
 pub mod catalog;
 pub mod graph;
 pub mod hash;
+mod limits;
 pub mod models;
 mod refs;
 pub mod resolve;
@@ -18,9 +20,10 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::manifest::actions::Action;
+use crate::action::Action;
 use crate::prices::PriceTable;
 pub use build::{Options, build};
+pub use limits::PaceFlags;
 pub use resolve::FieldValue;
 
 /// The plan of a manifest given as text, for tests; panics on any diagnostic.

@@ -3,7 +3,7 @@
 
 use indexmap::IndexMap;
 
-use crate::manifest::actions::Action;
+use crate::action::Action;
 use crate::manifest::spec::ModelSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use indexmap::IndexMap;
 
-use super::build::{Analysed, field_value, list_parts, literal_origin};
+use super::analysis::{Analysed, field_value, list_parts, literal_origin};
 use super::resolve::FieldValue;
 use super::shape::{Count, Origin, Ty, WalkError, walk};
 use crate::diag::{Code, Diagnostic};
@@ -15,7 +15,8 @@ use crate::expr::{self, Context, Reference, Segment};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::Step;
 use crate::manifest::value::Tpl;
-use crate::manifest::yaml::{Node, Span};
+use crate::manifest::yaml::Node;
+use crate::span::Span;
 
 /// What references can point at, shared by all steps.
 pub(super) struct StepTypes {

@@ -88,7 +88,6 @@ pub fn walk_json(value: &serde_json::Value, path: &[Located]) -> Option<serde_js
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::expr::parse_template;
     use serde_json::json;

@@ -9,8 +9,8 @@ use indexmap::IndexMap;
 
 use super::models::Models;
 use super::shape::Origin;
+use crate::action::Action;
 use crate::diag::Code;
-use crate::manifest::actions::Action;
 
 /// A field's value as far as it is known.
 #[derive(Debug, Clone, PartialEq)]

@@ -168,7 +168,6 @@ pub fn walk(ty: &Ty, path: &[Located]) -> Result<Ty, WalkError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::expr::parse_template;
 

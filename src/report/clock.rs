@@ -27,11 +27,6 @@ pub fn stepping_clock(start: SystemTime, step: Duration) -> Clock {
     })
 }
 
-/// RFC 3339 in UTC with milliseconds: `2026-11-21T12:00:01.000Z`.
-pub(crate) fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
-}
-
 /// `HH:MM:SS` in UTC, for log lines a person reads.
 pub(crate) fn time_of_day(at: SystemTime) -> String {
     let secs = at
@@ -51,6 +46,7 @@ pub(crate) fn millis_between(from: SystemTime, to: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timestamp::rfc3339;
 
     #[test]
     fn formats_and_steps() {

@@ -7,15 +7,16 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::action::Action;
 use crate::engine::{InstanceId, Outputs, RunEvent, StepError, Summary};
-use crate::manifest::actions::Action;
 use crate::plan::Plan;
 
-use super::clock::{millis_between, rfc3339};
+use super::clock::millis_between;
 use super::results::{
     Attempt, Credits, ErrorRecord, FileRecord, PriceTableRef, Results, RunStatus, StepResult,
     StepStatus, Tool, Totals,
 };
+use crate::timestamp::rfc3339;
 
 /// What the run looks like so far.
 #[derive(Debug, Clone)]

@@ -121,7 +121,6 @@ pub(crate) fn request_digest(seed: u64, method: &str, path: &str, body: &[u8]) -
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

@@ -300,7 +300,6 @@ pub(crate) fn moderate(generation: &Generation) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]

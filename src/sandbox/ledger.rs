@@ -207,7 +207,6 @@ fn account<'a>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn debit(op: &str, credits: u64, task: Option<&str>) -> Debit {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::action::Action;
 use crate::engine::{ErrorKind, Job, SavedFile, StepError};
-use crate::manifest::actions::Action;
 
 use super::download::{self, DownloadKinds, DownloadOptions};
 use super::sanitize;

@@ -7,10 +7,10 @@
 
 use serde_json::{Value, json};
 
+use crate::action::Action;
 use crate::api::{
     AlignedLyrics, Bpm, Clip, ClipState, Lyrics, Midi, TaskItem, TaskStatus, UpsampledTags, Vox,
 };
-use crate::manifest::actions::Action;
 
 /// A clip as the `clip` output object.
 pub(crate) fn clip(c: &Clip) -> Value {

@@ -6,8 +6,8 @@
 
 use indexmap::IndexMap;
 
+use crate::action::Action;
 use crate::engine::{ErrorKind, Job, StepError};
-use crate::manifest::actions::Action;
 use crate::plan::models::Models;
 use crate::plan::rules::{self, Val};
 use crate::plan::shape::Origin;

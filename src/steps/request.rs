@@ -6,12 +6,12 @@
 //! Building is synchronous and separate from sending, so a malformed field
 //! is refused before anything leaves the machine.
 
+use crate::action::Action;
 use crate::api::{
     CreateRequest, MashupRequest, PersonaRequest, ReplaceSectionRequest, SampleRequest, TaskType,
     UploadCoverRequest, UploadExtendRequest, VoxRequest,
 };
 use crate::engine::{ErrorKind, Job, StepError};
-use crate::manifest::actions::Action;
 
 use super::fields::Fields;
 

@@ -12,15 +12,18 @@
 //! pass `-- --dir PATH` to measure another disk and `-- --steps N` to change
 //! the batch size.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark whose setup fails has nothing to measure; the panic says why"
+)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
+use sonicflow::action::Action;
 use sonicflow::engine::{InstanceId, Job, Memory, Outputs, Record, TaskRef};
 use sonicflow::journal::{Known, Policy, RunHeader, RunMemory, StateDir};
-use sonicflow::manifest::actions::Action;
 
 const SUBMIT_SPACING: Duration = Duration::from_secs(3);
 

@@ -1,5 +1,12 @@
 //! Running the real `sonicflow` binary from tests and pinning its output.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    reason = "each test crate that includes this module uses only some of its helpers"
+)]
+#![expect(
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

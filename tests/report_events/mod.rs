@@ -1,7 +1,14 @@
 //! A small matrix plan and a realistic run of it, written out by hand as
 //! the engine would report it: two rows, a fan-out, a retry, a throttle, a
 //! failure, a skip, a stop and the finish.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    reason = "each test crate that includes this module uses only some of its helpers"
+)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

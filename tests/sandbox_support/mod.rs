@@ -1,6 +1,13 @@
 //! Helpers shared by the sandbox and client integration tests: a fast
 //! in-process sandbox, a client for it, and polling until a task ends.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    reason = "each test crate that includes this module uses only some of its helpers"
+)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::time::Duration;
 

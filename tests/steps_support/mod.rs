@@ -1,17 +1,24 @@
 //! Helpers for the step executor tests: a fast sandbox, an executor for it,
 //! hand-built jobs, driving a job to its end, and checking outputs against
 //! an action's declared shape.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    reason = "each test crate that includes this module uses only some of its helpers"
+)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sonicflow::action::Action;
 use sonicflow::api::{ApiKey, Client, ClientConfig};
 use sonicflow::engine::{
     InstanceId, Job, Outputs, PollOutcome, StepError, StepExecutor, Submission,
 };
-use sonicflow::manifest::actions::Action;
 use sonicflow::plan::models::Models;
 use sonicflow::plan::shape::Ty;
 use sonicflow::sandbox::{Sandbox, SandboxConfig, SandboxHandle};

@@ -57,7 +57,7 @@ pub struct RunArgs {
     pub download: bool,
     /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
     #[arg(long, value_name = "N")]
-    pub max_in_flight: Option<usize>,
+    pub max_in_flight: Option<u32>,
     /// Paid submits per minute at most (overrides `limits.submits_per_minute`).
     #[arg(long, value_name = "N")]
     pub submits_per_minute: Option<u32>,
@@ -263,19 +263,11 @@ async fn check_balance(
     Ok(())
 }
 
-/// The plan's pace, with what the command line overrides.
+/// The plan's pace (the pace flags are part of the plan, checked as their
+/// `limits:` keys are), and how the run stops.
 fn engine_config(args: &RunArgs, plan: &Plan, scale: f64) -> EngineConfig {
     let mut config = EngineConfig::from_plan(plan, scale);
     config.fail_fast = args.fail_fast;
-    if let Some(n) = args.max_in_flight {
-        config.max_in_flight = n.max(1);
-    }
-    if let Some(n) = args.submits_per_minute {
-        config.submits_per_minute = n;
-    }
-    if let Some(n) = args.polls_per_second {
-        config.polls_per_second = n;
-    }
     config
 }
 

@@ -194,6 +194,11 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         max_credits: args
             .max_credits
             .or_else(|| header.and_then(|h| h.max_credits)),
+        pace: crate::plan::PaceFlags {
+            max_in_flight: args.max_in_flight,
+            submits_per_minute: args.submits_per_minute,
+            polls_per_second: args.polls_per_second,
+        },
     };
     let (loaded, mut plan) =
         crate::commands::load_and_plan(&file, &options).map_err(manifest_error)?;
@@ -243,7 +248,7 @@ fn new_run(
         manifest_sha256: manifest_sha.to_owned(),
         price_version: plan.prices.version(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        started_at: crate::timestamp::rfc3339(std::time::SystemTime::now()),
         inputs: planned.inputs.clone(),
         prices: planned
             .prices

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::engine::RunEvent;
-use crate::report::clock::rfc3339;
 use crate::report::results::Results;
+use crate::timestamp::rfc3339;
 
 /// The JSON line (without newline) for `event` at `now`.
 pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {

@@ -117,7 +117,7 @@ impl Console {
         let now = (self.clock)();
         let line = match self.mode {
             ConsoleMode::Json => serde_json::json!({
-                "ts": super::clock::rfc3339(now),
+                "ts": crate::timestamp::rfc3339(now),
                 "event": "warning",
                 "message": message,
             })
