@@ -197,3 +197,45 @@ fn a_fan_out_over_a_list_in_a_matrix_cell_is_counted_not_estimated() {
     assert!(human.contains("\ntotal: 105 credits\n"), "{human}");
     assert!(!human.contains("to spend:"), "nothing is reused: {human}");
 }
+
+#[test]
+fn a_request_that_cannot_be_built_is_forecast_as_failing_unpaid_as_the_run_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("envy.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nname: envy\ndefaults: { mv: sonic-v5 }\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: '${{ env.SONICFLOW_TEST_NEVER_SET }}' }\n  wav:\n    action: wav\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n",
+    )
+    .unwrap();
+    let out = sonicflow()
+        .args(["plan", "--json", path.to_str().unwrap()])
+        .env_remove("SONICFLOW_TEST_NEVER_SET")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: Vec<(&str, &str, u64)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+                s["to_spend"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, vec![("song", "invalid", 0), ("wav", "blocked", 0)]);
+    assert_eq!(v["to_spend"], 0, "the run sends nothing, so pays nothing");
+    let run = sonicflow()
+        .args(["run", "--sandbox", "--log-format", "json"])
+        .arg(&path)
+        .env_remove("SONICFLOW_TEST_NEVER_SET")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("\"kind\":\"invalid\""), "{stderr}");
+    assert!(stderr.contains("\"credits_charged\":0"), "{stderr}");
+}
