@@ -1,189 +1,229 @@
 //! Finding an earlier answer to a request: candidates from the run's own
-//! journal, from runs that never finished and from the index, ranked, and
-//! the best taken.
+//! journal, from runs that never finished and from the index, each with
+//! its [`Rank`]; the best one is taken.
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use super::entry::Outcome;
-use super::history::{InstanceLog, Seen};
-use super::memory::{Inner, RunMemory};
-use crate::engine::{ErrorKind, Job, Outputs, TaskRef};
+use super::history::{InstanceLog, Known, Seen};
+use super::policy::Policy;
+use super::rank::{Offer, Rank};
+use super::reuse::usable;
+use crate::engine::{ErrorKind, Job, Outputs, Recall, TaskRef};
 
-/// A candidate answer from the past, ranked: a result beats a task to
-/// poll, which beats a request in doubt.
-pub(super) enum Found {
-    Reuse(Outputs, Option<String>, u64),
-    Attach(TaskRef, Option<String>, u64),
-    InDoubt(Option<String>, String),
+/// An earlier request as `(run, instance)`: once an instance of this run
+/// takes it, no other instance may.
+pub(super) type Key = (String, String);
+
+/// What an earlier request offers.
+enum Found {
+    Reuse(Outputs),
+    Attach(TaskRef),
+    InDoubt { since: String },
 }
 
-impl RunMemory {
-    pub(super) fn find(
-        &self,
-        inner: &Inner,
-        job: &Job,
-        inst: &str,
-    ) -> Option<((String, String), Found)> {
-        let may_reuse = self.policy.reuse && !self.policy.force.contains(&job.id.step_id);
-        let hash = job.request_hash.as_str();
-        let mut found: Vec<Candidate> = Vec::new();
-        let claimed = &inner.claimed;
-        // This run's own journal comes first, and only for the same instance.
-        if let Some(own) = &self.known.own
-            && let Some(i) = own.instances.get(inst)
-            && i.hash == hash
-        {
-            let key = (own.id().to_owned(), inst.to_owned());
-            let own_run = Journaled {
-                dir: &own.dir,
-                from: None,
-                credits: i.credits,
-                ranks: [6, 5, 4],
-            };
-            if let Some((rank, f)) = self.answer_in(inner, i, own_run, may_reuse, false) {
-                offer(&mut found, claimed, rank, key, f);
-            }
+impl Found {
+    fn offer(&self) -> Offer {
+        match self {
+            Found::Reuse(_) => Offer::Result,
+            Found::Attach(_) => Offer::Task,
+            Found::InDoubt { .. } => Offer::InDoubt,
         }
-        let own_found = !found.is_empty();
-        // Then other runs: those that never finished, and the index.
-        let same = |i: &str| u8::from(i == inst);
-        let others = if own_found || !self.policy.others {
-            &[][..]
-        } else {
-            &self.known.unfinished[..]
+    }
+}
+
+/// A candidate answer and where it comes from.
+struct Candidate {
+    rank: Rank,
+    key: Key,
+    /// The run it was found in; `None` for the run being resumed.
+    from: Option<String>,
+    /// What this run already paid for it (on resume).
+    credits: u64,
+    found: Found,
+}
+
+impl Candidate {
+    fn recall(self) -> (Key, Recall) {
+        let Candidate {
+            key,
+            from,
+            credits,
+            found,
+            ..
+        } = self;
+        let recall = match found {
+            Found::Reuse(outputs) => Recall::Reuse {
+                outputs,
+                from,
+                credits,
+            },
+            Found::Attach(task) => Recall::Attach {
+                task,
+                from,
+                credits,
+            },
+            Found::InDoubt { since } => Recall::InDoubt { from, since },
         };
-        for log in others {
-            for (k, i) in log.instances.iter().filter(|(_, i)| i.hash == hash) {
-                let s = same(k);
-                let other_run = Journaled {
-                    dir: &log.dir,
-                    from: Some(log.id().to_owned()),
-                    credits: 0,
-                    ranks: [4 + s, 2 + s, s],
-                };
-                let settled = self.settled(&log.header.pipeline, k, hash, &i.at);
-                if let Some((rank, f)) = self.answer_in(inner, i, other_run, may_reuse, settled) {
-                    offer(
-                        &mut found,
-                        claimed,
-                        rank,
-                        (log.id().to_owned(), k.clone()),
-                        f,
-                    );
-                }
-            }
+        (key, recall)
+    }
+}
+
+/// The search for earlier answers to one request of instance `inst`.
+pub(super) struct Search<'a> {
+    known: &'a Known,
+    policy: &'a Policy,
+    /// Earlier requests that instances of this run already took.
+    claimed: &'a HashSet<Key>,
+    /// This run's folder, where a result's files are brought; `None` when
+    /// nothing is written.
+    target: Option<&'a Path>,
+    inst: &'a str,
+    hash: &'a str,
+    may_reuse: bool,
+    found: Vec<Candidate>,
+}
+
+impl<'a> Search<'a> {
+    pub(super) fn new(
+        known: &'a Known,
+        policy: &'a Policy,
+        claimed: &'a HashSet<Key>,
+        target: Option<&'a Path>,
+        job: &'a Job,
+        inst: &'a str,
+    ) -> Search<'a> {
+        Search {
+            known,
+            policy,
+            claimed,
+            target,
+            inst,
+            hash: &job.request_hash,
+            may_reuse: policy.reuse && !policy.force.contains(&job.id.step_id),
+            found: Vec::new(),
         }
-        for e in self
-            .known
-            .indexed(hash)
-            .filter(|_| !own_found && self.policy.others)
-        {
-            let key = (e.run.clone(), e.inst.clone());
-            let from = Some(e.run.clone());
-            let s = same(&e.inst);
-            match (e.outcome, &e.outputs, &e.task) {
-                (Outcome::Succeeded, Some(outputs), _) if may_reuse => {
-                    if let Some(o) = self.usable(inner, Path::new(&e.dir), &e.at, outputs) {
-                        offer(&mut found, claimed, 4 + s, key, Found::Reuse(o, from, 0));
-                    }
-                }
-                (Outcome::Unfinished, _, Some(t)) => {
-                    offer(
-                        &mut found,
-                        claimed,
-                        2 + s,
-                        key,
-                        Found::Attach(t.clone(), from, 0),
-                    );
-                }
-                (Outcome::InDoubt, ..)
-                    if !self.policy.resend_in_doubt
-                        && !self.settled(&e.pipeline, &e.inst, hash, &e.at) =>
-                {
-                    offer(
-                        &mut found,
-                        claimed,
-                        s,
-                        key,
-                        Found::InDoubt(from, e.at.clone()),
-                    );
-                }
-                _ => {}
-            }
-        }
-        // The best rank wins; among equals, the newest.
-        let mut best: Option<Candidate> = None;
-        for candidate in found {
-            if best.as_ref().is_none_or(|(r, ..)| candidate.0 >= *r) {
-                best = Some(candidate);
-            }
-        }
-        best.map(|(_, k, f)| (k, f))
     }
 
-    /// What an instance's journal offers a new request: its result, its
-    /// task to poll, or a send in doubt (unless resending is allowed or a
-    /// later answer `settled` it), each with its rank from `run.ranks`.
-    fn answer_in(
-        &self,
-        inner: &Inner,
-        i: &InstanceLog,
-        run: Journaled<'_>,
-        may_reuse: bool,
-        settled: bool,
-    ) -> Option<(u8, Found)> {
-        let [reuse, attach, doubt] = run.ranks;
+    /// The best answer, with the earlier request it takes.
+    pub(super) fn best(mut self) -> Option<(Key, Recall)> {
+        self.own_journal();
+        // Other runs count only when the run's own journal has no answer.
+        if self.found.is_empty() && self.policy.others {
+            self.unfinished_runs();
+            self.index();
+        }
+        let best = self.found.into_iter().max_by_key(|c| c.rank)?;
+        Some(best.recall())
+    }
+
+    /// The run being resumed, for the same instance only.
+    fn own_journal(&mut self) {
+        let Some(own) = &self.known.own else {
+            return;
+        };
+        let Some(i) = own.instances.get(self.inst).filter(|i| i.hash == self.hash) else {
+            return;
+        };
+        if let Some(found) = self.journaled(i, &own.dir, false) {
+            let key = (own.id().to_owned(), self.inst.to_owned());
+            self.offer(key, None, i.credits, found);
+        }
+    }
+
+    /// Runs that stopped without finishing, any instance.
+    fn unfinished_runs(&mut self) {
+        let (known, hash) = (self.known, self.hash);
+        for log in &known.unfinished {
+            for (k, i) in log.instances.iter().filter(|(_, i)| i.hash == hash) {
+                let settled = self.settled(&log.header.pipeline, k, &i.at);
+                if let Some(found) = self.journaled(i, &log.dir, settled) {
+                    let key = (log.id().to_owned(), k.clone());
+                    self.offer(key, Some(log.id().to_owned()), 0, found);
+                }
+            }
+        }
+    }
+
+    /// Requests other runs finished (or left in doubt), any instance.
+    fn index(&mut self) {
+        let known = self.known;
+        for e in known.indexed(self.hash) {
+            let found = match (e.outcome, &e.outputs, &e.task) {
+                (Outcome::Succeeded, Some(outputs), _) if self.may_reuse => self
+                    .usable(Path::new(&e.dir), &e.at, outputs)
+                    .map(Found::Reuse),
+                (Outcome::Unfinished, _, Some(t)) => Some(Found::Attach(t.clone())),
+                (Outcome::InDoubt, ..)
+                    if !self.policy.resend_in_doubt
+                        && !self.settled(&e.pipeline, &e.inst, &e.at) =>
+                {
+                    Some(Found::InDoubt {
+                        since: e.at.clone(),
+                    })
+                }
+                _ => None,
+            };
+            if let Some(found) = found {
+                let key = (e.run.clone(), e.inst.clone());
+                self.offer(key, Some(e.run.clone()), 0, found);
+            }
+        }
+    }
+
+    /// What an instance's journal offers: its result, its task to poll, or
+    /// a send in doubt (unless resending is allowed or a later answer
+    /// `settled` it).
+    fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool) -> Option<Found> {
         match &i.seen {
-            Seen::Succeeded { outputs, .. } if may_reuse => {
-                let o = self.usable(inner, run.dir, &i.at, outputs)?;
-                Some((reuse, Found::Reuse(o, run.from, run.credits)))
+            Seen::Succeeded { outputs, .. } if self.may_reuse => {
+                self.usable(dir, &i.at, outputs).map(Found::Reuse)
             }
             Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
-                Some((attach, Found::Attach(t.clone(), run.from, run.credits)))
+                Some(Found::Attach(t.clone()))
             }
             Seen::Sent { .. }
             | Seen::Accepted { task: None }
             | Seen::Failed {
                 kind: ErrorKind::InDoubt,
                 ..
-            } if !self.policy.resend_in_doubt && !settled => {
-                Some((doubt, Found::InDoubt(run.from, i.at.clone())))
-            }
+            } if !self.policy.resend_in_doubt && !settled => Some(Found::InDoubt {
+                since: i.at.clone(),
+            }),
             _ => None,
         }
     }
 
+    fn usable(&self, dir: &Path, at: &str, outputs: &Outputs) -> Option<Outputs> {
+        usable(self.policy, self.target, dir, at, outputs)
+    }
+
     /// Whether a send left in doubt at `at` by another run was answered by
     /// a later attempt at the same request.
-    fn settled(&self, pipeline: &str, inst: &str, hash: &str, at: &str) -> bool {
+    fn settled(&self, pipeline: &str, inst: &str, at: &str) -> bool {
         self.known
-            .settled(pipeline, inst, hash)
+            .settled(pipeline, inst, self.hash)
             .is_some_and(|later| later > at)
     }
-}
 
-type Candidate = (u8, (String, String), Found);
-
-/// A run's journal as a source of answers: where its files are, its name
-/// (`None`: the run being resumed), the credits an answer carries, and the
-/// ranks of a result, a task and a send in doubt.
-struct Journaled<'a> {
-    dir: &'a Path,
-    from: Option<String>,
-    credits: u64,
-    ranks: [u8; 3],
-}
-
-/// Adds a candidate unless an instance of this run already took it.
-fn offer(
-    found: &mut Vec<Candidate>,
-    claimed: &HashSet<(String, String)>,
-    rank: u8,
-    key: (String, String),
-    f: Found,
-) {
-    if !claimed.contains(&key) {
-        found.push((rank, key, f));
+    /// Adds a candidate unless an instance of this run already took it.
+    fn offer(&mut self, key: Key, from: Option<String>, credits: u64, found: Found) {
+        if self.claimed.contains(&key) {
+            return;
+        }
+        let rank = Rank {
+            own_run: from.is_none(),
+            offer: found.offer(),
+            same_instance: key.1 == self.inst,
+            found: self.found.len(),
+        };
+        self.found.push(Candidate {
+            rank,
+            key,
+            from,
+            credits,
+            found,
+        });
     }
 }

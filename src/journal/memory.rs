@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use super::crash::CrashPoint;
 use super::entry::{Entry, RunHeader, RunRef};
 use super::file::LineLog;
-use super::find::Found;
+use super::find::{Key, Search};
 use super::history::Known;
 use super::policy::Policy;
 use super::{JOURNAL, StateDir, absolute};
@@ -33,7 +33,7 @@ pub(super) struct Inner {
     pub(super) writing: Option<Writing>,
     pub(super) crash: Option<CrashPoint>,
     /// Earlier requests already taken by an instance of this run: `(run, inst)`.
-    pub(super) claimed: HashSet<(String, String)>,
+    pub(super) claimed: HashSet<Key>,
     /// Tasks accepted and not yet finished, by instance.
     pub(super) tasks: HashMap<String, TaskRef>,
 }
@@ -162,26 +162,23 @@ impl Memory for RunMemory {
     fn recall(&self, job: &Job) -> Recall {
         let inst = job.id.to_string();
         let mut inner = self.lock();
-        let Some((key, found)) = self.find(&inner, job, &inst) else {
+        let target = inner.writing.as_ref().map(|w| w.dir.as_path());
+        let search = Search::new(
+            &self.known,
+            &self.policy,
+            &inner.claimed,
+            target,
+            job,
+            &inst,
+        );
+        let Some((key, recall)) = search.best() else {
             return Recall::New;
         };
         inner.claimed.insert(key);
-        match found {
-            Found::Reuse(outputs, from, credits) => Recall::Reuse {
-                outputs,
-                from,
-                credits,
-            },
-            Found::Attach(task, from, credits) => {
-                inner.tasks.insert(inst, task.clone());
-                Recall::Attach {
-                    task,
-                    from,
-                    credits,
-                }
-            }
-            Found::InDoubt(from, since) => Recall::InDoubt { from, since },
+        if let Recall::Attach { task, .. } = &recall {
+            inner.tasks.insert(inst, task.clone());
         }
+        recall
     }
 
     fn record(&self, record: Record<'_>) -> Result<(), String> {

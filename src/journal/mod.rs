@@ -18,6 +18,7 @@ mod find;
 mod history;
 mod memory;
 mod policy;
+mod rank;
 mod record;
 mod reuse;
 mod state;

@@ -3,40 +3,37 @@
 
 use std::path::{Component, Path};
 
-use super::memory::{Inner, RunMemory};
+use super::policy::Policy;
 use crate::engine::{Outputs, SavedFile};
 
-impl RunMemory {
-    /// Outputs of an earlier success, if they may still be used: remote URLs
-    /// past the retention count only when their files were downloaded (they
-    /// are brought into this run's folder).
-    pub(super) fn usable(
-        &self,
-        inner: &Inner,
-        dir: &Path,
-        at: &str,
-        outputs: &Outputs,
-    ) -> Option<Outputs> {
-        let age = humantime::parse_rfc3339_weak(at)
-            .ok()
-            .and_then(|t| self.policy.now.duration_since(t).ok())
-            .unwrap_or_default();
-        let expired = age > self.policy.retention && has_url(&outputs.value);
-        let target = inner.writing.as_ref().map(|w| w.dir.as_path());
-        let files: Vec<SavedFile> = outputs
-            .files
-            .iter()
-            .filter(|f| bring(dir, target, &f.path))
-            .cloned()
-            .collect();
-        if expired && (outputs.files.is_empty() || files.len() < outputs.files.len()) {
-            return None;
-        }
-        Some(Outputs {
-            value: outputs.value.clone(),
-            files,
-        })
+/// Outputs of an earlier success, if they may still be used: remote URLs
+/// past the retention count only when their files were downloaded (they
+/// are brought into `target`, this run's folder).
+pub(super) fn usable(
+    policy: &Policy,
+    target: Option<&Path>,
+    dir: &Path,
+    at: &str,
+    outputs: &Outputs,
+) -> Option<Outputs> {
+    let age = humantime::parse_rfc3339_weak(at)
+        .ok()
+        .and_then(|t| policy.now.duration_since(t).ok())
+        .unwrap_or_default();
+    let expired = age > policy.retention && has_url(&outputs.value);
+    let files: Vec<SavedFile> = outputs
+        .files
+        .iter()
+        .filter(|f| bring(dir, target, &f.path))
+        .cloned()
+        .collect();
+    if expired && (outputs.files.is_empty() || files.len() < outputs.files.len()) {
+        return None;
     }
+    Some(Outputs {
+        value: outputs.value.clone(),
+        files,
+    })
 }
 
 /// Whether an output holds a remote URL (which expires).
