@@ -2,6 +2,7 @@
 //! journal, from runs that never finished and from the index, each with
 //! its [`Rank`]; the best one is taken.
 
+use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use super::entry::Outcome;
 use super::history::{InstanceLog, Known, Seen};
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
-use super::reuse::usable;
+use super::reuse::{Kept, usable};
 use crate::engine::{ErrorKind, Job, Outputs, Recall, TaskRef};
 
 /// An earlier request as `(run, instance)`: once an instance of this run
@@ -18,7 +19,7 @@ pub(super) type Key = (String, String);
 
 /// What an earlier request offers.
 enum Found {
-    Reuse(Outputs),
+    Reuse(Kept),
     Attach(TaskRef),
     InDoubt { since: String },
 }
@@ -45,7 +46,9 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn recall(self) -> (Key, Recall) {
+    /// The answer, once a result's files are brought into `target`;
+    /// `None` when they cannot be.
+    fn recall(self, target: Option<&Path>) -> Option<(Key, Recall)> {
         let Candidate {
             key,
             from,
@@ -54,8 +57,8 @@ impl Candidate {
             ..
         } = self;
         let recall = match found {
-            Found::Reuse(outputs) => Recall::Reuse {
-                outputs,
+            Found::Reuse(kept) => Recall::Reuse {
+                outputs: kept.bring(target)?,
                 from,
                 credits,
             },
@@ -66,7 +69,7 @@ impl Candidate {
             },
             Found::InDoubt { since } => Recall::InDoubt { from, since },
         };
-        (key, recall)
+        Some((key, recall))
     }
 }
 
@@ -76,9 +79,6 @@ pub(super) struct Search<'a> {
     policy: &'a Policy,
     /// Earlier requests that instances of this run already took.
     claimed: &'a HashSet<Key>,
-    /// This run's folder, where a result's files are brought; `None` when
-    /// nothing is written.
-    target: Option<&'a Path>,
     inst: &'a str,
     hash: &'a str,
     may_reuse: bool,
@@ -90,7 +90,6 @@ impl<'a> Search<'a> {
         known: &'a Known,
         policy: &'a Policy,
         claimed: &'a HashSet<Key>,
-        target: Option<&'a Path>,
         job: &'a Job,
         inst: &'a str,
     ) -> Search<'a> {
@@ -98,7 +97,6 @@ impl<'a> Search<'a> {
             known,
             policy,
             claimed,
-            target,
             inst,
             hash: &job.request_hash,
             may_reuse: policy.reuse && !policy.force.contains(&job.id.step_id),
@@ -106,16 +104,19 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// The best answer, with the earlier request it takes.
-    pub(super) fn best(mut self) -> Option<(Key, Recall)> {
+    /// The best answer, with the earlier request it takes; a result's
+    /// files are brought into `target`, this run's folder.
+    pub(super) fn best(mut self, target: Option<&Path>) -> Option<(Key, Recall)> {
         self.own_journal();
         // Other runs count only when the run's own journal has no answer.
         if self.found.is_empty() && self.policy.others {
             self.unfinished_runs();
             self.index();
         }
-        let best = self.found.into_iter().max_by_key(|c| c.rank)?;
-        Some(best.recall())
+        self.found.sort_by_key(|c| Reverse(c.rank));
+        // Only the best brings its files in; an expired result that cannot
+        // bring them all gives way to the next.
+        self.found.into_iter().find_map(|c| c.recall(target))
     }
 
     /// The run being resumed, for the same instance only.
@@ -195,8 +196,8 @@ impl<'a> Search<'a> {
         }
     }
 
-    fn usable(&self, dir: &Path, at: &str, outputs: &Outputs) -> Option<Outputs> {
-        usable(self.policy, self.target, dir, at, outputs)
+    fn usable(&self, dir: &Path, at: &str, outputs: &Outputs) -> Option<Kept> {
+        usable(self.policy, dir, at, outputs)
     }
 
     /// Whether a send left in doubt at `at` by another run was answered by
@@ -225,5 +226,149 @@ impl<'a> Search<'a> {
             credits,
             found,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::{Duration, SystemTime};
+
+    use serde_json::{Map, Value, json};
+
+    use super::super::entry::{IndexEntry, RunHeader};
+    use super::super::file::LineLog;
+    use super::super::memory::RunMemory;
+    use super::super::policy::Policy;
+    use super::super::state::StateDir;
+    use super::*;
+    use crate::engine::{InstanceId, Memory, SavedFile};
+    use crate::manifest::actions::Action;
+
+    const API: &str = "http://127.0.0.1:1";
+
+    fn job() -> Job {
+        Job {
+            id: InstanceId {
+                row: 0,
+                row_key: None,
+                step: 0,
+                step_id: "song".into(),
+                path: Vec::new(),
+            },
+            action: Action::Create,
+            operation: "create_music",
+            fields: Map::new(),
+            attempt: 1,
+            request_hash: "h".into(),
+        }
+    }
+
+    /// A state folder whose index holds, oldest first, a result of `song`
+    /// from each run `(name, downloaded file)`, then a new run `this` in
+    /// `dir` remembering from it.
+    struct Fixture {
+        _root: tempfile::TempDir,
+        dir: PathBuf,
+        memory: RunMemory,
+    }
+
+    fn fixture(runs: &[(&str, &str)], value: &Value, policy: Policy) -> Fixture {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir {
+            root: root.path().join("state"),
+        };
+        state.ensure().unwrap_or_else(|e| panic!("{e}"));
+        let mut index = LineLog::open(&state.index_path(), false).unwrap_or_else(|e| panic!("{e}"));
+        for (n, (run, file)) in runs.iter().enumerate() {
+            let entry = earlier(&state, run, file, value, n);
+            index.append(&entry).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let known = Known::load(&state, "p", Some(API), None);
+        let dir = root.path().join("this");
+        let memory = RunMemory::start(&state, &dir, &header("this"), known, policy)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Fixture {
+            _root: root,
+            dir,
+            memory,
+        }
+    }
+
+    /// The `n`-th earlier run in `state`, which downloaded `file` for the request.
+    fn earlier(state: &StateDir, run: &str, file: &str, value: &Value, n: usize) -> IndexEntry {
+        let dir = state.root.join("runs").join(run);
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, run).unwrap_or_else(|e| panic!("{e}"));
+        IndexEntry {
+            api: API.into(),
+            pipeline: "p".into(),
+            run: run.into(),
+            dir: dir.display().to_string(),
+            inst: "song".into(),
+            hash: "h".into(),
+            outcome: Outcome::Succeeded,
+            fields: Map::new(),
+            outputs: Some(Outputs {
+                value: value.clone(),
+                files: vec![SavedFile {
+                    path: file.into(),
+                    sha256: "0".into(),
+                    bytes: 3,
+                    url: format!("https://cdn.example.com/{file}"),
+                }],
+            }),
+            task: None,
+            error: None,
+            at: format!("2026-11-21T0{n}:00:00.000Z"),
+        }
+    }
+
+    fn header(id: &str) -> RunHeader {
+        serde_json::from_value(json!({
+            "id": id, "pipeline": "p", "manifest": "/p.yaml", "manifest_sha256": "0",
+            "price_version": "v", "tool_version": "0", "started_at": "2026-11-21T12:00:00.000Z",
+            "api": API,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn only_the_winning_answer_brings_its_files_into_the_run_folder() {
+        let runs = [("older", "song/older.mp3"), ("newer", "song/newer.mp3")];
+        let f = fixture(&runs, &json!({ "clip_id": "c" }), Policy::default());
+        let Recall::Reuse { outputs, from, .. } = f.memory.recall(&job()) else {
+            panic!("the newer result is reused");
+        };
+        assert_eq!(from.as_deref(), Some("newer"));
+        assert_eq!(outputs.files.len(), 1);
+        assert!(
+            f.dir.join("song/newer.mp3").is_file(),
+            "the winner's file is brought"
+        );
+        assert!(
+            !f.dir.join("song/older.mp3").exists(),
+            "the losing answer's file stays in its own run"
+        );
+    }
+
+    #[test]
+    fn an_expired_result_whose_files_cannot_be_brought_gives_way_to_the_next() {
+        let runs = [("older", "song/older.mp3"), ("newer", "blocked/newer.mp3")];
+        let policy = Policy {
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            ..Policy::default()
+        };
+        let value = json!({ "audio_url": "https://cdn.example.com/gone.mp3" });
+        let f = fixture(&runs, &value, policy);
+        // A file where the newer result's folder would go: its file cannot be linked.
+        std::fs::write(f.dir.join("blocked"), "").unwrap_or_else(|e| panic!("{e}"));
+        let Recall::Reuse { outputs, from, .. } = f.memory.recall(&job()) else {
+            panic!("the older result, whose file can be brought, is reused");
+        };
+        assert_eq!(from.as_deref(), Some("older"));
+        assert_eq!(outputs.files.len(), 1);
+        assert!(f.dir.join("song/older.mp3").is_file());
     }
 }

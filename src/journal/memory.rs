@@ -163,15 +163,8 @@ impl Memory for RunMemory {
         let inst = job.id.to_string();
         let mut inner = self.lock();
         let target = inner.writing.as_ref().map(|w| w.dir.as_path());
-        let search = Search::new(
-            &self.known,
-            &self.policy,
-            &inner.claimed,
-            target,
-            job,
-            &inst,
-        );
-        let Some((key, recall)) = search.best() else {
+        let search = Search::new(&self.known, &self.policy, &inner.claimed, job, &inst);
+        let Some((key, recall)) = search.best(target) else {
             return Recall::New;
         };
         inner.claimed.insert(key);
