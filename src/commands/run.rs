@@ -110,7 +110,7 @@ struct JournalPlan {
 }
 
 impl JournalPlan {
-    fn open(self, out: &Path) -> Result<RunMemory, String> {
+    fn open(self, out: &Path) -> Result<RunMemory, journal::JournalError> {
         match self.header {
             Some(header) => RunMemory::start(&self.state, out, &header, self.known, self.policy),
             None => RunMemory::resume(&self.state, self.known, self.policy),

@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use super::entry::{Entry, IndexEntry, Outcome, RunHeader};
+use super::error::JournalError;
 use super::file::{in_use, read_lines};
 use super::{JOURNAL, StateDir};
 use crate::engine::{ErrorKind, Outputs, TaskRef};
@@ -61,21 +62,17 @@ pub struct RunLog {
 
 impl RunLog {
     /// Reads `dir/journal.jsonl`.
-    pub fn read(dir: &Path) -> Result<RunLog, String> {
+    pub fn read(dir: &Path) -> Result<RunLog, JournalError> {
         let path = dir.join(JOURNAL);
         if !path.exists() {
-            return Err(format!(
-                "`{}` has no journal (`{JOURNAL}`); is it a sonicflow run folder?",
-                dir.display()
-            ));
+            return Err(JournalError::NotARunFolder {
+                dir: dir.to_owned(),
+            });
         }
         let entries: Vec<Entry> = read_lines(&path)?;
         let mut iter = entries.into_iter();
         let Some(Entry::Run(header)) = iter.next() else {
-            return Err(format!(
-                "`{}` does not start with a run header; move it away to start afresh",
-                path.display()
-            ));
+            return Err(JournalError::NoHeader { path });
         };
         let mut log = RunLog {
             dir: dir.to_owned(),
@@ -262,7 +259,7 @@ impl Known {
         }
         let mut unfinished = Vec::new();
         for run in state.runs().unwrap_or_else(|e| {
-            warnings.push(e);
+            warnings.push(e.to_string());
             Vec::new()
         }) {
             let dir = PathBuf::from(&run.dir);
@@ -281,7 +278,7 @@ impl Known {
                     unfinished.push(log)
                 }
                 Ok(_) => {}
-                Err(e) => warnings.push(e),
+                Err(e) => warnings.push(e.to_string()),
             }
         }
         Known {

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use super::crash::CrashPoint;
 use super::entry::{Entry, RunHeader, RunRef};
+use super::error::JournalError;
 use super::file::LineLog;
 use super::find::{Key, Search};
 use super::history::Known;
@@ -64,17 +65,17 @@ impl RunMemory {
         header: &RunHeader,
         known: Known,
         policy: Policy,
-    ) -> Result<RunMemory, String> {
+    ) -> Result<RunMemory, JournalError> {
         state.ensure()?;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create the run folder `{}`: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateRunDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
         let path = dir.join(JOURNAL);
         if path.exists() {
-            return Err(format!(
-                "`{}` already holds a run; resume it with `sonicflow run --resume {}`, or choose another `--out`",
-                dir.display(),
-                dir.display()
-            ));
+            return Err(JournalError::AlreadyHoldsRun {
+                dir: dir.to_owned(),
+            });
         }
         let mut journal = LineLog::open(&path, true)?;
         journal.append(&Entry::Run(header.clone()))?;
@@ -102,9 +103,13 @@ impl RunMemory {
     }
 
     /// Takes up the run whose journal `known.own` holds.
-    pub fn resume(state: &StateDir, known: Known, policy: Policy) -> Result<RunMemory, String> {
+    pub fn resume(
+        state: &StateDir,
+        known: Known,
+        policy: Policy,
+    ) -> Result<RunMemory, JournalError> {
         let Some(own) = known.own.as_ref() else {
-            return Err("no run to resume".to_owned());
+            return Err(JournalError::NothingToResume);
         };
         let dir = absolute(&own.dir);
         let mut journal = LineLog::open(&dir.join(JOURNAL), true)?;
@@ -137,7 +142,7 @@ impl RunMemory {
     }
 
     /// Marks the run as ended in its journal.
-    pub fn finish(&self, status: &str) -> Result<(), String> {
+    pub fn finish(&self, status: &str) -> Result<(), JournalError> {
         let mut inner = self.lock();
         match inner.writing.as_mut() {
             Some(w) => w.journal.append(&Entry::Finished {
@@ -192,6 +197,7 @@ impl Memory for RunMemory {
         if let Some(crash) = inner.crash.as_mut() {
             crash.reached(kind, true);
         }
-        written
+        // The engine knows nothing of the journal; it only reports the message.
+        written.map_err(|e| e.to_string())
     }
 }

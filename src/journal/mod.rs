@@ -13,6 +13,7 @@
 
 mod crash;
 mod entry;
+mod error;
 mod file;
 mod find;
 mod history;
@@ -24,6 +25,7 @@ mod reuse;
 mod state;
 
 pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
+pub use error::JournalError;
 pub use file::{LineLog, in_use, read_lines};
 pub use history::{InstanceLog, Known, Previous, RunLog, Seen};
 pub use memory::RunMemory;

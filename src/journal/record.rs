@@ -2,6 +2,7 @@
 //! finished request as a line of the index too.
 
 use super::entry::{Entry, IndexEntry, Outcome};
+use super::error::JournalError;
 use super::memory::{Inner, RunMemory, Writing};
 use crate::engine::{ErrorKind, Job, Outputs, Record, StepError, TaskRef};
 
@@ -11,7 +12,7 @@ impl RunMemory {
         inner: &mut Inner,
         record: Record<'_>,
         at: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         match record {
             Record::Intent { job } => {
                 let entry = Entry::Intent {
@@ -51,7 +52,7 @@ impl RunMemory {
         task: Option<&TaskRef>,
         credits: u64,
         at: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         let inst = job.id.to_string();
         if let Some(t) = task {
             inner.tasks.insert(inst.clone(), t.clone());
@@ -74,7 +75,7 @@ impl RunMemory {
         error: &StepError,
         refunded: u64,
         at: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         let inst = job.id.to_string();
         inner.tasks.remove(&inst);
         let entry = Entry::Released {
@@ -96,7 +97,7 @@ impl RunMemory {
         reused_from: Option<&str>,
         credits: u64,
         at: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         let inst = job.id.to_string();
         inner.tasks.remove(&inst);
         // Only a result this run paid for is news to the index.
@@ -128,7 +129,7 @@ impl RunMemory {
         job: &Job,
         error: &StepError,
         at: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         let inst = job.id.to_string();
         let task = inner.tasks.remove(&inst);
         let outcome = match (error.kind, &task) {
@@ -168,7 +169,7 @@ impl RunMemory {
         inner: &mut Inner,
         entry: &Entry,
         index: Option<IndexEntry>,
-    ) -> Result<(), String> {
+    ) -> Result<(), JournalError> {
         let Some(w) = inner.writing.as_mut() else {
             return Ok(());
         };

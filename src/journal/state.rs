@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::entry::RunRef;
+use super::error::JournalError;
 use super::file::{LineLog, read_lines};
 
 /// The journal's file name inside a run folder.
@@ -48,12 +49,12 @@ impl StateDir {
     }
 
     /// The runs started from this state folder, oldest first.
-    pub fn runs(&self) -> Result<Vec<RunRef>, String> {
+    pub fn runs(&self) -> Result<Vec<RunRef>, JournalError> {
         read_lines(&self.registry_path())
     }
 
     /// The newest run of `pipeline`.
-    pub fn last_run(&self, pipeline: &str) -> Result<Option<RunRef>, String> {
+    pub fn last_run(&self, pipeline: &str) -> Result<Option<RunRef>, JournalError> {
         Ok(self
             .runs()?
             .into_iter()
@@ -62,15 +63,17 @@ impl StateDir {
     }
 
     /// Adds a run to the registry.
-    pub fn register(&self, run: &RunRef) -> Result<(), String> {
+    pub fn register(&self, run: &RunRef) -> Result<(), JournalError> {
         self.ensure()?;
         LineLog::open(&self.registry_path(), false)?.append(run)
     }
 
     /// Creates the folder, with a `.gitignore` so its contents stay out of git.
-    pub fn ensure(&self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| format!("cannot create `{}`: {e}", self.root.display()))?;
+    pub fn ensure(&self) -> Result<(), JournalError> {
+        std::fs::create_dir_all(&self.root).map_err(|source| JournalError::CreateStateDir {
+            dir: self.root.clone(),
+            source,
+        })?;
         let ignore = self.root.join(".gitignore");
         if !ignore.exists() {
             let _ = std::fs::write(&ignore, "*\n");
