@@ -236,33 +236,14 @@ mod tests {
 
     use serde_json::{Map, Value, json};
 
-    use super::super::entry::{IndexEntry, RunHeader};
+    use super::super::entry::IndexEntry;
     use super::super::file::LineLog;
     use super::super::memory::RunMemory;
     use super::super::policy::Policy;
     use super::super::state::StateDir;
+    use super::super::testkit::{API, header, job};
     use super::*;
-    use crate::engine::{InstanceId, Memory, SavedFile};
-    use crate::manifest::actions::Action;
-
-    const API: &str = "http://127.0.0.1:1";
-
-    fn job() -> Job {
-        Job {
-            id: InstanceId {
-                row: 0,
-                row_key: None,
-                step: 0,
-                step_id: "song".into(),
-                path: Vec::new(),
-            },
-            action: Action::Create,
-            operation: "create_music",
-            fields: Map::new(),
-            attempt: 1,
-            request_hash: "h".into(),
-        }
-    }
+    use crate::engine::{Memory, SavedFile};
 
     /// A state folder whose index holds, oldest first, a result of `song`
     /// from each run `(name, downloaded file)`, then a new run `this` in
@@ -323,15 +304,6 @@ mod tests {
             error: None,
             at: format!("2026-11-21T0{n}:00:00.000Z"),
         }
-    }
-
-    fn header(id: &str) -> RunHeader {
-        serde_json::from_value(json!({
-            "id": id, "pipeline": "p", "manifest": "/p.yaml", "manifest_sha256": "0",
-            "price_version": "v", "tool_version": "0", "started_at": "2026-11-21T12:00:00.000Z",
-            "api": API,
-        }))
-        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

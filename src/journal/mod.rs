@@ -23,6 +23,8 @@ mod rank;
 mod record;
 mod reuse;
 mod state;
+#[cfg(test)]
+mod testkit;
 
 pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
 pub use error::JournalError;
