@@ -456,7 +456,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             credits,
             outputs: outputs.clone(),
         });
-        self.succeed_with(idx, outputs, Some(from.as_deref().unwrap_or("")), 0);
+        let reused = from
+            .as_deref()
+            .map_or(super::Reused::ThisRun, super::Reused::Run);
+        self.succeed_with(idx, outputs, Some(reused), 0);
     }
 
     /// Polls a task accepted by an earlier attempt instead of sending the request again.
@@ -905,7 +908,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         &mut self,
         idx: usize,
         outputs: Outputs,
-        reused_from: Option<&str>,
+        reused_from: Option<super::Reused<'_>>,
         credits: u64,
     ) {
         if let Some(job) = self.progress[idx].job.clone() {

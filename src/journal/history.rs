@@ -157,6 +157,7 @@ impl RunLog {
                         fields,
                         seen: Seen::Succeeded {
                             outputs,
+                            // An empty name, in older journals: this run's own.
                             reused_from: reused_from.filter(|r| !r.is_empty()),
                         },
                         credits,
@@ -494,5 +495,29 @@ mod tests {
             assert_eq!(known.settled("other", "song", "h"), None);
             assert_eq!(known.settled("p", "other", "h"), None);
         }
+    }
+
+    #[test]
+    fn an_empty_reused_from_in_an_older_journal_reads_as_this_runs_own_result() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let header = serde_json::to_string(&Entry::Run(super::super::testkit::header("r")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let lines = [
+            header.as_str(),
+            r#"{"type":"succeeded","inst":"song","hash":"h","fields":{},"outputs":{"value":null,"files":[]},"reused_from":"","credits":0,"at":"2026-11-21T10:00:00.000Z"}"#,
+            r#"{"type":"succeeded","inst":"wav","hash":"w","fields":{},"outputs":{"value":null,"files":[]},"reused_from":"r0","at":"2026-11-21T10:00:01.000Z"}"#,
+        ];
+        std::fs::write(dir.path().join(JOURNAL), lines.join("\n") + "\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let log = RunLog::read(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let from: Vec<Option<&str>> = log
+            .instances
+            .values()
+            .map(|i| match &i.seen {
+                Seen::Succeeded { reused_from, .. } => reused_from.as_deref(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(from, [None, Some("r0")]);
     }
 }

@@ -4,7 +4,7 @@
 use super::entry::{Entry, IndexEntry, Outcome};
 use super::error::JournalError;
 use super::memory::{Inner, RunMemory, Writing};
-use crate::engine::{ErrorKind, Job, Outputs, Record, StepError, TaskRef};
+use crate::engine::{ErrorKind, Job, Outputs, Record, Reused, StepError, TaskRef};
 
 impl RunMemory {
     pub(super) fn write_record(
@@ -30,17 +30,23 @@ impl RunMemory {
                 error,
                 refunded,
             } => self.released(inner, job, error, refunded, at),
-            // This run's own earlier result, taken up on resume: already journaled.
+            // Taken up on resume from this run's journal, where it already is.
             Record::Succeeded {
-                reused_from: Some(""),
+                reused_from: Some(Reused::ThisRun),
                 ..
             } => Ok(()),
             Record::Succeeded {
                 job,
                 outputs,
-                reused_from,
+                reused_from: None,
                 credits,
-            } => self.succeeded(inner, job, outputs, reused_from, credits, at),
+            } => self.succeeded(inner, job, outputs, None, credits, at),
+            Record::Succeeded {
+                job,
+                outputs,
+                reused_from: Some(Reused::Run(run)),
+                credits,
+            } => self.succeeded(inner, job, outputs, Some(run), credits, at),
             Record::Failed { job, error } => self.failed(inner, job, error, at),
         }
     }
@@ -89,6 +95,7 @@ impl RunMemory {
         self.write(inner, &entry, None)
     }
 
+    /// `reused_from`: the other run the result was taken from.
     fn succeeded(
         &self,
         inner: &mut Inner,
@@ -199,5 +206,57 @@ impl Writing {
             error: None,
             at: at.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::read_lines;
+    use super::super::history::Known;
+    use super::super::policy::Policy;
+    use super::super::state::{JOURNAL, StateDir};
+    use super::super::testkit::{header, job};
+    use super::*;
+    use crate::engine::Memory;
+
+    #[test]
+    fn a_result_is_journaled_by_where_it_came_from_and_indexed_only_when_paid() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir {
+            root: root.path().join("state"),
+        };
+        let dir = root.path().join("this");
+        let memory = RunMemory::start(
+            &state,
+            &dir,
+            &header("this"),
+            Known::default(),
+            Policy::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (job, outputs) = (job(), Outputs::default());
+        for reused_from in [None, Some(Reused::Run("r0")), Some(Reused::ThisRun)] {
+            let record = Record::Succeeded {
+                job: &job,
+                outputs: &outputs,
+                reused_from,
+                credits: 0,
+            };
+            memory.record(record).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let journal: Vec<Entry> = read_lines(&dir.join(JOURNAL)).unwrap_or_else(|e| panic!("{e}"));
+        let from: Vec<Option<&str>> = journal
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Succeeded { reused_from, .. } => Some(reused_from.as_deref()),
+                _ => None,
+            })
+            .collect();
+        // This run's own earlier result is in its journal already.
+        assert_eq!(from, [None, Some("r0")]);
+        let index: Vec<IndexEntry> =
+            read_lines(&state.index_path()).unwrap_or_else(|e| panic!("{e}"));
+        let indexed: Vec<_> = index.iter().map(|e| (e.run.as_str(), e.outcome)).collect();
+        assert_eq!(indexed, [("this", Outcome::Succeeded)]);
     }
 }
