@@ -11,7 +11,7 @@ use super::history::{InstanceLog, Known, Seen};
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
 use super::reuse::{Kept, usable};
-use crate::engine::{ErrorKind, Job, Outputs, Recall, TaskRef};
+use crate::engine::{ErrorKind, Job, Recall, TaskRef};
 
 /// An earlier request as `(run, instance)`: once an instance of this run
 /// takes it, no other instance may.
@@ -152,9 +152,9 @@ impl<'a> Search<'a> {
         let known = self.known;
         for e in known.indexed(self.hash) {
             let found = match (e.outcome, &e.outputs, &e.task) {
-                (Outcome::Succeeded, Some(outputs), _) if self.may_reuse => self
-                    .usable(Path::new(&e.dir), &e.at, outputs)
-                    .map(Found::Reuse),
+                (Outcome::Succeeded, Some(outputs), _) if self.may_reuse => {
+                    usable(self.policy, Path::new(&e.dir), &e.at, outputs).map(Found::Reuse)
+                }
                 (Outcome::Unfinished, _, Some(t)) => Some(Found::Attach(t.clone())),
                 (Outcome::InDoubt, ..)
                     if !self.policy.resend_in_doubt
@@ -179,7 +179,7 @@ impl<'a> Search<'a> {
     fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool) -> Option<Found> {
         match &i.seen {
             Seen::Succeeded { outputs, .. } if self.may_reuse => {
-                self.usable(dir, &i.at, outputs).map(Found::Reuse)
+                usable(self.policy, dir, &i.at, outputs).map(Found::Reuse)
             }
             Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
                 Some(Found::Attach(t.clone()))
@@ -194,10 +194,6 @@ impl<'a> Search<'a> {
             }),
             _ => None,
         }
-    }
-
-    fn usable(&self, dir: &Path, at: &str, outputs: &Outputs) -> Option<Kept> {
-        usable(self.policy, dir, at, outputs)
     }
 
     /// Whether a send left in doubt at `at` by another run was answered by
@@ -243,7 +239,7 @@ mod tests {
     use super::super::state::StateDir;
     use super::super::testkit::{API, header, job};
     use super::*;
-    use crate::engine::{Memory, SavedFile};
+    use crate::engine::{Memory, Outputs, SavedFile};
 
     /// A state folder whose index holds, oldest first, a result of `song`
     /// from each run `(name, downloaded file)`, then a new run `this` in

@@ -32,9 +32,9 @@ pub(super) struct Writing {
 #[derive(Debug, Default)]
 pub(super) struct Inner {
     pub(super) writing: Option<Writing>,
-    pub(super) crash: Option<CrashPoint>,
+    crash: Option<CrashPoint>,
     /// Earlier requests already taken by an instance of this run: `(run, inst)`.
-    pub(super) claimed: HashSet<Key>,
+    claimed: HashSet<Key>,
     /// Tasks accepted and not yet finished, by instance.
     pub(super) tasks: HashMap<String, TaskRef>,
 }
@@ -42,7 +42,7 @@ pub(super) struct Inner {
 /// The state folder as the engine's memory.
 #[derive(Debug)]
 pub struct RunMemory {
-    pub(super) known: Known,
+    known: Known,
     pub(super) policy: Policy,
     inner: Mutex<Inner>,
 }
