@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::entry::Outcome;
-use super::history::{InstanceLog, Known, Seen};
+use super::history::{InstanceLog, Seen};
+use super::known::Known;
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
 use super::reuse::{Kept, usable};

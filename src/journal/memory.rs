@@ -12,7 +12,7 @@ use super::entry::{Entry, RunHeader, RunRef};
 use super::error::JournalError;
 use super::file::LineLog;
 use super::find::{Key, Search};
-use super::history::Known;
+use super::known::Known;
 use super::policy::Policy;
 use super::{JOURNAL, StateDir, absolute};
 use crate::engine::{Job, Memory, Recall, Record, TaskRef};

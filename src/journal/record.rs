@@ -212,7 +212,7 @@ impl Writing {
 #[cfg(test)]
 mod tests {
     use super::super::file::read_lines;
-    use super::super::history::Known;
+    use super::super::known::Known;
     use super::super::policy::Policy;
     use super::super::state::{JOURNAL, StateDir};
     use super::super::testkit::{header, job};
