@@ -100,19 +100,7 @@ impl RunLog {
                 attempt,
                 fields,
                 at,
-            } => {
-                let credits = self.instances.get(&inst).map_or(0, |i| i.credits);
-                self.instances.insert(
-                    inst,
-                    InstanceLog {
-                        hash,
-                        fields,
-                        seen: Seen::Sent { attempt },
-                        credits,
-                        at,
-                    },
-                );
-            }
+            } => self.put(inst, hash, fields, Seen::Sent { attempt }, 0, at),
             Entry::Accepted {
                 inst,
                 task,
@@ -145,24 +133,15 @@ impl RunLog {
                 fields,
                 outputs,
                 reused_from,
-                credits: paid,
+                credits,
                 at,
             } => {
-                let credits = self.instances.get(&inst).map_or(0, |i| i.credits) + paid;
-                self.instances.insert(
-                    inst,
-                    InstanceLog {
-                        hash,
-                        fields,
-                        seen: Seen::Succeeded {
-                            outputs,
-                            // An empty name, in older journals: this run's own.
-                            reused_from: reused_from.filter(|r| !r.is_empty()),
-                        },
-                        credits,
-                        at,
-                    },
-                );
+                let seen = Seen::Succeeded {
+                    outputs,
+                    // An empty name, in older journals: this run's own.
+                    reused_from: reused_from.filter(|r| !r.is_empty()),
+                };
+                self.put(inst, hash, fields, seen, credits, at);
             }
             Entry::Failed {
                 inst,
@@ -173,33 +152,41 @@ impl RunLog {
                 charged,
                 at,
             } => {
-                let (credits, task) = match self.instances.get(&inst) {
-                    Some(i) => (
-                        i.credits,
-                        match &i.seen {
-                            Seen::Accepted { task } => task.clone(),
-                            _ => None,
-                        },
-                    ),
-                    None => (0, None),
+                let task = match self.instances.get(&inst).map(|i| &i.seen) {
+                    Some(Seen::Accepted { task }) => task.clone(),
+                    _ => None,
                 };
-                self.instances.insert(
-                    inst,
-                    InstanceLog {
-                        hash,
-                        fields,
-                        seen: Seen::Failed {
-                            kind,
-                            message,
-                            charged,
-                            task,
-                        },
-                        credits,
-                        at,
-                    },
-                );
+                let seen = Seen::Failed {
+                    kind,
+                    message,
+                    charged,
+                    task,
+                };
+                self.put(inst, hash, fields, seen, 0, at);
             }
         }
+    }
+
+    /// Puts `inst`'s request `hash` at `seen`, keeping what it was charged
+    /// before, plus `paid`.
+    fn put(
+        &mut self,
+        inst: String,
+        hash: String,
+        fields: Map<String, Value>,
+        seen: Seen,
+        paid: u64,
+        at: String,
+    ) {
+        let credits = self.instances.get(&inst).map_or(0, |i| i.credits) + paid;
+        let log = InstanceLog {
+            hash,
+            fields,
+            seen,
+            credits,
+            at,
+        };
+        self.instances.insert(inst, log);
     }
 
     /// The run's name.
