@@ -88,7 +88,7 @@ fn run_dir(args: &StatusArgs) -> Result<PathBuf, String> {
     })?;
     let state = StateDir::new(args.state_dir.as_deref(), &args.target);
     let name = &loaded.manifest.name;
-    match state.last_run(name)? {
+    match state.last_run(name).map_err(|e| e.to_string())? {
         Some(run) => Ok(PathBuf::from(run.dir)),
         None => Err(format!(
             "no run of `{name}` in `{}` yet",

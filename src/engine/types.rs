@@ -263,17 +263,27 @@ pub enum Record<'a> {
         error: &'a StepError,
         refunded: u64,
     },
-    /// The instance finished; `reused_from` names the run it was taken from.
+    /// The instance finished; `reused_from` says where an earlier result
+    /// was taken from, `None` when this attempt produced it.
     /// A synchronous operation is recorded by this alone, with the
     /// `credits` it was charged, so its result is durable in one write.
     Succeeded {
         job: &'a Job,
         outputs: &'a Outputs,
-        reused_from: Option<&'a str>,
+        reused_from: Option<Reused<'a>>,
         credits: u64,
     },
     /// The instance failed for good.
     Failed { job: &'a Job, error: &'a StepError },
+}
+
+/// Where a reused result was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reused<'a> {
+    /// This run, before it was resumed: the result is in its journal already.
+    ThisRun,
+    /// The earlier run of that name.
+    Run(&'a str),
 }
 
 /// The last request an earlier run made for an instance, and how it ended.

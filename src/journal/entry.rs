@@ -81,7 +81,8 @@ pub enum Entry {
         hash: String,
         fields: Map<String, Value>,
         outputs: Outputs,
-        /// The run it was reused from (empty for this run's own earlier result).
+        /// The run it was reused from. Older journals also hold this run's
+        /// own earlier results, taken up on resume, with an empty name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reused_from: Option<String>,
         /// Credits charged by a synchronous call (a task's are in its `accepted`).

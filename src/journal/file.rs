@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::JournalError;
+
 /// An open journal-like file, appended to one synced line at a time.
 #[derive(Debug)]
 pub struct LineLog {
@@ -20,28 +22,36 @@ pub struct LineLog {
 impl LineLog {
     /// Opens (creating) `path` for appending, cutting a torn last line.
     /// With `exclusive`, fails if another process holds the file.
-    pub fn open(path: &Path, exclusive: bool) -> Result<LineLog, String> {
+    pub fn open(path: &Path, exclusive: bool) -> Result<LineLog, JournalError> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
-            .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+            .map_err(|source| JournalError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         if exclusive {
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(format!(
-                        "`{}` is in use by another sonicflow process; wait for it to finish",
-                        path.display()
-                    ));
+                    return Err(JournalError::InUse {
+                        path: path.to_owned(),
+                    });
                 }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(format!("cannot lock `{}`: {e}", path.display()));
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(JournalError::Lock {
+                        path: path.to_owned(),
+                        source,
+                    });
                 }
             }
         }
-        cut_torn_tail(&mut file).map_err(|e| format!("cannot repair `{}`: {e}", path.display()))?;
+        cut_torn_tail(&mut file).map_err(|source| JournalError::Repair {
+            path: path.to_owned(),
+            source,
+        })?;
         sync_parent(path);
         Ok(LineLog {
             path: path.to_owned(),
@@ -50,14 +60,17 @@ impl LineLog {
     }
 
     /// Appends one value as a line and syncs it to disk.
-    pub fn append<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
+    pub fn append<T: Serialize>(&mut self, value: &T) -> Result<(), JournalError> {
         let mut line =
-            serde_json::to_vec(value).map_err(|e| format!("cannot encode a journal line: {e}"))?;
+            serde_json::to_vec(value).map_err(|source| JournalError::Encode { source })?;
         line.push(b'\n');
         self.file
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| format!("cannot write `{}`: {e}", self.path.display()))
+            .map_err(|source| JournalError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -101,11 +114,16 @@ pub fn in_use(path: &Path) -> bool {
 /// The lines of `path` decoded as `T`. A torn last line is ignored; any
 /// other line that does not decode is an error naming file and line.
 /// A missing file reads as empty.
-pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
+pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JournalError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+        Err(source) => {
+            return Err(JournalError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
@@ -117,12 +135,12 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
         match serde_json::from_str(line) {
             Ok(v) => out.push(v),
             Err(_) if i + 1 == lines.len() && !complete => {}
-            Err(e) => {
-                return Err(format!(
-                    "`{}` line {}: not a record sonicflow wrote ({e}); move the file away to start afresh",
-                    path.display(),
-                    i + 1
-                ));
+            Err(source) => {
+                return Err(JournalError::Decode {
+                    path: path.to_owned(),
+                    line: i + 1,
+                    source,
+                });
             }
         }
     }
@@ -151,7 +169,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
         std::fs::write(&path, "{\"a\":1}\nnope\n{\"a\":2}\n").unwrap();
-        let err = read_lines::<serde_json::Value>(&path).unwrap_err();
+        let err = read_lines::<serde_json::Value>(&path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -161,7 +181,7 @@ mod tests {
         let path = dir.path().join("j.jsonl");
         let _first = LineLog::open(&path, true).unwrap();
         assert!(in_use(&path));
-        let err = LineLog::open(&path, true).unwrap_err();
+        let err = LineLog::open(&path, true).unwrap_err().to_string();
         assert!(err.contains("in use"), "{err}");
     }
 }

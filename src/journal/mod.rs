@@ -11,106 +11,27 @@
 //! - `runs.jsonl`: the runs started, so "the last run of this pipeline" can
 //!   be found and unfinished runs' tasks re-attached.
 
+mod crash;
 mod entry;
+mod error;
 mod file;
+mod find;
 mod history;
+mod known;
 mod memory;
-
-use std::path::{Path, PathBuf};
+mod policy;
+mod rank;
+mod record;
+mod reuse;
+mod state;
+#[cfg(test)]
+mod testkit;
 
 pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
+pub use error::JournalError;
 pub use file::{LineLog, in_use, read_lines};
-pub use history::{InstanceLog, Known, Previous, RunLog, Seen};
-pub use memory::{Policy, RunMemory};
-
-/// The journal's file name inside a run folder.
-pub const JOURNAL: &str = "journal.jsonl";
-
-/// The state folder: the index, the registry and (by default) the runs.
-#[derive(Debug, Clone)]
-pub struct StateDir {
-    pub root: PathBuf,
-}
-
-impl StateDir {
-    /// `dir`, or `.sonicflow/` beside the manifest.
-    pub fn new(dir: Option<&Path>, manifest: &Path) -> StateDir {
-        let root = match dir {
-            Some(d) => d.to_owned(),
-            None => manifest
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(".sonicflow"),
-        };
-        StateDir { root }
-    }
-
-    pub fn index_path(&self) -> PathBuf {
-        self.root.join("index.jsonl")
-    }
-
-    pub fn registry_path(&self) -> PathBuf {
-        self.root.join("runs.jsonl")
-    }
-
-    /// Where a new run of `pipeline` started now goes.
-    pub fn new_run_dir(&self, pipeline: &str) -> PathBuf {
-        let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
-            .to_string()
-            .replace([':', '-', '.'], "");
-        self.root
-            .join("runs")
-            .join(format!("{}-{stamp}", safe_name(pipeline)))
-    }
-
-    /// The runs started from this state folder, oldest first.
-    pub fn runs(&self) -> Result<Vec<RunRef>, String> {
-        read_lines(&self.registry_path())
-    }
-
-    /// The newest run of `pipeline`.
-    pub fn last_run(&self, pipeline: &str) -> Result<Option<RunRef>, String> {
-        Ok(self
-            .runs()?
-            .into_iter()
-            .rev()
-            .find(|r| r.pipeline == pipeline))
-    }
-
-    /// Adds a run to the registry.
-    pub fn register(&self, run: &RunRef) -> Result<(), String> {
-        self.ensure()?;
-        LineLog::open(&self.registry_path(), false)?.append(run)
-    }
-
-    /// Creates the folder, with a `.gitignore` so its contents stay out of git.
-    pub fn ensure(&self) -> Result<(), String> {
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| format!("cannot create `{}`: {e}", self.root.display()))?;
-        let ignore = self.root.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::write(&ignore, "*\n");
-        }
-        Ok(())
-    }
-}
-
-/// A file-name-safe version of a pipeline name.
-pub fn safe_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// An absolute form of `path` (without resolving links), for records that
-/// outlive the working directory.
-pub fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}
+pub use history::{InstanceLog, RunLog, Seen};
+pub use known::{Known, Previous};
+pub use memory::RunMemory;
+pub use policy::Policy;
+pub use state::{JOURNAL, StateDir, absolute, safe_name};

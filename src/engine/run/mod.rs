@@ -30,8 +30,8 @@ use super::gate::Gate;
 use super::graph::{Graph, Readiness};
 use super::slot::{Rows, Slot, State};
 use super::{
-    EngineConfig, ErrorKind, Job, Memory, Outputs, Record, RunEvent, StepError, StepExecutor,
-    StopReason, Summary,
+    EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, StepError,
+    StepExecutor, StopReason, Summary,
 };
 use crate::plan::{Plan, Scope};
 
@@ -326,7 +326,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         idx: usize,
         job: Job,
         outputs: Outputs,
-        reused_from: Option<&str>,
+        reused_from: Option<Reused<'_>>,
         credits: u64,
     ) {
         let record = Record::Succeeded {

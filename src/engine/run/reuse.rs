@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::Driver;
 use super::tasks::Done;
 use crate::engine::slot::{Fetching, State};
-use crate::engine::{ErrorKind, Job, Outputs, RunEvent, StepError, StepExecutor, TaskRef};
+use crate::engine::{ErrorKind, Job, Outputs, Reused, RunEvent, StepError, StepExecutor, TaskRef};
 
 impl<'p, E: StepExecutor> Driver<'p, E> {
     /// A request sent before with no recorded answer fails unsent.
@@ -111,7 +111,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             credits,
             outputs: outputs.clone(),
         });
-        self.succeed_with(idx, job, outputs, Some(from.as_deref().unwrap_or("")), 0);
+        let reused = from.as_deref().map_or(Reused::ThisRun, Reused::Run);
+        self.succeed_with(idx, job, outputs, Some(reused), 0);
     }
 
     /// Polls a task accepted by an earlier attempt instead of sending the request again.

@@ -1,0 +1,262 @@
+//! Writing what the engine records: each record as a journal line, and a
+//! finished request as a line of the index too.
+
+use super::entry::{Entry, IndexEntry, Outcome};
+use super::error::JournalError;
+use super::memory::{Inner, RunMemory, Writing};
+use crate::engine::{ErrorKind, Job, Outputs, Record, Reused, StepError, TaskRef};
+
+impl RunMemory {
+    pub(super) fn write_record(
+        &self,
+        inner: &mut Inner,
+        record: Record<'_>,
+        at: String,
+    ) -> Result<(), JournalError> {
+        match record {
+            Record::Intent { job } => {
+                let entry = Entry::Intent {
+                    inst: job.id.to_string(),
+                    hash: job.request_hash.clone(),
+                    attempt: job.attempt,
+                    fields: job.fields.clone(),
+                    at,
+                };
+                self.write(inner, &entry, None)
+            }
+            Record::Accepted { job, task, credits } => self.accepted(inner, job, task, credits, at),
+            Record::Released {
+                job,
+                error,
+                refunded,
+            } => self.released(inner, job, error, refunded, at),
+            // Taken up on resume from this run's journal, where it already is.
+            Record::Succeeded {
+                reused_from: Some(Reused::ThisRun),
+                ..
+            } => Ok(()),
+            Record::Succeeded {
+                job,
+                outputs,
+                reused_from: None,
+                credits,
+            } => self.succeeded(inner, job, outputs, None, credits, at),
+            Record::Succeeded {
+                job,
+                outputs,
+                reused_from: Some(Reused::Run(run)),
+                credits,
+            } => self.succeeded(inner, job, outputs, Some(run), credits, at),
+            Record::Failed { job, error } => self.failed(inner, job, error, at),
+        }
+    }
+
+    fn accepted(
+        &self,
+        inner: &mut Inner,
+        job: &Job,
+        task: Option<&TaskRef>,
+        credits: u64,
+        at: String,
+    ) -> Result<(), JournalError> {
+        let inst = job.id.to_string();
+        if let Some(t) = task {
+            inner.tasks.insert(inst.clone(), t.clone());
+        }
+        let entry = Entry::Accepted {
+            inst,
+            hash: job.request_hash.clone(),
+            attempt: job.attempt,
+            task: task.cloned(),
+            credits,
+            at,
+        };
+        self.write(inner, &entry, None)
+    }
+
+    fn released(
+        &self,
+        inner: &mut Inner,
+        job: &Job,
+        error: &StepError,
+        refunded: u64,
+        at: String,
+    ) -> Result<(), JournalError> {
+        let inst = job.id.to_string();
+        inner.tasks.remove(&inst);
+        let entry = Entry::Released {
+            inst,
+            hash: job.request_hash.clone(),
+            attempt: job.attempt,
+            kind: error.kind,
+            refunded,
+            at,
+        };
+        self.write(inner, &entry, None)
+    }
+
+    /// `reused_from`: the other run the result was taken from.
+    fn succeeded(
+        &self,
+        inner: &mut Inner,
+        job: &Job,
+        outputs: &Outputs,
+        reused_from: Option<&str>,
+        credits: u64,
+        at: String,
+    ) -> Result<(), JournalError> {
+        let inst = job.id.to_string();
+        inner.tasks.remove(&inst);
+        // Only a result this run paid for is news to the index.
+        let index = match (reused_from, inner.writing.as_ref()) {
+            (None, Some(w)) => {
+                w.index_entry(job, &inst, Outcome::Succeeded, &at)
+                    .map(|e| IndexEntry {
+                        outputs: Some(outputs.clone()),
+                        ..e
+                    })
+            }
+            _ => None,
+        };
+        let entry = Entry::Succeeded {
+            inst,
+            hash: job.request_hash.clone(),
+            fields: job.fields.clone(),
+            outputs: outputs.clone(),
+            reused_from: reused_from.map(str::to_owned),
+            credits,
+            at,
+        };
+        self.write(inner, &entry, index)
+    }
+
+    fn failed(
+        &self,
+        inner: &mut Inner,
+        job: &Job,
+        error: &StepError,
+        at: String,
+    ) -> Result<(), JournalError> {
+        let inst = job.id.to_string();
+        let task = inner.tasks.remove(&inst);
+        let outcome = match (error.kind, &task) {
+            (ErrorKind::InDoubt, _) => Outcome::InDoubt,
+            (_, Some(_)) => Outcome::Unfinished,
+            _ => Outcome::Failed,
+        };
+        // A local failure with no task (say, the journal could not
+        // take the intent) says nothing about the request itself.
+        let local = error.kind == ErrorKind::Local && task.is_none();
+        let index = inner
+            .writing
+            .as_ref()
+            .filter(|_| !local)
+            .and_then(|w| w.index_entry(job, &inst, outcome, &at))
+            .map(|e| IndexEntry {
+                task,
+                error: Some(error.message.clone()),
+                ..e
+            });
+        let entry = Entry::Failed {
+            inst,
+            hash: job.request_hash.clone(),
+            fields: job.fields.clone(),
+            kind: error.kind,
+            message: error.message.clone(),
+            charged: error.charged,
+            at,
+        };
+        self.write(inner, &entry, index)
+    }
+
+    /// Appends `entry` to the journal, and `index` to the index unless
+    /// other runs are not to see this one.
+    fn write(
+        &self,
+        inner: &mut Inner,
+        entry: &Entry,
+        index: Option<IndexEntry>,
+    ) -> Result<(), JournalError> {
+        let Some(w) = inner.writing.as_mut() else {
+            return Ok(());
+        };
+        w.journal.append(entry)?;
+        if let Some(e) = index.filter(|_| self.policy.others) {
+            w.index.append(&e)?;
+        }
+        Ok(())
+    }
+}
+
+impl Writing {
+    /// The index line for how this run ended `job`'s request; `None` for a
+    /// throwaway sandbox, whose answers no later run may take.
+    fn index_entry(&self, job: &Job, inst: &str, outcome: Outcome, at: &str) -> Option<IndexEntry> {
+        Some(IndexEntry {
+            api: self.api.clone()?,
+            pipeline: self.pipeline.clone(),
+            run: self.id.clone(),
+            dir: self.dir.display().to_string(),
+            inst: inst.to_owned(),
+            hash: job.request_hash.clone(),
+            outcome,
+            fields: job.fields.clone(),
+            outputs: None,
+            task: None,
+            error: None,
+            at: at.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::file::read_lines;
+    use super::super::known::Known;
+    use super::super::policy::Policy;
+    use super::super::state::{JOURNAL, StateDir};
+    use super::super::testkit::{header, job};
+    use super::*;
+    use crate::engine::Memory;
+
+    #[test]
+    fn a_result_is_journaled_by_where_it_came_from_and_indexed_only_when_paid() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir {
+            root: root.path().join("state"),
+        };
+        let dir = root.path().join("this");
+        let memory = RunMemory::start(
+            &state,
+            &dir,
+            &header("this"),
+            Known::default(),
+            Policy::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (job, outputs) = (job(), Outputs::default());
+        for reused_from in [None, Some(Reused::Run("r0")), Some(Reused::ThisRun)] {
+            let record = Record::Succeeded {
+                job: &job,
+                outputs: &outputs,
+                reused_from,
+                credits: 0,
+            };
+            memory.record(record).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let journal: Vec<Entry> = read_lines(&dir.join(JOURNAL)).unwrap_or_else(|e| panic!("{e}"));
+        let from: Vec<Option<&str>> = journal
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Succeeded { reused_from, .. } => Some(reused_from.as_deref()),
+                _ => None,
+            })
+            .collect();
+        // This run's own earlier result is in its journal already.
+        assert_eq!(from, [None, Some("r0")]);
+        let index: Vec<IndexEntry> =
+            read_lines(&state.index_path()).unwrap_or_else(|e| panic!("{e}"));
+        let indexed: Vec<_> = index.iter().map(|e| (e.run.as_str(), e.outcome)).collect();
+        assert_eq!(indexed, [("this", Outcome::Succeeded)]);
+    }
+}
