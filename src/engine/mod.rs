@@ -5,6 +5,18 @@
 //!
 //! It knows no YAML and no HTTP: the executor (`crate::steps`) talks to the
 //! API, and reporters (`crate::report`) consume the events.
+//!
+//! Each decision has one home:
+//! - what to do with an instance whose dependencies are done (send, reuse,
+//!   re-attach, in doubt): `decide`, for the run and the forecast alike;
+//! - what to do when a submit or a poll goes wrong: `reaction::react`;
+//! - whether the next submit fits the credit cap: `budget`;
+//! - how a run ended, and the exit code, results status and journal line
+//!   that follow: `outcome`;
+//! - how the plan stands against earlier runs: `history`, read off `forecast`.
+//!
+//! The driver (`run`) carries these out; `graph` knows which instances
+//! exist and what their references resolve to, `slot` where each is.
 
 mod backoff;
 mod budget;
