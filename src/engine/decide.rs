@@ -8,6 +8,16 @@ use super::{Job, Memory, Outputs, Recall, TaskRef};
 use crate::plan::Plan;
 use crate::plan::hash::request_hash;
 
+/// An earlier result, as a reused instance takes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Taken {
+    pub outputs: Outputs,
+    /// The run it comes from; `None`: this run, before it was resumed.
+    pub from: Option<String>,
+    /// What this run was charged for it (0 for another run's result).
+    pub credits: u64,
+}
+
 /// The one decision about a ready instance.
 #[derive(Debug)]
 pub(crate) enum Decision {
@@ -18,12 +28,7 @@ pub(crate) enum Decision {
     /// New, but its step may only be reused in this run: it does not run.
     Excluded(Job),
     /// An earlier result is taken; nothing is sent.
-    Reuse {
-        job: Job,
-        outputs: Outputs,
-        from: Option<String>,
-        credits: u64,
-    },
+    Reuse { job: Job, taken: Taken },
     /// A task accepted earlier is polled, never sent again.
     Attach {
         job: Job,
@@ -63,9 +68,11 @@ pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Me
             credits,
         } => Decision::Reuse {
             job,
-            outputs,
-            from,
-            credits,
+            taken: Taken {
+                outputs,
+                from,
+                credits,
+            },
         },
         Recall::Attach {
             task,

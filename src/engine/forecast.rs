@@ -195,11 +195,9 @@ fn foresee(graph: &mut Graph<'_>, idx: usize, decision: Decision) -> (Fate, Opti
             graph.skip(idx, "excluded");
             (Fate::Excluded, Some(job))
         }
-        Decision::Reuse {
-            job, outputs, from, ..
-        } => {
-            graph.succeed(idx, outputs.value);
-            (Fate::Reuse { from }, Some(job))
+        Decision::Reuse { job, taken } => {
+            graph.succeed(idx, taken.outputs.value);
+            (Fate::Reuse { from: taken.from }, Some(job))
         }
         Decision::Attach { job, from, .. } => (Fate::Attach { from }, Some(job)),
         Decision::InDoubt { job, from, .. } => {

@@ -8,7 +8,8 @@ use std::collections::BinaryHeap;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::{Job, Outputs, TaskRef};
+use super::decide::Taken;
+use super::{Job, TaskRef};
 
 /// One instance's progress through the driver.
 #[derive(Debug, Default)]
@@ -62,10 +63,7 @@ pub(super) struct Polling {
 #[derive(Debug)]
 pub(super) struct Fetching {
     pub job: Job,
-    /// The run it comes from (`None`: this run, before a resume).
-    pub from: Option<String>,
-    pub credits: u64,
-    pub outputs: Outputs,
+    pub taken: Taken,
     pub abort: AbortHandle,
 }
 

@@ -234,12 +234,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 "only reused in this run (excluded, or needed only by excluded steps), and no earlier run has its result".to_owned(),
             ),
             Decision::Send(job) => self.enqueue(idx, job),
-            Decision::Reuse {
-                job,
-                outputs,
-                from,
-                credits,
-            } => self.reuse(idx, job, outputs, from, credits),
+            Decision::Reuse { job, taken } => self.reuse(idx, job, taken),
             Decision::Attach {
                 job,
                 task,

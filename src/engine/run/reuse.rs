@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::Driver;
 use super::tasks::Done;
+use crate::engine::decide::Taken;
 use crate::engine::slot::{Fetching, State};
 use crate::engine::{ErrorKind, Job, Outputs, Reused, RunEvent, StepError, StepExecutor, TaskRef};
 
@@ -33,20 +34,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     /// Takes an earlier run's result for the instance: nothing is sent. A
     /// result without files, when this run downloads, gets its files first.
-    pub(super) fn reuse(
-        &mut self,
-        idx: usize,
-        job: Job,
-        outputs: Outputs,
-        from: Option<String>,
-        credits: u64,
-    ) {
-        if !(outputs.files.is_empty() && self.executor.wants_files()) {
-            return self.reused(idx, job, outputs, from, credits);
+    pub(super) fn reuse(&mut self, idx: usize, job: Job, taken: Taken) {
+        if !(taken.outputs.files.is_empty() && self.executor.wants_files()) {
+            return self.reused(idx, job, taken);
         }
         let executor = Arc::clone(&self.executor);
         let slots = Arc::clone(&self.fetch_slots);
-        let (fetch_job, value) = (job.clone(), outputs.clone());
+        let (fetch_job, value) = (job.clone(), taken.outputs.clone());
         let abort = self.tasks.spawn(idx, async move {
             // Downloads of reused results share the in-flight limit's width.
             let _slot = slots.acquire_owned().await;
@@ -55,14 +49,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 result: executor.fetch(&fetch_job, value).await,
             }
         });
-        let fetching = Fetching {
-            job,
-            from,
-            credits,
-            outputs,
-            abort,
-        };
-        self.set_state(idx, State::Fetching(fetching));
+        self.set_state(idx, State::Fetching(Fetching { job, taken, abort }));
     }
 
     /// A reused result's files were fetched, or not (the download failed,
@@ -79,8 +66,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             return;
         };
         match result {
-            Ok(outputs) => self.reused(idx, f.job, outputs, f.from, f.credits),
-            Err(_) if f.from.is_none() => self.reused(idx, f.job, f.outputs, None, f.credits),
+            Ok(outputs) => self.reused(idx, f.job, Taken { outputs, ..f.taken }),
+            Err(_) if f.taken.from.is_none() => self.reused(idx, f.job, f.taken),
             Err(_) if self.summary.stopped.is_some() => {
                 let reason = self.stopped_because().unwrap_or_default();
                 self.skip(
@@ -92,14 +79,12 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         }
     }
 
-    pub(super) fn reused(
-        &mut self,
-        idx: usize,
-        job: Job,
-        outputs: Outputs,
-        from: Option<String>,
-        credits: u64,
-    ) {
+    pub(super) fn reused(&mut self, idx: usize, job: Job, taken: Taken) {
+        let Taken {
+            outputs,
+            from,
+            credits,
+        } = taken;
         if from.is_some() {
             self.summary.reused += 1;
         }
