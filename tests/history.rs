@@ -17,6 +17,12 @@ const SONGS: &str = "version: 1\nname: songs\ndefaults: { mv: sonic-v5 }\npoll: 
 
 const ROWS: &str = "version: 1\nname: rows\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nmatrix:\n  key: id\n  rows:\n    - { id: rain, mood: rainy }\n    - { id: sun, mood: sunny }\n    - { id: snow, mood: snowy }\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: 'a ${{ matrix.mood }} day' }\n";
 
+/// The sandbox's spacing of paid submits (seconds, before scaling): a third
+/// of what the runner keeps to, so that at time scale 1000, where the
+/// runner's 5% margin is 0.15 ms, a busy machine never turns a submit into
+/// a 429 and a resend. These tests are about what is paid, not about pacing.
+const SPACING: &str = "1";
+
 /// The net credits the sandbox charged `key`.
 fn spent(sandbox: &SandboxProcess, key: &str) -> i64 {
     let l = sandbox.ledger(key);
@@ -94,7 +100,7 @@ fn statuses(plan: &Value) -> Vec<(String, String, u64)> {
 
 #[test]
 fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), SONGS);
 
@@ -165,7 +171,7 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
 
 #[test]
 fn a_budget_below_the_plan_stops_before_the_submit_that_would_cross_it() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
     let run_dir = dir.path().join("run");
@@ -223,7 +229,14 @@ fn a_budget_below_the_plan_stops_before_the_submit_that_would_cross_it() {
 
 #[test]
 fn a_balance_short_of_the_plan_refuses_before_anything_is_sent() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--balance", "20"]);
+    let sandbox = SandboxProcess::start(&[
+        "--time-scale",
+        "1000",
+        "--submit-interval",
+        SPACING,
+        "--balance",
+        "20",
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
     let out = run(&sandbox, "short", &file, &[]);
@@ -242,7 +255,7 @@ fn a_balance_short_of_the_plan_refuses_before_anything_is_sent() {
 
 #[test]
 fn select_and_exclude_narrow_plan_and_run_by_step_and_matrix_key() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
     let plan = plan_json(&sandbox, &file, &["--select", "sun"]);
@@ -271,7 +284,7 @@ fn select_and_exclude_narrow_plan_and_run_by_step_and_matrix_key() {
 
 #[test]
 fn a_killed_run_is_shown_by_status_and_resumed_without_paying_twice() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), SONGS);
     let out_dir = dir.path().join("run");
@@ -367,7 +380,7 @@ fn die_after_intent(
 
 #[test]
 fn plan_marks_requests_that_failed_before_or_are_in_doubt_and_a_resend_settles_the_doubt() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), MARKS);
     let dead_good = die_after_intent(&sandbox, "marks", &file, "good", &dir.path().join("a"));
@@ -454,7 +467,7 @@ fn reuse_and_files(out: &Path) -> Vec<(String, Option<String>, usize)> {
 
 #[test]
 fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
     let expired = ["--url-retention", "0s"];
@@ -532,7 +545,7 @@ const CHAIN: &str = "version: 1\nname: chain\ndefaults: { mv: sonic-v5 }\npoll: 
 
 #[test]
 fn an_excluded_dependency_is_only_reused_and_nothing_is_paid_on_its_behalf() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), CHAIN);
     let only_wav = ["--select", "wav", "--exclude", "jazz"];
@@ -618,7 +631,7 @@ fn an_excluded_dependency_is_only_reused_and_nothing_is_paid_on_its_behalf() {
 
 #[test]
 fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
     run_ok(&sandbox, "prices", &file, &[]);
@@ -654,7 +667,7 @@ fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() 
 
 #[test]
 fn an_empty_base_url_is_the_production_service_for_reuse_as_for_the_client() {
-    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", SPACING]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), ROWS);
     run_ok(&sandbox, "prod", &file, &[]);
