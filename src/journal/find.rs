@@ -128,7 +128,7 @@ impl<'a> Search<'a> {
         let Some(i) = own.instances.get(self.inst).filter(|i| i.hash == self.hash) else {
             return;
         };
-        if let Some(found) = self.journaled(i, &own.dir, false) {
+        if let Some(found) = self.journaled(i, &own.dir, false, true) {
             let key = (own.id().to_owned(), self.inst.to_owned());
             self.offer(key, None, i.credits, found);
         }
@@ -140,7 +140,7 @@ impl<'a> Search<'a> {
         for log in &known.unfinished {
             for (k, i) in log.instances.iter().filter(|(_, i)| i.hash == hash) {
                 let settled = self.settled(&log.header.pipeline, k, &i.at);
-                if let Some(found) = self.journaled(i, &log.dir, settled) {
+                if let Some(found) = self.journaled(i, &log.dir, settled, false) {
                     let key = (log.id().to_owned(), k.clone());
                     self.offer(key, Some(log.id().to_owned()), 0, found);
                 }
@@ -176,10 +176,12 @@ impl<'a> Search<'a> {
 
     /// What an instance's journal offers: its result, its task to poll, or
     /// a send in doubt (unless resending is allowed or a later answer
-    /// `settled` it).
-    fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool) -> Option<Found> {
+    /// `settled` it). The run's `own` results are taken whatever the reuse
+    /// flags say: they only keep other runs' results out, and a resume
+    /// never pays again for what the run itself finished.
+    fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool, own: bool) -> Option<Found> {
         match &i.seen {
-            Seen::Succeeded { outputs, .. } if self.may_reuse => {
+            Seen::Succeeded { outputs, .. } if self.may_reuse || own => {
                 usable(self.policy, dir, &i.at, outputs).map(Found::Reuse)
             }
             Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {

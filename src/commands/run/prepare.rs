@@ -76,6 +76,9 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         .history
         .policy(&planned.plan)
         .map_err(RunError::Usage)?;
+    if let Some(h) = &header {
+        keep_reuse_policy(&mut policy, h);
+    }
     if args.sandbox {
         // Each in-process sandbox is new: nothing an earlier one answered can be used.
         policy.reuse = false;
@@ -125,6 +128,18 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         to_spend: outlook.total_to_spend(),
         download,
     })
+}
+
+/// A resume keeps how the run was started: what `--no-reuse` and `--force`
+/// kept it from taking from other runs, it does not take now either (the
+/// command line may only add to them). Its own results are always taken
+/// back whatever the flags (see `journal::find`), so nothing it finished is
+/// paid again.
+fn keep_reuse_policy(policy: &mut Policy, header: &RunHeader) {
+    if header.no_reuse {
+        policy.reuse = false;
+    }
+    policy.force.extend(header.force.iter().cloned());
 }
 
 /// The run being resumed: its journal, read back.
@@ -260,6 +275,8 @@ fn new_run(
         download: args.download,
         state_dir: Some(journal::absolute(&state.root).display().to_string()),
         api,
+        no_reuse: args.history.no_reuse,
+        force: args.history.force.clone(),
     };
     (out, header)
 }
