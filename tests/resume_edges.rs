@@ -204,3 +204,72 @@ fn a_no_reuse_run_is_resumed_with_its_own_results_and_nothing_of_other_runs() {
         );
     }
 }
+
+/// An upload covered once: 2 + 15 credits.
+const UPLOAD: &str = "version: 1
+name: upload
+defaults: { mv: sonic-v5 }
+limits: { max_in_flight: 1 }
+poll: { initial_delay: 20s, interval: 15s, timeout: 1h }
+steps:
+  upload:
+    action: upload
+    with: { url: 'https://example.com/demo.mp3' }
+  cover:
+    action: cover
+    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: jazz }
+";
+
+/// Where the sandbox announces finished uploads: nothing listens there.
+const CALLBACK: &str = "http://127.0.0.1:9/upload-done";
+
+/// With `--upload-callback` the service answers an upload with a task id
+/// at once, and that answer is durable before the upload finishes: a run
+/// killed after it (here: once the finished upload was polled, before its
+/// result was recorded) re-attaches to the task on resume, and the upload
+/// is paid once.
+#[test]
+fn an_upload_killed_after_the_service_accepted_it_is_re_attached_on_resume() {
+    let bench = Bench::new();
+    let file = bench.pipeline("upload.yaml", UPLOAD);
+    let flags = ["--upload-callback", CALLBACK];
+    let crashed = bench.run("task", &file, "task", &flags, Some("before:succeeded:1"));
+    assert!(aborted(&crashed), "{}", show(&crashed));
+    let resumed = bench.resume("task", "task", &[], None);
+    assert_eq!(resumed.status.code(), Some(0), "{}", show(&resumed));
+    let results = results(&bench.path("task"));
+    assert_eq!(results["status"], "succeeded", "{results}");
+    let upload = &results["steps"][0];
+    assert_eq!(upload["step"], "upload");
+    assert!(upload["task_id"].is_string(), "{upload}");
+    let ledger = bench.sandbox.ledger("task");
+    let uploads = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "charge" && e["operation"] == "upload")
+        .count();
+    assert_eq!(uploads, 1, "{ledger}");
+    assert_eq!(bench.charged("task"), 2 + 15);
+}
+
+/// A bad `--upload-callback` is refused before anything is sent, naming the flag's value.
+#[test]
+fn an_upload_callback_that_is_no_http_url_is_refused() {
+    let bench = Bench::new();
+    let file = bench.pipeline("upload.yaml", UPLOAD);
+    let refused = bench.run(
+        "bad",
+        &file,
+        "bad",
+        &["--upload-callback", "ftp://x/y"],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", show(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("`ftp://x/y` is not an http(s) URL"),
+        "{stderr}"
+    );
+    assert_eq!(bench.charged("bad"), 0);
+}

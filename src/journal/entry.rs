@@ -45,6 +45,9 @@ pub struct RunHeader {
     /// `--force` steps: its resumes do not take other runs' results for them either.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub force: Vec<String>,
+    /// `--upload-callback`: uploads are sent in the service's task mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_callback: Option<String>,
 }
 
 /// One line of a run's journal.

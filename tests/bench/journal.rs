@@ -52,6 +52,7 @@ fn header(id: &str) -> RunHeader {
         api: Some("http://127.0.0.1:1".to_owned()),
         no_reuse: false,
         force: Vec::new(),
+        upload_callback: None,
     }
 }
 

@@ -24,6 +24,8 @@ pub(super) struct Prepared {
     /// Credits the run is expected to spend, after reuse.
     pub to_spend: u64,
     pub download: bool,
+    /// Where the service announces a finished upload sent in task mode.
+    pub upload_callback: Option<String>,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -98,6 +100,10 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         engine::forecast(&planned.plan, &preview)
     };
     let download = args.download || header.as_ref().is_some_and(|h| h.download);
+    let upload_callback = args
+        .upload_callback
+        .clone()
+        .or_else(|| header.as_ref().and_then(|h| h.upload_callback.clone()));
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
             if args.sandbox {
@@ -127,6 +133,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         },
         to_spend: outlook.total_to_spend(),
         download,
+        upload_callback,
     })
 }
 
@@ -277,6 +284,7 @@ fn new_run(
         api,
         no_reuse: args.history.no_reuse,
         force: args.history.force.clone(),
+        upload_callback: args.upload_callback.clone(),
     };
     (out, header)
 }
