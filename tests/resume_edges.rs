@@ -273,3 +273,62 @@ fn an_upload_callback_that_is_no_http_url_is_refused() {
     );
     assert_eq!(bench.charged("bad"), 0);
 }
+
+/// Three rows, each an upload of its own source covered once: 3 × (2 + 15).
+const COVERS: &str = "version: 1
+name: covers
+defaults: { mv: sonic-v5 }
+limits: { max_in_flight: 1 }
+poll: { initial_delay: 20s, interval: 15s, timeout: 1h }
+matrix:
+  key: id
+  rows:
+    - { id: r00, src: 'https://example.com/0.mp3' }
+    - { id: r01, src: 'https://example.com/1.mp3' }
+    - { id: r02, src: 'https://example.com/2.mp3' }
+steps:
+  upload:
+    action: upload
+    with: { url: '${{ matrix.src }}' }
+  cover:
+    action: cover
+    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: jazz }
+";
+
+/// After a whole run, a `--no-reuse` run uploads every row again but
+/// covers only `r00`. The next plain run has two uploads to choose from
+/// per row: it must take, for `r01` and `r02`, the older one whose cover
+/// can be reused, not the newer one whose cover would be paid again; and
+/// `plan` must say so row by row.
+#[test]
+fn the_upload_whose_dependents_can_be_reused_is_preferred_over_a_newer_one() {
+    let bench = Bench::new();
+    let file = bench.pipeline("covers.yaml", COVERS);
+    let full = bench.run("pick", &file, "full", &[], None);
+    assert_eq!(full.status.code(), Some(0), "{}", show(&full));
+    let narrow = ["--no-reuse", "--select", "upload", "--select", "r00"];
+    let again = bench.run("pick", &file, "again", &narrow, None);
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+    let paid = bench.charged("pick");
+    assert!(
+        paid > 3 * (2 + 15),
+        "the narrow run paid for uploads again: {paid}"
+    );
+
+    let plan = bench
+        .command("pick", None)
+        .args(["plan", "--json", &file, "--state-dir"])
+        .arg(bench.path("state-pick"))
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", show(&plan));
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["to_spend"], 0, "{plan:#}");
+    for row in plan["steps"].as_array().unwrap() {
+        assert_eq!(row["to_spend"], 0, "{row:#}");
+    }
+
+    let plain = bench.run("pick", &file, "plain", &[], None);
+    assert_eq!(plain.status.code(), Some(0), "{}", show(&plain));
+    assert_eq!(bench.charged("pick"), paid, "the plain run paid nothing");
+}

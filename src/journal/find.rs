@@ -12,7 +12,7 @@ use super::known::Known;
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
 use super::reuse::{Kept, usable};
-use crate::engine::{ErrorKind, Job, Recall, TaskRef};
+use crate::engine::{ErrorKind, Job, Outputs, Recall, TaskRef};
 
 /// An earlier request as `(run, instance)`: once an instance of this run
 /// takes it, no other instance may.
@@ -83,6 +83,9 @@ pub(super) struct Search<'a> {
     inst: &'a str,
     hash: &'a str,
     may_reuse: bool,
+    /// The requests that would read a result's outputs, to prefer the
+    /// result under which they have results too.
+    dependents: Option<&'a dyn Fn(&Outputs) -> Vec<Job>>,
     found: Vec<Candidate>,
 }
 
@@ -101,8 +104,15 @@ impl<'a> Search<'a> {
             inst,
             hash: &job.request_hash,
             may_reuse: policy.reuse && !policy.force.contains(&job.id.step_id),
+            dependents: None,
             found: Vec::new(),
         }
+    }
+
+    /// Ranks results by how many of `dependents`' requests have results under them.
+    pub(super) fn preferring(mut self, dependents: &'a dyn Fn(&Outputs) -> Vec<Job>) -> Self {
+        self.dependents = Some(dependents);
+        self
     }
 
     /// The best answer, with the earlier request it takes; a result's
@@ -114,10 +124,36 @@ impl<'a> Search<'a> {
             self.unfinished_runs();
             self.index();
         }
+        self.weigh_dependents();
         self.found.sort_by_key(|c| Reverse(c.rank));
         // Only the best brings its files in; an expired result that cannot
         // bring them all gives way to the next.
         self.found.into_iter().find_map(|c| c.recall(target))
+    }
+
+    /// Where more than one result would do, counts for each the requests
+    /// built on it that would have results too.
+    fn weigh_dependents(&mut self) {
+        let Some(dependents) = self.dependents else {
+            return;
+        };
+        let results = self
+            .found
+            .iter()
+            .filter(|c| matches!(c.found, Found::Reuse(_)))
+            .count();
+        if results < 2 {
+            return;
+        }
+        let (known, policy, claimed) = (self.known, self.policy, self.claimed);
+        for c in &mut self.found {
+            if let Found::Reuse(kept) = &c.found {
+                c.rank.dependents_reused = dependents(kept.outputs())
+                    .iter()
+                    .filter(|job| has_result(known, policy, claimed, job))
+                    .count();
+            }
+        }
     }
 
     /// The run being resumed, for the same instance only.
@@ -215,6 +251,7 @@ impl<'a> Search<'a> {
         let rank = Rank {
             own_run: from.is_none(),
             offer: found.offer(),
+            dependents_reused: 0,
             same_instance: key.1 == self.inst,
             found: self.found.len(),
         };
@@ -226,6 +263,14 @@ impl<'a> Search<'a> {
             found,
         });
     }
+}
+
+/// Whether `job` would be answered with an earlier result (nothing is
+/// claimed and no file is brought).
+fn has_result(known: &Known, policy: &Policy, claimed: &HashSet<Key>, job: &Job) -> bool {
+    let inst = job.id.to_string();
+    let search = Search::new(known, policy, claimed, job, &inst);
+    matches!(search.best(None), Some((_, Recall::Reuse { .. })))
 }
 
 #[cfg(test)]
