@@ -297,6 +297,10 @@ pub struct Earlier {
     pub failed: bool,
 }
 
+/// The requests the instances reading a ready instance would make, were
+/// its outputs these (see [`Memory::recall_preferring`]).
+pub type Dependents<'a> = dyn Fn(&Outputs) -> Vec<Job> + 'a;
+
 /// Durable run state: consulted before each submit and told of every step.
 pub trait Memory: Send + Sync + 'static {
     fn recall(&self, job: &Job) -> Recall;
@@ -305,7 +309,7 @@ pub trait Memory: Send + Sync + 'static {
     /// outputs would make with a result's outputs, and the result whose
     /// dependents' requests have the most results of their own is taken,
     /// so that taking one result does not make everything after it new.
-    fn recall_preferring(&self, job: &Job, _dependents: &dyn Fn(&Outputs) -> Vec<Job>) -> Recall {
+    fn recall_preferring(&self, job: &Job, _dependents: &Dependents<'_>) -> Recall {
         self.recall(job)
     }
     fn record(&self, record: Record<'_>) -> Result<(), String>;

@@ -12,7 +12,7 @@ use super::known::Known;
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
 use super::reuse::{Kept, usable};
-use crate::engine::{ErrorKind, Job, Outputs, Recall, TaskRef};
+use crate::engine::{Dependents, ErrorKind, Job, Recall, TaskRef};
 
 /// An earlier request as `(run, instance)`: once an instance of this run
 /// takes it, no other instance may.
@@ -85,7 +85,7 @@ pub(super) struct Search<'a> {
     may_reuse: bool,
     /// The requests that would read a result's outputs, to prefer the
     /// result under which they have results too.
-    dependents: Option<&'a dyn Fn(&Outputs) -> Vec<Job>>,
+    dependents: Option<&'a Dependents<'a>>,
     found: Vec<Candidate>,
 }
 
@@ -110,7 +110,7 @@ impl<'a> Search<'a> {
     }
 
     /// Ranks results by how many of `dependents`' requests have results under them.
-    pub(super) fn preferring(mut self, dependents: &'a dyn Fn(&Outputs) -> Vec<Job>) -> Self {
+    pub(super) fn preferring(mut self, dependents: &'a Dependents<'a>) -> Self {
         self.dependents = Some(dependents);
         self
     }
