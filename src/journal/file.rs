@@ -238,6 +238,10 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JournalErr
     Ok(out)
 }
 
+/// Where a record may start after a torn fragment, at most: a fragment is
+/// a cut-off record, and records hold far fewer objects than this.
+const FRAGMENT_TRIES: usize = 10_000;
+
 /// The whole record at the end of a line that starts with a torn fragment.
 ///
 /// A record is only ever written whole with its newline last, so the bytes
@@ -246,10 +250,13 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JournalErr
 /// The fragment was never a record (its writer was told it failed), so
 /// dropping it loses nothing. The record is the longest tail, starting at
 /// a `{`, that decodes as `T` while what comes before it does not; a line
-/// with no such tail is no torn write, and stays an error.
+/// with no such tail is no torn write, and stays an error. Only the first
+/// [`FRAGMENT_TRIES`] places are tried, so a huge line of braces cannot
+/// hold the reader up.
 fn after_torn_fragment<T: DeserializeOwned>(line: &str) -> Option<T> {
     line.char_indices()
         .filter(|&(at, c)| c == '{' && at > 0)
+        .take(FRAGMENT_TRIES)
         .find_map(|(at, _)| {
             let (fragment, rest) = line.split_at(at);
             let record = serde_json::from_str::<T>(rest).ok()?;
