@@ -388,3 +388,97 @@ mod tests {
         assert!(f.dir.join("song/older.mp3").is_file());
     }
 }
+
+#[cfg(test)]
+mod preference {
+    use serde_json::{Map, json};
+
+    use super::super::entry::IndexEntry;
+    use super::super::file::LineLog;
+    use super::super::memory::RunMemory;
+    use super::super::state::StateDir;
+    use super::super::testkit::{API, job};
+    use super::*;
+    use crate::engine::{Memory, Outputs};
+
+    /// An index entry: run `run` got `clip` for request `hash` of `inst`.
+    fn result(
+        state: &StateDir,
+        run: &str,
+        inst: &str,
+        hash: &str,
+        clip: &str,
+        n: usize,
+    ) -> IndexEntry {
+        IndexEntry {
+            api: API.into(),
+            pipeline: "p".into(),
+            run: run.into(),
+            dir: state.root.join("runs").join(run).display().to_string(),
+            inst: inst.into(),
+            hash: hash.into(),
+            outcome: Outcome::Succeeded,
+            fields: Map::new(),
+            outputs: Some(Outputs {
+                value: json!({ "clip_id": clip }),
+                files: Vec::new(),
+            }),
+            task: None,
+            error: None,
+            at: format!("2026-11-21T0{n}:00:00.000Z"),
+        }
+    }
+
+    /// `song` was answered twice, `old` then `new`; only `old`'s reader
+    /// (`cover`, whose request names the clip) has a result of its own.
+    fn memory(root: &Path) -> RunMemory {
+        let state = StateDir {
+            root: root.join("state"),
+        };
+        state.ensure().unwrap_or_else(|e| panic!("{e}"));
+        let mut index = LineLog::open(&state.index_path(), false).unwrap_or_else(|e| panic!("{e}"));
+        for entry in [
+            result(&state, "first", "song", "h", "old", 1),
+            result(&state, "first", "cover", "cover-of-old", "c", 2),
+            result(&state, "second", "song", "h", "new", 3),
+        ] {
+            index.append(&entry).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let known = Known::load(&state, "p", Some(API), None);
+        RunMemory::read_only(known, Policy::default())
+    }
+
+    /// The request `cover` would make with these outputs of `song`.
+    fn cover(outputs: &Outputs) -> Vec<Job> {
+        let mut cover = job();
+        cover.id.step_id = "cover".into();
+        cover.request_hash = format!(
+            "cover-of-{}",
+            outputs.value["clip_id"].as_str().unwrap_or("")
+        );
+        vec![cover]
+    }
+
+    #[test]
+    fn the_result_whose_reader_has_a_result_wins_over_a_newer_one() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let memory = memory(root.path());
+        let Recall::Reuse { outputs, from, .. } = memory.recall_preferring(&job(), &cover) else {
+            panic!("a result is reused");
+        };
+        assert_eq!(
+            (from.as_deref(), &outputs.value),
+            (Some("first"), &json!({ "clip_id": "old" }))
+        );
+    }
+
+    #[test]
+    fn without_readers_to_weigh_the_newer_result_wins() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let memory = memory(root.path());
+        let Recall::Reuse { from, .. } = memory.recall(&job()) else {
+            panic!("a result is reused");
+        };
+        assert_eq!(from.as_deref(), Some("second"));
+    }
+}
