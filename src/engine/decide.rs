@@ -3,8 +3,10 @@
 //! forecast reports it, so `plan` says what `run` will do because both ask
 //! here.
 
+use serde_json::{Map, Value};
+
 use super::graph::Graph;
-use super::{Job, Memory, Outputs, Recall, TaskRef};
+use super::{InstanceId, Job, Memory, Outputs, Recall, TaskRef};
 use crate::plan::Plan;
 use crate::plan::hash::request_hash;
 
@@ -51,15 +53,17 @@ pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Me
         Err(message) => return Decision::Unresolved(message),
     };
     let step = graph.step(idx);
-    let job = Job {
-        id: graph.id(idx).clone(),
-        action: step.action,
-        operation: step.operation,
-        request_hash: request_hash(step.operation, &fields, &plan.prices.version()),
-        fields,
-        attempt: 1,
+    let job = first_request(plan, graph.id(idx).clone(), fields);
+    // Which earlier result to take depends on what the instances reading
+    // it would then find: see `Memory::recall_preferring`.
+    let dependents = |outputs: &Outputs| -> Vec<Job> {
+        graph
+            .dependents_if(idx, &outputs.value)
+            .into_iter()
+            .map(|(id, fields)| first_request(plan, id, fields))
+            .collect()
     };
-    match memory.recall(&job) {
+    match memory.recall_preferring(&job, &dependents) {
         Recall::New if step.scope.may_submit() => Decision::Send(job),
         Recall::New => Decision::Excluded(job),
         Recall::Reuse {
@@ -85,5 +89,18 @@ pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Me
             credits,
         },
         Recall::InDoubt { from, since } => Decision::InDoubt { job, from, since },
+    }
+}
+
+/// Instance `id`'s first request, with `fields` resolved.
+fn first_request(plan: &Plan, id: InstanceId, fields: Map<String, Value>) -> Job {
+    let step = &plan.steps[id.step];
+    Job {
+        action: step.action,
+        operation: step.operation,
+        request_hash: request_hash(step.operation, &fields, &plan.prices.version()),
+        id,
+        fields,
+        attempt: 1,
     }
 }

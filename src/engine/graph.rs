@@ -210,6 +210,7 @@ impl<'p> Graph<'p> {
                         row: e.row,
                         path: &e.path,
                         item: None,
+                        overlay: None,
                     };
                     match resolve::resolve(for_each, &scope) {
                         Some(serde_json::Value::Array(items)) => {
@@ -372,10 +373,92 @@ impl<'p> Graph<'p> {
             row: inst.id.row,
             path: &inst.id.path,
             item: inst.item.as_ref(),
+            overlay: None,
         };
+        self.fields_in(inst.id.step, &scope)
+    }
+
+    /// The requests the instances reading instance `idx`'s outputs would
+    /// make if it succeeded with `outputs`: those that exist, and those a
+    /// `for_each` over its outputs would create. Only those whose every
+    /// other input is known now are given, as (instance, fields).
+    pub fn dependents_if(
+        &self,
+        idx: usize,
+        outputs: &serde_json::Value,
+    ) -> Vec<(InstanceId, serde_json::Map<String, serde_json::Value>)> {
+        let row = self.insts[idx].id.row;
+        let overlay = Some((idx, outputs));
+        let mut out = Vec::new();
+        for (j, inst) in self.insts.iter().enumerate() {
+            if inst.id.row != row
+                || inst.standing != Standing::Pending
+                || !self.inputs_of(j).contains(&idx)
+            {
+                continue;
+            }
+            let scope = RunScope {
+                graph: self,
+                row,
+                path: &inst.id.path,
+                item: inst.item.as_ref(),
+                overlay,
+            };
+            if let Ok(fields) = self.fields_in(inst.id.step, &scope) {
+                out.push((inst.id.clone(), fields));
+            }
+        }
+        for e in self.pending.get(row).into_iter().flatten() {
+            let Some(for_each) = self.plan.steps[e.step].for_each.as_ref() else {
+                continue;
+            };
+            if !self.sources(e, for_each).contains(&idx) {
+                continue;
+            }
+            let list = RunScope {
+                graph: self,
+                row,
+                path: &e.path,
+                item: None,
+                overlay,
+            };
+            let Some(serde_json::Value::Array(items)) = resolve::resolve(for_each, &list) else {
+                continue;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let mut path = e.path.clone();
+                path.push(i);
+                let scope = RunScope {
+                    graph: self,
+                    row,
+                    path: &path,
+                    item: Some(item),
+                    overlay,
+                };
+                if let Ok(fields) = self.fields_in(e.step, &scope) {
+                    let id = InstanceId {
+                        row,
+                        row_key: self.plan.instances[row].key.clone(),
+                        step: e.step,
+                        step_id: self.plan.steps[e.step].id.clone(),
+                        path: path.clone(),
+                    };
+                    out.push((id, fields));
+                }
+            }
+        }
+        out
+    }
+
+    /// Step `s`'s `with` block resolved in `scope`.
+    fn fields_in(
+        &self,
+        s: usize,
+        scope: &RunScope<'_, '_>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
         let mut out = serde_json::Map::new();
-        for (name, field) in &self.step(idx).fields {
-            match resolve::resolve(field, &scope) {
+        for (name, field) in &self.plan.steps[s].fields {
+            match resolve::resolve(field, scope) {
                 Some(v) => {
                     out.insert(name.clone(), v);
                 }
@@ -512,12 +595,14 @@ fn describe(v: &serde_json::Value) -> String {
     }
 }
 
-/// References seen from one instance: its row, its fan-out position, its item.
+/// References seen from one instance: its row, its fan-out position, its
+/// item, and, for a what-if, one instance's outputs as if it had them.
 struct RunScope<'g, 'p> {
     graph: &'g Graph<'p>,
     row: usize,
     path: &'g [usize],
     item: Option<&'g serde_json::Value>,
+    overlay: Option<(usize, &'g serde_json::Value)>,
 }
 
 impl Scope for RunScope<'_, '_> {
@@ -528,7 +613,13 @@ impl Scope for RunScope<'_, '_> {
                 let d = *self.graph.step_by_id.get(r.field(0)?)?;
                 let len = plan.steps[d].axis.len();
                 let key = (self.row, d, self.path.get(..len)?.to_vec());
-                match &self.graph.insts[*self.graph.index.get(&key)?].standing {
+                let idx = *self.graph.index.get(&key)?;
+                if let Some((at, outputs)) = self.overlay
+                    && at == idx
+                {
+                    return Some((outputs.clone(), 2));
+                }
+                match &self.graph.insts[idx].standing {
                     Standing::Succeeded(outputs) => Some((outputs.clone(), 2)),
                     _ => None,
                 }

@@ -808,3 +808,45 @@ async fn downloads_of_reused_results_stop_with_the_run_and_never_undo_a_paid_res
     );
     assert!(submits_of(&fake).is_empty());
 }
+
+/// What the instances reading `jazz` would ask if it had given these
+/// outputs: the `stems` fan-out over its clips (not yet expanded), one per
+/// clip; nothing for `wav`, whose list `stems` has not given yet.
+#[test]
+fn dependents_if_gives_the_requests_a_result_would_lead_to() {
+    let plan = plan(COVER);
+    let (mut graph, created) = graph::Graph::new(&plan);
+    let id_of = |graph: &graph::Graph<'_>, step: &str| {
+        created
+            .iter()
+            .copied()
+            .find(|&i| graph.id(i).step_id == step)
+            .unwrap()
+    };
+    let upload = id_of(&graph, "upload");
+    graph.succeed(upload, json!({"clip_id": "up"}));
+    let jazz = id_of(&graph, "jazz");
+    let outputs = json!({"clip_id": "a", "clips": [{"clip_id": "a"}, {"clip_id": "b"}]});
+    let got: Vec<(String, serde_json::Value)> = graph
+        .dependents_if(jazz, &outputs)
+        .into_iter()
+        .map(|(id, fields)| (id.to_string(), fields["clip"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("stems[0]".to_owned(), json!("a")),
+            ("stems[1]".to_owned(), json!("b"))
+        ]
+    );
+    // The reader of `upload` exists already and sees the outputs given, not its own.
+    let readers = graph.dependents_if(upload, &json!({"clip_id": "other"}));
+    let readers: Vec<(String, serde_json::Value)> = readers
+        .into_iter()
+        .map(|(id, fields)| (id.to_string(), fields["clip"].clone()))
+        .collect();
+    assert_eq!(readers, [("jazz".to_owned(), json!("other"))]);
+    // Nothing is created or changed by asking.
+    assert_eq!(graph.len(), created.len());
+    assert_eq!(graph.standing(jazz), &graph::Standing::Pending);
+}

@@ -297,9 +297,21 @@ pub struct Earlier {
     pub failed: bool,
 }
 
+/// The requests the instances reading a ready instance would make, were
+/// its outputs these (see [`Memory::recall_preferring`]).
+pub type Dependents<'a> = dyn Fn(&Outputs) -> Vec<Job> + 'a;
+
 /// Durable run state: consulted before each submit and told of every step.
 pub trait Memory: Send + Sync + 'static {
     fn recall(&self, job: &Job) -> Recall;
+    /// [`Memory::recall`], where more than one earlier result would do:
+    /// `dependents` gives the requests the instances reading `job`'s
+    /// outputs would make with a result's outputs, and the result whose
+    /// dependents' requests have the most results of their own is taken,
+    /// so that taking one result does not make everything after it new.
+    fn recall_preferring(&self, job: &Job, _dependents: &Dependents<'_>) -> Recall {
+        self.recall(job)
+    }
     fn record(&self, record: Record<'_>) -> Result<(), String>;
     /// What an earlier run last asked for the instance named `inst`
     /// (`step[key/0]`), for telling what changed since.

@@ -39,6 +39,15 @@ pub struct RunHeader {
     /// The API base URL the run talks to; `None` for a throwaway in-process sandbox.
     #[serde(default)]
     pub api: Option<String>,
+    /// Started with `--no-reuse`: its resumes take nothing from other runs either.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_reuse: bool,
+    /// `--force` steps: its resumes do not take other runs' results for them either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub force: Vec<String>,
+    /// `--upload-callback`: uploads are sent in the service's task mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_callback: Option<String>,
 }
 
 /// One line of a run's journal.

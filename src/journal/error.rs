@@ -26,6 +26,13 @@ pub enum JournalError {
     Encode { source: serde_json::Error },
     #[error("cannot write `{}`: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    /// A write failed part-way and the partial line could not be cut off:
+    /// nothing more is appended after it.
+    #[error(
+        "cannot write `{}`: {why}; nothing more is written to it (free some space, then resume the run)",
+        path.display()
+    )]
+    Poisoned { path: PathBuf, why: String },
     #[error("cannot read `{}`: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     /// A line other than a torn last one that is no record; `line` counts from 1.

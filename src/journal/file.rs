@@ -1,7 +1,11 @@
-//! Append-only JSON-lines files that survive a crash: every line is written
-//! whole and synced before the call returns, a torn last line (the process
-//! died mid-write) is cut off when the file is opened again, and a reader
-//! skips it.
+//! Append-only JSON-lines files that survive a crash and a full disk:
+//! every line is written whole and synced before the call returns. A write
+//! that fails part-way (the disk filled) is cut back to the last whole line
+//! before the error is returned; if even that fails, the log refuses every
+//! later append, so no record can land after the garbage. A torn last line
+//! (the process died mid-write) is cut off when the file is opened again,
+//! and a reader skips it; a reader also drops a torn fragment that an older
+//! writer left glued to the front of a later, whole record.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,6 +21,61 @@ use super::error::JournalError;
 pub struct LineLog {
     path: PathBuf,
     file: File,
+    /// Shared with other processes (the index, the run registry): each
+    /// append holds the file's lock, so the length it may cut back to is
+    /// its own. An exclusive log holds the lock from open to drop.
+    shared: bool,
+    /// Why appends are refused: a failed write could not be cut back.
+    poisoned: Option<String>,
+}
+
+/// What a log file needs for an append that can be undone.
+trait Storage {
+    fn len(&self) -> std::io::Result<u64>;
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    fn sync(&mut self) -> std::io::Result<()>;
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl Storage for File {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        Write::write_all(self, bytes)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)?;
+        self.sync_all()
+    }
+}
+
+/// Why an append failed.
+#[derive(Debug)]
+enum Failure {
+    /// Nothing of the line is left in the file.
+    Undone(std::io::Error),
+    /// Part of the line may be left, and cutting it back failed too.
+    Stuck {
+        write: std::io::Error,
+        cut: std::io::Error,
+    },
+}
+
+/// Appends `line` (ending in a newline) to the end of `s`, or leaves `s`
+/// as it was: a failed write or sync is cut back to the length before it.
+fn append_line<S: Storage>(s: &mut S, line: &[u8]) -> Result<(), Failure> {
+    let before = s.len().map_err(Failure::Undone)?;
+    let Err(write) = s.write_all(line).and_then(|()| s.sync()) else {
+        return Ok(());
+    };
+    match s.truncate(before) {
+        Ok(()) => Err(Failure::Undone(write)),
+        Err(cut) => Err(Failure::Stuck { write, cut }),
+    }
 }
 
 impl LineLog {
@@ -56,21 +115,49 @@ impl LineLog {
         Ok(LineLog {
             path: path.to_owned(),
             file,
+            shared: !exclusive,
+            poisoned: None,
         })
     }
 
-    /// Appends one value as a line and syncs it to disk.
+    /// Appends one value as a line and syncs it to disk. On an error
+    /// nothing of the line is left in the file, or the log is poisoned.
     pub fn append<T: Serialize>(&mut self, value: &T) -> Result<(), JournalError> {
+        if let Some(why) = &self.poisoned {
+            return Err(JournalError::Poisoned {
+                path: self.path.clone(),
+                why: why.clone(),
+            });
+        }
         let mut line =
             serde_json::to_vec(value).map_err(|source| JournalError::Encode { source })?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| JournalError::Write {
+        if self.shared {
+            self.file.lock().map_err(|source| JournalError::Lock {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        }
+        let appended = append_line(&mut self.file, &line);
+        if self.shared {
+            // Closing the file releases the lock too; nothing more to do on failure.
+            let _ = self.file.unlock();
+        }
+        match appended {
+            Ok(()) => Ok(()),
+            Err(Failure::Undone(source)) => Err(JournalError::Write {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(Failure::Stuck { write, cut }) => {
+                let why = format!("{write}, and cutting the partial line failed: {cut}");
+                self.poisoned = Some(why.clone());
+                Err(JournalError::Poisoned {
+                    path: self.path.clone(),
+                    why,
+                })
+            }
+        }
     }
 }
 
@@ -111,9 +198,10 @@ pub fn in_use(path: &Path) -> bool {
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
-/// The lines of `path` decoded as `T`. A torn last line is ignored; any
-/// other line that does not decode is an error naming file and line.
-/// A missing file reads as empty.
+/// The lines of `path` decoded as `T`. A torn last line is ignored, and
+/// so is a torn fragment glued to the front of a whole record (see
+/// [`after_torn_fragment`]); any other line that does not decode is an
+/// error naming file and line. A missing file reads as empty.
 pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JournalError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -135,16 +223,47 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, JournalErr
         match serde_json::from_str(line) {
             Ok(v) => out.push(v),
             Err(_) if i + 1 == lines.len() && !complete => {}
-            Err(source) => {
-                return Err(JournalError::Decode {
-                    path: path.to_owned(),
-                    line: i + 1,
-                    source,
-                });
-            }
+            Err(source) => match after_torn_fragment(line) {
+                Some(v) => out.push(v),
+                None => {
+                    return Err(JournalError::Decode {
+                        path: path.to_owned(),
+                        line: i + 1,
+                        source,
+                    });
+                }
+            },
         }
     }
     Ok(out)
+}
+
+/// Where a record may start after a torn fragment, at most: a fragment is
+/// a cut-off record, and records hold far fewer objects than this.
+const FRAGMENT_TRIES: usize = 10_000;
+
+/// The whole record at the end of a line that starts with a torn fragment.
+///
+/// A record is only ever written whole with its newline last, so the bytes
+/// of a write that failed part-way never end in one, and a later append
+/// that landed after them shares their line: `{"type":"inte{"type":…}`.
+/// The fragment was never a record (its writer was told it failed), so
+/// dropping it loses nothing. The record is the longest tail, starting at
+/// a `{`, that decodes as `T` while what comes before it does not; a line
+/// with no such tail is no torn write, and stays an error. Only the first
+/// [`FRAGMENT_TRIES`] places are tried, so a huge line of braces cannot
+/// hold the reader up.
+fn after_torn_fragment<T: DeserializeOwned>(line: &str) -> Option<T> {
+    line.char_indices()
+        .filter(|&(at, c)| c == '{' && at > 0)
+        .take(FRAGMENT_TRIES)
+        .find_map(|(at, _)| {
+            let (fragment, rest) = line.split_at(at);
+            let record = serde_json::from_str::<T>(rest).ok()?;
+            serde_json::from_str::<T>(fragment)
+                .is_err()
+                .then_some(record)
+        })
 }
 
 #[cfg(test)]
@@ -173,6 +292,121 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// A file in memory whose writes stop after `room` bytes, like a disk
+    /// that fills, and whose cutting back can be made to fail too.
+    struct Filling {
+        bytes: Vec<u8>,
+        room: usize,
+        cut_fails: bool,
+    }
+
+    impl Storage for Filling {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.bytes.len() as u64)
+        }
+        fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            let fits = bytes.len().min(self.room);
+            self.bytes.extend_from_slice(&bytes[..fits]);
+            self.room -= fits;
+            if fits < bytes.len() {
+                return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+            }
+            Ok(())
+        }
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+            if self.cut_fails {
+                return Err(std::io::Error::other("read-only"));
+            }
+            self.bytes.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_that_fills_the_disk_is_cut_back_to_the_last_whole_line() {
+        let mut file = Filling {
+            bytes: b"{\"a\":1}\n".to_vec(),
+            room: 5,
+            cut_fails: false,
+        };
+        let failed = append_line(&mut file, b"{\"a\":2}\n");
+        assert!(matches!(failed, Err(Failure::Undone(_))), "{failed:?}");
+        assert_eq!(file.bytes, b"{\"a\":1}\n");
+        // Space again: the next line lands right after the last whole one.
+        file.room = 100;
+        append_line(&mut file, b"{\"a\":3}\n").unwrap();
+        assert_eq!(file.bytes, b"{\"a\":1}\n{\"a\":3}\n");
+    }
+
+    #[test]
+    fn a_partial_line_that_cannot_be_cut_is_reported_as_stuck() {
+        let mut file = Filling {
+            bytes: Vec::new(),
+            room: 3,
+            cut_fails: true,
+        };
+        let failed = append_line(&mut file, b"{\"a\":2}\n");
+        assert!(matches!(failed, Err(Failure::Stuck { .. })), "{failed:?}");
+    }
+
+    /// `/dev/full` takes no byte and cannot be cut: a log on it is
+    /// poisoned by its first append, and refuses the next without writing.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_log_whose_partial_line_cannot_be_cut_refuses_later_appends() {
+        let mut log = LineLog::open(Path::new("/dev/full"), false).unwrap();
+        let first = log.append(&serde_json::json!({"a": 1})).unwrap_err();
+        assert!(matches!(first, JournalError::Poisoned { .. }), "{first:?}");
+        let second = log.append(&serde_json::json!({"a": 2})).unwrap_err();
+        let message = second.to_string();
+        assert!(message.contains("nothing more is written"), "{message}");
+    }
+
+    #[test]
+    fn a_torn_fragment_glued_to_a_later_record_is_dropped_and_the_record_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let cases = [
+            "{\"a\":1}\n{\"a\":{\"b\"{\"a\":2}\n{\"a\":3}\n",
+            // Two failed writes before the one that landed.
+            "{\"a\":1}\n{\"a\":{\"b{\"a\"{\"a\":2}\n{\"a\":3}\n",
+            // The record after the fragment holds objects of its own.
+            "{\"a\":1}\n{\"x\":[{\"a\":2,\"o\":{\"p\":{}}}\n{\"a\":3}\n",
+        ];
+        for text in cases {
+            std::fs::write(&path, text).unwrap();
+            let read: Vec<serde_json::Value> = read_lines(&path).unwrap();
+            let a: Vec<_> = read.iter().map(|v| v["a"].clone()).collect();
+            assert_eq!(a, [1, 2, 3], "{text}");
+        }
+    }
+
+    #[test]
+    fn a_line_that_is_no_torn_write_stays_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        for text in [
+            "{\"a\":1}\nnope\n{\"a\":2}\n",
+            // Two whole records on one line: neither is a torn fragment.
+            "{\"a\":1}\n{\"a\":2}{\"a\":3}\n{\"a\":4}\n",
+            // A fragment with nothing whole after it.
+            "{\"a\":1}\n{\"a\":{\"b\n{\"a\":4}\n",
+        ] {
+            let err = read_lines::<serde_json::Value>(&path_with(&path, text))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("line 2"), "{text}: {err}");
+        }
+    }
+
+    fn path_with(path: &Path, text: &str) -> PathBuf {
+        std::fs::write(path, text).unwrap();
+        path.to_owned()
     }
 
     #[test]

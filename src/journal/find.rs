@@ -12,7 +12,7 @@ use super::known::Known;
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
 use super::reuse::{Kept, usable};
-use crate::engine::{ErrorKind, Job, Recall, TaskRef};
+use crate::engine::{Dependents, ErrorKind, Job, Recall, TaskRef};
 
 /// An earlier request as `(run, instance)`: once an instance of this run
 /// takes it, no other instance may.
@@ -83,6 +83,9 @@ pub(super) struct Search<'a> {
     inst: &'a str,
     hash: &'a str,
     may_reuse: bool,
+    /// The requests that would read a result's outputs, to prefer the
+    /// result under which they have results too.
+    dependents: Option<&'a Dependents<'a>>,
     found: Vec<Candidate>,
 }
 
@@ -101,8 +104,15 @@ impl<'a> Search<'a> {
             inst,
             hash: &job.request_hash,
             may_reuse: policy.reuse && !policy.force.contains(&job.id.step_id),
+            dependents: None,
             found: Vec::new(),
         }
+    }
+
+    /// Ranks results by how many of `dependents`' requests have results under them.
+    pub(super) fn preferring(mut self, dependents: &'a Dependents<'a>) -> Self {
+        self.dependents = Some(dependents);
+        self
     }
 
     /// The best answer, with the earlier request it takes; a result's
@@ -114,10 +124,36 @@ impl<'a> Search<'a> {
             self.unfinished_runs();
             self.index();
         }
+        self.weigh_dependents();
         self.found.sort_by_key(|c| Reverse(c.rank));
         // Only the best brings its files in; an expired result that cannot
         // bring them all gives way to the next.
         self.found.into_iter().find_map(|c| c.recall(target))
+    }
+
+    /// Where more than one result would do, counts for each the requests
+    /// built on it that would have results too.
+    fn weigh_dependents(&mut self) {
+        let Some(dependents) = self.dependents else {
+            return;
+        };
+        let results = self
+            .found
+            .iter()
+            .filter(|c| matches!(c.found, Found::Reuse(_)))
+            .count();
+        if results < 2 {
+            return;
+        }
+        let (known, policy, claimed) = (self.known, self.policy, self.claimed);
+        for c in &mut self.found {
+            if let Found::Reuse(kept) = &c.found {
+                c.rank.dependents_reused = dependents(kept.outputs())
+                    .iter()
+                    .filter(|job| has_result(known, policy, claimed, job))
+                    .count();
+            }
+        }
     }
 
     /// The run being resumed, for the same instance only.
@@ -128,7 +164,7 @@ impl<'a> Search<'a> {
         let Some(i) = own.instances.get(self.inst).filter(|i| i.hash == self.hash) else {
             return;
         };
-        if let Some(found) = self.journaled(i, &own.dir, false) {
+        if let Some(found) = self.journaled(i, &own.dir, false, true) {
             let key = (own.id().to_owned(), self.inst.to_owned());
             self.offer(key, None, i.credits, found);
         }
@@ -140,7 +176,7 @@ impl<'a> Search<'a> {
         for log in &known.unfinished {
             for (k, i) in log.instances.iter().filter(|(_, i)| i.hash == hash) {
                 let settled = self.settled(&log.header.pipeline, k, &i.at);
-                if let Some(found) = self.journaled(i, &log.dir, settled) {
+                if let Some(found) = self.journaled(i, &log.dir, settled, false) {
                     let key = (log.id().to_owned(), k.clone());
                     self.offer(key, Some(log.id().to_owned()), 0, found);
                 }
@@ -176,10 +212,12 @@ impl<'a> Search<'a> {
 
     /// What an instance's journal offers: its result, its task to poll, or
     /// a send in doubt (unless resending is allowed or a later answer
-    /// `settled` it).
-    fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool) -> Option<Found> {
+    /// `settled` it). The run's `own` results are taken whatever the reuse
+    /// flags say: they only keep other runs' results out, and a resume
+    /// never pays again for what the run itself finished.
+    fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool, own: bool) -> Option<Found> {
         match &i.seen {
-            Seen::Succeeded { outputs, .. } if self.may_reuse => {
+            Seen::Succeeded { outputs, .. } if self.may_reuse || own => {
                 usable(self.policy, dir, &i.at, outputs).map(Found::Reuse)
             }
             Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
@@ -213,6 +251,7 @@ impl<'a> Search<'a> {
         let rank = Rank {
             own_run: from.is_none(),
             offer: found.offer(),
+            dependents_reused: 0,
             same_instance: key.1 == self.inst,
             found: self.found.len(),
         };
@@ -224,6 +263,14 @@ impl<'a> Search<'a> {
             found,
         });
     }
+}
+
+/// Whether `job` would be answered with an earlier result (nothing is
+/// claimed and no file is brought).
+fn has_result(known: &Known, policy: &Policy, claimed: &HashSet<Key>, job: &Job) -> bool {
+    let inst = job.id.to_string();
+    let search = Search::new(known, policy, claimed, job, &inst);
+    matches!(search.best(None), Some((_, Recall::Reuse { .. })))
 }
 
 #[cfg(test)]
@@ -339,5 +386,99 @@ mod tests {
         assert_eq!(from.as_deref(), Some("older"));
         assert_eq!(outputs.files.len(), 1);
         assert!(f.dir.join("song/older.mp3").is_file());
+    }
+}
+
+#[cfg(test)]
+mod preference {
+    use serde_json::{Map, json};
+
+    use super::super::entry::IndexEntry;
+    use super::super::file::LineLog;
+    use super::super::memory::RunMemory;
+    use super::super::state::StateDir;
+    use super::super::testkit::{API, job};
+    use super::*;
+    use crate::engine::{Memory, Outputs};
+
+    /// An index entry: run `run` got `clip` for request `hash` of `inst`.
+    fn result(
+        state: &StateDir,
+        run: &str,
+        inst: &str,
+        hash: &str,
+        clip: &str,
+        n: usize,
+    ) -> IndexEntry {
+        IndexEntry {
+            api: API.into(),
+            pipeline: "p".into(),
+            run: run.into(),
+            dir: state.root.join("runs").join(run).display().to_string(),
+            inst: inst.into(),
+            hash: hash.into(),
+            outcome: Outcome::Succeeded,
+            fields: Map::new(),
+            outputs: Some(Outputs {
+                value: json!({ "clip_id": clip }),
+                files: Vec::new(),
+            }),
+            task: None,
+            error: None,
+            at: format!("2026-11-21T0{n}:00:00.000Z"),
+        }
+    }
+
+    /// `song` was answered twice, `old` then `new`; only `old`'s reader
+    /// (`cover`, whose request names the clip) has a result of its own.
+    fn memory(root: &Path) -> RunMemory {
+        let state = StateDir {
+            root: root.join("state"),
+        };
+        state.ensure().unwrap_or_else(|e| panic!("{e}"));
+        let mut index = LineLog::open(&state.index_path(), false).unwrap_or_else(|e| panic!("{e}"));
+        for entry in [
+            result(&state, "first", "song", "h", "old", 1),
+            result(&state, "first", "cover", "cover-of-old", "c", 2),
+            result(&state, "second", "song", "h", "new", 3),
+        ] {
+            index.append(&entry).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let known = Known::load(&state, "p", Some(API), None);
+        RunMemory::read_only(known, Policy::default())
+    }
+
+    /// The request `cover` would make with these outputs of `song`.
+    fn cover(outputs: &Outputs) -> Vec<Job> {
+        let mut cover = job();
+        cover.id.step_id = "cover".into();
+        cover.request_hash = format!(
+            "cover-of-{}",
+            outputs.value["clip_id"].as_str().unwrap_or("")
+        );
+        vec![cover]
+    }
+
+    #[test]
+    fn the_result_whose_reader_has_a_result_wins_over_a_newer_one() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let memory = memory(root.path());
+        let Recall::Reuse { outputs, from, .. } = memory.recall_preferring(&job(), &cover) else {
+            panic!("a result is reused");
+        };
+        assert_eq!(
+            (from.as_deref(), &outputs.value),
+            (Some("first"), &json!({ "clip_id": "old" }))
+        );
+    }
+
+    #[test]
+    fn without_readers_to_weigh_the_newer_result_wins() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let memory = memory(root.path());
+        let Recall::Reuse { from, .. } = memory.recall(&job()) else {
+            panic!("a result is reused");
+        };
+        assert_eq!(from.as_deref(), Some("second"));
     }
 }

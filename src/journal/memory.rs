@@ -15,7 +15,7 @@ use super::find::{Key, Search};
 use super::known::Known;
 use super::policy::Policy;
 use super::{JOURNAL, StateDir, absolute};
-use crate::engine::{Earlier, Job, Memory, Recall, Record, TaskRef};
+use crate::engine::{Dependents, Earlier, Job, Memory, Recall, Record, TaskRef};
 use crate::timestamp::rfc3339;
 
 /// The run this memory writes for.
@@ -165,10 +165,15 @@ impl RunMemory {
 
 impl Memory for RunMemory {
     fn recall(&self, job: &Job) -> Recall {
+        self.recall_preferring(job, &|_| Vec::new())
+    }
+
+    fn recall_preferring(&self, job: &Job, dependents: &Dependents<'_>) -> Recall {
         let inst = job.id.to_string();
         let mut inner = self.lock();
         let target = inner.writing.as_ref().map(|w| w.dir.as_path());
-        let search = Search::new(&self.known, &self.policy, &inner.claimed, job, &inst);
+        let search = Search::new(&self.known, &self.policy, &inner.claimed, job, &inst)
+            .preferring(dependents);
         let Some((key, recall)) = search.best(target) else {
             return Recall::New;
         };

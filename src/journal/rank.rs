@@ -21,6 +21,11 @@ pub(super) struct Rank {
     /// did outranks anything another run did.
     pub(super) own_run: bool,
     pub(super) offer: Offer,
+    /// For a result: how many of the requests that the instances reading
+    /// it would then make have results of their own. Of two results of one
+    /// request, the one that keeps what was built on it reusable wins over
+    /// a newer one that would make all of that new.
+    pub(super) dependents_reused: usize,
     /// Made by the same instance (matrix row and fan-out position), so that
     /// rows repeating one request each take back their own.
     pub(super) same_instance: bool,
@@ -37,6 +42,7 @@ mod tests {
         Rank {
             own_run,
             offer,
+            dependents_reused: 0,
             same_instance,
             found,
         }
@@ -76,6 +82,21 @@ mod tests {
             };
             assert!(a > b, "{better} must outrank {worse}: {a:?} vs {b:?}");
         }
+    }
+
+    #[test]
+    fn a_result_whose_dependents_are_reusable_outranks_a_newer_one_whose_are_not() {
+        let older = Rank {
+            dependents_reused: 3,
+            ..rank(false, Offer::Result, true, 0)
+        };
+        let newer = Rank {
+            dependents_reused: 1,
+            ..rank(false, Offer::Result, true, 1)
+        };
+        assert!(older > newer);
+        // Never over what the run itself did.
+        assert!(rank(true, Offer::Result, true, 0) > older);
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub(super) fn usable(policy: &Policy, dir: &Path, at: &str, outputs: &Outputs) -
 }
 
 impl Kept {
+    /// The result as it would be taken (its files not yet brought).
+    pub(super) fn outputs(&self) -> &Outputs {
+        &self.outputs
+    }
+
     /// The result with its files brought into `target`, this run's folder
     /// (with none, nothing is written and they stay where they are). A
     /// file that cannot be brought is left out, and an expired result

@@ -10,6 +10,13 @@
 //! that call succeeded and was billed; after a poll the charge was already
 //! counted when the task was submitted.
 //!
+//! An upload is synchronous unless a callback URL is set: the service then
+//! answers with a task id at once (reference §1.3 and §2.16) and the
+//! upload is polled like any task, so a crash after the answer leaves a
+//! task to re-attach to instead of a paid send whose outcome is unknown.
+//! The service also POSTs the finished upload to the callback; sonicflow
+//! does not listen for it.
+//!
 //! Upload-extend and upload-cover report the uploaded clip only in their
 //! submit answer, so its id travels with the task reference (as its
 //! `context`), which the journal keeps: a resumed run that re-attaches to
@@ -35,6 +42,8 @@ pub struct ApiExecutor {
     downloads: DownloadOptions,
     /// Sends no credentials: only for result files.
     http: reqwest::Client,
+    /// Where the service announces finished uploads; `Some` sends uploads in task mode.
+    upload_callback: Option<String>,
 }
 
 impl std::fmt::Debug for ApiExecutor {
@@ -42,6 +51,7 @@ impl std::fmt::Debug for ApiExecutor {
         f.debug_struct("ApiExecutor")
             .field("base_url", &self.client.base_url())
             .field("downloads", &self.downloads)
+            .field("upload_callback", &self.upload_callback)
             .finish_non_exhaustive()
     }
 }
@@ -77,7 +87,15 @@ impl ApiExecutor {
             models,
             downloads,
             http,
+            upload_callback: None,
         })
+    }
+
+    /// Sends uploads in task mode, with `callback` as their `callback_url`.
+    #[must_use]
+    pub fn with_upload_callback(mut self, callback: Option<String>) -> ApiExecutor {
+        self.upload_callback = callback;
+        self
     }
 
     async fn send(&self, call: ApiCall) -> Result<Sent, ApiError> {
@@ -99,7 +117,10 @@ impl ApiExecutor {
             ApiCall::StemsFull { clip_id } => task(c.stems_full(&clip_id).await?),
             ApiCall::UploadExtend(r) => steps(c.upload_extend(&r).await?),
             ApiCall::UploadCover(r) => steps(c.upload_cover(&r).await?),
-            ApiCall::Upload { url } => Sent::Sync(outputs::upload(&c.upload(&url).await?.clip_id)),
+            ApiCall::Upload { url } => match &self.upload_callback {
+                Some(callback) => task(c.upload_async(&url, callback).await?),
+                None => Sent::Sync(outputs::upload(&c.upload(&url).await?.clip_id)),
+            },
             ApiCall::Persona(r) => Sent::Sync(outputs::persona(&c.persona(&r).await?.persona_id)),
             ApiCall::Bpm { clip_id } => Sent::Sync(outputs::bpm(&c.bpm(&clip_id).await?)),
             ApiCall::Vox(r) => Sent::Sync(outputs::vox(&c.vox(&r).await?, &r.clip_id)),
@@ -121,6 +142,18 @@ impl ApiExecutor {
     async fn finish(&self, job: &Job, value: Value) -> Result<Outputs, StepError> {
         let files = files::save_all(&self.http, &self.downloads, job, &value).await?;
         Ok(Outputs { value, files })
+    }
+}
+
+/// `--upload-callback`: an http(s) URL, since the service POSTs to it.
+pub fn parse_upload_callback(text: &str) -> Result<String, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(text.to_owned())
+        }
+        _ => Err(format!(
+            "`{text}` is not an http(s) URL; give one the service can POST the finished upload to, such as `https://hooks.example.com/sonic`"
+        )),
     }
 }
 

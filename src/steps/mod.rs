@@ -21,4 +21,4 @@ mod request;
 mod sanitize;
 
 pub use download::{DownloadKinds, DownloadOptions};
-pub use executor::{ApiExecutor, ExecutorError};
+pub use executor::{ApiExecutor, ExecutorError, parse_upload_callback};

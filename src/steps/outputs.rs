@@ -74,6 +74,11 @@ pub(crate) fn from_task(
     };
     Finished::Done(match action {
         Action::StemsBasic | Action::StemsFull => stems(items),
+        // An upload sent in task mode: the same output as the synchronous answer.
+        Action::Upload => match items.first() {
+            Some(TaskItem::Clip(c)) => upload(&c.clip_id),
+            _ => return Finished::Failed("the upload's task holds no clip".to_owned()),
+        },
         _ => generated(action, items, upload_clip_id),
     })
 }
@@ -247,6 +252,19 @@ mod tests {
         );
         assert_eq!(plain["full_clips"], serde_json::json!([]));
         assert!(plain.get("upload_clip_id").is_none());
+    }
+
+    #[test]
+    fn an_upload_polled_as_a_task_gives_what_the_synchronous_answer_gives() {
+        let body = r#"{"data":[{"clip_id":"u","state":"succeeded","title":"Uploaded audio"}]}"#;
+        assert_eq!(done(Action::Upload, body, None), upload("u"));
+        let empty = status(
+            r#"{"data":[{"extended":{"clip_id":"e","state":"succeeded"},"full":{"clip_id":"f","state":"succeeded"}}]}"#,
+        );
+        assert!(matches!(
+            from_task(Action::Upload, &empty, None),
+            Finished::Failed(_)
+        ));
     }
 
     #[test]

@@ -50,6 +50,9 @@ fn header(id: &str) -> RunHeader {
         download: false,
         state_dir: None,
         api: Some("http://127.0.0.1:1".to_owned()),
+        no_reuse: false,
+        force: Vec::new(),
+        upload_callback: None,
     }
 }
 

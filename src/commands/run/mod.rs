@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// Download audio, WAV, stems and MIDI into the output folder.
     #[arg(long)]
     pub download: bool,
+    /// Send uploads in the service's task mode, which answers with a task id at once (the service POSTs the finished upload to URL; sonicflow polls it).
+    #[arg(long, value_name = "URL", env = "SONICFLOW_UPLOAD_CALLBACK", value_parser = crate::steps::parse_upload_callback)]
+    pub upload_callback: Option<String>,
     /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<u32>,
@@ -170,12 +173,14 @@ async fn execute(
         manifest_sha,
         journal,
         download,
+        upload_callback,
         ..
     } = prepared;
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
     let executor = make_executor(client, models, &out, &plan, download, scale)
-        .map_err(|e| RunError::Client(e.to_string()))?;
+        .map_err(|e| RunError::Client(e.to_string()))?
+        .with_upload_callback(upload_callback);
     let (tx, rx) = mpsc::unbounded_channel();
     let clock = report::system_clock();
     let writer = ResultsWriter::new(

@@ -24,6 +24,8 @@ pub(super) struct Prepared {
     /// Credits the run is expected to spend, after reuse.
     pub to_spend: u64,
     pub download: bool,
+    /// Where the service announces a finished upload sent in task mode.
+    pub upload_callback: Option<String>,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -76,6 +78,9 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         .history
         .policy(&planned.plan)
         .map_err(RunError::Usage)?;
+    if let Some(h) = &header {
+        keep_reuse_policy(&mut policy, h);
+    }
     if args.sandbox {
         // Each in-process sandbox is new: nothing an earlier one answered can be used.
         policy.reuse = false;
@@ -95,6 +100,10 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         engine::forecast(&planned.plan, &preview)
     };
     let download = args.download || header.as_ref().is_some_and(|h| h.download);
+    let upload_callback = args
+        .upload_callback
+        .clone()
+        .or_else(|| header.as_ref().and_then(|h| h.upload_callback.clone()));
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
             if args.sandbox {
@@ -124,7 +133,20 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         },
         to_spend: outlook.total_to_spend(),
         download,
+        upload_callback,
     })
+}
+
+/// A resume keeps how the run was started: what `--no-reuse` and `--force`
+/// kept it from taking from other runs, it does not take now either (the
+/// command line may only add to them). Its own results are always taken
+/// back whatever the flags (see `journal::find`), so nothing it finished is
+/// paid again.
+fn keep_reuse_policy(policy: &mut Policy, header: &RunHeader) {
+    if header.no_reuse {
+        policy.reuse = false;
+    }
+    policy.force.extend(header.force.iter().cloned());
 }
 
 /// The run being resumed: its journal, read back.
@@ -260,6 +282,9 @@ fn new_run(
         download: args.download,
         state_dir: Some(journal::absolute(&state.root).display().to_string()),
         api,
+        no_reuse: args.history.no_reuse,
+        force: args.history.force.clone(),
+        upload_callback: args.upload_callback.clone(),
     };
     (out, header)
 }
