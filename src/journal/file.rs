@@ -2,6 +2,13 @@
 //! whole and synced before the call returns, a torn last line (the process
 //! died mid-write) is cut off when the file is opened again, and a reader
 //! skips it.
+//!
+//! A run's journal has one writer, which holds an exclusive `flock` on it
+//! for as long as it is open. The index and the registry are shared by every
+//! run of the state folder, pipelines running side by side included: each
+//! append takes the file's `flock`, cuts a torn tail a dead writer left, and
+//! writes its line whole before letting go, so concurrent appends never
+//! interleave and a repair never cuts another writer's line.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,11 +24,14 @@ use super::error::JournalError;
 pub struct LineLog {
     path: PathBuf,
     file: File,
+    /// Shared with other processes: locked for each append.
+    shared: bool,
 }
 
 impl LineLog {
     /// Opens (creating) `path` for appending, cutting a torn last line.
-    /// With `exclusive`, fails if another process holds the file.
+    /// With `exclusive`, fails if another process holds the file; without,
+    /// the file is shared and every append locks it for its line.
     pub fn open(path: &Path, exclusive: bool) -> Result<LineLog, JournalError> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -48,14 +58,17 @@ impl LineLog {
                 }
             }
         }
-        cut_torn_tail(&mut file).map_err(|source| JournalError::Repair {
-            path: path.to_owned(),
-            source,
-        })?;
+        if exclusive {
+            cut_torn_tail(&mut file).map_err(|source| JournalError::Repair {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
         sync_parent(path);
         Ok(LineLog {
             path: path.to_owned(),
             file,
+            shared: !exclusive,
         })
     }
 
@@ -64,8 +77,26 @@ impl LineLog {
         let mut line =
             serde_json::to_vec(value).map_err(|source| JournalError::Encode { source })?;
         line.push(b'\n');
+        if !self.shared {
+            return self.write_line(&line);
+        }
+        self.file.lock().map_err(|source| JournalError::Lock {
+            path: self.path.clone(),
+            source,
+        })?;
+        let written = cut_torn_tail(&mut self.file)
+            .map_err(|source| JournalError::Repair {
+                path: self.path.clone(),
+                source,
+            })
+            .and_then(|()| self.write_line(&line));
+        let _ = self.file.unlock();
+        written
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<(), JournalError> {
         self.file
-            .write_all(&line)
+            .write_all(line)
             .and_then(|()| self.file.sync_data())
             .map_err(|source| JournalError::Write {
                 path: self.path.clone(),
@@ -173,6 +204,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_shared_append_waits_for_another_writers_line_instead_of_cutting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        let mut other = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .unwrap();
+        other.lock().unwrap();
+        other.write_all(b"{\"a\":").unwrap();
+        let appender = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                LineLog::open(&path, false)?.append(&serde_json::json!({"b": 2}))
+            })
+        };
+        // Let the appender reach the file while the other line is half written.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        other.write_all(b"1}\n").unwrap();
+        other.unlock().unwrap();
+        appender.join().unwrap().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"b\":2}\n");
+    }
+
+    #[test]
+    fn a_shared_append_cuts_the_torn_line_of_a_dead_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        let mut log = LineLog::open(&path, false).unwrap();
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":").unwrap();
+        log.append(&serde_json::json!({"a": 2})).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n");
     }
 
     #[test]

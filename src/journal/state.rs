@@ -38,14 +38,20 @@ impl StateDir {
         self.root.join("runs.jsonl")
     }
 
-    /// Where a new run of `pipeline` started now goes.
+    /// Where a new run of `pipeline` started now goes: a folder named by
+    /// the millisecond, with a suffix if a run of that millisecond exists
+    /// (the pipeline's lock keeps another run from choosing at the same time).
     pub fn new_run_dir(&self, pipeline: &str) -> PathBuf {
         let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
             .to_string()
             .replace([':', '-', '.'], "");
-        self.root
-            .join("runs")
-            .join(format!("{}-{stamp}", safe_name(pipeline)))
+        let base = format!("{}-{stamp}", safe_name(pipeline));
+        let runs = self.root.join("runs");
+        std::iter::once(base.clone())
+            .chain((2..).map(|n| format!("{base}-{n}")))
+            .map(|name| runs.join(name))
+            .find(|dir| !dir.exists())
+            .unwrap_or_else(|| runs.join(base))
     }
 
     /// The runs started from this state folder, oldest first.
