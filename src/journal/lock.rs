@@ -105,10 +105,15 @@ impl Holder {
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let doing = if self.command == "resume" {
+            "resuming"
+        } else {
+            "running"
+        };
         write!(
             f,
-            "run `{}` (pid {} on host `{}`, {} since {}, last heartbeat {})",
-            self.run, self.pid, self.host, self.command, self.since, self.heartbeat
+            "run `{}` (pid {} on host `{}`, {doing} since {}, last heartbeat {})",
+            self.run, self.pid, self.host, self.since, self.heartbeat
         )
     }
 }
@@ -372,7 +377,8 @@ pub fn stale(holder: &Holder, process: Process, now: SystemTime) -> Option<Strin
 pub struct Held {
     pub holder: Holder,
     pub location: String,
-    pub waited: Duration,
+    /// How long the caller waited for it.
+    pub timeout: Duration,
 }
 
 impl fmt::Display for Held {
@@ -382,10 +388,10 @@ impl fmt::Display for Held {
             "pipeline `{}` is locked by {}",
             self.holder.pipeline, self.holder
         )?;
-        if !self.waited.is_zero() {
-            write!(f, "; waited {}", humantime::format_duration(self.waited))?;
+        if !self.timeout.is_zero() {
+            write!(f, "; waited {}", humantime::format_duration(self.timeout))?;
         }
-        write!(f, " (lock: `{}`)", self.location)
+        write!(f, ", lock file `{}`", self.location)
     }
 }
 
@@ -465,7 +471,7 @@ pub fn acquire(
             return Err(AcquireError::Held(Held {
                 location: store.location(&theirs.holder.pipeline),
                 holder: theirs.holder,
-                waited,
+                timeout,
             }));
         }
         observer.waiting(&theirs.holder, timeout);

@@ -65,11 +65,8 @@ struct Planned {
 /// prices what is left.
 pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     let api = history::api_identity(args.api.api_base.as_deref(), args.sandbox);
-    let Locked { lock, own, out } = lock_and_read(args)?;
+    let Locked { lock, own, out } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
-    if let Some(h) = &header {
-        same_api(h, api.as_deref(), args.sandbox)?;
-    }
     let planned = plan(args, header.as_ref())?;
     let manifest_sha = sha256_file(&planned.file);
     if let Some(h) = &header
@@ -143,7 +140,8 @@ struct Locked {
 /// Takes the lock of the pipeline in its state folder before anything of
 /// the state folder is read: a run that waited for another then sees all it
 /// paid for, and two resumes of one run never act on the same journal.
-fn lock_and_read(args: &RunArgs) -> Result<Locked, RunError> {
+/// A resume is checked against `api` before it takes anything.
+fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> {
     let target = match args.resume.as_deref() {
         None => None,
         Some("last") => Some(None),
@@ -169,6 +167,7 @@ fn lock_and_read(args: &RunArgs) -> Result<Locked, RunError> {
     let (lock, dir) = match target {
         Some(dir) => {
             let header = RunLog::header(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
+            same_api(&header, api, args.sandbox)?;
             let file = args
                 .file
                 .clone()
@@ -208,6 +207,7 @@ fn lock_and_read(args: &RunArgs) -> Result<Locked, RunError> {
         }
     };
     let own = RunLog::read(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
+    same_api(&own.header, api, args.sandbox)?;
     Ok(Locked {
         lock,
         own: Some(own),
