@@ -65,9 +65,13 @@ struct Planned {
 /// prices what is left.
 pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     let api = history::api_identity(args.api.api_base.as_deref(), args.sandbox);
-    let Locked { lock, own, out } = lock_and_read(args, api.as_deref())?;
+    let Locked {
+        lock,
+        own,
+        out,
+        planned,
+    } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
-    let planned = plan(args, header.as_ref())?;
     let manifest_sha = sha256_file(&planned.file);
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
@@ -135,12 +139,14 @@ struct Locked {
     own: Option<RunLog>,
     /// A new run's folder, chosen while taking the lock.
     out: Option<PathBuf>,
+    planned: Planned,
 }
 
 /// Takes the lock of the pipeline in its state folder before anything of
 /// the state folder is read: a run that waited for another then sees all it
 /// paid for, and two resumes of one run never act on the same journal.
-/// A resume is checked against `api` before it takes anything.
+/// What needs no state folder comes first, so that a run that cannot start
+/// (a bad manifest or flag, a resume against another `api`) leaves nothing.
 fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> {
     let target = match args.resume.as_deref() {
         None => None,
@@ -148,9 +154,9 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
         Some(dir) => Some(Some(PathBuf::from(dir))),
     };
     let Some(target) = target else {
-        let file = args.file.as_ref().ok_or(RunError::NoManifest)?;
-        let pipeline = pipeline_name(args, file)?;
-        let state = args.history.state(file);
+        let planned = plan(args, None)?;
+        let pipeline = planned.plan.name.clone();
+        let state = args.history.state(&planned.file);
         let mut out = None;
         let lock = take_lock(args, &state, || {
             let dir = fresh_dir(args, &state, &pipeline);
@@ -162,21 +168,20 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
             lock,
             own: None,
             out,
+            planned,
         });
     };
-    let (lock, dir) = match target {
+    let (lock, dir, planned) = match target {
         Some(dir) => {
+            // The header never changes: it can be read before the lock.
             let header = RunLog::header(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
             same_api(&header, api, args.sandbox)?;
-            let file = args
-                .file
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(&header.manifest));
-            let state = state_of(args, Some(&header), &file);
+            let planned = plan(args, Some(&header))?;
+            let state = state_of(args, Some(&header), &planned.file);
             let lock = take_lock(args, &state, || {
                 Holder::this_process(&header.pipeline, &header.id, &dir, "resume")
             })?;
-            (lock, dir)
+            (lock, dir, Some(planned))
         }
         None => {
             let file = args.file.as_ref().ok_or(RunError::ResumeLastNeedsFile)?;
@@ -194,7 +199,7 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
                 Holder::this_process(&pipeline, &id, &dir, "resume")
             })?;
             match last {
-                Ok(Some(run)) => (lock, PathBuf::from(run.dir)),
+                Ok(Some(run)) => (lock, PathBuf::from(run.dir), None),
                 Ok(None) => {
                     return Err(RunError::NoEarlierRun {
                         pipeline,
@@ -208,10 +213,15 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
     };
     let own = RunLog::read(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
     same_api(&own.header, api, args.sandbox)?;
+    let planned = match planned {
+        Some(p) => p,
+        None => plan(args, Some(&own.header))?,
+    };
     Ok(Locked {
         lock,
         own: Some(own),
         out: None,
+        planned,
     })
 }
 
@@ -224,6 +234,7 @@ fn take_lock(
     if args.sandbox {
         return Ok(None);
     }
+    state.ensure().map_err(|e| RunError::State(e.to_string()))?;
     let store = Arc::new(LocalLocks::new(&state.root));
     match lock::acquire(
         store,
