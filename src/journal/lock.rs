@@ -906,6 +906,31 @@ mod tests {
     }
 
     #[test]
+    fn of_many_threads_replacing_the_stale_record_they_all_read_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.create(&dead("crashed")).unwrap();
+        let barrier = Arc::new(Barrier::new(8));
+        let takers: Vec<_> = (0..8)
+            .map(|i| {
+                let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    let seen = s.read("songs").unwrap().unwrap();
+                    // Every taker has read the stale record before any replaces it.
+                    barrier.wait();
+                    s.replace(&seen.etag, &me(&format!("t{i}"))).unwrap()
+                })
+            })
+            .collect();
+        let won: Vec<Lock> = takers
+            .into_iter()
+            .filter_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(won.len(), 1);
+        assert_eq!(s.read("songs").unwrap().as_ref(), won.first());
+    }
+
+    #[test]
     fn conditional_writes_fail_on_a_changed_etag() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalLocks::new(dir.path());
