@@ -81,7 +81,7 @@ fn unlock(args: &UnlockArgs) -> Result<String, String> {
         }
         Err(e) => return Err(e.to_string()),
     }
-    let why = stale.map_or_else(|| "removed with `--force`".to_owned(), |w| w);
+    let why = stale.unwrap_or_else(|| "removed with `--force`".to_owned());
     Ok(format!(
         "removed the lock on `{}` held by {holder} ({why})",
         holder.pipeline

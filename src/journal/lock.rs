@@ -399,7 +399,7 @@ impl fmt::Display for Held {
 #[derive(Debug, thiserror::Error)]
 pub enum AcquireError {
     #[error("{0}")]
-    Held(Held),
+    Held(Box<Held>),
     #[error(transparent)]
     Store(#[from] LockError),
 }
@@ -468,11 +468,11 @@ pub fn acquire(
         }
         let waited = started.elapsed();
         if waited >= timeout {
-            return Err(AcquireError::Held(Held {
+            return Err(AcquireError::Held(Box::new(Held {
                 location: store.location(&theirs.holder.pipeline),
                 holder: theirs.holder,
                 timeout,
-            }));
+            })));
         }
         observer.waiting(&theirs.holder, timeout);
         std::thread::sleep(RETRY.min(timeout - waited));

@@ -34,7 +34,7 @@ pub enum RunError {
     WrongPipeline { journal: String, manifest: String },
     /// Another run holds the pipeline's lock in the state folder.
     Locked {
-        held: crate::journal::lock::Held,
+        held: Box<crate::journal::lock::Held>,
         state: PathBuf,
     },
     /// The run to resume was started against another API (`None`: the
