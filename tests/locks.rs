@@ -443,3 +443,65 @@ fn pipelines_sharing_a_state_folder_run_side_by_side_and_reuse_each_others_resul
         serde_json::from_str::<Value>(line).unwrap();
     }
 }
+
+/// The lock files left in `state`.
+fn locks_left(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("locks"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".lock"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_run_lets_go_of_the_lock_on_ctrl_c_and_on_an_error() {
+    let sandbox = sandbox("50");
+    let state = tempfile::tempdir().unwrap();
+    // One request at a time, so the interrupt leaves `sun` unsent.
+    let mut child = spawn(run_cmd(
+        &sandbox,
+        "exits",
+        state.path(),
+        "50",
+        &[PAIR, "--max-in-flight", "1"],
+    ));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let submitted = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("\"event\":\"submitted\""));
+    assert!(submitted);
+    assert_eq!(locks_left(state.path()), ["pair.lock"]);
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(130),
+        "{}",
+        log.join("\n")
+    );
+    assert!(locks_left(state.path()).is_empty());
+
+    // The API cannot be reached: the run ends before sending anything.
+    let unreachable = sonicflow()
+        .args(["run", PAIR, "--time-scale", "1000"])
+        .args(["--state-dir", state.path().to_str().unwrap()])
+        .env("MUSICAPI_BASE_URL", "http://127.0.0.1:9")
+        .env("MUSICAPI_KEY", "exits")
+        .output()
+        .unwrap();
+    assert_eq!(
+        unreachable.status.code(),
+        Some(4),
+        "{}",
+        stderr(&unreachable)
+    );
+    assert!(locks_left(state.path()).is_empty());
+}
