@@ -30,6 +30,8 @@ pub enum Command {
     Sandbox(commands::sandbox::SandboxArgs),
     /// Print the credit balance of the configured API key.
     Credits(commands::credits::CreditsArgs),
+    /// Remove the pipeline lock a dead run left behind in a state folder.
+    Unlock(commands::unlock::UnlockArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -53,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(&args),
         Command::Sandbox(args) => commands::sandbox::run(&args),
         Command::Credits(args) => commands::credits::run(&args),
+        Command::Unlock(args) => commands::unlock::run(&args),
     };
     ExitCode::from(code)
 }

@@ -85,6 +85,23 @@ pub fn api_identity(api_base: Option<&str>, sandbox: bool) -> Option<String> {
     (!sandbox).then(|| crate::api::resolve_base_url(api_base))
 }
 
+/// Warns when a live run holds `pipeline`'s lock in `state`: what it is
+/// paying for now is not in the state folder yet, so a plan counts it as
+/// still to spend.
+pub fn warn_if_locked(state: &StateDir, pipeline: &str) {
+    use crate::journal::lock::{self, LocalLocks, LockStore};
+    let Ok(Some(held)) = LocalLocks::new(&state.root).read(pipeline) else {
+        return;
+    };
+    let process = lock::process_of(&held.holder);
+    if lock::stale(&held.holder, process, SystemTime::now()).is_none() {
+        eprintln!(
+            "warning: {} is running `{pipeline}` now; what it has not finished yet is counted here as still to spend",
+            held.holder
+        );
+    }
+}
+
 /// Reads what the state folder knows for `plan` (and the run being resumed).
 pub fn known(state: &StateDir, plan: &Plan, api: Option<&str>, own: Option<RunLog>) -> Known {
     let known = Known::load(state, &plan.name, api, own);

@@ -8,6 +8,7 @@ pub mod run;
 pub mod sandbox;
 pub mod schema;
 pub mod status;
+pub mod unlock;
 pub mod validate;
 
 use std::io::IsTerminal;

@@ -6,6 +6,13 @@
 //! (the process died mid-write) is cut off when the file is opened again,
 //! and a reader skips it; a reader also drops a torn fragment that an older
 //! writer left glued to the front of a later, whole record.
+//!
+//! A run's journal has one writer, which holds an exclusive `flock` on it
+//! for as long as it is open. The index and the registry are shared by every
+//! run of the state folder, pipelines running side by side included: each
+//! append takes the file's `flock`, cuts a torn tail a dead writer left, and
+//! writes its line whole before letting go, so concurrent appends never
+//! interleave and a repair never cuts another writer's line.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -80,7 +87,8 @@ fn append_line<S: Storage>(s: &mut S, line: &[u8]) -> Result<(), Failure> {
 
 impl LineLog {
     /// Opens (creating) `path` for appending, cutting a torn last line.
-    /// With `exclusive`, fails if another process holds the file.
+    /// With `exclusive`, fails if another process holds the file; without,
+    /// the file is shared and every append locks it for its line.
     pub fn open(path: &Path, exclusive: bool) -> Result<LineLog, JournalError> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -107,10 +115,12 @@ impl LineLog {
                 }
             }
         }
-        cut_torn_tail(&mut file).map_err(|source| JournalError::Repair {
-            path: path.to_owned(),
-            source,
-        })?;
+        if exclusive {
+            cut_torn_tail(&mut file).map_err(|source| JournalError::Repair {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
         sync_parent(path);
         Ok(LineLog {
             path: path.to_owned(),
@@ -137,6 +147,15 @@ impl LineLog {
                 path: self.path.clone(),
                 source,
             })?;
+            // A writer that died mid-line left a torn tail: cut it under the
+            // lock, so the line it may cut is never a live writer's.
+            if let Err(source) = cut_torn_tail(&mut self.file) {
+                let _ = self.file.unlock();
+                return Err(JournalError::Repair {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
         }
         let appended = append_line(&mut self.file, &line);
         if self.shared {
@@ -407,6 +426,43 @@ mod tests {
     fn path_with(path: &Path, text: &str) -> PathBuf {
         std::fs::write(path, text).unwrap();
         path.to_owned()
+    }
+
+    #[test]
+    fn a_shared_append_waits_for_another_writers_line_instead_of_cutting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        let mut other = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .unwrap();
+        other.lock().unwrap();
+        other.write_all(b"{\"a\":").unwrap();
+        let appender = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                LineLog::open(&path, false)?.append(&serde_json::json!({"b": 2}))
+            })
+        };
+        // Let the appender reach the file while the other line is half written.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        other.write_all(b"1}\n").unwrap();
+        other.unlock().unwrap();
+        appender.join().unwrap().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"b\":2}\n");
+    }
+
+    #[test]
+    fn a_shared_append_cuts_the_torn_line_of_a_dead_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.jsonl");
+        let mut log = LineLog::open(&path, false).unwrap();
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":").unwrap();
+        log.append(&serde_json::json!({"a": 2})).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n");
     }
 
     #[test]

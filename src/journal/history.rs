@@ -60,6 +60,37 @@ pub struct RunLog {
 }
 
 impl RunLog {
+    /// Reads only the header of `dir/journal.jsonl`: which pipeline and state
+    /// folder the run belongs to, to lock them before the journal is read.
+    pub fn header(dir: &Path) -> Result<RunHeader, JournalError> {
+        use std::io::{BufRead as _, Read as _};
+        let path = dir.join(JOURNAL);
+        let file = std::fs::File::open(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                JournalError::NotARunFolder {
+                    dir: dir.to_owned(),
+                }
+            } else {
+                JournalError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        let mut first = String::new();
+        // A header is a few hundred bytes; a line longer than this is no header.
+        std::io::BufReader::new(file.take(1 << 20))
+            .read_line(&mut first)
+            .map_err(|source| JournalError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        match serde_json::from_str(&first) {
+            Ok(Entry::Run(header)) => Ok(header),
+            _ => Err(JournalError::NoHeader { path }),
+        }
+    }
+
     /// Reads `dir/journal.jsonl`.
     pub fn read(dir: &Path) -> Result<RunLog, JournalError> {
         let path = dir.join(JOURNAL);

@@ -10,6 +10,7 @@
 //!   keyed by request hash, for reuse across runs and for `plan`.
 //! - `runs.jsonl`: the runs started, so "the last run of this pipeline" can
 //!   be found and unfinished runs' tasks re-attached.
+//! - `locks/<pipeline>.lock`: who is running the pipeline now ([`lock`]).
 
 mod crash;
 mod entry;
@@ -18,6 +19,7 @@ mod file;
 mod find;
 mod history;
 mod known;
+pub mod lock;
 mod memory;
 mod policy;
 mod rank;

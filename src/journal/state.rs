@@ -38,14 +38,24 @@ impl StateDir {
         self.root.join("runs.jsonl")
     }
 
-    /// Where a new run of `pipeline` started now goes.
+    /// Where a new run of `pipeline` started now goes: a folder named by
+    /// the millisecond, with a suffix if a run of that millisecond exists
+    /// (the pipeline's lock keeps another run from choosing at the same time).
     pub fn new_run_dir(&self, pipeline: &str) -> PathBuf {
-        let stamp = humantime::format_rfc3339_millis(std::time::SystemTime::now())
+        self.run_dir_at(pipeline, std::time::SystemTime::now())
+    }
+
+    fn run_dir_at(&self, pipeline: &str, at: std::time::SystemTime) -> PathBuf {
+        let stamp = humantime::format_rfc3339_millis(at)
             .to_string()
             .replace([':', '-', '.'], "");
-        self.root
-            .join("runs")
-            .join(format!("{}-{stamp}", safe_name(pipeline)))
+        let base = format!("{}-{stamp}", safe_name(pipeline));
+        let runs = self.root.join("runs");
+        std::iter::once(base.clone())
+            .chain((2..).map(|n| format!("{base}-{n}")))
+            .map(|name| runs.join(name))
+            .find(|dir| !dir.exists())
+            .unwrap_or_else(|| runs.join(base))
     }
 
     /// The runs started from this state folder, oldest first.
@@ -99,4 +109,29 @@ pub fn safe_name(name: &str) -> String {
 /// outlive the working directory.
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_started_in_the_same_millisecond_as_another_gets_a_folder_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir {
+            root: dir.path().to_owned(),
+        };
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_123);
+        let first = state.run_dir_at("nightly run", at);
+        assert_eq!(
+            first,
+            dir.path().join("runs/nightly_run-20270115T080000123Z")
+        );
+        std::fs::create_dir_all(&first).unwrap();
+        let second = state.run_dir_at("nightly run", at);
+        assert_eq!(
+            second,
+            dir.path().join("runs/nightly_run-20270115T080000123Z-2")
+        );
+    }
 }

@@ -32,6 +32,17 @@ pub enum RunError {
     NoManifest,
     /// The journal to resume belongs to another pipeline.
     WrongPipeline { journal: String, manifest: String },
+    /// Another run holds the pipeline's lock in the state folder.
+    Locked {
+        held: Box<crate::journal::lock::Held>,
+        state: PathBuf,
+    },
+    /// The run to resume was started against another API (`None`: the
+    /// in-process sandbox of `--sandbox`).
+    OtherApi {
+        journal: Option<String>,
+        now: String,
+    },
     /// A flag that names something the plan does not have (`--select`, `--force`, …).
     Usage(String),
     /// The state folder or the journal cannot be read or written.
@@ -67,6 +78,8 @@ impl RunError {
             | RunError::CannotResume(_)
             | RunError::NoManifest
             | RunError::WrongPipeline { .. }
+            | RunError::Locked { .. }
+            | RunError::OtherApi { .. }
             | RunError::Usage(_)
             | RunError::State(_) => exit::INVALID,
             RunError::Runtime(_)
@@ -89,6 +102,13 @@ impl RunError {
             return super::super::print_diagnostics(diagnostics, *format);
         }
         eprintln!("error: {self}");
+        if let RunError::Locked { held, state } = self {
+            eprintln!(
+                "  help: wait for it to end, or pass `--lock-timeout 10m` to wait; if it died on another host: `sonicflow unlock {} --state-dir {}`",
+                held.holder.run,
+                state.display()
+            );
+        }
         if let Some(help) = self.help() {
             eprintln!("  help: {help}");
         }
@@ -102,6 +122,14 @@ impl RunError {
             RunError::ApiUnusable { .. } => Some(
                 "check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`); add `--sandbox` to run locally",
             ),
+            RunError::OtherApi {
+                journal: Some(_), ..
+            } => Some(
+                "set `MUSICAPI_BASE_URL` (or `--api-base`) to the API the run was started against",
+            ),
+            RunError::OtherApi { journal: None, .. } => {
+                Some("resume it with `--sandbox`, or start a new run against the API")
+            }
             RunError::BalanceShort { .. } => Some(
                 "top up, narrow the run with `--select`, or pass `--no-balance-check` to start anyway",
             ),
@@ -136,6 +164,15 @@ impl fmt::Display for RunError {
             RunError::NoManifest => {
                 f.write_str("give the pipeline manifest, or `--resume RUN_DIR`")
             }
+            RunError::Locked { held, .. } => write!(f, "{held}; nothing was sent"),
+            RunError::OtherApi { journal, now } => write!(
+                f,
+                "the run to resume was started against {}, and this one would talk to `{now}`; its tasks are unknown there and everything would be paid again",
+                journal.as_deref().map_or_else(
+                    || "an in-process sandbox (`--sandbox`)".to_owned(),
+                    |j| format!("`{j}`")
+                )
+            ),
             RunError::WrongPipeline { journal, manifest } => write!(
                 f,
                 "the run to resume is a run of `{journal}`, not of `{manifest}`"

@@ -73,6 +73,9 @@ pub struct RunArgs {
     /// Spend at most this many credits: the submit that would cross it is not sent (overrides `limits.max_credits`).
     #[arg(long, value_name = "CREDITS")]
     pub max_credits: Option<u64>,
+    /// How long to wait for another run of the pipeline on the same state folder to let go of its lock [default: refuse at once].
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// A price table (YAML) to use instead of the built-in one.
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -174,6 +177,7 @@ async fn execute(
         journal,
         download,
         upload_callback,
+        lock,
         ..
     } = prepared;
     let memory = Arc::new(journal.open(&out)?);
@@ -195,6 +199,13 @@ async fn execute(
     );
     let reporting = spawn_reporters(rx, Reporters::new(writer, console));
     let (cancel_tx, cancel_rx) = watch::channel(false);
+    if let Some(lock) = &lock {
+        // A run whose lock was taken over stops sending, as on Ctrl-C.
+        let cancel = cancel_tx.clone();
+        lock.on_lost(move || {
+            let _ = cancel.send(true);
+        });
+    }
     let interrupt = tokio::spawn(watch_ctrl_c(cancel_tx));
     let memory_dyn = Arc::clone(&memory) as Arc<dyn engine::Memory>;
     let summary = engine::run(
@@ -284,6 +295,7 @@ async fn watch_ctrl_c(cancel: watch::Sender<bool>) {
         );
         let _ = cancel.send(true);
         if tokio::signal::ctrl_c().await.is_ok() {
+            crate::journal::lock::release_held();
             std::process::exit(i32::from(exit::INTERRUPTED));
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{RunArgs, RunError};
 use crate::commands::history;
 use crate::engine::{self, Outlook};
+use crate::journal::lock::{self, AcquireError, Holder, LocalLocks, StateLock};
 use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, StateDir};
 use crate::manifest::load::Loaded;
 use crate::plan::Plan;
@@ -26,6 +27,8 @@ pub(super) struct Prepared {
     pub download: bool,
     /// Where the service announces a finished upload sent in task mode.
     pub upload_callback: Option<String>,
+    /// The pipeline's lock, held until the run ends (`None` for `--sandbox`).
+    pub lock: Option<StateLock>,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -59,12 +62,18 @@ struct Planned {
     exclude: Vec<String>,
 }
 
-/// Reads the manifest (or the journal of the run to resume), plans, applies
-/// the selection, reads the state folder and prices what is left.
+/// Takes the pipeline's lock, then reads the journal of the run to resume
+/// (if any), plans, applies the selection, reads the state folder and
+/// prices what is left.
 pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
-    let own = resumed_run(args)?;
+    let api = history::api_identity(args.api.api_base.as_deref(), args.sandbox);
+    let Locked {
+        lock,
+        own,
+        out,
+        planned,
+    } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
-    let planned = plan(args, header.as_ref())?;
     let manifest_sha = sha256_file(&planned.file);
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
@@ -86,14 +95,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         policy.reuse = false;
         policy.others = false;
     }
-    let saved_state = header.as_ref().and_then(|h| h.state_dir.clone());
-    let state = match (&args.history.state_dir, saved_state) {
-        (None, Some(saved)) => StateDir {
-            root: PathBuf::from(saved),
-        },
-        _ => args.history.state(&planned.file),
-    };
-    let api = history::api_identity(args.api.api_base.as_deref(), args.sandbox);
+    let state = state_of(args, header.as_ref(), &planned.file);
     let known = history::known(&state, &planned.plan, api.as_deref(), own);
     let outlook = {
         let preview = RunMemory::read_only(known.clone(), policy.clone());
@@ -114,7 +116,8 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             (own.dir.clone(), None)
         }
         None => {
-            let (out, header) = new_run(args, &state, &planned, &manifest_sha, api);
+            let out = out.unwrap_or_else(|| fresh_dir(args, &state, &planned.plan.name));
+            let header = new_run(args, &state, &planned, &manifest_sha, api, &out);
             (out, Some(header))
         }
     };
@@ -134,6 +137,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         to_spend: outlook.total_to_spend(),
         download,
         upload_callback,
+        lock,
     })
 }
 
@@ -149,36 +153,172 @@ fn keep_reuse_policy(policy: &mut Policy, header: &RunHeader) {
     policy.force.extend(header.force.iter().cloned());
 }
 
-/// The run being resumed: its journal, read back.
-fn resumed_run(args: &RunArgs) -> Result<Option<RunLog>, RunError> {
-    let Some(target) = args.resume.as_deref() else {
-        return Ok(None);
+/// The pipeline's lock (none for `--sandbox`, which shares nothing), and
+/// what was read once it was held.
+struct Locked {
+    lock: Option<StateLock>,
+    /// The run being resumed, read after the lock was taken.
+    own: Option<RunLog>,
+    /// A new run's folder, chosen while taking the lock.
+    out: Option<PathBuf>,
+    planned: Planned,
+}
+
+/// Takes the lock of the pipeline in its state folder before anything of
+/// the state folder is read: a run that waited for another then sees all it
+/// paid for, and two resumes of one run never act on the same journal.
+/// What needs no state folder comes first, so that a run that cannot start
+/// (a bad manifest or flag, a resume against another `api`) leaves nothing.
+fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> {
+    let target = match args.resume.as_deref() {
+        None => None,
+        Some("last") => Some(None),
+        Some(dir) => Some(Some(PathBuf::from(dir))),
     };
-    let dir = if target == "last" {
-        let file = args.file.as_ref().ok_or(RunError::ResumeLastNeedsFile)?;
-        let loaded = crate::manifest::load::load_file(file).map_err(|d| RunError::Manifest {
+    let Some(target) = target else {
+        let planned = plan(args, None)?;
+        let pipeline = planned.plan.name.clone();
+        let state = args.history.state(&planned.file);
+        let mut out = None;
+        let lock = take_lock(args, &state, || {
+            let dir = fresh_dir(args, &state, &pipeline);
+            let holder = Holder::this_process(&pipeline, &run_id(&dir), &dir, "run");
+            out = Some(dir);
+            holder
+        })?;
+        return Ok(Locked {
+            lock,
+            own: None,
+            out,
+            planned,
+        });
+    };
+    let (lock, dir, planned) = match target {
+        Some(dir) => {
+            // The header never changes: it can be read before the lock.
+            let header = RunLog::header(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
+            same_api(&header, api, args.sandbox)?;
+            let planned = plan(args, Some(&header))?;
+            let state = state_of(args, Some(&header), &planned.file);
+            let lock = take_lock(args, &state, || {
+                Holder::this_process(&header.pipeline, &header.id, &dir, "resume")
+            })?;
+            (lock, dir, Some(planned))
+        }
+        None => {
+            let file = args.file.as_ref().ok_or(RunError::ResumeLastNeedsFile)?;
+            let pipeline = pipeline_name(args, file)?;
+            let state = args.history.state(file);
+            // "Last" is looked up again at every attempt: a run that waited
+            // resumes the newest run as of when it got the lock.
+            let mut last = Ok(None);
+            let lock = take_lock(args, &state, || {
+                last = state.last_run(&pipeline);
+                let (id, dir) = match &last {
+                    Ok(Some(run)) => (run.id.clone(), PathBuf::from(&run.dir)),
+                    _ => (String::new(), state.root.clone()),
+                };
+                Holder::this_process(&pipeline, &id, &dir, "resume")
+            })?;
+            match last {
+                Ok(Some(run)) => (lock, PathBuf::from(run.dir), None),
+                Ok(None) => {
+                    return Err(RunError::NoEarlierRun {
+                        pipeline,
+                        state: state.root.clone(),
+                        file: file.clone(),
+                    });
+                }
+                Err(e) => return Err(RunError::State(e.to_string())),
+            }
+        }
+    };
+    let own = RunLog::read(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
+    same_api(&own.header, api, args.sandbox)?;
+    let planned = match planned {
+        Some(p) => p,
+        None => plan(args, Some(&own.header))?,
+    };
+    Ok(Locked {
+        lock,
+        own: Some(own),
+        out: None,
+        planned,
+    })
+}
+
+/// Takes the lock of the pipeline `holder` names in `state`, waiting up to `--lock-timeout`.
+fn take_lock(
+    args: &RunArgs,
+    state: &StateDir,
+    holder: impl FnMut() -> Holder,
+) -> Result<Option<StateLock>, RunError> {
+    if args.sandbox {
+        return Ok(None);
+    }
+    state.ensure().map_err(|e| RunError::State(e.to_string()))?;
+    let store = Arc::new(LocalLocks::new(&state.root));
+    match lock::acquire(
+        store,
+        args.lock_timeout,
+        &mut lock::Stderr::default(),
+        holder,
+    ) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(AcquireError::Held(held)) => Err(RunError::Locked {
+            held,
+            state: state.root.clone(),
+        }),
+        Err(AcquireError::Store(e)) => Err(RunError::State(e.to_string())),
+    }
+}
+
+/// The pipeline's name, from its manifest.
+fn pipeline_name(args: &RunArgs, file: &Path) -> Result<String, RunError> {
+    crate::manifest::load::load_file(file)
+        .map(|loaded| loaded.manifest.name)
+        .map_err(|d| RunError::Manifest {
             diagnostics: d,
             format: args.format,
-        })?;
-        let name = loaded.manifest.name.clone();
-        let state = args.history.state(file);
-        match state.last_run(&name) {
-            Ok(Some(run)) => PathBuf::from(run.dir),
-            Ok(None) => {
-                return Err(RunError::NoEarlierRun {
-                    pipeline: name,
-                    state: state.root.clone(),
-                    file: file.clone(),
-                });
-            }
-            Err(e) => return Err(RunError::State(e.to_string())),
-        }
-    } else {
-        PathBuf::from(target)
-    };
-    RunLog::read(&dir)
-        .map(Some)
-        .map_err(|e| RunError::CannotResume(e.to_string()))
+        })
+}
+
+/// The state folder: `--state-dir`, else the one the resumed run recorded,
+/// else `.sonicflow/` beside the manifest.
+fn state_of(args: &RunArgs, header: Option<&RunHeader>, file: &Path) -> StateDir {
+    let saved_state = header.and_then(|h| h.state_dir.clone());
+    match (&args.history.state_dir, saved_state) {
+        (None, Some(saved)) => StateDir {
+            root: PathBuf::from(saved),
+        },
+        _ => args.history.state(file),
+    }
+}
+
+/// A resumed run goes on against the service it was started against: its
+/// tasks and in-doubt requests mean nothing to another one, which would
+/// charge again for everything.
+fn same_api(header: &RunHeader, api: Option<&str>, sandbox: bool) -> Result<(), RunError> {
+    if sandbox || header.api.as_deref() == api {
+        return Ok(());
+    }
+    Err(RunError::OtherApi {
+        journal: header.api.clone(),
+        now: api.unwrap_or_default().to_owned(),
+    })
+}
+
+/// A new run's folder: `--out`, or a new one in the state folder.
+fn fresh_dir(args: &RunArgs, state: &StateDir, pipeline: &str) -> PathBuf {
+    args.out
+        .clone()
+        .unwrap_or_else(|| state.new_run_dir(pipeline))
+}
+
+/// A run's id: the name of its folder.
+fn run_id(out: &Path) -> String {
+    out.file_name()
+        .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Loads and plans the manifest; on resume the journal says how the run
@@ -247,24 +387,18 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
     })
 }
 
-/// The folder and journal header of a run that starts now.
+/// The journal header of a run that starts now in `out`.
 fn new_run(
     args: &RunArgs,
     state: &StateDir,
     planned: &Planned,
     manifest_sha: &str,
     api: Option<String>,
-) -> (PathBuf, RunHeader) {
+    out: &Path,
+) -> RunHeader {
     let plan = &planned.plan;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| state.new_run_dir(&plan.name));
-    let id = out
-        .file_name()
-        .map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned());
-    let header = RunHeader {
-        id,
+    RunHeader {
+        id: run_id(out),
         pipeline: plan.name.clone(),
         manifest: journal::absolute(&planned.file).display().to_string(),
         manifest_sha256: manifest_sha.to_owned(),
@@ -285,8 +419,7 @@ fn new_run(
         no_reuse: args.history.no_reuse,
         force: args.history.force.clone(),
         upload_callback: args.upload_callback.clone(),
-    };
-    (out, header)
+    }
 }
 
 /// Says what the run takes from earlier work and whether the cap will stop it.
