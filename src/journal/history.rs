@@ -10,7 +10,7 @@ use super::entry::{Entry, RunHeader};
 use super::error::JournalError;
 use super::file::read_lines;
 use super::state::JOURNAL;
-use crate::engine::{ErrorKind, Outputs, TaskRef};
+use crate::engine::{Account, ErrorKind, Outputs, TaskRef};
 
 /// Where one instance stands at the end of a journal.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,9 @@ pub enum Seen {
         /// The task of the last accepted attempt, if it was never followed to the end.
         task: Option<TaskRef>,
     },
+    /// A synchronous call was answered and paid, and its files could not be
+    /// saved: the answer is kept, so only the files are fetched again.
+    Unsaved { outputs: Outputs, message: String },
 }
 
 /// One instance's last request in a journal.
@@ -45,6 +48,9 @@ pub struct InstanceLog {
     pub credits: u64,
     /// When the last line about it was written.
     pub at: String,
+    /// When its last request was sent, and as which attempt: what a send in
+    /// doubt is known by, however often the run is resumed after it.
+    pub sent: Option<(String, u32)>,
 }
 
 /// A run's journal, read back.
@@ -57,6 +63,13 @@ pub struct RunLog {
     pub instances: IndexMap<String, InstanceLog>,
     /// How many times it was resumed.
     pub resumed: usize,
+    /// How it ended, when the journal says ([`RunOutcome::verdict`](crate::engine::RunOutcome::verdict)).
+    pub outcome: Option<String>,
+    /// What the run was charged over all its processes, every request
+    /// counted (also those a manifest edit replaced).
+    pub credits: Account,
+    /// Price of each instance's send still unanswered (only while reading).
+    pub(super) open: IndexMap<String, u64>,
 }
 
 impl RunLog {
@@ -79,11 +92,30 @@ impl RunLog {
             finished: None,
             instances: IndexMap::new(),
             resumed: 0,
+            outcome: None,
+            credits: Account::default(),
+            open: IndexMap::new(),
         };
         for entry in iter {
             log.apply(entry);
         }
+        // Sends never answered may have been charged: they count.
+        for (_, credits) in std::mem::take(&mut log.open) {
+            log.credits.doubt(credits);
+        }
         Ok(log)
+    }
+
+    /// The send of `inst` still unanswered is answered (or was never made).
+    fn answered(&mut self, inst: &str) {
+        self.open.shift_remove(inst);
+    }
+
+    /// The send of `inst` still unanswered will never be answered.
+    fn doubted(&mut self, inst: &str) {
+        if let Some(credits) = self.open.shift_remove(inst) {
+            self.credits.doubt(credits);
+        }
     }
 
     fn apply(&mut self, entry: Entry) {
@@ -93,14 +125,29 @@ impl RunLog {
                 self.resumed += 1;
                 self.finished = None;
             }
-            Entry::Finished { status, .. } => self.finished = Some(status),
+            Entry::Finished {
+                status, outcome, ..
+            } => {
+                self.finished = Some(status);
+                self.outcome = outcome;
+            }
             Entry::Intent {
                 inst,
                 hash,
                 attempt,
                 fields,
+                credits,
                 at,
-            } => self.put(inst, hash, fields, Seen::Sent { attempt }, 0, at),
+            } => {
+                // A send before it that was never answered stays in doubt.
+                self.doubted(&inst);
+                self.open.insert(inst.clone(), credits);
+                let sent = Some((at.clone(), attempt));
+                self.put(inst.clone(), hash, fields, Seen::Sent { attempt }, 0, at);
+                if let Some(i) = self.instances.get_mut(&inst) {
+                    i.sent = sent;
+                }
+            }
             Entry::Accepted {
                 inst,
                 task,
@@ -108,6 +155,8 @@ impl RunLog {
                 at,
                 ..
             } => {
+                self.answered(&inst);
+                self.credits.charge(credits);
                 if let Some(i) = self.instances.get_mut(&inst) {
                     i.credits += credits;
                     i.seen = Seen::Accepted { task };
@@ -121,6 +170,8 @@ impl RunLog {
                 at,
                 ..
             } => {
+                self.answered(&inst);
+                self.credits.refund(refunded);
                 if let Some(i) = self.instances.get_mut(&inst) {
                     i.credits = i.credits.saturating_sub(refunded);
                     i.seen = Seen::Released { kind };
@@ -136,10 +187,15 @@ impl RunLog {
                 credits,
                 at,
             } => {
+                // An empty name, in older journals: this run's own.
+                let reused_from = reused_from.filter(|r| !r.is_empty());
+                if reused_from.is_none() {
+                    self.answered(&inst);
+                    self.credits.charge(credits);
+                }
                 let seen = Seen::Succeeded {
                     outputs,
-                    // An empty name, in older journals: this run's own.
-                    reused_from: reused_from.filter(|r| !r.is_empty()),
+                    reused_from,
                 };
                 self.put(inst, hash, fields, seen, credits, at);
             }
@@ -150,19 +206,30 @@ impl RunLog {
                 kind,
                 message,
                 charged,
+                credits,
+                outputs,
                 at,
             } => {
+                if kind == ErrorKind::InDoubt {
+                    self.doubted(&inst);
+                } else {
+                    self.answered(&inst);
+                }
+                self.credits.charge(credits);
                 let task = match self.instances.get(&inst).map(|i| &i.seen) {
                     Some(Seen::Accepted { task }) => task.clone(),
                     _ => None,
                 };
-                let seen = Seen::Failed {
-                    kind,
-                    message,
-                    charged,
-                    task,
+                let seen = match outputs {
+                    Some(outputs) => Seen::Unsaved { outputs, message },
+                    None => Seen::Failed {
+                        kind,
+                        message,
+                        charged,
+                        task,
+                    },
                 };
-                self.put(inst, hash, fields, seen, 0, at);
+                self.put(inst, hash, fields, seen, credits, at);
             }
         }
     }
@@ -178,13 +245,18 @@ impl RunLog {
         paid: u64,
         at: String,
     ) {
-        let credits = self.instances.get(&inst).map_or(0, |i| i.credits) + paid;
+        let before = self.instances.get(&inst);
+        let credits = before.map_or(0, |i| i.credits) + paid;
+        let sent = before
+            .filter(|i| i.hash == hash)
+            .and_then(|i| i.sent.clone());
         let log = InstanceLog {
             hash,
             fields,
             seen,
             credits,
             at,
+            sent,
         };
         self.instances.insert(inst, log);
     }

@@ -23,6 +23,8 @@ pub(super) struct Prepared {
     pub journal: JournalPlan,
     /// Credits the run is expected to spend, after reuse.
     pub to_spend: u64,
+    /// What the run being resumed was charged before, net of refunds.
+    pub spent_before: u64,
     pub download: bool,
 }
 
@@ -90,10 +92,8 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     };
     let api = history::api_identity(args.api.api_base.as_deref(), args.sandbox);
     let known = history::known(&state, &planned.plan, api.as_deref(), own);
-    let outlook = {
-        let preview = RunMemory::read_only(known.clone(), policy.clone());
-        engine::forecast(&planned.plan, &preview)
-    };
+    let preview = RunMemory::read_only(known.clone(), policy.clone());
+    let outlook = engine::forecast(&planned.plan, &preview);
     let download = args.download || header.as_ref().is_some_and(|h| h.download);
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
@@ -109,7 +109,27 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             (out, Some(header))
         }
     };
-    announce(&planned.plan, &outlook, &out, known.own.is_some());
+    let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
+    let allow_partial = args.allow_partial || header.as_ref().is_some_and(|h| h.allow_partial);
+    if let Some(cap) = planned.plan.max_credits
+        && spent_before + outlook.total_to_spend() > cap
+        && !allow_partial
+    {
+        let past = engine::row_histories(&planned.plan, &preview, &outlook);
+        return Err(RunError::OverBudget {
+            plan: crate::commands::plan::render_human_with(&planned.plan, &past),
+            to_spend: outlook.total_to_spend(),
+            spent: spent_before,
+            cap,
+        });
+    }
+    announce(
+        &planned.plan,
+        &outlook,
+        &out,
+        known.own.is_some(),
+        spent_before,
+    );
     let models = Models::with_declared(&planned.loaded.manifest.models);
     Ok(Prepared {
         plan: Arc::new(planned.plan),
@@ -123,6 +143,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             header,
         },
         to_spend: outlook.total_to_spend(),
+        spent_before,
         download,
     })
 }
@@ -257,6 +278,7 @@ fn new_run(
         select: planned.select.clone(),
         exclude: planned.exclude.clone(),
         max_credits: args.max_credits,
+        allow_partial: args.allow_partial,
         download: args.download,
         state_dir: Some(journal::absolute(&state.root).display().to_string()),
         api,
@@ -265,7 +287,7 @@ fn new_run(
 }
 
 /// Says what the run takes from earlier work and whether the cap will stop it.
-fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool) {
+fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_before: u64) {
     let to_spend = outlook.total_to_spend();
     let reused = outlook
         .instances
@@ -285,10 +307,11 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool) {
         );
     }
     if let Some(cap) = plan.max_credits
-        && to_spend > cap
+        && spent_before + to_spend > cap
     {
         eprintln!(
-            "warning: the run needs about {to_spend} credits and the cap is {cap}; it stops before the submit that would cross it"
+            "warning: the run needs about {} credits and the cap is {cap} (`--allow-partial`); it stops before the submit that would cross it",
+            spent_before + to_spend
         );
     }
 }
