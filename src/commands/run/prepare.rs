@@ -95,6 +95,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     let preview = RunMemory::read_only(known.clone(), policy.clone());
     let outlook = engine::forecast(&planned.plan, &preview);
     let download = args.download || header.as_ref().is_some_and(|h| h.download);
+    let allow_partial = args.allow_partial || header.as_ref().is_some_and(|h| h.allow_partial);
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
             if args.sandbox {
@@ -110,7 +111,6 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         }
     };
     let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
-    let allow_partial = args.allow_partial || header.as_ref().is_some_and(|h| h.allow_partial);
     if let Some(cap) = planned.plan.max_credits
         && spent_before + outlook.total_to_spend() > cap
         && !allow_partial
