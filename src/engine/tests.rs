@@ -823,3 +823,66 @@ async fn downloads_of_reused_results_stop_with_the_run_and_never_undo_a_paid_res
     );
     assert!(submits_of(&fake).is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_names_the_attempt_that_failed_and_the_next_is_one_more() {
+    let fake = Fake::new(&[(
+        "upload",
+        Script {
+            submit_errors: vec![ErrorKind::Transient, ErrorKind::Transient],
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(COVER), fake, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    let upload = |e: &&RunEvent| match e {
+        RunEvent::Retrying { id, .. } | RunEvent::Submitting { id, .. } => id.step_id == "upload",
+        _ => false,
+    };
+    let attempts: Vec<(&str, u32)> = events
+        .iter()
+        .filter(upload)
+        .map(|e| match e {
+            RunEvent::Retrying { attempt, .. } => ("retrying", *attempt),
+            RunEvent::Submitting { attempt, .. } => ("submitting", *attempt),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("submitting", 1),
+            ("retrying", 1),
+            ("submitting", 2),
+            ("retrying", 2),
+            ("submitting", 3)
+        ]
+    );
+}
+
+const TWO_SONGS: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nsteps:\n  a:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: one }\n  b:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: two }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_reservation_refused_by_a_429_gives_its_room_back_before_the_cap_stops_the_run() {
+    // `b` goes first and is throttled; `a` waits for that answer instead of
+    // stopping the run on a reservation that is then released.
+    let fake = Fake::new(&[(
+        "b",
+        Script {
+            submit_errors: vec![ErrorKind::RateLimited],
+            polls_to_finish: 1,
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(TWO_SONGS), fake.clone(), |c| {
+        c.max_credits = Some(15);
+    })
+    .await;
+    assert!(matches!(summary.stopped, Some(StopReason::Budget { .. })));
+    assert_eq!(summary.succeeded, 1, "{events:?}");
+    assert_eq!(summary.credits.charged, 15, "the cap is spent, not passed");
+    assert!(
+        !events.iter().any(|e| matches!(e, RunEvent::Skipped { reason, .. } if reason.starts_with("retry not sent"))),
+        "{events:?}"
+    );
+}

@@ -294,4 +294,79 @@ mod tests {
             .collect();
         assert_eq!(from, [None, Some("r0")]);
     }
+
+    fn read(lines: &[&str]) -> RunLog {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let header = serde_json::to_string(&Entry::Run(super::super::testkit::header("r")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut text = header + "\n";
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(dir.path().join(JOURNAL), text).unwrap_or_else(|e| panic!("{e}"));
+        RunLog::read(dir.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_send_in_doubt_keeps_its_time_and_attempt_across_resumes_and_counts_once() {
+        let log = read(&[
+            r#"{"type":"intent","inst":"song","hash":"h","attempt":2,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T11:00:00.000Z"}"#,
+            r#"{"type":"failed","inst":"song","hash":"h","fields":{},"kind":"in_doubt","message":"m","charged":true,"at":"2026-11-21T11:00:01.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T12:00:00.000Z"}"#,
+            r#"{"type":"failed","inst":"song","hash":"h","fields":{},"kind":"in_doubt","message":"m","charged":true,"at":"2026-11-21T12:00:01.000Z"}"#,
+        ]);
+        let song = &log.instances["song"];
+        assert_eq!(
+            song.sent,
+            Some(("2026-11-21T10:00:00.000Z".to_owned(), 2)),
+            "the send, not the resume"
+        );
+        let c = log.credits;
+        assert_eq!((c.charged, c.in_doubt, c.net), (15, 15, 15));
+        let known = super::super::Known::load(
+            &super::super::StateDir {
+                root: log.dir.join("state"),
+            },
+            "p",
+            None,
+            Some(log.clone()),
+        );
+        let memory = super::super::RunMemory::read_only(known, super::super::Policy::default());
+        let recall = crate::engine::Memory::recall(&memory, &super::super::testkit::job());
+        assert_eq!(
+            recall,
+            crate::engine::Recall::InDoubt {
+                from: None,
+                since: "2026-11-21T10:00:00.000Z".into(),
+                attempt: Some(2),
+            }
+        );
+    }
+
+    #[test]
+    fn every_request_of_a_run_counts_also_those_an_edit_replaced() {
+        let log = read(&[
+            // Paid, then replaced by an edited request on resume.
+            r#"{"type":"intent","inst":"song","hash":"h1","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
+            r#"{"type":"accepted","inst":"song","hash":"h1","attempt":1,"task":{"id":"t1"},"credits":15,"at":"2026-11-21T10:00:01.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T11:00:00.000Z"}"#,
+            r#"{"type":"intent","inst":"song","hash":"h2","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T11:00:01.000Z"}"#,
+            r#"{"type":"accepted","inst":"song","hash":"h2","attempt":1,"task":{"id":"t2"},"credits":15,"at":"2026-11-21T11:00:02.000Z"}"#,
+            // Refunded.
+            r#"{"type":"released","inst":"song","hash":"h2","attempt":1,"kind":"task_failed","refunded":15,"at":"2026-11-21T11:00:03.000Z"}"#,
+            // In doubt, then replaced by an edit: still in doubt.
+            r#"{"type":"intent","inst":"other","hash":"o1","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T11:00:04.000Z"}"#,
+            r#"{"type":"intent","inst":"other","hash":"o2","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T12:00:00.000Z"}"#,
+            // A WAV paid whose file could not be saved.
+            r#"{"type":"intent","inst":"wav","hash":"w","attempt":1,"fields":{},"credits":2,"at":"2026-11-21T12:00:01.000Z"}"#,
+            r#"{"type":"failed","inst":"wav","hash":"w","fields":{},"kind":"local","message":"disk full","charged":true,"credits":2,"outputs":{"value":{"wav_url":"u"},"files":[]},"at":"2026-11-21T12:00:02.000Z"}"#,
+        ]);
+        let c = log.credits;
+        // 15 + 15 accepted, 15 + 15 in doubt (the second never answered either), 2 paid.
+        assert_eq!((c.charged, c.refunded, c.in_doubt, c.net), (62, 15, 30, 47));
+        assert!(matches!(log.instances["wav"].seen, Seen::Unsaved { .. }));
+        assert_eq!(log.instances["wav"].credits, 2);
+    }
 }
