@@ -85,9 +85,9 @@ fn status(dir: &Path) -> (Option<i32>, Value) {
 fn journal_credits(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["type"] == "finished")
-        .last()
+        .find(|e| e["type"] == "finished")
         .unwrap()["credits"]
         .clone()
 }

@@ -176,7 +176,7 @@ pub struct StepError {
     /// The answer of a paid call whose files could not be saved: kept, so
     /// that only the files are fetched again, never the call.
     #[serde(skip)]
-    pub paid: Option<Outputs>,
+    pub paid: Option<Box<Outputs>>,
 }
 
 impl StepError {

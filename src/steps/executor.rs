@@ -138,10 +138,10 @@ impl StepExecutor for ApiExecutor {
                 // the answer kept: a later attempt fetches only the file.
                 Err(mut e) => {
                     e.charged = true;
-                    e.paid = Some(Outputs {
+                    e.paid = Some(Box::new(Outputs {
                         value,
                         files: Vec::new(),
-                    });
+                    }));
                     Err(e)
                 }
             },

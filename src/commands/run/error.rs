@@ -98,7 +98,7 @@ impl RunError {
             return super::super::print_diagnostics(diagnostics, *format);
         }
         if let RunError::OverBudget { plan, .. } = self {
-            eprint!("{plan}\n");
+            eprintln!("{plan}");
         }
         eprintln!("error: {self}");
         if let Some(help) = self.help() {

@@ -310,7 +310,7 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_be
         && spent_before + to_spend > cap
     {
         eprintln!(
-            "warning: the run needs about {} credits and the cap is {cap} (`--allow-partial`); it stops before the submit that would cross it",
+            "warning: the run needs about {} credits and the cap is {cap}; with `--allow-partial` it stops before the submit that would cross it",
             spent_before + to_spend
         );
     }
