@@ -179,9 +179,12 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
                     .unwrap_or_default();
                 s.failures.push(item(format!("{kind}: {message}")));
             }
-            Seen::Released { .. } => s.failures.push(item(
-                "refused or refunded, and never sent again (the run ended first)".to_owned(),
-            )),
+            Seen::Released { .. } => {
+                s.failed += 1;
+                s.failures.push(item(
+                    "refused or refunded, and not sent again before the run ended".to_owned(),
+                ));
+            }
         }
     }
     let standing = Standing {

@@ -305,6 +305,30 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_status_exit_code() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("| code | `status` says |")
+            .nth(1)
+            .unwrap_or_default();
+        let codes: Vec<u8> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.split('|').nth(1)?.trim().parse().ok())
+            .collect();
+        let documented = [
+            exit::STATUS_IN_FLIGHT,
+            exit::STATUS_IN_DOUBT,
+            exit::BUDGET,
+            exit::FAILED_STEPS,
+            exit::SUCCESS,
+            exit::INVALID,
+        ];
+        assert_eq!(codes, documented, "README, Exit codes: the `status` table");
+    }
+
+    #[test]
     fn reasons_read_as_sentences_in_logs() {
         let budget = StopReason::Budget {
             instance: "song[rain]".into(),
