@@ -67,6 +67,13 @@ impl std::fmt::Display for Account {
     }
 }
 
+/// Whether a run that has spent `spent` and plans to spend `to_spend` more
+/// goes past `cap`: `plan` calls it over budget, `run` refuses to start
+/// (unless it may stop part way).
+pub fn over_cap(cap: u64, spent: u64, to_spend: u64) -> bool {
+    spent.saturating_add(to_spend) > cap
+}
+
 /// Credits of one run. A submit reserves its price before it leaves and
 /// settles the reservation when its answer comes; the cap is checked
 /// against everything charged or reserved, net of refunds, since the run

@@ -34,7 +34,7 @@ mod slot;
 mod tests;
 mod types;
 
-pub use budget::Account;
+pub use budget::{Account, over_cap};
 pub use config::EngineConfig;
 pub use forecast::{Fate, Forecast, Outlook, forecast};
 pub use history::{InstanceHistory, ReuseStatus, RowHistory, row_histories};

@@ -112,7 +112,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     };
     let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
     if let Some(cap) = planned.plan.max_credits
-        && spent_before + outlook.total_to_spend() > cap
+        && engine::over_cap(cap, spent_before, outlook.total_to_spend())
         && !allow_partial
     {
         let past = engine::row_histories(&planned.plan, &preview, &outlook);
@@ -307,7 +307,7 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_be
         );
     }
     if let Some(cap) = plan.max_credits
-        && spent_before + to_spend > cap
+        && engine::over_cap(cap, spent_before, to_spend)
     {
         eprintln!(
             "warning: the run needs about {} credits and the cap is {cap}; with `--allow-partial` it stops before the submit that would cross it",
