@@ -10,5 +10,9 @@ pub const INVALID: u8 = 2;
 pub const BUDGET: u8 = 3;
 /// The API refused the key or could not be reached before any step ran.
 pub const API_UNAVAILABLE: u8 = 4;
+/// `status`: some send of the run has no recorded answer (it may have been charged).
+pub const STATUS_IN_DOUBT: u8 = 5;
+/// `status`: the run is still running, or unfinished with work outstanding.
+pub const STATUS_IN_FLIGHT: u8 = 6;
 /// Interrupted (Ctrl-C); what was in flight was followed for a grace period.
 pub const INTERRUPTED: u8 = 130;

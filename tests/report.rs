@@ -98,8 +98,16 @@ fn credits_charged_and_refunded_add_up() {
     let t = &r.totals;
     assert_eq!(
         (t.credits_charged, t.credits_refunded, t.credits_planned),
-        (47, 30, 34)
+        (49, 30, 34),
+        "the lost wav's 2 credits count as charged, in doubt"
     );
+    assert_eq!((t.credits_in_doubt, t.credits_net), (2, 19));
+    let rain1 = r
+        .steps
+        .iter()
+        .find(|s| s.step == "wav" && s.instance.as_deref() == Some("rain/1"))
+        .unwrap();
+    assert_eq!((rain1.credits.charged, rain1.credits.in_doubt), (2, 2));
     assert_eq!(
         (
             t.instances,
@@ -296,8 +304,8 @@ async fn drain_feeds_both_reporters_and_returns_the_summary() {
     )
     .await;
     assert!(drained.results_error.is_none());
-    assert_eq!(drained.summary.credits_charged, 47);
-    assert_eq!(read(&path).totals.credits_charged, 47);
+    assert_eq!(drained.summary.credits.charged, 49);
+    assert_eq!(read(&path).totals.credits_charged, 49);
     assert!(out.text().contains("results: "), "{}", out.text());
 }
 

@@ -122,7 +122,7 @@ pub fn run(args: &PlanArgs) -> u8 {
     }
     let to_spend = outlook.total_to_spend();
     match plan.max_credits {
-        Some(max) if to_spend > max => {
+        Some(max) if crate::engine::over_cap(max, 0, to_spend) => {
             eprintln!(
                 "error: the run would spend {to_spend} credits, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or narrow it with `--select` / `--exclude`"
             );
@@ -319,7 +319,7 @@ fn write_footer(out: &mut String, plan: &Plan, t: &Totals) {
         );
     }
     if let Some(max) = plan.max_credits {
-        let verdict = if t.to_spend > max {
+        let verdict = if crate::engine::over_cap(max, 0, t.to_spend) {
             "OVER BUDGET"
         } else {
             "within budget"

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::ErrorKind;
+use crate::engine::{Account, ErrorKind, Standing};
 use crate::exit;
 use crate::journal::Seen;
 use crate::journal::{JOURNAL, RunLog, StateDir, in_use};
@@ -32,15 +32,27 @@ pub struct RunStatus {
     pub manifest: String,
     pub started_at: String,
     pub resumed: usize,
-    /// `running`, `finished`, `failed`, `refused` or `interrupted`.
+    /// `running` or `interrupted` (no end recorded); else how it ended:
+    /// `succeeded`, `incomplete`, `failed`, `budget` or `stopped` (older
+    /// journals: `finished` or `failed`).
     pub state: String,
+    /// Where it stands as a whole: `succeeded`, `failed`, `stopped by the
+    /// budget`, `in doubt` or `in flight`, as the exit code says.
+    pub verdict: String,
+    pub exit_code: u8,
+    /// The run's credits over all its processes (as in `results.json`).
     pub credits_charged: u64,
+    pub credits_refunded: u64,
+    pub credits_in_doubt: u64,
+    pub credits_net: u64,
     pub succeeded: usize,
     pub reused: usize,
     pub failed: usize,
     pub in_flight: Vec<Item>,
     pub in_doubt: Vec<Item>,
     pub failures: Vec<Item>,
+    /// Paid, with files that could not be saved: fetched again on resume.
+    pub unsaved: Vec<Item>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +85,7 @@ pub fn run(args: &StatusArgs) -> u8 {
     } else {
         print!("{}", render(&status));
     }
-    exit::SUCCESS
+    status.exit_code
 }
 
 fn run_dir(args: &StatusArgs) -> Result<PathBuf, String> {
@@ -111,16 +123,25 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
             (Some(status), false) => status.clone(),
             (None, false) => "interrupted".to_owned(),
         },
-        credits_charged: 0,
+        verdict: String::new(),
+        exit_code: exit::SUCCESS,
+        credits_charged: log.credits.charged,
+        credits_refunded: log.credits.refunded,
+        credits_in_doubt: log.credits.in_doubt,
+        credits_net: log.credits.net,
         succeeded: 0,
         reused: 0,
         failed: 0,
         in_flight: Vec::new(),
         in_doubt: Vec::new(),
         failures: Vec::new(),
+        unsaved: Vec::new(),
     };
     for (inst, i) in &log.instances {
-        s.credits_charged += i.credits;
+        let sent = || match &i.sent {
+            Some((at, attempt)) => format!("attempt {attempt} sent at {at}"),
+            None => format!("sent at {}", i.at),
+        };
         let item = |detail: String| Item {
             instance: inst.clone(),
             detail,
@@ -137,18 +158,19 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
                 "task {} (timed out; polled again on resume)",
                 t.id
             ))),
-            Seen::Sent { attempt } => s.in_doubt.push(item(format!(
-                "attempt {attempt} sent at {}, no answer recorded",
+            Seen::Sent { .. }
+            | Seen::Failed {
+                kind: ErrorKind::InDoubt,
+                ..
+            } => s
+                .in_doubt
+                .push(item(format!("{}, no answer recorded", sent()))),
+            Seen::Accepted { task: None } => s.in_doubt.push(item(format!(
+                "{}, accepted at {}, result not recorded",
+                sent(),
                 i.at
             ))),
-            Seen::Accepted { task: None } => s
-                .in_doubt
-                .push(item(format!("accepted at {}, result not recorded", i.at))),
-            Seen::Failed {
-                kind: ErrorKind::InDoubt,
-                message,
-                ..
-            } => s.in_doubt.push(item(message.clone())),
+            Seen::Unsaved { message, .. } => s.unsaved.push(item(message.clone())),
             Seen::Failed { kind, message, .. } => {
                 s.failed += 1;
                 let kind = serde_json::to_value(kind)
@@ -157,9 +179,30 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
                     .unwrap_or_default();
                 s.failures.push(item(format!("{kind}: {message}")));
             }
-            Seen::Released { .. } => {}
+            Seen::Released { .. } => {
+                s.failed += 1;
+                s.failures.push(item(
+                    "refused or refunded, and not sent again before the run ended".to_owned(),
+                ));
+            }
         }
     }
+    let standing = Standing {
+        in_flight: running || log.finished.is_none() || !s.in_flight.is_empty(),
+        in_doubt: !s.in_doubt.is_empty(),
+        budget: log.outcome.as_deref() == Some("budget"),
+        failed: !s.failures.is_empty()
+            || !s.unsaved.is_empty()
+            || !matches!(log.outcome.as_deref(), None | Some("succeeded")),
+    };
+    if let Some(outcome) = &log.outcome
+        && !running
+        && log.finished.is_some()
+    {
+        s.state.clone_from(outcome);
+    }
+    s.verdict = standing.word().to_owned();
+    s.exit_code = standing.exit_code();
     s
 }
 
@@ -173,7 +216,11 @@ fn render(s: &RunStatus) -> String {
         n => format!(", resumed {n} times"),
     };
     let _ = writeln!(out, "started: {}{resumed}", s.started_at);
-    let _ = writeln!(out, "state: {}", s.state);
+    let _ = writeln!(
+        out,
+        "state: {} ({}, exit {})",
+        s.state, s.verdict, s.exit_code
+    );
     let _ = writeln!(
         out,
         "steps: {} succeeded ({} reused), {} in flight, {} in doubt, {} failed",
@@ -183,7 +230,13 @@ fn render(s: &RunStatus) -> String {
         s.in_doubt.len(),
         s.failed
     );
-    let _ = writeln!(out, "credits charged: {}", s.credits_charged);
+    let credits = Account {
+        charged: s.credits_charged,
+        refunded: s.credits_refunded,
+        in_doubt: s.credits_in_doubt,
+        net: s.credits_net,
+    };
+    let _ = writeln!(out, "credits: {credits}");
     for (title, items) in [
         (
             "in flight (polled again on resume, never resent)",
@@ -192,6 +245,10 @@ fn render(s: &RunStatus) -> String {
         (
             "in doubt (not resent without `--resend-in-doubt`)",
             &s.in_doubt,
+        ),
+        (
+            "paid, files not saved (only the files are fetched on resume)",
+            &s.unsaved,
         ),
         ("failed (sent again on resume)", &s.failures),
     ] {
@@ -203,12 +260,7 @@ fn render(s: &RunStatus) -> String {
             let _ = writeln!(out, "  {}  {}", i.instance, i.detail);
         }
     }
-    if s.state != "running"
-        && (s.state == "interrupted"
-            || !s.in_flight.is_empty()
-            || !s.in_doubt.is_empty()
-            || s.failed > 0)
-    {
+    if s.state != "running" && s.exit_code != exit::SUCCESS {
         let _ = writeln!(
             out,
             "\nresume with: sonicflow run --resume {}",

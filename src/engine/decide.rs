@@ -43,6 +43,7 @@ pub(crate) enum Decision {
         job: Job,
         from: Option<String>,
         since: String,
+        attempt: Option<u32>,
     },
 }
 
@@ -88,7 +89,16 @@ pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Me
             from,
             credits,
         },
-        Recall::InDoubt { from, since } => Decision::InDoubt { job, from, since },
+        Recall::InDoubt {
+            from,
+            since,
+            attempt,
+        } => Decision::InDoubt {
+            job,
+            from,
+            since,
+            attempt,
+        },
     }
 }
 

@@ -34,9 +34,10 @@ mod slot;
 mod tests;
 mod types;
 
+pub use budget::{Account, over_cap};
 pub use config::EngineConfig;
 pub use forecast::{Fate, Forecast, Outlook, forecast};
 pub use history::{InstanceHistory, ReuseStatus, RowHistory, row_histories};
-pub use outcome::{RunOutcome, StopReason};
+pub use outcome::{RunOutcome, Standing, StopReason};
 pub use run::run;
 pub use types::*;

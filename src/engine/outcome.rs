@@ -136,10 +136,72 @@ impl RunOutcome {
         )
     }
 
+    /// How the run ended, in a word the journal keeps for `status`:
+    /// `succeeded`, `incomplete`, `failed`, `budget` (the cap or the
+    /// balance stopped it), `interrupted` or `stopped`.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Incomplete => "incomplete",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Stopped { reason, .. } if reason.is_budget() => "budget",
+            RunOutcome::Stopped {
+                reason: StopReason::Interrupted,
+                ..
+            } => "interrupted",
+            RunOutcome::Stopped { .. } => "stopped",
+        }
+    }
+
     pub fn stop_reason(&self) -> Option<&StopReason> {
         match self {
             RunOutcome::Stopped { reason, .. } => Some(reason),
             _ => None,
+        }
+    }
+}
+
+/// Where a run stands for a machine (`sonicflow status`), from its journal:
+/// what is still open, what is unknown, and how it ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Still running, or unfinished (interrupted, killed), or tasks of it
+    /// still outstanding: a resume takes it further.
+    pub in_flight: bool,
+    /// Some send has no recorded answer: it may have been charged.
+    pub in_doubt: bool,
+    /// The credit cap or the balance stopped it.
+    pub budget: bool,
+    /// Some selected step failed or did not run.
+    pub failed: bool,
+}
+
+impl Standing {
+    /// `status`'s exit code (README, "Exit codes"): 0 only when every
+    /// selected step succeeded; when several apply, the first of in flight,
+    /// in doubt, budget, failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.in_flight {
+            exit::STATUS_IN_FLIGHT
+        } else if self.in_doubt {
+            exit::STATUS_IN_DOUBT
+        } else if self.budget {
+            exit::BUDGET
+        } else if self.failed {
+            exit::FAILED_STEPS
+        } else {
+            exit::SUCCESS
+        }
+    }
+
+    /// The word `status` shows for it.
+    pub fn word(&self) -> &'static str {
+        match self.exit_code() {
+            exit::STATUS_IN_FLIGHT => "in flight",
+            exit::STATUS_IN_DOUBT => "in doubt",
+            exit::BUDGET => "stopped by the budget",
+            exit::FAILED_STEPS => "failed",
+            _ => "succeeded",
         }
     }
 }
@@ -205,6 +267,65 @@ mod tests {
             assert_eq!(outcome.exit_code(), code, "{outcome:?}");
             assert_eq!(outcome.journal_status(), journal, "{outcome:?}");
         }
+    }
+
+    #[test]
+    fn status_exit_codes_are_one_table_and_the_most_urgent_wins() {
+        let s = |in_flight, in_doubt, budget, failed| Standing {
+            in_flight,
+            in_doubt,
+            budget,
+            failed,
+        };
+        let cases = [
+            (s(false, false, false, false), 0, "succeeded"),
+            (s(false, false, false, true), 1, "failed"),
+            (s(false, false, true, false), 3, "stopped by the budget"),
+            (s(false, false, true, true), 3, "stopped by the budget"),
+            (s(false, true, false, true), 5, "in doubt"),
+            (s(false, true, true, true), 5, "in doubt"),
+            (s(true, false, false, false), 6, "in flight"),
+            (s(true, true, true, true), 6, "in flight"),
+        ];
+        for (standing, code, word) in cases {
+            assert_eq!(standing.exit_code(), code, "{standing:?}");
+            assert_eq!(standing.word(), word, "{standing:?}");
+        }
+        let verdicts = [
+            (RunOutcome::Succeeded, "succeeded"),
+            (RunOutcome::Incomplete, "incomplete"),
+            (RunOutcome::Failed, "failed"),
+            (stopped(StopReason::OutOfCredits), "budget"),
+            (stopped(StopReason::Interrupted), "interrupted"),
+            (stopped(StopReason::FailFast), "stopped"),
+        ];
+        for (outcome, verdict) in verdicts {
+            assert_eq!(outcome.verdict(), verdict);
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_status_exit_code() {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("| code | `status` says |")
+            .nth(1)
+            .unwrap_or_default();
+        let codes: Vec<u8> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.split('|').nth(1)?.trim().parse().ok())
+            .collect();
+        let documented = [
+            exit::STATUS_IN_FLIGHT,
+            exit::STATUS_IN_DOUBT,
+            exit::BUDGET,
+            exit::FAILED_STEPS,
+            exit::SUCCESS,
+            exit::INVALID,
+        ];
+        assert_eq!(codes, documented, "README, Exit codes: the `status` table");
     }
 
     #[test]

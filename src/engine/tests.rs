@@ -241,7 +241,7 @@ async fn fans_out_at_run_time_in_dependency_order() {
         json!("upload---up")
     );
     // Credits: upload 2 + cover 15 + 2 stems × 15 + 4 wav × 2 + create 15.
-    assert_eq!(summary.credits_charged, 2 + 15 + 30 + 8 + 15);
+    assert_eq!(summary.credits.charged, 2 + 15 + 30 + 8 + 15);
 }
 
 #[tokio::test(start_paused = true)]
@@ -358,7 +358,7 @@ async fn transient_errors_and_failed_tasks_are_retried_but_in_doubt_is_never_res
         log.submit_calls["other"], 1,
         "an in-doubt submit is never resent"
     );
-    assert_eq!(summary.credits_refunded, 15);
+    assert_eq!(summary.credits.refunded, 15);
     assert!(
         events
             .iter()
@@ -519,6 +519,8 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
 struct Table {
     answers: HashMap<String, Recall>,
     records: Mutex<Vec<String>>,
+    /// What the run spent before it was resumed.
+    spent: Account,
 }
 
 impl Memory for Table {
@@ -531,7 +533,7 @@ impl Memory for Table {
 
     fn record(&self, record: Record<'_>) -> Result<(), String> {
         let line = match record {
-            Record::Intent { job } => format!("intent {}", job.id),
+            Record::Intent { job, .. } => format!("intent {}", job.id),
             Record::Accepted { job, .. } => format!("accepted {}", job.id),
             Record::Released { job, .. } => format!("released {}", job.id),
             Record::Succeeded {
@@ -540,10 +542,14 @@ impl Memory for Table {
                 Some(_) => format!("reused {}", job.id),
                 None => format!("succeeded {}", job.id),
             },
-            Record::Failed { job, error } => format!("failed {} {:?}", job.id, error.kind),
+            Record::Failed { job, error, .. } => format!("failed {} {:?}", job.id, error.kind),
         };
         self.records.lock().unwrap().push(line);
         Ok(())
+    }
+
+    fn spent(&self) -> Account {
+        self.spent
     }
 }
 
@@ -584,9 +590,18 @@ async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
                 Recall::InDoubt {
                     from: None,
                     since: "2026-11-21T00:00:00Z".into(),
+                    attempt: Some(1),
                 },
             ),
         ]),
+        // The journal's account of that earlier process: the attached task
+        // was charged, the send of `other` is in doubt.
+        spent: Account {
+            charged: 30,
+            in_doubt: 15,
+            net: 30,
+            ..Account::default()
+        },
         ..Table::default()
     });
     let (summary, events) = run_with_memory(plan(COVER), fake.clone(), table.clone(), |_| {}).await;
@@ -612,7 +627,7 @@ async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
     assert_eq!(failed, Some(("other".to_owned(), ErrorKind::InDoubt)));
     // Credits of this run's earlier process still count: 15 (attached) + 15 (in doubt).
     let sent: u64 = 2 * 15 + 4 * 2;
-    assert_eq!(summary.credits_charged, 15 + 15 + sent);
+    assert_eq!(summary.credits.charged, 15 + 15 + sent);
     let records = table.records.lock().unwrap().clone();
     assert_eq!(records[0], "reused upload");
     // Every send is preceded by its intent.
@@ -635,7 +650,7 @@ async fn the_submit_that_would_cross_the_cap_is_not_sent() {
     assert!(matches!(summary.stopped, Some(StopReason::Budget { .. })));
     let sent = submits_of(&fake);
     assert_eq!(sent, vec!["jazz", "other", "upload"], "{sent:?}");
-    assert_eq!(summary.credits_charged, 32);
+    assert_eq!(summary.credits.charged, 32);
     let stop = events.iter().find_map(|e| match e {
         RunEvent::Stopping { reason } => Some(reason.to_string()),
         _ => None,
@@ -849,4 +864,67 @@ fn dependents_if_gives_the_requests_a_result_would_lead_to() {
     // Nothing is created or changed by asking.
     assert_eq!(graph.len(), created.len());
     assert_eq!(graph.standing(jazz), &graph::Standing::Pending);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_names_the_attempt_that_failed_and_the_next_is_one_more() {
+    let fake = Fake::new(&[(
+        "upload",
+        Script {
+            submit_errors: vec![ErrorKind::Transient, ErrorKind::Transient],
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(COVER), fake, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    let upload = |e: &&RunEvent| match e {
+        RunEvent::Retrying { id, .. } | RunEvent::Submitting { id, .. } => id.step_id == "upload",
+        _ => false,
+    };
+    let attempts: Vec<(&str, u32)> = events
+        .iter()
+        .filter(upload)
+        .map(|e| match e {
+            RunEvent::Retrying { attempt, .. } => ("retrying", *attempt),
+            RunEvent::Submitting { attempt, .. } => ("submitting", *attempt),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("submitting", 1),
+            ("retrying", 1),
+            ("submitting", 2),
+            ("retrying", 2),
+            ("submitting", 3)
+        ]
+    );
+}
+
+const TWO_SONGS: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nsteps:\n  a:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: one }\n  b:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: two }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_reservation_refused_by_a_429_gives_its_room_back_before_the_cap_stops_the_run() {
+    // `b` goes first and is throttled; `a` waits for that answer instead of
+    // stopping the run on a reservation that is then released.
+    let fake = Fake::new(&[(
+        "b",
+        Script {
+            submit_errors: vec![ErrorKind::RateLimited],
+            polls_to_finish: 1,
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(TWO_SONGS), fake.clone(), |c| {
+        c.max_credits = Some(15);
+    })
+    .await;
+    assert!(matches!(summary.stopped, Some(StopReason::Budget { .. })));
+    assert_eq!(summary.succeeded, 1, "{events:?}");
+    assert_eq!(summary.credits.charged, 15, "the cap is spent, not passed");
+    assert!(
+        !events.iter().any(|e| matches!(e, RunEvent::Skipped { reason, .. } if reason.starts_with("retry not sent"))),
+        "{events:?}"
+    );
 }

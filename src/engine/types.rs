@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunOutcome, StopReason};
+use super::{Account, RunOutcome, StopReason};
 use crate::action::Action;
 
 /// Identifies one step instance: a step, in one matrix row, at one position
@@ -173,6 +173,10 @@ pub struct StepError {
     pub retry_after: Option<Duration>,
     /// True when the failed call may have been charged (in doubt, or a garbled success).
     pub charged: bool,
+    /// The answer of a paid call whose files could not be saved: kept, so
+    /// that only the files are fetched again, never the call.
+    #[serde(skip)]
+    pub paid: Option<Box<Outputs>>,
 }
 
 impl StepError {
@@ -182,6 +186,7 @@ impl StepError {
             message: message.into(),
             retry_after: None,
             charged: kind == ErrorKind::InDoubt,
+            paid: None,
         }
     }
 }
@@ -241,16 +246,21 @@ pub enum Recall {
         from: Option<String>,
         credits: u64,
     },
-    /// It was sent at `since` and no answer was recorded: never resend.
-    InDoubt { from: Option<String>, since: String },
+    /// It was sent at `since` (as `attempt`, when known) and no answer was
+    /// recorded: never resend.
+    InDoubt {
+        from: Option<String>,
+        since: String,
+        attempt: Option<u32>,
+    },
 }
 
 /// A durable fact the engine records as it goes. The intent to submit must
 /// be durable before the request leaves; an error there stops the run.
 #[derive(Debug, Clone, Copy)]
 pub enum Record<'a> {
-    /// About to send `job`.
-    Intent { job: &'a Job },
+    /// About to send `job`, priced `credits`.
+    Intent { job: &'a Job, credits: u64 },
     /// The service accepted `job`; `task` is `None` for a synchronous operation.
     Accepted {
         job: &'a Job,
@@ -273,8 +283,14 @@ pub enum Record<'a> {
         reused_from: Option<Reused<'a>>,
         credits: u64,
     },
-    /// The instance failed for good.
-    Failed { job: &'a Job, error: &'a StepError },
+    /// The instance failed for good; `credits` were charged for an answer
+    /// it got (a synchronous call whose files could not be saved, whose
+    /// answer `error.paid` keeps).
+    Failed {
+        job: &'a Job,
+        error: &'a StepError,
+        credits: u64,
+    },
 }
 
 /// Where a reused result was taken from.
@@ -318,6 +334,10 @@ pub trait Memory: Send + Sync + 'static {
     fn earlier(&self, _inst: &str) -> Option<Earlier> {
         None
     }
+    /// What the run had spent before this process took it up (a resume).
+    fn spent(&self) -> Account {
+        Account::default()
+    }
 }
 
 /// No memory: every request is new and nothing is recorded.
@@ -358,7 +378,8 @@ pub enum RunEvent {
         task_id: Option<String>,
         credits: u64,
     },
-    /// An attempt failed and will be tried again after `delay`.
+    /// An attempt failed and will be tried again after `delay`; `attempt`
+    /// is the one that failed.
     Retrying {
         id: InstanceId,
         attempt: u32,
@@ -387,12 +408,15 @@ pub enum RunEvent {
         credits: u64,
         from: Option<String>,
     },
-    /// The step instance failed for good; `refunded` credits came back (a failed task).
+    /// The step instance failed for good; `refunded` credits came back (a
+    /// failed task); `charged` credits were (or, in doubt, may have been)
+    /// taken by the attempt that failed and not reported by `Submitted`.
     Failed {
         id: InstanceId,
         attempt: u32,
         error: StepError,
         refunded: u64,
+        charged: u64,
     },
     /// The step instance will not run.
     Skipped { id: InstanceId, reason: String },
@@ -400,6 +424,9 @@ pub enum RunEvent {
     Throttled { delay_ms: u64 },
     /// The run is stopping (Ctrl-C, unauthorised, out of credits, fail-fast); in-flight tasks are still polled.
     Stopping { reason: StopReason },
+    /// The run's credits changed (and, first, what a resumed run had
+    /// spent before): the totals every view shows.
+    Credits { credits: Account },
     /// Nothing is left to do.
     Finished { summary: Summary },
 }
@@ -410,8 +437,8 @@ pub struct Summary {
     pub succeeded: usize,
     pub failed: usize,
     pub skipped: usize,
-    pub credits_charged: u64,
-    pub credits_refunded: u64,
+    /// The run's credits, earlier processes of a resumed run included.
+    pub credits: Account,
     /// Submits the service accepted.
     pub submits: u64,
     pub polls: u64,
@@ -451,6 +478,8 @@ impl Serialize for Summary {
             skipped: usize,
             credits_charged: u64,
             credits_refunded: u64,
+            credits_in_doubt: u64,
+            credits_net: u64,
             submits: u64,
             polls: u64,
             stopped: Option<&'a StopReason>,
@@ -466,8 +495,10 @@ impl Serialize for Summary {
             succeeded: self.succeeded,
             failed: self.failed,
             skipped: self.skipped,
-            credits_charged: self.credits_charged,
-            credits_refunded: self.credits_refunded,
+            credits_charged: self.credits.charged,
+            credits_refunded: self.credits.refunded,
+            credits_in_doubt: self.credits.in_doubt,
+            credits_net: self.credits.net,
             submits: self.submits,
             polls: self.polls,
             stopped,

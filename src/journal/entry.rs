@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::engine::{ErrorKind, Outputs, TaskRef};
+use crate::engine::{Account, ErrorKind, Outputs, TaskRef};
 
 /// The first line of a run's journal: what was run, and how, so that
 /// `run --resume` can build the same plan again.
@@ -31,6 +31,9 @@ pub struct RunHeader {
     pub exclude: Vec<String>,
     #[serde(default)]
     pub max_credits: Option<u64>,
+    /// `--allow-partial`: spend up to the cap and stop, kept on resume.
+    #[serde(default)]
+    pub allow_partial: bool,
     #[serde(default)]
     pub download: bool,
     /// The state folder (absolute) holding the index this run reuses from.
@@ -65,6 +68,9 @@ pub enum Entry {
         hash: String,
         attempt: u32,
         fields: Map<String, Value>,
+        /// Its price: what it costs if the service takes it (in doubt until answered).
+        #[serde(default)]
+        credits: u64,
         at: String,
     },
     /// The service accepted it; `task` is `None` for a synchronous operation.
@@ -106,11 +112,24 @@ pub enum Entry {
         kind: ErrorKind,
         message: String,
         charged: bool,
+        /// Credits a synchronous call was charged before its files failed to save.
+        #[serde(default)]
+        credits: u64,
+        /// The answer of that paid call, kept so only its files are fetched again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outputs: Option<Outputs>,
         at: String,
     },
     /// The run ended (it may still have failed steps).
     Finished {
         status: String,
+        /// How it ended ([`RunOutcome::verdict`](crate::engine::RunOutcome::verdict));
+        /// absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+        /// The run's credits so far, earlier processes included.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credits: Option<Account>,
         at: String,
     },
 }

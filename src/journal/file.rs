@@ -438,7 +438,7 @@ mod tests {
             .open(&path)
             .unwrap();
         other.lock().unwrap();
-        other.write_all(b"{\"a\":").unwrap();
+        Write::write_all(&mut other, b"{\"a\":").unwrap();
         let appender = {
             let path = path.clone();
             std::thread::spawn(move || {
@@ -447,7 +447,7 @@ mod tests {
         };
         // Let the appender reach the file while the other line is half written.
         std::thread::sleep(std::time::Duration::from_millis(100));
-        other.write_all(b"1}\n").unwrap();
+        Write::write_all(&mut other, b"1}\n").unwrap();
         other.unlock().unwrap();
         appender.join().unwrap().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -22,7 +22,7 @@ pub(super) type Key = (String, String);
 enum Found {
     Reuse(Kept),
     Attach(TaskRef),
-    InDoubt { since: String },
+    InDoubt { since: String, attempt: Option<u32> },
 }
 
 impl Found {
@@ -68,7 +68,11 @@ impl Candidate {
                 from,
                 credits,
             },
-            Found::InDoubt { since } => Recall::InDoubt { from, since },
+            Found::InDoubt { since, attempt } => Recall::InDoubt {
+                from,
+                since,
+                attempt,
+            },
         };
         Some((key, recall))
     }
@@ -199,6 +203,7 @@ impl<'a> Search<'a> {
                 {
                     Some(Found::InDoubt {
                         since: e.at.clone(),
+                        attempt: None,
                     })
                 }
                 _ => None,
@@ -217,7 +222,9 @@ impl<'a> Search<'a> {
     /// never pays again for what the run itself finished.
     fn journaled(&self, i: &InstanceLog, dir: &Path, settled: bool, own: bool) -> Option<Found> {
         match &i.seen {
-            Seen::Succeeded { outputs, .. } if self.may_reuse || own => {
+            Seen::Succeeded { outputs, .. } | Seen::Unsaved { outputs, .. }
+                if self.may_reuse || own =>
+            {
                 usable(self.policy, dir, &i.at, outputs).map(Found::Reuse)
             }
             Seen::Accepted { task: Some(t) } | Seen::Failed { task: Some(t), .. } => {
@@ -228,9 +235,14 @@ impl<'a> Search<'a> {
             | Seen::Failed {
                 kind: ErrorKind::InDoubt,
                 ..
-            } if !self.policy.resend_in_doubt && !settled => Some(Found::InDoubt {
-                since: i.at.clone(),
-            }),
+            } if !self.policy.resend_in_doubt && !settled => {
+                // Known by when it was sent, not by when a resume last met it.
+                let (since, attempt) = match &i.sent {
+                    Some((at, attempt)) => (at.clone(), Some(*attempt)),
+                    None => (i.at.clone(), None),
+                };
+                Some(Found::InDoubt { since, attempt })
+            }
             _ => None,
         }
     }

@@ -10,7 +10,7 @@ use super::entry::{Entry, RunHeader};
 use super::error::JournalError;
 use super::file::read_lines;
 use super::state::JOURNAL;
-use crate::engine::{ErrorKind, Outputs, TaskRef};
+use crate::engine::{Account, ErrorKind, Outputs, TaskRef};
 
 /// Where one instance stands at the end of a journal.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,9 @@ pub enum Seen {
         /// The task of the last accepted attempt, if it was never followed to the end.
         task: Option<TaskRef>,
     },
+    /// A synchronous call was answered and paid, and its files could not be
+    /// saved: the answer is kept, so only the files are fetched again.
+    Unsaved { outputs: Outputs, message: String },
 }
 
 /// One instance's last request in a journal.
@@ -45,6 +48,9 @@ pub struct InstanceLog {
     pub credits: u64,
     /// When the last line about it was written.
     pub at: String,
+    /// When its last request was sent, and as which attempt: what a send in
+    /// doubt is known by, however often the run is resumed after it.
+    pub sent: Option<(String, u32)>,
 }
 
 /// A run's journal, read back.
@@ -57,6 +63,13 @@ pub struct RunLog {
     pub instances: IndexMap<String, InstanceLog>,
     /// How many times it was resumed.
     pub resumed: usize,
+    /// How it ended, when the journal says ([`RunOutcome::verdict`](crate::engine::RunOutcome::verdict)).
+    pub outcome: Option<String>,
+    /// What the run was charged over all its processes, every request
+    /// counted (also those a manifest edit replaced).
+    pub credits: Account,
+    /// Price of each instance's send still unanswered (only while reading).
+    pub(super) open: IndexMap<String, u64>,
 }
 
 impl RunLog {
@@ -110,11 +123,30 @@ impl RunLog {
             finished: None,
             instances: IndexMap::new(),
             resumed: 0,
+            outcome: None,
+            credits: Account::default(),
+            open: IndexMap::new(),
         };
         for entry in iter {
             log.apply(entry);
         }
+        // Sends never answered may have been charged: they count.
+        for (_, credits) in std::mem::take(&mut log.open) {
+            log.credits.doubt(credits);
+        }
         Ok(log)
+    }
+
+    /// The send of `inst` still unanswered is answered (or was never made).
+    fn answered(&mut self, inst: &str) {
+        self.open.shift_remove(inst);
+    }
+
+    /// The send of `inst` still unanswered will never be answered.
+    fn doubted(&mut self, inst: &str) {
+        if let Some(credits) = self.open.shift_remove(inst) {
+            self.credits.doubt(credits);
+        }
     }
 
     fn apply(&mut self, entry: Entry) {
@@ -124,14 +156,29 @@ impl RunLog {
                 self.resumed += 1;
                 self.finished = None;
             }
-            Entry::Finished { status, .. } => self.finished = Some(status),
+            Entry::Finished {
+                status, outcome, ..
+            } => {
+                self.finished = Some(status);
+                self.outcome = outcome;
+            }
             Entry::Intent {
                 inst,
                 hash,
                 attempt,
                 fields,
+                credits,
                 at,
-            } => self.put(inst, hash, fields, Seen::Sent { attempt }, 0, at),
+            } => {
+                // A send before it that was never answered stays in doubt.
+                self.doubted(&inst);
+                self.open.insert(inst.clone(), credits);
+                let sent = Some((at.clone(), attempt));
+                self.put(inst.clone(), hash, fields, Seen::Sent { attempt }, 0, at);
+                if let Some(i) = self.instances.get_mut(&inst) {
+                    i.sent = sent;
+                }
+            }
             Entry::Accepted {
                 inst,
                 task,
@@ -139,6 +186,8 @@ impl RunLog {
                 at,
                 ..
             } => {
+                self.answered(&inst);
+                self.credits.charge(credits);
                 if let Some(i) = self.instances.get_mut(&inst) {
                     i.credits += credits;
                     i.seen = Seen::Accepted { task };
@@ -152,6 +201,8 @@ impl RunLog {
                 at,
                 ..
             } => {
+                self.answered(&inst);
+                self.credits.refund(refunded);
                 if let Some(i) = self.instances.get_mut(&inst) {
                     i.credits = i.credits.saturating_sub(refunded);
                     i.seen = Seen::Released { kind };
@@ -167,10 +218,15 @@ impl RunLog {
                 credits,
                 at,
             } => {
+                // An empty name, in older journals: this run's own.
+                let reused_from = reused_from.filter(|r| !r.is_empty());
+                if reused_from.is_none() {
+                    self.answered(&inst);
+                    self.credits.charge(credits);
+                }
                 let seen = Seen::Succeeded {
                     outputs,
-                    // An empty name, in older journals: this run's own.
-                    reused_from: reused_from.filter(|r| !r.is_empty()),
+                    reused_from,
                 };
                 self.put(inst, hash, fields, seen, credits, at);
             }
@@ -181,19 +237,30 @@ impl RunLog {
                 kind,
                 message,
                 charged,
+                credits,
+                outputs,
                 at,
             } => {
+                if kind == ErrorKind::InDoubt {
+                    self.doubted(&inst);
+                } else {
+                    self.answered(&inst);
+                }
+                self.credits.charge(credits);
                 let task = match self.instances.get(&inst).map(|i| &i.seen) {
                     Some(Seen::Accepted { task }) => task.clone(),
                     _ => None,
                 };
-                let seen = Seen::Failed {
-                    kind,
-                    message,
-                    charged,
-                    task,
+                let seen = match outputs {
+                    Some(outputs) => Seen::Unsaved { outputs, message },
+                    None => Seen::Failed {
+                        kind,
+                        message,
+                        charged,
+                        task,
+                    },
                 };
-                self.put(inst, hash, fields, seen, 0, at);
+                self.put(inst, hash, fields, seen, credits, at);
             }
         }
     }
@@ -209,13 +276,18 @@ impl RunLog {
         paid: u64,
         at: String,
     ) {
-        let credits = self.instances.get(&inst).map_or(0, |i| i.credits) + paid;
+        let before = self.instances.get(&inst);
+        let credits = before.map_or(0, |i| i.credits) + paid;
+        let sent = before
+            .filter(|i| i.hash == hash)
+            .and_then(|i| i.sent.clone());
         let log = InstanceLog {
             hash,
             fields,
             seen,
             credits,
             at,
+            sent,
         };
         self.instances.insert(inst, log);
     }
@@ -252,5 +324,80 @@ mod tests {
             })
             .collect();
         assert_eq!(from, [None, Some("r0")]);
+    }
+
+    fn read(lines: &[&str]) -> RunLog {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let header = serde_json::to_string(&Entry::Run(super::super::testkit::header("r")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut text = header + "\n";
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(dir.path().join(JOURNAL), text).unwrap_or_else(|e| panic!("{e}"));
+        RunLog::read(dir.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_send_in_doubt_keeps_its_time_and_attempt_across_resumes_and_counts_once() {
+        let log = read(&[
+            r#"{"type":"intent","inst":"song","hash":"h","attempt":2,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T11:00:00.000Z"}"#,
+            r#"{"type":"failed","inst":"song","hash":"h","fields":{},"kind":"in_doubt","message":"m","charged":true,"at":"2026-11-21T11:00:01.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T12:00:00.000Z"}"#,
+            r#"{"type":"failed","inst":"song","hash":"h","fields":{},"kind":"in_doubt","message":"m","charged":true,"at":"2026-11-21T12:00:01.000Z"}"#,
+        ]);
+        let song = &log.instances["song"];
+        assert_eq!(
+            song.sent,
+            Some(("2026-11-21T10:00:00.000Z".to_owned(), 2)),
+            "the send, not the resume"
+        );
+        let c = log.credits;
+        assert_eq!((c.charged, c.in_doubt, c.net), (15, 15, 15));
+        let known = super::super::Known::load(
+            &super::super::StateDir {
+                root: log.dir.join("state"),
+            },
+            "p",
+            None,
+            Some(log.clone()),
+        );
+        let memory = super::super::RunMemory::read_only(known, super::super::Policy::default());
+        let recall = crate::engine::Memory::recall(&memory, &super::super::testkit::job());
+        assert_eq!(
+            recall,
+            crate::engine::Recall::InDoubt {
+                from: None,
+                since: "2026-11-21T10:00:00.000Z".into(),
+                attempt: Some(2),
+            }
+        );
+    }
+
+    #[test]
+    fn every_request_of_a_run_counts_also_those_an_edit_replaced() {
+        let log = read(&[
+            // Paid, then replaced by an edited request on resume.
+            r#"{"type":"intent","inst":"song","hash":"h1","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
+            r#"{"type":"accepted","inst":"song","hash":"h1","attempt":1,"task":{"id":"t1"},"credits":15,"at":"2026-11-21T10:00:01.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T11:00:00.000Z"}"#,
+            r#"{"type":"intent","inst":"song","hash":"h2","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T11:00:01.000Z"}"#,
+            r#"{"type":"accepted","inst":"song","hash":"h2","attempt":1,"task":{"id":"t2"},"credits":15,"at":"2026-11-21T11:00:02.000Z"}"#,
+            // Refunded.
+            r#"{"type":"released","inst":"song","hash":"h2","attempt":1,"kind":"task_failed","refunded":15,"at":"2026-11-21T11:00:03.000Z"}"#,
+            // In doubt, then replaced by an edit: still in doubt.
+            r#"{"type":"intent","inst":"other","hash":"o1","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T11:00:04.000Z"}"#,
+            r#"{"type":"intent","inst":"other","hash":"o2","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T12:00:00.000Z"}"#,
+            // A WAV paid whose file could not be saved.
+            r#"{"type":"intent","inst":"wav","hash":"w","attempt":1,"fields":{},"credits":2,"at":"2026-11-21T12:00:01.000Z"}"#,
+            r#"{"type":"failed","inst":"wav","hash":"w","fields":{},"kind":"local","message":"disk full","charged":true,"credits":2,"outputs":{"value":{"wav_url":"u"},"files":[]},"at":"2026-11-21T12:00:02.000Z"}"#,
+        ]);
+        let c = log.credits;
+        // 15 + 15 accepted, 15 + 15 in doubt (the second never answered either), 2 paid.
+        assert_eq!((c.charged, c.refunded, c.in_doubt, c.net), (62, 15, 30, 47));
+        assert!(matches!(log.instances["wav"].seen, Seen::Unsaved { .. }));
+        assert_eq!(log.instances["wav"].credits, 2);
     }
 }

@@ -195,7 +195,8 @@ fn answered(seen: &Seen) -> bool {
 /// How an instance of a journal ended, in the index's terms.
 fn outcome(seen: &Seen) -> Outcome {
     match seen {
-        Seen::Succeeded { .. } => Outcome::Succeeded,
+        // Paid and answered; only its files are missing.
+        Seen::Succeeded { .. } | Seen::Unsaved { .. } => Outcome::Succeeded,
         Seen::Sent { .. } | Seen::Accepted { task: None } => Outcome::InDoubt,
         Seen::Accepted { task: Some(_) } => Outcome::Unfinished,
         Seen::Released { .. } => Outcome::Failed,
@@ -228,6 +229,7 @@ mod tests {
             seen,
             credits: 0,
             at: at.into(),
+            sent: None,
         };
         RunLog {
             dir: PathBuf::from(id),
@@ -235,6 +237,9 @@ mod tests {
             finished: None,
             instances: IndexMap::from([("song".to_owned(), instance)]),
             resumed: 0,
+            outcome: None,
+            credits: crate::engine::Account::default(),
+            open: IndexMap::new(),
         }
     }
 

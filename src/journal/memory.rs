@@ -15,7 +15,7 @@ use super::find::{Key, Search};
 use super::known::Known;
 use super::policy::Policy;
 use super::{JOURNAL, StateDir, absolute};
-use crate::engine::{Dependents, Earlier, Job, Memory, Recall, Record, TaskRef};
+use crate::engine::{Account, Dependents, Earlier, Job, Memory, Recall, Record, TaskRef};
 use crate::timestamp::rfc3339;
 
 /// The run this memory writes for.
@@ -141,12 +141,20 @@ impl RunMemory {
         }
     }
 
-    /// Marks the run as ended in its journal.
-    pub fn finish(&self, status: &str) -> Result<(), JournalError> {
+    /// Marks the run as ended in its journal, with how it ended and what
+    /// it was charged over all its processes.
+    pub fn finish(
+        &self,
+        status: &str,
+        outcome: &str,
+        credits: Account,
+    ) -> Result<(), JournalError> {
         let mut inner = self.lock();
         match inner.writing.as_mut() {
             Some(w) => w.journal.append(&Entry::Finished {
                 status: status.to_owned(),
+                outcome: Some(outcome.to_owned()),
+                credits: Some(credits),
                 at: rfc3339(SystemTime::now()),
             }),
             None => Ok(()),
@@ -182,6 +190,14 @@ impl Memory for RunMemory {
             inner.tasks.insert(inst, task.clone());
         }
         recall
+    }
+
+    fn spent(&self) -> Account {
+        self.known
+            .own
+            .as_ref()
+            .map(|o| o.credits)
+            .unwrap_or_default()
     }
 
     fn earlier(&self, inst: &str) -> Option<Earlier> {

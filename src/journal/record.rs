@@ -3,6 +3,7 @@
 
 use super::entry::{Entry, IndexEntry, Outcome};
 use super::error::JournalError;
+use super::history::Seen;
 use super::memory::{Inner, RunMemory, Writing};
 use crate::engine::{ErrorKind, Job, Outputs, Record, Reused, StepError, TaskRef};
 
@@ -14,12 +15,13 @@ impl RunMemory {
         at: String,
     ) -> Result<(), JournalError> {
         match record {
-            Record::Intent { job } => {
+            Record::Intent { job, credits } => {
                 let entry = Entry::Intent {
                     inst: job.id.to_string(),
                     hash: job.request_hash.clone(),
                     attempt: job.attempt,
                     fields: job.fields.clone(),
+                    credits,
                     at,
                 };
                 self.write(inner, &entry, None)
@@ -30,11 +32,24 @@ impl RunMemory {
                 error,
                 refunded,
             } => self.released(inner, job, error, refunded, at),
-            // Taken up on resume from this run's journal, where it already is.
+            // Taken up on resume from this run's journal, where it already
+            // is, unless its files were fetched since (or its answer was
+            // kept when they could not be saved).
             Record::Succeeded {
+                job,
+                outputs,
                 reused_from: Some(Reused::ThisRun),
                 ..
-            } => Ok(()),
+            } => {
+                if self
+                    .journaled(&job.id.to_string())
+                    .is_some_and(|was| was != outputs)
+                {
+                    self.succeeded(inner, job, outputs, None, 0, at)
+                } else {
+                    Ok(())
+                }
+            }
             Record::Succeeded {
                 job,
                 outputs,
@@ -47,7 +62,11 @@ impl RunMemory {
                 reused_from: Some(Reused::Run(run)),
                 credits,
             } => self.succeeded(inner, job, outputs, Some(run), credits, at),
-            Record::Failed { job, error } => self.failed(inner, job, error, at),
+            Record::Failed {
+                job,
+                error,
+                credits,
+            } => self.failed(inner, job, error, credits, at),
         }
     }
 
@@ -130,15 +149,28 @@ impl RunMemory {
         self.write(inner, &entry, index)
     }
 
+    /// The outputs this run's journal (as read on resume) holds for `inst`:
+    /// a success's, or the answer kept when its files could not be saved.
+    fn journaled(&self, inst: &str) -> Option<&Outputs> {
+        match &self.known().own.as_ref()?.instances.get(inst)?.seen {
+            Seen::Succeeded { outputs, .. } | Seen::Unsaved { outputs, .. } => Some(outputs),
+            _ => None,
+        }
+    }
+
     fn failed(
         &self,
         inner: &mut Inner,
         job: &Job,
         error: &StepError,
+        credits: u64,
         at: String,
     ) -> Result<(), JournalError> {
         let inst = job.id.to_string();
         let task = inner.tasks.remove(&inst);
+        if let Some(paid) = &error.paid {
+            return self.unsaved(inner, job, error, credits, paid, at);
+        }
         let outcome = match (error.kind, &task) {
             (ErrorKind::InDoubt, _) => Outcome::InDoubt,
             (_, Some(_)) => Outcome::Unfinished,
@@ -164,6 +196,46 @@ impl RunMemory {
             kind: error.kind,
             message: error.message.clone(),
             charged: error.charged,
+            credits,
+            outputs: None,
+            at,
+        };
+        self.write(inner, &entry, index)
+    }
+
+    /// A paid answer whose files could not be saved: the journal keeps the
+    /// answer, and the index offers it as a result (without files) so that
+    /// no later run pays for it again.
+    fn unsaved(
+        &self,
+        inner: &mut Inner,
+        job: &Job,
+        error: &StepError,
+        credits: u64,
+        paid: &Outputs,
+        at: String,
+    ) -> Result<(), JournalError> {
+        let inst = job.id.to_string();
+        let kept = Outputs {
+            value: paid.value.clone(),
+            files: Vec::new(),
+        };
+        let index = inner.writing.as_ref().and_then(|w| {
+            w.index_entry(job, &inst, Outcome::Succeeded, &at)
+                .map(|e| IndexEntry {
+                    outputs: Some(kept.clone()),
+                    ..e
+                })
+        });
+        let entry = Entry::Failed {
+            inst,
+            hash: job.request_hash.clone(),
+            fields: job.fields.clone(),
+            kind: error.kind,
+            message: error.message.clone(),
+            charged: true,
+            credits,
+            outputs: Some(kept),
             at,
         };
         self.write(inner, &entry, index)

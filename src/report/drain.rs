@@ -73,8 +73,7 @@ impl Reporters {
             succeeded: results.totals.succeeded,
             failed: results.totals.failed,
             skipped: results.totals.skipped,
-            credits_charged: results.totals.credits_charged,
-            credits_refunded: results.totals.credits_refunded,
+            credits: results.totals.credits(),
             ..Summary::default()
         });
         Drained {

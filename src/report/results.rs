@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
-use crate::engine::{RunOutcome, StopReason};
+use crate::engine::{Account, RunOutcome, StopReason};
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -113,10 +113,37 @@ pub struct Totals {
     pub credits_estimated: u64,
     /// Sum of the planned credits of the instances created.
     pub credits_planned: u64,
-    /// Credits taken by accepted submits.
+    /// Credits the service took or may have taken over the run and its
+    /// resumes: accepted submits, and sends in doubt counted as charged.
     pub credits_charged: u64,
     /// Credits given back for failed tasks.
     pub credits_refunded: u64,
+    /// The part of `credits_charged` sent with no answer recorded.
+    #[serde(default)]
+    pub credits_in_doubt: u64,
+    /// `credits_charged - credits_refunded`.
+    #[serde(default)]
+    pub credits_net: u64,
+}
+
+impl Totals {
+    /// Takes the run's credits as the engine accounts them.
+    pub fn set_credits(&mut self, credits: &Account) {
+        self.credits_charged = credits.charged;
+        self.credits_refunded = credits.refunded;
+        self.credits_in_doubt = credits.in_doubt;
+        self.credits_net = credits.net;
+    }
+
+    /// The run's credits, as [`set_credits`](Self::set_credits) took them.
+    pub fn credits(&self) -> Account {
+        Account {
+            charged: self.credits_charged,
+            refunded: self.credits_refunded,
+            in_doubt: self.credits_in_doubt,
+            net: self.credits_net,
+        }
+    }
 }
 
 /// One step instance.
@@ -188,8 +215,12 @@ impl StepStatus {
 #[serde(deny_unknown_fields)]
 pub struct Credits {
     pub planned: u64,
+    /// Taken, or in doubt and counted as taken, by this run's attempts.
     pub charged: u64,
     pub refunded: u64,
+    /// The part of `charged` sent with no answer recorded.
+    #[serde(default)]
+    pub in_doubt: u64,
 }
 
 /// One submit of a step instance.

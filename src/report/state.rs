@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::action::Action;
-use crate::engine::{InstanceId, Outputs, RunEvent, StepError, Summary};
+use crate::engine::{ErrorKind, InstanceId, Outputs, RunEvent, StepError, Summary};
 use crate::plan::Plan;
 
 use super::clock::millis_between;
@@ -145,7 +145,9 @@ impl RunState {
                 attempt,
                 error,
                 refunded,
-            } => self.failed(id, *attempt, error, *refunded, now),
+                charged,
+            } => self.failed(id, *attempt, error, (*charged, *refunded), now),
+            RunEvent::Credits { credits } => self.head.totals.set_credits(credits),
             RunEvent::Skipped { id, reason } => {
                 let record = self.record(id);
                 record.result.skip_reason = Some(reason.clone());
@@ -213,16 +215,21 @@ impl RunState {
         record.finish(StepStatus::Succeeded, now);
     }
 
+    /// `credits`: (charged, refunded) by the attempt that failed.
     fn failed(
         &mut self,
         id: &InstanceId,
         attempt: u32,
         error: &StepError,
-        refunded: u64,
+        (charged, refunded): (u64, u64),
         now: SystemTime,
     ) {
         let record = self.record(id);
         let r = &mut record.result;
+        r.credits.charged += charged;
+        if error.kind == ErrorKind::InDoubt {
+            r.credits.in_doubt += charged;
+        }
         r.credits.refunded += refunded;
         r.error = Some(error_record(error));
         close_attempt(r, attempt, error, rfc3339(now));
@@ -261,8 +268,15 @@ impl RunState {
     }
 
     fn totals(&self) -> Totals {
+        // The run's credits are the engine's account, not a sum of the
+        // instances: a resumed run also spent on requests it no longer has.
+        let head = &self.head.totals;
         let mut t = Totals {
-            credits_estimated: self.head.totals.credits_estimated,
+            credits_estimated: head.credits_estimated,
+            credits_charged: head.credits_charged,
+            credits_refunded: head.credits_refunded,
+            credits_in_doubt: head.credits_in_doubt,
+            credits_net: head.credits_net,
             ..Totals::default()
         };
         for record in self.instances.values() {
@@ -276,8 +290,6 @@ impl RunState {
                 StepStatus::Skipped => t.skipped += 1,
             }
             t.credits_planned += r.credits.planned;
-            t.credits_charged += r.credits.charged;
-            t.credits_refunded += r.credits.refunded;
         }
         t
     }
@@ -348,7 +360,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::ErrorKind;
 
     fn plan() -> Plan {
         let text = "version: 1\nname: t\nsteps:\n  up:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  wav:\n    action: wav\n    with: { clip: \"${{ steps.up.outputs.clip_id }}\" }\n";

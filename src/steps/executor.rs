@@ -7,8 +7,9 @@
 //!
 //! A download failure is `ErrorKind::Local` (never resent: the work is
 //! paid). After a synchronous submit it also says `charged: true`, since
-//! that call succeeded and was billed; after a poll the charge was already
-//! counted when the task was submitted.
+//! that call succeeded and was billed, and carries the answer (`paid`) so
+//! the journal keeps it; after a poll the charge was already counted when
+//! the task was submitted.
 //!
 //! An upload is synchronous unless a callback URL is set: the service then
 //! answers with a task id at once (reference §1.3 and §2.16) and the
@@ -163,12 +164,17 @@ impl StepExecutor for ApiExecutor {
         let call = request::build(job)?;
         let sent = self.send(call).await.map_err(|e| errors::from_submit(&e))?;
         match sent {
-            Sent::Sync(value) => match self.finish(job, value).await {
+            Sent::Sync(value) => match self.finish(job, value.clone()).await {
                 Ok(outputs) => Ok(Submission::Done(outputs)),
                 // The synchronous call succeeded and was paid; only saving
-                // its file failed, so the charge must still be counted.
+                // its file failed, so the charge must still be counted and
+                // the answer kept: a later attempt fetches only the file.
                 Err(mut e) => {
                     e.charged = true;
+                    e.paid = Some(Box::new(Outputs {
+                        value,
+                        files: Vec::new(),
+                    }));
                     Err(e)
                 }
             },

@@ -47,6 +47,7 @@ fn header(id: &str) -> RunHeader {
         select: Vec::new(),
         exclude: Vec::new(),
         max_credits: None,
+        allow_partial: false,
         download: false,
         state_dir: None,
         api: Some("http://127.0.0.1:1".to_owned()),
@@ -111,7 +112,7 @@ fn batch(root: &std::path::Path, n: usize, steps: usize) -> Duration {
             id: format!("task-{r}"),
             context: None,
         };
-        memory.record(Record::Intent { job }).unwrap();
+        memory.record(Record::Intent { job, credits: 15 }).unwrap();
         memory
             .record(Record::Accepted {
                 job,

@@ -14,10 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sonicflow::engine::{
-    ErrorKind, InstanceId, Outputs, RunEvent, SavedFile, StepError, StopReason, Summary,
+    Account, ErrorKind, InstanceId, Outputs, RunEvent, SavedFile, StepError, StopReason, Summary,
 };
 use sonicflow::plan::{Options, Plan};
 use sonicflow::report::{Clock, stepping_clock};
+
+/// The run's credits: 47 accepted, 2 in doubt (the lost wav), 30 refunded.
+pub const CREDITS: Account = Account {
+    charged: 49,
+    refunded: 30,
+    in_doubt: 2,
+    net: 19,
+};
 
 pub const MANIFEST: &str = r#"version: 1
 name: demo
@@ -183,12 +191,14 @@ pub fn events() -> Vec<RunEvent> {
                 "connection reset after the request was sent\nnot resent",
             ),
             refunded: 0,
+            charged: 2,
         },
         RunEvent::Failed {
             id: song_sun.clone(),
             attempt: 2,
             error: StepError::new(ErrorKind::TaskFailed, "the task failed: generation error"),
             refunded: 15,
+            charged: 0,
         },
         RunEvent::Stopping {
             reason: StopReason::OutOfCredits,
@@ -197,13 +207,13 @@ pub fn events() -> Vec<RunEvent> {
             id: wav_sun.clone(),
             reason: "dependency `song` failed".to_owned(),
         },
+        RunEvent::Credits { credits: CREDITS },
         RunEvent::Finished {
             summary: Summary {
                 succeeded: 2,
                 failed: 2,
                 skipped: 1,
-                credits_charged: 47,
-                credits_refunded: 30,
+                credits: CREDITS,
                 submits: 5,
                 polls: 9,
                 stopped: Some(StopReason::OutOfCredits),

@@ -59,6 +59,15 @@ pub enum RunError {
     ApiUnusable { base_url: String, error: ApiError },
     /// The balance cannot pay for what the run will spend.
     BalanceShort { balance: u64, need: u64 },
+    /// The plan needs more than the cap, and `--allow-partial` was not given.
+    OverBudget {
+        /// The plan, as `sonicflow plan` prints it.
+        plan: String,
+        to_spend: u64,
+        /// Charged before, by the run being resumed.
+        spent: u64,
+        cap: u64,
+    },
     /// The run went to its end, but its results could not be written.
     Results {
         message: String,
@@ -87,7 +96,7 @@ impl RunError {
             | RunError::Config(_)
             | RunError::Client(_)
             | RunError::ApiUnusable { .. } => exit::API_UNAVAILABLE,
-            RunError::BalanceShort { .. } => exit::BUDGET,
+            RunError::BalanceShort { .. } | RunError::OverBudget { .. } => exit::BUDGET,
             RunError::Results { outcome_code, .. } => exit::FAILED_STEPS.max(*outcome_code),
         }
     }
@@ -100,6 +109,9 @@ impl RunError {
         } = self
         {
             return super::super::print_diagnostics(diagnostics, *format);
+        }
+        if let RunError::OverBudget { plan, .. } = self {
+            eprintln!("{plan}");
         }
         eprintln!("error: {self}");
         if let RunError::Locked { held, state } = self {
@@ -132,6 +144,9 @@ impl RunError {
             }
             RunError::BalanceShort { .. } => Some(
                 "top up, narrow the run with `--select`, or pass `--no-balance-check` to start anyway",
+            ),
+            RunError::OverBudget { .. } => Some(
+                "raise the cap (`--max-credits N` or `limits.max_credits`), narrow the run with `--select` / `--exclude`, or pass `--allow-partial` to spend up to the cap and stop",
             ),
             _ => None,
         }
@@ -190,6 +205,18 @@ impl fmt::Display for RunError {
                 f,
                 "the balance is {balance} credits and the run needs about {need}; nothing was sent"
             ),
+            RunError::OverBudget {
+                to_spend,
+                spent,
+                cap,
+                ..
+            } => {
+                write!(f, "the run would spend {to_spend} credits")?;
+                if *spent > 0 {
+                    write!(f, " on top of the {spent} it has spent already")?;
+                }
+                write!(f, ", more than the cap of {cap}; nothing was sent")
+            }
             RunError::Results { message, .. } => f.write_str(message),
         }
     }

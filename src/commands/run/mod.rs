@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// How long to wait for another run of the pipeline on the same state folder to let go of its lock [default: refuse at once].
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// Start even when the plan needs more than the cap: spend up to the cap and stop there.
+    #[arg(long)]
+    pub allow_partial: bool,
     /// A price table (YAML) to use instead of the built-in one.
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
@@ -178,7 +181,8 @@ async fn execute(
         download,
         upload_callback,
         lock,
-        ..
+        spent_before,
+        to_spend,
     } = prepared;
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
@@ -220,12 +224,25 @@ async fn execute(
     interrupt.abort();
     let outcome = summary.outcome();
     if let Some(status) = outcome.journal_status()
-        && let Err(e) = memory.finish(status)
+        && let Err(e) = memory.finish(status, outcome.verdict(), summary.credits)
     {
         eprintln!("warning: {e}");
     }
     if outcome.resumable() {
-        eprintln!("resume with: sonicflow run --resume {}", out.display());
+        // The resume keeps the cap: one that stopped at it needs a higher one.
+        let raise = match outcome.stop_reason() {
+            Some(engine::StopReason::Budget {
+                needs, committed, ..
+            }) => {
+                let whole = (spent_before + to_spend).max(committed + needs);
+                format!(" --max-credits {whole}")
+            }
+            _ => String::new(),
+        };
+        eprintln!(
+            "resume with: sonicflow run --resume {}{raise}",
+            out.display()
+        );
     }
     let outcome_code = outcome.exit_code();
     let message = match reporting.await {
@@ -258,9 +275,11 @@ async fn check_balance(
     match preflight(client, scale).await {
         Ok(Some(balance)) if !args.no_balance_check => {
             let plan = &prepared.plan;
-            let need = plan
-                .max_credits
-                .map_or(prepared.to_spend, |cap| prepared.to_spend.min(cap));
+            let need = plan.max_credits.map_or(prepared.to_spend, |cap| {
+                prepared
+                    .to_spend
+                    .min(cap.saturating_sub(prepared.spent_before))
+            });
             if balance < need {
                 return Err(RunError::BalanceShort { balance, need });
             }

@@ -24,6 +24,8 @@ pub(super) struct Prepared {
     pub journal: JournalPlan,
     /// Credits the run is expected to spend, after reuse.
     pub to_spend: u64,
+    /// What the run being resumed was charged before, net of refunds.
+    pub spent_before: u64,
     pub download: bool,
     /// Where the service announces a finished upload sent in task mode.
     pub upload_callback: Option<String>,
@@ -97,15 +99,14 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     }
     let state = state_of(args, header.as_ref(), &planned.file);
     let known = history::known(&state, &planned.plan, api.as_deref(), own);
-    let outlook = {
-        let preview = RunMemory::read_only(known.clone(), policy.clone());
-        engine::forecast(&planned.plan, &preview)
-    };
+    let preview = RunMemory::read_only(known.clone(), policy.clone());
+    let outlook = engine::forecast(&planned.plan, &preview);
     let download = args.download || header.as_ref().is_some_and(|h| h.download);
     let upload_callback = args
         .upload_callback
         .clone()
         .or_else(|| header.as_ref().and_then(|h| h.upload_callback.clone()));
+    let allow_partial = args.allow_partial || header.as_ref().is_some_and(|h| h.allow_partial);
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
             if args.sandbox {
@@ -121,7 +122,26 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             (out, Some(header))
         }
     };
-    announce(&planned.plan, &outlook, &out, known.own.is_some());
+    let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
+    if let Some(cap) = planned.plan.max_credits
+        && engine::over_cap(cap, spent_before, outlook.total_to_spend())
+        && !allow_partial
+    {
+        let past = engine::row_histories(&planned.plan, &preview, &outlook);
+        return Err(RunError::OverBudget {
+            plan: crate::commands::plan::render_human_with(&planned.plan, &past),
+            to_spend: outlook.total_to_spend(),
+            spent: spent_before,
+            cap,
+        });
+    }
+    announce(
+        &planned.plan,
+        &outlook,
+        &out,
+        known.own.is_some(),
+        spent_before,
+    );
     let models = Models::with_declared(&planned.loaded.manifest.models);
     Ok(Prepared {
         plan: Arc::new(planned.plan),
@@ -135,6 +155,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             header,
         },
         to_spend: outlook.total_to_spend(),
+        spent_before,
         download,
         upload_callback,
         lock,
@@ -413,6 +434,7 @@ fn new_run(
         select: planned.select.clone(),
         exclude: planned.exclude.clone(),
         max_credits: args.max_credits,
+        allow_partial: args.allow_partial,
         download: args.download,
         state_dir: Some(journal::absolute(&state.root).display().to_string()),
         api,
@@ -423,7 +445,7 @@ fn new_run(
 }
 
 /// Says what the run takes from earlier work and whether the cap will stop it.
-fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool) {
+fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_before: u64) {
     let to_spend = outlook.total_to_spend();
     let reused = outlook
         .instances
@@ -443,10 +465,11 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool) {
         );
     }
     if let Some(cap) = plan.max_credits
-        && to_spend > cap
+        && engine::over_cap(cap, spent_before, to_spend)
     {
         eprintln!(
-            "warning: the run needs about {to_spend} credits and the cap is {cap}; it stops before the submit that would cross it"
+            "warning: the run needs about {} credits and the cap is {cap}; with `--allow-partial` it stops before the submit that would cross it",
+            spent_before + to_spend
         );
     }
 }

@@ -49,13 +49,14 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         };
         // The intent must be durable before the request leaves: a crash
         // after this line leaves the submit in doubt, never forgotten.
-        if let Err(e) = self.memory.record(Record::Intent { job: &job }) {
+        let credits = self.graph.step(idx).unit_credits;
+        if let Err(e) = self.memory.record(Record::Intent { job: &job, credits }) {
             let message = format!("not sent: the journal could not record it ({e})");
             self.fail_with(idx, Some(job), StepError::new(ErrorKind::Local, message), 0);
             self.stop(StopReason::Journal { error: None });
             return;
         }
-        self.budget.reserve(self.graph.step(idx).unit_credits);
+        self.budget.reserve(credits);
         self.slots[idx].first_sent.get_or_insert(Instant::now());
         self.emit(RunEvent::Submitting {
             id: job.id.clone(),
@@ -197,11 +198,21 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             Reaction::Retry { delay } => self.retry(idx, job, error, delay, 0, true),
             Reaction::FailAndStop(reason) => self.fail_and_stop(idx, job, error, reason),
             Reaction::Fail | Reaction::Repoll { .. } | Reaction::Timeout => {
-                if error.charged {
+                let unit = self.graph.step(idx).unit_credits;
+                let charged = match (error.charged, error.kind) {
+                    (false, _) => 0,
+                    // A synchronous call answered and paid; only its files failed.
+                    (true, ErrorKind::Local) => {
+                        self.budget.charge(unit);
+                        unit
+                    }
                     // In doubt: as far as anyone knows, it was paid for.
-                    self.budget.charge(self.graph.step(idx).unit_credits);
-                }
-                self.fail_with(idx, Some(job), error, 0);
+                    (true, _) => {
+                        self.budget.doubt(unit);
+                        unit
+                    }
+                };
+                self.fail_charged(idx, Some(job), error, 0, charged);
             }
         }
     }
@@ -232,9 +243,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         refunded: u64,
         counts: bool,
     ) {
-        if counts {
-            job.attempt += 1;
-        }
+        // The event names the attempt that failed; the retry is the next one.
         self.emit(RunEvent::Retrying {
             id: job.id.clone(),
             attempt: job.attempt,
@@ -242,6 +251,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             delay_ms: delay.as_millis() as u64,
             refunded,
         });
+        if counts {
+            job.attempt += 1;
+        }
         self.set_state(idx, State::BackingOff(job));
         self.tasks.spawn(idx, async move {
             tokio::time::sleep(delay).await;

@@ -30,7 +30,7 @@ use super::gate::Gate;
 use super::graph::{Graph, Readiness};
 use super::slot::{Rows, Slot, State};
 use super::{
-    EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, StepError,
+    Account, EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, StepError,
     StepExecutor, StopReason, Summary,
 };
 use crate::plan::{Plan, Scope};
@@ -71,6 +71,8 @@ struct Driver<'p, E> {
     fetch_slots: Arc<tokio::sync::Semaphore>,
     rng: StdRng,
     budget: Budget,
+    /// The credits last reported, to report each change once.
+    reported: Option<Account>,
     /// Counts so far, and why the run stopped (if it did).
     summary: Summary,
 }
@@ -85,6 +87,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     ) -> Self {
         let (graph, created) = Graph::new(plan);
         let mut driver = Driver {
+            memory: Arc::clone(&memory),
             plan,
             graph,
             slots: Vec::new(),
@@ -93,12 +96,12 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             in_flight: 0,
             tasks: Tasks::default(),
             executor,
-            memory,
             submit_gate: Arc::new(Gate::new(config.submit_period())),
             poll_gate: Arc::new(Gate::new(config.poll_period())),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             rng: StdRng::seed_from_u64(config.seed),
-            budget: Budget::new(config.max_credits),
+            budget: Budget::new(config.max_credits, memory.spent()),
+            reported: None,
             config,
             events,
             summary: Summary::default(),
@@ -162,6 +165,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         loop {
             self.settle();
             let next_slot = self.dispatch();
+            self.report_credits();
             if self.tasks.is_empty() && next_slot.is_none() {
                 break;
             }
@@ -186,6 +190,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             }
         }
         self.finish()
+    }
+
+    /// Reports the run's credits if they changed since last reported.
+    fn report_credits(&mut self) {
+        let credits = self.budget.account();
+        if self.reported != Some(credits) {
+            self.reported = Some(credits);
+            self.emit(RunEvent::Credits { credits });
+        }
     }
 
     /// Ctrl-C: nothing new is sent, and the run ends as interrupted (resumable)
@@ -241,7 +254,12 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 from,
                 credits,
             } => self.attach(idx, job, task, credits, from),
-            Decision::InDoubt { job, from, since } => self.in_doubt(idx, job, from, since),
+            Decision::InDoubt {
+                job,
+                from,
+                since,
+                attempt,
+            } => self.in_doubt(idx, job, from, &since, attempt),
         }
     }
 
@@ -284,9 +302,19 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             }
             let unit = self.graph.step(idx).unit_credits;
             let name = self.graph.id(idx).to_string();
-            if let Some(over) = self.budget.would_cross(&name, unit) {
-                self.stop(over);
-                continue;
+            match self.budget.would_cross(&name, unit) {
+                Ok(None) => {}
+                Ok(Some(over)) => {
+                    self.stop(over);
+                    continue;
+                }
+                // It fits unless a submit in flight is charged: its answer decides.
+                Err(()) if !self.tasks.is_empty() => return None,
+                Err(()) => {
+                    let over = self.budget.over(&name, unit);
+                    self.stop(over);
+                    continue;
+                }
             }
             if let Err(wait) = self.submit_gate.try_acquire() {
                 return Some(wait);
@@ -307,6 +335,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 if matches!(self.slots[idx].state, State::Fetching(_)) {
                     let message = format!("the download of its files ended abnormally: {e}");
                     return self.fetched(idx, Err(StepError::new(ErrorKind::Local, message)));
+                }
+                if matches!(self.slots[idx].state, State::Submitting(_)) {
+                    self.budget.settle(self.graph.step(idx).unit_credits);
                 }
                 let message = format!("the step's task ended abnormally: {e}");
                 self.fail(idx, StepError::new(ErrorKind::Local, message), 0);
@@ -356,9 +387,33 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.fail_with(idx, job, error, refunded);
     }
 
+    /// `charged`: what the failing attempt was (or may have been) charged,
+    /// not yet reported by a `Submitted`.
     fn fail_with(&mut self, idx: usize, job: Option<Job>, error: StepError, refunded: u64) {
+        self.fail_charged(idx, job, error, refunded, 0);
+    }
+
+    fn fail_charged(
+        &mut self,
+        idx: usize,
+        job: Option<Job>,
+        error: StepError,
+        refunded: u64,
+        charged: u64,
+    ) {
+        // Only an answered, paid call's charge is the failure's own; a send
+        // in doubt is priced by its intent.
+        let paid = if error.kind == ErrorKind::InDoubt {
+            0
+        } else {
+            charged
+        };
         if let Some(job) = &job
-            && let Err(e) = self.memory.record(Record::Failed { job, error: &error })
+            && let Err(e) = self.memory.record(Record::Failed {
+                job,
+                error: &error,
+                credits: paid,
+            })
         {
             self.stop(StopReason::Journal { error: Some(e) });
         }
@@ -373,6 +428,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             attempt,
             error,
             refunded,
+            charged,
         });
         if self.config.fail_fast {
             self.stop(StopReason::FailFast);
@@ -421,8 +477,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 self.skip(idx, reason);
             }
         }
-        self.summary.credits_charged = self.budget.charged();
-        self.summary.credits_refunded = self.budget.refunded();
+        self.report_credits();
+        self.summary.credits = self.budget.account();
         let summary = self.summary.clone();
         self.emit(RunEvent::Finished {
             summary: summary.clone(),

@@ -14,22 +14,37 @@ use crate::engine::slot::{Fetching, State};
 use crate::engine::{ErrorKind, Job, Outputs, Reused, RunEvent, StepError, StepExecutor, TaskRef};
 
 impl<'p, E: StepExecutor> Driver<'p, E> {
-    /// A request sent before with no recorded answer fails unsent.
-    pub(super) fn in_doubt(&mut self, idx: usize, job: Job, from: Option<String>, since: String) {
+    /// A request sent before with no recorded answer fails unsent. One of
+    /// this run's own sends is counted in what the run spent before it was
+    /// resumed, and shows on the instance as in doubt.
+    pub(super) fn in_doubt(
+        &mut self,
+        idx: usize,
+        job: Job,
+        from: Option<String>,
+        since: &str,
+        attempt: Option<u32>,
+    ) {
         let run = match &from {
             Some(run) => format!("in run `{run}`"),
-            None => {
-                // Charged, as far as anyone knows, by this run's earlier process.
-                self.budget.charge(self.graph.step(idx).unit_credits);
-                "earlier in this run".to_owned()
-            }
+            None => "earlier in this run".to_owned(),
         };
+        let what = attempt.map_or_else(|| "it".to_owned(), |n| format!("attempt {n}"));
         let message = format!(
-            "sent {run} at {since} and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)"
+            "{what} was sent {run} at {since} and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)"
         );
         let mut error = StepError::new(ErrorKind::InDoubt, message);
         error.charged = from.is_none();
-        self.fail_with(idx, Some(job), error, 0);
+        let charged = if from.is_none() {
+            self.graph.step(idx).unit_credits
+        } else {
+            0
+        };
+        let job = Job {
+            attempt: attempt.unwrap_or(job.attempt),
+            ..job
+        };
+        self.fail_charged(idx, Some(job), error, 0, charged);
     }
 
     /// Takes an earlier run's result for the instance: nothing is sent. A
@@ -88,7 +103,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         if from.is_some() {
             self.summary.reused += 1;
         }
-        self.budget.charge(credits);
+        // A result of this run before it was resumed: its credits are in
+        // what the run spent before (another run's cost this run nothing).
         self.emit(RunEvent::Reused {
             id: job.id.clone(),
             request_hash: job.request_hash.clone(),
@@ -109,8 +125,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         credits: u64,
         from: Option<String>,
     ) {
+        // This run's own task was paid for before it was resumed; another
+        // run's, by that run.
         self.summary.attached += 1;
-        self.budget.charge(credits);
         self.emit(RunEvent::Attached {
             id: job.id.clone(),
             request_hash: job.request_hash.clone(),

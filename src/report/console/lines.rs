@@ -19,7 +19,10 @@ pub(crate) fn line(event: &RunEvent, now: SystemTime) -> Option<String> {
 /// The verb and the rest of the line, without the time.
 pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
     let described = match event {
-        RunEvent::Created { .. } | RunEvent::Submitting { .. } | RunEvent::Finished { .. } => {
+        RunEvent::Created { .. }
+        | RunEvent::Submitting { .. }
+        | RunEvent::Credits { .. }
+        | RunEvent::Finished { .. } => {
             return None;
         }
         RunEvent::Submitted {
@@ -70,6 +73,7 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
             attempt,
             error,
             refunded,
+            ..
         } => (
             "failed",
             format!(

@@ -54,6 +54,10 @@ pub(crate) fn summary(results: &Results, results_path: &Path) -> String {
     }
     let mut total = Row::default();
     rows.values().for_each(|r| total.sum(*r));
+    // The run's own account: it also holds what a resumed run paid for
+    // requests it no longer makes (the manifest was edited).
+    total.charged = results.totals.credits_charged;
+    total.refunded = results.totals.credits_refunded;
     let width = rows.keys().map(|k| k.len()).chain([5]).max().unwrap_or(5);
 
     let mut out = String::new();
@@ -63,6 +67,7 @@ pub(crate) fn summary(results: &Results, results_path: &Path) -> String {
     }
     push_row(&mut out, "total", &total, width);
     let _ = writeln!(out);
+    let _ = writeln!(out, "credits: {}", results.totals.credits());
     let _ = writeln!(out, "status: {}", status(results));
     let _ = writeln!(out, "results: {}", results_path.display());
     push_failures(&mut out, results);

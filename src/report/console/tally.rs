@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::engine::{InstanceId, RunEvent};
+use crate::engine::{Account, InstanceId, RunEvent};
 
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -13,8 +13,8 @@ pub(crate) struct Tally {
     pub(crate) succeeded: usize,
     pub(crate) failed: usize,
     pub(crate) skipped: usize,
-    pub(crate) charged: u64,
-    pub(crate) refunded: u64,
+    /// The run's credits, as the engine last reported them.
+    pub(crate) credits: Account,
 }
 
 impl Tally {
@@ -27,15 +27,13 @@ impl Tally {
                 self.seen.insert(id.clone());
                 self.running.insert(id.clone());
             }
-            RunEvent::Submitted { credits, .. } => self.charged += credits,
-            RunEvent::Retrying { refunded, .. } => self.refunded += refunded,
+            RunEvent::Credits { credits } => self.credits = *credits,
             RunEvent::Succeeded { id, .. } => {
                 self.running.remove(id);
                 self.succeeded += 1;
             }
-            RunEvent::Failed { id, refunded, .. } => {
+            RunEvent::Failed { id, .. } => {
                 self.running.remove(id);
-                self.refunded += refunded;
                 self.failed += 1;
             }
             RunEvent::Skipped { id, .. } => {
@@ -43,17 +41,19 @@ impl Tally {
                 self.running.remove(id);
                 self.skipped += 1;
             }
-            RunEvent::Reused { id, credits, .. } => {
+            RunEvent::Reused { id, .. } => {
                 self.seen.insert(id.clone());
                 self.succeeded += 1;
-                self.charged += credits;
             }
-            RunEvent::Attached { id, credits, .. } => {
+            RunEvent::Attached { id, .. } => {
                 self.seen.insert(id.clone());
                 self.running.insert(id.clone());
-                self.charged += credits;
             }
-            RunEvent::Throttled { .. } | RunEvent::Stopping { .. } | RunEvent::Finished { .. } => {}
+            RunEvent::Submitted { .. }
+            | RunEvent::Retrying { .. }
+            | RunEvent::Throttled { .. }
+            | RunEvent::Stopping { .. }
+            | RunEvent::Finished { .. } => {}
         }
     }
 
@@ -73,20 +73,16 @@ impl Tally {
         self.created().saturating_sub(self.done() + self.running())
     }
 
-    /// Credits spent: charged minus refunded.
-    pub(crate) fn spent(&self) -> u64 {
-        self.charged.saturating_sub(self.refunded)
-    }
-
-    /// `3 running, 10 waiting, 1 failed, 0 skipped, 45 credits`.
+    /// `3 running, 10 waiting, 1 failed, 0 skipped, 45 credits net`, with
+    /// refunds and sends in doubt when there are any.
     pub(crate) fn message(&self) -> String {
         format!(
-            "{} running, {} waiting, {} failed, {} skipped, {} credits",
+            "{} running, {} waiting, {} failed, {} skipped, {}",
             self.running(),
             self.waiting(),
             self.failed,
             self.skipped,
-            self.spent()
+            self.credits
         )
     }
 }
