@@ -24,6 +24,7 @@ use crate::plan::models::Models;
 use super::download::DownloadOptions;
 use super::errors;
 use super::files;
+use super::hosts::HostPolicy;
 use super::outputs::{self, Finished};
 use super::recheck;
 use super::request::{self, ApiCall};
@@ -35,6 +36,8 @@ pub struct ApiExecutor {
     downloads: DownloadOptions,
     /// Sends no credentials: only for result files.
     http: reqwest::Client,
+    /// Where result files may come from.
+    hosts: HostPolicy,
 }
 
 impl std::fmt::Debug for ApiExecutor {
@@ -68,8 +71,10 @@ impl ApiExecutor {
         models: Models,
         downloads: DownloadOptions,
     ) -> Result<ApiExecutor, ExecutorError> {
+        let hosts = HostPolicy::new(client.base_url(), &downloads.allowed_hosts);
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(30))
+            .redirect(hosts.redirects())
             .build()
             .map_err(|e| ExecutorError(e.to_string()))?;
         Ok(ApiExecutor {
@@ -77,6 +82,7 @@ impl ApiExecutor {
             models,
             downloads,
             http,
+            hosts,
         })
     }
 
@@ -119,7 +125,7 @@ impl ApiExecutor {
 
     /// Attaches downloaded files to a finished instance's outputs.
     async fn finish(&self, job: &Job, value: Value) -> Result<Outputs, StepError> {
-        let files = files::save_all(&self.http, &self.downloads, job, &value).await?;
+        let files = files::save_all(&self.http, &self.hosts, &self.downloads, job, &value).await?;
         Ok(Outputs { value, files })
     }
 }

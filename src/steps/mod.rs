@@ -15,10 +15,12 @@ mod errors;
 mod executor;
 mod fields;
 mod files;
+mod hosts;
 mod outputs;
 mod recheck;
 mod request;
 mod sanitize;
 
-pub use download::{DownloadKinds, DownloadOptions};
+pub use download::{DEFAULT_MAX_DOWNLOAD, DOWNLOAD_DEADLINE, DownloadKinds, DownloadOptions};
 pub use executor::{ApiExecutor, ExecutorError};
+pub use hosts::{HostRule, MAX_REDIRECTS, SERVICE_DOMAINS};
