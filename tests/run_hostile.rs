@@ -1,0 +1,147 @@
+//! `sonicflow run` through the binary against a hostile API on loopback:
+//! a finished task whose file cannot be fetched, and polls that cannot be
+//! decoded, are reported with their real cause in `results.json`, and the
+//! file is not fetched again every poll interval.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests fail by panicking, as assertions do"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-run-hostile-5e0c2a";
+
+#[derive(Clone)]
+struct Api {
+    base: String,
+    file_hits: Arc<AtomicUsize>,
+}
+
+async fn create(body: axum::Json<Value>) -> axum::Json<Value> {
+    // The prompt names the task, so each step meets its own trouble.
+    let task = body["gpt_description_prompt"].as_str().unwrap_or("none");
+    axum::Json(json!({"code": 200, "task_id": task}))
+}
+
+async fn task(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match id.as_str() {
+        "gone" => {
+            let clip = json!({"clip_id": "c1", "state": "succeeded",
+                "audio_url": format!("{}/files/gone.mp3", api.base)});
+            axum::Json(json!({"code": 200, "data": [clip]})).into_response()
+        }
+        _ => axum::Json(json!({"code": 200, "data": {"clip_id": 7}})).into_response(),
+    }
+}
+
+async fn gone(State(api): State<Api>) -> StatusCode {
+    api.file_hits.fetch_add(1, Ordering::SeqCst);
+    StatusCode::NOT_FOUND
+}
+
+async fn serve() -> Api {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = Api {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        file_hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = Router::new()
+        .route(
+            "/api/v1/get-credits",
+            get(|| async { axum::Json(json!({"credits": 1000, "extra_credits": 0})) }),
+        )
+        .route("/api/v1/sonic/create", post(create))
+        .route("/api/v1/sonic/task/{id}", get(task))
+        .route("/files/gone.mp3", get(gone))
+        .with_state(api.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    api
+}
+
+const PIPELINE: &str = "version: 1
+name: hostile
+defaults: { mv: sonic-v5 }
+poll: { initial_delay: 1s, interval: 1s, timeout: 2m }
+steps:
+  lost:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: gone }
+  garbled:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: garbled }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_after_a_finished_task_keep_their_cause() {
+    let api = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, PIPELINE).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = common::sonicflow();
+    cmd.env("MUSICAPI_KEY", KEY)
+        .env("MUSICAPI_BASE_URL", &api.base)
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--download",
+            "--time-scale",
+            "100",
+            "--log-format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let step = |id: &str| {
+        results["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == id)
+            .cloned()
+            .unwrap()
+    };
+
+    // The file's 404: a local failure after a paid answer, with the host
+    // and status, fetched once (a 404 is not worth retrying), not a timeout.
+    let lost = step("lost");
+    let error = &lost["error"];
+    assert_eq!(error["kind"], "local", "{lost:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("404") && message.contains("127.0.0.1"),
+        "{message}"
+    );
+    assert!(!message.contains("did not finish in time"), "{message}");
+    assert_eq!(lost["attempts"][0]["error"]["kind"], "local", "{lost:#}");
+    assert_eq!(api.file_hits.load(Ordering::SeqCst), 1);
+
+    // Undecodable polls run into the timeout, which names what was wrong.
+    let garbled = step("garbled");
+    let message = garbled["error"]["message"].as_str().unwrap();
+    assert_eq!(garbled["error"]["kind"], "timeout", "{garbled:#}");
+    assert!(
+        message.contains("the last poll failed: cannot decode the response")
+            && message.contains("`data`"),
+        "{message}"
+    );
+    assert!(!stderr.contains(KEY));
+}
