@@ -118,6 +118,38 @@ impl DownloadOptions {
     }
 }
 
+/// Reads a size: bytes (`1048576`), or a number with a unit, decimal
+/// (`kB`, `MB`, `GB`) or binary (`KiB`, `MiB`, `GiB`); case does not matter.
+pub fn parse_size(raw: &str) -> Result<u64, String> {
+    let text = raw.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{raw}` has an unknown unit `{other}`: use bytes, kB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a size: give e.g. `800MB` or `2GiB`"))?;
+    let bytes = value * factor as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes <= u64::MAX as f64) {
+        return Err(format!("`{raw}` is not a size of at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
 /// Which result files to save.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownloadKinds {
@@ -341,6 +373,25 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        let rows: &[(&str, Option<u64>)] = &[
+            ("1048576", Some(1 << 20)),
+            ("512MiB", Some(512 << 20)),
+            ("800MB", Some(800_000_000)),
+            ("2 GiB", Some(2 << 30)),
+            ("1.5kb", Some(1500)),
+            ("0", None),
+            ("-1MB", None),
+            ("lots", None),
+            ("5 parsecs", None),
+            ("99999999999999999999999GB", None),
+        ];
+        for (raw, want) in rows {
+            assert_eq!(parse_size(raw).ok(), *want, "{raw}");
+        }
+    }
 
     #[test]
     fn delays_double_and_follow_the_time_scale() {

@@ -72,11 +72,7 @@ impl ApiExecutor {
         downloads: DownloadOptions,
     ) -> Result<ApiExecutor, ExecutorError> {
         let hosts = HostPolicy::new(client.base_url(), &downloads.allowed_hosts);
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .redirect(hosts.redirects())
-            .build()
-            .map_err(|e| ExecutorError(e.to_string()))?;
+        let http = download_client(&hosts).map_err(|e| ExecutorError(e.to_string()))?;
         Ok(ApiExecutor {
             client,
             models,
@@ -128,6 +124,14 @@ impl ApiExecutor {
         let files = files::save_all(&self.http, &self.hosts, &self.downloads, job, &value).await?;
         Ok(Outputs { value, files })
     }
+}
+
+/// The HTTP client for result files: no credentials, redirects per `hosts`.
+fn download_client(hosts: &HostPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .redirect(hosts.redirects())
+        .build()
 }
 
 impl StepExecutor for ApiExecutor {

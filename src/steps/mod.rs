@@ -21,6 +21,8 @@ mod recheck;
 mod request;
 mod sanitize;
 
-pub use download::{DEFAULT_MAX_DOWNLOAD, DOWNLOAD_DEADLINE, DownloadKinds, DownloadOptions};
+pub use download::{
+    DEFAULT_MAX_DOWNLOAD, DOWNLOAD_DEADLINE, DownloadKinds, DownloadOptions, parse_size,
+};
 pub use executor::{ApiExecutor, ExecutorError};
 pub use hosts::{HostRule, MAX_REDIRECTS, SERVICE_DOMAINS};

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+mod download_args;
 mod error;
 mod prepare;
 
+pub use download_args::DownloadArgs;
 pub use error::RunError;
 use prepare::{Prepared, prepare};
 
@@ -55,6 +57,8 @@ pub struct RunArgs {
     /// Download audio, WAV, stems and MIDI into the output folder.
     #[arg(long)]
     pub download: bool,
+    #[command(flatten)]
+    pub download_limits: DownloadArgs,
     /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<u32>,
@@ -174,7 +178,8 @@ async fn execute(
     } = prepared;
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
-    let executor = make_executor(client, models, &out, &plan, download, scale)
+    let limits = &args.download_limits;
+    let executor = make_executor(client, models, &out, &plan, download, scale, limits)
         .map_err(|e| RunError::Client(e.to_string()))?;
     let (tx, rx) = mpsc::unbounded_channel();
     let clock = report::system_clock();
@@ -317,6 +322,7 @@ fn make_executor(
     plan: &Plan,
     download_all: bool,
     scale: f64,
+    limits: &DownloadArgs,
 ) -> Result<ApiExecutor, ExecutorError> {
     let a = plan.artifacts;
     let kinds = if download_all {
@@ -334,7 +340,7 @@ fn make_executor(
         .with_kinds(kinds)
         .with_time_scale(scale);
     downloads.enabled = enabled;
-    ApiExecutor::new(client, models, downloads)
+    ApiExecutor::new(client, models, limits.apply(downloads))
 }
 
 /// Proves the key works before anything is paid for: a free balance call,
