@@ -1,7 +1,8 @@
 //! `sonicflow run` through the binary against a hostile API on loopback:
 //! a finished task whose file cannot be fetched, and polls that cannot be
 //! decoded, are reported with their real cause in `results.json`, and the
-//! file is not fetched again every poll interval.
+//! file is not fetched again every poll interval; and key files as editors
+//! and careless copies leave them.
 
 #![expect(
     clippy::unwrap_used,
@@ -45,6 +46,15 @@ async fn task(State(api): State<Api>, Path(id): Path<String>) -> Response {
     }
 }
 
+async fn credits(headers: axum::http::HeaderMap) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {KEY}")) {
+        let refused = json!({"code": 401, "message": "Invalid authorization format."});
+        return (StatusCode::UNAUTHORIZED, axum::Json(refused)).into_response();
+    }
+    axum::Json(json!({"credits": 1000, "extra_credits": 0})).into_response()
+}
+
 async fn gone(State(api): State<Api>) -> StatusCode {
     api.file_hits.fetch_add(1, Ordering::SeqCst);
     StatusCode::NOT_FOUND
@@ -57,10 +67,7 @@ async fn serve() -> Api {
         file_hits: Arc::new(AtomicUsize::new(0)),
     };
     let app = Router::new()
-        .route(
-            "/api/v1/get-credits",
-            get(|| async { axum::Json(json!({"credits": 1000, "extra_credits": 0})) }),
-        )
+        .route("/api/v1/get-credits", get(credits))
         .route("/api/v1/sonic/create", post(create))
         .route("/api/v1/sonic/task/{id}", get(task))
         .route("/files/gone.mp3", get(gone))
@@ -144,4 +151,50 @@ async fn failures_after_a_finished_task_keep_their_cause() {
         "{message}"
     );
     assert!(!stderr.contains(KEY));
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readable_key_file_with_a_bom_works_and_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let api = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("musicapi.key");
+    std::fs::write(&key_file, format!("\u{feff}{KEY}\r\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = key_file.to_str().unwrap().to_owned();
+    let mut cmd = common::sonicflow();
+    cmd.args(["credits", "--api-base", &api.base, "--api-key-file", &path]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1000") || stderr.contains("1000"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`{path}` can be read by every user"))
+            && stderr.contains(&format!("chmod 600 {path}")),
+        "{stderr}"
+    );
+
+    // A stray character is named by position, the key is not shown.
+    std::fs::write(&key_file, format!("{KEY}\u{a0}x")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = common::sonicflow();
+    cmd.args(["credits", "--api-base", &api.base, "--api-key-file", &path]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("a non-ASCII character (U+00A0) at character 22"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
 }
