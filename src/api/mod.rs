@@ -33,3 +33,4 @@ pub use responses::{
     StepsSubmitted, Submitted, UploadStep, UploadedClip, UpsampledTags, Vox, Wav,
 };
 pub use text::human_bytes;
+pub(crate) use text::one_line;

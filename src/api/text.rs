@@ -217,6 +217,13 @@ fn skip_osc(chars: &mut Chars<'_>) {
     }
 }
 
+/// `raw` on one clean line of bounded length, for text that has no secret
+/// to look for (it already went through a [`Redactor`]), such as a URL an
+/// answer held, quoted in an error.
+pub(crate) fn one_line(raw: &str) -> String {
+    Redactor::default().line(raw)
+}
+
 /// A byte count for people: `512 MiB`, `64 KiB`, `12 bytes`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];

@@ -144,14 +144,16 @@ pub(crate) async fn save_all(
     let mut saved = Vec::with_capacity(wanted.len());
     let mut names = HashSet::new();
     for w in wanted {
+        // URLs are quoted in errors on one line of bounded length.
+        let shown = crate::api::one_line(&w.url);
         let url = parse_url(&w.url)
             .and_then(|u| hosts.check(&u).map(|()| u))
-            .map_err(|m| local(job, format!("`{}` was not downloaded: {m}", w.url)))?;
+            .map_err(|m| local(job, format!("`{shown}` was not downloaded: {m}")))?;
         let name = file_name(&w.clip_id, w.ext, &mut names);
         let result = download::fetch(http, options, &url, &dir.join(&name)).await;
         let file = result.map_err(|f| {
             let place = if f.local { "saving" } else { "downloading" };
-            local(job, format!("{place} `{}` failed: {}", w.url, f.message))
+            local(job, format!("{place} `{shown}` failed: {}", f.message))
         })?;
         saved.push(SavedFile {
             path: sanitize::slash_path(&relative.join(&name)),
@@ -183,11 +185,12 @@ fn file_name(clip_id: &str, ext: &str, taken: &mut HashSet<String>) -> String {
 
 /// Only plain web URLs are fetched: no `file:`, no other schemes.
 fn parse_url(raw: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(raw).map_err(|e| format!("`{raw}` is not a valid URL: {e}"))?;
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("it is not a valid URL: {e}"))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(format!(
-            "`{raw}` uses scheme `{other}`; only http and https are downloaded"
+            "it uses scheme `{}`; only http and https are downloaded",
+            crate::api::one_line(other)
         )),
     }
 }

@@ -6,7 +6,8 @@
 //! * `https` on one of the service's file hosts ([`SERVICE_DOMAINS`], or a
 //!   subdomain of one), on the default port;
 //! * the API's own address: the same scheme, host and port as the base URL
-//!   (the sandbox serves its files there);
+//!   (the sandbox serves its files there; for a loopback base, any loopback
+//!   name on that port);
 //! * or a host given with `--allow-download-host`: `HOST` (https, default
 //!   port), `HOST:PORT`, `http://HOST[:PORT]` for plain http, and
 //!   `*.DOMAIN` for every subdomain of `DOMAIN`.
@@ -35,6 +36,13 @@ pub struct HostRule {
     /// `*.DOMAIN`: every subdomain of `host`, and `host` itself.
     subdomains: bool,
     port: u16,
+    /// The API's own loopback address: any loopback name stands for it
+    /// (a base of `localhost:PORT` serves files as `127.0.0.1:PORT`).
+    any_loopback: bool,
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 impl HostRule {
@@ -42,17 +50,21 @@ impl HostRule {
         let Some(host) = url_host(url) else {
             return false;
         };
-        let host_ok =
-            host == self.host || (self.subdomains && host.ends_with(&format!(".{}", self.host)));
+        let host_ok = host == self.host
+            || (self.subdomains && host.ends_with(&format!(".{}", self.host)))
+            || (self.any_loopback && is_loopback(&host));
         url.scheme() == self.scheme && host_ok && url.port_or_known_default() == Some(self.port)
     }
 
-    /// The origin of a base URL: exactly its scheme, host and port.
+    /// The origin of a base URL: exactly its scheme, host and port (any
+    /// loopback name for a loopback host).
     fn origin(base: &str) -> Option<HostRule> {
         let url = Url::parse(base).ok()?;
+        let host = url_host(&url)?;
         Some(HostRule {
             scheme: url.scheme().to_owned(),
-            host: url_host(&url)?,
+            any_loopback: is_loopback(&host),
+            host,
             subdomains: false,
             port: url.port_or_known_default()?,
         })
@@ -103,6 +115,7 @@ impl FromStr for HostRule {
             host,
             subdomains,
             port,
+            any_loopback: false,
         })
     }
 }
@@ -132,6 +145,7 @@ impl HostPolicy {
                 host: (*d).to_owned(),
                 subdomains: true,
                 port: 443,
+                any_loopback: false,
             })
             .collect();
         rules.extend(HostRule::origin(api_base));
@@ -226,12 +240,16 @@ mod tests {
             "http://cdn1.suno.ai/x.mp3",
             "https://cdn1.suno.ai.evil.example/x.mp3",
             "http://127.0.0.1:4011/x.mp3",
-            "http://localhost:4010/x.mp3",
+            "https://127.0.0.1:4010/x.mp3",
             "https://169.254.169.254/latest/meta-data",
         ] {
             let err = p.check(&url(refused)).unwrap_err();
             assert!(err.contains("--allow-download-host"), "{refused}: {err}");
         }
+        // The API's own loopback port under another loopback name.
+        let local = HostPolicy::new("http://localhost:4010", &[]);
+        assert!(local.check(&url("http://127.0.0.1:4010/f.mp3")).is_ok());
+        assert!(local.check(&url("http://127.0.0.1:4011/f.mp3")).is_err());
         let err = p.check(&url("http://127.0.0.1:4011/x")).unwrap_err();
         assert!(err.contains("`http://127.0.0.1:4011`"), "{err}");
         assert!(
