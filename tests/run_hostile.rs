@@ -29,10 +29,21 @@ struct Api {
     file_hits: Arc<AtomicUsize>,
 }
 
-async fn create(body: axum::Json<Value>) -> axum::Json<Value> {
+async fn create(headers: axum::http::HeaderMap, body: axum::Json<Value>) -> Response {
     // The prompt names the task, so each step meets its own trouble.
     let task = body["gpt_description_prompt"].as_str().unwrap_or("none");
-    axum::Json(json!({"code": 200, "task_id": task}))
+    if task == "echo" {
+        // Refuses with a flood of text that echoes the key and spoofs the terminal.
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let message = format!(
+            "\u{1b}[2J\u{1b}]0;owned\u{7}bad header {} {}",
+            auth.unwrap_or_default(),
+            "x".repeat(5 << 20)
+        );
+        let refused = json!({"code": 400, "message": message});
+        return (StatusCode::BAD_REQUEST, axum::Json(refused)).into_response();
+    }
+    axum::Json(json!({"code": 200, "task_id": task})).into_response()
 }
 
 async fn task(State(api): State<Api>, Path(id): Path<String>) -> Response {
@@ -87,6 +98,9 @@ steps:
   garbled:
     action: create
     with: { custom_mode: false, gpt_description_prompt: garbled }
+  echo:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: echo }
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +164,47 @@ async fn failures_after_a_finished_task_keep_their_cause() {
             && message.contains("`data`"),
         "{message}"
     );
-    assert!(!stderr.contains(KEY));
+
+    // What the server said is stored cut, stripped and without the key, in
+    // every file the run wrote and on stderr.
+    let echo = step("echo");
+    let message = echo["error"]["message"].as_str().unwrap();
+    assert_eq!(echo["error"]["kind"], "invalid", "{echo:#}");
+    assert!(
+        message.contains("bad header Bearer <redacted> xxx"),
+        "{message}"
+    );
+    assert!(message.len() < 1_000, "{} bytes", message.len());
+    for (what, text) in written_below(dir.path())
+        .into_iter()
+        .chain([("stderr".into(), stderr.to_string())])
+    {
+        assert!(!text.contains(KEY), "{what} holds the key");
+        assert!(!text.contains('\u{1b}'), "{what} holds an escape sequence");
+        assert!(text.len() < 1 << 20, "{what} is {} bytes", text.len());
+    }
+}
+
+/// Every file below `dir` (results, journal, state) with its text.
+fn written_below(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((
+                    path.display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+        }
+    }
+    assert!(out.len() >= 3, "{out:?}");
+    out
 }
 
 #[cfg(unix)]
