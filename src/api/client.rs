@@ -3,6 +3,12 @@
 //! Every POST is treated as paid (each one costs credits per the reference),
 //! so a transport failure after sending it is reported as in doubt rather
 //! than transient. GETs (polling, credits) are free and safe to repeat.
+//!
+//! The server is not trusted: a body is read up to a cap per endpoint (an
+//! answer over it is undecodable, so a paid one is in doubt), a redirect is
+//! an error and never followed (nothing is sent anywhere the user did not
+//! name), `Retry-After` is read by one clamped parser, and every byte of an
+//! answer passes through the sanitiser of `text` before anything sees it.
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -30,7 +36,8 @@ pub struct Client {
 pub const ANSWER_CAP: usize = 1 << 20;
 /// Most bytes read of a poll or batch status (many clips with lyrics).
 pub const STATUS_CAP: usize = 8 << 20;
-/// Most bytes read of a MIDI or aligned-lyrics answer (note and word lists).
+/// Most bytes read of a MIDI, aligned-lyrics or vox answer (note, word and
+/// waveform lists).
 pub const LISTS_CAP: usize = 16 << 20;
 /// Most bytes read of an error answer; the rest is not read.
 pub const ERROR_CAP: usize = 64 << 10;
@@ -40,7 +47,10 @@ fn answer_cap(path: &str) -> usize {
     let path = path.split('?').next().unwrap_or(path);
     if path.starts_with("/api/v1/sonic/task/") || path == "/api/v1/sonic/batch" {
         STATUS_CAP
-    } else if path == "/api/v1/sonic/midi" || path == "/api/v1/sonic/aligned-lyrics" {
+    } else if matches!(
+        path,
+        "/api/v1/sonic/midi" | "/api/v1/sonic/aligned-lyrics" | "/api/v1/sonic/vox"
+    ) {
         LISTS_CAP
     } else {
         ANSWER_CAP
