@@ -149,6 +149,12 @@ fn credits_reads_the_key_file_and_names_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key.txt");
     std::fs::write(&key_file, "file-key\n").unwrap();
+    // As a key file should be: readable by its owner only (else a warning).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let mut settings = filters();
     settings.add_filter(&regex_escape(&dir.path().display().to_string()), "[DIR]");
     let _guard = settings.bind_to_scope();

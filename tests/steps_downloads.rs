@@ -142,9 +142,9 @@ async fn hostile_ids_and_instances_stay_inside_the_output_folder() {
     assert_eq!(
         paths,
         [
-            "___.._up/a/__/__/b/0.1/___.._etc_passwd.mp3",
-            "___.._up/a/__/__/b/0.1/a_.._.._b.mp3",
-            "___.._up/a/__/__/b/0.1/__.mp3",
+            "___.._up/a/__/__/b/0.1/___.._etc_passwd-3754d6cb.mp3",
+            "___.._up/a/__/__/b/0.1/a_.._.._b-feddf167.mp3",
+            "___.._up/a/__/__/b/0.1/__-5ec1f7e7.mp3",
         ]
     );
     for f in &outputs.files {

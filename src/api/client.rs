@@ -3,18 +3,25 @@
 //! Every POST is treated as paid (each one costs credits per the reference),
 //! so a transport failure after sending it is reported as in doubt rather
 //! than transient. GETs (polling, credits) are free and safe to repeat.
+//!
+//! The server is not trusted: a body is read up to a cap per endpoint (an
+//! answer over it is undecodable, so a paid one is in doubt), a redirect is
+//! an error and never followed (nothing is sent anywhere the user did not
+//! name), `Retry-After` is read by one clamped parser, and every byte of an
+//! answer passes through the sanitiser of `text` before anything sees it.
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::config::{ClientConfig, ConfigError};
-use super::decode::{decode, error_message};
+use super::decode::{decode, error_message, excerpt};
 use super::error::{ApiError, from_status, from_transport, parse_retry_after};
 use super::poll::TaskStatus;
 use super::requests::*;
 use super::responses::*;
+use super::text::Redactor;
 
 /// A client for the MusicAPI Sonic API (or the sandbox that imitates it).
 #[derive(Debug, Clone)]
@@ -22,6 +29,32 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     auth: HeaderValue,
+    redactor: Redactor,
+}
+
+/// Most bytes read of any JSON answer, unless [`answer_cap`] says more.
+pub const ANSWER_CAP: usize = 1 << 20;
+/// Most bytes read of a poll or batch status (many clips with lyrics).
+pub const STATUS_CAP: usize = 8 << 20;
+/// Most bytes read of a MIDI, aligned-lyrics or vox answer (note, word and
+/// waveform lists).
+pub const LISTS_CAP: usize = 16 << 20;
+/// Most bytes read of an error answer; the rest is not read.
+pub const ERROR_CAP: usize = 64 << 10;
+
+/// The body limit of the endpoint at `path`.
+fn answer_cap(path: &str) -> usize {
+    let path = path.split('?').next().unwrap_or(path);
+    if path.starts_with("/api/v1/sonic/task/") || path == "/api/v1/sonic/batch" {
+        STATUS_CAP
+    } else if matches!(
+        path,
+        "/api/v1/sonic/midi" | "/api/v1/sonic/aligned-lyrics" | "/api/v1/sonic/vox"
+    ) {
+        LISTS_CAP
+    } else {
+        ANSWER_CAP
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -42,6 +75,9 @@ impl Client {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(config.user_agent.clone())
+            // A redirect is reported, never followed: a paid request must
+            // not be sent on to a server the user did not name.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::Http {
                 detail: e.to_string(),
@@ -59,6 +95,7 @@ impl Client {
             http,
             base_url: config.base_url.clone(),
             auth,
+            redactor: Redactor::new(config.key.expose()),
         })
     }
 
@@ -82,30 +119,69 @@ impl Client {
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let resp = req
+        let mut resp = req
             .send()
             .await
             .map_err(|e| from_transport(&endpoint, paid, &e))?;
         let status = resp.status();
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .map_or_else(
+                    || "nowhere".to_owned(),
+                    |l| format!("`{}`", self.redactor.line(&l)),
+                );
+            return Err(ApiError::Redirected {
+                endpoint,
+                status: status.as_u16(),
+                location,
+            });
+        }
         let retry_after = parse_retry_after(
             resp.headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok()),
         );
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| from_transport(&endpoint, paid, &e))?
-            .to_vec();
         if !status.is_success() {
+            // An error's body is only read for its message: what is past
+            // the cap is left unread.
+            let body = match read_capped(&mut resp, ERROR_CAP).await {
+                Ok((body, _)) => body,
+                Err(e) => return Err(from_transport(&endpoint, paid, &e)),
+            };
+            let body = self.redactor.bytes(body);
             return Err(from_status(
                 &endpoint,
                 status.as_u16(),
-                error_message(&body),
+                error_message(&self.redactor, &body),
                 retry_after,
             ));
         }
-        Ok(Raw { status, body })
+        let cap = answer_cap(path);
+        let too_large = |read: Vec<u8>| ApiError::Decode {
+            endpoint: endpoint.clone(),
+            path: ".".to_owned(),
+            message: format!(
+                "the answer is larger than the {} limit of this endpoint, so it was not read",
+                super::text::human_bytes(cap as u64)
+            ),
+            body: excerpt(&self.redactor, &self.redactor.bytes(read)),
+        };
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(too_large(Vec::new()));
+        }
+        let (body, complete) = read_capped(&mut resp, cap)
+            .await
+            .map_err(|e| from_transport(&endpoint, paid, &e))?;
+        if !complete {
+            return Err(too_large(body));
+        }
+        Ok(Raw {
+            status,
+            body: self.redactor.bytes(body),
+        })
     }
 
     async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -114,7 +190,7 @@ impl Client {
         body: &B,
     ) -> Result<T, ApiError> {
         let raw = self.send(Method::POST, path, Some(to_json(body))).await?;
-        decode(&format!("POST {path}"), &raw.body)
+        decode(&self.redactor, &format!("POST {path}"), &raw.body)
     }
 
     async fn post_data<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -277,7 +353,7 @@ impl Client {
     pub async fn batch_status(&self, batch_id: &str) -> Result<BatchStatus, ApiError> {
         let path = format!("/api/v1/sonic/batch?batch_id={}", encode_query(batch_id));
         let raw = self.send(Method::GET, &path, None).await?;
-        decode("GET /api/v1/sonic/batch", &raw.body)
+        decode(&self.redactor, "GET /api/v1/sonic/batch", &raw.body)
     }
 
     /// `GET /api/v1/sonic/task/{task_id}`; HTTP 202 means not ready yet.
@@ -287,14 +363,31 @@ impl Client {
         if raw.status == StatusCode::ACCEPTED {
             return Ok(TaskStatus::NotReady);
         }
-        TaskStatus::from_body("GET /api/v1/sonic/task", &raw.body)
+        TaskStatus::from_body(&self.redactor, "GET /api/v1/sonic/task", &raw.body)
     }
 
     /// `GET /api/v1/get-credits`.
     pub async fn credits(&self) -> Result<Credits, ApiError> {
         let raw = self.send(Method::GET, "/api/v1/get-credits", None).await?;
-        decode("GET /api/v1/get-credits", &raw.body)
+        decode(&self.redactor, "GET /api/v1/get-credits", &raw.body)
     }
+}
+
+/// Reads at most `cap` bytes of the body; `false` when more was left unread.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            let room = cap - body.len();
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 fn to_json<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {

@@ -16,13 +16,33 @@ pub const DEFAULT_BASE_URL: &str = "https://api.musicapi.ai";
 pub struct ApiKey(String);
 
 impl ApiKey {
-    /// Wraps a key; surrounding whitespace (a trailing newline in a key file) is dropped.
+    /// Wraps a key; a leading UTF-8 byte order mark and surrounding
+    /// whitespace (a trailing newline in a key file) are dropped.
     pub fn new(key: impl Into<String>) -> Result<ApiKey, ConfigError> {
-        let key = key.into().trim().to_owned();
+        ApiKey::from_source(key.into(), "the API key")
+    }
+
+    /// [`ApiKey::new`], naming `source` (a file, a variable) in errors.
+    /// A key must be visible ASCII, as an HTTP header needs; the error says
+    /// which character is wrong and where, never the key.
+    pub(crate) fn from_source(key: String, source: &str) -> Result<ApiKey, ConfigError> {
+        let key = key.trim().trim_start_matches('\u{feff}').trim();
         if key.is_empty() {
             return Err(ConfigError::EmptyKey);
         }
-        Ok(ApiKey(key))
+        if let Some((at, c)) = key.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic()) {
+            let what = match c {
+                ' ' => "a space".to_owned(),
+                c if c.is_control() => format!("a control character (U+{:04X})", u32::from(c)),
+                c => format!("a non-ASCII character (U+{:04X})", u32::from(c)),
+            };
+            return Err(ConfigError::KeyCharacter {
+                place: source.to_owned(),
+                what,
+                position: at + 1,
+            });
+        }
+        Ok(ApiKey(key.to_owned()))
     }
 
     /// The key itself, for building the `Authorization` header only.
@@ -46,6 +66,14 @@ pub enum ConfigError {
         "the API key is empty: put the key in `MUSICAPI_KEY` or in the file given to `--api-key-file`"
     )]
     EmptyKey,
+    #[error(
+        "{place} has {what} at character {position}, which cannot be sent in an HTTP header: keep only the key itself (letters, digits and punctuation) there"
+    )]
+    KeyCharacter {
+        place: String,
+        what: String,
+        position: usize,
+    },
     #[error("cannot read the API key file `{path}`: {detail}")]
     KeyFile { path: PathBuf, detail: String },
     #[error(
@@ -118,7 +146,7 @@ impl ClientConfig {
         let key = match key_file {
             Some(path) => read_key_file(path)?,
             None => match std::env::var("MUSICAPI_KEY") {
-                Ok(k) if !k.trim().is_empty() => ApiKey::new(k)?,
+                Ok(k) if !k.trim().is_empty() => ApiKey::from_source(k, "`MUSICAPI_KEY`")?,
                 _ => return Err(ConfigError::MissingKey),
             },
         };
@@ -138,7 +166,40 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
         path: path.to_owned(),
         detail: e.to_string(),
     })?;
-    ApiKey::new(text)
+    if let Some(warning) = exposure_warning(path) {
+        eprintln!("warning: {warning}");
+    }
+    ApiKey::from_source(text, &format!("the API key file `{}`", path.display()))
+}
+
+/// A warning when other users may read the key file.
+#[cfg(unix)]
+fn exposure_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    exposure_of(path, mode)
+}
+
+#[cfg(not(unix))]
+fn exposure_warning(_path: &Path) -> Option<String> {
+    None
+}
+
+#[cfg_attr(
+    not(unix),
+    allow(dead_code, reason = "permission bits are read on unix only")
+)]
+fn exposure_of(path: &Path, mode: u32) -> Option<String> {
+    let who = match (mode & 0o070 != 0, mode & 0o007 != 0) {
+        (_, true) => "every user of this machine",
+        (true, false) => "its group",
+        (false, false) => return None,
+    };
+    Some(format!(
+        "the API key file `{p}` can be read by {who} (mode {:03o}); restrict it with `chmod 600 {p}`",
+        mode & 0o777,
+        p = path.display()
+    ))
 }
 
 #[cfg(test)]
@@ -176,6 +237,41 @@ mod tests {
         let local = Some(" http://127.0.0.1:8080/ ");
         assert_eq!(base_url_from(None, local), "http://127.0.0.1:8080");
         assert_eq!(base_url_from(Some("http://flag/"), local), "http://flag");
+    }
+
+    #[test]
+    fn keys_lose_a_bom_and_whitespace_and_bad_characters_are_named_not_shown() {
+        let ok = |raw: &str| ApiKey::new(raw).unwrap().expose().to_owned();
+        assert_eq!(ok("\u{feff}sk-abc\r\n"), "sk-abc");
+        assert_eq!(ok("  \u{feff}sk-abc\t"), "sk-abc");
+        for (raw, what, at) in [
+            ("sk-ab cd", "a space", 6),
+            ("sk-ab\u{0}cd", "a control character (U+0000)", 6),
+            ("sk-\u{e9}cd", "a non-ASCII character (U+00E9)", 4),
+            ("sk-ab\u{feff}", "a non-ASCII character (U+FEFF)", 6),
+        ] {
+            let err = ApiKey::from_source(raw.to_owned(), "`MUSICAPI_KEY`").unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("`MUSICAPI_KEY` has {what} at character {at},")),
+                "{text}"
+            );
+            assert!(!text.contains("sk-"), "{text}");
+        }
+    }
+
+    #[test]
+    fn readable_key_files_are_warned_about() {
+        let p = Path::new("/keys/musicapi");
+        assert_eq!(exposure_of(p, 0o100600), None);
+        assert_eq!(exposure_of(p, 0o100400), None);
+        let world = exposure_of(p, 0o100644).unwrap();
+        assert!(
+            world.contains("`/keys/musicapi`") && world.contains("every user"),
+            "{world}"
+        );
+        assert!(world.ends_with("`chmod 600 /keys/musicapi`"), "{world}");
+        assert!(exposure_of(p, 0o100640).unwrap().contains("its group"));
     }
 
     #[test]

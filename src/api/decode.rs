@@ -7,63 +7,105 @@
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
+use serde_json::Value;
 
 use super::error::ApiError;
+use super::text::{Redactor, Shape};
 
-/// Longest slice of a raw body kept in a decode error.
-const BODY_EXCERPT: usize = 500;
-
-/// Decodes `body` as `T`, naming the JSON path on failure.
-pub(crate) fn decode<T: DeserializeOwned>(endpoint: &str, body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+/// Decodes `body` as `T`, naming the JSON path on failure. Every string in
+/// the body is cleaned by `redactor` first (see [`super::text`]), so nothing
+/// the server says reaches a caller unsanitised.
+pub(crate) fn decode<T: DeserializeOwned>(
+    redactor: &Redactor,
+    endpoint: &str,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let fail = |path: String, message: String| ApiError::Decode {
+        endpoint: endpoint.to_owned(),
+        path,
+        message: redactor.line(&message),
+        body: excerpt(redactor, body),
+    };
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| fail(".".into(), e.to_string()))?;
+    clean_value(redactor, &mut value, Shape::Block);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        ApiError::Decode {
-            endpoint: endpoint.to_owned(),
-            path,
-            message: e.into_inner().to_string(),
-            body: excerpt(body),
-        }
+        fail(path, e.into_inner().to_string())
     })
 }
 
-/// The start of a body as text, cut on a character boundary.
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    if text.len() <= BODY_EXCERPT {
-        return text.into_owned();
+/// Cleans every string below `value`; fields that are shown on one line
+/// (messages, titles, states, ids) get the one-line shape.
+pub(crate) fn clean_value(redactor: &Redactor, value: &mut Value, shape: Shape) {
+    match value {
+        Value::String(s) => *s = redactor.clean(s, shape),
+        Value::Array(items) => {
+            for item in items {
+                clean_value(redactor, item, shape);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                clean_value(redactor, item, shape_of(key));
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
-    let mut end = BODY_EXCERPT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+}
+
+fn shape_of(key: &str) -> Shape {
+    const LINES: &[&str] = &[
+        "message",
+        "error",
+        "detail",
+        "type",
+        "title",
+        "error_message",
+        "tags",
+        "negative_tags",
+        "state",
+        "status",
+        "name",
+        "mv",
+        "stem_type",
+        "id",
+    ];
+    if LINES.contains(&key) || key.ends_with("_id") {
+        Shape::Line
+    } else {
+        Shape::Block
     }
-    format!("{}… ({} bytes)", &text[..end], body.len())
+}
+
+/// The start of a body as one clean line.
+pub(crate) fn excerpt(redactor: &Redactor, body: &[u8]) -> String {
+    redactor.line(&String::from_utf8_lossy(body))
 }
 
 /// The message of an error body: the API documents `message`; integrators
 /// also saw `error`, `detail` and `type`, so those are read as fallbacks.
-pub(crate) fn error_message(body: &[u8]) -> String {
+/// Always one clean line.
+pub(crate) fn error_message(redactor: &Redactor, body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct ErrorBody {
-        message: Option<serde_json::Value>,
-        error: Option<serde_json::Value>,
-        detail: Option<serde_json::Value>,
+        message: Option<Value>,
+        error: Option<Value>,
+        detail: Option<Value>,
         #[serde(rename = "type")]
-        kind: Option<serde_json::Value>,
+        kind: Option<Value>,
     }
-    let text = |v: serde_json::Value| match v {
-        serde_json::Value::String(s) => s,
+    let text = |v: Value| match v {
+        Value::String(s) => s,
         other => other.to_string(),
     };
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(b) => b
-            .message
-            .or(b.error)
-            .or(b.detail)
-            .or(b.kind)
-            .map(text)
-            .unwrap_or_else(|| excerpt(body)),
-        Err(_) => excerpt(body),
+    let raw = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => b.message.or(b.error).or(b.detail).or(b.kind).map(text),
+        Err(_) => None,
+    };
+    match raw {
+        Some(message) => redactor.line(&message),
+        None => excerpt(redactor, body),
     }
 }
 
@@ -95,7 +137,8 @@ mod tests {
 
     #[test]
     fn duration_accepts_number_string_and_null() {
-        let d = |s: &str| decode::<D>("/t", s.as_bytes()).unwrap().duration;
+        let r = Redactor::default();
+        let d = |s: &str| decode::<D>(&r, "/t", s.as_bytes()).unwrap().duration;
         assert_eq!(d(r#"{"duration": 104}"#), Some(104.0));
         assert_eq!(d(r#"{"duration": "104.88"}"#), Some(104.88));
         assert_eq!(d(r#"{"duration": null}"#), None);
@@ -104,7 +147,7 @@ mod tests {
 
     #[test]
     fn decode_error_names_path_and_keeps_body() {
-        let err = decode::<D>("/t", br#"{"duration": "abc"}"#).unwrap_err();
+        let err = decode::<D>(&Redactor::default(), "/t", br#"{"duration": "abc"}"#).unwrap_err();
         match err {
             ApiError::Decode { path, body, .. } => {
                 assert_eq!(path, "duration");
@@ -116,13 +159,33 @@ mod tests {
 
     #[test]
     fn error_message_falls_back_through_known_fields() {
+        let r = Redactor::default();
         assert_eq!(
-            error_message(br#"{"code":400,"message":"task not found."}"#),
+            error_message(&r, br#"{"code":400,"message":"task not found."}"#),
             "task not found."
         );
-        assert_eq!(error_message(br#"{"detail":"nope"}"#), "nope");
-        assert_eq!(error_message(b"<html>"), "<html>");
+        assert_eq!(error_message(&r, br#"{"detail":"nope"}"#), "nope");
+        assert_eq!(error_message(&r, b"<html>"), "<html>");
         let long = vec![b'x'; 2000];
-        assert!(excerpt(&long).ends_with("(2000 bytes)"));
+        assert!(excerpt(&r, &long).ends_with("of 2000 characters]"));
+    }
+
+    #[test]
+    fn every_string_of_an_answer_is_cleaned_before_it_is_typed() {
+        #[derive(Deserialize)]
+        struct T {
+            title: String,
+            lyrics: String,
+        }
+        let r = Redactor::new("sk-secret-key");
+        let title = "t\\u001b[31m".to_owned() + &"x".repeat(1000);
+        let body = format!(r#"{{"title":"{title}","lyrics":"la\nla sk-secret-key"}}"#);
+        let t: T = decode(&r, "/t", body.as_bytes()).unwrap();
+        assert!(
+            t.title.starts_with("txxx") && t.title.contains("truncated"),
+            "{}",
+            t.title
+        );
+        assert_eq!(t.lyrics, "la\nla <redacted>");
     }
 }

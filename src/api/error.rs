@@ -59,6 +59,15 @@ pub enum ApiError {
         "`{endpoint}` may or may not have been accepted (the connection failed after the request was sent): {message}"
     )]
     InDoubt { endpoint: String, message: String },
+    #[error(
+        "`{endpoint}` answered {status} redirecting to {location}; API calls are never followed elsewhere, so set the base URL (`--api-base` or `MUSICAPI_BASE_URL`) to the address that answers"
+    )]
+    Redirected {
+        endpoint: String,
+        status: u16,
+        /// Where the server pointed, cleaned (or "nowhere").
+        location: String,
+    },
     #[error("cannot decode the response of `{endpoint}` at `{path}`: {message}; body: {body}")]
     Decode {
         endpoint: String,
@@ -72,7 +81,9 @@ impl ApiError {
     /// The class the engine reacts to.
     pub fn class(&self) -> ErrorClass {
         match self {
-            ApiError::Invalid { .. } => ErrorClass::Invalid,
+            // The server answered: it did not take the request here, and
+            // sending it again to the same address cannot help.
+            ApiError::Invalid { .. } | ApiError::Redirected { .. } => ErrorClass::Invalid,
             ApiError::Unauthorised { .. } => ErrorClass::Unauthorised,
             ApiError::OutOfCredits { .. } => ErrorClass::OutOfCredits,
             ApiError::Moderation { .. } => ErrorClass::Moderation,
@@ -115,7 +126,7 @@ impl ApiError {
     /// The HTTP status, when the failure came with one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            ApiError::Invalid { status, .. } => Some(*status),
+            ApiError::Invalid { status, .. } | ApiError::Redirected { status, .. } => Some(*status),
             ApiError::Unauthorised { .. } => Some(401),
             ApiError::OutOfCredits { .. } | ApiError::Moderation { .. } => Some(403),
             ApiError::RateLimited { .. } => Some(429),
@@ -135,6 +146,7 @@ impl ApiError {
             | ApiError::Transient { message, .. }
             | ApiError::InDoubt { message, .. }
             | ApiError::Decode { message, .. } => message,
+            ApiError::Redirected { location, .. } => location,
         }
     }
 }
@@ -211,11 +223,35 @@ fn describe_transport(err: &reqwest::Error) -> String {
     text
 }
 
-/// Parses `Retry-After` given in seconds (the HTTP-date form is not used by
-/// this API family and is ignored).
+/// The longest wait a `Retry-After` can ask for: a longer (or unreadable
+/// huge) value is cut to this, so a server cannot pause a run for years.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Parses `Retry-After`, in either form HTTP allows: delay seconds (a
+/// fraction is tolerated) or an HTTP date, which counts from now. The result
+/// never exceeds [`MAX_RETRY_AFTER`]; a date in the past means no wait;
+/// anything unreadable is ignored. This is the one place the header is read.
 pub(crate) fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    let secs: f64 = value?.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    retry_after_at(value?, std::time::SystemTime::now())
+}
+
+fn retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        // Digits only: an integer too large for u64 is still "very long".
+        value
+            .parse::<u64>()
+            .map_or(MAX_RETRY_AFTER, Duration::from_secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_AFTER)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or_default()
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -271,12 +307,38 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_seconds_are_parsed() {
-        assert_eq!(parse_retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
+    fn retry_after_is_read_in_both_forms_and_clamped() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let at = |v: &str| retry_after_at(v, now);
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        let rows: &[(&str, Option<Duration>)] = &[
+            (" 3 ", secs(3)),
+            ("0", secs(0)),
+            ("1.5", Some(Duration::from_millis(1500))),
+            ("600", Some(MAX_RETRY_AFTER)),
+            ("601", Some(MAX_RETRY_AFTER)),
+            ("1000000000", Some(MAX_RETRY_AFTER)),
+            ("10000000000000000000", Some(MAX_RETRY_AFTER)),
+            ("100000000000000000000", Some(MAX_RETRY_AFTER)),
+            (
+                "99999999999999999999999999999999999999",
+                Some(MAX_RETRY_AFTER),
+            ),
+            ("1e19", Some(MAX_RETRY_AFTER)),
+            ("1e20", Some(MAX_RETRY_AFTER)),
+            ("1e308", Some(MAX_RETRY_AFTER)),
+            ("inf", None),
+            ("NaN", None),
+            ("-5", None),
+            ("", None),
+            ("soon", None),
+            ("Wed, 21 Oct 2015 07:28:30 GMT", secs(30)),
+            ("Wed, 21 Oct 2015 07:00:00 GMT", secs(0)),
+            ("Fri, 21 Oct 2050 07:28:00 GMT", Some(MAX_RETRY_AFTER)),
+        ];
+        for (value, want) in rows {
+            assert_eq!(at(value), *want, "Retry-After: {value:?}");
+        }
         assert_eq!(parse_retry_after(None), None);
         let e = from_status("/x", 429, "slow down".into(), Some(Duration::from_secs(2)));
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));

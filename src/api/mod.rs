@@ -15,11 +15,12 @@ mod error;
 mod poll;
 mod requests;
 mod responses;
+mod text;
 
-pub use client::Client;
+pub use client::{ANSWER_CAP, Client, ERROR_CAP, LISTS_CAP, STATUS_CAP};
 pub(crate) use config::resolve_base_url;
 pub use config::{ApiKey, ClientConfig, ConfigError, DEFAULT_BASE_URL};
-pub use error::{ApiError, ErrorClass};
+pub use error::{ApiError, ErrorClass, MAX_RETRY_AFTER};
 pub use poll::{Clip, ClipState, PairKind, TaskItem, TaskStatus};
 pub use requests::{
     BatchRequest, CreateRequest, GenerationFields, MashupRequest, PersonaRequest,
@@ -31,3 +32,5 @@ pub use responses::{
     Credits, GeneratedLyrics, Lyrics, Midi, MidiInstrument, MidiNote, PersonaCreated,
     StepsSubmitted, Submitted, UploadStep, UploadedClip, UpsampledTags, Vox, Wav,
 };
+pub use text::human_bytes;
+pub(crate) use text::one_line;

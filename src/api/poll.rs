@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::decode::{decode, excerpt, number_or_string};
 use super::error::ApiError;
+use super::text::Redactor;
 
 /// The state of one clip.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -114,8 +115,12 @@ struct PollWire {
 
 impl TaskStatus {
     /// Decodes a poll body; `endpoint` names the call in errors.
-    pub(crate) fn from_body(endpoint: &str, body: &[u8]) -> Result<TaskStatus, ApiError> {
-        let wire: PollWire = decode(endpoint, body)?;
+    pub(crate) fn from_body(
+        redactor: &Redactor,
+        endpoint: &str,
+        body: &[u8],
+    ) -> Result<TaskStatus, ApiError> {
+        let wire: PollWire = decode(redactor, endpoint, body)?;
         let Some(data) = wire.data else {
             if wire.kind.as_deref() == Some("not_ready") {
                 return Ok(TaskStatus::NotReady);
@@ -124,12 +129,12 @@ impl TaskStatus {
                 endpoint: endpoint.to_owned(),
                 path: "data".to_owned(),
                 message: "missing field `data`".to_owned(),
-                body: excerpt(body),
+                body: excerpt(redactor, body),
             });
         };
         let mut items = Vec::with_capacity(data.len());
         for (i, item) in data.into_iter().enumerate() {
-            items.push(decode_item(endpoint, i, item, body)?);
+            items.push(decode_item(redactor, endpoint, i, item, body)?);
         }
         Ok(TaskStatus::Items(items))
     }
@@ -171,6 +176,7 @@ impl TaskStatus {
 }
 
 fn decode_item(
+    redactor: &Redactor,
     endpoint: &str,
     index: usize,
     item: Value,
@@ -187,8 +193,8 @@ fn decode_item(
         ApiError::Decode {
             endpoint: endpoint.to_owned(),
             path,
-            message: e.into_inner().to_string(),
-            body: excerpt(body),
+            message: redactor.line(&e.into_inner().to_string()),
+            body: excerpt(redactor, body),
         }
     };
     let clip = |field: &str, v: Value| {
@@ -223,7 +229,7 @@ mod tests {
         let body = br#"{"code":200,"message":"success","data":[
           {"clip_id":"a","state":"succeeded","title":"Starts","duration":"104.88","mv":"chirp-v5","new_field":1},
           {"clip_id":"b","state":"running","duration":12}]}"#;
-        let status = TaskStatus::from_body("/task", body).unwrap();
+        let status = TaskStatus::from_body(&Redactor::default(), "/task", body).unwrap();
         let clips = status.clips();
         assert_eq!(clips[0].duration, Some(104.88));
         assert_eq!(clips[1].duration, Some(12.0));
@@ -232,11 +238,16 @@ mod tests {
 
     #[test]
     fn poll_decodes_not_ready_and_pairs() {
-        let nr = TaskStatus::from_body("/task", br#"{"type":"not_ready","message":"x"}"#).unwrap();
+        let nr = TaskStatus::from_body(
+            &Redactor::default(),
+            "/task",
+            br#"{"type":"not_ready","message":"x"}"#,
+        )
+        .unwrap();
         assert_eq!(nr, TaskStatus::NotReady);
         let body = br#"{"data":[{"extended":{"clip_id":"e","state":"succeeded"},"full":null},
                                 {"replaced":{"clip_id":"r","state":"succeeded"},"full":{"clip_id":"f","state":"succeeded"}}]}"#;
-        let status = TaskStatus::from_body("/task", body).unwrap();
+        let status = TaskStatus::from_body(&Redactor::default(), "/task", body).unwrap();
         let TaskStatus::Items(items) = &status else {
             panic!()
         };
@@ -263,7 +274,7 @@ mod tests {
     #[test]
     fn poll_decode_error_names_item_path() {
         let body = br#"{"data":[{"clip_id":"a","state":"running"},{"clip_id":"b","state":"x","duration":"long"}]}"#;
-        let err = TaskStatus::from_body("/task", body).unwrap_err();
+        let err = TaskStatus::from_body(&Redactor::default(), "/task", body).unwrap_err();
         let ApiError::Decode { path, .. } = err else {
             panic!()
         };

@@ -94,8 +94,7 @@ pub(crate) fn react(trouble: Trouble, s: &Situation<'_>, rng: &mut impl Rng) -> 
         }
         // Invalid, moderation, in doubt (never resent), transient with no attempt left.
         Trouble::Submit(_) => Reaction::Fail,
-        Trouble::Pending
-        | Trouble::Poll(ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local)
+        Trouble::Pending | Trouble::Poll(ErrorKind::Transient | ErrorKind::RateLimited)
             if s.overdue =>
         {
             Reaction::Timeout
@@ -103,11 +102,11 @@ pub(crate) fn react(trouble: Trouble, s: &Situation<'_>, rng: &mut impl Rng) -> 
         Trouble::Pending => Reaction::Repoll {
             delay: backoff::jittered(scale(s.poll.interval), s.poll.jitter, rng),
         },
-        Trouble::Poll(ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Local) => {
-            Reaction::Repoll {
-                delay: scale(s.poll.interval).max(floor),
-            }
-        }
+        Trouble::Poll(ErrorKind::Transient | ErrorKind::RateLimited) => Reaction::Repoll {
+            delay: scale(s.poll.interval).max(floor),
+        },
+        // A file of the finished task could not be saved (its download was
+        // already retried), invalid, moderation: asking again cannot help.
         Trouble::Poll(_) => Reaction::Fail,
         Trouble::TaskFailed if s.attempt < s.retry.attempts && !s.stopping => Reaction::Retry {
             delay: backoff(s.attempt + 1, None, rng),
@@ -296,16 +295,9 @@ mod tests {
                 Repoll { delay: S(15) },
             ),
             (Poll(K::Transient), 1, 0, None, true, false, Timeout),
-            (
-                Poll(K::Local),
-                1,
-                0,
-                None,
-                false,
-                false,
-                Repoll { delay: S(15) },
-            ),
-            (Poll(K::Local), 1, 0, None, true, false, Timeout),
+            // the task finished but its file could not be saved: no re-poll loop
+            (Poll(K::Local), 1, 0, None, false, false, Fail),
+            (Poll(K::Local), 1, 0, None, true, false, Fail),
             // in doubt: never resend
             (Submit(K::InDoubt), 1, 0, None, false, false, Fail),
             (Poll(K::InDoubt), 1, 0, None, false, false, Fail),

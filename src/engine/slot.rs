@@ -57,6 +57,8 @@ pub(super) struct Polling {
     pub charged: u64,
     /// When the task must have finished.
     pub deadline: Instant,
+    /// Why the latest poll failed, if it did: the cause a timeout reports.
+    pub last_error: Option<String>,
 }
 
 /// A reused result waiting for its files.

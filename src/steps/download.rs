@@ -1,7 +1,9 @@
 //! Saving one remote file: streamed to `<name>.part` while hashing, fsynced,
 //! then renamed, so a file without `.part` is always complete. Transient
 //! failures (connection, timeout, 5xx, 429, a body cut short) are retried a
-//! bounded number of times with a doubling delay.
+//! bounded number of times with a doubling delay. A file larger than
+//! [`DownloadOptions::max_bytes`] is refused, and one file may take at most
+//! [`DownloadOptions::deadline`], its retries included.
 //!
 //! Downloads go through their own HTTP client that sends no credentials:
 //! file hosts must never see the API key.
@@ -12,6 +14,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+
+use super::hosts::HostRule;
+use crate::api::human_bytes;
+
+/// Largest file saved unless `--max-download-size` says otherwise.
+pub const DEFAULT_MAX_DOWNLOAD: u64 = 512 << 20;
+
+/// Longest one file may take, retries included.
+pub const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(600);
 
 /// How downloads behave.
 #[derive(Debug, Clone)]
@@ -32,8 +43,15 @@ pub struct DownloadOptions {
     pub backoff: Duration,
     /// Divides every delay (the sandbox runs faster than real time).
     pub time_scale: f64,
-    /// Limit for one whole download.
+    /// Limit for one attempt at a download.
     pub timeout: Duration,
+    /// Limit for one file, all attempts and delays included.
+    pub deadline: Duration,
+    /// Largest file saved, in bytes.
+    pub max_bytes: u64,
+    /// Hosts allowed besides the service's and the API's own
+    /// (`--allow-download-host`).
+    pub allowed_hosts: Vec<HostRule>,
 }
 
 impl DownloadOptions {
@@ -47,6 +65,9 @@ impl DownloadOptions {
             backoff: Duration::from_secs(1),
             time_scale: 1.0,
             timeout: Duration::from_secs(300),
+            deadline: DOWNLOAD_DEADLINE,
+            max_bytes: DEFAULT_MAX_DOWNLOAD,
+            allowed_hosts: Vec::new(),
         }
     }
 
@@ -69,6 +90,19 @@ impl DownloadOptions {
         self
     }
 
+    /// A size cap per file and a deadline per file.
+    pub fn with_limits(mut self, max_bytes: u64, deadline: Duration) -> Self {
+        self.max_bytes = max_bytes;
+        self.deadline = deadline;
+        self
+    }
+
+    /// Allows more download hosts.
+    pub fn with_allowed_hosts(mut self, hosts: Vec<HostRule>) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
     pub fn with_time_scale(mut self, scale: f64) -> Self {
         self.time_scale = scale;
         self
@@ -82,6 +116,38 @@ impl DownloadOptions {
             base
         }
     }
+}
+
+/// Reads a size: bytes (`1048576`), or a number with a unit, decimal
+/// (`kB`, `MB`, `GB`) or binary (`KiB`, `MiB`, `GiB`); case does not matter.
+pub fn parse_size(raw: &str) -> Result<u64, String> {
+    let text = raw.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "`{raw}` has an unknown unit `{other}`: use bytes, kB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a size: give e.g. `800MB` or `2GiB`"))?;
+    let bytes = value * factor as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes <= u64::MAX as f64) {
+        return Err(format!("`{raw}` is not a size of at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Which result files to save.
@@ -140,7 +206,8 @@ impl Failure {
     }
 }
 
-/// Downloads `url` to `target` with retries; `target`'s folder must exist.
+/// Downloads `url` to `target` with retries, within the deadline;
+/// `target`'s folder must exist.
 pub(crate) async fn fetch(
     http: &reqwest::Client,
     options: &DownloadOptions,
@@ -148,19 +215,35 @@ pub(crate) async fn fetch(
     target: &Path,
 ) -> Result<Saved, Failure> {
     let mut attempt = 0;
-    loop {
-        match fetch_once(http, options, url, target).await {
-            Ok(saved) => return Ok(saved),
-            Err(f) if f.transient && attempt < options.retries => {
-                tokio::time::sleep(options.delay(attempt)).await;
-                attempt += 1;
-            }
-            Err(mut f) => {
-                if f.transient {
-                    f.message = format!("{} (after {} attempts)", f.message, attempt + 1);
+    let attempts = async {
+        loop {
+            match fetch_once(http, options, url, target).await {
+                Ok(saved) => return Ok(saved),
+                Err(f) if f.transient && attempt < options.retries => {
+                    tokio::time::sleep(options.delay(attempt)).await;
+                    attempt += 1;
                 }
-                return Err(f);
+                Err(mut f) => {
+                    if f.transient {
+                        f.message = format!("{} (after {} attempts)", f.message, attempt + 1);
+                    }
+                    return Err(f);
+                }
             }
+        }
+    };
+    match tokio::time::timeout(options.deadline, attempts).await {
+        Ok(result) => result,
+        Err(_) => {
+            // The attempt in progress was dropped: its `.part` goes too.
+            let _ = tokio::fs::remove_file(part_path(target)).await;
+            Err(Failure::remote(
+                format!(
+                    "not complete within the {} deadline for one file",
+                    humantime::format_duration(options.deadline)
+                ),
+                false,
+            ))
         }
     }
 }
@@ -203,7 +286,8 @@ async fn stream_to(
     url: &reqwest::Url,
     part: &Path,
 ) -> Result<Saved, Failure> {
-    let transport = |e: reqwest::Error| Failure::remote(describe(&e), true);
+    // A refused redirect is the policy speaking: trying again cannot help.
+    let transport = |e: reqwest::Error| Failure::remote(describe(&e), !e.is_redirect());
     let resp = http
         .get(url.clone())
         .timeout(options.timeout)
@@ -211,12 +295,30 @@ async fn stream_to(
         .await
         .map_err(transport)?;
     let status = resp.status();
+    let host = resp.url().host_str().unwrap_or("the server").to_owned();
     if !status.is_success() {
         let transient = status.is_server_error() || status.as_u16() == 429;
+        let moved = if status.is_redirection() {
+            " (a redirect without a usable `Location`)"
+        } else {
+            ""
+        };
         return Err(Failure::remote(
-            format!("the server answered {status}"),
+            format!("`{host}` answered {status}{moved}"),
             transient,
         ));
+    }
+    let too_large = || {
+        Failure::remote(
+            format!(
+                "`{host}` sends a file larger than the {} limit; raise it with `--max-download-size`",
+                human_bytes(options.max_bytes)
+            ),
+            false,
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > options.max_bytes) {
+        return Err(too_large());
     }
     let write =
         |e: std::io::Error| Failure::local(format!("cannot write `{}`: {e}", part.display()));
@@ -234,8 +336,11 @@ async fn stream_to(
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(transport)?;
-        hasher.update(&chunk);
         bytes += chunk.len() as u64;
+        if bytes > options.max_bytes {
+            return Err(too_large());
+        }
+        hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(write)?;
     }
     file.flush().await.map_err(write)?;
@@ -268,6 +373,25 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        let rows: &[(&str, Option<u64>)] = &[
+            ("1048576", Some(1 << 20)),
+            ("512MiB", Some(512 << 20)),
+            ("800MB", Some(800_000_000)),
+            ("2 GiB", Some(2 << 30)),
+            ("1.5kb", Some(1500)),
+            ("0", None),
+            ("-1MB", None),
+            ("lots", None),
+            ("5 parsecs", None),
+            ("99999999999999999999999GB", None),
+        ];
+        for (raw, want) in rows {
+            assert_eq!(parse_size(raw).ok(), *want, "{raw}");
+        }
+    }
 
     #[test]
     fn delays_double_and_follow_the_time_scale() {

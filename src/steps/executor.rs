@@ -32,6 +32,7 @@ use crate::plan::models::Models;
 use super::download::DownloadOptions;
 use super::errors;
 use super::files;
+use super::hosts::HostPolicy;
 use super::outputs::{self, Finished};
 use super::recheck;
 use super::request::{self, ApiCall};
@@ -45,6 +46,8 @@ pub struct ApiExecutor {
     http: reqwest::Client,
     /// Where the service announces finished uploads; `Some` sends uploads in task mode.
     upload_callback: Option<String>,
+    /// Where result files may come from.
+    hosts: HostPolicy,
 }
 
 impl std::fmt::Debug for ApiExecutor {
@@ -79,16 +82,15 @@ impl ApiExecutor {
         models: Models,
         downloads: DownloadOptions,
     ) -> Result<ApiExecutor, ExecutorError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| ExecutorError(e.to_string()))?;
+        let hosts = HostPolicy::new(client.base_url(), &downloads.allowed_hosts);
+        let http = download_client(&hosts).map_err(|e| ExecutorError(e.to_string()))?;
         Ok(ApiExecutor {
             client,
             models,
             downloads,
             http,
             upload_callback: None,
+            hosts,
         })
     }
 
@@ -141,7 +143,7 @@ impl ApiExecutor {
 
     /// Attaches downloaded files to a finished instance's outputs.
     async fn finish(&self, job: &Job, value: Value) -> Result<Outputs, StepError> {
-        let files = files::save_all(&self.http, &self.downloads, job, &value).await?;
+        let files = files::save_all(&self.http, &self.hosts, &self.downloads, job, &value).await?;
         Ok(Outputs { value, files })
     }
 }
@@ -156,6 +158,14 @@ pub fn parse_upload_callback(text: &str) -> Result<String, String> {
             "`{text}` is not an http(s) URL; give one the service can POST the finished upload to, such as `https://hooks.example.com/sonic`"
         )),
     }
+}
+
+/// The HTTP client for result files: no credentials, redirects per `hosts`.
+fn download_client(hosts: &HostPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .redirect(hosts.redirects())
+        .build()
 }
 
 impl StepExecutor for ApiExecutor {

@@ -1,12 +1,15 @@
 //! Which files a finished step instance yields and where they go:
 //! `<out_dir>/<step_id>/<instance…>/<clip_id>.<ext>`, every component
-//! sanitised and the final folder checked to be inside `out_dir`.
+//! sanitised and the final folder checked to be inside `out_dir`. A clip id
+//! that sanitising changed, or whose name another file of the instance
+//! already took, gets `-<8 hex digits of the raw id's sha256>` appended,
+//! so two ids never share a file.
 //!
 //! A failure here is `ErrorKind::Local`, never `Transient`: the remote work
 //! is finished and paid, so the engine must not resend the request to get
 //! the file again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -14,7 +17,10 @@ use serde_json::Value;
 use crate::action::Action;
 use crate::engine::{ErrorKind, Job, SavedFile, StepError};
 
+use sha2::{Digest, Sha256};
+
 use super::download::{self, DownloadKinds, DownloadOptions};
+use super::hosts::HostPolicy;
 use super::sanitize;
 
 /// One file to save.
@@ -125,6 +131,7 @@ async fn instance_dir(job: &Job, out_dir: &Path) -> Result<(PathBuf, PathBuf), S
 /// Saves every wanted file of `job` and records them.
 pub(crate) async fn save_all(
     http: &reqwest::Client,
+    hosts: &HostPolicy,
     options: &DownloadOptions,
     job: &Job,
     outputs: &Value,
@@ -135,13 +142,18 @@ pub(crate) async fn save_all(
     }
     let (dir, relative) = instance_dir(job, &options.out_dir).await?;
     let mut saved = Vec::with_capacity(wanted.len());
+    let mut names = HashSet::new();
     for w in wanted {
-        let url = parse_url(&w.url).map_err(|m| local(job, m))?;
-        let name = format!("{}.{}", sanitize::component(&w.clip_id), w.ext);
+        // URLs are quoted in errors on one line of bounded length.
+        let shown = crate::api::one_line(&w.url);
+        let url = parse_url(&w.url)
+            .and_then(|u| hosts.check(&u).map(|()| u))
+            .map_err(|m| local(job, format!("`{shown}` was not downloaded: {m}")))?;
+        let name = file_name(&w.clip_id, w.ext, &mut names);
         let result = download::fetch(http, options, &url, &dir.join(&name)).await;
         let file = result.map_err(|f| {
             let place = if f.local { "saving" } else { "downloading" };
-            local(job, format!("{place} `{}` failed: {}", w.url, f.message))
+            local(job, format!("{place} `{shown}` failed: {}", f.message))
         })?;
         saved.push(SavedFile {
             path: sanitize::slash_path(&relative.join(&name)),
@@ -153,13 +165,32 @@ pub(crate) async fn save_all(
     Ok(saved)
 }
 
+/// A file name for `clip_id` that no earlier name in `taken` has.
+fn file_name(clip_id: &str, ext: &str, taken: &mut HashSet<String>) -> String {
+    let safe = sanitize::component(clip_id);
+    let plain = format!("{safe}.{ext}");
+    if safe == clip_id && taken.insert(plain.clone()) {
+        return plain;
+    }
+    let digest = hex::encode(Sha256::digest(clip_id.as_bytes()));
+    let mut name = format!("{safe}-{}.{ext}", &digest[..8]);
+    // Only an id spelled like another's hashed name can get here twice.
+    let mut n = 1;
+    while !taken.insert(name.clone()) {
+        n += 1;
+        name = format!("{safe}-{}-{n}.{ext}", &digest[..8]);
+    }
+    name
+}
+
 /// Only plain web URLs are fetched: no `file:`, no other schemes.
 fn parse_url(raw: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(raw).map_err(|e| format!("`{raw}` is not a valid URL: {e}"))?;
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("it is not a valid URL: {e}"))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
         other => Err(format!(
-            "`{raw}` uses scheme `{other}`; only http and https are downloaded"
+            "it uses scheme `{}`; only http and https are downloaded",
+            crate::api::one_line(other)
         )),
     }
 }
@@ -222,6 +253,26 @@ mod tests {
             ..DownloadKinds::all()
         };
         assert!(wanted(&wav, &json!({"wav_url": "http://h/x.wav"}), only_audio).is_empty());
+    }
+
+    #[test]
+    fn names_are_unique_and_changed_ids_are_marked() {
+        let mut taken = HashSet::new();
+        let a = file_name("a/b", "mp3", &mut taken);
+        let b = file_name("a_b", "mp3", &mut taken);
+        let c = file_name("a?b", "mp3", &mut taken);
+        assert_eq!(b, "a_b.mp3");
+        assert!(
+            a.starts_with("a_b-") && c.starts_with("a_b-") && a != c,
+            "{a} {c}"
+        );
+        // The plain id after its hashed twin still gets its own name.
+        let mut taken = HashSet::new();
+        let first = file_name("x y", "mp3", &mut taken);
+        let twin = first.trim_end_matches(".mp3").to_owned();
+        let again = file_name(&twin, "mp3", &mut taken);
+        assert_ne!(first, again);
+        assert_eq!(file_name("x", "wav", &mut taken), "x.wav");
     }
 
     #[test]

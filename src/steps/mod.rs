@@ -15,10 +15,14 @@ mod errors;
 mod executor;
 mod fields;
 mod files;
+mod hosts;
 mod outputs;
 mod recheck;
 mod request;
 mod sanitize;
 
-pub use download::{DownloadKinds, DownloadOptions};
+pub use download::{
+    DEFAULT_MAX_DOWNLOAD, DOWNLOAD_DEADLINE, DownloadKinds, DownloadOptions, parse_size,
+};
 pub use executor::{ApiExecutor, ExecutorError, parse_upload_callback};
+pub use hosts::{HostRule, MAX_REDIRECTS, SERVICE_DOMAINS};

@@ -201,7 +201,7 @@ mod tests {
     use super::*;
 
     fn status(body: &str) -> TaskStatus {
-        TaskStatus::from_body("GET /task", body.as_bytes()).unwrap()
+        TaskStatus::from_body(&Default::default(), "GET /task", body.as_bytes()).unwrap()
     }
 
     fn done(action: Action, body: &str, upload: Option<&str>) -> Value {

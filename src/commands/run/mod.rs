@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+mod download_args;
 mod error;
 mod prepare;
 
+pub use download_args::DownloadArgs;
 pub use error::RunError;
 use prepare::{Prepared, prepare};
 
@@ -58,6 +60,8 @@ pub struct RunArgs {
     /// Send uploads in the service's task mode, which answers with a task id at once (the service POSTs the finished upload to URL; sonicflow polls it).
     #[arg(long, value_name = "URL", env = "SONICFLOW_UPLOAD_CALLBACK", value_parser = crate::steps::parse_upload_callback)]
     pub upload_callback: Option<String>,
+    #[command(flatten)]
+    pub download_limits: DownloadArgs,
     /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<u32>,
@@ -186,7 +190,8 @@ async fn execute(
     } = prepared;
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
-    let executor = make_executor(client, models, &out, &plan, download, scale)
+    let limits = &args.download_limits;
+    let executor = make_executor(client, models, &out, &plan, download, scale, limits)
         .map_err(|e| RunError::Client(e.to_string()))?
         .with_upload_callback(upload_callback);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -353,6 +358,7 @@ fn make_executor(
     plan: &Plan,
     download_all: bool,
     scale: f64,
+    limits: &DownloadArgs,
 ) -> Result<ApiExecutor, ExecutorError> {
     let a = plan.artifacts;
     let kinds = if download_all {
@@ -370,7 +376,7 @@ fn make_executor(
         .with_kinds(kinds)
         .with_time_scale(scale);
     downloads.enabled = enabled;
-    ApiExecutor::new(client, models, downloads)
+    ApiExecutor::new(client, models, limits.apply(downloads))
 }
 
 /// Proves the key works before anything is paid for: a free balance call,

@@ -38,6 +38,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             task,
             charged,
             deadline,
+            last_error: None,
         };
         self.set_state(idx, State::Polling(polling));
         self.poll(idx, delay);
@@ -263,7 +264,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     pub(super) fn polled(&mut self, idx: usize, result: Result<PollOutcome, StepError>) {
         self.summary.polls += 1;
-        let State::Polling(p) = self.set_state(idx, State::Done) else {
+        let State::Polling(mut p) = self.set_state(idx, State::Done) else {
             return;
         };
         let (trouble, retry_after) = match &result {
@@ -289,13 +290,17 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         situation.overdue = Instant::now() >= p.deadline;
         let error = result.err();
         match (react(trouble, &situation, &mut self.rng), error) {
-            (Reaction::Repoll { delay }, _) => {
+            (Reaction::Repoll { delay }, error) => {
+                p.last_error = error.map(|e| e.message);
                 self.set_state(idx, State::Polling(p));
                 self.poll(idx, delay);
             }
-            (Reaction::Timeout, _) => {
+            (Reaction::Timeout, error) => {
+                let cause = error.map(|e| e.message).or(p.last_error);
+                let cause =
+                    cause.map_or_else(String::new, |c| format!("; the last poll failed: {c}"));
                 let message = format!(
-                    "task `{}` did not finish in time; it was paid for and may still finish",
+                    "task `{}` did not finish in time{cause}; it was paid for and may still finish",
                     p.task.id
                 );
                 let error = StepError::new(ErrorKind::Timeout, message);

@@ -1,0 +1,254 @@
+//! `sonicflow run` through the binary against a hostile API on loopback:
+//! a finished task whose file cannot be fetched, and polls that cannot be
+//! decoded, are reported with their real cause in `results.json`, and the
+//! file is not fetched again every poll interval; and key files as editors
+//! and careless copies leave them.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests fail by panicking, as assertions do"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-run-hostile-5e0c2a";
+
+#[derive(Clone)]
+struct Api {
+    base: String,
+    file_hits: Arc<AtomicUsize>,
+}
+
+async fn create(headers: axum::http::HeaderMap, body: axum::Json<Value>) -> Response {
+    // The prompt names the task, so each step meets its own trouble.
+    let task = body["gpt_description_prompt"].as_str().unwrap_or("none");
+    if task == "echo" {
+        // Refuses with a flood of text that echoes the key and spoofs the terminal.
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let message = format!(
+            "\u{1b}[2J\u{1b}]0;owned\u{7}bad header {} {}",
+            auth.unwrap_or_default(),
+            "x".repeat(5 << 20)
+        );
+        let refused = json!({"code": 400, "message": message});
+        return (StatusCode::BAD_REQUEST, axum::Json(refused)).into_response();
+    }
+    axum::Json(json!({"code": 200, "task_id": task})).into_response()
+}
+
+async fn task(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match id.as_str() {
+        "gone" => {
+            let clip = json!({"clip_id": "c1", "state": "succeeded",
+                "audio_url": format!("{}/files/gone.mp3", api.base)});
+            axum::Json(json!({"code": 200, "data": [clip]})).into_response()
+        }
+        _ => axum::Json(json!({"code": 200, "data": {"clip_id": 7}})).into_response(),
+    }
+}
+
+async fn credits(headers: axum::http::HeaderMap) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {KEY}")) {
+        let refused = json!({"code": 401, "message": "Invalid authorization format."});
+        return (StatusCode::UNAUTHORIZED, axum::Json(refused)).into_response();
+    }
+    axum::Json(json!({"credits": 1000, "extra_credits": 0})).into_response()
+}
+
+async fn gone(State(api): State<Api>) -> StatusCode {
+    api.file_hits.fetch_add(1, Ordering::SeqCst);
+    StatusCode::NOT_FOUND
+}
+
+async fn serve() -> Api {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = Api {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        file_hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = Router::new()
+        .route("/api/v1/get-credits", get(credits))
+        .route("/api/v1/sonic/create", post(create))
+        .route("/api/v1/sonic/task/{id}", get(task))
+        .route("/files/gone.mp3", get(gone))
+        .with_state(api.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    api
+}
+
+const PIPELINE: &str = "version: 1
+name: hostile
+defaults: { mv: sonic-v5 }
+poll: { initial_delay: 1s, interval: 1s, timeout: 2m }
+steps:
+  lost:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: gone }
+  garbled:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: garbled }
+  echo:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: echo }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_after_a_finished_task_keep_their_cause() {
+    let api = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, PIPELINE).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = common::sonicflow();
+    cmd.env("MUSICAPI_KEY", KEY)
+        .env("MUSICAPI_BASE_URL", &api.base)
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--download",
+            "--time-scale",
+            "100",
+            "--log-format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let step = |id: &str| {
+        results["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == id)
+            .cloned()
+            .unwrap()
+    };
+
+    // The file's 404: a local failure after a paid answer, with the host
+    // and status, fetched once (a 404 is not worth retrying), not a timeout.
+    let lost = step("lost");
+    let error = &lost["error"];
+    assert_eq!(error["kind"], "local", "{lost:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("404") && message.contains("127.0.0.1"),
+        "{message}"
+    );
+    assert!(!message.contains("did not finish in time"), "{message}");
+    assert_eq!(lost["attempts"][0]["error"]["kind"], "local", "{lost:#}");
+    assert_eq!(api.file_hits.load(Ordering::SeqCst), 1);
+
+    // Undecodable polls run into the timeout, which names what was wrong.
+    let garbled = step("garbled");
+    let message = garbled["error"]["message"].as_str().unwrap();
+    assert_eq!(garbled["error"]["kind"], "timeout", "{garbled:#}");
+    assert!(
+        message.contains("the last poll failed: cannot decode the response")
+            && message.contains("`data`"),
+        "{message}"
+    );
+
+    // What the server said is stored cut, stripped and without the key, in
+    // every file the run wrote and on stderr.
+    let echo = step("echo");
+    let message = echo["error"]["message"].as_str().unwrap();
+    assert_eq!(echo["error"]["kind"], "invalid", "{echo:#}");
+    assert!(
+        message.contains("bad header Bearer <redacted> xxx"),
+        "{message}"
+    );
+    assert!(message.len() < 1_000, "{} bytes", message.len());
+    for (what, text) in written_below(dir.path())
+        .into_iter()
+        .chain([("stderr".into(), stderr.to_string())])
+    {
+        assert!(!text.contains(KEY), "{what} holds the key");
+        assert!(!text.contains('\u{1b}'), "{what} holds an escape sequence");
+        assert!(text.len() < 1 << 20, "{what} is {} bytes", text.len());
+    }
+}
+
+/// Every file below `dir` (results, journal, state) with its text.
+fn written_below(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((
+                    path.display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+        }
+    }
+    assert!(out.len() >= 3, "{out:?}");
+    out
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readable_key_file_with_a_bom_works_and_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let api = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("musicapi.key");
+    std::fs::write(&key_file, format!("\u{feff}{KEY}\r\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = key_file.to_str().unwrap().to_owned();
+    let mut cmd = common::sonicflow();
+    cmd.args(["credits", "--api-base", &api.base, "--api-key-file", &path]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1000") || stderr.contains("1000"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`{path}` can be read by every user"))
+            && stderr.contains(&format!("chmod 600 {path}")),
+        "{stderr}"
+    );
+
+    // A stray character is named by position, the key is not shown.
+    std::fs::write(&key_file, format!("{KEY}\u{a0}x")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = common::sonicflow();
+    cmd.args(["credits", "--api-base", &api.base, "--api-key-file", &path]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("a non-ASCII character (U+00A0) at character 22"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
+}
