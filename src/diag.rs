@@ -51,6 +51,8 @@ macro_rules! codes {
 codes! {
     Io = "io": "a file could not be read",
     YamlSyntax = "yaml-syntax": "the file is not valid YAML",
+    YamlLimit = "yaml-limit": "YAML nested too deeply, or aliases that expand too far",
+    MultipleDocuments = "multiple-documents": "a file with more than one YAML document",
     DuplicateKey = "duplicate-key": "a key appears twice in one mapping",
     DuplicateStep = "duplicate-step": "two steps have the same id",
     UnknownKey = "unknown-key": "a key that this place does not accept",

@@ -39,6 +39,8 @@ fn every_diagnostic_kind_has_a_fixture() {
     }
     let required = [
         "yaml-syntax",
+        "yaml-limit",
+        "multiple-documents",
         "unknown-key",
         "duplicate-step",
         "unknown-action",

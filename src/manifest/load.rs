@@ -69,18 +69,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 /// Loads manifest text; `base` is the folder that relative matrix files are read from.
 pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let source = Source::new(name, text);
-    let doc = yaml::parse(&source.text).map_err(|e| {
-        vec![
-            Diagnostic::new(
-                Code::YamlSyntax,
-                &source,
-                e.span,
-                format!("invalid YAML: {}", e.message),
-            )
-            .label("here")
-            .help("fix the YAML syntax; quote values that contain `: `, `#`, `{` or `}`"),
-        ]
-    })?;
+    let doc = yaml::parse(&source.text).map_err(|e| vec![refused(&source, &e)])?;
     let mut ctx = Ctx {
         source: Arc::clone(&source),
         diagnostics: Vec::new(),
@@ -141,6 +130,42 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         matrix,
         diagnostics: ctx.diagnostics,
     })
+}
+
+/// The diagnostic for a document the YAML reader refused.
+fn refused(source: &Arc<Source>, e: &yaml::SyntaxError) -> Diagnostic {
+    let (code, message, help) = match e.refusal {
+        yaml::Refusal::Syntax => (
+            Code::YamlSyntax,
+            format!("invalid YAML: {}", e.message),
+            "fix the YAML syntax; quote values that contain `: `, `#`, `{` or `}`".to_owned(),
+        ),
+        yaml::Refusal::TooDeep => (
+            Code::YamlLimit,
+            e.message.clone(),
+            format!(
+                "a manifest needs only a few levels; at most {} are read",
+                yaml::MAX_DEPTH
+            ),
+        ),
+        yaml::Refusal::AliasExpansion => (
+            Code::YamlLimit,
+            e.message.clone(),
+            format!(
+                "write the values out, or use fewer nested aliases (at most {} values are copied)",
+                yaml::MAX_ALIAS_NODES
+            ),
+        ),
+        yaml::Refusal::SecondDocument => (
+            Code::MultipleDocuments,
+            e.message.clone(),
+            "put each pipeline in its own file; everything from here on would be ignored"
+                .to_owned(),
+        ),
+    };
+    Diagnostic::new(code, source, e.span, message)
+        .label("here")
+        .help(help)
 }
 
 struct Ctx {
