@@ -54,5 +54,9 @@ pub fn main() -> ExitCode {
         Command::Sandbox(args) => commands::sandbox::run(&args),
         Command::Credits(args) => commands::credits::run(&args),
     };
+    // Output that a successful command could not write was lost: not a success.
+    if code == crate::exit::SUCCESS && crate::output::stdout_lost() {
+        return ExitCode::from(crate::exit::FAILED_STEPS);
+    }
     ExitCode::from(code)
 }

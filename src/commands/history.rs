@@ -89,7 +89,7 @@ pub fn api_identity(api_base: Option<&str>, sandbox: bool) -> Option<String> {
 pub fn known(state: &StateDir, plan: &Plan, api: Option<&str>, own: Option<RunLog>) -> Known {
     let known = Known::load(state, &plan.name, api, own);
     for w in &known.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     known
 }

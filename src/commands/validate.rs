@@ -45,14 +45,14 @@ pub fn run(args: &ValidateArgs) -> u8 {
     match args.format {
         Format::Human => {
             for s in &summaries {
-                println!("{s}");
+                crate::outln!("{s}");
             }
             if !all.is_empty() {
                 super::print_diagnostics(&all, Format::Human);
             }
         }
-        Format::Json => print!("{}", diag::render(&all, Format::Json, false)),
-        Format::Github => print!("{}", diag::render(&all, Format::Github, false)),
+        Format::Json => crate::out!("{}", diag::render(&all, Format::Json, false)),
+        Format::Github => crate::out!("{}", diag::render(&all, Format::Github, false)),
     }
     if all.is_empty() {
         exit::SUCCESS

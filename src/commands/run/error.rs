@@ -88,9 +88,9 @@ impl RunError {
         {
             return super::super::print_diagnostics(diagnostics, *format);
         }
-        eprintln!("error: {self}");
+        crate::errln!("error: {self}");
         if let Some(help) = self.help() {
-            eprintln!("  help: {help}");
+            crate::errln!("  help: {help}");
         }
     }
 

@@ -206,10 +206,10 @@ async fn execute(
     if let Some(status) = outcome.journal_status()
         && let Err(e) = memory.finish(status)
     {
-        eprintln!("warning: {e}");
+        crate::errln!("warning: {e}");
     }
     if outcome.resumable() {
-        eprintln!("resume with: sonicflow run --resume {}", out.display());
+        crate::errln!("resume with: sonicflow run --resume {}", out.display());
     }
     let outcome_code = outcome.exit_code();
     let message = match reporting.await {
@@ -258,7 +258,7 @@ async fn check_balance(
                 error,
             });
         }
-        Err(e) => eprintln!("warning: the balance check failed ({e}); starting anyway"),
+        Err(e) => crate::errln!("warning: the balance check failed ({e}); starting anyway"),
     }
     Ok(())
 }
@@ -274,7 +274,7 @@ fn engine_config(args: &RunArgs, plan: &Plan, scale: f64) -> EngineConfig {
 /// Ctrl-C stops new submits; a second one stops at once.
 async fn watch_ctrl_c(cancel: watch::Sender<bool>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!(
+        crate::errln!(
             "interrupted: no new submits; waiting for what is in flight (Ctrl-C again to stop now)"
         );
         let _ = cancel.send(true);
@@ -303,7 +303,7 @@ fn spawn_reporters(
             let _ = done_tx.send(drained);
         });
     if let Err(e) = spawned {
-        eprintln!("error: cannot start the reporting thread: {e}");
+        crate::errln!("error: cannot start the reporting thread: {e}");
     }
     done_rx
 }

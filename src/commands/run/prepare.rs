@@ -67,7 +67,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
     {
-        eprintln!(
+        crate::errln!(
             "warning: `{}` changed since the run began; steps whose requests changed are sent as new",
             planned.file.display()
         );
@@ -98,7 +98,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
             if args.sandbox {
-                eprintln!(
+                crate::errln!(
                     "warning: `--sandbox` starts a new sandbox, which knows none of the tasks of the run being resumed"
                 );
             }
@@ -278,7 +278,7 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool) {
         })
         .count();
     if resuming || reused > 0 {
-        eprintln!(
+        crate::errln!(
             "{} `{}`: {reused} step instance(s) taken from earlier work, about {to_spend} credits left to spend",
             if resuming { "resuming" } else { "starting" },
             out.display()
@@ -287,7 +287,7 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool) {
     if let Some(cap) = plan.max_credits
         && to_spend > cap
     {
-        eprintln!(
+        crate::errln!(
             "warning: the run needs about {to_spend} credits and the cap is {cap}; it stops before the submit that would cross it"
         );
     }
