@@ -87,6 +87,7 @@ codes! {
     ClipProvenance = "clip-provenance": "a clip from the wrong kind of source for this action",
     MashupClips = "mashup-clips": "a mashup that does not take exactly two clips",
     Prices = "prices": "a price table or override that cannot be used",
+    UnsetEnv = "unset-env": "an `env` reference to a variable that is not set",
 }
 
 impl fmt::Display for Code {
@@ -102,10 +103,21 @@ pub struct Note {
     pub label: String,
 }
 
+/// Whether a problem stops the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    /// Said, but not a reason to fail: e.g. a value that `validate` cannot
+    /// know but a run will be given.
+    Warning,
+}
+
 /// One problem, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub code: Code,
+    pub severity: Severity,
     pub message: String,
     pub source: Arc<Source>,
     pub span: Span,
@@ -118,6 +130,7 @@ impl Diagnostic {
     pub fn new(code: Code, source: &Arc<Source>, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
+            severity: Severity::Error,
             message: bounded(message.into()),
             source: Arc::clone(source),
             span,
@@ -125,6 +138,17 @@ impl Diagnostic {
             help: None,
             notes: Vec::new(),
         }
+    }
+
+    /// The same problem as a warning.
+    #[must_use]
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
     }
 
     #[must_use]
@@ -246,9 +270,24 @@ fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
         }
         out.push('\n');
     }
-    let n = diagnostics.len();
-    let _ = writeln!(out, "{n} problem{} found", if n == 1 { "" } else { "s" });
+    let _ = writeln!(out, "{}", count(diagnostics));
     out
+}
+
+/// `2 problems found`, `1 warning`, or `2 problems found and 1 warning`.
+fn count(diagnostics: &[Diagnostic]) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    match (errors, warnings) {
+        (e, 0) => format!("{e} problem{} found", plural(e)),
+        (0, w) => format!("{w} warning{}", plural(w)),
+        (e, w) => format!(
+            "{e} problem{} found and {w} warning{}",
+            plural(e),
+            plural(w)
+        ),
+    }
 }
 
 /// Adapts a `Diagnostic` to miette's renderer.
@@ -468,6 +507,13 @@ impl miette::Diagnostic for Rendered<'_> {
         Some(Box::new(self.diagnostic.code))
     }
 
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.diagnostic
             .help
@@ -531,7 +577,10 @@ fn render_json(diagnostics: &[Diagnostic]) -> String {
             let (end_line, end_column) = end_position(d);
             JsonDiagnostic {
                 code: d.code.as_str(),
-                severity: "error",
+                severity: match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                },
                 message: &d.message,
                 file: &d.source.name,
                 line: d.span.line,
@@ -543,7 +592,9 @@ fn render_json(diagnostics: &[Diagnostic]) -> String {
             }
         })
         .collect();
-    let doc = serde_json::json!({ "errors": items.len(), "diagnostics": items });
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let doc = serde_json::json!({ "errors": errors, "warnings": warnings, "diagnostics": items });
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
     out
@@ -560,7 +611,11 @@ fn render_github(diagnostics: &[Diagnostic]) -> String {
         }
         let _ = writeln!(
             out,
-            "::error file={},line={},col={},endLine={},endColumn={},title={}::{}",
+            "::{} file={},line={},col={},endLine={},endColumn={},title={}::{}",
+            match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
             escape_property(&d.source.name),
             d.span.line,
             d.span.col,

@@ -91,7 +91,12 @@ pub fn run(args: &PlanArgs) -> u8 {
         pace: crate::plan::PaceFlags::default(),
     };
     let mut plan = match super::load_and_plan(&args.file, &options) {
-        Ok((_, plan)) => plan,
+        Ok((_, plan)) => {
+            if !plan.warnings.is_empty() {
+                super::print_diagnostics(&plan.warnings, args.format);
+            }
+            plan
+        }
         Err(d) => {
             super::print_diagnostics(&d, args.format);
             return exit::INVALID;

@@ -28,16 +28,19 @@ pub fn run(args: &ValidateArgs) -> u8 {
     let mut summaries = Vec::new();
     for file in &args.files {
         match super::load_and_plan(file, &options) {
-            Ok((_, plan)) => summaries.push(format!(
-                "{}: valid ({} step{}{})",
-                file.display(),
-                plan.steps.len(),
-                if plan.steps.len() == 1 { "" } else { "s" },
-                match plan.instances.len() {
-                    1 if plan.instances[0].key.is_none() => String::new(),
-                    n => format!(" × {n} matrix rows"),
-                }
-            )),
+            Ok((_, mut plan)) => {
+                summaries.push(format!(
+                    "{}: valid ({} step{}{})",
+                    file.display(),
+                    plan.steps.len(),
+                    if plan.steps.len() == 1 { "" } else { "s" },
+                    match plan.instances.len() {
+                        1 if plan.instances[0].key.is_none() => String::new(),
+                        n => format!(" × {n} matrix rows"),
+                    }
+                ));
+                all.append(&mut plan.warnings);
+            }
             Err(mut d) => all.append(&mut d),
         }
     }
@@ -54,7 +57,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
         Format::Json => crate::out!("{}", diag::render(&all, Format::Json, false)),
         Format::Github => crate::out!("{}", diag::render(&all, Format::Github, false)),
     }
-    if all.is_empty() {
+    if !all.iter().any(Diagnostic::is_error) {
         exit::SUCCESS
     } else {
         exit::INVALID

@@ -13,7 +13,7 @@ use super::refs::{RefChecker, StepTypes};
 use super::resolve::{self, Scope};
 use super::rules::{self, Val};
 use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
-use crate::diag::{Code, Diagnostic, Source};
+use crate::diag::{Code, Diagnostic, Severity, Source};
 use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::{PollSpec, RetrySpec};
@@ -26,8 +26,10 @@ use crate::span::Span;
 pub struct Options {
     /// `--input name=value` pairs, in order.
     pub inputs: Vec<(String, String)>,
-    /// Inputs without a default and without `--input` are an error (plan, run)
-    /// rather than a value known only later (validate).
+    /// Values the run is given rather than the manifest — inputs without a
+    /// default or `--input`, unset `env` variables — are errors where they are
+    /// due (plan, run) rather than warnings (validate, which CI may run
+    /// without them).
     pub require_inputs: bool,
     /// The price table before the manifest's `prices:` overrides.
     pub prices: PriceTable,
@@ -103,7 +105,14 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         })
         .collect();
     crate::diag::sort(&mut b.diags);
-    if !b.diags.is_empty() {
+    if options.require_inputs {
+        for d in &mut b.diags {
+            if matches!(d.code, Code::MissingInput | Code::UnsetEnv) {
+                d.severity = Severity::Error;
+            }
+        }
+    }
+    if b.diags.iter().any(Diagnostic::is_error) {
         return Err(b.diags);
     }
     let Some(prices) = prices else {
@@ -160,6 +169,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         limits,
         max_credits: options.max_credits.or(manifest_max),
         artifacts: loaded.manifest.artifacts.unwrap_or_default(),
+        warnings: b.diags,
     })
 }
 
@@ -223,21 +233,20 @@ impl Builder<'_> {
             }
             values.insert(name.clone(), Some(crate::manifest::load::input_value(raw)));
         }
-        if options.require_inputs {
-            for (name, value) in &values {
-                if value.is_none() {
-                    let span = self.key_span(&["inputs", name]);
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::MissingInput,
-                            self.src,
-                            span,
-                            format!("input `{name}` has no default and no value"),
-                        )
-                        .label("declared here")
-                        .help(format!("pass `--input {name}=…`, or give it a `default:`")),
-                    );
-                }
+        for (name, value) in &values {
+            if value.is_none() {
+                let span = self.key_span(&["inputs", name]);
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::MissingInput,
+                        self.src,
+                        span,
+                        format!("input `{name}` has no default and no value"),
+                    )
+                    .label("declared here")
+                    .help(format!("pass `--input {name}=…`, or give it a `default:`"))
+                    .warning(),
+                );
             }
         }
         values

@@ -567,6 +567,23 @@ impl<'a> RefChecker<'a> {
                         "the API key comes from `MUSICAPI_KEY` or `--api-key-file`; never pass secrets into requests or results".to_owned());
                     return None;
                 }
+                if crate::expr::env_value(&name).is_none() {
+                    // A warning here; `build` makes it an error where the run's values are due.
+                    let span = self.span_in(at, &r.range);
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnsetEnv,
+                            &self.loaded.source,
+                            span,
+                            format!("environment variable `{name}` is not set"),
+                        )
+                        .label("no value")
+                        .help(format!(
+                            "set it where the pipeline runs (`export {name}=…`); until then the steps that use it cannot be sent"
+                        ))
+                        .warning(),
+                    );
+                }
                 self.walk_from(Ty::Str, r, 1, at)
             }
         }
