@@ -77,3 +77,40 @@ fn stdout_that_cannot_be_written_is_an_error() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot write to stdout"), "{stderr}");
 }
+
+#[test]
+fn run_prints_its_results_path_or_json_summary_on_stdout_and_the_rest_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("p.yaml");
+    std::fs::copy("pipelines/cover-and-stems.yaml", &manifest).unwrap();
+    let run = |extra: &[&str]| {
+        sonicflow()
+            .args(["run", "--sandbox", "--time-scale", "2000"])
+            .arg(&manifest)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let path = stdout.strip_suffix('\n').unwrap();
+    assert!(!path.contains('\n'), "one line: {stdout}");
+    assert!(path.ends_with("/results.json"), "{stdout}");
+    assert!(std::path::Path::new(path).is_file(), "{path}");
+    assert!(
+        stderr.contains("status: succeeded"),
+        "the summary stays on stderr: {stderr}"
+    );
+
+    let out = run(&["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert_eq!(summary["totals"]["credits_charged"], 51, "{summary}");
+    let path = summary["path"].as_str().unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(results["totals"], summary["totals"]);
+}

@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// How to print problems with the manifest.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Print a JSON summary of the run on stdout instead of the results path.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -215,8 +218,12 @@ async fn execute(
     let message = match reporting.await {
         Ok(Ok(Drained {
             results_error: None,
+            run_summary,
             ..
-        })) => return Ok(outcome_code),
+        })) => {
+            print_outcome(args, &run_summary);
+            return Ok(outcome_code);
+        }
         Ok(Ok(Drained {
             results_error: Some(e),
             ..
@@ -228,6 +235,15 @@ async fn execute(
         message,
         outcome_code,
     })
+}
+
+/// What `$(sonicflow run …)` captures: the results path, or with `--json`
+/// the run's summary; everything else went to stderr.
+fn print_outcome(args: &RunArgs, run_summary: &serde_json::Value) {
+    match run_summary.get("path").and_then(serde_json::Value::as_str) {
+        Some(path) if !args.json => crate::outln!("{path}"),
+        _ => crate::outln!("{run_summary}"),
+    }
 }
 
 /// Proves the key works and that the balance covers the run, before
