@@ -423,24 +423,45 @@ impl Builder<'_> {
             .and_then(|f| with_node.and_then(|w| w.get(f)).map(|n| n.span));
         let matrix = self.loaded.matrix.as_ref();
         let row_info = row.and_then(|r| matrix.and_then(|m| m.rows.get(r).map(|row| (row, m))));
+        // The cell a field takes whole (`${{ matrix.column }}`), if that is where the value came from.
+        let cell = row_info.and_then(|(row, _)| {
+            let field = v.field.as_ref()?;
+            let value = analysed_field(self.loaded, id, field)?;
+            let column = value.field(0)?;
+            row.cells.get(column).copied()
+        });
         let d = match (row_info, field_span) {
             (Some((row, m)), _) if !Arc::ptr_eq(&m.source, self.src) => Diagnostic::new(
                 v.code,
                 &m.source,
-                row.span,
+                cell.unwrap_or(row.span),
                 format!("step `{id}`, row `{}`: {}", row.key, v.message),
             )
             .label(format!(
-                "from this row via `{}`",
+                "from this {} via `{}`",
+                if cell.is_some() { "cell" } else { "row" },
                 v.field.as_deref().unwrap_or("with")
             )),
-            (Some((row, _)), Some(span)) => Diagnostic::new(
-                v.code,
-                self.src,
-                span,
-                format!("step `{id}`, row `{}`: {}", row.key, v.message),
-            )
-            .note(row.span, "this row"),
+            (Some((row, _)), Some(span)) => match cell {
+                Some(cell) => Diagnostic::new(
+                    v.code,
+                    self.src,
+                    cell,
+                    format!("step `{id}`, row `{}`: {}", row.key, v.message),
+                )
+                .label(format!(
+                    "from this cell via `{}`",
+                    v.field.as_deref().unwrap_or("with")
+                ))
+                .note(span, "used here"),
+                None => Diagnostic::new(
+                    v.code,
+                    self.src,
+                    span,
+                    format!("step `{id}`, row `{}`: {}", row.key, v.message),
+                )
+                .note(row.span, "this row"),
+            },
             (None, Some(span)) => Diagnostic::new(
                 v.code,
                 self.src,
@@ -614,6 +635,15 @@ const POLL: PollPolicy = PollPolicy {
     jitter: 0.1,
     timeout: Duration::from_secs(15 * 60),
 };
+
+/// The matrix reference that `field` of step `id` is made of alone
+/// (`${{ matrix.column }}`), if it is one.
+fn analysed_field(loaded: &Loaded, id: &str, field: &str) -> Option<Reference> {
+    let text = loaded.with_nodes.get(id)?.get(field)?.as_str()?;
+    let template = crate::expr::parse_template(text).ok()?;
+    let whole = template.whole()?;
+    (whole.context == Context::Matrix).then(|| whole.clone())
+}
 
 fn instances(loaded: &Loaded) -> Vec<Instance> {
     match &loaded.matrix {
