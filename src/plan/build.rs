@@ -104,6 +104,9 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             )
         })
         .collect();
+    for (id, step) in &loaded.manifest.steps {
+        b.step_timeout(id, step.timeout.map(|t| t.0));
+    }
     crate::diag::sort(&mut b.diags);
     if options.require_inputs {
         for d in &mut b.diags {
@@ -594,12 +597,50 @@ impl Builder<'_> {
                 .help("use 2 to double the delay after each attempt"),
             );
         }
-        RetryPolicy {
+        let policy = RetryPolicy {
             attempts: spec.attempts.unwrap_or(base.attempts),
             initial: backoff.initial.map_or(base.initial, |d| d.0),
             max: backoff.max.map_or(base.max, |d| d.0),
             factor: backoff.factor.unwrap_or(base.factor),
             jitter,
+        };
+        if policy.initial > policy.max {
+            let at = |key: &'static str| -> Vec<&str> {
+                path.iter().copied().chain(["backoff", key]).collect()
+            };
+            let key = if backoff.initial.is_some() {
+                "initial"
+            } else {
+                "max"
+            };
+            self.duration_problem(
+                &at(key),
+                format!(
+                    "`backoff.initial` ({}) is longer than `backoff.max` ({}): the backoff cannot grow",
+                    humantime::format_duration(policy.initial),
+                    humantime::format_duration(policy.max)
+                ),
+                "make `initial` at most `max`, e.g. `backoff: { initial: 2s, max: 60s }`",
+            );
+        }
+        policy
+    }
+
+    /// A duration that cannot work, at `path` (or the nearest key written).
+    fn duration_problem(&mut self, path: &[&str], message: String, help: &str) {
+        let span = self.span(path);
+        self.diags
+            .push(Diagnostic::new(Code::OutOfRange, self.src, span, message).help(help.to_owned()));
+    }
+
+    /// A step's own `timeout`, which must leave time to finish.
+    fn step_timeout(&mut self, id: &str, timeout: Option<Duration>) {
+        if timeout == Some(Duration::ZERO) {
+            self.duration_problem(
+                &["steps", id, "timeout"],
+                format!("`timeout` of step `{id}` is 0s: the step could never finish"),
+                "give the step time, e.g. `timeout: 30m`, or remove `timeout`",
+            );
         }
     }
 
@@ -610,12 +651,39 @@ impl Builder<'_> {
         };
         let jitter_path: Vec<&str> = path.iter().copied().chain(["jitter"]).collect();
         let jitter = self.fraction(spec.jitter, &jitter_path, base.jitter);
-        PollPolicy {
+        let policy = PollPolicy {
             initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
             interval: spec.interval.map_or(base.interval, |d| d.0),
             jitter,
             timeout: spec.timeout.map_or(base.timeout, |d| d.0),
+        };
+        let at = |key: &'static str| -> Vec<&str> { path.iter().copied().chain([key]).collect() };
+        if spec.interval.is_some() && policy.interval.is_zero() {
+            self.duration_problem(
+                &at("interval"),
+                "`poll.interval` is 0s: every task would be polled without a pause".to_owned(),
+                "poll every few seconds at least, e.g. `interval: 15s`",
+            );
         }
+        if (spec.timeout.is_some() || spec.initial_delay.is_some())
+            && policy.timeout <= policy.initial_delay
+        {
+            let key = if spec.timeout.is_some() {
+                "timeout"
+            } else {
+                "initial_delay"
+            };
+            self.duration_problem(
+                &at(key),
+                format!(
+                    "`poll.timeout` ({}) is not longer than `poll.initial_delay` ({}): every task would time out before its first poll",
+                    humantime::format_duration(policy.timeout),
+                    humantime::format_duration(policy.initial_delay)
+                ),
+                "make `timeout` longer than `initial_delay`, e.g. `poll: { initial_delay: 20s, timeout: 15m }`",
+            );
+        }
+        policy
     }
 }
 
