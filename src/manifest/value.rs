@@ -184,6 +184,6 @@ mod tests {
         let err = serde_yaml::from_str::<DurationSpec>("soon")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("invalid duration `soon`"), "{err}");
+        assert!(err.contains("`soon` is not a duration"), "{err}");
     }
 }
