@@ -57,5 +57,9 @@ pub fn main() -> ExitCode {
         Command::Credits(args) => commands::credits::run(&args),
         Command::Unlock(args) => commands::unlock::run(&args),
     };
+    // Output that a successful command could not write was lost: not a success.
+    if code == crate::exit::SUCCESS && crate::output::stdout_lost() {
+        return ExitCode::from(crate::exit::FAILED_STEPS);
+    }
     ExitCode::from(code)
 }

@@ -51,6 +51,8 @@ macro_rules! codes {
 codes! {
     Io = "io": "a file could not be read",
     YamlSyntax = "yaml-syntax": "the file is not valid YAML",
+    YamlLimit = "yaml-limit": "YAML nested too deeply, or aliases that expand too far",
+    MultipleDocuments = "multiple-documents": "a file with more than one YAML document",
     DuplicateKey = "duplicate-key": "a key appears twice in one mapping",
     DuplicateStep = "duplicate-step": "two steps have the same id",
     UnknownKey = "unknown-key": "a key that this place does not accept",
@@ -85,6 +87,7 @@ codes! {
     ClipProvenance = "clip-provenance": "a clip from the wrong kind of source for this action",
     MashupClips = "mashup-clips": "a mashup that does not take exactly two clips",
     Prices = "prices": "a price table or override that cannot be used",
+    UnsetEnv = "unset-env": "an `env` reference to a variable that is not set",
 }
 
 impl fmt::Display for Code {
@@ -100,10 +103,21 @@ pub struct Note {
     pub label: String,
 }
 
+/// Whether a problem stops the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    /// Said, but not a reason to fail: e.g. a value that `validate` cannot
+    /// know but a run will be given.
+    Warning,
+}
+
 /// One problem, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub code: Code,
+    pub severity: Severity,
     pub message: String,
     pub source: Arc<Source>,
     pub span: Span,
@@ -116,7 +130,8 @@ impl Diagnostic {
     pub fn new(code: Code, source: &Arc<Source>, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
-            message: message.into(),
+            severity: Severity::Error,
+            message: bounded(message.into()),
             source: Arc::clone(source),
             span,
             label: None,
@@ -125,21 +140,32 @@ impl Diagnostic {
         }
     }
 
+    /// The same problem as a warning.
+    #[must_use]
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
     #[must_use]
     pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.label = Some(bounded(label.into()));
         self
     }
 
     #[must_use]
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(bounded(help.into()));
         self
     }
 
     #[must_use]
     pub fn help_opt(mut self, help: Option<String>) -> Self {
-        self.help = help;
+        self.help = help.map(bounded);
         self
     }
 
@@ -147,7 +173,7 @@ impl Diagnostic {
     pub fn note(mut self, span: Span, label: impl Into<String>) -> Self {
         self.notes.push(Note {
             span,
-            label: label.into(),
+            label: bounded(label.into()),
         });
         self
     }
@@ -155,6 +181,18 @@ impl Diagnostic {
     /// `file:line:col`
     pub fn location(&self) -> String {
         format!("{}:{}:{}", self.source.name, self.span.line, self.span.col)
+    }
+}
+
+/// Characters of a message, label or help line kept at most: they may
+/// quote what the manifest says, and a manifest may say a lot.
+pub const MESSAGE_MAX: usize = 400;
+
+/// `text` cut to `MESSAGE_MAX` characters, with an ellipsis when cut.
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MESSAGE_MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -216,24 +254,233 @@ fn render_human(diagnostics: &[Diagnostic], color: bool) -> String {
         .with_links(false);
     let mut out = String::new();
     for d in diagnostics {
+        let view = View::of(d);
         let report = Rendered {
             diagnostic: d,
-            named: miette::NamedSource::new(&d.source.name, Arc::clone(&d.source.text)),
+            shown: Shown {
+                name: d.source.name.clone(),
+                text: Arc::clone(&view.text),
+                primary: view.primary,
+                position: view.windowed.then_some((d.span.line, d.span.col)),
+            },
+            view,
         };
         if handler.render_report(&mut out, &report).is_err() {
             let _ = writeln!(out, "  × {}", d.message);
         }
         out.push('\n');
     }
-    let n = diagnostics.len();
-    let _ = writeln!(out, "{n} problem{} found", if n == 1 { "" } else { "s" });
+    let _ = writeln!(out, "{}", count(diagnostics));
     out
+}
+
+/// `2 problems found`, `1 warning`, or `2 problems found and 1 warning`.
+fn count(diagnostics: &[Diagnostic]) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    match (errors, warnings) {
+        (e, 0) => format!("{e} problem{} found", plural(e)),
+        (0, w) => format!("{w} warning{}", plural(w)),
+        (e, w) => format!(
+            "{e} problem{} found and {w} warning{}",
+            plural(e),
+            plural(w)
+        ),
+    }
 }
 
 /// Adapts a `Diagnostic` to miette's renderer.
 struct Rendered<'a> {
     diagnostic: &'a Diagnostic,
-    named: miette::NamedSource<Arc<String>>,
+    shown: Shown,
+    view: View,
+}
+
+/// The text a snippet is cut from, named; when it is a window of the
+/// source, the header still gives the problem's own line and column.
+struct Shown {
+    name: String,
+    text: Arc<String>,
+    primary: (usize, usize),
+    /// The primary span's 1-based line and column in the real source.
+    position: Option<(u32, u32)>,
+}
+
+impl miette::SourceCode for Shown {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.as_str().read_span(span, before, after)?;
+        let (line, column) = match self.position {
+            Some((line, col))
+                if before == 0 && after == 0 && (span.offset(), span.len()) == self.primary =>
+            {
+                (
+                    line.saturating_sub(1) as usize,
+                    col.saturating_sub(1) as usize,
+                )
+            }
+            _ => (inner.line(), inner.column()),
+        };
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            line,
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
+/// Characters of one source line a snippet shows at most, and how many of
+/// them come before the problem: a manifest with one enormous line must not
+/// print it whole.
+pub const SNIPPET_WIDTH: usize = 160;
+const SNIPPET_BEFORE: usize = 60;
+
+/// What a snippet shows of a diagnostic's source: the text itself, or, when
+/// a line to show is longer than `SNIPPET_WIDTH`, a copy holding only the
+/// lines shown, each cut to a window around the problem, with the same line
+/// numbers; and the spans (start, length) in that text.
+struct View {
+    text: Arc<String>,
+    /// Whether `text` is a cut-down copy.
+    windowed: bool,
+    primary: (usize, usize),
+    notes: Vec<(usize, usize)>,
+}
+
+/// One line a snippet shows: its bounds in the source and the byte the window keeps in sight.
+struct Line {
+    start: usize,
+    end: usize,
+    anchor: usize,
+}
+
+impl View {
+    fn of(d: &Diagnostic) -> View {
+        let text = &d.source.text;
+        let clamp = |s: &Span| {
+            let start = floor_boundary(text, s.start.min(text.len()));
+            let end = floor_boundary(text, s.end.clamp(start, text.len()));
+            (start, end)
+        };
+        let spans: Vec<(usize, usize)> = std::iter::once(&d.span)
+            .chain(d.notes.iter().map(|n| &n.span))
+            .map(clamp)
+            .collect();
+        let mut lines: Vec<Line> = Vec::new();
+        for &(start, _) in &spans {
+            let (ls, le) = line_bounds(text, start);
+            let column = start - ls;
+            lines.push(Line {
+                start: ls,
+                end: le,
+                anchor: start,
+            });
+            if ls > 0 {
+                let (ps, pe) = line_bounds(text, ls - 1);
+                lines.push(Line {
+                    start: ps,
+                    end: pe,
+                    anchor: floor_boundary(text, (ps + column).min(pe)),
+                });
+            }
+            if le < text.len() {
+                let (ns, ne) = line_bounds(text, le + 1);
+                lines.push(Line {
+                    start: ns,
+                    end: ne,
+                    anchor: floor_boundary(text, (ns + column).min(ne)),
+                });
+            }
+        }
+        let unchanged = View {
+            text: Arc::clone(text),
+            windowed: false,
+            primary: (spans[0].0, spans[0].1 - spans[0].0),
+            notes: spans[1..].iter().map(|&(s, e)| (s, e - s)).collect(),
+        };
+        if lines.iter().all(|l| l.end - l.start <= SNIPPET_WIDTH) {
+            return unchanged;
+        }
+        // Lines of a span come first, so they keep their own anchor.
+        let mut seen = std::collections::HashSet::new();
+        lines.retain(|l| seen.insert(l.start));
+        lines.sort_by_key(|l| l.start);
+        let mut out = String::new();
+        let mut line_no = 1;
+        let mut windows: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut counted = 0;
+        for l in &lines {
+            line_no += text[counted..l.start].matches('\n').count();
+            counted = l.start;
+            let have = out.matches('\n').count() + 1;
+            out.extend(std::iter::repeat_n('\n', line_no.saturating_sub(have)));
+            let (ws, we) = window(text, l);
+            if ws > l.start {
+                out.push('…');
+            }
+            windows.push((ws, we, out.len(), l.start));
+            out.push_str(&text[ws..we]);
+            if we < l.end {
+                out.push('…');
+            }
+        }
+        let map = |offset: usize, line_start: usize| -> Option<usize> {
+            let &(ws, we, at, _) = windows.iter().find(|w| w.3 == line_start)?;
+            Some(at + offset.clamp(ws, we) - ws)
+        };
+        let mapped = |&(s, e): &(usize, usize)| {
+            let (ls, le) = line_bounds(text, s);
+            let start = map(s, ls).unwrap_or(0);
+            let end = map(e.min(le), ls).unwrap_or(start).max(start);
+            (start, end - start)
+        };
+        View {
+            primary: mapped(&spans[0]),
+            notes: spans[1..].iter().map(mapped).collect(),
+            text: Arc::new(out),
+            windowed: true,
+        }
+    }
+}
+
+/// The byte range of `line` a snippet keeps: `SNIPPET_WIDTH` characters,
+/// `SNIPPET_BEFORE` of them before the anchor where the line allows.
+fn window(text: &str, line: &Line) -> (usize, usize) {
+    let before = &text[line.start..line.anchor];
+    let start = before
+        .char_indices()
+        .rev()
+        .nth(SNIPPET_BEFORE.saturating_sub(1))
+        .map_or(line.start, |(i, _)| line.start + i);
+    let rest = &text[start..line.end];
+    let end = rest
+        .char_indices()
+        .nth(SNIPPET_WIDTH)
+        .map_or(line.end, |(i, _)| start + i);
+    (start, end)
+}
+
+/// The start and end (before its newline) of the line holding byte `offset`.
+fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
+    let offset = floor_boundary(text, offset.min(text.len()));
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    (start, end)
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 impl fmt::Debug for Rendered<'_> {
@@ -260,6 +507,13 @@ impl miette::Diagnostic for Rendered<'_> {
         Some(Box::new(self.diagnostic.code))
     }
 
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.diagnostic.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.diagnostic
             .help
@@ -271,7 +525,7 @@ impl miette::Diagnostic for Rendered<'_> {
         if self.diagnostic.source.text.is_empty() {
             None
         } else {
-            Some(&self.named)
+            Some(&self.shown)
         }
     }
 
@@ -280,16 +534,13 @@ impl miette::Diagnostic for Rendered<'_> {
         if d.source.text.is_empty() {
             return None;
         }
-        let primary = miette::LabeledSpan::new_primary_with_span(
-            d.label.clone(),
-            (d.span.start, d.span.end.saturating_sub(d.span.start)),
-        );
-        let notes = d.notes.iter().map(|n| {
-            miette::LabeledSpan::new_with_span(
-                Some(n.label.clone()),
-                (n.span.start, n.span.end.saturating_sub(n.span.start)),
-            )
-        });
+        let primary =
+            miette::LabeledSpan::new_primary_with_span(d.label.clone(), self.view.primary);
+        let notes = d
+            .notes
+            .iter()
+            .zip(&self.view.notes)
+            .map(|(n, &at)| miette::LabeledSpan::new_with_span(Some(n.label.clone()), at));
         Some(Box::new(std::iter::once(primary).chain(notes)))
     }
 }
@@ -326,7 +577,10 @@ fn render_json(diagnostics: &[Diagnostic]) -> String {
             let (end_line, end_column) = end_position(d);
             JsonDiagnostic {
                 code: d.code.as_str(),
-                severity: "error",
+                severity: match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                },
                 message: &d.message,
                 file: &d.source.name,
                 line: d.span.line,
@@ -338,7 +592,9 @@ fn render_json(diagnostics: &[Diagnostic]) -> String {
             }
         })
         .collect();
-    let doc = serde_json::json!({ "errors": items.len(), "diagnostics": items });
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let doc = serde_json::json!({ "errors": errors, "warnings": warnings, "diagnostics": items });
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
     out
@@ -355,7 +611,11 @@ fn render_github(diagnostics: &[Diagnostic]) -> String {
         }
         let _ = writeln!(
             out,
-            "::error file={},line={},col={},endLine={},endColumn={},title={}::{}",
+            "::{} file={},line={},col={},endLine={},endColumn={},title={}::{}",
+            match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
             escape_property(&d.source.name),
             d.span.line,
             d.span.col,
@@ -414,6 +674,43 @@ mod tests {
         assert_eq!(json["errors"], 1);
         assert_eq!(json["diagnostics"][0]["code"], "unknown-action");
         assert_eq!(json["diagnostics"][0]["column"], 13);
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_problem() {
+        let long = "x".repeat(1_000_000);
+        let text = format!("a: 1\nb: \"{long}\", bad: 2\nc: 3\n");
+        let src = Source::new("p.yaml", text.clone());
+        let at = text.find("bad").unwrap();
+        let d = Diagnostic::new(
+            Code::UnknownKey,
+            &src,
+            Span::locate(&text, at, 3),
+            "unknown key `bad`",
+        )
+        .label("not allowed here")
+        .note(Span::locate(&text, 6, 1), "this opens it");
+        let out = render(&[d], Format::Human, false);
+        assert!(out.len() < 2_000, "{} bytes", out.len());
+        assert!(out.contains(&format!("[p.yaml:2:{}]", at - 4)), "{out}");
+        assert!(out.contains("…xxx"), "{out}");
+        assert!(out.contains("\", bad: 2"), "{out}");
+        assert!(out.contains("not allowed here"), "{out}");
+        assert!(out.contains(" 3 │ c: 3"), "{out}");
+    }
+
+    #[test]
+    fn messages_quoting_the_manifest_are_bounded() {
+        let src = Source::new("p.yaml", "a: 1\n");
+        let d = Diagnostic::new(
+            Code::UnknownKey,
+            &src,
+            Span::locate("a: 1\n", 0, 1),
+            "k".repeat(10_000),
+        )
+        .help("h".repeat(10_000));
+        assert_eq!(d.message.chars().count(), MESSAGE_MAX + 1);
+        assert!(d.help.unwrap().ends_with('…'));
     }
 
     #[test]

@@ -137,6 +137,12 @@ pub struct ExprError {
 const OPEN: &str = "${{";
 const CLOSE: &str = "}}";
 
+/// The value of environment variable `name` that `${{ env.NAME }}` reads:
+/// `None` when it is unset (or not UTF-8). Plan and run read it here alike.
+pub fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// True if `text` contains an expression opener, i.e. is not a plain literal.
 pub fn has_expression(text: &str) -> bool {
     text.contains(OPEN)

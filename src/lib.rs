@@ -18,6 +18,7 @@ pub mod exit;
 pub mod expr;
 pub mod journal;
 pub mod manifest;
+pub mod output;
 pub mod plan;
 pub mod prices;
 pub mod report;

@@ -44,6 +44,9 @@ impl Span {
 #[derive(Debug, Clone)]
 pub struct LineIndex {
     starts: Vec<usize>,
+    /// In ASCII text a column is a byte count, found without rescanning the
+    /// line: one long line with many values stays linear to read.
+    ascii: bool,
 }
 
 impl LineIndex {
@@ -51,7 +54,10 @@ impl LineIndex {
         let starts = std::iter::once(0)
             .chain(src.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        LineIndex { starts }
+        LineIndex {
+            starts,
+            ascii: src.is_ascii(),
+        }
     }
 
     /// Like `Span::locate`, in time logarithmic in the text's length.
@@ -59,7 +65,11 @@ impl LineIndex {
         let offset = floor_char_boundary(src, offset.min(src.len()));
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let line_start = self.starts[line - 1];
-        let col = src[line_start..offset].chars().count() + 1;
+        let col = if self.ascii {
+            offset - line_start + 1
+        } else {
+            src[line_start..offset].chars().count() + 1
+        };
         let end = floor_char_boundary(src, (offset + len).min(src.len()));
         Span {
             start: offset,
@@ -75,4 +85,23 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_columns_agree_with_locate_in_ascii_and_not() {
+        for src in ["ab: cd\nef: [g, h]\n", "é: ç\nà: [ü, ö]\n"] {
+            let index = LineIndex::new(src);
+            for (offset, _) in src.char_indices() {
+                assert_eq!(
+                    index.span(src, offset, 1),
+                    Span::locate(src, offset, 1),
+                    "{src:?} at {offset}"
+                );
+            }
+        }
+    }
 }

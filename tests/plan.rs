@@ -199,7 +199,7 @@ fn a_fan_out_over_a_list_in_a_matrix_cell_is_counted_not_estimated() {
 }
 
 #[test]
-fn a_request_that_cannot_be_built_is_forecast_as_failing_unpaid_as_the_run_fails_it() {
+fn an_unset_env_variable_stops_plan_and_run_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("envy.yaml");
     std::fs::write(
@@ -212,21 +212,13 @@ fn a_request_that_cannot_be_built_is_forecast_as_failing_unpaid_as_the_run_fails
         .env_remove("SONICFLOW_TEST_NEVER_SET")
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows: Vec<(&str, &str, u64)> = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap(),
-                s["status"].as_str().unwrap(),
-                s["to_spend"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(rows, vec![("song", "invalid", 0), ("wav", "blocked", 0)]);
-    assert_eq!(v["to_spend"], 0, "the run sends nothing, so pays nothing");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("environment variable `SONICFLOW_TEST_NEVER_SET` is not set"),
+        "{stderr}"
+    );
     let run = sonicflow()
         .args(["run", "--sandbox", "--log-format", "json"])
         .arg(&path)
@@ -235,7 +227,10 @@ fn a_request_that_cannot_be_built_is_forecast_as_failing_unpaid_as_the_run_fails
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("\"kind\":\"invalid\""), "{stderr}");
-    assert!(stderr.contains("\"credits_charged\":0"), "{stderr}");
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unset-env"), "{stderr}");
+    assert!(
+        !dir.path().join(".sonicflow").exists(),
+        "nothing was started, so no run folder"
+    );
 }

@@ -39,6 +39,8 @@ fn every_diagnostic_kind_has_a_fixture() {
     }
     let required = [
         "yaml-syntax",
+        "yaml-limit",
+        "multiple-documents",
         "unknown-key",
         "duplicate-step",
         "unknown-action",
@@ -112,4 +114,46 @@ fn unreadable_file_and_bad_flags() {
             "voise=https://example.com/v.mp3"
         ])
     );
+}
+
+#[test]
+fn values_given_at_run_time_are_warnings_for_validate_and_errors_for_plan_and_run() {
+    for name in ["unset-env", "missing-input"] {
+        let file = format!("tests/fixtures/warnings/{name}.yaml");
+        let out = sonicflow()
+            .env_remove("SONICFLOW_SONG_IDEA")
+            .args(["validate", &file])
+            .output()
+            .unwrap();
+        let validate = common::render(&["validate", &file], &out);
+        assert!(validate.contains("exit: 0\n"), "{validate}");
+        insta::assert_snapshot!(format!("warning-{name}"), validate);
+        for command in [
+            vec!["plan", file.as_str()],
+            vec!["run", file.as_str(), "--sandbox"],
+        ] {
+            let out = sonicflow()
+                .env_remove("SONICFLOW_SONG_IDEA")
+                .args(&command)
+                .output()
+                .unwrap();
+            let rendered = common::render(&command, &out);
+            assert!(rendered.contains("exit: 2\n"), "{rendered}");
+            assert!(rendered.contains(" × "), "{rendered}");
+        }
+    }
+    // Given a value, neither is said at all.
+    let out = sonicflow()
+        .env("SONICFLOW_SONG_IDEA", "rain")
+        .args(["validate", "tests/fixtures/warnings/unset-env.yaml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty());
+    let out = run(&[
+        "validate",
+        "tests/fixtures/warnings/missing-input.yaml",
+        "--input",
+        "source=https://example.com/a.mp3",
+    ]);
+    assert!(out.ends_with("--- stderr\n"), "{out}");
 }

@@ -167,7 +167,7 @@ fn read_key_file(path: &Path) -> Result<ApiKey, ConfigError> {
         detail: e.to_string(),
     })?;
     if let Some(warning) = exposure_warning(path) {
-        eprintln!("warning: {warning}");
+        crate::errln!("warning: {warning}");
     }
     ApiKey::from_source(text, &format!("the API key file `{}`", path.display()))
 }

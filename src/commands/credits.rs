@@ -29,7 +29,7 @@ pub fn run(args: &CreditsArgs) -> u8 {
     ) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::API_UNAVAILABLE;
         }
     };
@@ -39,7 +39,7 @@ pub fn run(args: &CreditsArgs) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return exit::API_UNAVAILABLE;
         }
     };
@@ -49,13 +49,13 @@ pub fn run(args: &CreditsArgs) -> u8 {
     });
     match result {
         Ok(credits) => {
-            println!("credits: {}", credits.credits);
-            println!("extra_credits: {}", credits.extra_credits);
+            crate::outln!("credits: {}", credits.credits);
+            crate::outln!("extra_credits: {}", credits.extra_credits);
             exit::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!(
+            crate::errln!("error: {e}");
+            crate::errln!(
                 "help: check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`)"
             );
             exit::API_UNAVAILABLE

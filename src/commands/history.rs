@@ -95,7 +95,7 @@ pub fn warn_if_locked(state: &StateDir, pipeline: &str) {
     };
     let process = lock::process_of(&held.holder);
     if lock::stale(&held.holder, process, SystemTime::now()).is_none() {
-        eprintln!(
+        crate::errln!(
             "warning: {} is running `{pipeline}` now; what it has not finished yet is counted here as still to spend",
             held.holder
         );
@@ -106,7 +106,7 @@ pub fn warn_if_locked(state: &StateDir, pipeline: &str) {
 pub fn known(state: &StateDir, plan: &Plan, api: Option<&str>, own: Option<RunLog>) -> Known {
     let known = Known::load(state, &plan.name, api, own);
     for w in &known.warnings {
-        eprintln!("warning: {w}");
+        crate::errln!("warning: {w}");
     }
     known
 }

@@ -38,5 +38,5 @@ pub fn load_and_plan(file: &Path, options: &Options) -> Result<(Loaded, Plan), V
 /// Prints diagnostics on stderr in `format`.
 pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!("{}", diag::render(diagnostics, format, color));
+    crate::err!("{}", diag::render(diagnostics, format, color));
 }

@@ -91,20 +91,25 @@ pub fn run(args: &PlanArgs) -> u8 {
         pace: crate::plan::PaceFlags::default(),
     };
     let mut plan = match super::load_and_plan(&args.file, &options) {
-        Ok((_, plan)) => plan,
+        Ok((_, plan)) => {
+            if !plan.warnings.is_empty() {
+                super::print_diagnostics(&plan.warnings, args.format);
+            }
+            plan
+        }
         Err(d) => {
             super::print_diagnostics(&d, args.format);
             return exit::INVALID;
         }
     };
     if let Err(e) = history::select(&mut plan, &args.history.selection()) {
-        eprintln!("error: {e}");
+        crate::errln!("error: {e}");
         return exit::INVALID;
     }
     let policy = match args.history.policy(&plan) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
@@ -116,14 +121,14 @@ pub fn run(args: &PlanArgs) -> u8 {
     let outlook = crate::engine::forecast(&plan, &memory);
     let past = crate::engine::row_histories(&plan, &memory, &outlook);
     if args.json {
-        print!("{}", render_json_with(&plan, &past));
+        crate::out!("{}", render_json_with(&plan, &past));
     } else {
-        print!("{}", render_human_with(&plan, &past));
+        crate::out!("{}", render_human_with(&plan, &past));
     }
     let to_spend = outlook.total_to_spend();
     match plan.max_credits {
         Some(max) if crate::engine::over_cap(max, 0, to_spend) => {
-            eprintln!(
+            crate::errln!(
                 "error: the run would spend {to_spend} credits, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or narrow it with `--select` / `--exclude`"
             );
             exit::BUDGET

@@ -43,7 +43,7 @@ pub fn run(args: &SandboxArgs) -> u8 {
     let config = match config(args) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
@@ -53,7 +53,7 @@ pub fn run(args: &SandboxArgs) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             return exit::INVALID;
         }
     };
@@ -94,14 +94,14 @@ async fn serve(config: SandboxConfig) -> u8 {
     let handle = match Sandbox::start(config).await {
         Ok(handle) => handle,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{}", handle.base_url());
     let _ = stdout.flush();
-    eprintln!(
+    crate::errln!(
         "sandbox listening on {} (time scale {scale}); Ctrl-C stops it",
         handle.base_url()
     );

@@ -26,9 +26,9 @@ fn pretty(value: &serde_json::Value) -> String {
 
 pub fn run(args: &SchemaArgs) -> u8 {
     if args.results {
-        print!("{}", results_schema_text());
+        crate::out!("{}", results_schema_text());
     } else {
-        print!("{}", pipeline_schema_text());
+        crate::out!("{}", pipeline_schema_text());
     }
     crate::exit::SUCCESS
 }

@@ -65,25 +65,25 @@ pub fn run(args: &StatusArgs) -> u8 {
     let dir = match run_dir(args) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
     let log = match RunLog::read(&dir) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return exit::INVALID;
         }
     };
     let status = summarize(&log, in_use(&dir.join(JOURNAL)));
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&status).unwrap_or_default()
         );
     } else {
-        print!("{}", render(&status));
+        crate::out!("{}", render(&status));
     }
     status.exit_code
 }

@@ -26,11 +26,11 @@ pub struct UnlockArgs {
 pub fn run(args: &UnlockArgs) -> u8 {
     match unlock(args) {
         Ok(message) => {
-            println!("{message}");
+            crate::outln!("{message}");
             exit::SUCCESS
         }
         Err(message) => {
-            eprintln!("error: {message}");
+            crate::errln!("error: {message}");
             exit::INVALID
         }
     }

@@ -28,16 +28,19 @@ pub fn run(args: &ValidateArgs) -> u8 {
     let mut summaries = Vec::new();
     for file in &args.files {
         match super::load_and_plan(file, &options) {
-            Ok((_, plan)) => summaries.push(format!(
-                "{}: valid ({} step{}{})",
-                file.display(),
-                plan.steps.len(),
-                if plan.steps.len() == 1 { "" } else { "s" },
-                match plan.instances.len() {
-                    1 if plan.instances[0].key.is_none() => String::new(),
-                    n => format!(" × {n} matrix rows"),
-                }
-            )),
+            Ok((_, mut plan)) => {
+                summaries.push(format!(
+                    "{}: valid ({} step{}{})",
+                    file.display(),
+                    plan.steps.len(),
+                    if plan.steps.len() == 1 { "" } else { "s" },
+                    match plan.instances.len() {
+                        1 if plan.instances[0].key.is_none() => String::new(),
+                        n => format!(" × {n} matrix rows"),
+                    }
+                ));
+                all.append(&mut plan.warnings);
+            }
             Err(mut d) => all.append(&mut d),
         }
     }
@@ -45,16 +48,16 @@ pub fn run(args: &ValidateArgs) -> u8 {
     match args.format {
         Format::Human => {
             for s in &summaries {
-                println!("{s}");
+                crate::outln!("{s}");
             }
             if !all.is_empty() {
                 super::print_diagnostics(&all, Format::Human);
             }
         }
-        Format::Json => print!("{}", diag::render(&all, Format::Json, false)),
-        Format::Github => print!("{}", diag::render(&all, Format::Github, false)),
+        Format::Json => crate::out!("{}", diag::render(&all, Format::Json, false)),
+        Format::Github => crate::out!("{}", diag::render(&all, Format::Github, false)),
     }
-    if all.is_empty() {
+    if !all.iter().any(Diagnostic::is_error) {
         exit::SUCCESS
     } else {
         exit::INVALID

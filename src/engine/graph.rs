@@ -634,7 +634,7 @@ impl Scope for RunScope<'_, '_> {
                 1,
             )),
             Context::Item => Some((self.item?.clone(), 0)),
-            Context::Env => Some((std::env::var(r.field(0)?).ok()?.into(), 1)),
+            Context::Env => Some((crate::expr::env_value(r.field(0)?)?.into(), 1)),
         }
     }
 }

@@ -421,7 +421,7 @@ pub struct Stderr {
 impl Observer for Stderr {
     fn waiting(&mut self, holder: &Holder, timeout: Duration) {
         if !std::mem::replace(&mut self.told, true) {
-            eprintln!(
+            crate::errln!(
                 "waiting up to {} for the lock on `{}` held by {}",
                 humantime::format_duration(timeout),
                 holder.pipeline,
@@ -431,9 +431,10 @@ impl Observer for Stderr {
     }
 
     fn took_over(&mut self, old: &Holder, why: &str) {
-        eprintln!(
+        crate::errln!(
             "warning: took over the lock on `{}` from {}: {why}",
-            old.pipeline, old
+            old.pipeline,
+            old
         );
     }
 }
@@ -522,7 +523,7 @@ impl Shared {
         if let Some(lock) = self.current().take()
             && let Err(e) = self.store.delete(&self.pipeline, &lock.etag)
         {
-            eprintln!("warning: {e}");
+            crate::errln!("warning: {e}");
         }
     }
 
@@ -545,7 +546,7 @@ impl Shared {
                     .ok()
                     .flatten()
                     .map_or_else(|| "nobody".to_owned(), |l| l.holder.to_string());
-                eprintln!(
+                crate::errln!(
                     "warning: this run lost its lock on `{}` (now held by {now_held}); no new requests are sent",
                     self.pipeline
                 );
@@ -558,7 +559,7 @@ impl Shared {
                     (hook.0)();
                 }
             }
-            Err(e) => eprintln!("warning: the lock's heartbeat failed: {e}"),
+            Err(e) => crate::errln!("warning: the lock's heartbeat failed: {e}"),
         }
     }
 }
@@ -593,7 +594,7 @@ impl StateLock {
                         shared.beat(SystemTime::now());
                     }
                 })
-                .map_err(|e| eprintln!("warning: cannot start the lock's heartbeat: {e}"))
+                .map_err(|e| crate::errln!("warning: cannot start the lock's heartbeat: {e}"))
                 .ok()
         };
         StateLock {

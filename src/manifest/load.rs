@@ -69,18 +69,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 /// Loads manifest text; `base` is the folder that relative matrix files are read from.
 pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let source = Source::new(name, text);
-    let doc = yaml::parse(&source.text).map_err(|e| {
-        vec![
-            Diagnostic::new(
-                Code::YamlSyntax,
-                &source,
-                e.span,
-                format!("invalid YAML: {}", e.message),
-            )
-            .label("here")
-            .help("fix the YAML syntax; quote values that contain `: `, `#`, `{` or `}`"),
-        ]
-    })?;
+    let doc = yaml::parse(&source.text).map_err(|e| vec![refused(&source, &e)])?;
     let mut ctx = Ctx {
         source: Arc::clone(&source),
         diagnostics: Vec::new(),
@@ -141,6 +130,42 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         matrix,
         diagnostics: ctx.diagnostics,
     })
+}
+
+/// The diagnostic for a document the YAML reader refused.
+fn refused(source: &Arc<Source>, e: &yaml::SyntaxError) -> Diagnostic {
+    let (code, message, help) = match e.refusal {
+        yaml::Refusal::Syntax => (
+            Code::YamlSyntax,
+            format!("invalid YAML: {}", e.message),
+            "fix the YAML syntax; quote values that contain `: `, `#`, `{` or `}`".to_owned(),
+        ),
+        yaml::Refusal::TooDeep => (
+            Code::YamlLimit,
+            e.message.clone(),
+            format!(
+                "a manifest needs only a few levels; at most {} are read",
+                yaml::MAX_DEPTH
+            ),
+        ),
+        yaml::Refusal::AliasExpansion => (
+            Code::YamlLimit,
+            e.message.clone(),
+            format!(
+                "write the values out, or use fewer nested aliases (at most {} values are copied)",
+                yaml::MAX_ALIAS_NODES
+            ),
+        ),
+        yaml::Refusal::SecondDocument => (
+            Code::MultipleDocuments,
+            e.message.clone(),
+            "put each pipeline in its own file; everything from here on would be ignored"
+                .to_owned(),
+        ),
+    };
+    Diagnostic::new(code, source, e.span, message)
+        .label("here")
+        .help(help)
 }
 
 struct Ctx {
@@ -401,7 +426,7 @@ impl Ctx {
             .label(format!("`{field}` is required here"))
             .help(format!("add `{field}: …`{}", place(&full)))
         } else {
-            let message = message.replace("invalid type: ", "");
+            let message = in_manifest_words(&message, full.last().map_or("", String::as_str));
             Diagnostic::new(
                 Code::InvalidType,
                 &self.source,
@@ -495,6 +520,49 @@ fn unknown(message: &str, prefix: &str) -> Option<(String, Vec<String>)> {
 fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     Some(rest.split('`').next()?.to_owned())
+}
+
+/// serde's `invalid type: string "x", expected u32` in the manifest's words:
+/// `expected a whole number ≥ 1, found "x"`. Every type error of the loader
+/// passes here; messages of sonicflow's own types are kept as they are.
+fn in_manifest_words(message: &str, key: &str) -> String {
+    let body = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .unwrap_or(message);
+    let Some((found, expected)) = body.rsplit_once(", expected ") else {
+        return body.to_owned();
+    };
+    if found.starts_with("expected") || found.contains("is not a duration") {
+        return body.to_owned();
+    }
+    let expected = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => {
+            // Counts and rates that cannot be 0 (checked again once typed).
+            let least = match key {
+                "attempts" | "max_in_flight" | "submits_per_minute" | "polls_per_second" => 1,
+                _ => 0,
+            };
+            format!("a whole number ≥ {least}")
+        }
+        "i8" | "i16" | "i32" | "i64" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a string" => "text".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        e if e == "a map" || e.starts_with("struct ") => "a mapping".to_owned(),
+        e => e.to_owned(),
+    };
+    let found = match found {
+        "sequence" => "a list".to_owned(),
+        "map" => "a mapping".to_owned(),
+        "unit value" | "null" => "nothing".to_owned(),
+        f => ["string ", "integer ", "floating point ", "boolean "]
+            .iter()
+            .find_map(|p| f.strip_prefix(p))
+            .map_or_else(|| f.to_owned(), |v| v.trim_matches('`').to_owned()),
+    };
+    format!("expected {expected}, found {found}")
 }
 
 fn allowed_help(expected: &[String], action: Option<Action>, path: &[String]) -> String {

@@ -32,6 +32,8 @@ pub struct MatrixRow {
     pub values: IndexMap<String, serde_json::Value>,
     /// Where the row stands in `MatrixRows::source`.
     pub span: Span,
+    /// Where each cell's value stands, by column (where it could be found).
+    pub cells: IndexMap<String, Span>,
 }
 
 /// Reads the rows of `spec`; problems go to `out`. `None` if no row could be read.
@@ -76,8 +78,8 @@ pub fn read(
         (None, Some(file)) => read_file(file, &at("file"), manifest, base, out)?,
     };
     let mut columns: Vec<String> = Vec::new();
-    for (values, _) in &rows {
-        for name in values.keys() {
+    for row in &rows {
+        for name in row.values.keys() {
             if !columns.contains(name) {
                 columns.push(name.clone());
             }
@@ -92,20 +94,35 @@ pub fn read(
     })
 }
 
-type RawRow = (IndexMap<String, serde_json::Value>, Span);
+struct RawRow {
+    values: IndexMap<String, serde_json::Value>,
+    span: Span,
+    cells: IndexMap<String, Span>,
+}
 
 fn inline_rows(rows: &[IndexMap<String, serde_json::Value>], node: Option<&Node>) -> Vec<RawRow> {
     let nodes = node.and_then(|n| n.get("rows"));
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
-            let span = nodes
-                .and_then(|n| match &n.kind {
-                    super::yaml::NodeKind::Seq(items) => items.get(i).map(|n| n.span),
-                    _ => None,
+            let node = nodes.and_then(|n| match &n.kind {
+                super::yaml::NodeKind::Seq(items) => items.get(i),
+                _ => None,
+            });
+            let cells = node
+                .and_then(Node::entries)
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.span)))
+                        .collect()
                 })
                 .unwrap_or_default();
-            (row.clone(), span)
+            RawRow {
+                values: row.clone(),
+                span: node.map(|n| n.span).unwrap_or_default(),
+                cells,
+            }
         })
         .collect()
 }
@@ -210,7 +227,20 @@ fn csv_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
                     .cloned()
                     .zip(record.iter().map(cell))
                     .collect();
-                rows.push((values, lines.span(&source.text, offset, len)));
+                let cells = headers
+                    .iter()
+                    .cloned()
+                    .zip(
+                        csv_cells(&source.text, offset)
+                            .into_iter()
+                            .map(|(start, end)| lines.span(&source.text, start, end - start)),
+                    )
+                    .collect();
+                rows.push(RawRow {
+                    values,
+                    span: lines.span(&source.text, offset, len),
+                    cells,
+                });
             }
             Err(e) => out.push(csv_error(source, &e)),
         }
@@ -241,6 +271,30 @@ fn csv_error(source: &Arc<Source>, e: &csv::Error) -> Diagnostic {
     )
     .label("this row")
     .help("every row needs one value per header column; quote values that contain commas")
+}
+
+/// The byte ranges of the cells of the CSV record starting at `offset`
+/// (quotes included), for pointing at one of them.
+fn csv_cells(text: &str, offset: usize) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut cells = Vec::new();
+    let mut start = offset;
+    let mut quoted = false;
+    let mut i = offset;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                cells.push((start, i));
+                start = i + 1;
+            }
+            b'\n' | b'\r' if !quoted => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    cells.push((start, i));
+    cells
 }
 
 /// A CSV cell: numbers and booleans keep their type, everything else is text.
@@ -274,7 +328,18 @@ fn jsonl_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
             continue;
         }
         match serde_json::from_str::<serde_json::Value>(content) {
-            Ok(serde_json::Value::Object(map)) => rows.push((map.into_iter().collect(), span)),
+            Ok(serde_json::Value::Object(map)) => {
+                let start = span.start;
+                let cells = json_cells(content)
+                    .into_iter()
+                    .map(|(key, (s, e))| (key, lines.span(&source.text, start + s, e - s)))
+                    .collect();
+                rows.push(RawRow {
+                    values: map.into_iter().collect(),
+                    span,
+                    cells,
+                });
+            }
             Ok(other) => out.push(
                 Diagnostic::new(
                     Code::MatrixFile,
@@ -306,6 +371,55 @@ fn jsonl_rows(source: &Arc<Source>, out: &mut Vec<Diagnostic>) -> Vec<RawRow> {
     rows
 }
 
+/// The byte range of each top-level value of the JSON object `line`, by
+/// key, for pointing at one cell. `line` is valid JSON already.
+fn json_cells(line: &str) -> Vec<(String, (usize, usize))> {
+    let bytes = line.as_bytes();
+    let mut cells = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut key: Option<String> = None;
+    let mut value_start: Option<usize> = None;
+    let mut last_string: Option<String> = None;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if depth == 1 && value_start.is_none() {
+                    last_string = serde_json::from_str(line.get(start..=i).unwrap_or("")).ok();
+                }
+            }
+            b':' if depth == 1 => {
+                key = last_string.take();
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                value_start = Some(j);
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' | b',' => {
+                if depth == 1
+                    && let (Some(k), Some(s)) = (key.take(), value_start.take())
+                {
+                    let end = line[..i].trim_end().len().max(s);
+                    cells.push((k, (s, end)));
+                }
+                if bytes[i] != b',' {
+                    depth = depth.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    cells
+}
+
 fn json_type(v: &serde_json::Value) -> &'static str {
     match v {
         serde_json::Value::Null => "null",
@@ -329,7 +443,12 @@ fn keyed_rows(
     let mut seen: std::collections::HashMap<String, Span> = std::collections::HashMap::new();
     let mut result = Vec::with_capacity(rows.len());
     let mut ok = true;
-    for (values, span) in rows {
+    for RawRow {
+        values,
+        span,
+        cells,
+    } in rows
+    {
         let key = match values.get(&spec.key) {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(serde_json::Value::Number(n)) => n.to_string(),
@@ -395,7 +514,12 @@ fn keyed_rows(
             continue;
         }
         seen.insert(key.clone(), span);
-        result.push(MatrixRow { key, values, span });
+        result.push(MatrixRow {
+            key,
+            values,
+            span,
+            cells,
+        });
     }
     ok.then_some(result)
 }

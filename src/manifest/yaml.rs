@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::span::{LineIndex, Span};
@@ -99,9 +99,33 @@ impl Node {
     }
 }
 
-/// Why a document could not be read as YAML.
+/// How deep collections may nest. Manifests need a handful of levels; the
+/// bound keeps every recursive walk of the tree (conversion, typing, drop)
+/// far from the end of the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// How many nodes aliases (`*name`) may copy into one document in all. A
+/// few kilobytes of nested aliases ("billion laughs") would otherwise
+/// expand to gigabytes before anything is checked.
+pub const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Why a document could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not YAML.
+    Syntax,
+    /// Nested deeper than `MAX_DEPTH`.
+    TooDeep,
+    /// Aliases copy more than `MAX_ALIAS_NODES` nodes.
+    AliasExpansion,
+    /// A second document (`---`) after the first.
+    SecondDocument,
+}
+
+/// Why a document could not be read as YAML, and where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntaxError {
+    pub refusal: Refusal,
     pub message: String,
     pub span: Span,
 }
@@ -123,7 +147,13 @@ pub struct Document {
     pub duplicates: Vec<DuplicateKey>,
 }
 
-/// Parses one YAML document. An empty document is a null node.
+/// Parses one YAML document. An empty document is a null node; a second
+/// document, nesting deeper than `MAX_DEPTH` and aliases that copy more than
+/// `MAX_ALIAS_NODES` nodes are refused where they start.
+///
+/// The parser's events are consumed one at a time with an explicit stack
+/// (its own `load` recurses once per level), so no input can exhaust the
+/// call stack or, through aliases, the memory.
 pub fn parse(src: &str) -> Result<Document, SyntaxError> {
     let mut builder = Builder {
         src,
@@ -140,12 +170,33 @@ pub fn parse(src: &str) -> Result<Document, SyntaxError> {
         anchors: HashMap::new(),
         root: None,
         duplicates: Vec::new(),
+        alias_nodes: 0,
     };
     let mut parser = Parser::new_from_str(src);
-    parser.load(&mut builder, false).map_err(|e| SyntaxError {
-        message: e.info().to_owned(),
-        span: Span::locate(src, builder.byte_offset(e.marker()), 1),
-    })?;
+    let mut documents = 0;
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
+            refusal: Refusal::Syntax,
+            message: e.info().to_owned(),
+            span: Span::locate(src, builder.byte_offset(e.marker()), 1),
+        })?;
+        match event {
+            Event::StreamEnd => break,
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    let at = builder.byte_offset(&mark);
+                    return Err(SyntaxError {
+                        refusal: Refusal::SecondDocument,
+                        message: "a second YAML document starts here; a manifest is one document"
+                            .to_owned(),
+                        span: builder.lines.span(src, at, 3),
+                    });
+                }
+            }
+            event => builder.event(event, &mark)?,
+        }
+    }
     let root = builder.root.unwrap_or(Node {
         kind: NodeKind::Null,
         span: Span::locate(src, 0, 0),
@@ -156,11 +207,28 @@ pub fn parse(src: &str) -> Result<Document, SyntaxError> {
     })
 }
 
+/// The size of a subtree, for bounding what aliases copy.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extent {
+    /// Nodes in it, itself included.
+    nodes: usize,
+    /// Levels of collections in it (0 for a scalar).
+    height: usize,
+}
+
+impl Extent {
+    fn add_child(&mut self, child: Extent) {
+        self.nodes += child.nodes;
+        self.height = self.height.max(child.height + 1);
+    }
+}
+
 enum Frame {
     Seq {
         start: Marker,
         anchor: usize,
         items: Vec<Node>,
+        extent: Extent,
     },
     Map {
         start: Marker,
@@ -169,6 +237,7 @@ enum Frame {
         pending_key: Option<Node>,
         /// Position in `entries` of each key seen so far, for finding duplicates in constant time.
         seen: HashMap<KeyId, usize>,
+        extent: Extent,
     },
 }
 
@@ -178,16 +247,18 @@ struct Builder<'a> {
     /// Byte offset of each character, for non-ASCII sources (the parser counts characters).
     char_offsets: Vec<usize>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, (Node, Extent)>,
     root: Option<Node>,
     duplicates: Vec<DuplicateKey>,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
 }
 
-impl MarkedEventReceiver for Builder<'_> {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+impl Builder<'_> {
+    fn event(&mut self, ev: Event, mark: &Marker) -> Result<(), SyntaxError> {
         match ev {
             Event::Scalar(value, style, anchor, tag) => {
-                let start = self.byte_offset(&mark);
+                let start = self.byte_offset(mark);
                 let len = scalar_len(self.src, start, &value, style);
                 let span = self.lines.span(self.src, start, len);
                 let plain = style == TScalarStyle::Plain && tag.is_none();
@@ -195,35 +266,90 @@ impl MarkedEventReceiver for Builder<'_> {
                     kind: resolve_scalar(value, plain),
                     span,
                 };
-                self.finish(node, anchor);
+                self.finish(
+                    node,
+                    anchor,
+                    Extent {
+                        nodes: 1,
+                        height: 0,
+                    },
+                );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
-                start: mark,
-                anchor,
-                items: Vec::new(),
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                start: mark,
-                anchor,
-                entries: Vec::new(),
-                pending_key: None,
-                seen: HashMap::new(),
-            }),
-            Event::SequenceEnd | Event::MappingEnd => self.close(mark),
-            Event::Alias(id) => {
-                let at = self.byte_offset(&mark);
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    kind: NodeKind::Null,
-                    span: self.lines.span(self.src, at, 1),
+            Event::SequenceStart(anchor, _) => {
+                self.check_depth(mark, 1)?;
+                self.stack.push(Frame::Seq {
+                    start: *mark,
+                    anchor,
+                    items: Vec::new(),
+                    extent: Extent {
+                        nodes: 1,
+                        height: 0,
+                    },
                 });
-                self.finish(node, 0);
+            }
+            Event::MappingStart(anchor, _) => {
+                self.check_depth(mark, 1)?;
+                self.stack.push(Frame::Map {
+                    start: *mark,
+                    anchor,
+                    entries: Vec::new(),
+                    pending_key: None,
+                    seen: HashMap::new(),
+                    extent: Extent {
+                        nodes: 1,
+                        height: 0,
+                    },
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(*mark),
+            Event::Alias(id) => {
+                let at = self.byte_offset(mark);
+                let (node, extent) = match self.anchors.get(&id) {
+                    Some((node, extent)) => {
+                        self.check_depth(mark, extent.height)?;
+                        self.alias_nodes = self.alias_nodes.saturating_add(extent.nodes);
+                        if self.alias_nodes > MAX_ALIAS_NODES {
+                            return Err(SyntaxError {
+                                refusal: Refusal::AliasExpansion,
+                                message: format!(
+                                    "aliases copy more than {MAX_ALIAS_NODES} values into this document"
+                                ),
+                                span: self.lines.span(self.src, at, 1),
+                            });
+                        }
+                        (node.clone(), *extent)
+                    }
+                    None => (
+                        Node {
+                            kind: NodeKind::Null,
+                            span: self.lines.span(self.src, at, 1),
+                        },
+                        Extent {
+                            nodes: 1,
+                            height: 0,
+                        },
+                    ),
+                };
+                self.finish(node, 0, extent);
             }
             _ => {}
         }
+        Ok(())
     }
-}
 
-impl Builder<'_> {
+    /// Refuses `levels` more collections at `mark` past `MAX_DEPTH`.
+    fn check_depth(&self, mark: &Marker, levels: usize) -> Result<(), SyntaxError> {
+        if self.stack.len() + levels <= MAX_DEPTH {
+            return Ok(());
+        }
+        let at = self.byte_offset(mark);
+        Err(SyntaxError {
+            refusal: Refusal::TooDeep,
+            message: format!("lists and mappings nest more than {MAX_DEPTH} levels deep here"),
+            span: self.lines.span(self.src, at, 1),
+        })
+    }
+
     fn byte_offset(&self, mark: &Marker) -> usize {
         if self.char_offsets.is_empty() {
             mark.index()
@@ -239,18 +365,20 @@ impl Builder<'_> {
         let Some(frame) = self.stack.pop() else {
             return;
         };
-        let (start, anchor, kind) = match frame {
+        let (start, anchor, kind, extent) = match frame {
             Frame::Seq {
                 start,
                 anchor,
                 items,
-            } => (start, anchor, NodeKind::Seq(items)),
+                extent,
+            } => (start, anchor, NodeKind::Seq(items), extent),
             Frame::Map {
                 start,
                 anchor,
                 entries,
+                extent,
                 ..
-            } => (start, anchor, NodeKind::Map(entries)),
+            } => (start, anchor, NodeKind::Map(entries), extent),
         };
         let (start, end) = (self.byte_offset(&start), self.byte_offset(&end));
         let node = Node {
@@ -259,25 +387,37 @@ impl Builder<'_> {
                 .lines
                 .span(self.src, start, end.saturating_sub(start).max(1)),
         };
-        self.finish(node, anchor);
+        self.finish(node, anchor, extent);
     }
 
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize, extent: Extent) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), extent));
         }
         let mut duplicate = None;
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq {
+                items,
+                extent: parent,
+                ..
+            }) => {
+                parent.add_child(extent);
+                items.push(node);
+            }
             Some(Frame::Map {
                 entries,
                 pending_key,
                 seen,
+                extent: parent,
                 ..
             }) => match pending_key.take() {
-                None => *pending_key = Some(node),
+                None => {
+                    parent.add_child(extent);
+                    *pending_key = Some(node);
+                }
                 Some(key) => {
+                    parent.add_child(extent);
                     let id = KeyId::of(&key.kind);
                     let earlier = id
                         .as_ref()
@@ -476,6 +616,51 @@ mod tests {
             doc.root.get("y").unwrap().get("k").unwrap().kind,
             NodeKind::Int(1)
         );
+    }
+
+    #[test]
+    fn a_second_document_is_refused_at_its_marker() {
+        let err = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(err.refusal, Refusal::SecondDocument);
+        assert_eq!((err.span.line, err.span.col), (2, 1));
+        assert!(parse("---\na: 1\n...\n").is_ok());
+    }
+
+    #[test]
+    fn nesting_is_bounded_in_block_and_flow_style() {
+        let mut block = String::new();
+        for level in 0..MAX_DEPTH + 1 {
+            block.push_str(&"  ".repeat(level));
+            block.push_str("k:\n");
+        }
+        let err = parse(&block).unwrap_err();
+        assert_eq!(err.refusal, Refusal::TooDeep);
+        assert_eq!(err.span.line as usize, MAX_DEPTH + 1);
+        let flow = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse(&flow).is_err());
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn aliases_are_bounded_by_what_they_copy() {
+        let mut src = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
+        for i in 1..9 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            src.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let err = parse(&src).unwrap_err();
+        assert_eq!(err.refusal, Refusal::AliasExpansion);
+        assert_eq!(err.span.line, 5);
+        // An alias that nests an anchor past the depth bound is refused too.
+        let deep = format!(
+            "a: &a {}{}\nb: {}*a{}\n",
+            "[".repeat(40),
+            "]".repeat(40),
+            "[".repeat(30),
+            "]".repeat(30)
+        );
+        assert_eq!(parse(&deep).unwrap_err().refusal, Refusal::TooDeep);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::refs::{RefChecker, StepTypes};
 use super::resolve::{self, Scope};
 use super::rules::{self, Val};
 use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
-use crate::diag::{Code, Diagnostic, Source};
+use crate::diag::{Code, Diagnostic, Severity, Source};
 use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::{PollSpec, RetrySpec};
@@ -26,8 +26,10 @@ use crate::span::Span;
 pub struct Options {
     /// `--input name=value` pairs, in order.
     pub inputs: Vec<(String, String)>,
-    /// Inputs without a default and without `--input` are an error (plan, run)
-    /// rather than a value known only later (validate).
+    /// Values the run is given rather than the manifest — inputs without a
+    /// default or `--input`, unset `env` variables — are errors where they are
+    /// due (plan, run) rather than warnings (validate, which CI may run
+    /// without them).
     pub require_inputs: bool,
     /// The price table before the manifest's `prices:` overrides.
     pub prices: PriceTable,
@@ -102,8 +104,18 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             )
         })
         .collect();
+    for (id, step) in &loaded.manifest.steps {
+        b.step_timeout(id, step.timeout.map(|t| t.0));
+    }
     crate::diag::sort(&mut b.diags);
-    if !b.diags.is_empty() {
+    if options.require_inputs {
+        for d in &mut b.diags {
+            if matches!(d.code, Code::MissingInput | Code::UnsetEnv) {
+                d.severity = Severity::Error;
+            }
+        }
+    }
+    if b.diags.iter().any(Diagnostic::is_error) {
         return Err(b.diags);
     }
     let Some(prices) = prices else {
@@ -160,6 +172,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         limits,
         max_credits: options.max_credits.or(manifest_max),
         artifacts: loaded.manifest.artifacts.unwrap_or_default(),
+        warnings: b.diags,
     })
 }
 
@@ -223,21 +236,20 @@ impl Builder<'_> {
             }
             values.insert(name.clone(), Some(crate::manifest::load::input_value(raw)));
         }
-        if options.require_inputs {
-            for (name, value) in &values {
-                if value.is_none() {
-                    let span = self.key_span(&["inputs", name]);
-                    self.diags.push(
-                        Diagnostic::new(
-                            Code::MissingInput,
-                            self.src,
-                            span,
-                            format!("input `{name}` has no default and no value"),
-                        )
-                        .label("declared here")
-                        .help(format!("pass `--input {name}=…`, or give it a `default:`")),
-                    );
-                }
+        for (name, value) in &values {
+            if value.is_none() {
+                let span = self.key_span(&["inputs", name]);
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::MissingInput,
+                        self.src,
+                        span,
+                        format!("input `{name}` has no default and no value"),
+                    )
+                    .label("declared here")
+                    .help(format!("pass `--input {name}=…`, or give it a `default:`"))
+                    .warning(),
+                );
             }
         }
         values
@@ -414,24 +426,45 @@ impl Builder<'_> {
             .and_then(|f| with_node.and_then(|w| w.get(f)).map(|n| n.span));
         let matrix = self.loaded.matrix.as_ref();
         let row_info = row.and_then(|r| matrix.and_then(|m| m.rows.get(r).map(|row| (row, m))));
+        // The cell a field takes whole (`${{ matrix.column }}`), if that is where the value came from.
+        let cell = row_info.and_then(|(row, _)| {
+            let field = v.field.as_ref()?;
+            let value = analysed_field(self.loaded, id, field)?;
+            let column = value.field(0)?;
+            row.cells.get(column).copied()
+        });
         let d = match (row_info, field_span) {
             (Some((row, m)), _) if !Arc::ptr_eq(&m.source, self.src) => Diagnostic::new(
                 v.code,
                 &m.source,
-                row.span,
+                cell.unwrap_or(row.span),
                 format!("step `{id}`, row `{}`: {}", row.key, v.message),
             )
             .label(format!(
-                "from this row via `{}`",
+                "from this {} via `{}`",
+                if cell.is_some() { "cell" } else { "row" },
                 v.field.as_deref().unwrap_or("with")
             )),
-            (Some((row, _)), Some(span)) => Diagnostic::new(
-                v.code,
-                self.src,
-                span,
-                format!("step `{id}`, row `{}`: {}", row.key, v.message),
-            )
-            .note(row.span, "this row"),
+            (Some((row, _)), Some(span)) => match cell {
+                Some(cell) => Diagnostic::new(
+                    v.code,
+                    self.src,
+                    cell,
+                    format!("step `{id}`, row `{}`: {}", row.key, v.message),
+                )
+                .label(format!(
+                    "from this cell via `{}`",
+                    v.field.as_deref().unwrap_or("with")
+                ))
+                .note(span, "used here"),
+                None => Diagnostic::new(
+                    v.code,
+                    self.src,
+                    span,
+                    format!("step `{id}`, row `{}`: {}", row.key, v.message),
+                )
+                .note(row.span, "this row"),
+            },
             (None, Some(span)) => Diagnostic::new(
                 v.code,
                 self.src,
@@ -564,12 +597,50 @@ impl Builder<'_> {
                 .help("use 2 to double the delay after each attempt"),
             );
         }
-        RetryPolicy {
+        let policy = RetryPolicy {
             attempts: spec.attempts.unwrap_or(base.attempts),
             initial: backoff.initial.map_or(base.initial, |d| d.0),
             max: backoff.max.map_or(base.max, |d| d.0),
             factor: backoff.factor.unwrap_or(base.factor),
             jitter,
+        };
+        if policy.initial > policy.max {
+            let at = |key: &'static str| -> Vec<&str> {
+                path.iter().copied().chain(["backoff", key]).collect()
+            };
+            let key = if backoff.initial.is_some() {
+                "initial"
+            } else {
+                "max"
+            };
+            self.duration_problem(
+                &at(key),
+                format!(
+                    "`backoff.initial` ({}) is longer than `backoff.max` ({}): the backoff cannot grow",
+                    humantime::format_duration(policy.initial),
+                    humantime::format_duration(policy.max)
+                ),
+                "make `initial` at most `max`, e.g. `backoff: { initial: 2s, max: 60s }`",
+            );
+        }
+        policy
+    }
+
+    /// A duration that cannot work, at `path` (or the nearest key written).
+    fn duration_problem(&mut self, path: &[&str], message: String, help: &str) {
+        let span = self.span(path);
+        self.diags
+            .push(Diagnostic::new(Code::OutOfRange, self.src, span, message).help(help.to_owned()));
+    }
+
+    /// A step's own `timeout`, which must leave time to finish.
+    fn step_timeout(&mut self, id: &str, timeout: Option<Duration>) {
+        if timeout == Some(Duration::ZERO) {
+            self.duration_problem(
+                &["steps", id, "timeout"],
+                format!("`timeout` of step `{id}` is 0s: the step could never finish"),
+                "give the step time, e.g. `timeout: 30m`, or remove `timeout`",
+            );
         }
     }
 
@@ -580,12 +651,39 @@ impl Builder<'_> {
         };
         let jitter_path: Vec<&str> = path.iter().copied().chain(["jitter"]).collect();
         let jitter = self.fraction(spec.jitter, &jitter_path, base.jitter);
-        PollPolicy {
+        let policy = PollPolicy {
             initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
             interval: spec.interval.map_or(base.interval, |d| d.0),
             jitter,
             timeout: spec.timeout.map_or(base.timeout, |d| d.0),
+        };
+        let at = |key: &'static str| -> Vec<&str> { path.iter().copied().chain([key]).collect() };
+        if spec.interval.is_some() && policy.interval.is_zero() {
+            self.duration_problem(
+                &at("interval"),
+                "`poll.interval` is 0s: every task would be polled without a pause".to_owned(),
+                "poll every few seconds at least, e.g. `interval: 15s`",
+            );
         }
+        if (spec.timeout.is_some() || spec.initial_delay.is_some())
+            && policy.timeout <= policy.initial_delay
+        {
+            let key = if spec.timeout.is_some() {
+                "timeout"
+            } else {
+                "initial_delay"
+            };
+            self.duration_problem(
+                &at(key),
+                format!(
+                    "`poll.timeout` ({}) is not longer than `poll.initial_delay` ({}): every task would time out before its first poll",
+                    humantime::format_duration(policy.timeout),
+                    humantime::format_duration(policy.initial_delay)
+                ),
+                "make `timeout` longer than `initial_delay`, e.g. `poll: { initial_delay: 20s, timeout: 15m }`",
+            );
+        }
+        policy
     }
 }
 
@@ -605,6 +703,15 @@ const POLL: PollPolicy = PollPolicy {
     jitter: 0.1,
     timeout: Duration::from_secs(15 * 60),
 };
+
+/// The matrix reference that `field` of step `id` is made of alone
+/// (`${{ matrix.column }}`), if it is one.
+fn analysed_field(loaded: &Loaded, id: &str, field: &str) -> Option<Reference> {
+    let text = loaded.with_nodes.get(id)?.get(field)?.as_str()?;
+    let template = crate::expr::parse_template(text).ok()?;
+    let whole = template.whole()?;
+    (whole.context == Context::Matrix).then(|| whole.clone())
+}
 
 fn instances(loaded: &Loaded) -> Vec<Instance> {
     match &loaded.matrix {

@@ -57,6 +57,8 @@ pub struct Plan {
     pub max_credits: Option<u64>,
     /// Result files the manifest asks to download.
     pub artifacts: crate::manifest::spec::ArtifactsSpec,
+    /// Problems found that do not stop the plan (see `Options::require_inputs`).
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 /// One instance of the whole graph.

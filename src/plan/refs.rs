@@ -33,39 +33,7 @@ impl StepTypes {
     }
 }
 
-/// The kind of value a `with` field takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    Num,
-    Bool,
-    Clip,
-    ClipList,
-}
-
-fn kind(field: &str) -> Kind {
-    match field {
-        "clip" => Kind::Clip,
-        "clips" => Kind::ClipList,
-        "custom_mode" | "auto_lyrics" | "make_instrumental" | "use_suno_cdn" | "auto_concat" => {
-            Kind::Bool
-        }
-        "continue_at"
-        | "audio_weight"
-        | "style_weight"
-        | "weirdness_constraint"
-        | "vocal_start_s"
-        | "vocal_end_s"
-        | "overpainting_start_s"
-        | "overpainting_end_s"
-        | "chop_sample_start_s"
-        | "chop_sample_end_s"
-        | "infill_start_s"
-        | "infill_end_s"
-        | "duration" => Kind::Num,
-        _ => Kind::Text,
-    }
-}
+use super::rules::{Kind, kind};
 
 pub(super) struct RefChecker<'a> {
     loaded: &'a Loaded,
@@ -419,13 +387,7 @@ impl<'a> RefChecker<'a> {
         at: At<'_>,
         reference: Option<&Reference>,
     ) -> Result<Option<Origin>, ()> {
-        let wanted = match kind {
-            Kind::Text => "text",
-            Kind::Num => "a number",
-            Kind::Bool => "`true` or `false`",
-            Kind::Clip => "a clip id",
-            Kind::ClipList => "a list of two clips",
-        };
+        let wanted = kind.wanted();
         let span = match reference {
             Some(r) => self.span_in(at, &r.range),
             None => at.node.map_or(self.step_key_span(), |n| n.span),
@@ -566,6 +528,23 @@ impl<'a> RefChecker<'a> {
                     self.ref_error(Code::SecretEnv, r, 0, at, format!("`env.{name}` looks like a secret; secrets cannot be used in manifests"),
                         "the API key comes from `MUSICAPI_KEY` or `--api-key-file`; never pass secrets into requests or results".to_owned());
                     return None;
+                }
+                if crate::expr::env_value(&name).is_none() {
+                    // A warning here; `build` makes it an error where the run's values are due.
+                    let span = self.span_in(at, &r.range);
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnsetEnv,
+                            &self.loaded.source,
+                            span,
+                            format!("environment variable `{name}` is not set"),
+                        )
+                        .label("no value")
+                        .help(format!(
+                            "set it where the pipeline runs (`export {name}=…`); until then the steps that use it cannot be sent"
+                        ))
+                        .warning(),
+                    );
                 }
                 self.walk_from(Ty::Str, r, 1, at)
             }

@@ -44,6 +44,151 @@ impl Val {
     }
 }
 
+/// The kind of value a `with` field takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    Num,
+    Bool,
+    Clip,
+    ClipList,
+}
+
+impl Kind {
+    /// How messages name it.
+    pub(crate) fn wanted(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Num => "a number",
+            Kind::Bool => "`true` or `false`",
+            Kind::Clip => "a clip id",
+            Kind::ClipList => "a list of two clips",
+        }
+    }
+}
+
+/// The kind of `with` field `field`.
+pub(crate) fn kind(field: &str) -> Kind {
+    match field {
+        "clip" => Kind::Clip,
+        "clips" => Kind::ClipList,
+        "custom_mode" | "auto_lyrics" | "make_instrumental" | "use_suno_cdn" | "auto_concat" => {
+            Kind::Bool
+        }
+        "continue_at"
+        | "audio_weight"
+        | "style_weight"
+        | "weirdness_constraint"
+        | "vocal_start_s"
+        | "vocal_end_s"
+        | "overpainting_start_s"
+        | "overpainting_end_s"
+        | "chop_sample_start_s"
+        | "chop_sample_end_s"
+        | "infill_start_s"
+        | "infill_end_s"
+        | "duration" => Kind::Num,
+        _ => Kind::Text,
+    }
+}
+
+/// A value read as text: strings, and numbers (a matrix cell such as `7`).
+/// The run reads request fields by these same four functions.
+pub(crate) fn as_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A value read as a finite number: numbers, and text that parses as one
+/// (CSV cells arrive as text).
+pub(crate) fn as_number(value: &serde_json::Value) -> Option<f64> {
+    let x = match value {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    x.is_finite().then_some(x)
+}
+
+/// A value read as a whole number of seconds.
+pub(crate) fn as_whole(value: &serde_json::Value) -> Option<u32> {
+    let x = as_number(value)?;
+    (x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x)).then_some(x as u32)
+}
+
+/// A value read as a boolean: `true`, `false`, or that text.
+pub(crate) fn as_bool(value: &serde_json::Value) -> Option<bool> {
+    match value {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::String(s) if s == "true" => Some(true),
+        serde_json::Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// A clip id as a list element: an id, or a clip object standing for its id.
+pub(crate) fn as_clip_id(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(obj) => match obj.get("clip_id") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the run can read `value` for field `name`.
+fn fits(name: &str, value: &serde_json::Value) -> bool {
+    match kind(name) {
+        _ if value.is_null() => true,
+        Kind::Num if name == "duration" => as_whole(value).is_some(),
+        Kind::Num => as_number(value).is_some(),
+        Kind::Bool => as_bool(value).is_some(),
+        Kind::Text | Kind::Clip => as_text(value).is_some(),
+        Kind::ClipList => value
+            .as_array()
+            .is_some_and(|items| items.iter().all(|i| as_clip_id(i).is_some())),
+    }
+}
+
+/// A value as a message quotes it: short, on one line.
+fn quoted(value: &serde_json::Value) -> String {
+    let text = match value {
+        serde_json::Value::String(s) => format!("\"{s}\""),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Known values the run could not read as their field's kind: a matrix cell
+/// `perhaps` for `make_instrumental`, `soon` for `continue_at`. (Literals are
+/// typed when the manifest is read, references by the reference checker.)
+fn check_kinds(fields: &IndexMap<String, Val>, out: &mut Vec<Violation>) {
+    for (name, value) in fields {
+        let Val::Known(value) = value else { continue };
+        if fits(name, value) {
+            continue;
+        }
+        let wanted = match kind(name) {
+            Kind::Num if name == "duration" => "a whole number of seconds",
+            k => k.wanted(),
+        };
+        out.push(v(
+            Code::TypeMismatch,
+            Some(name),
+            format!("`{name}` needs {wanted}, but gets {}", quoted(value)),
+            format!("give `{name}` {wanted}"),
+        ));
+    }
+}
+
 /// One broken rule; `field` is the field to point at (`None`: the step itself).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
@@ -76,6 +221,7 @@ pub fn check(
     origin: Origin,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
+    check_kinds(fields, &mut out);
     let model = check_model(action, fields, models, &mut out);
     check_required(action, fields, &mut out);
     check_lengths(action, fields, model, &mut out);

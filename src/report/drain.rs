@@ -29,6 +29,8 @@ pub struct Drained {
     /// The last failure to write the results file, if the final write
     /// failed too; the run command should report it and exit non-zero.
     pub results_error: Option<ResultsWriteError>,
+    /// The run's summary for machines (`console::run_summary`).
+    pub run_summary: serde_json::Value,
 }
 
 impl Reporters {
@@ -79,6 +81,7 @@ impl Reporters {
         Drained {
             summary,
             results_error: self.error,
+            run_summary: super::console::run_summary(&results, self.writer.path()),
         }
     }
 

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::api::GenerationFields;
 use crate::engine::{ErrorKind, StepError};
+use crate::plan::rules;
 
 /// Manifest-only fields: they steer planning and are never sent.
 const NOT_SENT: &[&str] = &["clip_origin"];
@@ -53,10 +54,9 @@ impl<'a> Fields<'a> {
     pub(crate) fn str(&self, name: &str) -> Result<Option<String>, StepError> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            // A number from a matrix cell used where text is expected.
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(self.mismatch(name, "a string", other)),
+            Some(value) => rules::as_text(value)
+                .map(Some)
+                .ok_or_else(|| self.mismatch(name, "a string", value)),
         }
     }
 
@@ -74,16 +74,9 @@ impl<'a> Fields<'a> {
             None => return Ok(None),
             Some(v) => v,
         };
-        let parsed = match value {
-            Value::Number(n) => n.as_f64(),
-            // CSV matrix cells arrive as text.
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        match parsed {
-            Some(x) if x.is_finite() => Ok(Some(x)),
-            _ => Err(self.mismatch(name, "a number", value)),
-        }
+        rules::as_number(value)
+            .map(Some)
+            .ok_or_else(|| self.mismatch(name, "a number", value))
     }
 
     pub(crate) fn required_num(&self, name: &str) -> Result<f64, StepError> {
@@ -96,25 +89,24 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn whole(&self, name: &str) -> Result<Option<u32>, StepError> {
-        match self.num(name)? {
-            None => Ok(None),
-            Some(x) if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) => {
-                Ok(Some(x as u32))
-            }
-            Some(x) => Err(invalid(format!(
-                "`{}` field `{name}` must be a whole number of seconds, found `{x}`",
-                self.action
-            ))),
-        }
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        rules::as_whole(value).map(Some).ok_or_else(|| {
+            invalid(format!(
+                "`{}` field `{name}` must be a whole number of seconds, found `{}`",
+                self.action,
+                excerpt(value)
+            ))
+        })
     }
 
     pub(crate) fn bool(&self, name: &str) -> Result<Option<bool>, StepError> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) if s == "true" => Ok(Some(true)),
-            Some(Value::String(s)) if s == "false" => Ok(Some(false)),
-            Some(other) => Err(self.mismatch(name, "`true` or `false`", other)),
+            Some(value) => rules::as_bool(value)
+                .map(Some)
+                .ok_or_else(|| self.mismatch(name, "`true` or `false`", value)),
         }
     }
 
@@ -130,16 +122,12 @@ impl<'a> Fields<'a> {
             Value::Array(items) => items,
             other => return Err(self.mismatch(name, "a list of clip ids", other)),
         };
+        // A whole clip object (`outputs.clips[0]`) stands for its id.
         items
             .iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s.clone()),
-                // A whole clip object (`outputs.clips[0]`) stands for its id.
-                Value::Object(obj) => match obj.get("clip_id") {
-                    Some(Value::String(s)) => Ok(s.clone()),
-                    _ => Err(self.mismatch(name, "a list of clip ids", item)),
-                },
-                other => Err(self.mismatch(name, "a list of clip ids", other)),
+            .map(|item| {
+                rules::as_clip_id(item)
+                    .ok_or_else(|| self.mismatch(name, "a list of clip ids", item))
             })
             .collect()
     }

@@ -111,18 +111,18 @@ impl RunError {
             return super::super::print_diagnostics(diagnostics, *format);
         }
         if let RunError::OverBudget { plan, .. } = self {
-            eprintln!("{plan}");
+            crate::errln!("{plan}");
         }
-        eprintln!("error: {self}");
+        crate::errln!("error: {self}");
         if let RunError::Locked { held, state } = self {
-            eprintln!(
+            crate::errln!(
                 "  help: wait for it to end, or pass `--lock-timeout 10m` to wait; if it died on another host: `sonicflow unlock {} --state-dir {}`",
                 held.holder.run,
                 state.display()
             );
         }
         if let Some(help) = self.help() {
-            eprintln!("  help: {help}");
+            crate::errln!("  help: {help}");
         }
     }
 

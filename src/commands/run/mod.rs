@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// How to print problems with the manifest.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Print a JSON summary of the run on stdout instead of the results path.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -231,7 +234,7 @@ async fn execute(
     if let Some(status) = outcome.journal_status()
         && let Err(e) = memory.finish(status, outcome.verdict(), summary.credits)
     {
-        eprintln!("warning: {e}");
+        crate::errln!("warning: {e}");
     }
     if outcome.resumable() {
         // The resume keeps the cap: one that stopped at it needs a higher one.
@@ -244,7 +247,7 @@ async fn execute(
             }
             _ => String::new(),
         };
-        eprintln!(
+        crate::errln!(
             "resume with: sonicflow run --resume {}{raise}",
             out.display()
         );
@@ -253,8 +256,12 @@ async fn execute(
     let message = match reporting.await {
         Ok(Ok(Drained {
             results_error: None,
+            run_summary,
             ..
-        })) => return Ok(outcome_code),
+        })) => {
+            print_outcome(args, &run_summary);
+            return Ok(outcome_code);
+        }
         Ok(Ok(Drained {
             results_error: Some(e),
             ..
@@ -266,6 +273,15 @@ async fn execute(
         message,
         outcome_code,
     })
+}
+
+/// What `$(sonicflow run …)` captures: the results path, or with `--json`
+/// the run's summary; everything else went to stderr.
+fn print_outcome(args: &RunArgs, run_summary: &serde_json::Value) {
+    match run_summary.get("path").and_then(serde_json::Value::as_str) {
+        Some(path) if !args.json => crate::outln!("{path}"),
+        _ => crate::outln!("{run_summary}"),
+    }
 }
 
 /// Proves the key works and that the balance covers the run, before
@@ -298,7 +314,7 @@ async fn check_balance(
                 error,
             });
         }
-        Err(e) => eprintln!("warning: the balance check failed ({e}); starting anyway"),
+        Err(e) => crate::errln!("warning: the balance check failed ({e}); starting anyway"),
     }
     Ok(())
 }
@@ -314,7 +330,7 @@ fn engine_config(args: &RunArgs, plan: &Plan, scale: f64) -> EngineConfig {
 /// Ctrl-C stops new submits; a second one stops at once.
 async fn watch_ctrl_c(cancel: watch::Sender<bool>) {
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!(
+        crate::errln!(
             "interrupted: no new submits; waiting for what is in flight (Ctrl-C again to stop now)"
         );
         let _ = cancel.send(true);
@@ -344,7 +360,7 @@ fn spawn_reporters(
             let _ = done_tx.send(drained);
         });
     if let Err(e) = spawned {
-        eprintln!("error: cannot start the reporting thread: {e}");
+        crate::errln!("error: cannot start the reporting thread: {e}");
     }
     done_rx
 }

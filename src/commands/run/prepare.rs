@@ -80,7 +80,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
     {
-        eprintln!(
+        crate::errln!(
             "warning: `{}` changed since the run began; steps whose requests changed are sent as new",
             planned.file.display()
         );
@@ -110,7 +110,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     let (out, header) = match known.own.as_ref() {
         Some(own) => {
             if args.sandbox {
-                eprintln!(
+                crate::errln!(
                     "warning: `--sandbox` starts a new sandbox, which knows none of the tasks of the run being resumed"
                 );
             }
@@ -458,7 +458,7 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_be
         })
         .count();
     if resuming || reused > 0 {
-        eprintln!(
+        crate::errln!(
             "{} `{}`: {reused} step instance(s) taken from earlier work, about {to_spend} credits left to spend",
             if resuming { "resuming" } else { "starting" },
             out.display()
@@ -467,7 +467,7 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_be
     if let Some(cap) = plan.max_credits
         && engine::over_cap(cap, spent_before, to_spend)
     {
-        eprintln!(
+        crate::errln!(
             "warning: the run needs about {} credits and the cap is {cap}; with `--allow-partial` it stops before the submit that would cross it",
             spent_before + to_spend
         );

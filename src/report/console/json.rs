@@ -30,13 +30,23 @@ pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {
 /// The last line of a JSON log: where the results file is, the run's
 /// status and its totals.
 pub(crate) fn results_line(results: &Results, path: &Path, now: SystemTime) -> String {
+    let mut line = serde_json::Map::new();
+    line.insert("ts".to_owned(), rfc3339(now).into());
+    line.insert("event".to_owned(), "results".into());
+    if let serde_json::Value::Object(summary) = run_summary(results, path) {
+        line.extend(summary);
+    }
+    serde_json::Value::Object(line).to_string()
+}
+
+/// How a run ended, for machines: where the results file is, the run's
+/// status, why it stopped and its totals. `run --json` prints it on stdout;
+/// the JSON log's last line carries the same fields.
+pub fn run_summary(results: &Results, path: &Path) -> serde_json::Value {
     serde_json::json!({
-        "ts": rfc3339(now),
-        "event": "results",
         "path": path.display().to_string(),
         "status": results.status,
         "stop_reason": results.stop_reason,
         "totals": results.totals,
     })
-    .to_string()
 }

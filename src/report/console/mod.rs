@@ -7,6 +7,7 @@
 //! secrets, and nothing here adds any.
 
 mod json;
+pub use json::run_summary;
 mod lines;
 mod progress;
 mod summary;

@@ -1,0 +1,67 @@
+//! Writing to stdout and stderr without panicking when they are closed.
+//!
+//! `print!` and `eprint!` panic when a write fails, so `sonicflow plan … |
+//! head -1` would end with a panic once `head` has read its line. Commands
+//! write through `out!`, `outln!`, `err!` and `errln!` instead: a closed
+//! pipe (broken pipe) is not an error, the rest of the output is dropped and
+//! the command ends as it would have; any other failure to write stdout is
+//! said once on stderr and makes a successful command exit 1, since what it
+//! printed was lost. A run is never stopped by its output.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STDOUT_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout; see the module documentation for failures.
+pub fn stdout(args: fmt::Arguments<'_>) {
+    let mut out = io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        Err(e) => {
+            if !STDOUT_LOST.swap(true, Ordering::Relaxed) {
+                stderr(format_args!("error: cannot write to stdout: {e}\n"));
+            }
+        }
+    }
+}
+
+/// Writes to stderr, ignoring failures: there is nowhere left to report them.
+pub fn stderr(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.flush());
+}
+
+/// Whether something meant for stdout could not be written (a closed pipe aside).
+pub fn stdout_lost() -> bool {
+    STDOUT_LOST.load(Ordering::Relaxed)
+}
+
+/// `print!` that does not panic on a closed stdout.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` that does not panic on a closed stdout.
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprint!` that does not panic on a closed stderr.
+#[macro_export]
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::output::stderr(format_args!($($arg)*)) };
+}
+
+/// `eprintln!` that does not panic on a closed stderr.
+#[macro_export]
+macro_rules! errln {
+    () => { $crate::output::stderr(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
+}
