@@ -65,3 +65,44 @@ macro_rules! errln {
     () => { $crate::output::stderr(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::output::stderr(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every line the program prints goes through this module: one
+    /// `println!` or `eprintln!` elsewhere would bring back the panic on a
+    /// closed pipe.
+    #[test]
+    fn nothing_in_src_prints_past_these_macros() {
+        fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                panic!("cannot read {}", dir.display());
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    visit(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("output.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    for (n, line) in text.lines().enumerate() {
+                        let code = line.split("//").next().unwrap_or_default();
+                        if code.contains("println!(") || code.contains("print!(") {
+                            found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "use `out!`/`outln!`/`err!`/`errln!`:\n{}",
+            found.join("\n")
+        );
+    }
+}
