@@ -566,9 +566,7 @@ impl Bench {
                 // With requests in flight at each crash, which ones are left
                 // in doubt varies, and a resume may have nothing left to
                 // send: it then ends without reaching a later crash point.
-                Kill::At(point)
-                    if i > 0 && self.mode == Mode::Concurrent && !aborted(&output) =>
-                {
+                Kill::At(point) if i > 0 && self.mode == Mode::Concurrent && !aborted(&output) => {
                     eprintln!("{name}: the resume ended before reaching `{point}`");
                     assert!(
                         matches!(output.status.code(), Some(0 | 1)),

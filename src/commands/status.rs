@@ -138,7 +138,7 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
         unsaved: Vec::new(),
     };
     for (inst, i) in &log.instances {
-        let sent = || match &i.sent {
+        let sent = || match i.sent() {
             Some((at, attempt)) => format!("attempt {attempt} sent at {at}"),
             None => format!("sent at {}", i.at),
         };
