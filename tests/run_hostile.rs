@@ -252,3 +252,80 @@ async fn a_readable_key_file_with_a_bom_works_and_is_warned_about() {
     assert!(!stderr.contains("warning"), "{stderr}");
     assert!(!stderr.contains(KEY), "{stderr}");
 }
+
+/// A server that asks every balance call to wait the longest `Retry-After`
+/// (600 s) and counts the submits it is sent.
+async fn stalling() -> (String, Arc<AtomicUsize>) {
+    let submits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&submits);
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/get-credits",
+            get(|| async {
+                let slow = json!({"code": 429, "message": "slow down"});
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "100000")],
+                    axum::Json(slow),
+                )
+            }),
+        )
+        .route(
+            "/api/v1/sonic/create",
+            post(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, submits)
+}
+
+/// A server that would keep the balance call waiting for longer than its
+/// deadline is given up on at once: `run` refuses with exit 4 naming the
+/// server and the flag that starts without the balance, sending nothing,
+/// and `credits` fails naming the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_call_told_to_wait_past_its_deadline_gives_up_at_once() {
+    let (base, submits) = stalling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, PIPELINE).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = common::sonicflow();
+    cmd.env("MUSICAPI_KEY", KEY)
+        .env("MUSICAPI_BASE_URL", &base)
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the API at `{base}` did not tell the balance in time"
+        )) && stderr.contains("no balance within 60 s")
+            && stderr.contains("`--no-balance-check`"),
+        "{stderr}"
+    );
+    assert_eq!(submits.load(Ordering::SeqCst), 0, "nothing was sent");
+
+    let mut cmd = common::sonicflow();
+    cmd.env("MUSICAPI_KEY", KEY)
+        .args(["credits", "--api-base", &base]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot get the balance from `{base}`"))
+            && stderr.contains("no balance within 60 s"),
+        "{stderr}"
+    );
+}
