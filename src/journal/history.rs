@@ -269,12 +269,16 @@ impl RunLog {
                     self.answered(&inst);
                     self.credits.charge(credits);
                 }
+                // Another run's result answers none of this run's sends.
+                let own = reused_from.is_none();
                 let seen = Seen::Succeeded {
                     outputs,
                     reused_from,
                 };
                 self.put(inst.clone(), hash, fields, seen, credits, at.clone());
-                if let Some(i) = self.instances.get_mut(&inst) {
+                if let Some(i) = self.instances.get_mut(&inst)
+                    && own
+                {
                     i.close_last(None, &at);
                 }
             }
