@@ -1,8 +1,9 @@
 //! Resuming at the edges, end to end through the binary against a
 //! standalone sandbox and checked on its ledger: a journal torn in the
 //! middle by a full disk, a run started with `--no-reuse`, an earlier
-//! upload whose dependents' results decide which one is reused, and an
-//! upload killed after the service accepted it.
+//! upload whose dependents' results decide which one is reused, an
+//! upload killed after the service accepted it, and a send in doubt whose
+//! attempts every resume lists.
 
 #![expect(
     clippy::unwrap_used,
