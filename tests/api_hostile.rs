@@ -231,3 +231,44 @@ async fn server_text_is_cut_stripped_and_redacted() {
         Some("[Verse]\nla la <redacted>\nloud")
     );
 }
+
+/// Asking for the balance takes at most its deadline against a server that
+/// never answers, or that keeps asking for short waits; virtual time, no
+/// real waiting.
+#[tokio::test(start_paused = true)]
+async fn the_balance_is_given_up_on_at_its_deadline() {
+    use sonicflow::commands::credits::{BALANCE_DEADLINE, BalanceError, balance};
+
+    let silent = Router::new().route(
+        "/api/v1/get-credits",
+        get(futures::future::pending::<StatusCode>),
+    );
+    let base = serve(silent).await;
+    let err = balance(&client(&base), BALANCE_DEADLINE, 1.0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BalanceError::Deadline { last: None, .. }),
+        "{err:?}"
+    );
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let busy = Router::new().route(
+        "/api/v1/get-credits",
+        get(move || async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "25")], "{}")
+        }),
+    );
+    let base = serve(busy).await;
+    let err = balance(&client(&base), BALANCE_DEADLINE, 1.0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BalanceError::Deadline { last: Some(_), .. }),
+        "{err:?}"
+    );
+    // Asked at 0, 25 and 50 s; the next wait would end past 60 s.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}

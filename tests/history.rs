@@ -600,9 +600,13 @@ fn an_excluded_dependency_is_only_reused_and_nothing_is_paid_on_its_behalf() {
         "--out",
         out_dir.to_str().unwrap(),
     ];
-    run(&sandbox, "chain", &file, &args);
+    let partial = run(&sandbox, "chain", &file, &args);
     assert_eq!(spent(&sandbox, "chain"), 17, "as planned");
     let r = results(&out_dir);
+    // A step that did not run: the run is incomplete, in its exit code and
+    // in its results alike.
+    assert_eq!(partial.status.code(), Some(1));
+    assert_eq!(r["status"], "incomplete", "{r:#}");
     let by_step: Vec<(&str, &str)> = r["steps"]
         .as_array()
         .unwrap()

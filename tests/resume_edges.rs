@@ -1,8 +1,9 @@
 //! Resuming at the edges, end to end through the binary against a
 //! standalone sandbox and checked on its ledger: a journal torn in the
 //! middle by a full disk, a run started with `--no-reuse`, an earlier
-//! upload whose dependents' results decide which one is reused, and an
-//! upload killed after the service accepted it.
+//! upload whose dependents' results decide which one is reused, an
+//! upload killed after the service accepted it, and a send in doubt whose
+//! attempts every resume lists.
 
 #![expect(
     clippy::unwrap_used,
@@ -331,4 +332,72 @@ fn the_upload_whose_dependents_can_be_reused_is_preferred_over_a_newer_one() {
     let plain = bench.run("pick", &file, "plain", &[], None);
     assert_eq!(plain.status.code(), Some(0), "{}", show(&plain));
     assert_eq!(bench.charged("pick"), paid, "the plain run paid nothing");
+}
+
+/// One song, sent once.
+const ONE_SONG: &str = "version: 1
+name: one
+defaults: { mv: sonic-v5 }
+poll: { initial_delay: 20s, interval: 15s, timeout: 1h }
+steps:
+  song:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: calm piano }
+";
+
+/// When the journal of run folder `out` says `inst` was sent, by attempt.
+fn intents(out: &Path, inst: &str) -> Vec<(u64, String)> {
+    std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "intent" && e["inst"] == inst)
+        .map(|e| {
+            (
+                e["attempt"].as_u64().unwrap(),
+                e["at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A send left in doubt by a killed run is listed among the instance's
+/// attempts by every later resume: its number, when it was sent (not when
+/// the resume met it) and that it is in doubt.
+#[test]
+fn a_send_in_doubt_keeps_its_attempts_in_the_results_of_every_resume() {
+    let bench = Bench::new();
+    let file = bench.pipeline("one.yaml", ONE_SONG);
+    let crashed = bench.run("doubt", &file, "doubt", &[], Some("before:accepted:1"));
+    assert!(aborted(&crashed), "{}", show(&crashed));
+    let run = bench.path("doubt");
+    let sent = intents(&run, "song");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    for resume in 1..=2 {
+        let resumed = bench.resume("doubt", "doubt", &[], None);
+        assert_eq!(resumed.status.code(), Some(1), "{}", show(&resumed));
+        let results = results(&run);
+        let song = &results["steps"][0];
+        assert_eq!(song["status"], "failed", "resume {resume}: {song:#}");
+        let attempts: Vec<(u64, &str, &str)> = song["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["attempt"].as_u64().unwrap(),
+                    a["started_at"].as_str().unwrap(),
+                    a["error"]["kind"].as_str().unwrap_or("none"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            attempts,
+            [(sent[0].0, sent[0].1.as_str(), "in_doubt")],
+            "resume {resume}: {song:#}"
+        );
+        assert_eq!(song["started_at"].as_str(), Some(sent[0].1.as_str()));
+    }
+    assert_eq!(intents(&run, "song").len(), 1, "never sent again");
+    assert_eq!(bench.charged("doubt"), 15);
 }

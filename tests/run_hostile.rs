@@ -2,7 +2,8 @@
 //! a finished task whose file cannot be fetched, and polls that cannot be
 //! decoded, are reported with their real cause in `results.json`, and the
 //! file is not fetched again every poll interval; and key files as editors
-//! and careless copies leave them.
+//! and careless copies leave them; a balance call that would wait past its
+//! deadline; and the attempts a resume finds before a send in doubt.
 
 #![expect(
     clippy::unwrap_used,
@@ -251,4 +252,180 @@ async fn a_readable_key_file_with_a_bom_works_and_is_warned_about() {
     );
     assert!(!stderr.contains("warning"), "{stderr}");
     assert!(!stderr.contains(KEY), "{stderr}");
+}
+
+/// A server that asks every balance call to wait the longest `Retry-After`
+/// (600 s) and counts the submits it is sent.
+async fn stalling() -> (String, Arc<AtomicUsize>) {
+    let submits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&submits);
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/get-credits",
+            get(|| async {
+                let slow = json!({"code": 429, "message": "slow down"});
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "100000")],
+                    axum::Json(slow),
+                )
+            }),
+        )
+        .route(
+            "/api/v1/sonic/create",
+            post(move || async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, submits)
+}
+
+/// A server that would keep the balance call waiting for longer than its
+/// deadline is given up on at once: `run` refuses with exit 4 naming the
+/// server and the flag that starts without the balance, sending nothing,
+/// and `credits` fails naming the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_call_told_to_wait_past_its_deadline_gives_up_at_once() {
+    let (base, submits) = stalling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, PIPELINE).unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = common::sonicflow();
+    cmd.env("MUSICAPI_KEY", KEY)
+        .env("MUSICAPI_BASE_URL", &base)
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the API at `{base}` did not tell the balance in time"
+        )) && stderr.contains("no balance within 60 s")
+            && stderr.contains("`--no-balance-check`"),
+        "{stderr}"
+    );
+    assert_eq!(submits.load(Ordering::SeqCst), 0, "nothing was sent");
+
+    let mut cmd = common::sonicflow();
+    cmd.env("MUSICAPI_KEY", KEY)
+        .args(["credits", "--api-base", &base]);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot get the balance from `{base}`"))
+            && stderr.contains("no balance within 60 s"),
+        "{stderr}"
+    );
+}
+
+/// A server whose first submit fails with a 502 and whose later ones are
+/// accepted as task `t2`.
+async fn flaky() -> String {
+    let submits = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route("/api/v1/get-credits", get(credits))
+        .route(
+            "/api/v1/sonic/create",
+            post(move || async move {
+                if submits.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let busy = json!({"code": 502, "message": "upstream busy"});
+                    return (StatusCode::BAD_GATEWAY, axum::Json(busy)).into_response();
+                }
+                axum::Json(json!({"code": 200, "task_id": "t2"})).into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// A retried send whose answer was lost to a kill: the resume lists both
+/// attempts from the journal, the first with the server's error, the
+/// second in doubt, each with the time it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_lists_the_attempts_before_a_send_in_doubt_with_their_errors() {
+    let base = flaky().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    let pipeline = "version: 1
+name: flaky
+defaults: { mv: sonic-v5 }
+retry: { attempts: 3, backoff: { initial: 1s, max: 1s } }
+steps:
+  song:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: rain }
+";
+    std::fs::write(&file, pipeline).unwrap();
+    let out = dir.path().join("out");
+    let command = |crash: Option<&str>| {
+        let mut cmd = common::sonicflow();
+        cmd.env("MUSICAPI_KEY", KEY)
+            .env("MUSICAPI_BASE_URL", &base)
+            .env_remove("SONICFLOW_CRASH_AT")
+            .args(["run", "--time-scale", "100"]);
+        if let Some(point) = crash {
+            cmd.env("SONICFLOW_CRASH_AT", point);
+        }
+        cmd
+    };
+    let mut first = command(Some("before:accepted:1"));
+    first.arg(&file).arg("--out").arg(&out);
+    let killed = tokio::task::spawn_blocking(move || first.output().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(killed.status.code(), Some(0));
+    let mut resume = command(None);
+    resume.arg("--resume").arg(&out);
+    let resumed = tokio::task::spawn_blocking(move || resume.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(1), "{stderr}");
+    let sent: Vec<String> = std::fs::read_to_string(out.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "intent")
+        .map(|e| e["at"].as_str().unwrap().to_owned())
+        .collect();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let attempts: Vec<(u64, String, String, bool)> = results["steps"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["attempt"].as_u64().unwrap(),
+                a["started_at"].as_str().unwrap().to_owned(),
+                a["error"]["kind"].as_str().unwrap_or("none").to_owned(),
+                a["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("upstream busy")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (1, sent[0].clone(), "transient".to_owned(), true),
+            (2, sent[1].clone(), "in_doubt".to_owned(), false),
+        ],
+        "{results:#}"
+    );
 }

@@ -21,7 +21,7 @@ use super::error::{ApiError, from_status, from_transport, parse_retry_after};
 use super::poll::TaskStatus;
 use super::requests::*;
 use super::responses::*;
-use super::text::Redactor;
+use super::text::{Redactor, percent_encode};
 
 /// A client for the MusicAPI Sonic API (or the sandbox that imitates it).
 #[derive(Debug, Clone)]
@@ -351,14 +351,14 @@ impl Client {
 
     /// `GET /api/v1/sonic/batch?batch_id=…`.
     pub async fn batch_status(&self, batch_id: &str) -> Result<BatchStatus, ApiError> {
-        let path = format!("/api/v1/sonic/batch?batch_id={}", encode_query(batch_id));
+        let path = format!("/api/v1/sonic/batch?batch_id={}", percent_encode(batch_id));
         let raw = self.send(Method::GET, &path, None).await?;
         decode(&self.redactor, "GET /api/v1/sonic/batch", &raw.body)
     }
 
     /// `GET /api/v1/sonic/task/{task_id}`; HTTP 202 means not ready yet.
     pub async fn task(&self, task_id: &str) -> Result<TaskStatus, ApiError> {
-        let path = format!("/api/v1/sonic/task/{}", encode_query(task_id));
+        let path = format!("/api/v1/sonic/task/{}", percent_encode(task_id));
         let raw = self.send(Method::GET, &path, None).await?;
         if raw.status == StatusCode::ACCEPTED {
             return Ok(TaskStatus::NotReady);
@@ -394,18 +394,4 @@ fn to_json<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {
     // Request types hold only strings, numbers and booleans, whose
     // serialisation cannot fail; a failure would be a bug in a request type.
     serde_json::to_vec(body).unwrap_or_else(|e| panic!("request body cannot be serialised: {e}"))
-}
-
-/// Percent-encodes everything but unreserved characters, so an id can never
-/// change the path or query it is put in.
-fn encode_query(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -205,7 +205,7 @@ pub(crate) fn from_transport(endpoint: &str, paid: bool, err: &reqwest::Error) -
 
 /// The error and its causes on one line; reqwest's top-level text alone
 /// ("error sending request") hides the useful part.
-fn describe_transport(err: &reqwest::Error) -> String {
+pub(crate) fn describe_transport(err: &reqwest::Error) -> String {
     let mut text = if err.is_timeout() {
         "timed out".to_owned()
     } else {

@@ -20,6 +20,7 @@ mod text;
 pub use client::{ANSWER_CAP, Client, ERROR_CAP, LISTS_CAP, STATUS_CAP};
 pub(crate) use config::resolve_base_url;
 pub use config::{ApiKey, ClientConfig, ConfigError, DEFAULT_BASE_URL};
+pub(crate) use error::describe_transport;
 pub use error::{ApiError, ErrorClass, MAX_RETRY_AFTER};
 pub use poll::{Clip, ClipState, PairKind, TaskItem, TaskStatus};
 pub use requests::{

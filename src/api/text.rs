@@ -126,7 +126,9 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-fn percent_encode(value: &str) -> String {
+/// Percent-encodes everything but unreserved characters, so an id can never
+/// change the path or query it is put in (and a key is known in that form too).
+pub(super) fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

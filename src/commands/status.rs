@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::{Account, ErrorKind, Standing};
+use crate::engine::{Account, ErrorKind, Standing, verdict};
 use crate::exit;
 use crate::journal::Seen;
 use crate::journal::{JOURNAL, RunLog, StateDir, in_use};
@@ -138,7 +138,7 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
         unsaved: Vec::new(),
     };
     for (inst, i) in &log.instances {
-        let sent = || match &i.sent {
+        let sent = || match i.sent() {
             Some((at, attempt)) => format!("attempt {attempt} sent at {at}"),
             None => format!("sent at {}", i.at),
         };
@@ -190,10 +190,13 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
     let standing = Standing {
         in_flight: running || log.finished.is_none() || !s.in_flight.is_empty(),
         in_doubt: !s.in_doubt.is_empty(),
-        budget: log.outcome.as_deref() == Some("budget"),
+        budget: log.outcome.as_deref() == Some(verdict::BUDGET),
         failed: !s.failures.is_empty()
             || !s.unsaved.is_empty()
-            || !matches!(log.outcome.as_deref(), None | Some("succeeded")),
+            || log
+                .outcome
+                .as_deref()
+                .is_some_and(|v| v != verdict::SUCCEEDED),
     };
     if let Some(outcome) = &log.outcome
         && !running

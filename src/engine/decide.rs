@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::graph::Graph;
-use super::{InstanceId, Job, Memory, Outputs, Recall, TaskRef};
+use super::{EarlierAttempt, InstanceId, Job, Memory, Outputs, Recall, TaskRef};
 use crate::plan::Plan;
 use crate::plan::hash::request_hash;
 
@@ -44,6 +44,7 @@ pub(crate) enum Decision {
         from: Option<String>,
         since: String,
         attempt: Option<u32>,
+        earlier: Vec<EarlierAttempt>,
     },
 }
 
@@ -93,11 +94,13 @@ pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Me
             from,
             since,
             attempt,
+            earlier,
         } => Decision::InDoubt {
             job,
             from,
             since,
             attempt,
+            earlier,
         },
     }
 }

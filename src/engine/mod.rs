@@ -38,6 +38,6 @@ pub use budget::{Account, over_cap};
 pub use config::EngineConfig;
 pub use forecast::{Fate, Forecast, Outlook, forecast};
 pub use history::{InstanceHistory, ReuseStatus, RowHistory, row_histories};
-pub use outcome::{RunOutcome, Standing, StopReason};
+pub use outcome::{RunOutcome, Standing, StopReason, verdict};
 pub use run::run;
 pub use types::*;

@@ -141,10 +141,10 @@ impl RunOutcome {
     /// balance stopped it), `interrupted` or `stopped`.
     pub fn verdict(&self) -> &'static str {
         match self {
-            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Succeeded => verdict::SUCCEEDED,
             RunOutcome::Incomplete => "incomplete",
             RunOutcome::Failed => "failed",
-            RunOutcome::Stopped { reason, .. } if reason.is_budget() => "budget",
+            RunOutcome::Stopped { reason, .. } if reason.is_budget() => verdict::BUDGET,
             RunOutcome::Stopped {
                 reason: StopReason::Interrupted,
                 ..
@@ -159,6 +159,14 @@ impl RunOutcome {
             _ => None,
         }
     }
+}
+
+/// The words of [`RunOutcome::verdict`] that readers of a journal act on.
+pub mod verdict {
+    /// Every selected step succeeded.
+    pub const SUCCEEDED: &str = "succeeded";
+    /// The cap or the balance stopped the run.
+    pub const BUDGET: &str = "budget";
 }
 
 /// Where a run stands for a machine (`sonicflow status`), from its journal:

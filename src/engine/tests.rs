@@ -591,6 +591,7 @@ async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
                     from: None,
                     since: "2026-11-21T00:00:00Z".into(),
                     attempt: Some(1),
+                    earlier: Vec::new(),
                 },
             ),
         ]),

@@ -247,12 +247,29 @@ pub enum Recall {
         credits: u64,
     },
     /// It was sent at `since` (as `attempt`, when known) and no answer was
-    /// recorded: never resend.
+    /// recorded: never resend. `earlier` lists the submits of this request
+    /// the journal holds, first to last.
     InDoubt {
         from: Option<String>,
         since: String,
         attempt: Option<u32>,
+        earlier: Vec<EarlierAttempt>,
     },
+}
+
+/// A submit made before the run was resumed, as its journal tells it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EarlierAttempt {
+    /// 1 for the first.
+    pub attempt: u32,
+    /// When it was sent.
+    pub sent_at: String,
+    /// The task it was accepted as.
+    pub task_id: Option<String>,
+    /// How it ended, when it ended badly.
+    pub error: Option<StepError>,
+    /// When its answer (or its end) was recorded.
+    pub finished_at: Option<String>,
 }
 
 /// A durable fact the engine records as it goes. The intent to submit must
@@ -389,6 +406,12 @@ pub enum RunEvent {
     },
     /// The step instance finished.
     Succeeded { id: InstanceId, outputs: Outputs },
+    /// The submits of an instance made before the run was resumed, as the
+    /// journal holds them: its attempts so far, before its next event.
+    Recalled {
+        id: InstanceId,
+        attempts: Vec<EarlierAttempt>,
+    },
     /// The step instance's request succeeded earlier: in run `from`, or in
     /// this run before it was resumed (`None`, its `credits` still count).
     /// Nothing was sent.

@@ -88,6 +88,9 @@ pub enum Entry {
         hash: String,
         attempt: u32,
         kind: ErrorKind,
+        /// What the service said (absent in older journals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
         refunded: u64,
         at: String,
     },

@@ -12,7 +12,7 @@ use super::known::Known;
 use super::policy::Policy;
 use super::rank::{Offer, Rank};
 use super::reuse::{Kept, usable};
-use crate::engine::{Dependents, ErrorKind, Job, Recall, TaskRef};
+use crate::engine::{Dependents, EarlierAttempt, ErrorKind, Job, Recall, TaskRef};
 
 /// An earlier request as `(run, instance)`: once an instance of this run
 /// takes it, no other instance may.
@@ -22,7 +22,11 @@ pub(super) type Key = (String, String);
 enum Found {
     Reuse(Kept),
     Attach(TaskRef),
-    InDoubt { since: String, attempt: Option<u32> },
+    InDoubt {
+        since: String,
+        attempt: Option<u32>,
+        earlier: Vec<EarlierAttempt>,
+    },
 }
 
 impl Found {
@@ -68,10 +72,15 @@ impl Candidate {
                 from,
                 credits,
             },
-            Found::InDoubt { since, attempt } => Recall::InDoubt {
+            Found::InDoubt {
+                since,
+                attempt,
+                earlier,
+            } => Recall::InDoubt {
                 from,
                 since,
                 attempt,
+                earlier,
             },
         };
         Some((key, recall))
@@ -204,6 +213,7 @@ impl<'a> Search<'a> {
                     Some(Found::InDoubt {
                         since: e.at.clone(),
                         attempt: None,
+                        earlier: Vec::new(),
                     })
                 }
                 _ => None,
@@ -237,11 +247,15 @@ impl<'a> Search<'a> {
                 ..
             } if !self.policy.resend_in_doubt && !settled => {
                 // Known by when it was sent, not by when a resume last met it.
-                let (since, attempt) = match &i.sent {
-                    Some((at, attempt)) => (at.clone(), Some(*attempt)),
+                let (since, attempt) = match i.sent() {
+                    Some((at, attempt)) => (at.to_owned(), Some(attempt)),
                     None => (i.at.clone(), None),
                 };
-                Some(Found::InDoubt { since, attempt })
+                Some(Found::InDoubt {
+                    since,
+                    attempt,
+                    earlier: i.attempts.clone(),
+                })
             }
             _ => None,
         }

@@ -10,7 +10,7 @@ use super::entry::{Entry, RunHeader};
 use super::error::JournalError;
 use super::file::read_lines;
 use super::state::JOURNAL;
-use crate::engine::{Account, ErrorKind, Outputs, TaskRef};
+use crate::engine::{Account, EarlierAttempt, ErrorKind, Outputs, StepError, TaskRef};
 
 /// Where one instance stands at the end of a journal.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,9 +48,37 @@ pub struct InstanceLog {
     pub credits: u64,
     /// When the last line about it was written.
     pub at: String,
+    /// The submits of its last request, first to last, as the journal
+    /// tells them, however often the run was resumed after them.
+    pub attempts: Vec<EarlierAttempt>,
+}
+
+impl InstanceLog {
     /// When its last request was sent, and as which attempt: what a send in
-    /// doubt is known by, however often the run is resumed after it.
-    pub sent: Option<(String, u32)>,
+    /// doubt is known by.
+    pub fn sent(&self) -> Option<(&str, u32)> {
+        self.attempts
+            .last()
+            .map(|a| (a.sent_at.as_str(), a.attempt))
+    }
+
+    /// The attempt numbered `attempt`, if the journal holds its send.
+    fn attempt_mut(&mut self, attempt: u32) -> Option<&mut EarlierAttempt> {
+        self.attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.attempt == attempt)
+    }
+
+    /// Records how the last attempt ended, unless that is known already.
+    fn close_last(&mut self, error: Option<StepError>, at: &str) {
+        if let Some(a) = self.attempts.last_mut()
+            && a.finished_at.is_none()
+        {
+            a.error = error;
+            a.finished_at = Some(at.to_owned());
+        }
+    }
 }
 
 /// A run's journal, read back.
@@ -173,14 +201,21 @@ impl RunLog {
                 // A send before it that was never answered stays in doubt.
                 self.doubted(&inst);
                 self.open.insert(inst.clone(), credits);
-                let sent = Some((at.clone(), attempt));
+                let sent = EarlierAttempt {
+                    attempt,
+                    sent_at: at.clone(),
+                    task_id: None,
+                    error: None,
+                    finished_at: None,
+                };
                 self.put(inst.clone(), hash, fields, Seen::Sent { attempt }, 0, at);
                 if let Some(i) = self.instances.get_mut(&inst) {
-                    i.sent = sent;
+                    i.attempts.push(sent);
                 }
             }
             Entry::Accepted {
                 inst,
+                attempt,
                 task,
                 credits,
                 at,
@@ -189,6 +224,9 @@ impl RunLog {
                 self.answered(&inst);
                 self.credits.charge(credits);
                 if let Some(i) = self.instances.get_mut(&inst) {
+                    if let Some(a) = i.attempt_mut(attempt) {
+                        a.task_id = task.as_ref().map(|t| t.id.clone());
+                    }
                     i.credits += credits;
                     i.seen = Seen::Accepted { task };
                     i.at = at;
@@ -196,7 +234,9 @@ impl RunLog {
             }
             Entry::Released {
                 inst,
+                attempt,
                 kind,
+                message,
                 refunded,
                 at,
                 ..
@@ -204,6 +244,11 @@ impl RunLog {
                 self.answered(&inst);
                 self.credits.refund(refunded);
                 if let Some(i) = self.instances.get_mut(&inst) {
+                    if let Some(a) = i.attempt_mut(attempt) {
+                        let message = message.unwrap_or_else(|| "refused or refunded".to_owned());
+                        a.error = Some(StepError::new(kind, message));
+                        a.finished_at = Some(at.clone());
+                    }
                     i.credits = i.credits.saturating_sub(refunded);
                     i.seen = Seen::Released { kind };
                     i.at = at;
@@ -224,11 +269,18 @@ impl RunLog {
                     self.answered(&inst);
                     self.credits.charge(credits);
                 }
+                // Another run's result answers none of this run's sends.
+                let own = reused_from.is_none();
                 let seen = Seen::Succeeded {
                     outputs,
                     reused_from,
                 };
-                self.put(inst, hash, fields, seen, credits, at);
+                self.put(inst.clone(), hash, fields, seen, credits, at.clone());
+                if let Some(i) = self.instances.get_mut(&inst)
+                    && own
+                {
+                    i.close_last(None, &at);
+                }
             }
             Entry::Failed {
                 inst,
@@ -251,6 +303,10 @@ impl RunLog {
                     Some(Seen::Accepted { task }) => task.clone(),
                     _ => None,
                 };
+                let error = StepError {
+                    charged,
+                    ..StepError::new(kind, message.clone())
+                };
                 let seen = match outputs {
                     Some(outputs) => Seen::Unsaved { outputs, message },
                     None => Seen::Failed {
@@ -260,7 +316,10 @@ impl RunLog {
                         task,
                     },
                 };
-                self.put(inst, hash, fields, seen, credits, at);
+                self.put(inst.clone(), hash, fields, seen, credits, at.clone());
+                if let Some(i) = self.instances.get_mut(&inst) {
+                    i.close_last(Some(error), &at);
+                }
             }
         }
     }
@@ -278,16 +337,17 @@ impl RunLog {
     ) {
         let before = self.instances.get(&inst);
         let credits = before.map_or(0, |i| i.credits) + paid;
-        let sent = before
+        let attempts = before
             .filter(|i| i.hash == hash)
-            .and_then(|i| i.sent.clone());
+            .map(|i| i.attempts.clone())
+            .unwrap_or_default();
         let log = InstanceLog {
             hash,
             fields,
             seen,
             credits,
             at,
-            sent,
+            attempts,
         };
         self.instances.insert(inst, log);
     }
@@ -350,8 +410,8 @@ mod tests {
         ]);
         let song = &log.instances["song"];
         assert_eq!(
-            song.sent,
-            Some(("2026-11-21T10:00:00.000Z".to_owned(), 2)),
+            song.sent(),
+            Some(("2026-11-21T10:00:00.000Z", 2)),
             "the send, not the resume"
         );
         let c = log.credits;
@@ -366,14 +426,75 @@ mod tests {
         );
         let memory = super::super::RunMemory::read_only(known, super::super::Policy::default());
         let recall = crate::engine::Memory::recall(&memory, &super::super::testkit::job());
+        let crate::engine::Recall::InDoubt {
+            from: None,
+            since,
+            attempt: Some(2),
+            earlier,
+        } = recall
+        else {
+            panic!("{recall:?}");
+        };
+        assert_eq!(since, "2026-11-21T10:00:00.000Z");
+        let attempts: Vec<_> = earlier
+            .iter()
+            .map(|a| {
+                (
+                    a.attempt,
+                    a.sent_at.as_str(),
+                    a.error.as_ref().map(|e| e.kind),
+                )
+            })
+            .collect();
         assert_eq!(
-            recall,
-            crate::engine::Recall::InDoubt {
-                from: None,
-                since: "2026-11-21T10:00:00.000Z".into(),
-                attempt: Some(2),
-            }
+            attempts,
+            [(2, "2026-11-21T10:00:00.000Z", Some(ErrorKind::InDoubt))]
         );
+    }
+
+    #[test]
+    fn the_attempts_of_a_request_keep_their_errors_and_start_again_when_it_changes() {
+        let log = read(&[
+            r#"{"type":"intent","inst":"song","hash":"h","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
+            r#"{"type":"released","inst":"song","hash":"h","attempt":1,"kind":"transient","message":"HTTP 502","refunded":0,"at":"2026-11-21T10:00:01.000Z"}"#,
+            r#"{"type":"intent","inst":"song","hash":"h","attempt":2,"fields":{},"credits":15,"at":"2026-11-21T10:00:05.000Z"}"#,
+            r#"{"type":"accepted","inst":"song","hash":"h","attempt":2,"task":{"id":"t2"},"credits":15,"at":"2026-11-21T10:00:06.000Z"}"#,
+            r#"{"type":"released","inst":"song","hash":"h","attempt":2,"kind":"task_failed","refunded":15,"at":"2026-11-21T10:01:00.000Z"}"#,
+            r#"{"type":"intent","inst":"song","hash":"h","attempt":3,"fields":{},"credits":15,"at":"2026-11-21T10:02:00.000Z"}"#,
+            // An edited request starts its own history.
+            r#"{"type":"intent","inst":"wav","hash":"w1","attempt":1,"fields":{},"credits":2,"at":"2026-11-21T10:03:00.000Z"}"#,
+            r#"{"type":"resumed","at":"2026-11-21T11:00:00.000Z"}"#,
+            r#"{"type":"intent","inst":"wav","hash":"w2","attempt":1,"fields":{},"credits":2,"at":"2026-11-21T11:00:01.000Z"}"#,
+        ]);
+        let song: Vec<_> = log.instances["song"]
+            .attempts
+            .iter()
+            .map(|a| {
+                let error = a.error.as_ref().map(|e| (e.kind, e.message.as_str()));
+                (
+                    a.attempt,
+                    a.task_id.as_deref(),
+                    error,
+                    a.finished_at.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            song,
+            [
+                (1, None, Some((ErrorKind::Transient, "HTTP 502")), true),
+                (
+                    2,
+                    Some("t2"),
+                    Some((ErrorKind::TaskFailed, "refused or refunded")),
+                    true
+                ),
+                (3, None, None, false),
+            ]
+        );
+        let wav = &log.instances["wav"];
+        assert_eq!(wav.sent(), Some(("2026-11-21T11:00:01.000Z", 1)));
+        assert_eq!(wav.attempts.len(), 1);
     }
 
     #[test]

@@ -229,7 +229,7 @@ mod tests {
             seen,
             credits: 0,
             at: at.into(),
-            sent: None,
+            attempts: Vec::new(),
         };
         RunLog {
             dir: PathBuf::from(id),

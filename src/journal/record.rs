@@ -108,6 +108,7 @@ impl RunMemory {
             hash: job.request_hash.clone(),
             attempt: job.attempt,
             kind: error.kind,
+            message: Some(error.message.clone()),
             refunded,
             at,
         };

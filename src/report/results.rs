@@ -76,6 +76,10 @@ pub enum RunStatus {
     Running,
     /// Every step instance succeeded.
     Succeeded,
+    /// Nothing failed, but some step instances did not run (a dependency
+    /// was never produced, or an excluded step had no earlier result); the
+    /// run exits 1.
+    Incomplete,
     /// Finished with at least one failed step instance.
     Failed,
     /// Interrupted by the user (Ctrl-C).
@@ -94,7 +98,8 @@ impl RunStatus {
             } => RunStatus::Interrupted,
             RunOutcome::Stopped { .. } => RunStatus::Stopped,
             RunOutcome::Failed => RunStatus::Failed,
-            RunOutcome::Succeeded | RunOutcome::Incomplete => RunStatus::Succeeded,
+            RunOutcome::Incomplete => RunStatus::Incomplete,
+            RunOutcome::Succeeded => RunStatus::Succeeded,
         }
     }
 }

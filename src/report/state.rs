@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::action::Action;
-use crate::engine::{ErrorKind, InstanceId, Outputs, RunEvent, StepError, Summary};
+use crate::engine::{EarlierAttempt, ErrorKind, InstanceId, Outputs, RunEvent, StepError, Summary};
 use crate::plan::Plan;
 
 use super::clock::millis_between;
@@ -153,6 +153,7 @@ impl RunState {
                 record.result.skip_reason = Some(reason.clone());
                 record.finish(StepStatus::Skipped, now);
             }
+            RunEvent::Recalled { id, attempts } => self.recalled(id, attempts),
             RunEvent::Throttled { .. } => {}
             RunEvent::Stopping { reason } => {
                 self.head.status = RunStatus::Stopped;
@@ -183,6 +184,23 @@ impl RunState {
             started_at: at,
             finished_at: None,
         });
+    }
+
+    /// The attempts the journal holds of an instance go first, as sent.
+    fn recalled(&mut self, id: &InstanceId, earlier: &[EarlierAttempt]) {
+        let r = &mut self.record(id).result;
+        if let Some(first) = earlier.first() {
+            r.started_at.get_or_insert_with(|| first.sent_at.clone());
+        }
+        let before = earlier.iter().map(|a| Attempt {
+            attempt: a.attempt,
+            task_id: a.task_id.clone(),
+            error: a.error.as_ref().map(error_record),
+            started_at: a.sent_at.clone(),
+            finished_at: a.finished_at.clone(),
+        });
+        let now = std::mem::take(&mut r.attempts);
+        r.attempts = before.chain(now).collect();
     }
 
     fn submitted(&mut self, id: &InstanceId, attempt: u32, task_id: Option<&str>, credits: u64) {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::hosts::HostRule;
-use crate::api::human_bytes;
+use crate::api::{describe_transport, human_bytes};
 
 /// Largest file saved unless `--max-download-size` says otherwise.
 pub const DEFAULT_MAX_DOWNLOAD: u64 = 512 << 20;
@@ -287,7 +287,7 @@ async fn stream_to(
     part: &Path,
 ) -> Result<Saved, Failure> {
     // A refused redirect is the policy speaking: trying again cannot help.
-    let transport = |e: reqwest::Error| Failure::remote(describe(&e), !e.is_redirect());
+    let transport = |e: reqwest::Error| Failure::remote(describe_transport(&e), !e.is_redirect());
     let resp = http
         .get(url.clone())
         .timeout(options.timeout)
@@ -350,24 +350,6 @@ async fn stream_to(
         sha256: hex::encode(hasher.finalize()),
         bytes,
     })
-}
-
-/// A transport error with its causes, on one line.
-fn describe(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -57,6 +57,11 @@ pub enum RunError {
     Client(String),
     /// The key was refused, or the API never answered, before anything was sent.
     ApiUnusable { base_url: String, error: ApiError },
+    /// The API gave no balance within its deadline, before anything was sent.
+    BalanceDeadline {
+        base_url: String,
+        error: Box<crate::commands::credits::BalanceError>,
+    },
     /// The balance cannot pay for what the run will spend.
     BalanceShort { balance: u64, need: u64 },
     /// The plan needs more than the cap, and `--allow-partial` was not given.
@@ -95,7 +100,8 @@ impl RunError {
             | RunError::Sandbox(_)
             | RunError::Config(_)
             | RunError::Client(_)
-            | RunError::ApiUnusable { .. } => exit::API_UNAVAILABLE,
+            | RunError::ApiUnusable { .. }
+            | RunError::BalanceDeadline { .. } => exit::API_UNAVAILABLE,
             RunError::BalanceShort { .. } | RunError::OverBudget { .. } => exit::BUDGET,
             RunError::Results { outcome_code, .. } => exit::FAILED_STEPS.max(*outcome_code),
         }
@@ -142,6 +148,9 @@ impl RunError {
             RunError::OtherApi { journal: None, .. } => {
                 Some("resume it with `--sandbox`, or start a new run against the API")
             }
+            RunError::BalanceDeadline { .. } => Some(
+                "try again later, or pass `--no-balance-check` to start without knowing the balance",
+            ),
             RunError::BalanceShort { .. } => Some(
                 "top up, narrow the run with `--select`, or pass `--no-balance-check` to start anyway",
             ),
@@ -201,6 +210,10 @@ impl fmt::Display for RunError {
             RunError::ApiUnusable { base_url, error } => {
                 write!(f, "cannot use the API at `{base_url}`: {error}")
             }
+            RunError::BalanceDeadline { base_url, error } => write!(
+                f,
+                "the API at `{base_url}` did not tell the balance in time: {error}; nothing was sent"
+            ),
             RunError::BalanceShort { balance, need } => write!(
                 f,
                 "the balance is {balance} credits and the run needs about {need}; nothing was sent"

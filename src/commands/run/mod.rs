@@ -13,7 +13,7 @@ pub use download_args::DownloadArgs;
 pub use error::RunError;
 use prepare::{Prepared, prepare};
 
-use super::credits::ApiArgs;
+use super::credits::{ApiArgs, BALANCE_DEADLINE, BalanceError, balance};
 use crate::api::{ApiError, ApiKey, Client, ClientConfig};
 use crate::diag::Format;
 use crate::engine::{self, EngineConfig};
@@ -293,8 +293,12 @@ async fn check_balance(
     prepared: &Prepared,
     scale: f64,
 ) -> Result<(), RunError> {
-    match preflight(client, scale).await {
-        Ok(Some(balance)) if !args.no_balance_check => {
+    // The free balance call proves the key works before anything is paid for.
+    let answer = balance(client, BALANCE_DEADLINE, scale)
+        .await
+        .map(|c| u64::try_from(c.credits.saturating_add(c.extra_credits).max(0)).unwrap_or(0));
+    match answer {
+        Ok(balance) if !args.no_balance_check => {
             let plan = &prepared.plan;
             let need = plan.max_credits.map_or(prepared.to_spend, |cap| {
                 prepared
@@ -308,10 +312,20 @@ async fn check_balance(
         Ok(_) => {}
         // A refused key or a host that never answers ends the run here; an API
         // that answers but misbehaves is left to the run's own retries.
-        Err(error @ (ApiError::Unauthorised { .. } | ApiError::Transient { status: None, .. })) => {
+        Err(BalanceError::Api(
+            error @ (ApiError::Unauthorised { .. } | ApiError::Transient { status: None, .. }),
+        )) => {
             return Err(RunError::ApiUnusable {
                 base_url: config.base_url.clone(),
                 error,
+            });
+        }
+        // One that keeps the run waiting for its balance past the deadline
+        // does not start it, unless the balance was not asked for.
+        Err(error @ BalanceError::Deadline { .. }) if !args.no_balance_check => {
+            return Err(RunError::BalanceDeadline {
+                base_url: config.base_url.clone(),
+                error: Box::new(error),
             });
         }
         Err(e) => crate::errln!("warning: the balance check failed ({e}); starting anyway"),
@@ -393,26 +407,4 @@ fn make_executor(
         .with_time_scale(scale);
     downloads.enabled = enabled;
     ApiExecutor::new(client, models, limits.apply(downloads))
-}
-
-/// Proves the key works before anything is paid for: a free balance call,
-/// retried while the failure is transient; a refused key fails at once.
-/// Returns the balance.
-async fn preflight(client: &Client, scale: f64) -> Result<Option<u64>, ApiError> {
-    const ATTEMPTS: u32 = 5;
-    let mut delay = std::time::Duration::from_secs(1);
-    for attempt in 1..=ATTEMPTS {
-        match client.credits().await {
-            Ok(c) => {
-                let total = c.credits.saturating_add(c.extra_credits).max(0);
-                return Ok(Some(u64::try_from(total).unwrap_or(0)));
-            }
-            Err(e) if attempt < ATTEMPTS && !matches!(e, ApiError::Unauthorised { .. }) => {
-                tokio::time::sleep(e.retry_after().unwrap_or(delay).div_f64(scale)).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
 }

@@ -259,7 +259,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 from,
                 since,
                 attempt,
-            } => self.in_doubt(idx, job, from, &since, attempt),
+                earlier,
+            } => self.in_doubt(idx, job, from, (&since, attempt), earlier),
         }
     }
 

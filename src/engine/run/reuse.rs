@@ -11,19 +11,22 @@ use super::Driver;
 use super::tasks::Done;
 use crate::engine::decide::Taken;
 use crate::engine::slot::{Fetching, State};
-use crate::engine::{ErrorKind, Job, Outputs, Reused, RunEvent, StepError, StepExecutor, TaskRef};
+use crate::engine::{
+    EarlierAttempt, ErrorKind, Job, Outputs, Reused, RunEvent, StepError, StepExecutor, TaskRef,
+};
 
 impl<'p, E: StepExecutor> Driver<'p, E> {
     /// A request sent before with no recorded answer fails unsent. One of
     /// this run's own sends is counted in what the run spent before it was
-    /// resumed, and shows on the instance as in doubt.
+    /// resumed, and shows on the instance as in doubt, after the attempts
+    /// the journal holds of it (`earlier`).
     pub(super) fn in_doubt(
         &mut self,
         idx: usize,
         job: Job,
         from: Option<String>,
-        since: &str,
-        attempt: Option<u32>,
+        (since, attempt): (&str, Option<u32>),
+        earlier: Vec<EarlierAttempt>,
     ) {
         let run = match &from {
             Some(run) => format!("in run `{run}`"),
@@ -44,6 +47,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             attempt: attempt.unwrap_or(job.attempt),
             ..job
         };
+        // Another run's attempts are that run's to report.
+        if from.is_none() && !earlier.is_empty() {
+            self.emit(RunEvent::Recalled {
+                id: job.id.clone(),
+                attempts: earlier,
+            });
+        }
         self.fail_charged(idx, Some(job), error, 0, charged);
     }
 

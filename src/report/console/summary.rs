@@ -93,6 +93,7 @@ fn status(results: &Results) -> String {
     let word = match results.status {
         RunStatus::Running => "running",
         RunStatus::Succeeded => "succeeded",
+        RunStatus::Incomplete => "incomplete",
         RunStatus::Failed => "failed",
         RunStatus::Interrupted => "interrupted",
         RunStatus::Stopped => "stopped",

@@ -50,6 +50,7 @@ impl Tally {
                 self.running.insert(id.clone());
             }
             RunEvent::Submitted { .. }
+            | RunEvent::Recalled { .. }
             | RunEvent::Retrying { .. }
             | RunEvent::Throttled { .. }
             | RunEvent::Stopping { .. }
