@@ -184,6 +184,38 @@ fn a_partial_run_never_passes_the_cap_across_a_resume_of_an_edited_manifest() {
 }
 
 #[test]
+fn status_of_a_run_stopped_by_the_cap_names_the_flag_its_resume_needs() {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), &ROWS.replace("MOOD", "${{ matrix.mood }}"));
+    let run_dir = dir.path().join("run");
+    let run_arg = run_dir.to_str().unwrap();
+    let out = run(
+        &sandbox,
+        "hint",
+        &[
+            &file,
+            "--max-credits",
+            "30",
+            "--allow-partial",
+            "--out",
+            run_arg,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = sonicflow().args(["status", run_arg]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    // A resume keeps the cap of 30, so a hint without a higher one stops again at once.
+    assert!(
+        text.contains(&format!(
+            "resume with: sonicflow run --resume {run_arg} --max-credits N\n  (N above the 30 credits net spent so far"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
 fn every_view_agrees_with_the_ledger_after_a_send_in_doubt_and_a_local_failure() {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().unwrap();

@@ -264,11 +264,20 @@ fn render(s: &RunStatus) -> String {
         }
     }
     if s.state != "running" && s.exit_code != exit::SUCCESS {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\nresume with: sonicflow run --resume {}",
             shell_path(Path::new(&s.dir))
         );
+        // A resume keeps the cap: without a higher one it stops again at once.
+        if s.exit_code == exit::BUDGET {
+            let _ = write!(
+                out,
+                " --max-credits N\n  (N above the {} credits net spent so far: a resume keeps the cap it was started with)",
+                s.credits_net
+            );
+        }
+        out.push('\n');
     }
     out
 }
