@@ -37,7 +37,7 @@ pub enum JournalError {
     Read { path: PathBuf, source: io::Error },
     /// A line other than a torn last one that is no record; `line` counts from 1.
     #[error(
-        "`{}` line {line}: not a record sonicflow wrote ({source}); move the file away to start afresh",
+        "`{}` line {line}: not a record sonicflow wrote ({source}); keep a copy of the file, then repair or delete that one line and resume: the other lines record what was paid for, and a run without them pays for it again",
         path.display()
     )]
     Decode {
@@ -65,7 +65,7 @@ pub enum JournalError {
     )]
     NotARunFolder { dir: PathBuf },
     #[error(
-        "`{}` does not start with a run header; move it away to start afresh",
+        "`{}` does not start with a run header: its first line was lost or it is no run's journal; keep a copy before starting afresh, since a new run pays again for what it records",
         path.display()
     )]
     NoHeader { path: PathBuf },
@@ -108,7 +108,7 @@ mod tests {
                     line: 2,
                     source: decode,
                 },
-                "`s/runs/r/journal.jsonl` line 2: not a record sonicflow wrote (expected ident at line 1 column 2); move the file away to start afresh",
+                "`s/runs/r/journal.jsonl` line 2: not a record sonicflow wrote (expected ident at line 1 column 2); keep a copy of the file, then repair or delete that one line and resume: the other lines record what was paid for, and a run without them pays for it again",
             ),
             (
                 JournalError::CreateStateDir {
@@ -135,7 +135,7 @@ mod tests {
             ),
             (
                 JournalError::NoHeader { path: path() },
-                "`s/runs/r/journal.jsonl` does not start with a run header; move it away to start afresh",
+                "`s/runs/r/journal.jsonl` does not start with a run header: its first line was lost or it is no run's journal; keep a copy before starting afresh, since a new run pays again for what it records",
             ),
         ];
         for (error, message) in cases {
