@@ -429,3 +429,33 @@ steps:
         "{results:#}"
     );
 }
+
+/// A key file that cannot be used stops `run` before the state folder is
+/// touched: no lock, no run folder, nothing sent.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_run_with_an_unusable_key_file_leaves_no_state_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let api = serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("p.yaml");
+    std::fs::write(&manifest, PIPELINE).unwrap();
+    let key_file = dir.path().join("musicapi.key");
+    std::fs::write(&key_file, format!("{KEY}\u{7}")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = common::sonicflow();
+    cmd.arg("run")
+        .arg(&manifest)
+        .args(["--api-base", &api.base, "--api-key-file"])
+        .arg(&key_file);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(!stderr.contains(KEY), "{stderr}");
+    assert!(
+        !dir.path().join(".sonicflow").exists(),
+        "a state folder was made: {stderr}"
+    );
+}

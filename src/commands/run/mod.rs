@@ -124,44 +124,56 @@ fn start(args: &RunArgs) -> Result<u8, RunError> {
     {
         return Err(RunError::TimeScale(scale));
     }
+    // The key is read before the state folder is touched: a key file that
+    // cannot be used stops the run with no lock taken and no folder made.
+    let configured = if args.sandbox {
+        None
+    } else {
+        Some(
+            ClientConfig::from_env(
+                args.api.api_base.as_deref(),
+                args.api.api_key_file.as_deref(),
+            )
+            .map_err(RunError::Config)?,
+        )
+    };
     let prepared = prepare(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| RunError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(args, prepared))
+    runtime.block_on(run_async(args, prepared, configured))
 }
 
 /// The API to talk to: a sandbox started here, or the configured service.
 async fn connect(
-    args: &RunArgs,
     scale: f64,
+    configured: Option<ClientConfig>,
 ) -> Result<(ClientConfig, Option<SandboxHandle>), RunError> {
-    if args.sandbox {
-        let sandbox = Sandbox::start(SandboxConfig::default().with_time_scale(scale))
-            .await
-            .map_err(|e| RunError::Sandbox(e.to_string()))?;
-        let key = ApiKey::new("sandbox-key").map_err(RunError::Config)?;
-        let config = ClientConfig::new(sandbox.base_url(), key).map_err(RunError::Config)?;
-        return Ok((config, Some(sandbox)));
+    if let Some(config) = configured {
+        return Ok((config, None));
     }
-    let config = ClientConfig::from_env(
-        args.api.api_base.as_deref(),
-        args.api.api_key_file.as_deref(),
-    )
-    .map_err(RunError::Config)?;
-    Ok((config, None))
+    let sandbox = Sandbox::start(SandboxConfig::default().with_time_scale(scale))
+        .await
+        .map_err(|e| RunError::Sandbox(e.to_string()))?;
+    let key = ApiKey::new("sandbox-key").map_err(RunError::Config)?;
+    let config = ClientConfig::new(sandbox.base_url(), key).map_err(RunError::Config)?;
+    Ok((config, Some(sandbox)))
 }
 
 /// Talks to the API (a sandbox started for the run is always shut down after).
-async fn run_async(args: &RunArgs, prepared: Prepared) -> Result<u8, RunError> {
+async fn run_async(
+    args: &RunArgs,
+    prepared: Prepared,
+    configured: Option<ClientConfig>,
+) -> Result<u8, RunError> {
     let scale = args.time_scale.unwrap_or(if args.sandbox {
         SANDBOX_TIME_SCALE
     } else {
         1.0
     });
-    let (config, sandbox) = connect(args, scale).await?;
+    let (config, sandbox) = connect(scale, configured).await?;
     let result = execute(args, prepared, &config, scale).await;
     if let Some(sandbox) = sandbox {
         sandbox.shutdown().await;
