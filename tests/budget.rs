@@ -203,13 +203,22 @@ fn status_of_a_run_stopped_by_the_cap_names_the_flag_its_resume_needs() {
         ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // The run's own hint names the cap that finishes it; `status` says the same.
+    let hint = stderr(&out);
+    let needed = hint
+        .split("--max-credits ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no cap in the run's hint: {hint}"))
+        .to_owned();
+    assert!(needed.parse::<u64>().is_ok_and(|n| n > 30), "{hint}");
     let out = sonicflow().args(["status", run_arg]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{text}");
     // A resume keeps the cap of 30, so a hint without a higher one stops again at once.
     assert!(
         text.contains(&format!(
-            "resume with: sonicflow run --resume {run_arg} --max-credits N\n  (N above the 30 credits net spent so far"
+            "resume with: sonicflow run --resume {run_arg} --max-credits {needed}\n"
         )),
         "{text}"
     );

@@ -45,6 +45,9 @@ pub struct RunStatus {
     pub credits_refunded: u64,
     pub credits_in_doubt: u64,
     pub credits_net: u64,
+    /// For a run stopped by the cap: the `--max-credits` its resume needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed_cap: Option<u64>,
     pub succeeded: usize,
     pub reused: usize,
     pub failed: usize,
@@ -129,6 +132,7 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
         credits_refunded: log.credits.refunded,
         credits_in_doubt: log.credits.in_doubt,
         credits_net: log.credits.net,
+        needed_cap: log.needed_cap,
         succeeded: 0,
         reused: 0,
         failed: 0,
@@ -270,7 +274,12 @@ fn render(s: &RunStatus) -> String {
             shell_path(Path::new(&s.dir))
         );
         // A resume keeps the cap: without a higher one it stops again at once.
-        if s.exit_code == exit::BUDGET {
+        if s.exit_code == exit::BUDGET
+            && let Some(cap) = s.needed_cap
+        {
+            let _ = write!(out, " --max-credits {cap}");
+        } else if s.exit_code == exit::BUDGET {
+            // Journals of older versions do not say what the run needs.
             let _ = write!(
                 out,
                 " --max-credits N\n  (N above the {} credits net spent so far: a resume keeps the cap it was started with)",

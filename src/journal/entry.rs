@@ -133,6 +133,9 @@ pub enum Entry {
         /// The run's credits so far, earlier processes included.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         credits: Option<Account>,
+        /// For a run stopped by the cap: the cap its resume needs to finish.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        needed_cap: Option<u64>,
         at: String,
     },
 }

@@ -96,6 +96,8 @@ pub struct RunLog {
     /// What the run was charged over all its processes, every request
     /// counted (also those a manifest edit replaced).
     pub credits: Account,
+    /// For a run stopped by the cap: the cap its resume needs to finish.
+    pub needed_cap: Option<u64>,
     /// Price of each instance's send still unanswered (only while reading).
     pub(super) open: IndexMap<String, u64>,
 }
@@ -152,6 +154,7 @@ impl RunLog {
             instances: IndexMap::new(),
             resumed: 0,
             outcome: None,
+            needed_cap: None,
             credits: Account::default(),
             open: IndexMap::new(),
         };
@@ -185,10 +188,14 @@ impl RunLog {
                 self.finished = None;
             }
             Entry::Finished {
-                status, outcome, ..
+                status,
+                outcome,
+                needed_cap,
+                ..
             } => {
                 self.finished = Some(status);
                 self.outcome = outcome;
+                self.needed_cap = needed_cap;
             }
             Entry::Intent {
                 inst,

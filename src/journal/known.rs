@@ -239,6 +239,7 @@ mod tests {
             resumed: 0,
             outcome: None,
             credits: crate::engine::Account::default(),
+            needed_cap: None,
             open: IndexMap::new(),
         }
     }

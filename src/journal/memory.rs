@@ -148,6 +148,7 @@ impl RunMemory {
         status: &str,
         outcome: &str,
         credits: Account,
+        needed_cap: Option<u64>,
     ) -> Result<(), JournalError> {
         let mut inner = self.lock();
         match inner.writing.as_mut() {
@@ -155,6 +156,7 @@ impl RunMemory {
                 status: status.to_owned(),
                 outcome: Some(outcome.to_owned()),
                 credits: Some(credits),
+                needed_cap,
                 at: rfc3339(SystemTime::now()),
             }),
             None => Ok(()),

@@ -243,22 +243,20 @@ async fn execute(
     .await;
     interrupt.abort();
     let outcome = summary.outcome();
+    // The resume keeps the cap: one that stopped at it needs a higher one.
+    let needed_cap = match outcome.stop_reason() {
+        Some(engine::StopReason::Budget {
+            needs, committed, ..
+        }) => Some((spent_before + to_spend).max(committed + needs)),
+        _ => None,
+    };
     if let Some(status) = outcome.journal_status()
-        && let Err(e) = memory.finish(status, outcome.verdict(), summary.credits)
+        && let Err(e) = memory.finish(status, outcome.verdict(), summary.credits, needed_cap)
     {
         crate::errln!("warning: {e}");
     }
     if outcome.resumable() {
-        // The resume keeps the cap: one that stopped at it needs a higher one.
-        let raise = match outcome.stop_reason() {
-            Some(engine::StopReason::Budget {
-                needs, committed, ..
-            }) => {
-                let whole = (spent_before + to_spend).max(committed + needs);
-                format!(" --max-credits {whole}")
-            }
-            _ => String::new(),
-        };
+        let raise = needed_cap.map_or_else(String::new, |n| format!(" --max-credits {n}"));
         crate::errln!(
             "resume with: sonicflow run --resume {}{raise}",
             out.display()
