@@ -458,4 +458,23 @@ async fn a_run_with_an_unusable_key_file_leaves_no_state_behind() {
         !dir.path().join(".sonicflow").exists(),
         "a state folder was made: {stderr}"
     );
+
+    // A manifest that cannot run is said first, whatever the key.
+    std::fs::write(
+        &manifest,
+        "version: 1\nname: p\nsteps:\n  a: { action: nope }\n",
+    )
+    .unwrap();
+    let mut cmd = common::sonicflow();
+    cmd.arg("run")
+        .arg(&manifest)
+        .args(["--api-base", &api.base, "--api-key-file"])
+        .arg(&key_file);
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
+    assert!(!dir.path().join(".sonicflow").exists(), "{stderr}");
 }

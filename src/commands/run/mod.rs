@@ -129,13 +129,16 @@ fn start(args: &RunArgs) -> Result<u8, RunError> {
     let configured = if args.sandbox {
         None
     } else {
-        Some(
-            ClientConfig::from_env(
-                args.api.api_base.as_deref(),
-                args.api.api_key_file.as_deref(),
-            )
-            .map_err(RunError::Config)?,
-        )
+        match ClientConfig::from_env(
+            args.api.api_base.as_deref(),
+            args.api.api_key_file.as_deref(),
+        ) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                prepare::check_manifest(args)?;
+                return Err(RunError::Config(e));
+            }
+        }
     };
     let prepared = prepare(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

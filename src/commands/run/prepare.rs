@@ -344,6 +344,16 @@ fn run_id(out: &Path) -> String {
 
 /// Loads and plans the manifest; on resume the journal says how the run
 /// was started, and the command line may override it.
+/// Whether a new run's manifest plans, touching nothing: its diagnostics
+/// come before any complaint about the key (a resume's manifest is the
+/// journal's and was checked when the run began).
+pub(super) fn check_manifest(args: &RunArgs) -> Result<(), RunError> {
+    if args.resume.is_some() {
+        return Ok(());
+    }
+    plan(args, None).map(|_| ())
+}
+
 fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError> {
     let manifest_error = |diagnostics| RunError::Manifest {
         diagnostics,
