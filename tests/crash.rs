@@ -19,7 +19,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -517,35 +517,14 @@ impl Bench {
     /// Returns the status (a success when the run finished first) and the
     /// log read until the kill.
     fn killed_run(&self, key: &str, out: &Path, state: &Path, event: &str, n: usize) -> Output {
-        let mut child = self
+        let child = self
             .command(key, None)
             .args(self.first_args(out, state))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("sonicflow run starts");
-        let needle = format!("\"event\":\"{event}\"");
-        let mut seen = 0;
-        let mut log = Vec::new();
-        for line in BufReader::new(child.stderr.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-        {
-            seen += usize::from(line.contains(&needle));
-            log.extend_from_slice(line.as_bytes());
-            log.push(b'\n');
-            if seen == n {
-                break;
-            }
-        }
-        // Like `kill -9`: if the run already finished, this is a no-op.
-        let _ = child.kill();
-        let status = child.wait().expect("the killed run is reaped");
-        Output {
-            status,
-            stdout: Vec::new(),
-            stderr: log,
-        }
+        common::kill_after_events(child, event, n).0
     }
 
     /// Runs one scenario to the end; returns what happened, for the log.

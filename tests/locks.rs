@@ -113,28 +113,14 @@ fn reused(results: &Value) -> Vec<(String, bool)> {
 
 /// Starts `cmd` and kills it with SIGKILL once it has logged `n` `event`s.
 fn kill_after(cmd: Command, event: &str, n: usize) -> Output {
-    let mut child = spawn(cmd);
-    let needle = format!("\"event\":\"{event}\"");
-    let mut seen = 0;
-    let mut log = Vec::new();
-    for line in BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        seen += usize::from(line.contains(&needle));
-        log.push(line);
-        if seen == n {
-            break;
-        }
-    }
-    assert_eq!(seen, n, "the run ended first:\n{}", log.join("\n"));
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    Output {
-        status,
-        stdout: Vec::new(),
-        stderr: log.join("\n").into_bytes(),
-    }
+    let (output, seen) = common::kill_after_events(spawn(cmd), event, n);
+    assert_eq!(
+        seen,
+        n,
+        "the run ended first:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 /// Insta settings that hide what changes from one run to the next.

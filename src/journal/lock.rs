@@ -701,6 +701,11 @@ mod tests {
         }
     }
 
+    /// Takes the lock of `songs` in `dir` for `run`, refused at once if held.
+    fn take_now(dir: &Path, run: &str) -> Result<StateLock, AcquireError> {
+        acquire(store(dir), Duration::ZERO, &mut Seen::default(), || me(run))
+    }
+
     /// A holder on this host whose process has exited (and was reaped).
     fn dead(run: &str) -> Holder {
         let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -712,20 +717,8 @@ mod tests {
     #[test]
     fn a_second_taker_is_refused_with_the_holder_and_gets_it_once_released() {
         let dir = tempfile::tempdir().unwrap();
-        let first = acquire(
-            store(dir.path()),
-            Duration::ZERO,
-            &mut Seen::default(),
-            || me("first"),
-        )
-        .unwrap();
-        let err = acquire(
-            store(dir.path()),
-            Duration::ZERO,
-            &mut Seen::default(),
-            || me("second"),
-        )
-        .unwrap_err();
+        let first = take_now(dir.path(), "first").unwrap();
+        let err = take_now(dir.path(), "second").unwrap_err();
         let AcquireError::Held(held) = err else {
             panic!("{err}");
         };
@@ -738,26 +731,14 @@ mod tests {
         );
         drop(first);
         assert_eq!(store(dir.path()).read("songs").unwrap(), None);
-        let second = acquire(
-            store(dir.path()),
-            Duration::ZERO,
-            &mut Seen::default(),
-            || me("second"),
-        )
-        .unwrap();
+        let second = take_now(dir.path(), "second").unwrap();
         assert_eq!(second.holder().run, "second");
     }
 
     #[test]
     fn a_waiting_taker_gets_the_lock_when_the_holder_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let first = acquire(
-            store(dir.path()),
-            Duration::ZERO,
-            &mut Seen::default(),
-            || me("first"),
-        )
-        .unwrap();
+        let first = take_now(dir.path(), "first").unwrap();
         let (tx, rx) = mpsc::channel();
         let path = dir.path().to_owned();
         let waiter = std::thread::spawn(move || {

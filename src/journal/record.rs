@@ -190,17 +190,7 @@ impl RunMemory {
                 error: Some(error.message.clone()),
                 ..e
             });
-        let entry = Entry::Failed {
-            inst,
-            hash: job.request_hash.clone(),
-            fields: job.fields.clone(),
-            kind: error.kind,
-            message: error.message.clone(),
-            charged: error.charged,
-            credits,
-            outputs: None,
-            at,
-        };
+        let entry = failed_entry(job, inst, error, error.charged, credits, None, at);
         self.write(inner, &entry, index)
     }
 
@@ -228,17 +218,7 @@ impl RunMemory {
                     ..e
                 })
         });
-        let entry = Entry::Failed {
-            inst,
-            hash: job.request_hash.clone(),
-            fields: job.fields.clone(),
-            kind: error.kind,
-            message: error.message.clone(),
-            charged: true,
-            credits,
-            outputs: Some(kept),
-            at,
-        };
+        let entry = failed_entry(job, inst, error, true, credits, Some(kept), at);
         self.write(inner, &entry, index)
     }
 
@@ -279,6 +259,29 @@ impl Writing {
             error: None,
             at: at.to_owned(),
         })
+    }
+}
+
+/// The journal's line for a failed attempt of `job`'s instance `inst`.
+fn failed_entry(
+    job: &Job,
+    inst: String,
+    error: &StepError,
+    charged: bool,
+    credits: u64,
+    outputs: Option<Outputs>,
+    at: String,
+) -> Entry {
+    Entry::Failed {
+        inst,
+        hash: job.request_hash.clone(),
+        fields: job.fields.clone(),
+        kind: error.kind,
+        message: error.message.clone(),
+        charged,
+        credits,
+        outputs,
+        at,
     }
 }
 

@@ -121,3 +121,30 @@ impl Drop for SandboxProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Reads `child`'s stderr (piped, JSON log lines) until the `n`-th `event`,
+/// then kills it like `kill -9` (a no-op if it already finished). Returns
+/// its status and log read so far, and how many such events were seen.
+pub fn kill_after_events(mut child: std::process::Child, event: &str, n: usize) -> (Output, usize) {
+    use std::io::{BufRead, BufReader};
+    let needle = format!("\"event\":\"{event}\"");
+    let mut seen = 0;
+    let mut log = Vec::new();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        seen += usize::from(line.contains(&needle));
+        log.extend_from_slice(line.as_bytes());
+        log.push(b'\n');
+        if seen == n {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().expect("the killed run is reaped");
+    let output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: log,
+    };
+    (output, seen)
+}
