@@ -63,9 +63,9 @@ async fn create_music_yields_two_clips_with_playable_files() {
     assert_eq!(bytes.len(), 44 + (duration * 8000.0).round() as usize);
     assert_eq!(
         charges(&handle),
-        vec![("create_music".into(), 15), ("wav".into(), 2)]
+        vec![("create_music".into(), 20), ("wav".into(), 2)]
     );
-    assert_eq!(client.credits().await.unwrap().credits, 1000 - 17);
+    assert_eq!(client.credits().await.unwrap().credits, 1000 - 22);
 }
 
 #[tokio::test]
@@ -87,7 +87,7 @@ async fn description_mode_and_omitted_task_type_mean_create_music() {
         .unwrap();
     let clips = succeeded(&wait_done(&client, &task.task_id).await);
     assert_eq!(clips.len(), 2);
-    assert_eq!(charges(&handle), vec![("create_music".into(), 15)]);
+    assert_eq!(charges(&handle), vec![("create_music".into(), 20)]);
 }
 
 #[tokio::test]
@@ -152,9 +152,9 @@ async fn cover_remaster_and_persona_on_generated_clips() {
     assert_eq!(
         ops,
         vec![
-            ("create_music".into(), 15),
+            ("create_music".into(), 20),
             ("cover_music".into(), 15),
-            ("remaster".into(), 10),
+            ("remaster".into(), 15),
             ("persona".into(), 1),
             ("persona_music".into(), 15)
         ]
@@ -361,7 +361,7 @@ async fn stems_basic_and_full_name_their_stems() {
     assert!(full.iter().all(|c| c.stem_type == c.title));
     assert_eq!(
         &charges(&handle)[1..],
-        [("stems_basic".into(), 15), ("stems_full".into(), 75)]
+        [("stems_basic".into(), 30), ("stems_full".into(), 75)]
     );
 }
 
@@ -407,7 +407,7 @@ async fn analysis_endpoints_answer_synchronously() {
     assert_eq!(lyrics.results.len(), 2);
     let ops: Vec<(String, u64)> = charges(&handle);
     let expected: Vec<(String, u64)> = [
-        ("create_music", 15),
+        ("create_music", 20),
         ("bpm", 1),
         ("vox", 1),
         ("midi", 1),
@@ -474,7 +474,7 @@ async fn batch_submits_items_and_reports_their_status() {
             .iter()
             .all(|t| t.status.as_deref() == Some("succeeded") && t.data.len() == 2)
     );
-    assert_eq!(handle.ledger().charged(KEY), 30);
+    assert_eq!(handle.ledger().charged(KEY), 40);
 }
 
 #[tokio::test]

@@ -146,7 +146,7 @@ async fn malformed_body_is_a_decode_error_with_the_raw_body() {
         err.may_have_been_charged(),
         "the garbled answer was a 200: the submit was charged"
     );
-    assert_eq!(handle.ledger().charged(KEY), 15);
+    assert_eq!(handle.ledger().charged(KEY), 20);
 }
 
 #[tokio::test]
@@ -168,7 +168,7 @@ async fn failed_task_is_refunded_exactly_once() {
     let entries = handle.ledger().entries_for_task(KEY, &task.task_id);
     let kinds: Vec<_> = entries.iter().map(|e| (e.kind, e.credits)).collect();
     use sonicflow::sandbox::EntryKind::*;
-    assert_eq!(kinds, vec![(Charge, 15), (Refund, 15)]);
+    assert_eq!(kinds, vec![(Charge, 20), (Refund, 20)]);
     assert_eq!(client.credits().await.unwrap().credits, 1000);
 }
 

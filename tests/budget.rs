@@ -146,11 +146,11 @@ fn a_partial_run_never_passes_the_cap_across_a_resume_of_an_edited_manifest() {
     );
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
-    assert_eq!(ledger(&sandbox, "partial"), (30, 0));
+    assert_eq!(ledger(&sandbox, "partial"), (20, 0));
     // The hint names the cap that lets the resume finish: a plain resume keeps 30.
     assert!(
         text.contains(&format!(
-            "resume with: sonicflow run --resume {run_arg} --max-credits 45"
+            "resume with: sonicflow run --resume {run_arg} --max-credits 60"
         )),
         "{text}"
     );
@@ -158,11 +158,11 @@ fn a_partial_run_never_passes_the_cap_across_a_resume_of_an_edited_manifest() {
     assert_eq!(code, Some(3), "{s:#}");
     assert_eq!(s["state"], "budget");
 
-    // Every row's request changes: the earlier 30 still count against the cap.
+    // Every row's request changes: the earlier 20 still count against the cap.
     std::fs::write(&file, ROWS.replace("MOOD", "${{ matrix.mood }} evening")).unwrap();
     let out = run(&sandbox, "partial", &["--resume", run_arg]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert_eq!(ledger(&sandbox, "partial"), (30, 0), "the cap holds");
+    assert_eq!(ledger(&sandbox, "partial"), (20, 0), "the cap holds");
     let out = run(
         &sandbox,
         "partial",
@@ -253,8 +253,8 @@ fn every_view_agrees_with_the_ledger_after_a_send_in_doubt_and_a_local_failure()
     assert_eq!(out.status.code(), Some(1), "{text}");
     // One song in doubt, the other's two WAVs paid with no file.
     let (charged, refunded) = ledger(&sandbox, "agree");
-    assert_eq!((charged, refunded), (15 + 15 + 2 * 2, 0));
-    let expected = [charged, refunded, 15, charged - refunded];
+    assert_eq!((charged, refunded), (20 + 20 + 2 * 2, 0));
+    let expected = [charged, refunded, 20, charged - refunded];
 
     let r = results(&run_dir);
     assert_eq!(totals(&r), expected, "results.json: {:#}", r["totals"]);

@@ -981,7 +981,7 @@ fn a_resume_never_pays_again_for_a_result_in_its_journal_when_rows_repeat_a_requ
             results["totals"]["credits_charged"].as_u64(),
             ledger["charged"].as_u64()
         ),
-        (Some(45), Some(45)),
+        (Some(60), Some(60)),
         "each row paid once, and results.json says so: {results}"
     );
 }

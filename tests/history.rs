@@ -106,7 +106,7 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
 
     run_ok(&sandbox, "reuse", &file, &[]);
     let paid_first = spent(&sandbox, "reuse");
-    assert_eq!(paid_first, 2 + 15 + 2 * 2 + 15);
+    assert_eq!(paid_first, 2 + 15 + 2 * 2 + 20);
 
     // Unchanged: everything is reused and nothing is spent.
     let plan = plan_json(&sandbox, &file, &[]);
@@ -150,7 +150,7 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
 
     // `--force` and `--no-reuse` pay again on purpose, as planned.
     let plan = plan_json(&sandbox, &file, &["--force", "other"]);
-    assert_eq!(plan["to_spend"], 15);
+    assert_eq!(plan["to_spend"], 20);
     let before = spent(&sandbox, "reuse");
     let forced = dir.path().join("forced");
     run_ok(
@@ -159,14 +159,14 @@ fn an_edited_prompt_pays_only_for_that_step_and_its_dependents_and_plan_says_so(
         &file,
         &["--force", "other", "--out", forced.to_str().unwrap()],
     );
-    assert_eq!(spent(&sandbox, "reuse") - before, 15);
+    assert_eq!(spent(&sandbox, "reuse") - before, 20);
     assert_eq!(steps_reused(&results(&forced), false), vec!["other"]);
 
     let plan = plan_json(&sandbox, &file, &["--no-reuse"]);
     assert_eq!(plan["to_spend"], plan["total_credits"]);
     let before = spent(&sandbox, "reuse");
     run_ok(&sandbox, "reuse", &file, &["--no-reuse"]);
-    assert_eq!(spent(&sandbox, "reuse") - before, 36);
+    assert_eq!(spent(&sandbox, "reuse") - before, 41);
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn a_budget_below_the_plan_stops_before_the_submit_that_would_cross_it() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert_eq!(spent(&sandbox, "budget"), 30, "nothing past the cap");
+    assert_eq!(spent(&sandbox, "budget"), 40, "nothing past the cap");
     let r = results(&run_dir);
     let by_row: Vec<(String, String)> = r["steps"]
         .as_array()
@@ -214,7 +214,7 @@ fn a_budget_below_the_plan_stops_before_the_submit_that_would_cross_it() {
         r["stop_reason"]
             .as_str()
             .unwrap()
-            .contains("`song[snow]` needs 15 credits"),
+            .contains("`song[snow]` needs 20 credits"),
         "{r:#}"
     );
     // Resuming with a higher cap pays for the rest, and only the rest.
@@ -224,13 +224,13 @@ fn a_budget_below_the_plan_stops_before_the_submit_that_would_cross_it() {
             "--resume",
             run_dir.to_str().unwrap(),
             "--max-credits",
-            "45",
+            "60",
             "--time-scale",
             "1000",
         ],
     );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(spent(&sandbox, "budget"), 45);
+    assert_eq!(spent(&sandbox, "budget"), 60);
 }
 
 #[test]
@@ -249,13 +249,13 @@ fn a_balance_short_of_the_plan_refuses_before_anything_is_sent() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("the balance is 20 credits and the run needs about 45"),
+        stderr.contains("the balance is 20 credits and the run needs about 60"),
         "{stderr}"
     );
     assert_eq!(spent(&sandbox, "short"), 0);
     // Skipping the check starts anyway; the service's own refusal stops it.
     let out = run(&sandbox, "short", &file, &["--no-balance-check"]);
-    assert_eq!(spent(&sandbox, "short"), 15);
+    assert_eq!(spent(&sandbox, "short"), 20);
     assert_eq!(out.status.code(), Some(3));
 }
 
@@ -266,9 +266,9 @@ fn select_and_exclude_narrow_plan_and_run_by_step_and_matrix_key() {
     let file = write(dir.path(), ROWS);
     let plan = plan_json(&sandbox, &file, &["--select", "sun"]);
     assert_eq!(plan["instances"], 1);
-    assert_eq!(plan["to_spend"], 15);
+    assert_eq!(plan["to_spend"], 20);
     run_ok(&sandbox, "select", &file, &["--exclude", "key:rain,snow"]);
-    assert_eq!(spent(&sandbox, "select"), 15);
+    assert_eq!(spent(&sandbox, "select"), 20);
     // The sunny song is reused; the others are new.
     let plan = plan_json(&sandbox, &file, &[]);
     let rows: Vec<&str> = plan["steps"]
@@ -278,7 +278,7 @@ fn select_and_exclude_narrow_plan_and_run_by_step_and_matrix_key() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(rows, vec!["new", "reused", "new"]);
-    assert_eq!(plan["to_spend"], 30);
+    assert_eq!(plan["to_spend"], 40);
 
     let bad = sonicflow()
         .args(["plan", &file, "--select", "snwo"])
@@ -315,7 +315,7 @@ fn a_killed_run_is_shown_by_status_and_resumed_without_paying_twice() {
         text.contains("1 succeeded (0 reused), 2 in flight"),
         "{text}"
     );
-    assert!(text.contains("credits: 32 credits net"), "{text}");
+    assert!(text.contains("credits: 37 credits net"), "{text}");
     assert!(
         text.contains("resume with: sonicflow run --resume"),
         "{text}"
@@ -340,7 +340,7 @@ fn a_killed_run_is_shown_by_status_and_resumed_without_paying_twice() {
         "{}",
         String::from_utf8_lossy(&resumed.stderr)
     );
-    assert_eq!(spent(&sandbox, "status"), 2 + 15 + 2 * 2 + 15);
+    assert_eq!(spent(&sandbox, "status"), 2 + 15 + 2 * 2 + 20);
     let json = sonicflow()
         .args(["status", "--json", &file])
         .output()
@@ -351,7 +351,7 @@ fn a_killed_run_is_shown_by_status_and_resumed_without_paying_twice() {
     assert_eq!(s["verdict"], "succeeded");
     assert_eq!(s["resumed"], 1);
     assert_eq!(s["succeeded"], 5);
-    assert_eq!(s["credits_charged"], 36);
+    assert_eq!(s["credits_charged"], 41);
 }
 
 const MARKS: &str = "version: 1\nname: marks\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nsteps:\n  bad:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: in the style of a famous band }\n  good:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: a quiet piano piece }\n";
@@ -436,7 +436,7 @@ fn plan_marks_requests_that_failed_before_or_are_in_doubt_and_a_resend_settles_t
         &["--resend-in-doubt", "--out", resent.to_str().unwrap()],
     );
     assert_ne!(out.status.code(), Some(0), "`bad` is refused");
-    assert_eq!(spent(&sandbox, "marks"), 15);
+    assert_eq!(spent(&sandbox, "marks"), 20);
 
     // The resend's answers settle both doubts for every later plan and run.
     let plan = plan_json(&sandbox, &file, &[]);
@@ -451,9 +451,9 @@ fn plan_marks_requests_that_failed_before_or_are_in_doubt_and_a_resend_settles_t
         "{plan:#}"
     );
     assert_eq!(plan["steps"][1]["to_spend"], 0);
-    assert_eq!(plan["to_spend"], 15, "a refused request is tried again");
+    assert_eq!(plan["to_spend"], 20, "a refused request is tried again");
     run_ok(&sandbox, "marks", &file, &["--select", "good"]);
-    assert_eq!(spent(&sandbox, "marks"), 15);
+    assert_eq!(spent(&sandbox, "marks"), 20);
 }
 
 /// `(status, reused_from, files present in the run folder)` per instance.
@@ -486,11 +486,11 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
 
     // Without downloads, results hold only remote URLs.
     run_ok(&sandbox, "keep", &file, &[]);
-    assert_eq!(spent(&sandbox, "keep"), 45);
+    assert_eq!(spent(&sandbox, "keep"), 60);
     assert_eq!(plan_json(&sandbox, &file, &[])["to_spend"], 0);
     let plan = plan_json(&sandbox, &file, &expired);
     assert_eq!(
-        plan["to_spend"], 45,
+        plan["to_spend"], 60,
         "expired URLs are not reused: {plan:#}"
     );
     assert!(
@@ -507,7 +507,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
         &file,
         &["--download", "--out", fetched.to_str().unwrap()],
     );
-    assert_eq!(spent(&sandbox, "keep"), 45);
+    assert_eq!(spent(&sandbox, "keep"), 60);
     let fetched_files = reuse_and_files(&fetched);
     assert_eq!(fetched_files.len(), 3);
     assert!(
@@ -522,7 +522,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let mut args = vec!["--download", "--out", saved.to_str().unwrap()];
     args.extend_from_slice(&expired);
     run_ok(&sandbox, "keep", &file, &args);
-    assert_eq!(spent(&sandbox, "keep"), 90);
+    assert_eq!(spent(&sandbox, "keep"), 120);
     let saved_files = reuse_and_files(&saved);
     assert!(
         saved_files
@@ -537,7 +537,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let mut args = vec!["--out", again.to_str().unwrap()];
     args.extend_from_slice(&expired);
     run_ok(&sandbox, "keep", &file, &args);
-    assert_eq!(spent(&sandbox, "keep"), 90, "nothing paid");
+    assert_eq!(spent(&sandbox, "keep"), 120, "nothing paid");
     let again_files = reuse_and_files(&again);
     assert_eq!(again_files.len(), 3);
     for ((status, from, n), (_, _, before)) in again_files.iter().zip(&saved_files) {
@@ -550,7 +550,7 @@ fn past_the_url_retention_only_results_with_downloaded_files_are_reused() {
     let first = &results(&saved)["steps"][0]["files"][0]["path"];
     std::fs::remove_file(saved.join(first.as_str().unwrap())).unwrap();
     let plan = plan_json(&sandbox, &file, &expired);
-    assert_eq!(plan["to_spend"], 15, "{plan:#}");
+    assert_eq!(plan["to_spend"], 20, "{plan:#}");
 }
 
 const CHAIN: &str = "version: 1\nname: chain\ndefaults: { mv: sonic-v5 }\npoll: { initial_delay: 20s, interval: 15s, timeout: 10m }\nsteps:\n  upload:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n  jazz:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: smooth jazz }\n  wav:\n    action: wav\n    for_each: ${{ steps.jazz.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  rock:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: hard rock }\n";
@@ -658,7 +658,7 @@ fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() 
     assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
 
     // The price table is part of a request's identity: other prices, other requests.
-    std::fs::write(&file, format!("{ROWS}prices:\n  create_music: 20\n")).unwrap();
+    std::fs::write(&file, format!("{ROWS}prices:\n  create_music: 25\n")).unwrap();
     let plan = plan_json(&sandbox, &file, &[]);
     let m = marks(&plan);
     assert!(
@@ -666,7 +666,7 @@ fn the_state_folder_sits_beside_the_manifest_and_a_new_price_table_pays_again() 
             .all(|(_, s, d)| s == "changed" && d == "price table"),
         "{plan:#}"
     );
-    assert_eq!(plan["to_spend"], 60);
+    assert_eq!(plan["to_spend"], 75);
 
     // `--state-dir` moves it: a fresh folder knows nothing.
     let elsewhere = dir.path().join("elsewhere");

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 const PAIR: &str = "tests/fixtures/locks/pair.yaml";
 /// What one run of [`PAIR`] costs.
-const PAIR_CREDITS: i64 = 30;
+const PAIR_CREDITS: i64 = 40;
 
 /// A sandbox where a song takes `(90..150 s) / scale`.
 fn sandbox(scale: &str) -> SandboxProcess {
@@ -422,7 +422,7 @@ fn pipelines_sharing_a_state_folder_run_side_by_side_and_reuse_each_others_resul
         reused(&results_of(&out_b)),
         [("sun".to_owned(), true), ("snow".to_owned(), false)]
     );
-    assert_eq!(spent(&sandbox, "share"), PAIR_CREDITS + 15 + 15);
+    assert_eq!(spent(&sandbox, "share"), PAIR_CREDITS + 20 + 20);
     // Both appended to the shared index, whole lines only.
     let index = std::fs::read_to_string(state.path().join("index.jsonl")).unwrap();
     for line in index.lines() {

@@ -108,7 +108,7 @@ fn run_prints_its_results_path_or_json_summary_on_stdout_and_the_rest_on_stderr(
     assert_eq!(out.status.code(), Some(0));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["status"], "succeeded", "{summary}");
-    assert_eq!(summary["totals"]["credits_charged"], 51, "{summary}");
+    assert_eq!(summary["totals"]["credits_charged"], 81, "{summary}");
     let path = summary["path"].as_str().unwrap();
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -40,7 +40,7 @@ fn totals_add_up_from_the_steps() {
     assert_eq!(steps.len(), 3 * 2, "matrix rows × steps");
     let sum: u64 = steps.iter().map(|s| s["credits"].as_u64().unwrap()).sum();
     assert_eq!(v["total_credits"].as_u64(), Some(sum));
-    assert_eq!(sum, 3 * (15 + 2));
+    assert_eq!(sum, 3 * (20 + 2));
 }
 
 #[test]
@@ -60,8 +60,8 @@ fn price_overrides_from_a_file_and_from_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let table = std::fs::read_to_string("src/prices/builtin.yaml")
         .unwrap()
-        .replace("name: sim-default", "name: team-rates")
-        .replace("create_music: 15", "create_music: 20");
+        .replace("name: live-read", "name: team-rates")
+        .replace("create_music: 20", "create_music: 25");
     let path = dir.path().join("prices.yaml");
     std::fs::write(&path, table).unwrap();
     let out = sonicflow()
@@ -76,7 +76,7 @@ fn price_overrides_from_a_file_and_from_the_manifest() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["price_table"]["name"], "team-rates");
-    assert_eq!(v["total_credits"], 23);
+    assert_eq!(v["total_credits"], 28);
 
     let manifest =
         std::fs::read_to_string("pipelines/analyse.yaml").unwrap() + "prices:\n  bpm: 4\n";
@@ -87,7 +87,7 @@ fn price_overrides_from_a_file_and_from_the_manifest() {
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["total_credits"], 21);
+    assert_eq!(v["total_credits"], 26);
     assert_eq!(v["price_table"]["overridden"], serde_json::json!(["bpm"]));
 
     std::fs::write(
@@ -182,19 +182,19 @@ fn a_fan_out_over_a_list_in_a_matrix_cell_is_counted_not_estimated() {
     assert_eq!(
         rows,
         vec![
-            (2, false, 30, 30),
-            (1, false, 15, 15),
-            (3, false, 45, 45),
-            (1, false, 15, 15)
+            (2, false, 40, 40),
+            (1, false, 20, 20),
+            (3, false, 60, 60),
+            (1, false, 20, 20)
         ],
         "each row's calls are its list's length, and cost what it will spend"
     );
-    assert_eq!(v["total_credits"], 105);
-    assert_eq!(v["to_spend"], 105);
+    assert_eq!(v["total_credits"], 140);
+    assert_eq!(v["to_spend"], 140);
     assert_eq!(v["total_expected"], false);
     assert_eq!(v["by_action"]["create"]["calls"], 7);
     let human = run(&["plan", file]);
-    assert!(human.contains("\ntotal: 105 credits\n"), "{human}");
+    assert!(human.contains("\ntotal: 140 credits\n"), "{human}");
     assert!(!human.contains("to spend:"), "nothing is reused: {human}");
 }
 

@@ -41,7 +41,7 @@ steps:
 ";
 
 /// Credits of one whole run of [`SONGS`].
-const SONGS_COST: u64 = 3 * (15 + 2);
+const SONGS_COST: u64 = 3 * (20 + 2);
 
 /// A sandbox and a folder for pipelines, run folders and state.
 struct Bench {
@@ -399,5 +399,5 @@ fn a_send_in_doubt_keeps_its_attempts_in_the_results_of_every_resume() {
         assert_eq!(song["started_at"].as_str(), Some(sent[0].1.as_str()));
     }
     assert_eq!(intents(&run, "song").len(), 1, "never sent again");
-    assert_eq!(bench.charged("doubt"), 15);
+    assert_eq!(bench.charged("doubt"), 20);
 }

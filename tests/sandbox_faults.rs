@@ -209,5 +209,5 @@ async fn failed_tasks_send_song_failed_signed_with_the_default_secret() {
     );
     let envelope: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(envelope["data"][0]["state"], "failed");
-    assert_eq!(handle.ledger().refunded(KEY), 15);
+    assert_eq!(handle.ledger().refunded(KEY), 20);
 }

@@ -191,6 +191,13 @@ async fn run_with_memory(
     (summary, events)
 }
 
+/// What one call of `operation` costs in the built-in table.
+fn price(operation: &str) -> u64 {
+    crate::prices::PriceTable::builtin()
+        .price(operation)
+        .unwrap_or_else(|| panic!("no price for {operation}"))
+}
+
 const COVER: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nsteps:\n  upload:\n    action: upload\n    with: { url: https://x/a.mp3 }\n  jazz:\n    action: cover\n    with: { clip: '${{ steps.upload.outputs.clip_id }}', custom_mode: false, gpt_description_prompt: jazz }\n  stems:\n    action: stems_basic\n    for_each: ${{ steps.jazz.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  wav:\n    action: wav\n    for_each: ${{ steps.stems.outputs.stems }}\n    with: { clip: '${{ item.clip_id }}' }\n  other:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: solo }\n";
 
 fn succeeded(events: &[RunEvent]) -> Vec<String> {
@@ -240,8 +247,13 @@ async fn fans_out_at_run_time_in_dependency_order() {
         submitted_fields(&events, "jazz")[0]["clip"],
         json!("upload---up")
     );
-    // Credits: upload 2 + cover 15 + 2 stems × 15 + 4 wav × 2 + create 15.
-    assert_eq!(summary.credits.charged, 2 + 15 + 30 + 8 + 15);
+    // Credits: an upload, a cover, 2 stem splits, 4 wavs and a create.
+    let expected = price("upload")
+        + price("cover_upload_music")
+        + 2 * price("stems_basic")
+        + 4 * price("wav")
+        + price("create_music");
+    assert_eq!(summary.credits.charged, expected);
 }
 
 #[tokio::test(start_paused = true)]
@@ -627,7 +639,7 @@ async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
     });
     assert_eq!(failed, Some(("other".to_owned(), ErrorKind::InDoubt)));
     // Credits of this run's earlier process still count: 15 (attached) + 15 (in doubt).
-    let sent: u64 = 2 * 15 + 4 * 2;
+    let sent: u64 = 2 * price("stems_basic") + 4 * price("wav");
     assert_eq!(summary.credits.charged, 15 + 15 + sent);
     let records = table.records.lock().unwrap().clone();
     assert_eq!(records[0], "reused upload");
@@ -645,20 +657,23 @@ async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
 #[tokio::test(start_paused = true)]
 async fn the_submit_that_would_cross_the_cap_is_not_sent() {
     let fake = Fake::new(&[]);
-    // upload 2 + cover 15 + stems 2×15 + wav 4×2 + other 15 = 70; a cap of 40
-    // leaves room for the upload, the other song and the cover (32), not a stem.
+    // A cap of 40 leaves room for the upload, the other song and the cover
+    // (2 + 20 + 15), not for a stem split on top.
+    let first = price("upload") + price("create_music") + price("cover_upload_music");
+    assert!(first <= 40 && first + price("stems_basic") > 40);
     let (summary, events) = run_plan(plan(COVER), fake.clone(), |c| c.max_credits = Some(40)).await;
     assert!(matches!(summary.stopped, Some(StopReason::Budget { .. })));
     let sent = submits_of(&fake);
     assert_eq!(sent, vec!["jazz", "other", "upload"], "{sent:?}");
-    assert_eq!(summary.credits.charged, 32);
+    assert_eq!(summary.credits.charged, first);
     let stop = events.iter().find_map(|e| match e {
         RunEvent::Stopping { reason } => Some(reason.to_string()),
         _ => None,
     });
     assert!(
-        stop.as_deref()
-            .is_some_and(|r| r.contains("needs 15 credits") && r.contains("40-credit cap")),
+        stop.as_deref().is_some_and(|r| r
+            .contains(&format!("needs {} credits", price("stems_basic")))
+            && r.contains("40-credit cap")),
         "{stop:?}"
     );
 }
@@ -917,13 +932,17 @@ async fn a_reservation_refused_by_a_429_gives_its_room_back_before_the_cap_stops
             ..Script::default()
         },
     )]);
+    let song = price("create_music");
     let (summary, events) = run_plan(plan(TWO_SONGS), fake.clone(), |c| {
-        c.max_credits = Some(15);
+        c.max_credits = Some(song);
     })
     .await;
     assert!(matches!(summary.stopped, Some(StopReason::Budget { .. })));
     assert_eq!(summary.succeeded, 1, "{events:?}");
-    assert_eq!(summary.credits.charged, 15, "the cap is spent, not passed");
+    assert_eq!(
+        summary.credits.charged, song,
+        "the cap is spent, not passed"
+    );
     assert!(
         !events.iter().any(|e| matches!(e, RunEvent::Skipped { reason, .. } if reason.starts_with("retry not sent"))),
         "{events:?}"
