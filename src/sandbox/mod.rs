@@ -28,10 +28,13 @@ mod world;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::{DEFAULT_WEBHOOK_SECRET, Latencies, LatencyRange, NotReadyForm, SandboxConfig};
+pub use config::{
+    AnswerStyle, DEFAULT_WEBHOOK_SECRET, Latencies, LatencyRange, NotReadyForm, SandboxConfig,
+};
 pub use faults::Faults;
 pub use ledger::{EntryKind, Ledger, LedgerEntry};
 pub use webhook::signature as webhook_signature;
+pub use world::PollForms;
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +66,12 @@ impl Sandbox {
         let base_url = format!("http://{addr}");
         let shared = Arc::new(world::Shared::new(config, base_url.clone()));
         let ledger = shared.ledger.clone();
-        let running = server::serve(listener, shared);
+        let running = server::serve(listener, Arc::clone(&shared));
         Ok(SandboxHandle {
             base_url,
             addr,
             ledger,
+            shared,
             running: Some(running),
         })
     }
@@ -78,6 +82,7 @@ pub struct SandboxHandle {
     base_url: String,
     addr: SocketAddr,
     ledger: Ledger,
+    shared: Arc<world::Shared>,
     running: Option<server::Running>,
 }
 
@@ -103,6 +108,11 @@ impl SandboxHandle {
     /// The live ledger (shared with the server, not a snapshot).
     pub fn ledger(&self) -> Ledger {
         self.ledger.clone()
+    }
+
+    /// How many task polls it answered in each form so far.
+    pub fn poll_forms(&self) -> PollForms {
+        self.shared.poll_forms()
     }
 
     /// Stops accepting connections and waits for in-flight requests.
