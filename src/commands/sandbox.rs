@@ -11,12 +11,10 @@ use crate::exit;
 use crate::prices::PriceTable;
 use crate::sandbox::{AnswerStyle, Faults, NotReadyForm, Sandbox, SandboxConfig};
 
-/// `--style`: which forms the sandbox answers in.
+/// `--style`: which forms the sandbox answers in (see [`AnswerStyle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StyleArg {
-    /// As the live service was seen to answer.
     Observed,
-    /// As the API reference documents.
     Documented,
 }
 
@@ -29,14 +27,12 @@ impl From<StyleArg> for AnswerStyle {
     }
 }
 
-/// `--not-ready-form`: how a poll answers before any clip exists.
+/// `--not-ready-form`: how a poll answers before any clip exists (see
+/// [`NotReadyForm`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NotReadyArg {
-    /// HTTP 200 with `data: []`.
     EmptyData,
-    /// HTTP 200 with a `{"type":"not_ready"}` object.
     TypeObject,
-    /// HTTP 202 with the `not_ready` object.
     Accepted,
 }
 
