@@ -2,6 +2,11 @@
 //! port), with the documented status and message; where the answer style
 //! changes the body, in both styles.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
+
 mod sandbox_support;
 
 use std::time::Duration;
