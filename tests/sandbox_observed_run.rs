@@ -4,11 +4,6 @@
 //! with their files. The sandbox's count of the poll forms it served proves
 //! each form was met, and its ledger that the plan was charged once.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
-)]
-
 mod common;
 
 use std::time::Duration;
