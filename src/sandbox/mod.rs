@@ -2,11 +2,13 @@
 //!
 //! It serves every endpoint the client knows, with the documented
 //! validation messages and status codes, a per-key credit ledger debited
-//! from the shared [`crate::prices::PriceTable`], tasks that move through
-//! pending → running → succeeded | failed on a latency distribution, a
+//! from a [`crate::prices::PriceTable`] (the built-in one unless told
+//! otherwise), tasks that move through pending → running → (streaming →)
+//! succeeded | failed on a latency distribution, a
 //! per-key submit rate limit, seeded fault injection, signed webhooks and
 //! small real media files at the URLs it returns. A time scale divides
-//! every duration.
+//! every duration. Where the documentation and the live service were seen
+//! to differ, [`AnswerStyle`] picks which forms it answers in.
 //!
 //! It imports nothing of sonicflow but the price table: it must not know the
 //! client, manifests or plans, so that it checks the client from outside.
