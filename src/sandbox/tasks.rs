@@ -1,5 +1,5 @@
-//! The task state machine: pending → running → succeeded | failed, driven
-//! by the clock rather than by polls. In the observed style a clip streams
+//! The task state machine: pending → running → (streaming →) succeeded |
+//! failed, driven by the clock rather than by polls. In the observed style a clip streams
 //! between `running` and its end: from [`STREAMING_FRACTION`] of the task's
 //! latency its `audio_url` is a stream of the partial song and its image is
 //! set, while `duration` stays `null` until it is done; a task that never
