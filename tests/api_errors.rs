@@ -1,5 +1,11 @@
 //! Every error class of the client, produced by the sandbox (or a closed
-//! port), with the documented status and message.
+//! port), with the documented status and message; where the answer style
+//! changes the body, in both styles.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod sandbox_support;
 
@@ -7,7 +13,7 @@ use std::time::Duration;
 
 use sandbox_support::*;
 use sonicflow::api::*;
-use sonicflow::sandbox::{Faults, NotReadyForm, Sandbox, SandboxConfig};
+use sonicflow::sandbox::{AnswerStyle, Faults, NotReadyForm, Sandbox, SandboxConfig};
 
 fn song_request() -> CreateRequest {
     CreateRequest {
@@ -18,7 +24,12 @@ fn song_request() -> CreateRequest {
 
 #[tokio::test]
 async fn unknown_key_is_unauthorised() {
-    let (handle, _) = start(fast().with_keys(vec!["good".into()])).await;
+    styled(async |style| unknown_key_is_unauthorised_in(style).await).await;
+}
+
+async fn unknown_key_is_unauthorised_in(style: AnswerStyle) {
+    let config = fast().with_style(style).with_keys(vec!["good".into()]);
+    let (handle, _) = start(config).await;
     let client = client_for(handle.base_url(), "bad");
     let err = client.credits().await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Unauthorised);
@@ -30,7 +41,11 @@ async fn unknown_key_is_unauthorised() {
 
 #[tokio::test]
 async fn short_balance_is_out_of_credits_and_charges_nothing() {
-    let (handle, client) = start(fast().with_balance(10)).await;
+    styled(async |style| short_balance_is_out_of_credits_in(style).await).await;
+}
+
+async fn short_balance_is_out_of_credits_in(style: AnswerStyle) {
+    let (handle, client) = start(fast().with_style(style).with_balance(10)).await;
     let err = client.create(&song_request()).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::OutOfCredits);
     assert_eq!(
@@ -43,7 +58,11 @@ async fn short_balance_is_out_of_credits_and_charges_nothing() {
 
 #[tokio::test]
 async fn refused_lyrics_are_moderation() {
-    let (_handle, client) = start(fast()).await;
+    styled(async |style| refused_lyrics_are_moderation_in(style).await).await;
+}
+
+async fn refused_lyrics_are_moderation_in(style: AnswerStyle) {
+    let (_handle, client) = start(fast().with_style(style)).await;
     let mut req = song_request();
     req.fields.prompt = Some("[Verse]\nsome copyrighted line".into());
     let err = client.create(&req).await.unwrap_err();
@@ -146,7 +165,7 @@ async fn malformed_body_is_a_decode_error_with_the_raw_body() {
         err.may_have_been_charged(),
         "the garbled answer was a 200: the submit was charged"
     );
-    assert_eq!(handle.ledger().charged(KEY), 20);
+    assert_eq!(handle.ledger().charged(KEY), price("create_music"));
 }
 
 #[tokio::test]
@@ -168,31 +187,40 @@ async fn failed_task_is_refunded_exactly_once() {
     let entries = handle.ledger().entries_for_task(KEY, &task.task_id);
     let kinds: Vec<_> = entries.iter().map(|e| (e.kind, e.credits)).collect();
     use sonicflow::sandbox::EntryKind::*;
-    assert_eq!(kinds, vec![(Charge, 20), (Refund, 20)]);
+    let paid = price("create_music");
+    assert_eq!(kinds, vec![(Charge, paid), (Refund, paid)]);
     assert_eq!(client.credits().await.unwrap().credits, 1000);
 }
 
 #[tokio::test]
 async fn not_ready_forms_decode_as_not_ready() {
-    for form in [
-        NotReadyForm::TypeObject,
-        NotReadyForm::Accepted,
-        NotReadyForm::EmptyData,
-    ] {
-        let config = SandboxConfig::default()
-            .with_submit_interval(Duration::ZERO)
-            .with_not_ready_form(form);
-        let (handle, client) = start(config).await;
-        let task = client.create(&song_request()).await.unwrap();
-        let status = client.task(&task.task_id).await.unwrap();
-        let expected = if form == NotReadyForm::EmptyData {
-            TaskStatus::Items(vec![])
-        } else {
-            TaskStatus::NotReady
-        };
-        assert_eq!(status, expected);
-        assert!(!status.is_finished());
-        handle.shutdown().await;
+    let forms = [
+        None,
+        Some(NotReadyForm::TypeObject),
+        Some(NotReadyForm::Accepted),
+        Some(NotReadyForm::EmptyData),
+    ];
+    for style in AnswerStyle::ALL {
+        for form in forms {
+            let mut config = SandboxConfig::default()
+                .with_style(style)
+                .with_submit_interval(Duration::ZERO);
+            if let Some(form) = form {
+                config = config.with_not_ready_form(form);
+            }
+            let (handle, client) = start(config).await;
+            let task = client.create(&song_request()).await.unwrap();
+            let status = client.task(&task.task_id).await.unwrap();
+            let served = form.unwrap_or(style.not_ready_form());
+            let expected = if served == NotReadyForm::EmptyData {
+                TaskStatus::Items(vec![])
+            } else {
+                TaskStatus::NotReady
+            };
+            assert_eq!(status, expected, "{style:?} {form:?}");
+            assert!(!status.is_finished());
+            handle.shutdown().await;
+        }
     }
 }
 

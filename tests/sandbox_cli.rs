@@ -124,6 +124,76 @@ fn sandbox_rejects_a_bad_faults_file() {
     assert_cmd_snapshot!("sandbox_bad_faults", cmd);
 }
 
+/// The built-in price table's YAML with `operation` priced `credits`.
+fn prices_with(operation: &str, credits: u64) -> String {
+    let builtin = std::fs::read_to_string("src/prices/builtin.yaml").unwrap();
+    let prefix = format!("  {operation}: ");
+    let lines: Vec<String> = builtin
+        .lines()
+        .map(|line| match line.strip_prefix(&prefix) {
+            Some(_) => format!("{prefix}{credits}"),
+            None => line.to_owned(),
+        })
+        .collect();
+    assert!(lines.iter().any(|l| *l == format!("{prefix}{credits}")));
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn sandbox_charges_from_the_price_table_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.yaml");
+    std::fs::write(&path, prices_with("upload", 7)).unwrap();
+    let server = Server::start(&["--balance", "100", "--prices", path.to_str().unwrap()]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ledger: serde_json::Value = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        http.post(format!("{}/api/v1/sonic/upload", server.url))
+            .bearer_auth("cli-key")
+            .json(&serde_json::json!({"url": "https://example.com/a.mp3"}))
+            .send()
+            .await
+            .unwrap();
+        http.get(format!("{}/_sandbox/ledger", server.url))
+            .bearer_auth("cli-key")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(ledger["charged"], 7, "{ledger}");
+    assert_eq!(ledger["balance"], 93, "{ledger}");
+}
+
+#[test]
+fn sandbox_rejects_a_bad_price_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.yaml");
+    std::fs::write(&path, "name: a\ndate: b\nsource: c\nprices: {upload: 1}\n").unwrap();
+    let mut settings = filters();
+    settings.add_filter(&regex_escape(&path.display().to_string()), "[PRICES]");
+    let _guard = settings.bind_to_scope();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["sandbox", "--prices"]).arg(&path);
+    assert_cmd_snapshot!("sandbox_bad_prices", cmd);
+    let mut missing = Command::new(BIN);
+    missing
+        .args(["sandbox", "--prices"])
+        .arg(dir.path().join("nowhere.yaml"));
+    let out = missing.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the price table") && err.contains("nowhere.yaml"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sandbox_help_lists_its_flags() {
     let mut cmd = Command::new(BIN);

@@ -1,6 +1,7 @@
 //! The README flow, in plain HTTP: upload → cover (cover_upload_music) →
 //! poll → wav → download. Only reqwest and `json!` bodies, so this proves
-//! the sandbox speaks the documented protocol, not just the typed client's.
+//! the sandbox speaks the protocol, not just the typed client's, in both
+//! answer styles.
 
 #![expect(
     clippy::unwrap_used,
@@ -10,7 +11,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sonicflow::sandbox::{Sandbox, SandboxConfig};
+use sonicflow::prices::PriceTable;
+use sonicflow::sandbox::{AnswerStyle, Sandbox, SandboxConfig};
 
 const KEY: &str = "demo-key";
 
@@ -25,9 +27,16 @@ async fn call(http: &reqwest::Client, req: reqwest::RequestBuilder) -> Value {
 
 #[tokio::test]
 async fn upload_cover_poll_wav() {
-    let handle = Sandbox::start(SandboxConfig::default().with_time_scale(1000.0))
-        .await
-        .unwrap();
+    for style in AnswerStyle::ALL {
+        flow(style).await;
+    }
+}
+
+async fn flow(style: AnswerStyle) {
+    let config = SandboxConfig::default()
+        .with_time_scale(1000.0)
+        .with_style(style);
+    let handle = Sandbox::start(config).await.unwrap();
     let base = handle.base_url().to_owned();
     let http = reqwest::Client::new();
 
@@ -54,6 +63,9 @@ async fn upload_cover_poll_wav() {
     )
     .await;
     let task_id = submit["task_id"].as_str().unwrap().to_owned();
+    let documented = style == AnswerStyle::Documented;
+    assert_eq!(submit.get("code").is_some(), documented, "{submit}");
+    assert_eq!(submit["message"], "success");
 
     let mut clips = Vec::new();
     for _ in 0..1000 {
@@ -70,8 +82,19 @@ async fn upload_cover_poll_wav() {
     }
     assert_eq!(clips.len(), 2, "{clips:?}");
     assert_eq!(clips[0]["tags"], "jazz, smooth");
+    let mv = if documented {
+        "chirp-v4-5"
+    } else {
+        "sonic-v4-5"
+    };
+    assert_eq!(clips[0]["mv"], mv);
     let clip_id = clips[0]["clip_id"].as_str().unwrap();
-    let duration: f64 = clips[0]["duration"].as_str().unwrap().parse().unwrap();
+    // A decimal string in the documented style, a number as seen live.
+    let duration = &clips[0]["duration"];
+    let duration: f64 = match duration.as_str() {
+        Some(text) if documented => text.parse().unwrap(),
+        _ => duration.as_f64().unwrap(),
+    };
 
     tokio::time::sleep(Duration::from_millis(5)).await;
     let wav = call(
@@ -97,8 +120,13 @@ async fn upload_cover_poll_wav() {
         .map(|e| e["operation"].as_str().unwrap())
         .collect();
     assert_eq!(ops, ["upload", "cover_upload_music", "wav"]);
-    assert_eq!(ledger["balance"], 1000 - 2 - 15 - 2);
+    let prices = PriceTable::builtin();
+    let spent: u64 = ops.iter().map(|o| prices.price(o).unwrap()).sum();
+    assert_eq!(ledger["balance"], 1000 - spent);
     let credits = call(&http, http.get(format!("{base}/api/v1/get-credits"))).await;
-    assert_eq!(credits, json!({"credits": 981, "extra_credits": 0}));
+    assert_eq!(
+        credits,
+        json!({"credits": 1000 - spent, "extra_credits": 0})
+    );
     handle.shutdown().await;
 }

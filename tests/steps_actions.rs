@@ -1,6 +1,7 @@
 //! Every action through the step executor against the in-process sandbox:
 //! the right operation is charged, the outputs have exactly the declared
-//! shape, and the result files are saved whole where documented.
+//! shape, and the result files are saved whole where documented, in both
+//! answer styles.
 
 #![expect(
     clippy::unwrap_used,
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sonicflow::action::Action;
 use sonicflow::engine::{Job, Outputs};
-use sonicflow::sandbox::{EntryKind, NotReadyForm};
+use sonicflow::sandbox::{AnswerStyle, EntryKind, NotReadyForm};
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;
 
@@ -57,11 +58,17 @@ fn id(v: &Value, path: &str) -> String {
 
 #[tokio::test]
 async fn every_action_yields_its_declared_outputs() {
+    for style in AnswerStyle::ALL {
+        every_action_yields_its_declared_outputs_in(style).await;
+    }
+}
+
+async fn every_action_yields_its_declared_outputs_in(style: AnswerStyle) {
     let out = tempfile::tempdir().unwrap();
     let downloads = DownloadOptions::new(out.path())
         .with_retries(2, Duration::from_millis(100))
         .with_time_scale(1000.0);
-    let (handle, exec) = start(fast(), downloads).await;
+    let (handle, exec) = start(fast().with_style(style), downloads).await;
     let mut c = Chain {
         exec: &exec,
         ran: vec![],
@@ -101,7 +108,7 @@ async fn every_action_yields_its_declared_outputs() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["vocals", "instrumental"]);
+    assert_eq!(names, ["vocals", "drums", "bass", "other"], "{style:?}");
     let full = c
         .run(
             "split_all",
@@ -110,7 +117,7 @@ async fn every_action_yields_its_declared_outputs() {
             json!({"clip": g0}),
         )
         .await;
-    assert_eq!(full["stems"].as_array().unwrap().len(), 12);
+    assert_eq!(full["stems"].as_array().unwrap().len(), 24, "{style:?}");
     let wav = c.run("wav", Action::Wav, "wav", json!({"clip": g0})).await;
     assert!(wav["wav_url"].as_str().unwrap().ends_with(".wav"));
     c.run("midi", Action::Midi, "midi", json!({"clip": g0}))
@@ -302,18 +309,24 @@ fn check_files(out: &std::path::Path, files: &[sonicflow::engine::SavedFile]) {
 
 #[tokio::test]
 async fn every_not_ready_answer_counts_as_pending() {
-    for form in [
-        NotReadyForm::EmptyData,
-        NotReadyForm::TypeObject,
-        NotReadyForm::Accepted,
-    ] {
-        let (_handle, exec) = start(
-            fast().with_not_ready_form(form),
-            DownloadOptions::disabled(),
-        )
-        .await;
+    for (style, form) in AnswerStyle::ALL.into_iter().flat_map(|style| {
+        [
+            NotReadyForm::EmptyData,
+            NotReadyForm::TypeObject,
+            NotReadyForm::Accepted,
+        ]
+        .map(|form| (style, form))
+    }) {
+        let config = fast().with_style(style).with_not_ready_form(form);
+        let (_handle, exec) = start(config, DownloadOptions::disabled()).await;
         let job = job("make", Action::Create, "create_music", song(json!({})));
         let made = run(&exec, &job).await;
-        assert_eq!(made.value["clips"].as_array().unwrap().len(), 2, "{form:?}");
+        let clips = made.value["clips"].as_array().unwrap();
+        assert_eq!(clips.len(), 2, "{style:?} {form:?}");
+        for clip in clips {
+            assert_eq!(clip["state"], "succeeded", "{style:?} {form:?}");
+            assert!(clip["audio_url"].as_str().is_some_and(|u| !u.is_empty()));
+            assert!(clip["duration"].as_f64().is_some(), "{clip}");
+        }
     }
 }

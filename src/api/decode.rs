@@ -128,6 +128,7 @@ pub(crate) fn number_or_string<'de, D: Deserializer<'de>>(de: D) -> Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[derive(Debug, Deserialize)]
     struct D {
@@ -142,6 +143,7 @@ mod tests {
         assert_eq!(d(r#"{"duration": 104}"#), Some(104.0));
         assert_eq!(d(r#"{"duration": "104.88"}"#), Some(104.88));
         assert_eq!(d(r#"{"duration": null}"#), None);
+        assert_eq!(d(r#"{"duration": ""}"#), None);
         assert_eq!(d(r#"{}"#), None);
     }
 
@@ -187,5 +189,33 @@ mod tests {
             t.title
         );
         assert_eq!(t.lyrics, "la\nla <redacted>");
+    }
+
+    proptest! {
+        /// Error bodies name their text in `message`, `error` or `detail`
+        /// (the observed style sends `message` and `error` alike): the
+        /// message wins, then `error`, then `detail`, whatever else is there.
+        #[test]
+        fn error_bodies_give_their_text_from_any_known_field(
+            message in proptest::option::of("[a-z ]{1,20}"),
+            error in proptest::option::of("[a-z ]{1,20}"),
+            detail in proptest::option::of("[a-z ]{1,20}"),
+            code in proptest::option::of(400u16..600),
+        ) {
+            let mut body = serde_json::Map::new();
+            for (key, value) in [("message", &message), ("error", &error), ("detail", &detail)] {
+                if let Some(text) = value {
+                    body.insert(key.to_owned(), Value::String(text.clone()));
+                }
+            }
+            if let Some(code) = code {
+                body.insert("code".to_owned(), Value::from(code));
+            }
+            let raw = Value::Object(body).to_string();
+            let got = error_message(&Redactor::default(), raw.as_bytes());
+            let r = Redactor::default();
+            let want = message.or(error).or(detail).map_or_else(|| r.line(&raw), |t| r.line(&t));
+            prop_assert_eq!(got, want);
+        }
     }
 }

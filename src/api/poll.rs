@@ -38,6 +38,8 @@ impl From<String> for ClipState {
 }
 
 impl ClipState {
+    /// `succeeded` or `failed`. `streaming` is not: the song is still being
+    /// made and its stream URL is not the finished file.
     pub fn is_terminal(&self) -> bool {
         matches!(self, ClipState::Succeeded | ClipState::Failed)
     }
@@ -73,6 +75,30 @@ pub struct Clip {
     pub stem_type: Option<String>,
     #[serde(default)]
     pub error_message: Option<String>,
+}
+
+impl Clip {
+    /// Why this clip is not finished yet, though its state is terminal: a
+    /// `succeeded` clip whose `audio_url` is an empty string has no file to
+    /// give yet (clients of the live service wait for it). A missing or
+    /// `null` URL is no such promise and leaves the clip finished.
+    pub fn unsettled(&self) -> Option<String> {
+        let blank = self
+            .audio_url
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty());
+        (self.state == ClipState::Succeeded && blank).then(|| {
+            format!(
+                "clip `{}` is `succeeded` but its `audio_url` is still empty",
+                self.clip_id
+            )
+        })
+    }
+
+    /// Terminal, and not [unsettled](Clip::unsettled).
+    pub fn is_settled(&self) -> bool {
+        self.state.is_terminal() && self.unsettled().is_none()
+    }
 }
 
 /// Which pair an `auto_concat` result is.
@@ -139,22 +165,28 @@ impl TaskStatus {
         Ok(TaskStatus::Items(items))
     }
 
-    /// Finished means: at least one item, and every clip terminal (a pair
-    /// is finished when its part failed or its full clip is terminal).
+    /// Finished means: at least one item, and every clip settled (a pair
+    /// is finished when its part failed or its full clip is settled).
     pub fn is_finished(&self) -> bool {
         match self {
             TaskStatus::NotReady => false,
             TaskStatus::Items(items) => {
                 !items.is_empty()
                     && items.iter().all(|item| match item {
-                        TaskItem::Clip(c) => c.state.is_terminal(),
+                        TaskItem::Clip(c) => c.is_settled(),
                         TaskItem::Paired { part, full, .. } => {
                             part.state == ClipState::Failed
-                                || full.as_ref().is_some_and(|f| f.state.is_terminal())
+                                || full.as_ref().is_some_and(|f| f.is_settled())
                         }
                     })
             }
         }
+    }
+
+    /// What an unfinished task is waiting on when its state alone does not
+    /// say: the first clip that is `succeeded` without its file.
+    pub fn unsettled(&self) -> Option<String> {
+        self.clips().into_iter().find_map(Clip::unsettled)
     }
 
     /// Every clip reported, pairs flattened (part first, then full).
@@ -223,6 +255,8 @@ fn decode_item(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
 
     #[test]
     fn poll_decodes_reference_example_and_extra_fields() {
@@ -279,5 +313,152 @@ mod tests {
             panic!()
         };
         assert_eq!(path, "data[1].duration");
+    }
+
+    fn decode_poll(body: &str) -> TaskStatus {
+        TaskStatus::from_body(&Redactor::default(), "/task", body.as_bytes())
+            .unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    /// Every form of a poll's answer seen or documented: whether it is
+    /// not-ready, and whether the task is finished.
+    #[test]
+    fn every_poll_form_decodes() {
+        let rows: &[(&str, bool, bool)] = &[
+            // (body, not ready, finished)
+            (
+                r#"{"code":200,"message":"success","data":[]}"#,
+                false,
+                false,
+            ),
+            (r#"{"data":[]}"#, false, false),
+            (
+                r#"{"type":"not_ready","message":"The task is not ready yet."}"#,
+                true,
+                false,
+            ),
+            (
+                r#"{"type":"not_ready","message":"not yet","error":"not yet"}"#,
+                true,
+                false,
+            ),
+            (r#"{"type":"not_ready","error":"not yet"}"#, true, false),
+            (
+                r#"{"data":[{"clip_id":"a","state":"pending","audio_url":"","image_url":"","duration":null}]}"#,
+                false,
+                false,
+            ),
+            (
+                r#"{"data":[{"clip_id":"a","state":"running","audio_url":null,"duration":"104.88"}]}"#,
+                false,
+                false,
+            ),
+            (
+                r#"{"data":[{"clip_id":"a","state":"streaming","audio_url":"http://x/a.mp3?stream=1","image_url":"http://x/a.jpeg","duration":null,"mv":"sonic-v5-5"}]}"#,
+                false,
+                false,
+            ),
+            (
+                r#"{"data":[{"clip_id":"a","state":"succeeded","audio_url":"","duration":null}]}"#,
+                false,
+                false,
+            ),
+            (
+                r#"{"data":[{"clip_id":"a","state":"succeeded","audio_url":"http://x/a.mp3","duration":104.88,"mv":"sonic-v5-5"}]}"#,
+                false,
+                true,
+            ),
+            (
+                r#"{"code":200,"message":"success","data":[{"clip_id":"a","state":"succeeded","audio_url":"http://x/a.mp3","duration":"104.88","mv":"chirp-v5"}]}"#,
+                false,
+                true,
+            ),
+            (
+                r#"{"data":[{"clip_id":"a","state":"failed","audio_url":"","duration":"","error_message":"x"}]}"#,
+                false,
+                true,
+            ),
+        ];
+        for (body, not_ready, finished) in rows {
+            let status = decode_poll(body);
+            assert_eq!(status == TaskStatus::NotReady, *not_ready, "{body}");
+            assert_eq!(status.is_finished(), *finished, "{body}");
+        }
+    }
+
+    #[test]
+    fn a_succeeded_clip_without_its_file_keeps_the_task_waiting_and_says_why() {
+        let status = decode_poll(
+            r#"{"data":[{"clip_id":"a","state":"succeeded","audio_url":"http://x/a.mp3"},
+                        {"clip_id":"b","state":"succeeded","audio_url":" "}]}"#,
+        );
+        assert!(!status.is_finished());
+        assert_eq!(
+            status.unsettled().as_deref(),
+            Some("clip `b` is `succeeded` but its `audio_url` is still empty")
+        );
+        let streaming =
+            decode_poll(r#"{"data":[{"clip_id":"a","state":"streaming","audio_url":""}]}"#);
+        assert_eq!(
+            streaming.unsettled(),
+            None,
+            "a streaming clip is simply running"
+        );
+    }
+
+    /// One field of a generated clip: absent, or this JSON value.
+    fn field(values: Vec<Value>) -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![Just(None), proptest::sample::select(values).prop_map(Some)]
+    }
+
+    proptest! {
+        /// Any mix of the forms a clip was seen or documented in decodes,
+        /// keeps its values, and finishes exactly when every clip is failed
+        /// or succeeded with a file.
+        #[test]
+        fn clips_in_every_form_decode_and_finish_only_when_settled(
+            clips in proptest::collection::vec((
+                proptest::sample::select(vec!["pending", "running", "streaming", "succeeded", "failed"]),
+                field(vec![Value::Null, json!(""), json!("http://x/a.mp3"), json!("http://x/a.mp3?stream=1")]),
+                field(vec![Value::Null, json!(""), json!(104), json!(104.88), json!("104.88")]),
+                field(vec![Value::Null, json!(""), json!("http://x/a.jpeg")]),
+                field(vec![Value::Null, json!("chirp-v5"), json!("sonic-v5-5")]),
+            ), 1..4),
+            code in any::<bool>(),
+        ) {
+            let items: Vec<Value> = clips
+                .iter()
+                .enumerate()
+                .map(|(i, (state, audio, duration, image, mv))| {
+                    let mut clip = json!({"clip_id": format!("c{i}"), "state": state});
+                    for (key, value) in [("audio_url", audio), ("duration", duration), ("image_url", image), ("mv", mv)] {
+                        if let Some(value) = value {
+                            clip[key] = value.clone();
+                        }
+                    }
+                    clip
+                })
+                .collect();
+            let mut body = json!({"message": "success", "data": items});
+            if code {
+                body["code"] = json!(200);
+            }
+            let status = decode_poll(&body.to_string());
+            let decoded = status.clips();
+            prop_assert_eq!(decoded.len(), clips.len());
+            let mut settled = true;
+            for (clip, (state, audio, duration, _, mv)) in decoded.iter().zip(&clips) {
+                let want = match duration.as_ref() {
+                    Some(Value::Number(n)) => n.as_f64(),
+                    Some(Value::String(s)) if !s.is_empty() => s.parse().ok(),
+                    _ => None,
+                };
+                prop_assert_eq!(clip.duration, want);
+                prop_assert_eq!(clip.mv.as_deref(), mv.as_ref().and_then(Value::as_str));
+                let blank = audio.as_ref().is_some_and(|a| a == "");
+                settled &= *state == "failed" || (*state == "succeeded" && !blank);
+            }
+            prop_assert_eq!(status.is_finished(), settled);
+        }
     }
 }

@@ -196,3 +196,44 @@ pub struct BatchTaskStatus {
     #[serde(default)]
     pub data: Vec<Clip>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::decode::decode;
+    use crate::api::text::Redactor;
+
+    fn read<T: serde::de::DeserializeOwned>(body: &str) -> T {
+        decode(&Redactor::default(), "POST /x", body.as_bytes())
+            .unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    /// Submit answers with `code` (documented) and without (seen live).
+    #[test]
+    fn submit_answers_decode_with_and_without_code() {
+        for body in [
+            r#"{"code":200,"message":"success","task_id":"t"}"#,
+            r#"{"message":"success","task_id":"t"}"#,
+            r#"{"task_id":"t"}"#,
+        ] {
+            assert_eq!(read::<Submitted>(body).task_id, "t", "{body}");
+        }
+        for body in [
+            r#"{"code":200,"message":"success","batch_id":"b","submitted":1,"tasks":[{"task_id":"t"}]}"#,
+            r#"{"message":"success","batch_id":"b","submitted":1,"tasks":[{"task_id":"t"}]}"#,
+        ] {
+            let batch: BatchSubmitted = read(body);
+            assert_eq!(batch.batch_id, "b", "{body}");
+            assert_eq!(batch.tasks[0].task_id.as_deref(), Some("t"), "{body}");
+        }
+        for body in [
+            r#"{"code":200,"message":"success","task_id":"t","steps":{"upload":{"clip_id":"u"},"extend":{"task_id":"t"}}}"#,
+            r#"{"message":"success","task_id":"t","steps":{"upload":{"clip_id":"u"},"cover":{"task_id":"t"}}}"#,
+        ] {
+            let steps: StepsWire = read(body);
+            assert_eq!(steps.task_id.as_deref(), Some("t"), "{body}");
+            let upload = steps.steps.and_then(|s| s.upload).unwrap_or_default();
+            assert_eq!(upload.clip_id.as_deref(), Some("u"), "{body}");
+        }
+    }
+}

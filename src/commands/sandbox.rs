@@ -8,7 +8,43 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::exit;
-use crate::sandbox::{Faults, Sandbox, SandboxConfig};
+use crate::prices::PriceTable;
+use crate::sandbox::{AnswerStyle, Faults, NotReadyForm, Sandbox, SandboxConfig};
+
+/// `--style`: which forms the sandbox answers in (see [`AnswerStyle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StyleArg {
+    Observed,
+    Documented,
+}
+
+impl From<StyleArg> for AnswerStyle {
+    fn from(style: StyleArg) -> AnswerStyle {
+        match style {
+            StyleArg::Observed => AnswerStyle::Observed,
+            StyleArg::Documented => AnswerStyle::Documented,
+        }
+    }
+}
+
+/// `--not-ready-form`: how a poll answers before any clip exists (see
+/// [`NotReadyForm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NotReadyArg {
+    EmptyData,
+    TypeObject,
+    Accepted,
+}
+
+impl From<NotReadyArg> for NotReadyForm {
+    fn from(form: NotReadyArg) -> NotReadyForm {
+        match form {
+            NotReadyArg::EmptyData => NotReadyForm::EmptyData,
+            NotReadyArg::TypeObject => NotReadyForm::TypeObject,
+            NotReadyArg::Accepted => NotReadyForm::Accepted,
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
@@ -30,8 +66,23 @@ pub struct SandboxArgs {
     /// Seconds between paid submits per key, before time scaling.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub submit_interval: f64,
+    /// Answer in the forms the live service was seen to use, or in the
+    /// documented ones.
+    #[arg(long, value_enum, default_value_t = StyleArg::Observed)]
+    pub style: StyleArg,
+    /// How a poll answers before any clip exists (default: `type-object`
+    /// in the observed style, `empty-data` in the documented one).
+    #[arg(long, value_enum, value_name = "FORM")]
+    pub not_ready_form: Option<NotReadyArg>,
+    /// Charge from this price table (the `--prices` format of `run`)
+    /// instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Number of stems a basic split returns.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub stems_basic: usize,
     /// Number of stems a full split returns.
-    #[arg(long, value_name = "N", default_value_t = 12)]
+    #[arg(long, value_name = "N", default_value_t = 24)]
     pub stems_full: usize,
     /// Accept only this API key (repeatable); by default any non-empty key
     /// is accepted, each with its own balance.
@@ -79,18 +130,31 @@ fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
     if !args.keys.is_empty() {
         config = config.with_keys(args.keys.clone());
     }
+    if let Some(path) = &args.prices {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the price table `{name}`: {e}"))?;
+        let table =
+            PriceTable::from_yaml(&text, &name).map_err(|e| format!("{e}; {}", e.help()))?;
+        config = config.with_prices(table);
+    }
+    if let Some(form) = args.not_ready_form {
+        config = config.with_not_ready_form(form.into());
+    }
     Ok(config
         .with_addr(args.addr)
         .with_time_scale(args.time_scale)
         .with_seed(args.seed)
         .with_balance(args.balance)
         .with_submit_interval(std::time::Duration::from_secs_f64(args.submit_interval))
+        .with_style(args.style.into())
+        .with_stems_basic_count(args.stems_basic)
         .with_stems_full_count(args.stems_full)
         .with_faults(faults))
 }
 
 async fn serve(config: SandboxConfig) -> u8 {
-    let scale = config.time_scale;
+    let (scale, style) = (config.time_scale, config.style.name());
     let handle = match Sandbox::start(config).await {
         Ok(handle) => handle,
         Err(e) => {
@@ -102,7 +166,7 @@ async fn serve(config: SandboxConfig) -> u8 {
     let _ = writeln!(stdout, "{}", handle.base_url());
     let _ = stdout.flush();
     crate::errln!(
-        "sandbox listening on {} (time scale {scale}); Ctrl-C stops it",
+        "sandbox listening on {} (time scale {scale}, {style} style); Ctrl-C stops it",
         handle.base_url()
     );
     let _ = tokio::signal::ctrl_c().await;

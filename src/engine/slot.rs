@@ -59,6 +59,8 @@ pub(super) struct Polling {
     pub deadline: Instant,
     /// Why the latest poll failed, if it did: the cause a timeout reports.
     pub last_error: Option<String>,
+    /// What the latest pending poll said the task waits on, if it said.
+    pub waiting: Option<String>,
 }
 
 /// A reused result waiting for its files.

@@ -20,6 +20,8 @@ struct Script {
     polls_to_finish: u32,
     /// Downloading the files of a reused result fails.
     fetch_fails: bool,
+    /// What pending polls say the task waits on.
+    waiting: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -124,7 +126,8 @@ impl StepExecutor for Fake {
         let polls = log.task_polls.entry(task_id.to_owned()).or_default();
         *polls += 1;
         if script.stuck || *polls < script.polls_to_finish.max(1) {
-            return Ok(PollOutcome::Pending);
+            let waiting = script.waiting.map(str::to_owned);
+            return Ok(PollOutcome::Pending { waiting });
         }
         log.in_flight -= 1;
         let left = log
@@ -452,6 +455,33 @@ async fn a_task_that_never_finishes_times_out() {
             |e| matches!(e, RunEvent::Failed { error, .. } if error.kind == ErrorKind::Timeout)
         )
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_names_what_the_task_was_still_waiting_on() {
+    let text = "version: 1\nname: t\npoll: { initial_delay: 1s, interval: 10s, timeout: 1m }\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
+    let waiting = "clip `a` is `succeeded` but its `audio_url` is still empty";
+    let fake = Fake::new(&[(
+        "song",
+        Script {
+            stuck: true,
+            waiting: Some(waiting),
+            ..Script::default()
+        },
+    )]);
+    let (summary, events) = run_plan(plan(text), fake, |_| {}).await;
+    assert_eq!(summary.failed, 1);
+    let message = events
+        .iter()
+        .find_map(|e| match e {
+            RunEvent::Failed { error, .. } if error.kind == ErrorKind::Timeout => {
+                Some(error.message.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(message.contains(waiting), "{message}");
+    assert!(message.contains("did not finish in time"), "{message}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -98,8 +98,9 @@ impl TaskRef {
 /// What a poll returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollOutcome {
-    /// Not finished yet.
-    Pending,
+    /// Not finished yet; `waiting` says on what, when the answer told more
+    /// than its states (a timeout reports it).
+    Pending { waiting: Option<String> },
     /// Finished; these are the outputs.
     Done(Outputs),
     /// The remote task failed (the service refunds it); the message says why.

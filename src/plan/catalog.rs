@@ -10,10 +10,10 @@ use crate::action::Action;
 
 /// Clips a generation yields, as documented ("each call generates 2 songs").
 pub const CLIPS_PER_GENERATION: u64 = 2;
-/// Stems of `stems_basic` (vocals, instrumental).
-pub const STEMS_BASIC: u64 = 2;
-/// Stems of `stems_full`, per the endpoint page.
-pub const STEMS_FULL: u64 = 12;
+/// Stems of `stems_basic`, as the service was seen to return (2026-10-07).
+pub const STEMS_BASIC: u64 = 4;
+/// Stems of `stems_full`, as the service was seen to return (2026-10-07).
+pub const STEMS_FULL: u64 = 24;
 
 impl Action {
     /// The operation this action submits. For `cover` and `extend` it depends

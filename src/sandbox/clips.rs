@@ -4,7 +4,11 @@ use super::fields::Generation;
 use super::pipeline::Ctx;
 use super::world::{ClipRecord, Origin, iso_now};
 
-/// Stem names of a full split, in order; more than twelve get numbered.
+/// Stem names of a basic split, in order: the four the service was seen
+/// returning (a two-stem split is `vocals` + `instrumental`).
+const BASIC_STEMS: &[&str] = &["vocals", "drums", "bass", "other"];
+
+/// Stem names of a full split, in order; more than 24 get numbered.
 const FULL_STEMS: &[&str] = &[
     "vocals",
     "backing_vocals",
@@ -18,6 +22,18 @@ const FULL_STEMS: &[&str] = &[
     "fx",
     "brass",
     "woodwinds",
+    "kick",
+    "snare",
+    "hi_hat",
+    "cymbals",
+    "piano",
+    "organ",
+    "pad",
+    "lead",
+    "choir",
+    "acoustic_guitar",
+    "ambience",
+    "other",
 ];
 
 fn blank(id: String, origin: Origin, task_id: Option<String>, duration: f64) -> ClipRecord {
@@ -105,7 +121,7 @@ pub(crate) fn generated(
             clip.title = title_for(generation, "Untitled");
             clip.tags = generation.tags.clone();
             clip.lyrics = lyrics_for(generation);
-            clip.mv = generation.model.as_ref().map(|m| m.chirp());
+            clip.mv = generation.model.clone();
             clip.gpt_description_prompt = generation.gpt_description_prompt.clone();
             clip.negative_tags = generation.negative_tags.clone();
             clip.style_weight = generation.style_weight;
@@ -144,15 +160,42 @@ pub(crate) fn stems(
         .collect()
 }
 
-/// Stem names: basic is `vocals` + `instrumental`; full has `count`.
-pub(crate) fn stem_names(full: bool, count: usize) -> Vec<String> {
-    if !full {
+/// The names of a basic split into `count` stems.
+pub(crate) fn basic_stem_names(count: usize) -> Vec<String> {
+    if count == 2 {
         return vec!["vocals".to_owned(), "instrumental".to_owned()];
     }
+    names_from(BASIC_STEMS, count)
+}
+
+/// The names of a full split into `count` stems.
+pub(crate) fn full_stem_names(count: usize) -> Vec<String> {
+    names_from(FULL_STEMS, count)
+}
+
+/// The first `count` of `names`, numbered `stem_<n>` past its end.
+fn names_from(names: &[&str], count: usize) -> Vec<String> {
     (0..count)
-        .map(|i| match FULL_STEMS.get(i) {
+        .map(|i| match names.get(i) {
             Some(name) => (*name).to_owned(),
             None => format!("stem_{}", i + 1),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stem_names_follow_the_count_and_number_the_rest() {
+        assert_eq!(basic_stem_names(4), ["vocals", "drums", "bass", "other"]);
+        assert_eq!(basic_stem_names(2), ["vocals", "instrumental"]);
+        assert_eq!(basic_stem_names(5)[4], "stem_5");
+        let full = full_stem_names(24);
+        assert_eq!(full.len(), 24);
+        let distinct: std::collections::HashSet<_> = full.iter().collect();
+        assert_eq!(distinct.len(), 24);
+        assert_eq!(full_stem_names(26)[25], "stem_26");
+    }
 }

@@ -59,16 +59,73 @@ impl Default for Latencies {
     }
 }
 
-/// How a poll answers before a task has any clips (reference §9 #3).
+/// Which forms the sandbox answers in where the documentation and the
+/// live service were seen to differ.
+///
+/// - [`AnswerStyle::Observed`] (the default), as the service was seen to
+///   answer: a poll before any clip exists is `{"type":"not_ready",
+///   "message":…,"error":…}` without `data`; clips still generating have
+///   `audio_url: ""`, `image_url: ""` and `duration: null`; between
+///   `running` and `succeeded` a clip is `streaming` (its `audio_url` is a
+///   stream of the partial song, `image_url` is set, `duration` is still
+///   `null`), the task's status is `streaming`, and a task with a webhook
+///   gets a `song.streaming` event as well as its terminal one; async
+///   submits answer `{"message":"success","task_id":…}` without `code`;
+///   `mv` is echoed as requested (`sonic-v5-5`); error bodies carry the text
+///   in both `message` and `error`.
+/// - [`AnswerStyle::Documented`], as the reference documents: an empty
+///   `data` array before clips exist, `null` URLs while generating, a
+///   decimal-string `duration` from the start, no `streaming`, `code` on
+///   every answer, `mv` in `chirp-*` spelling, errors with `message` only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnswerStyle {
+    #[default]
+    Observed,
+    Documented,
+}
+
+impl AnswerStyle {
+    /// Both styles, for tests that hold for either.
+    pub const ALL: [AnswerStyle; 2] = [AnswerStyle::Observed, AnswerStyle::Documented];
+
+    /// The name used by `--style`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnswerStyle::Observed => "observed",
+            AnswerStyle::Documented => "documented",
+        }
+    }
+
+    /// How a poll answers before any clip exists, unless configured.
+    pub fn not_ready_form(self) -> NotReadyForm {
+        match self {
+            AnswerStyle::Observed => NotReadyForm::TypeObject,
+            AnswerStyle::Documented => NotReadyForm::EmptyData,
+        }
+    }
+}
+
+/// How a poll answers before a task has any clips (reference §9 #3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotReadyForm {
     /// HTTP 200 `{"code":200,"message":"success","data":[]}`.
-    #[default]
     EmptyData,
-    /// HTTP 200 `{"type":"not_ready","message":…}` without `data`.
+    /// HTTP 200 `{"type":"not_ready","message":…}` without `data` (observed
+    /// style adds `error` with the same text).
     TypeObject,
     /// HTTP 202 with the `not_ready` object.
     Accepted,
+}
+
+impl NotReadyForm {
+    /// The name used by `--not-ready-form`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotReadyForm::EmptyData => "empty-data",
+            NotReadyForm::TypeObject => "type-object",
+            NotReadyForm::Accepted => "accepted",
+        }
+    }
 }
 
 /// Configuration of one sandbox instance. `Default` is a faithful service
@@ -86,7 +143,9 @@ pub struct SandboxConfig {
     /// Minimum spacing of paid submits per key (burst 1).
     pub submit_interval: Duration,
     pub faults: Faults,
-    /// Number of clips a full stems split yields.
+    /// Number of clips a basic stems split yields (4 on the live service).
+    pub stems_basic_count: usize,
+    /// Number of clips a full stems split yields (24 on the live service).
     pub stems_full_count: usize,
     pub latencies: Latencies,
     /// The price table the ledger debits from.
@@ -94,7 +153,10 @@ pub struct SandboxConfig {
     /// Keys accepted as Bearer tokens; `None` accepts any non-empty key.
     pub keys: Option<Vec<String>>,
     pub webhook_secret: String,
-    pub not_ready_form: NotReadyForm,
+    /// The forms answers take.
+    pub style: AnswerStyle,
+    /// How polls answer before clips exist; `None` follows the style.
+    pub not_ready_form: Option<NotReadyForm>,
 }
 
 impl Default for SandboxConfig {
@@ -106,12 +168,14 @@ impl Default for SandboxConfig {
             balance: 1000,
             submit_interval: Duration::from_secs(3),
             faults: Faults::default(),
-            stems_full_count: 12,
+            stems_basic_count: 4,
+            stems_full_count: 24,
             latencies: Latencies::default(),
             prices: PriceTable::builtin(),
             keys: None,
             webhook_secret: DEFAULT_WEBHOOK_SECRET.to_owned(),
-            not_ready_form: NotReadyForm::default(),
+            style: AnswerStyle::default(),
+            not_ready_form: None,
         }
     }
 }
@@ -141,6 +205,10 @@ impl SandboxConfig {
         self.faults = faults;
         self
     }
+    pub fn with_stems_basic_count(mut self, count: usize) -> Self {
+        self.stems_basic_count = count;
+        self
+    }
     pub fn with_stems_full_count(mut self, count: usize) -> Self {
         self.stems_full_count = count;
         self
@@ -157,9 +225,24 @@ impl SandboxConfig {
         self.keys = Some(keys);
         self
     }
-    pub fn with_not_ready_form(mut self, form: NotReadyForm) -> Self {
-        self.not_ready_form = form;
+    pub fn with_style(mut self, style: AnswerStyle) -> Self {
+        self.style = style;
         self
+    }
+    /// Overrides the style's answer to polls before clips exist.
+    pub fn with_not_ready_form(mut self, form: NotReadyForm) -> Self {
+        self.not_ready_form = Some(form);
+        self
+    }
+
+    /// How polls answer before clips exist.
+    pub(crate) fn not_ready(&self) -> NotReadyForm {
+        self.not_ready_form
+            .unwrap_or_else(|| self.style.not_ready_form())
+    }
+
+    pub(crate) fn observed(&self) -> bool {
+        self.style == AnswerStyle::Observed
     }
 
     /// `d` divided by the time scale.
@@ -174,6 +257,9 @@ impl SandboxConfig {
                 "time scale `{}` must be a positive number",
                 self.time_scale
             ));
+        }
+        if self.stems_basic_count == 0 {
+            return Err("the basic stems count must be at least 1".to_owned());
         }
         if self.stems_full_count == 0 {
             return Err("the full stems count must be at least 1".to_owned());

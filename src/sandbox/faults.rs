@@ -30,6 +30,9 @@ pub struct Faults {
     /// The answer is cut short into invalid JSON (for a paid submit the
     /// charge and the task stand).
     pub malformed_json: f64,
+    /// A full stems split ends `failed` (refunded), on top of
+    /// `task_failed`: the service was seen failing full splits often.
+    pub stems_full_failure: f64,
 }
 
 impl Faults {
@@ -51,6 +54,7 @@ impl Faults {
             ("task_stuck", self.task_stuck),
             ("drop_after_charge", self.drop_after_charge),
             ("malformed_json", self.malformed_json),
+            ("stems_full_failure", self.stems_full_failure),
         ];
         match all.iter().find(|(_, p)| !(0.0..=1.0).contains(p)) {
             Some((name, p)) => Err(format!(
@@ -96,6 +100,12 @@ impl Roll {
         let failed = self.rng.random::<f64>() < faults.task_failed;
         let stuck = self.rng.random::<f64>() < faults.task_stuck;
         (failed, stuck)
+    }
+
+    /// Whether a die with probability `p` hits. Drawn only where a fault
+    /// applies (a full split), so other requests' dice stay as they were.
+    pub(crate) fn hit(&mut self, p: f64) -> bool {
+        self.rng.random::<f64>() < p
     }
 
     /// A value uniformly within `min..=max`.

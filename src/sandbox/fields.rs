@@ -30,6 +30,8 @@ const VERSIONS: &[&str] = &[
 pub(crate) struct Model {
     /// The version suffix, e.g. `v4-5-plus`.
     pub version: String,
+    /// `mv` as the request spelled it.
+    pub requested: String,
 }
 
 impl Model {
@@ -42,6 +44,7 @@ impl Model {
         match version {
             Some(v) if VERSIONS.contains(&v) && (allow_all || v != "v4-5-all") => Ok(Model {
                 version: v.to_owned(),
+                requested: mv.to_owned(),
             }),
             _ => Err(Failure::bad(reply::MV_INVALID)),
         }
@@ -52,7 +55,7 @@ impl Model {
         !matches!(self.version.as_str(), "v3-5" | "v4")
     }
 
-    /// Polled clips report the model in `chirp-` spelling.
+    /// The documented style reports the model in `chirp-` spelling.
     pub(crate) fn chirp(&self) -> String {
         format!("chirp-{}", self.version)
     }

@@ -2,11 +2,13 @@
 //!
 //! It serves every endpoint the client knows, with the documented
 //! validation messages and status codes, a per-key credit ledger debited
-//! from the shared [`crate::prices::PriceTable`], tasks that move through
-//! pending → running → succeeded | failed on a latency distribution, a
+//! from a [`crate::prices::PriceTable`] (the built-in one unless told
+//! otherwise), tasks that move through pending → running → (streaming →)
+//! succeeded | failed on a latency distribution, a
 //! per-key submit rate limit, seeded fault injection, signed webhooks and
 //! small real media files at the URLs it returns. A time scale divides
-//! every duration.
+//! every duration. Where the documentation and the live service were seen
+//! to differ, [`AnswerStyle`] picks which forms it answers in.
 //!
 //! It imports nothing of sonicflow but the price table: it must not know the
 //! client, manifests or plans, so that it checks the client from outside.
@@ -28,10 +30,13 @@ mod world;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::{DEFAULT_WEBHOOK_SECRET, Latencies, LatencyRange, NotReadyForm, SandboxConfig};
+pub use config::{
+    AnswerStyle, DEFAULT_WEBHOOK_SECRET, Latencies, LatencyRange, NotReadyForm, SandboxConfig,
+};
 pub use faults::Faults;
 pub use ledger::{EntryKind, Ledger, LedgerEntry};
 pub use webhook::signature as webhook_signature;
+pub use world::PollForms;
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +68,12 @@ impl Sandbox {
         let base_url = format!("http://{addr}");
         let shared = Arc::new(world::Shared::new(config, base_url.clone()));
         let ledger = shared.ledger.clone();
-        let running = server::serve(listener, shared);
+        let running = server::serve(listener, Arc::clone(&shared));
         Ok(SandboxHandle {
             base_url,
             addr,
             ledger,
+            shared,
             running: Some(running),
         })
     }
@@ -78,6 +84,7 @@ pub struct SandboxHandle {
     base_url: String,
     addr: SocketAddr,
     ledger: Ledger,
+    shared: Arc<world::Shared>,
     running: Option<server::Running>,
 }
 
@@ -103,6 +110,11 @@ impl SandboxHandle {
     /// The live ledger (shared with the server, not a snapshot).
     pub fn ledger(&self) -> Ledger {
         self.ledger.clone()
+    }
+
+    /// How many task polls it answered in each form so far.
+    pub fn poll_forms(&self) -> PollForms {
+        self.shared.poll_forms()
     }
 
     /// Stops accepting connections and waits for in-flight requests.

@@ -63,7 +63,10 @@ impl Accepted {
 
     /// One async task answered with its `task_id`.
     pub(crate) fn task(ctx: &Ctx<'_>, spec: TaskSpec) -> Accepted {
-        let reply = reply::success(serde_json::json!({ "task_id": spec.task.id }));
+        let reply = reply::submitted(
+            ctx.shared.config.style,
+            serde_json::json!({ "task_id": spec.task.id }),
+        );
         Accepted {
             debits: vec![debit(ctx, &spec.task.operation, Some(spec.task.id.clone()))],
             clips: Vec::new(),
@@ -121,6 +124,8 @@ impl Ctx<'_> {
             full: Vec::new(),
             pair: None,
             webhook,
+            // Uploads are not songs being sung: nothing to stream.
+            streams: self.shared.config.observed() && operation != "upload",
             finalized: false,
         }
     }
@@ -175,7 +180,7 @@ pub(crate) async fn handle(
 ) -> Response {
     match run(&shared, path, validate, &headers, &body).await {
         Ok(response) => response,
-        Err(failure) => failure.into_response(),
+        Err(failure) => failure.respond(shared.config.style),
     }
 }
 

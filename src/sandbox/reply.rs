@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::config::AnswerStyle;
+
 pub(crate) const MV_INVALID: &str =
     "The 'mv' field is invalid. The model should be 'sonic-v3-5' or 'sonic-v4'.";
 pub(crate) const PERSONA_ID_REQUIRED: &str =
@@ -42,7 +44,8 @@ pub(crate) const CLIP_NOT_FOUND: &str = "clip not found.";
 pub(crate) const NOT_JSON: &str = "The request body should be a JSON object.";
 
 /// A refusal: HTTP status plus message, answered as
-/// `{"code": <status>, "message": "<text>"}` (reference §9 #1).
+/// `{"code": <status>, "message": "<text>"}` (reference §9 #1), with the
+/// same text in `error` too in the observed style.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
     pub status: StatusCode,
@@ -88,9 +91,13 @@ impl Failure {
     }
 }
 
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let body = json!({"code": self.status.as_u16(), "message": self.message});
+impl Failure {
+    /// The error answer in `style`'s form.
+    pub(crate) fn respond(self, style: AnswerStyle) -> Response {
+        let mut body = json!({"code": self.status.as_u16(), "message": self.message});
+        if style == AnswerStyle::Observed {
+            body["error"] = json!(self.message);
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -102,4 +109,35 @@ pub(crate) fn success(extra: serde_json::Value) -> serde_json::Value {
         map.extend(extra);
     }
     body
+}
+
+/// The answer to an async submit (a task, a batch, a one-stop upload):
+/// [`success`] in the documented style; without `code` in the observed one,
+/// as the service was seen to answer.
+pub(crate) fn submitted(style: AnswerStyle, extra: serde_json::Value) -> serde_json::Value {
+    let mut body = success(extra);
+    if style == AnswerStyle::Observed
+        && let Some(map) = body.as_object_mut()
+    {
+        map.remove("code");
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submit_answers_drop_code_only_in_the_observed_style() {
+        let extra = || json!({"task_id": "t"});
+        assert_eq!(
+            submitted(AnswerStyle::Observed, extra()),
+            json!({"message": "success", "task_id": "t"})
+        );
+        assert_eq!(
+            submitted(AnswerStyle::Documented, extra()),
+            json!({"code": 200, "message": "success", "task_id": "t"})
+        );
+    }
 }

@@ -1,5 +1,9 @@
-//! The task state machine: pending → running → succeeded | failed, driven
-//! by the clock rather than by polls.
+//! The task state machine: pending → running → (streaming →) succeeded |
+//! failed, driven by the clock rather than by polls. In the observed style a clip streams
+//! between `running` and its end: from [`STREAMING_FRACTION`] of the task's
+//! latency its `audio_url` is a stream of the partial song and its image is
+//! set, while `duration` stays `null` until it is done; a task that never
+//! ends (stuck) never streams.
 //!
 //! A task's fate (latency, outcome) is fixed at submit from the request's
 //! dice. Its state at any instant is computed from the elapsed time, so a
@@ -14,15 +18,17 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::config::NotReadyForm;
+use super::config::{AnswerStyle, NotReadyForm};
 use super::reply::{TIMEOUT_REFUNDED, success};
-use super::webhook::{self, Delivery};
+use super::webhook::{self, Delivery, Event};
 use super::world::{ClipRecord, Shared, World};
 
 /// Fraction of the latency during which a poll shows no clips yet.
 const NOT_READY_FRACTION: f64 = 0.05;
 /// Fraction of the latency during which clips are `pending`.
 const PENDING_FRACTION: f64 = 0.2;
+/// Fraction of the latency from which clips stream (observed style).
+const STREAMING_FRACTION: f64 = 0.6;
 /// The first clip finishes at this fraction, the last at 1.0: the service
 /// was seen finishing one clip well before the other.
 const FIRST_DONE_FRACTION: f64 = 0.9;
@@ -31,6 +37,7 @@ const FIRST_DONE_FRACTION: f64 = 0.9;
 pub(crate) enum ClipState {
     Pending,
     Running,
+    Streaming,
     Succeeded,
     Failed,
 }
@@ -40,6 +47,7 @@ impl ClipState {
         match self {
             ClipState::Pending => "pending",
             ClipState::Running => "running",
+            ClipState::Streaming => "streaming",
             ClipState::Succeeded => "succeeded",
             ClipState::Failed => "failed",
         }
@@ -82,6 +90,8 @@ pub(crate) struct Task {
     pub full: Vec<String>,
     pub pair: Option<Pair>,
     pub webhook: Option<Webhook>,
+    /// Whether clips pass through `streaming` (observed style, not uploads).
+    pub streams: bool,
     pub finalized: bool,
 }
 
@@ -121,11 +131,19 @@ impl Task {
         None
     }
 
+    /// When clips start streaming, if they do.
+    pub(crate) fn streaming_at(&self) -> Option<Instant> {
+        (self.streams && self.outcome != Outcome::Stuck).then(|| self.at(STREAMING_FRACTION))
+    }
+
     fn state_until(&self, done: Instant, now: Instant) -> ClipState {
         if now < self.at(PENDING_FRACTION) {
             ClipState::Pending
         } else if now < done || self.outcome == Outcome::Stuck {
-            ClipState::Running
+            match self.streaming_at() {
+                Some(at) if now >= at => ClipState::Streaming,
+                _ => ClipState::Running,
+            }
         } else if self.outcome == Outcome::Fail {
             ClipState::Failed
         } else {
@@ -133,7 +151,7 @@ impl Task {
         }
     }
 
-    /// `pending`, `running`, `succeeded` or `failed` for the task as a whole.
+    /// `pending`, `running`, `streaming`, `succeeded` or `failed` for the task as a whole.
     pub(crate) fn status(&self, now: Instant) -> &'static str {
         self.state_until(self.end(), now).as_str()
     }
@@ -143,23 +161,51 @@ impl Task {
     }
 }
 
-/// A clip as polls and webhooks show it.
-pub(crate) fn clip_json(clip: &ClipRecord, state: ClipState, base_url: &str) -> Value {
+/// A clip as polls and webhooks show it, in `style`'s forms.
+pub(crate) fn clip_json(
+    clip: &ClipRecord,
+    state: ClipState,
+    base_url: &str,
+    style: AnswerStyle,
+) -> Value {
     let done = state == ClipState::Succeeded;
-    let url = |ext: &str| done.then(|| format!("{base_url}/files/{}.{ext}", clip.id));
+    let file = |ext: &str| format!("{base_url}/files/{}.{ext}", clip.id);
+    let (audio_url, image_url, duration) = match style {
+        AnswerStyle::Documented => {
+            let url = |ext: &str| done.then(|| file(ext));
+            (
+                json!(url("mp3")),
+                json!(url("jpeg")),
+                json!(format!("{:.2}", clip.duration)),
+            )
+        }
+        AnswerStyle::Observed => match state {
+            ClipState::Succeeded => (
+                json!(file("mp3")),
+                json!(file("jpeg")),
+                json!(clip.duration),
+            ),
+            ClipState::Streaming => (
+                json!(format!("{}?stream=1", file("mp3"))),
+                json!(file("jpeg")),
+                Value::Null,
+            ),
+            _ => (json!(""), json!(""), Value::Null),
+        },
+    };
     let mut v = json!({
         "clip_id": clip.id,
         "state": state.as_str(),
         "title": clip.title,
         "tags": clip.tags,
         "lyrics": clip.lyrics.clone().unwrap_or_else(|| "[Instrumental]".to_owned()),
-        "image_url": url("jpeg"),
-        "audio_url": url("mp3"),
+        "image_url": image_url,
+        "audio_url": audio_url,
         "video_url": null,
         "created_at": clip.created_at,
-        "mv": clip.mv,
+        "mv": clip.mv_as(style),
         "gpt_description_prompt": clip.gpt_description_prompt,
-        "duration": format!("{:.2}", clip.duration),
+        "duration": duration,
         "negative_tags": clip.negative_tags,
         "style_weight": clip.style_weight,
         "weirdness_constraint": clip.weirdness_constraint,
@@ -176,11 +222,16 @@ pub(crate) fn clip_json(clip: &ClipRecord, state: ClipState, base_url: &str) -> 
 }
 
 /// The `data` array of a task at `now`.
-pub(crate) fn task_data(world: &World, task: &Task, base_url: &str, now: Instant) -> Vec<Value> {
+pub(crate) fn task_data(world: &World, task: &Task, shared: &Shared, now: Instant) -> Vec<Value> {
     let render = |id: &String| {
         let clip = world.clips.get(id)?;
         let state = task.clip_state(id, now)?;
-        Some(clip_json(clip, state, base_url))
+        Some(clip_json(
+            clip,
+            state,
+            &shared.base_url,
+            shared.config.style,
+        ))
     };
     task.clips
         .iter()
@@ -205,26 +256,50 @@ pub(crate) fn task_data(world: &World, task: &Task, base_url: &str, now: Instant
 pub(crate) fn poll_answer(shared: &Arc<Shared>, task_id: &str) -> Option<(StatusCode, Value)> {
     finalize(shared, task_id);
     let now = Instant::now();
-    let world = shared.world();
+    let mut world = shared.world();
     let task = world.tasks.get(task_id)?;
     if task.visible(now) {
-        let data = task_data(&world, task, &shared.base_url, now);
+        let data = task_data(&world, task, shared, now);
+        let status = task.status(now);
+        world.served(status);
         return Some((StatusCode::OK, success(json!({ "data": data }))));
     }
-    let not_ready = json!({"type": "not_ready", "message": "The task is not ready yet."});
-    Some(match shared.config.not_ready_form {
+    let form = shared.config.not_ready();
+    world.served(match form {
+        NotReadyForm::EmptyData => "empty_data",
+        NotReadyForm::TypeObject | NotReadyForm::Accepted => "not_ready",
+    });
+    const NOT_READY: &str = "The task is not ready yet.";
+    let mut not_ready = json!({"type": "not_ready", "message": NOT_READY});
+    if shared.config.observed() {
+        not_ready["error"] = json!(NOT_READY);
+    }
+    Some(match form {
         NotReadyForm::EmptyData => (StatusCode::OK, success(json!({ "data": [] }))),
         NotReadyForm::TypeObject => (StatusCode::OK, not_ready),
         NotReadyForm::Accepted => (StatusCode::ACCEPTED, not_ready),
     })
 }
 
-/// Registers a task and arms its timer.
+/// Registers a task and arms its timers: the streaming event of a task
+/// with a webhook, and its end.
 pub(crate) fn start(shared: &Arc<Shared>, task: Task) {
     let id = task.id.clone();
     let wait = task.latency;
     let stuck = task.outcome == Outcome::Stuck;
+    let streaming = task
+        .streaming_at()
+        .filter(|_| task.webhook.is_some())
+        .map(|at| at - task.submitted);
     shared.world().tasks.insert(id.clone(), task);
+    if let Some(after) = streaming {
+        let shared = Arc::clone(shared);
+        let id = id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            announce_streaming(&shared, &id);
+        });
+    }
     if stuck {
         return;
     }
@@ -233,6 +308,32 @@ pub(crate) fn start(shared: &Arc<Shared>, task: Task) {
         tokio::time::sleep(wait).await;
         finalize(&shared, &id);
     });
+}
+
+/// Sends a task's `song.streaming` webhook.
+fn announce_streaming(shared: &Arc<Shared>, task_id: &str) {
+    let now = Instant::now();
+    let delivery = {
+        let world = shared.world();
+        let Some(task) = world.tasks.get(task_id) else {
+            return;
+        };
+        let Some(hook) = task.webhook.as_ref() else {
+            return;
+        };
+        Delivery {
+            url: hook.url.clone(),
+            secret: hook
+                .secret
+                .clone()
+                .unwrap_or_else(|| shared.config.webhook_secret.clone()),
+            task_id: task.id.clone(),
+            event: Event::Streaming,
+            data: task_data(&world, task, shared, now),
+        }
+    };
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move { webhook::deliver(&shared, delivery).await });
 }
 
 /// Ends a task once its time is up: refund if it failed, then one webhook
@@ -257,8 +358,12 @@ pub(crate) fn finalize(shared: &Arc<Shared>, task_id: &str) {
                 .clone()
                 .unwrap_or_else(|| shared.config.webhook_secret.clone()),
             task_id: task.id.clone(),
-            failed,
-            data: task_data(&world, &task, &shared.base_url, now),
+            event: if failed {
+                Event::Failed
+            } else {
+                Event::Completed
+            },
+            data: task_data(&world, &task, shared, now),
         });
         (task.key, failed, delivery)
     };
@@ -287,6 +392,7 @@ mod tests {
             full: Vec::new(),
             pair: None,
             webhook: None,
+            streams: false,
             finalized: false,
         }
     }
@@ -317,5 +423,35 @@ mod tests {
         let later = stuck.submitted + Duration::from_secs(10_000);
         assert_eq!(stuck.clip_state("a", later), Some(ClipState::Running));
         assert!(!stuck.is_over(later));
+    }
+
+    #[test]
+    fn streaming_tasks_stream_between_running_and_their_end() {
+        let t = Task {
+            streams: true,
+            ..task(Outcome::Succeed)
+        };
+        let at = |s: u64| t.submitted + Duration::from_secs(s);
+        assert_eq!(t.clip_state("a", at(30)), Some(ClipState::Running));
+        assert_eq!(t.clip_state("a", at(60)), Some(ClipState::Streaming));
+        assert_eq!(t.status(at(60)), "streaming");
+        assert_eq!(t.clip_state("a", at(95)), Some(ClipState::Succeeded));
+        assert_eq!(t.clip_state("b", at(95)), Some(ClipState::Streaming));
+        assert_eq!(t.status(at(100)), "succeeded");
+        let failing = Task {
+            streams: true,
+            ..task(Outcome::Fail)
+        };
+        let end = failing.submitted + Duration::from_secs(100);
+        assert_eq!(
+            failing.clip_state("b", end - Duration::from_secs(1)),
+            Some(ClipState::Streaming)
+        );
+        assert_eq!(failing.clip_state("b", end), Some(ClipState::Failed));
+        let stuck = Task {
+            streams: true,
+            ..task(Outcome::Stuck)
+        };
+        assert_eq!(stuck.clip_state("a", at(10_000)), Some(ClipState::Running));
     }
 }

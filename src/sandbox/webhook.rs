@@ -2,7 +2,9 @@
 //! `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`
 //! keyed by the request's `webhook_secret` (or the sandbox's default).
 //!
-//! One POST per terminal event, no retries (reference §9 #10).
+//! One POST per event, no retries (reference §9 #10): the terminal event,
+//! and in the observed style `song.streaming` when the clips start to
+//! stream, as the service was seen to send.
 
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -10,13 +12,31 @@ use sha2::Sha256;
 
 use super::world::Shared;
 
-/// A terminal event waiting to be sent.
+/// Which event a delivery announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    Streaming,
+    Completed,
+    Failed,
+}
+
+impl Event {
+    fn name(self) -> &'static str {
+        match self {
+            Event::Streaming => "song.streaming",
+            Event::Completed => "song.completed",
+            Event::Failed => "song.failed",
+        }
+    }
+}
+
+/// An event waiting to be sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     pub url: String,
     pub secret: String,
     pub task_id: String,
-    pub failed: bool,
+    pub event: Event,
     pub data: Vec<Value>,
 }
 
@@ -35,12 +55,8 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
 
 /// Sends one event; failures are logged and dropped, as upstream does.
 pub(crate) async fn deliver(shared: &Shared, delivery: Delivery) {
-    let event = if delivery.failed {
-        "song.failed"
-    } else {
-        "song.completed"
-    };
-    let (code, message) = if delivery.failed {
+    let event = delivery.event.name();
+    let (code, message) = if delivery.event == Event::Failed {
         (500, super::reply::TIMEOUT_REFUNDED)
     } else {
         (200, "success")

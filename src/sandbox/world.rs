@@ -9,8 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::config::SandboxConfig;
+use super::config::{AnswerStyle, SandboxConfig};
 use super::faults::{Roll, request_digest};
+use super::fields::Model;
 use super::ledger::Ledger;
 use super::reply::{self, Failure};
 use super::tasks::{ClipState, Task};
@@ -33,7 +34,8 @@ pub(crate) struct ClipRecord {
     pub tags: Option<String>,
     /// `None` when there is nothing sung (uploads, instrumentals, most stems).
     pub lyrics: Option<String>,
-    pub mv: Option<String>,
+    /// The model asked for; polls spell it as the style says.
+    pub mv: Option<Model>,
     pub gpt_description_prompt: Option<String>,
     pub negative_tags: Option<String>,
     pub style_weight: Option<f64>,
@@ -42,6 +44,18 @@ pub(crate) struct ClipRecord {
     pub duration: f64,
     pub stem_type: Option<String>,
     pub created_at: String,
+}
+
+impl ClipRecord {
+    /// `mv` as polls show it: echoed as requested in the observed style,
+    /// in `chirp-*` spelling in the documented one.
+    pub(crate) fn mv_as(&self, style: AnswerStyle) -> Option<String> {
+        let model = self.mv.as_ref()?;
+        Some(match style {
+            AnswerStyle::Observed => model.requested.clone(),
+            AnswerStyle::Documented => model.chirp(),
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +69,21 @@ pub(crate) struct World {
     next_submit: HashMap<String, Instant>,
     occurrences: HashMap<[u8; 32], u64>,
     id_counter: u64,
+    /// How many polls were answered in each form (see [`PollForms`]).
+    poll_forms: PollForms,
+}
+
+/// How many task polls were answered in each form: `not_ready` (the
+/// `type` object or HTTP 202), `empty_data`, or the task's status
+/// (`pending`, `running`, `streaming`, `succeeded`, `failed`) for polls
+/// that showed clips.
+pub type PollForms = std::collections::BTreeMap<String, u64>;
+
+impl World {
+    /// Counts one poll answered in `form`.
+    pub(crate) fn served(&mut self, form: &str) {
+        *self.poll_forms.entry(form.to_owned()).or_insert(0) += 1;
+    }
 }
 
 /// State shared by every request handler and timer.
@@ -81,6 +110,11 @@ impl Shared {
 
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The forms polls were answered in so far.
+    pub(crate) fn poll_forms(&self) -> PollForms {
+        self.world().poll_forms.clone()
     }
 
     /// The dice for one request (see `faults`).

@@ -210,7 +210,7 @@ impl StepExecutor for ApiExecutor {
             .and_then(|c| c.get("upload_clip_id"))
             .and_then(Value::as_str);
         match outputs::from_task(job.action, &status, upload) {
-            Finished::Pending => Ok(PollOutcome::Pending),
+            Finished::Pending(waiting) => Ok(PollOutcome::Pending { waiting }),
             Finished::Failed(message) => Ok(PollOutcome::Failed { message }),
             Finished::Done(value) => {
                 let outputs = self.finish(job, value).await?;

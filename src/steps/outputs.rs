@@ -43,7 +43,8 @@ fn state(s: &ClipState) -> &str {
 
 /// What a finished poll means for the step.
 pub(crate) enum Finished {
-    Pending,
+    /// Not finished; what it waits on when the states alone do not say.
+    Pending(Option<String>),
     Failed(String),
     Done(Value),
 }
@@ -56,7 +57,7 @@ pub(crate) fn from_task(
     upload_clip_id: Option<&str>,
 ) -> Finished {
     if !status.is_finished() {
-        return Finished::Pending;
+        return Finished::Pending(status.unsettled());
     }
     if let Some(failed) = status
         .clips()
@@ -70,7 +71,7 @@ pub(crate) fn from_task(
         return Finished::Failed(format!("clip `{}` failed: {why}", failed.clip_id));
     }
     let TaskStatus::Items(items) = status else {
-        return Finished::Pending;
+        return Finished::Pending(None);
     };
     Finished::Done(match action {
         Action::StemsBasic | Action::StemsFull => stems(items),
@@ -221,9 +222,20 @@ mod tests {
         ] {
             assert!(matches!(
                 from_task(Action::Create, &status(body), None),
-                Finished::Pending
+                Finished::Pending(None)
             ));
         }
+    }
+
+    #[test]
+    fn a_succeeded_clip_without_its_file_is_pending_and_says_why() {
+        let body = r#"{"data":[{"clip_id":"a","state":"succeeded","audio_url":"http://x/a.mp3"},
+            {"clip_id":"b","state":"succeeded","audio_url":""}]}"#;
+        let Finished::Pending(Some(waiting)) = from_task(Action::Create, &status(body), None)
+        else {
+            panic!("a clip without its file is not finished")
+        };
+        assert!(waiting.contains("clip `b`"), "{waiting}");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use sonicflow::api::{
     ApiKey, Client, ClientConfig, Clip, ClipState, CreateRequest, GenerationFields, TaskStatus,
     TaskType,
 };
-use sonicflow::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use sonicflow::prices::PriceTable;
+use sonicflow::sandbox::{AnswerStyle, Sandbox, SandboxConfig, SandboxHandle};
 
 pub const KEY: &str = "test-key-0123456789";
 
@@ -25,6 +26,28 @@ pub fn fast() -> SandboxConfig {
     SandboxConfig::default()
         .with_time_scale(2000.0)
         .with_submit_interval(Duration::ZERO)
+}
+
+/// Runs `body` once per answer style, observed first; a failure names the
+/// style through the test's own messages or the panic below.
+pub async fn styled(body: impl AsyncFn(AnswerStyle)) {
+    for style in AnswerStyle::ALL {
+        eprintln!("answer style: {style:?}");
+        body(style).await;
+    }
+}
+
+/// The built-in price of `operation`, which the sandbox charges by default.
+pub fn price(operation: &str) -> u64 {
+    PriceTable::builtin().price(operation).unwrap()
+}
+
+/// `mv` as a polled clip shows it in `style`, for a request that sent `sent`.
+pub fn polled_mv(style: AnswerStyle, sent: &str) -> String {
+    match style {
+        AnswerStyle::Observed => sent.to_owned(),
+        AnswerStyle::Documented => sent.replacen("sonic-", "chirp-", 1),
+    }
 }
 
 pub fn client_for(base_url: &str, key: &str) -> Client {

@@ -96,7 +96,7 @@ pub async fn drive(exec: &ApiExecutor, job: &Job) -> Result<PollOutcome, StepErr
     };
     for _ in 0..3000 {
         match exec.poll(job, &task).await? {
-            PollOutcome::Pending => tokio::time::sleep(Duration::from_millis(3)).await,
+            PollOutcome::Pending { .. } => tokio::time::sleep(Duration::from_millis(3)).await,
             done => return Ok(done),
         }
     }

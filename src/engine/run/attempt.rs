@@ -39,6 +39,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             charged,
             deadline,
             last_error: None,
+            waiting: None,
         };
         self.set_state(idx, State::Polling(polling));
         self.poll(idx, delay);
@@ -269,7 +270,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         };
         let (trouble, retry_after) = match &result {
             Ok(PollOutcome::Done(_)) => (None, None),
-            Ok(PollOutcome::Pending) => (Some(Trouble::Pending), None),
+            Ok(PollOutcome::Pending { .. }) => (Some(Trouble::Pending), None),
             Ok(PollOutcome::Failed { .. }) => (Some(Trouble::TaskFailed), None),
             Err(e) => (Some(Trouble::Poll(e.kind)), e.retry_after),
         };
@@ -288,6 +289,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         }
         let mut situation = self.situation(idx, p.job.attempt, retry_after);
         situation.overdue = Instant::now() >= p.deadline;
+        if let Ok(PollOutcome::Pending { waiting }) = &result {
+            p.waiting.clone_from(waiting);
+        }
         let error = result.err();
         match (react(trouble, &situation, &mut self.rng), error) {
             (Reaction::Repoll { delay }, error) => {
@@ -296,9 +300,11 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 self.poll(idx, delay);
             }
             (Reaction::Timeout, error) => {
-                let cause = error.map(|e| e.message).or(p.last_error);
-                let cause =
-                    cause.map_or_else(String::new, |c| format!("; the last poll failed: {c}"));
+                let cause = match (error.map(|e| e.message).or(p.last_error), p.waiting) {
+                    (Some(c), _) => format!("; the last poll failed: {c}"),
+                    (None, Some(w)) => format!("; {w}"),
+                    (None, None) => String::new(),
+                };
                 let message = format!(
                     "task `{}` did not finish in time{cause}; it was paid for and may still finish",
                     p.task.id

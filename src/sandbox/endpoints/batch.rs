@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::create::create_task;
 use crate::sandbox::fields::Body;
 use crate::sandbox::pipeline::{Accepted, Ctx, debit};
-use crate::sandbox::reply::{Failure, success};
+use crate::sandbox::reply::{Failure, submitted, success};
 use crate::sandbox::tasks;
 use crate::sandbox::world::Shared;
 
@@ -52,7 +52,10 @@ pub(crate) fn submit(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure
         .iter()
         .map(|s| debit(ctx, &s.task.operation, Some(s.task.id.clone())))
         .collect();
-    let reply = success(json!({ "batch_id": batch_id, "submitted": specs.len(), "tasks": report }));
+    let reply = submitted(
+        ctx.shared.config.style,
+        json!({ "batch_id": batch_id, "submitted": specs.len(), "tasks": report }),
+    );
     Ok(Accepted {
         debits,
         clips: Vec::new(),
@@ -79,7 +82,7 @@ pub(crate) fn status(shared: &Arc<Shared>, batch_id: &str) -> Result<Value, Fail
         .filter_map(|id| world.tasks.get(id))
         .map(|task| {
             let data = if task.visible(now) {
-                tasks::task_data(&world, task, &shared.base_url, now)
+                tasks::task_data(&world, task, shared, now)
             } else {
                 Vec::new()
             };

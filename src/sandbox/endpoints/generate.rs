@@ -5,7 +5,7 @@ use crate::sandbox::clips;
 use crate::sandbox::fields::{self, Body, Generation, PromptRule};
 use crate::sandbox::pipeline::{Accepted, Ctx, TaskSpec};
 use crate::sandbox::reply::Failure;
-use crate::sandbox::tasks::Pair;
+use crate::sandbox::tasks::{Outcome, Pair};
 
 pub(crate) fn sample(ctx: &mut Ctx<'_>, body: &Body) -> Result<Accepted, Failure> {
     let url = fields::opt_str(body, "url")?;
@@ -122,8 +122,16 @@ fn stems(ctx: &mut Ctx<'_>, body: &Body, full: bool) -> Result<Accepted, Failure
     let source = ctx.shared.source_clip(id)?;
     let operation = if full { "stems_full" } else { "stems_basic" };
     let webhook = fields::webhook(body)?;
-    let task = ctx.new_task(operation, ctx.shared.config.latencies.stems, webhook);
-    let names = clips::stem_names(full, ctx.shared.config.stems_full_count);
+    let mut task = ctx.new_task(operation, ctx.shared.config.latencies.stems, webhook);
+    let config = &ctx.shared.config;
+    if full && task.outcome == Outcome::Succeed && ctx.roll.hit(config.faults.stems_full_failure) {
+        task.outcome = Outcome::Fail;
+    }
+    let names = if full {
+        clips::full_stem_names(config.stems_full_count)
+    } else {
+        clips::basic_stem_names(config.stems_basic_count)
+    };
     let made = clips::stems(ctx, &task.id, &source, &names);
     Ok(Accepted::task(ctx, TaskSpec::with_clips(task, made)))
 }

@@ -50,7 +50,7 @@ pub(crate) async fn task(
         }
         Ok(answer(&roll, false, body))
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().unwrap_or_else(|f| f.respond(shared.config.style))
 }
 
 pub(crate) async fn missing_task_id(
@@ -58,8 +58,8 @@ pub(crate) async fn missing_task_id(
     headers: HeaderMap,
 ) -> Response {
     match authenticate(&headers, &shared) {
-        Ok(_) => Failure::bad(reply::MISSING_TASK_ID).into_response(),
-        Err(f) => f.into_response(),
+        Ok(_) => Failure::bad(reply::MISSING_TASK_ID).respond(shared.config.style),
+        Err(f) => f.respond(shared.config.style),
     }
 }
 
@@ -75,7 +75,7 @@ pub(crate) async fn batch_status(
         };
         Ok(answer(&roll, false, batch::status(&shared, id)?))
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().unwrap_or_else(|f| f.respond(shared.config.style))
 }
 
 pub(crate) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -84,7 +84,7 @@ pub(crate) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMa
         let body = json!({ "credits": shared.ledger.balance(&key), "extra_credits": 0 });
         Ok(answer(&roll, false, body))
     };
-    run().unwrap_or_else(IntoResponse::into_response)
+    run().unwrap_or_else(|f| f.respond(shared.config.style))
 }
 
 /// `GET /_sandbox/ledger`: the caller's account, never faulted.
@@ -100,25 +100,25 @@ pub(crate) async fn ledger(State(shared): State<Arc<Shared>>, headers: HeaderMap
             });
             Json(body).into_response()
         }
-        Err(f) => f.into_response(),
+        Err(f) => f.respond(shared.config.style),
     }
 }
 
 /// `GET /files/<clip_id>.<mp3|wav|mid|jpeg>`: public, like a CDN.
 pub(crate) async fn file(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
     let Some((id, ext)) = name.rsplit_once('.') else {
-        return Failure::not_found("file not found.").into_response();
+        return Failure::not_found("file not found.").respond(shared.config.style);
     };
     let duration = shared.world().clips.get(id).map(|c| c.duration);
     let Some(duration) = duration else {
-        return Failure::not_found("file not found.").into_response();
+        return Failure::not_found("file not found.").respond(shared.config.style);
     };
     let (mime, bytes) = match ext {
         "wav" => ("audio/wav", files::wav(duration)),
         "mp3" => ("audio/mpeg", files::mp3(duration)),
         "mid" => ("audio/midi", files::midi(id)),
         "jpeg" | "jpg" => ("image/jpeg", files::JPEG.to_vec()),
-        _ => return Failure::not_found("file not found.").into_response(),
+        _ => return Failure::not_found("file not found.").respond(shared.config.style),
     };
     ([(header::CONTENT_TYPE, mime)], bytes).into_response()
 }

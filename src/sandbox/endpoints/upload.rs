@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::sandbox::clips;
 use crate::sandbox::fields::{self, Body, PromptRule};
 use crate::sandbox::pipeline::{Accepted, Ctx, TaskSpec};
-use crate::sandbox::reply::{self, Failure, success};
+use crate::sandbox::reply::{self, Failure, submitted, success};
 use crate::sandbox::tasks::{Pair, Webhook};
 
 /// The audio URL, or why the upload is refused.
@@ -74,7 +74,10 @@ fn one_stop(
     fields::moderate(&generation)?;
     if let Err(refusal) = url {
         // The upload phase's refusal travels inside the envelope, uncharged.
-        let reply = success(json!({ "steps": { "upload": { "error": refusal } } }));
+        let reply = submitted(
+            ctx.shared.config.style,
+            json!({ "steps": { "upload": { "error": refusal } } }),
+        );
         return Ok(Accepted {
             debits: Vec::new(),
             ..Accepted::sync(ctx, operation, reply)
@@ -106,10 +109,13 @@ fn one_stop(
         spec = spec.with_full(Pair::Extended, full);
     }
     let task_id = spec.task.id.clone();
-    let reply = success(json!({
-        "task_id": task_id,
-        "steps": { "upload": { "clip_id": upload.id }, step: { "task_id": task_id } },
-    }));
+    let reply = submitted(
+        ctx.shared.config.style,
+        json!({
+            "task_id": task_id,
+            "steps": { "upload": { "clip_id": upload.id }, step: { "task_id": task_id } },
+        }),
+    );
     let mut accepted = Accepted::task(ctx, spec);
     accepted.reply = reply;
     accepted.clips.push(upload);
