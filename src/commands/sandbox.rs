@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::exit;
-use crate::sandbox::{Faults, Sandbox, SandboxConfig};
+use crate::sandbox::{Faults, RateLimitScope, Sandbox, SandboxConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
@@ -30,6 +30,10 @@ pub struct SandboxArgs {
     /// Seconds between paid submits per key, before time scaling.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub submit_interval: f64,
+    /// Which paid submits that interval applies to: generation submits only,
+    /// as documented, or every paid call sharing one slot.
+    #[arg(long, value_enum, value_name = "SCOPE", default_value = "generation")]
+    pub rate_limit_scope: RateLimitScope,
     /// Number of stems a full split returns.
     #[arg(long, value_name = "N", default_value_t = 12)]
     pub stems_full: usize,
@@ -85,6 +89,7 @@ fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
         .with_seed(args.seed)
         .with_balance(args.balance)
         .with_submit_interval(std::time::Duration::from_secs_f64(args.submit_interval))
+        .with_rate_limit_scope(args.rate_limit_scope)
         .with_stems_full_count(args.stems_full)
         .with_faults(faults))
 }

@@ -8,8 +8,9 @@
 //! small real media files at the URLs it returns. A time scale divides
 //! every duration.
 //!
-//! It imports nothing of sonicflow but the price table: it must not know the
-//! client, manifests or plans, so that it checks the client from outside.
+//! It imports nothing of sonicflow but the price table (and the rate-limit
+//! class of each priced operation): it must not know the client, manifests
+//! or plans, so that it checks the client from outside.
 
 mod clips;
 mod config;
@@ -32,6 +33,7 @@ pub use config::{DEFAULT_WEBHOOK_SECRET, Latencies, LatencyRange, NotReadyForm, 
 pub use faults::Faults;
 pub use ledger::{EntryKind, Ledger, LedgerEntry};
 pub use webhook::signature as webhook_signature;
+pub use world::RateLimitScope;
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]
