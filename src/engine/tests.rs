@@ -30,6 +30,10 @@ struct Log {
     task_polls: HashMap<String, u32>,
     submit_calls: HashMap<String, u32>,
     failures_left: HashMap<String, u32>,
+    /// Submits answered 429 by the shared slot, with when they arrived.
+    refused: Vec<(String, Duration)>,
+    /// When the latest submit the shared slot let through arrived.
+    last_accepted: Option<Duration>,
 }
 
 struct Fake {
@@ -37,6 +41,9 @@ struct Fake {
     /// Whether results should carry files (as with `--download`).
     files: bool,
     scripts: HashMap<String, Script>,
+    /// Like a service whose one submit slot every paid call shares: a
+    /// submit arriving within this of the last one let through is answered 429.
+    shared_slot: Option<Duration>,
     log: Mutex<Log>,
 }
 
@@ -49,8 +56,15 @@ impl Fake {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            shared_slot: None,
             log: Mutex::new(Log::default()),
         })
+    }
+
+    fn with_shared_slot(window: Duration) -> Arc<Fake> {
+        let mut fake = Arc::into_inner(Fake::new(&[])).unwrap();
+        fake.shared_slot = Some(window);
+        Arc::new(fake)
     }
 
     fn with_files(scripts: &[(&str, Script)]) -> Arc<Fake> {
@@ -96,7 +110,15 @@ impl StepExecutor for Fake {
             let calls = log.submit_calls.entry(key.clone()).or_default();
             *calls += 1;
             let n = *calls as usize;
-            log.submits.push((key.clone(), self.start.elapsed()));
+            let now = self.start.elapsed();
+            log.submits.push((key.clone(), now));
+            if let Some(window) = self.shared_slot {
+                if log.last_accepted.is_some_and(|last| now - last < window) {
+                    log.refused.push((key, now));
+                    return Err(StepError::new(ErrorKind::RateLimited, "shared slot taken"));
+                }
+                log.last_accepted = Some(now);
+            }
             if let Some(kind) = script.submit_errors.get(n - 1) {
                 let mut e = StepError::new(*kind, format!("scripted {kind:?}"));
                 if *kind == ErrorKind::RateLimited {
@@ -398,6 +420,106 @@ async fn rate_limits_pause_every_submit_and_do_not_use_up_attempts() {
             "Retry-After honoured: {upload_times:?}"
         );
     }
+}
+
+/// Six rows of a generation submit (`song`) and a quick call (`up`), both
+/// paced at their defaults: 20 and 60 a minute.
+const TWO_CLASSES: &str = "version: 1\nname: t\nlimits: { max_in_flight: 50 }\nmatrix:\n  key: id\n  rows: [{id: a}, {id: b}, {id: c}, {id: d}, {id: e}, {id: f}]\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n  up:\n    action: upload\n    with: { url: https://x/a.mp3 }\n";
+
+/// When each submit of `step` was sent.
+fn sends_of(fake: &Fake, step: &str) -> Vec<Duration> {
+    let log = fake.log.lock().unwrap();
+    log.submits
+        .iter()
+        .filter(|(k, _)| k.starts_with(step))
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+fn gaps(times: &[Duration]) -> Vec<Duration> {
+    times.windows(2).map(|p| p[1] - p[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_class_keeps_its_own_spacing_and_neither_waits_for_the_other() {
+    let fake = Fake::new(&[]);
+    let (summary, _) = run_plan(plan(TWO_CLASSES), fake.clone(), |_| {}).await;
+    assert_eq!((summary.succeeded, summary.failed), (12, 0));
+    let (songs, ups) = (sends_of(&fake, "song"), sends_of(&fake, "up"));
+    assert_eq!((songs.len(), ups.len()), (6, 6));
+    // 3 s and 1 s, each with the engine's 5 % to spare.
+    assert!(
+        gaps(&songs)
+            .iter()
+            .all(|g| *g >= Duration::from_millis(3150)),
+        "{songs:?}"
+    );
+    assert!(
+        gaps(&ups).iter().all(|g| *g >= Duration::from_millis(1050)),
+        "{ups:?}"
+    );
+    // Both start at once, and the quick calls are done long before the
+    // creates, rather than taking every other 3 s slot.
+    assert_eq!((songs[0], ups[0]), (Duration::ZERO, Duration::ZERO));
+    assert!(ups[5] < Duration::from_secs(6), "{ups:?}");
+    assert!(!summary.rate_limit_shared);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_on_generation_submits_pauses_them_and_not_the_quick_calls() {
+    // Every create is refused once, with a Retry-After of 5 s.
+    let fake = Fake::new(&[(
+        "song",
+        Script {
+            submit_errors: vec![ErrorKind::RateLimited],
+            polls_to_finish: 2,
+            ..Script::default()
+        },
+    )]);
+    let (summary, _) = run_plan(plan(TWO_CLASSES), fake.clone(), |_| {}).await;
+    assert_eq!((summary.succeeded, summary.failed), (12, 0));
+    let (songs, ups) = (sends_of(&fake, "song"), sends_of(&fake, "up"));
+    assert_eq!(songs.len(), 12, "each create sent twice: {songs:?}");
+    // Nothing of the generation class goes out during the first pause…
+    assert!(
+        songs[1] >= Duration::from_secs(5),
+        "generation paused: {songs:?}"
+    );
+    // …while the quick calls keep their own pace through it.
+    assert_eq!(ups.len(), 6);
+    assert!(
+        gaps(&ups).iter().all(|g| *g < Duration::from_millis(1100)),
+        "quick calls unaffected: {ups:?}"
+    );
+    assert!(ups[5] < Duration::from_secs(6), "{ups:?}");
+    assert!(!summary.rate_limit_shared);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_on_a_quick_call_teaches_the_shared_slot_and_none_follows() {
+    let fake = Fake::with_shared_slot(Duration::from_secs(3));
+    let (summary, _) = run_plan(plan(TWO_CLASSES), fake.clone(), |_| {}).await;
+    assert_eq!((summary.succeeded, summary.failed), (12, 0));
+    let log = fake.log.lock().unwrap();
+    let first_quick = log
+        .refused
+        .iter()
+        .find(|(k, _)| k.starts_with("up"))
+        .map(|(_, t)| *t)
+        .expect("a quick call met the shared slot");
+    let later: Vec<&(String, Duration)> = log
+        .refused
+        .iter()
+        .filter(|(_, t)| *t > first_quick)
+        .collect();
+    assert_eq!(
+        later,
+        Vec::<&(String, Duration)>::new(),
+        "{:?}",
+        log.refused
+    );
+    assert!(log.refused.len() <= 2, "{:?}", log.refused);
+    assert!(summary.rate_limit_shared);
 }
 
 #[tokio::test(start_paused = true)]
