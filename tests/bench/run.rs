@@ -182,6 +182,26 @@ fn main() {
         per_class[OpClass::of(operation).index()] += 1.0;
     }
     let [generation, quick] = per_class;
+    // 429s per class, and those after the first on a quick call: the moment
+    // a runner can know that the slot is shared.
+    let mut refused = [0_usize; 2];
+    let mut after_learning: Option<[usize; 2]> = None;
+    for e in events
+        .iter()
+        .filter(|e| e["event"] == "retrying" && e["error"]["kind"] == "rate_limited")
+    {
+        let operation = e["id"]["step_id"]
+            .as_str()
+            .and_then(|step| operations.get(step))
+            .map_or("", String::as_str);
+        let class = OpClass::of(operation);
+        refused[class.index()] += 1;
+        match &mut after_learning {
+            Some(after) => after[class.index()] += 1,
+            None if class == OpClass::Quick => after_learning = Some([0, 0]),
+            None => {}
+        }
+    }
     let tasks = events
         .iter()
         .filter(|e| e["event"] == "submitted" && !e["task_id"].is_null())
@@ -211,10 +231,18 @@ fn main() {
         makespan / bound
     );
     println!(
-        "429 responses: {}; runner learnt a shared slot: {}",
+        "429 responses: {} ({} on generation submits, {} on quick calls); runner learnt a shared slot: {}",
         count("throttled"),
+        refused[0],
+        refused[1],
         summary["rate_limit_shared"].as_bool().unwrap_or(false)
     );
+    if let Some([g, q]) = after_learning {
+        println!(
+            "429s after the first on a quick call: {} ({g} generation, {q} quick)",
+            g + q
+        );
+    }
     println!("polls per polled task: {:.2}", polls / tasks.max(1.0));
     println!("runner peak RSS: {:.1} MB", last.0 as f64 / 1024.0);
     println!(
