@@ -522,6 +522,72 @@ async fn a_429_on_a_quick_call_teaches_the_shared_slot_and_none_follows() {
     assert!(summary.rate_limit_shared);
 }
 
+/// `rows` rows of `generation` creates and `quick` uploads per row.
+fn mixed_classes(rows: usize, generation: usize, quick: usize) -> String {
+    let rows: Vec<String> = (0..rows).map(|r| format!("{{id: r{r}}}")).collect();
+    let mut text = format!(
+        "version: 1\nname: t\nlimits: {{ max_in_flight: 50 }}\nmatrix:\n  key: id\n  rows: [{}]\nsteps:\n",
+        rows.join(", ")
+    );
+    for g in 0..generation {
+        text.push_str(&format!("  song{g}:\n    action: create\n    with: {{ mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }}\n"));
+    }
+    for q in 0..quick {
+        text.push_str(&format!(
+            "  up{q}:\n    action: upload\n    with: {{ url: https://x/a.mp3 }}\n"
+        ));
+    }
+    text
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Whatever the mix, each class keeps its own spacing against a service
+    /// that limits generation submits only, and against one whose slot
+    /// every paid call shares no 429 follows the first on a quick call.
+    #[test]
+    fn every_mix_of_classes_keeps_its_pace_and_learns_a_shared_slot_once(
+        rows in 1usize..6,
+        generation in 0usize..3,
+        quick in 1usize..3,
+        shared in proptest::bool::ANY,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let text = mixed_classes(rows, generation, quick);
+        // Made inside the paused runtime, so the fake's clock is the engine's.
+        let (fake, summary) = runtime.block_on(async {
+            let fake = if shared {
+                Fake::with_shared_slot(Duration::from_secs(3))
+            } else {
+                Fake::new(&[])
+            };
+            let (summary, _) = run_plan(plan(&text), fake.clone(), |_| {}).await;
+            (fake, summary)
+        });
+        proptest::prop_assert_eq!(summary.succeeded, rows * (generation + quick));
+        let log = fake.log.lock().unwrap();
+        if shared {
+            let learnt = log.refused.iter().find(|(k, _)| k.starts_with("up")).map(|(_, t)| *t);
+            let after = log.refused.iter().filter(|(_, t)| learnt.is_some_and(|l| *t > l)).count();
+            proptest::prop_assert_eq!(after, 0, "{:?}", log.refused);
+            proptest::prop_assert_eq!(summary.rate_limit_shared, learnt.is_some());
+        } else {
+            let sends = |prefix: &str| -> Vec<Duration> {
+                log.submits.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, t)| *t).collect()
+            };
+            let (songs, ups) = (sends("song"), sends("up"));
+            proptest::prop_assert!(gaps(&songs).iter().all(|g| *g >= Duration::from_millis(3150)), "{:?}", songs);
+            proptest::prop_assert!(gaps(&ups).iter().all(|g| *g >= Duration::from_millis(1050)), "{:?}", ups);
+            proptest::prop_assert!(!summary.rate_limit_shared);
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn out_of_credits_stops_submitting_but_polls_what_is_in_flight() {
     let fake = Fake::new(&[(
