@@ -676,7 +676,7 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
         tx,
         cancel_rx,
     ));
-    // `jazz` is submitted after `upload` (3 s spacing) and takes 20 s + 3 × 15 s to finish.
+    // `jazz` is submitted once `upload` answers and takes 20 s + 3 × 15 s to finish.
     tokio::time::sleep(Duration::from_secs(30)).await;
     cancel_tx.send(true).unwrap();
     let summary = handle.await.unwrap();

@@ -246,6 +246,34 @@ mod tests {
     }
 
     #[test]
+    fn each_scope_says_which_paid_requests_take_the_slot() {
+        let debit = |operation: &str, credits| Debit {
+            operation: operation.to_owned(),
+            credits,
+            task_id: None,
+        };
+        let batch = [debit("create_music", 15), debit("create_music", 15)];
+        let wav = [debit("wav", 2)];
+        let free = [debit("create_music", 0)];
+        let rows: [(&[Debit], bool, bool); 3] = [
+            // debits, generation scope, shared scope
+            (&batch, true, true),
+            (&wav, false, true),
+            (&free, false, false),
+        ];
+        for (debits, generation, shared) in rows {
+            assert_eq!(
+                (
+                    RateLimitScope::Generation.limits(debits),
+                    RateLimitScope::Shared.limits(debits)
+                ),
+                (generation, shared),
+                "{debits:?}"
+            );
+        }
+    }
+
+    #[test]
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_454), (2026, 1, 1));
