@@ -464,6 +464,7 @@ fn a_pace_flag_of_zero_is_refused_as_its_limits_key_is_and_nothing_is_sent() {
     let pace = [
         ["--max-in-flight", "0"],
         ["--submits-per-minute", "0"],
+        ["--quick-calls-per-minute", "0"],
         ["--polls-per-second", "0"],
     ];
     let mut every: Vec<&str> = Vec::new();

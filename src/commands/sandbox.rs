@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::exit;
 use crate::prices::PriceTable;
-use crate::sandbox::{AnswerStyle, Faults, NotReadyForm, Sandbox, SandboxConfig};
+use crate::sandbox::{AnswerStyle, Faults, NotReadyForm, RateLimitScope, Sandbox, SandboxConfig};
 
 /// `--style`: which forms the sandbox answers in (see [`AnswerStyle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,6 +81,10 @@ pub struct SandboxArgs {
     /// Number of stems a basic split returns.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub stems_basic: usize,
+    /// Which paid submits that interval applies to: generation submits only,
+    /// as documented, or every paid call sharing one slot.
+    #[arg(long, value_enum, value_name = "SCOPE", default_value = "generation")]
+    pub rate_limit_scope: RateLimitScope,
     /// Number of stems a full split returns.
     #[arg(long, value_name = "N", default_value_t = 24)]
     pub stems_full: usize,
@@ -149,6 +153,7 @@ fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
         .with_submit_interval(std::time::Duration::from_secs_f64(args.submit_interval))
         .with_style(args.style.into())
         .with_stems_basic_count(args.stems_basic)
+        .with_rate_limit_scope(args.rate_limit_scope)
         .with_stems_full_count(args.stems_full)
         .with_faults(faults))
 }

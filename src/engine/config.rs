@@ -3,12 +3,16 @@
 use std::time::Duration;
 
 use crate::plan::Plan;
+use crate::prices::OpClass;
 
 /// How a run is paced. Durations in the plan are divided by `time_scale`.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub max_in_flight: usize,
+    /// Generation submits per minute (see [`OpClass`]); 0 for no pacing.
     pub submits_per_minute: u32,
+    /// Quick paid calls per minute; 0 for no pacing.
+    pub quick_calls_per_minute: u32,
     pub polls_per_second: u32,
     /// Divides every duration (poll schedule, backoff, quotas, timeouts).
     pub time_scale: f64,
@@ -32,6 +36,7 @@ impl EngineConfig {
         EngineConfig {
             max_in_flight: plan.limits.max_in_flight as usize,
             submits_per_minute: plan.limits.submits_per_minute,
+            quick_calls_per_minute: plan.limits.quick_calls_per_minute,
             polls_per_second: plan.limits.polls_per_second,
             time_scale,
             fail_fast: false,
@@ -47,10 +52,14 @@ impl EngineConfig {
         d.div_f64(self.time_scale)
     }
 
-    /// The spacing of paid submits, `None` when they are not paced.
-    pub(crate) fn submit_period(&self) -> Option<Duration> {
-        (self.submits_per_minute > 0).then(|| {
-            self.scale(Duration::from_secs(60) / self.submits_per_minute)
+    /// The spacing of paid submits of `class`, `None` when they are not paced.
+    pub(crate) fn submit_period(&self, class: OpClass) -> Option<Duration> {
+        let per_minute = match class {
+            OpClass::Generation => self.submits_per_minute,
+            OpClass::Quick => self.quick_calls_per_minute,
+        };
+        (per_minute > 0).then(|| {
+            self.scale(Duration::from_secs(60) / per_minute)
                 .mul_f64(1.0 + self.submit_margin.max(0.0))
         })
     }

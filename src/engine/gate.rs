@@ -1,12 +1,13 @@
 //! Rate gates: a governor quota read on tokio's clock, plus a pause that a
-//! 429 can impose on every later request.
+//! 429 can impose on every later request, and the set of them a run's
+//! submits take, one per operation class.
 //!
 //! Governor's own clocks read the system time; reading tokio's instead keeps
 //! the engine testable under paused time and makes the quotas follow the
 //! same (scaled) clock as everything else.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -14,6 +15,8 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
+
+use crate::prices::OpClass;
 
 /// Governor's view of tokio's clock: time elapsed since the gate was made.
 #[derive(Debug, Clone)]
@@ -169,10 +172,93 @@ impl Gate {
 
     /// Holds every request back for `delay` (a 429 answered).
     pub fn pause(&self, delay: Duration) {
-        let until = Instant::now() + delay;
+        self.hold_until(Instant::now() + delay);
+    }
+
+    fn hold_until(&self, until: Instant) {
         if let Ok(mut p) = self.paused_until.lock() {
             *p = Some(p.map_or(until, |old| old.max(until)));
         }
+    }
+
+    /// The current spacing, `None` when unpaced.
+    pub fn period(&self) -> Option<Duration> {
+        self.period.lock().map(|p| *p).unwrap_or(None)
+    }
+
+    /// When the latest request through this gate left (or is due to leave).
+    pub fn last_sent(&self) -> Option<Instant> {
+        self.last_sent.lock().map(|l| *l).unwrap_or(None)
+    }
+
+    /// Treats `at` as a send through this gate too: the next slot and the
+    /// next send come at least one period after it.
+    pub fn follow(&self, at: Instant) {
+        let period = self.period().unwrap_or_default();
+        self.hold_until(at + period);
+        if let Ok(mut last) = self.last_sent.lock() {
+            *last = Some(last.map_or(at, |l| l.max(at)));
+        }
+    }
+}
+
+/// The submit quotas of a run: one gate per operation class, so that a
+/// slow class never holds back another, until a 429 shows that the service
+/// counts every paid call against one slot. From then on every class takes
+/// the generation gate, whose pace is that slot's.
+pub(crate) struct SubmitGates {
+    gates: [Arc<Gate>; 2],
+    shared: bool,
+}
+
+/// What a 429 taught the gates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lesson {
+    /// The class's own pace was too fast: that class was slowed.
+    OwnPace,
+    /// The service's slot is shared by every paid call: the classes now take one gate.
+    SharedSlot,
+}
+
+impl SubmitGates {
+    /// A gate per class, spaced by `period(class)`.
+    pub fn new(period: impl Fn(OpClass) -> Option<Duration>) -> SubmitGates {
+        SubmitGates {
+            gates: OpClass::ALL.map(|class| Arc::new(Gate::new(period(class)))),
+            shared: false,
+        }
+    }
+
+    /// The gate requests of `class` take.
+    pub fn gate(&self, class: OpClass) -> &Arc<Gate> {
+        let class = if self.shared {
+            OpClass::Generation
+        } else {
+            class
+        };
+        &self.gates[class.index()]
+    }
+
+    /// A request of `class` was answered 429; its retry waits `delay`.
+    /// Nothing documented limits quick calls, so a 429 on one means the
+    /// service's slot is shared by every paid call: from then on every
+    /// class takes the generation gate, which first waits a full period
+    /// after the latest quick call. Otherwise the class's own gate alone is
+    /// paused and slowed.
+    pub fn throttled(&mut self, class: OpClass, delay: Duration) -> Lesson {
+        let lesson = if self.shared || class != OpClass::Quick {
+            Lesson::OwnPace
+        } else {
+            self.shared = true;
+            if let Some(last) = self.gates[OpClass::Quick.index()].last_sent() {
+                self.gates[OpClass::Generation.index()].follow(last);
+            }
+            Lesson::SharedSlot
+        };
+        let gate = self.gate(class);
+        gate.pause(delay);
+        gate.slow_down(1.02);
+        lesson
     }
 }
 
@@ -245,6 +331,47 @@ mod tests {
             (first - start, second - start),
             (Duration::ZERO, Duration::from_secs(3))
         );
+    }
+
+    fn two_gates() -> SubmitGates {
+        SubmitGates::new(|class| match class {
+            OpClass::Generation => Some(Duration::from_secs(3)),
+            OpClass::Quick => Some(Duration::from_secs(1)),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_generation_429_pauses_its_own_class_only() {
+        let mut gates = two_gates();
+        let (generation, quick) = (OpClass::Generation, OpClass::Quick);
+        assert!(!Arc::ptr_eq(gates.gate(generation), gates.gate(quick)));
+        let lesson = gates.throttled(generation, Duration::from_secs(10));
+        assert_eq!(lesson, Lesson::OwnPace);
+        assert!(gates.gate(generation).try_acquire().is_err());
+        assert_eq!(gates.gate(quick).try_acquire(), Ok(()));
+        assert!(!Arc::ptr_eq(gates.gate(generation), gates.gate(quick)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_429_joins_the_gates_a_period_after_the_last_quick_call() {
+        let mut gates = two_gates();
+        let start = Instant::now();
+        gates.gate(OpClass::Generation).acquire().await;
+        assert_eq!(gates.gate(OpClass::Generation).reserve_send(), start);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        gates.gate(OpClass::Quick).acquire().await;
+        let quick_sent = gates.gate(OpClass::Quick).reserve_send();
+        let lesson = gates.throttled(OpClass::Quick, Duration::from_millis(100));
+        assert_eq!(lesson, Lesson::SharedSlot);
+        let shared = Arc::clone(gates.gate(OpClass::Quick));
+        assert!(Arc::ptr_eq(&shared, gates.gate(OpClass::Generation)));
+        // The next slot is a full (slightly widened) generation period after the quick call.
+        shared.acquire().await;
+        assert!(start.elapsed() >= quick_sent - start + Duration::from_secs(3));
+        assert!(shared.reserve_send() >= quick_sent + Duration::from_secs(3));
+        // Later 429s teach nothing new.
+        let lesson = gates.throttled(OpClass::Quick, Duration::from_millis(100));
+        assert_eq!(lesson, Lesson::OwnPace);
     }
 
     #[tokio::test(start_paused = true)]

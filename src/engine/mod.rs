@@ -11,6 +11,8 @@
 //!   re-attach, in doubt): `decide`, for the run and the forecast alike;
 //! - what to do when a submit or a poll goes wrong: `reaction::react`;
 //! - whether the next submit fits the credit cap: `budget`;
+//! - which gate a submit of each rate-limit class takes, and what a 429
+//!   teaches about the service's slot: `gate::SubmitGates`;
 //! - how a run ended, and the exit code, results status and journal line
 //!   that follow: `outcome`;
 //! - how the plan stands against earlier runs: `history`, read off `forecast`.

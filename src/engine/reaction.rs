@@ -56,8 +56,8 @@ pub(crate) struct Situation<'a> {
 pub(crate) enum Reaction {
     /// Send the same request again after `delay`, using up an attempt.
     Retry { delay: Duration },
-    /// Slow every submit down, pause them for `delay`, then send this one
-    /// again without using up an attempt.
+    /// Slow the submits of its rate-limit class down, pause them for
+    /// `delay`, then send this one again without using up an attempt.
     Throttle { delay: Duration },
     /// Ask the task again after `delay`.
     Repoll { delay: Duration },

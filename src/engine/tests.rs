@@ -32,6 +32,10 @@ struct Log {
     task_polls: HashMap<String, u32>,
     submit_calls: HashMap<String, u32>,
     failures_left: HashMap<String, u32>,
+    /// Submits answered 429 by the shared slot, with when they arrived.
+    refused: Vec<(String, Duration)>,
+    /// When the latest submit the shared slot let through arrived.
+    last_accepted: Option<Duration>,
 }
 
 struct Fake {
@@ -39,6 +43,9 @@ struct Fake {
     /// Whether results should carry files (as with `--download`).
     files: bool,
     scripts: HashMap<String, Script>,
+    /// Like a service whose one submit slot every paid call shares: a
+    /// submit arriving within this of the last one let through is answered 429.
+    shared_slot: Option<Duration>,
     log: Mutex<Log>,
 }
 
@@ -51,8 +58,15 @@ impl Fake {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
+            shared_slot: None,
             log: Mutex::new(Log::default()),
         })
+    }
+
+    fn with_shared_slot(window: Duration) -> Arc<Fake> {
+        let mut fake = Arc::into_inner(Fake::new(&[])).unwrap();
+        fake.shared_slot = Some(window);
+        Arc::new(fake)
     }
 
     fn with_files(scripts: &[(&str, Script)]) -> Arc<Fake> {
@@ -98,7 +112,15 @@ impl StepExecutor for Fake {
             let calls = log.submit_calls.entry(key.clone()).or_default();
             *calls += 1;
             let n = *calls as usize;
-            log.submits.push((key.clone(), self.start.elapsed()));
+            let now = self.start.elapsed();
+            log.submits.push((key.clone(), now));
+            if let Some(window) = self.shared_slot {
+                if log.last_accepted.is_some_and(|last| now - last < window) {
+                    log.refused.push((key, now));
+                    return Err(StepError::new(ErrorKind::RateLimited, "shared slot taken"));
+                }
+                log.last_accepted = Some(now);
+            }
             if let Some(kind) = script.submit_errors.get(n - 1) {
                 let mut e = StepError::new(*kind, format!("scripted {kind:?}"));
                 if *kind == ErrorKind::RateLimited {
@@ -415,6 +437,172 @@ async fn rate_limits_pause_every_submit_and_do_not_use_up_attempts() {
     }
 }
 
+/// Six rows of a generation submit (`song`) and a quick call (`up`), both
+/// paced at their defaults: 20 and 60 a minute.
+const TWO_CLASSES: &str = "version: 1\nname: t\nlimits: { max_in_flight: 50 }\nmatrix:\n  key: id\n  rows: [{id: a}, {id: b}, {id: c}, {id: d}, {id: e}, {id: f}]\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n  up:\n    action: upload\n    with: { url: https://x/a.mp3 }\n";
+
+/// When each submit of `step` was sent.
+fn sends_of(fake: &Fake, step: &str) -> Vec<Duration> {
+    let log = fake.log.lock().unwrap();
+    log.submits
+        .iter()
+        .filter(|(k, _)| k.starts_with(step))
+        .map(|(_, t)| *t)
+        .collect()
+}
+
+fn gaps(times: &[Duration]) -> Vec<Duration> {
+    times.windows(2).map(|p| p[1] - p[0]).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_class_keeps_its_own_spacing_and_neither_waits_for_the_other() {
+    let fake = Fake::new(&[]);
+    let (summary, _) = run_plan(plan(TWO_CLASSES), fake.clone(), |_| {}).await;
+    assert_eq!((summary.succeeded, summary.failed), (12, 0));
+    let (songs, ups) = (sends_of(&fake, "song"), sends_of(&fake, "up"));
+    assert_eq!((songs.len(), ups.len()), (6, 6));
+    // 3 s and 1 s, each with the engine's 5 % to spare.
+    assert!(
+        gaps(&songs)
+            .iter()
+            .all(|g| *g >= Duration::from_millis(3150)),
+        "{songs:?}"
+    );
+    assert!(
+        gaps(&ups).iter().all(|g| *g >= Duration::from_millis(1050)),
+        "{ups:?}"
+    );
+    // Both start at once, and the quick calls are done long before the
+    // creates, rather than taking every other 3 s slot.
+    assert_eq!((songs[0], ups[0]), (Duration::ZERO, Duration::ZERO));
+    assert!(ups[5] < Duration::from_secs(6), "{ups:?}");
+    assert!(!summary.rate_limit_shared);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_on_generation_submits_pauses_them_and_not_the_quick_calls() {
+    // Every create is refused once, with a Retry-After of 5 s.
+    let fake = Fake::new(&[(
+        "song",
+        Script {
+            submit_errors: vec![ErrorKind::RateLimited],
+            polls_to_finish: 2,
+            ..Script::default()
+        },
+    )]);
+    let (summary, _) = run_plan(plan(TWO_CLASSES), fake.clone(), |_| {}).await;
+    assert_eq!((summary.succeeded, summary.failed), (12, 0));
+    let (songs, ups) = (sends_of(&fake, "song"), sends_of(&fake, "up"));
+    assert_eq!(songs.len(), 12, "each create sent twice: {songs:?}");
+    // Nothing of the generation class goes out during the first pause…
+    assert!(
+        songs[1] >= Duration::from_secs(5),
+        "generation paused: {songs:?}"
+    );
+    // …while the quick calls keep their own pace through it.
+    assert_eq!(ups.len(), 6);
+    assert!(
+        gaps(&ups).iter().all(|g| *g < Duration::from_millis(1100)),
+        "quick calls unaffected: {ups:?}"
+    );
+    assert!(ups[5] < Duration::from_secs(6), "{ups:?}");
+    assert!(!summary.rate_limit_shared);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_on_a_quick_call_teaches_the_shared_slot_and_none_follows() {
+    let fake = Fake::with_shared_slot(Duration::from_secs(3));
+    let (summary, _) = run_plan(plan(TWO_CLASSES), fake.clone(), |_| {}).await;
+    assert_eq!((summary.succeeded, summary.failed), (12, 0));
+    let log = fake.log.lock().unwrap();
+    let first_quick = log
+        .refused
+        .iter()
+        .find(|(k, _)| k.starts_with("up"))
+        .map(|(_, t)| *t)
+        .expect("a quick call met the shared slot");
+    let later: Vec<&(String, Duration)> = log
+        .refused
+        .iter()
+        .filter(|(_, t)| *t > first_quick)
+        .collect();
+    assert_eq!(
+        later,
+        Vec::<&(String, Duration)>::new(),
+        "{:?}",
+        log.refused
+    );
+    assert!(log.refused.len() <= 2, "{:?}", log.refused);
+    assert!(summary.rate_limit_shared);
+}
+
+/// `rows` rows of `generation` creates and `quick` uploads per row.
+fn mixed_classes(rows: usize, generation: usize, quick: usize) -> String {
+    let rows: Vec<String> = (0..rows).map(|r| format!("{{id: r{r}}}")).collect();
+    let mut text = format!(
+        "version: 1\nname: t\nlimits: {{ max_in_flight: 50 }}\nmatrix:\n  key: id\n  rows: [{}]\nsteps:\n",
+        rows.join(", ")
+    );
+    for g in 0..generation {
+        text.push_str(&format!("  song{g}:\n    action: create\n    with: {{ mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }}\n"));
+    }
+    for q in 0..quick {
+        text.push_str(&format!(
+            "  up{q}:\n    action: upload\n    with: {{ url: https://x/a.mp3 }}\n"
+        ));
+    }
+    text
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Whatever the mix, each class keeps its own spacing against a service
+    /// that limits generation submits only, and against one whose slot
+    /// every paid call shares no 429 follows the first on a quick call.
+    #[test]
+    fn every_mix_of_classes_keeps_its_pace_and_learns_a_shared_slot_once(
+        rows in 1usize..6,
+        generation in 0usize..3,
+        quick in 1usize..3,
+        shared in proptest::bool::ANY,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let text = mixed_classes(rows, generation, quick);
+        // Made inside the paused runtime, so the fake's clock is the engine's.
+        let (fake, summary) = runtime.block_on(async {
+            let fake = if shared {
+                Fake::with_shared_slot(Duration::from_secs(3))
+            } else {
+                Fake::new(&[])
+            };
+            let (summary, _) = run_plan(plan(&text), fake.clone(), |_| {}).await;
+            (fake, summary)
+        });
+        proptest::prop_assert_eq!(summary.succeeded, rows * (generation + quick));
+        let log = fake.log.lock().unwrap();
+        if shared {
+            let learnt = log.refused.iter().find(|(k, _)| k.starts_with("up")).map(|(_, t)| *t);
+            let after = log.refused.iter().filter(|(_, t)| learnt.is_some_and(|l| *t > l)).count();
+            proptest::prop_assert_eq!(after, 0, "{:?}", log.refused);
+            proptest::prop_assert_eq!(summary.rate_limit_shared, learnt.is_some());
+        } else {
+            let sends = |prefix: &str| -> Vec<Duration> {
+                log.submits.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, t)| *t).collect()
+            };
+            let (songs, ups) = (sends("song"), sends("up"));
+            proptest::prop_assert!(gaps(&songs).iter().all(|g| *g >= Duration::from_millis(3150)), "{:?}", songs);
+            proptest::prop_assert!(gaps(&ups).iter().all(|g| *g >= Duration::from_millis(1050)), "{:?}", ups);
+            proptest::prop_assert!(!summary.rate_limit_shared);
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn out_of_credits_stops_submitting_but_polls_what_is_in_flight() {
     let fake = Fake::new(&[(
@@ -530,7 +718,7 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
         tx,
         cancel_rx,
     ));
-    // `jazz` is submitted after `upload` (3 s spacing) and takes 20 s + 3 × 15 s to finish.
+    // `jazz` is submitted once `upload` answers and takes 20 s + 3 × 15 s to finish.
     tokio::time::sleep(Duration::from_secs(30)).await;
     cancel_tx.send(true).unwrap();
     let summary = handle.await.unwrap();

@@ -444,7 +444,8 @@ pub enum RunEvent {
     },
     /// The step instance will not run.
     Skipped { id: InstanceId, reason: String },
-    /// A rate limit answered 429; submits pause for `delay_ms`.
+    /// A rate limit answered 429; submits of its class (of every class,
+    /// once the slot is known to be shared) pause for `delay_ms`.
     Throttled { delay_ms: u64 },
     /// The run is stopping (Ctrl-C, unauthorised, out of credits, fail-fast); in-flight tasks are still polled.
     Stopping { reason: StopReason },
@@ -474,6 +475,9 @@ pub struct Summary {
     pub attached: usize,
     /// Instances left out by `--select` / `--exclude` (not counted in `skipped`).
     pub unselected: usize,
+    /// The service's 429s showed that every paid call shares one submit
+    /// slot, so quick calls took the generation pace from then on.
+    pub rate_limit_shared: bool,
 }
 
 impl Summary {
@@ -513,6 +517,8 @@ impl Serialize for Summary {
             attached: usize,
             unselected: usize,
             over_budget: bool,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            rate_limit_shared: bool,
         }
         let stopped = self.stopped.as_ref();
         Wire {
@@ -532,6 +538,7 @@ impl Serialize for Summary {
             attached: self.attached,
             unselected: self.unselected,
             over_budget: matches!(stopped, Some(StopReason::Budget { .. })),
+            rate_limit_shared: self.rate_limit_shared,
         }
         .serialize(serializer)
     }

@@ -540,7 +540,11 @@ fn in_manifest_words(message: &str, key: &str) -> String {
         "u8" | "u16" | "u32" | "u64" | "usize" => {
             // Counts and rates that cannot be 0 (checked again once typed).
             let least = match key {
-                "attempts" | "max_in_flight" | "submits_per_minute" | "polls_per_second" => 1,
+                "attempts"
+                | "max_in_flight"
+                | "submits_per_minute"
+                | "quick_calls_per_minute"
+                | "polls_per_second" => 1,
                 _ => 0,
             };
             format!("a whole number ≥ {least}")

@@ -130,8 +130,14 @@ pub struct DefaultsSpec {
 pub struct LimitsSpec {
     /// Remote tasks submitted and not yet finished, at most.
     pub max_in_flight: Option<u32>,
-    /// Paid submit calls per minute, at most (the service allows one per 3 s).
+    /// Generation submits per minute, at most: create-type task types,
+    /// upload-extend / upload-cover, sample, mashup, replace-section and
+    /// stems (the service allows one per 3 s). Default 20.
     pub submits_per_minute: Option<u32>,
+    /// Quick paid calls per minute, at most: bpm, wav, midi, vox,
+    /// upsample-tags, aligned lyrics, persona, upload, lyrics (nothing
+    /// documented limits them). Default 60.
+    pub quick_calls_per_minute: Option<u32>,
     /// Status polls per second, at most.
     pub polls_per_second: Option<u32>,
     /// Credits the pipeline may spend; `plan` fails above it and `run` never submits past it.

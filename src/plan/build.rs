@@ -35,8 +35,8 @@ pub struct Options {
     pub prices: PriceTable,
     /// `--max-credits`, which wins over `limits.max_credits`.
     pub max_credits: Option<u64>,
-    /// `--max-in-flight`, `--submits-per-minute` and `--polls-per-second`,
-    /// which win over their `limits:` keys.
+    /// `--max-in-flight`, `--submits-per-minute`, `--quick-calls-per-minute`
+    /// and `--polls-per-second`, which win over their `limits:` keys.
     pub pace: PaceFlags,
 }
 
@@ -496,6 +496,11 @@ impl Builder<'_> {
                 Pace::SubmitsPerMinute,
                 spec.submits_per_minute,
                 flags.submits_per_minute,
+            ),
+            quick_calls_per_minute: self.pace(
+                Pace::QuickCallsPerMinute,
+                spec.quick_calls_per_minute,
+                flags.quick_calls_per_minute,
             ),
             polls_per_second: self.pace(
                 Pace::PollsPerSecond,

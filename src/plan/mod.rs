@@ -147,7 +147,10 @@ impl Plan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_in_flight: u32,
+    /// Generation submits per minute.
     pub submits_per_minute: u32,
+    /// Quick paid calls per minute.
+    pub quick_calls_per_minute: u32,
     pub polls_per_second: u32,
 }
 

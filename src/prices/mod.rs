@@ -16,6 +16,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod class;
+pub use class::OpClass;
+
 const BUILTIN: &str = include_str!("builtin.yaml");
 
 /// Every operation the table must price, in a stable order.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::prices::PriceTable;
 
 use super::faults::Faults;
+use super::world::RateLimitScope;
 
 /// The secret webhooks are signed with when a request sends no
 /// `webhook_secret` (the real service uses one of its own).
@@ -142,6 +143,8 @@ pub struct SandboxConfig {
     pub balance: u64,
     /// Minimum spacing of paid submits per key (burst 1).
     pub submit_interval: Duration,
+    /// Which paid submits that spacing applies to.
+    pub rate_limit_scope: RateLimitScope,
     pub faults: Faults,
     /// Number of clips a basic stems split yields (4 on the live service).
     pub stems_basic_count: usize,
@@ -167,6 +170,7 @@ impl Default for SandboxConfig {
             seed: 0,
             balance: 1000,
             submit_interval: Duration::from_secs(3),
+            rate_limit_scope: RateLimitScope::default(),
             faults: Faults::default(),
             stems_basic_count: 4,
             stems_full_count: 24,
@@ -199,6 +203,10 @@ impl SandboxConfig {
     }
     pub fn with_submit_interval(mut self, interval: Duration) -> Self {
         self.submit_interval = interval;
+        self
+    }
+    pub fn with_rate_limit_scope(mut self, scope: RateLimitScope) -> Self {
+        self.rate_limit_scope = scope;
         self
     }
     pub fn with_faults(mut self, faults: Faults) -> Self {

@@ -10,8 +10,9 @@
 //! every duration. Where the documentation and the live service were seen
 //! to differ, [`AnswerStyle`] picks which forms it answers in.
 //!
-//! It imports nothing of sonicflow but the price table: it must not know the
-//! client, manifests or plans, so that it checks the client from outside.
+//! It imports nothing of sonicflow but the price table (and the rate-limit
+//! class of each priced operation): it must not know the client, manifests
+//! or plans, so that it checks the client from outside.
 
 mod clips;
 mod config;
@@ -37,6 +38,7 @@ pub use faults::Faults;
 pub use ledger::{EntryKind, Ledger, LedgerEntry};
 pub use webhook::signature as webhook_signature;
 pub use world::PollForms;
+pub use world::RateLimitScope;
 
 /// Why a sandbox could not start.
 #[derive(Debug, thiserror::Error)]

@@ -215,9 +215,7 @@ async fn run(
         &body,
     )?;
     let paid = accepted.debits.iter().any(|d| d.credits > 0);
-    if paid {
-        shared.take_submit_slot(&key, arrived)?;
-    }
+    shared.take_submit_slot(&key, &accepted.debits, arrived)?;
     let body_hash = hex::encode(Sha256::digest(raw));
     if !shared.ledger.charge(&key, &body_hash, &accepted.debits) {
         return Err(Failure::forbidden(reply::CREDITS_SHORT));

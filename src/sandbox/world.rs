@@ -12,9 +12,38 @@ use tokio::time::Instant;
 use super::config::{AnswerStyle, SandboxConfig};
 use super::faults::{Roll, request_digest};
 use super::fields::Model;
-use super::ledger::Ledger;
+use super::ledger::{Debit, Ledger};
 use super::reply::{self, Failure};
 use super::tasks::{ClipState, Task};
+use crate::prices::OpClass;
+
+/// Which paid requests share a key's submit slot. (Its variants' text is
+/// kept out of `--help`, which names the two and says what they mean.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RateLimitScope {
+    /// Generation submits only (create-type task types, upload-extend and
+    /// upload-cover, sample, mashup, replace-section, stems, batches), as
+    /// documented: quick calls such as `bpm` or `wav` are never limited.
+    #[default]
+    #[value(help = None::<&str>)]
+    Generation,
+    /// One slot for every paid call, quick ones included (stricter than documented).
+    #[value(help = None::<&str>)]
+    Shared,
+}
+
+impl RateLimitScope {
+    /// Whether a paid request debiting `debits` takes the slot.
+    fn limits(self, debits: &[Debit]) -> bool {
+        let mut paid = debits.iter().filter(|d| d.credits > 0);
+        match self {
+            RateLimitScope::Shared => paid.next().is_some(),
+            RateLimitScope::Generation => {
+                paid.any(|d| OpClass::of(&d.operation) == OpClass::Generation)
+            }
+        }
+    }
+}
 
 /// Where a clip came from; decides which task types may use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +169,20 @@ impl Shared {
         uuid_from(self.config.seed, n)
     }
 
-    /// Takes the key's submit slot for a request that arrived at `now`, or
-    /// answers 429 (burst 1). Requests may reach this check out of order, so
-    /// what counts is the distance between arrivals, either way round.
-    pub(crate) fn take_submit_slot(&self, key: &str, now: Instant) -> Result<(), Failure> {
+    /// Takes the key's submit slot for a request that arrived at `now`
+    /// debiting `debits`, or answers 429 (burst 1). Which requests take it
+    /// is the configured [`RateLimitScope`]. Requests may reach this check
+    /// out of order, so what counts is the distance between arrivals,
+    /// either way round.
+    pub(crate) fn take_submit_slot(
+        &self,
+        key: &str,
+        debits: &[Debit],
+        now: Instant,
+    ) -> Result<(), Failure> {
+        if !self.config.rate_limit_scope.limits(debits) {
+            return Ok(());
+        }
         let interval = self.config.scaled(self.config.submit_interval);
         let mut world = self.world();
         let last = world.next_submit.get(key).copied();
@@ -238,6 +277,34 @@ mod tests {
         assert_eq!(&a[14..15], "4");
         assert_eq!(a, uuid_from(1, 1));
         assert_ne!(a, uuid_from(2, 1));
+    }
+
+    #[test]
+    fn each_scope_says_which_paid_requests_take_the_slot() {
+        let debit = |operation: &str, credits| Debit {
+            operation: operation.to_owned(),
+            credits,
+            task_id: None,
+        };
+        let batch = [debit("create_music", 15), debit("create_music", 15)];
+        let wav = [debit("wav", 2)];
+        let free = [debit("create_music", 0)];
+        let rows: [(&[Debit], bool, bool); 3] = [
+            // debits, generation scope, shared scope
+            (&batch, true, true),
+            (&wav, false, true),
+            (&free, false, false),
+        ];
+        for (debits, generation, shared) in rows {
+            assert_eq!(
+                (
+                    RateLimitScope::Generation.limits(debits),
+                    RateLimitScope::Shared.limits(debits)
+                ),
+                (generation, shared),
+                "{debits:?}"
+            );
+        }
     }
 
     #[test]

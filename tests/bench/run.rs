@@ -3,12 +3,18 @@
 //! `cargo bench --bench run` starts `sonicflow sandbox` and `sonicflow run`
 //! as separate processes (so the runner's memory and CPU are its own), on a
 //! matrix of upload → cover → stems_basic + wav per clip, with the sandbox's
-//! submit limit equal to the runner's quota and the reference's latencies at
-//! a high time scale (20 by default: the 3 s submit window becomes 150 ms, and
-//! the 2.5-hour batch takes about 8 minutes). It prints the makespan against the lower bound of
-//! DESIGN §8 — max(critical path, submits ÷ submit rate, polls ÷ poll rate) —
-//! the 429s received, polls per remote task, the runner's peak RSS and its
-//! CPU time per remote task. Options: `-- --rows N --time-scale S`.
+//! submit limit equal to the runner's generation quota and the reference's
+//! latencies at a high time scale (20 by default: the 3 s submit window
+//! becomes 150 ms). It prints the makespan against the lower bound
+//! max(critical path, the busiest class's submits ÷ its rate, polls ÷ poll
+//! rate) — where the sandbox's slot is shared by every paid call, all
+//! submits count against the generation rate — the 429s received, polls per
+//! remote task, the runner's peak RSS and its CPU time per remote task.
+//!
+//! Options: `-- --rows N --time-scale S`, `--rate-limit-scope
+//! generation|shared` (the sandbox's, default generation), and `--runner
+//! PATH` to run another build of `sonicflow` against this one's sandbox
+//! (to measure an older runner with the same command).
 
 #![expect(
     clippy::unwrap_used,
@@ -19,13 +25,24 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SUBMIT_INTERVAL_S: f64 = 3.0;
+use sonicflow::prices::OpClass;
 
-fn arg(name: &str, default: f64) -> f64 {
+/// The manifest's quotas: the generation one equals the sandbox's slot, the
+/// quick one is the runner's default.
+const GENERATION_PER_MINUTE: f64 = 20.0;
+const QUICK_PER_MINUTE: f64 = 60.0;
+const POLLS_PER_SECOND: f64 = 5.0;
+
+fn text_arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn arg(name: &str, default: f64) -> f64 {
+    text_arg(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
@@ -50,7 +67,9 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let rows = arg("--rows", if quick { 5.0 } else { 500.0 }) as usize;
     let scale = arg("--time-scale", 20.0);
+    let scope = text_arg("--rate-limit-scope").unwrap_or_else(|| "generation".to_owned());
     let exe = env!("CARGO_BIN_EXE_sonicflow");
+    let runner_exe = text_arg("--runner").unwrap_or_else(|| exe.to_owned());
     let dir = tempfile::tempdir().unwrap();
 
     let mut csv = String::from("id,idea\n");
@@ -79,6 +98,8 @@ fn main() {
             &scale.to_string(),
             "--balance",
             "100000000",
+            "--rate-limit-scope",
+            &scope,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -91,7 +112,7 @@ fn main() {
     let url = url.trim().to_owned();
 
     let started = Instant::now();
-    let mut runner = Command::new(exe)
+    let mut runner = Command::new(&runner_exe)
         .args([
             "run",
             manifest.to_str().unwrap(),
@@ -143,31 +164,85 @@ fn main() {
     let summary = &finished["summary"];
     let submits = summary["submits"].as_f64().unwrap_or(0.0);
     let polls = summary["polls"].as_f64().unwrap_or(0.0);
+    // Accepted submits per class, from the operation each step was created with.
+    let operations: std::collections::HashMap<String, String> = events
+        .iter()
+        .filter(|e| e["event"] == "created")
+        .filter_map(|e| {
+            let step = e["id"]["step_id"].as_str()?.to_owned();
+            Some((step, e["operation"].as_str()?.to_owned()))
+        })
+        .collect();
+    let mut per_class = [0.0_f64; 2];
+    for e in events.iter().filter(|e| e["event"] == "submitted") {
+        let operation = e["id"]["step_id"]
+            .as_str()
+            .and_then(|step| operations.get(step))
+            .map_or("", String::as_str);
+        per_class[OpClass::of(operation).index()] += 1.0;
+    }
+    let [generation, quick] = per_class;
+    // 429s per class, and those after the first on a quick call: the moment
+    // a runner can know that the slot is shared.
+    let mut refused = [0_usize; 2];
+    let mut after_learning: Option<[usize; 2]> = None;
+    for e in events
+        .iter()
+        .filter(|e| e["event"] == "retrying" && e["error"]["kind"] == "rate_limited")
+    {
+        let operation = e["id"]["step_id"]
+            .as_str()
+            .and_then(|step| operations.get(step))
+            .map_or("", String::as_str);
+        let class = OpClass::of(operation);
+        refused[class.index()] += 1;
+        match &mut after_learning {
+            Some(after) => after[class.index()] += 1,
+            None if class == OpClass::Quick => after_learning = Some([0, 0]),
+            None => {}
+        }
+    }
     let tasks = events
         .iter()
         .filter(|e| e["event"] == "submitted" && !e["task_id"].is_null())
         .count() as f64;
     let remote = submits.max(1.0);
 
-    // DESIGN §8 lower bound, in scaled seconds.
-    let submit_bound = submits * SUBMIT_INTERVAL_S / scale;
-    let poll_bound = polls / (5.0 * scale);
+    // The lower bound, in scaled seconds.
+    let submit_bound = if scope == "shared" {
+        submits * 60.0 / GENERATION_PER_MINUTE / scale
+    } else {
+        (generation * 60.0 / GENERATION_PER_MINUTE).max(quick * 60.0 / QUICK_PER_MINUTE) / scale
+    };
+    let poll_bound = polls / (POLLS_PER_SECOND * scale);
     let critical = (20.0 + 150.0 + 180.0) / scale; // slowest upload + song + stems the sandbox draws
     let bound = submit_bound.max(poll_bound).max(critical);
 
     println!(
-        "rows: {rows}, time scale: {scale}, exit: {:?}",
+        "rows: {rows}, time scale: {scale}, sandbox rate-limit scope: {scope}, runner: {runner_exe}, exit: {:?}",
         status.code()
     );
     println!(
-        "remote calls: {submits} submits ({tasks} polled tasks), {polls} polls, succeeded {}",
+        "remote calls: {submits} submits ({generation} generation, {quick} quick; {tasks} polled tasks), {polls} polls, succeeded {}",
         summary["succeeded"]
     );
     println!(
         "makespan: {makespan:.2} s; lower bound: {bound:.2} s; ratio: {:.3}",
         makespan / bound
     );
-    println!("429 responses: {}", count("throttled"));
+    println!(
+        "429 responses: {} ({} on generation submits, {} on quick calls); runner learnt a shared slot: {}",
+        count("throttled"),
+        refused[0],
+        refused[1],
+        summary["rate_limit_shared"].as_bool().unwrap_or(false)
+    );
+    if let Some([g, q]) = after_learning {
+        println!(
+            "429s after the first on a quick call: {} ({g} generation, {q} quick)",
+            g + q
+        );
+    }
     println!("polls per polled task: {:.2}", polls / tasks.max(1.0));
     println!("runner peak RSS: {:.1} MB", last.0 as f64 / 1024.0);
     println!(

@@ -65,9 +65,12 @@ pub struct RunArgs {
     /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<u32>,
-    /// Paid submits per minute at most (overrides `limits.submits_per_minute`).
+    /// Generation submits (creates, covers, stems, …) per minute at most (overrides `limits.submits_per_minute`).
     #[arg(long, value_name = "N")]
     pub submits_per_minute: Option<u32>,
+    /// Quick paid calls (bpm, wav, midi, upload, …) per minute at most (overrides `limits.quick_calls_per_minute`).
+    #[arg(long, value_name = "N")]
+    pub quick_calls_per_minute: Option<u32>,
     /// Status polls per second at most (overrides `limits.polls_per_second`).
     #[arg(long, value_name = "N")]
     pub polls_per_second: Option<u32>,

@@ -390,6 +390,7 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         pace: crate::plan::PaceFlags {
             max_in_flight: args.max_in_flight,
             submits_per_minute: args.submits_per_minute,
+            quick_calls_per_minute: args.quick_calls_per_minute,
             polls_per_second: args.polls_per_second,
         },
     };

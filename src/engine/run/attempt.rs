@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::Driver;
 use super::tasks::Done;
 use crate::engine::backoff;
+use crate::engine::gate::Lesson;
 use crate::engine::reaction::{Reaction, Situation, Trouble, react};
 use crate::engine::slot::{Polling, State};
 use crate::engine::{
@@ -67,7 +68,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             fields: serde_json::Value::Object(job.fields.clone()),
         });
         let executor = Arc::clone(&self.executor);
-        let gate = Arc::clone(&self.submit_gate);
+        let gate = Arc::clone(self.submit_gates.gate(self.class(idx)));
         let sent = job.clone();
         self.set_state(idx, State::Submitting(job));
         self.tasks.spawn(idx, async move {
@@ -127,7 +128,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             }
         }
         // Each accepted submit earns back a tenth of a 429's slow-down.
-        self.submit_gate.speed_up(1.002);
+        self.submit_gates.gate(self.class(idx)).speed_up(1.002);
         self.summary.submits += 1;
         self.budget.charge(unit);
         let (id, attempt) = (job.id.clone(), job.attempt);
@@ -190,8 +191,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let situation = self.situation(idx, job.attempt, error.retry_after);
         match react(Trouble::Submit(error.kind), &situation, &mut self.rng) {
             Reaction::Throttle { delay } => {
-                self.submit_gate.pause(delay);
-                self.submit_gate.slow_down(1.02);
+                let class = self.class(idx);
+                if self.submit_gates.throttled(class, delay) == Lesson::SharedSlot {
+                    self.summary.rate_limit_shared = true;
+                }
                 self.emit(RunEvent::Throttled {
                     delay_ms: delay.as_millis() as u64,
                 });

@@ -26,7 +26,7 @@ use tasks::{Done, Tasks};
 
 use super::budget::Budget;
 use super::decide::{Decision, decide};
-use super::gate::Gate;
+use super::gate::{Gate, SubmitGates};
 use super::graph::{Graph, Readiness};
 use super::slot::{Rows, Slot, State};
 use super::{
@@ -34,6 +34,10 @@ use super::{
     StepExecutor, StopReason, Summary,
 };
 use crate::plan::{Plan, Scope};
+use crate::prices::OpClass;
+
+/// A queued instance's place in its send queue: step, row, instance.
+type Queued = (usize, Reverse<usize>, Reverse<usize>);
 
 /// Runs the plan to the end, reporting on `events`. `cancel` turning true is
 /// Ctrl-C. `memory` is asked about every request before it is sent and told
@@ -55,9 +59,10 @@ struct Driver<'p, E> {
     graph: Graph<'p>,
     slots: Vec<Slot>,
     rows: Rows,
-    /// Queued instances: later steps first (they finish pipelines and free
-    /// their inputs), then matrix rows in order.
-    ready: BinaryHeap<(usize, Reverse<usize>, Reverse<usize>)>,
+    /// Queued instances per operation class (indexed by [`OpClass::index`]):
+    /// later steps first (they finish pipelines and free their inputs), then
+    /// matrix rows in order.
+    ready: [BinaryHeap<Queued>; 2],
     /// Instances whose state is in flight (see [`State::in_flight`]).
     in_flight: usize,
     tasks: Tasks,
@@ -65,7 +70,7 @@ struct Driver<'p, E> {
     memory: Arc<dyn Memory>,
     config: EngineConfig,
     events: mpsc::UnboundedSender<RunEvent>,
-    submit_gate: Arc<Gate>,
+    submit_gates: SubmitGates,
     poll_gate: Arc<Gate>,
     /// Bounds the downloads of reused results running at once.
     fetch_slots: Arc<tokio::sync::Semaphore>,
@@ -92,11 +97,11 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             graph,
             slots: Vec::new(),
             rows: Rows::new(plan.instances.len()),
-            ready: BinaryHeap::new(),
+            ready: [BinaryHeap::new(), BinaryHeap::new()],
             in_flight: 0,
             tasks: Tasks::default(),
             executor,
-            submit_gate: Arc::new(Gate::new(config.submit_period())),
+            submit_gates: SubmitGates::new(|class| config.submit_period(class)),
             poll_gate: Arc::new(Gate::new(config.poll_period())),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             rng: StdRng::seed_from_u64(config.seed),
@@ -268,7 +273,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     fn enqueue(&mut self, idx: usize, job: Job) {
         self.set_state(idx, State::Queued(job));
         let id = self.graph.id(idx);
-        self.ready.push((id.step, Reverse(id.row), Reverse(idx)));
+        let entry = (id.step, Reverse(id.row), Reverse(idx));
+        self.ready[self.class(idx).index()].push(entry);
+    }
+
+    /// The rate-limit class of instance `idx`'s request.
+    fn class(&self, idx: usize) -> OpClass {
+        OpClass::of(self.graph.step(idx).operation)
     }
 
     /// Leaves out an instance of a step `--select` / `--exclude` did not keep.
@@ -291,13 +302,25 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.emit(RunEvent::Skipped { id, reason });
     }
 
-    /// Sends queued instances while there is room in flight and the submit
-    /// quota has a slot; returns how long until the next slot if it has none.
+    /// Sends queued instances, most urgent first, while there is room in
+    /// flight and their class's quota has a slot; a class without one does
+    /// not hold back the other. Returns how long until the next slot of a
+    /// class that has none.
     fn dispatch(&mut self) -> Option<Duration> {
+        let mut wait: Option<Duration> = None;
+        let mut closed = [false; 2];
         while self.in_flight < self.config.max_in_flight.max(1) {
-            let &(_, _, Reverse(idx)) = self.ready.peek()?;
+            let Some((&(_, _, Reverse(idx)), class)) = OpClass::ALL
+                .into_iter()
+                .filter(|c| !closed[c.index()])
+                .filter_map(|c| self.ready[c.index()].peek().map(|e| (e, c)))
+                .max_by_key(|(e, _)| **e)
+            else {
+                break;
+            };
+            let queue = class.index();
             if let Some(reason) = self.stopped_because() {
-                self.ready.pop();
+                self.ready[queue].pop();
                 self.skip(idx, format!("not started: the run stopped ({reason})"));
                 continue;
             }
@@ -310,20 +333,22 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                     continue;
                 }
                 // It fits unless a submit in flight is charged: its answer decides.
-                Err(()) if !self.tasks.is_empty() => return None,
+                Err(()) if !self.tasks.is_empty() => return wait,
                 Err(()) => {
                     let over = self.budget.over(&name, unit);
                     self.stop(over);
                     continue;
                 }
             }
-            if let Err(wait) = self.submit_gate.try_acquire() {
-                return Some(wait);
+            if let Err(until) = self.submit_gates.gate(class).try_acquire() {
+                closed[queue] = true;
+                wait = Some(wait.map_or(until, |w| w.min(until)));
+                continue;
             }
-            self.ready.pop();
+            self.ready[queue].pop();
             self.send(idx);
         }
-        None
+        wait
     }
 
     fn joined(&mut self, joined: Option<Result<Done, (usize, JoinError)>>) {
@@ -449,8 +474,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 f.abort.abort();
             }
         }
-        while let Some((_, _, Reverse(idx))) = self.ready.pop() {
-            self.skip(idx, format!("not started: the run stopped ({text})"));
+        for queue in 0..self.ready.len() {
+            while let Some((_, _, Reverse(idx))) = self.ready[queue].pop() {
+                self.skip(idx, format!("not started: the run stopped ({text})"));
+            }
         }
         let placeholders = self
             .graph
