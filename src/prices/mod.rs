@@ -57,12 +57,24 @@ struct PriceTableSpec {
     date: String,
     source: String,
     prices: BTreeMap<String, u64>,
+    #[serde(default)]
+    earlier: Vec<EarlierRead>,
+}
+
+/// An older reading of some prices that differed from the table's: kept so
+/// the spread is visible, never used to price anything.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlierRead {
+    pub date: String,
+    pub source: String,
+    pub prices: BTreeMap<String, u64>,
 }
 
 /// A validated, complete price table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PriceTable {
-    /// Short name of the table (`sim-default` for the built-in one).
+    /// Short name of the table (`live-read` for the built-in one).
     pub name: String,
     /// The date the prices were read or decided, `YYYY-MM-DD`.
     pub date: String,
@@ -73,6 +85,9 @@ pub struct PriceTable {
     pub overridden: Vec<String>,
     /// Credits per operation.
     pub prices: BTreeMap<String, u64>,
+    /// Older readings where they differed, newest first; informational.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<EarlierRead>,
 }
 
 /// Why a price table could not be read.
@@ -125,6 +140,9 @@ impl PriceTable {
                 detail: e.to_string(),
             })?;
         check_names(spec.prices.keys(), origin)?;
+        for read in &spec.earlier {
+            check_names(read.prices.keys(), origin)?;
+        }
         if let Some(missing) = OPERATIONS.iter().find(|op| !spec.prices.contains_key(**op)) {
             return Err(PriceError::MissingOperation {
                 origin: origin.to_owned(),
@@ -137,6 +155,7 @@ impl PriceTable {
             source: spec.source,
             overridden: Vec::new(),
             prices: spec.prices,
+            earlier: spec.earlier,
         })
     }
 
@@ -209,15 +228,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_table_prices_every_operation_with_sim_defaults() {
+    fn builtin_table_prices_every_operation_as_last_read_live() {
         let table = PriceTable::builtin();
         assert_eq!(table.prices.len(), OPERATIONS.len());
-        assert_eq!(table.price("create_music"), Some(15));
-        assert_eq!(table.price("remaster"), Some(10));
+        assert_eq!(table.price("create_music"), Some(20));
+        assert_eq!(table.price("remaster"), Some(15));
+        assert_eq!(table.price("stems_basic"), Some(30));
+        assert_eq!(table.price("wav"), Some(2));
         assert_eq!(table.price("stems_full"), Some(75));
         assert_eq!(table.price("concat_music"), Some(2));
         assert_eq!(table.price("nope"), None);
         assert_eq!(table.date, "2026-10-07");
+        let earlier = &table.earlier[0];
+        assert_eq!(earlier.date, "2026-07-15");
+        assert_eq!(earlier.prices.get("create_music"), Some(&15));
+        assert_eq!(earlier.prices.get("wav"), Some(&1));
     }
 
     #[test]
