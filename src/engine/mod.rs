@@ -26,6 +26,7 @@ mod forecast;
 mod gate;
 mod graph;
 mod history;
+pub mod observe;
 mod outcome;
 mod reaction;
 mod run;

@@ -72,7 +72,7 @@ pub struct EarlierRead {
 }
 
 /// A validated, complete price table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceTable {
     /// Short name of the table (`live-read` for the built-in one).
     pub name: String,
@@ -81,12 +81,12 @@ pub struct PriceTable {
     /// Where the prices come from.
     pub source: String,
     /// Names of the operations whose price was overridden, if any.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overridden: Vec<String>,
     /// Credits per operation.
     pub prices: BTreeMap<String, u64>,
     /// Older readings where they differed, newest first; informational.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<EarlierRead>,
 }
 

@@ -68,6 +68,9 @@ pub(crate) fn summary(results: &Results, results_path: &Path) -> String {
     push_row(&mut out, "total", &total, width);
     let _ = writeln!(out);
     let _ = writeln!(out, "credits: {}", results.totals.credits());
+    if let Some(observed) = &results.observed_charges {
+        out.push_str(&observed.render());
+    }
     let _ = writeln!(out, "status: {}", status(results));
     let _ = writeln!(out, "results: {}", results_path.display());
     push_failures(&mut out, results);
