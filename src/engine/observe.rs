@@ -131,6 +131,8 @@ pub struct OperationCharges {
     pub unobserved_calls: u64,
     /// Credits refunded to failed tasks of the operation, as observed.
     pub refunded: u64,
+    /// Observed charge → the instances charged it.
+    pub charged_to: BTreeMap<u64, Vec<String>>,
 }
 
 impl OperationCharges {
@@ -402,6 +404,7 @@ fn note_submit(obs: &mut Observations, s: &WindowSubmit, charged: Option<u64>) {
         Some(c) => {
             op.observed_calls += 1;
             *op.observed.entry(c).or_default() += 1;
+            op.charged_to.entry(c).or_default().push(s.inst.clone());
         }
         None => op.unobserved_calls += 1,
     }

@@ -32,4 +32,5 @@ pub use results::{
     ObservedPrice, ObservedStep, Pipeline, PriceTableRef, Results, RunStatus, SCHEMA_VERSION,
     SharedChange, StepResult, StepStatus, Tool, Totals, UnattributedChange, results_schema,
 };
+pub(crate) use writer::write_atomically;
 pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter, manifest_sha256};
