@@ -27,6 +27,8 @@ mod gate;
 mod graph;
 mod history;
 pub mod observe;
+#[cfg(test)]
+mod observe_tests;
 mod outcome;
 mod reaction;
 mod run;
