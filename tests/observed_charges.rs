@@ -348,3 +348,69 @@ fn without_observation_results_carry_no_observed_charges() {
     );
     rt.block_on(sandbox.shutdown());
 }
+
+#[test]
+fn a_killed_and_resumed_run_reports_the_windows_its_journal_holds() {
+    let rt = runtime();
+    let sandbox = start(&rt, SandboxConfig::default());
+    let price = PriceTable::builtin().price("create_music").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "one.yaml", ONE);
+    let out = dir.path().join("run");
+    let child = run_cmd(&sandbox, "resumed", &file, &out, &[])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the window of its submit is journaled, before the song is made.
+    let (_, seen) = common::kill_after_events(child, "observed", 1);
+    assert_eq!(seen, 1);
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    let before: Vec<&str> = journal
+        .lines()
+        .filter(|l| l.contains("\"type\":\"observed\""))
+        .collect();
+    assert_eq!(before.len(), 1, "{journal}");
+
+    let done = sonicflow()
+        .args([
+            "run",
+            "--resume",
+            out.to_str().unwrap(),
+            "--time-scale",
+            SCALE,
+        ])
+        .env("MUSICAPI_BASE_URL", sandbox.base_url())
+        .env("MUSICAPI_KEY", "resumed")
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    let journal = std::fs::read_to_string(out.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains(before[0]),
+        "the first process's window stays"
+    );
+    let r = results(&out);
+    assert_eq!(
+        observed_per_step(&r),
+        vec![(price, 0)],
+        "{:#}",
+        r["observed_charges"]
+    );
+    assert_eq!(
+        operation(&r, "create_music")["observed"],
+        serde_json::json!([{ "credits": price, "calls": 1 }])
+    );
+    assert_eq!(
+        sandbox.ledger().charged("resumed"),
+        price,
+        "nothing was paid twice"
+    );
+    let status = sonicflow()
+        .args(["status", "--json", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["observed_charges"], r["observed_charges"]);
+    rt.block_on(sandbox.shutdown());
+}
