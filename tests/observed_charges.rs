@@ -319,6 +319,19 @@ fn a_fault_free_run_agrees_with_its_plan_and_the_ledger_to_the_credit() {
     assert_eq!(observed["warnings"], serde_json::json!([]));
     assert_eq!(observed["unknown"], serde_json::json!([]));
     assert_eq!(r["totals"]["credits_net"], ledger);
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/results.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&r).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "results.json against its schema: {errors:?}"
+    );
     rt.block_on(sandbox.shutdown());
 }
 
