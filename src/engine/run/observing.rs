@@ -92,8 +92,8 @@ impl<E: StepExecutor> Driver<'_, E> {
         self.slots[idx].submit_window
     }
 
-    /// A submit came back: it counts in its window if it was (or may have
-    /// been) charged; the balance is read again.
+    /// A submit came back: if it was (or may have been) charged, it counts
+    /// in its window and the balance is read again.
     pub(super) fn observe_submit(
         &mut self,
         idx: usize,
@@ -121,8 +121,8 @@ impl<E: StepExecutor> Driver<'_, E> {
                 },
             );
             self.slots[idx].submit_window = Some(seq);
+            self.read_balance();
         }
-        self.read_balance();
     }
 
     /// A poll came back: a task seen pending moves the start of its
