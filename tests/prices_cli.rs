@@ -67,10 +67,14 @@ fn the_plan_prints_its_tables_age_and_warns_once_it_is_stale() {
 }
 
 #[test]
-fn a_today_that_is_not_a_date_is_refused_naming_the_variable() {
+fn a_today_that_is_not_a_date_is_named_and_the_clock_counts_instead() {
     let out = run_at("soon", &["prices"]);
-    assert!(out.contains("exit: 2"), "{out}");
-    assert!(out.contains("`SONICFLOW_TODAY` is `soon`"), "{out}");
+    assert!(out.contains("exit: 0"), "{out}");
+    assert!(
+        out.contains("warning: `SONICFLOW_TODAY` is `soon`, not a date; write it as YYYY-MM-DD"),
+        "{out}"
+    );
+    assert!(out.contains("price table age: "), "{out}");
 }
 
 /// A run folder whose journal holds one window charging `credits` for `song`.

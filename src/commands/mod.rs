@@ -29,6 +29,16 @@ pub fn parse_input(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The day price tables' ages are counted to: `SONICFLOW_TODAY` or the
+/// system clock; an unusable `SONICFLOW_TODAY` is named in a warning and the
+/// clock's day is used.
+pub fn today() -> String {
+    crate::prices::today().unwrap_or_else(|e| {
+        crate::errln!("warning: {e}");
+        crate::prices::clock_today()
+    })
+}
+
 /// Loads and plans one manifest.
 pub fn load_and_plan(file: &Path, options: &Options) -> Result<(Loaded, Plan), Vec<Diagnostic>> {
     let loaded = load::load_file(file)?;

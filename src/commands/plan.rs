@@ -233,7 +233,7 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan: {} ({})", plan.name, plan.file);
     let _ = writeln!(out, "prices: {}", plan.prices);
-    for line in plan.prices.age_lines(&today()) {
+    for line in plan.prices.age_lines(&super::today()) {
         let _ = writeln!(out, "{line}");
     }
     if plan.instances.len() > 1 || plan.instances[0].key.is_some() {
@@ -365,15 +365,6 @@ struct PriceJson<'a> {
     stale: bool,
 }
 
-/// Today as the plan counts the table's age from; an unusable
-/// `SONICFLOW_TODAY` counts from the system clock, after a warning.
-fn today() -> String {
-    crate::prices::today().unwrap_or_else(|e| {
-        crate::errln!("warning: {e}");
-        crate::prices::clock_today()
-    })
-}
-
 #[derive(Serialize)]
 struct ActionTotal {
     calls: u64,
@@ -389,7 +380,7 @@ pub fn render_json(plan: &Plan) -> String {
 pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
     let steps = rows(plan, past);
     let t = totals(plan, &steps);
-    let age = plan.prices.age(&today());
+    let age = plan.prices.age(&super::today());
     let doc = PlanJson {
         pipeline: &plan.name,
         file: &plan.file,

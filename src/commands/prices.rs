@@ -57,13 +57,6 @@ pub fn run(args: &PricesArgs) -> u8 {
     }
 }
 
-fn today() -> Result<String, u8> {
-    crate::prices::today().map_err(|e| {
-        crate::errln!("error: {e}");
-        exit::INVALID
-    })
-}
-
 fn show(args: &PricesArgs) -> u8 {
     let table = match super::plan::price_table(args.prices.as_ref()) {
         Ok(t) => t,
@@ -88,11 +81,7 @@ fn show(args: &PricesArgs) -> u8 {
             }
         }
     };
-    let today = match today() {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    crate::out!("{}", render(&table, &today));
+    crate::out!("{}", render(&table, &super::today()));
     exit::SUCCESS
 }
 
@@ -299,11 +288,7 @@ pub fn to_yaml(table: &PriceTable) -> Result<String, String> {
 }
 
 fn run_learn(args: &LearnArgs) -> u8 {
-    let today = match today() {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let learnt = match learn(&args.runs, &today) {
+    let learnt = match learn(&args.runs, &super::today()) {
         Ok(l) => l,
         Err(e) => {
             crate::errln!("error: {e}");

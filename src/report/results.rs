@@ -419,6 +419,16 @@ pub struct StepResult {
     pub attached_from: Option<String>,
 }
 
+impl StepResult {
+    /// The instance's name as events and the journal write it: `song`, `song[rain/0]`.
+    pub fn name(&self) -> String {
+        match &self.instance {
+            Some(instance) => format!("{}[{instance}]", self.step),
+            None => self.step.clone(),
+        }
+    }
+}
+
 /// Where a step instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

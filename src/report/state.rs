@@ -291,11 +291,7 @@ impl RunState {
         if !self.windows.is_empty() {
             let obs = attribute(&self.windows);
             for step in &mut results.steps {
-                let inst = match &step.instance {
-                    Some(i) => format!("{}[{i}]", step.step),
-                    None => step.step.clone(),
-                };
-                if let Some((charged, refunded, unobserved_attempts)) = obs.instance(&inst) {
+                if let Some((charged, refunded, unobserved_attempts)) = obs.instance(&step.name()) {
                     step.credits.observed = Some(ObservedCredits {
                         charged,
                         refunded,

@@ -118,10 +118,7 @@ fn push_failures(out: &mut String, results: &Results) {
     }
     let _ = writeln!(out, "failed:");
     for step in failed.iter().take(MAX_FAILURES) {
-        let name = match &step.instance {
-            Some(instance) => format!("{}[{instance}]", step.step),
-            None => step.step.clone(),
-        };
+        let name = step.name();
         let why = step.error.as_ref().map_or_else(
             || "no error recorded".to_owned(),
             |e| format!("{}: {}", e.kind, truncate(&e.message, 100)),
