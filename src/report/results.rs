@@ -520,3 +520,48 @@ pub fn results_schema() -> serde_json::Value {
         .into_root_schema_for::<Results>()
         .to_value()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::observe::{Window, WindowSubmit, attribute};
+
+    #[test]
+    fn the_observed_tables_name_each_step_operation_difference_and_unattributed_change() {
+        let submit = |inst: &str| WindowSubmit {
+            inst: inst.to_owned(),
+            attempt: 1,
+            operation: "create_music".to_owned(),
+            planned: 15,
+        };
+        let windows = [
+            Window {
+                seq: 1,
+                before: Some(100),
+                after: Some(60),
+                submits: vec![submit("song[a]"), submit("song[b]")],
+                failures: Vec::new(),
+                failed_reads: 0,
+            },
+            Window {
+                seq: 2,
+                before: Some(60),
+                after: Some(57),
+                submits: Vec::new(),
+                failures: Vec::new(),
+                failed_reads: 0,
+            },
+        ];
+        let text = ObservedCharges::of(&attribute(&windows)).render();
+        assert_eq!(
+            text,
+            "observed charges (the balance read around each submit):\n\
+             \x20 step          planned  observed  refunded  unobserved\n\
+             \x20 song               30        40         0           0\n\
+             \x20 operation     table  observed\n\
+             \x20 create_music     15  20 x2\n\
+             warning: create_music: the price table says 15, the service charged 20 (2 calls)\n\
+             warning: the balance moved by 3 credits that no request of this run explains (another user of the key?), in window 2; not counted in any step\n"
+        );
+    }
+}
