@@ -21,7 +21,7 @@ pub enum Command {
     /// Dry run: price every step in credits without sending anything.
     Plan(commands::plan::PlanArgs),
     /// Run a pipeline against the API, or a local sandbox with `--sandbox`.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Show where a run stands: done, in flight, in doubt, failed, credits charged.
     Status(commands::status::StatusArgs),
     /// Print the JSON Schema of pipeline manifests, or of `results.json` with `--results`.
@@ -30,6 +30,8 @@ pub enum Command {
     Sandbox(commands::sandbox::SandboxArgs),
     /// Print the credit balance of the configured API key.
     Credits(commands::credits::CreditsArgs),
+    /// Print the price table in use with its date and age; `prices learn` makes a newer one from what runs were charged.
+    Prices(commands::prices::PricesArgs),
     /// Remove the pipeline lock a dead run left behind in a state folder.
     Unlock(commands::unlock::UnlockArgs),
 }
@@ -55,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(&args),
         Command::Sandbox(args) => commands::sandbox::run(&args),
         Command::Credits(args) => commands::credits::run(&args),
+        Command::Prices(args) => commands::prices::run(&args),
         Command::Unlock(args) => commands::unlock::run(&args),
     };
     // Output that a successful command could not write was lost: not a success.

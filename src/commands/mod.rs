@@ -4,6 +4,7 @@
 pub mod credits;
 pub mod history;
 pub mod plan;
+pub mod prices;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
@@ -26,6 +27,16 @@ pub fn parse_input(s: &str) -> Result<(String, String), String> {
             "`{s}` is not `name=value`; write e.g. `--input source=https://example.com/a.mp3`"
         )),
     }
+}
+
+/// The day price tables' ages are counted to: `SONICFLOW_TODAY` or the
+/// system clock; an unusable `SONICFLOW_TODAY` is named in a warning and the
+/// clock's day is used.
+pub fn today() -> String {
+    crate::prices::today().unwrap_or_else(|e| {
+        crate::errln!("warning: {e}");
+        crate::prices::clock_today()
+    })
 }
 
 /// Loads and plans one manifest.

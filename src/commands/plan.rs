@@ -233,6 +233,9 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan: {} ({})", plan.name, plan.file);
     let _ = writeln!(out, "prices: {}", plan.prices);
+    for line in plan.prices.age_lines(&super::today()) {
+        let _ = writeln!(out, "{line}");
+    }
     if plan.instances.len() > 1 || plan.instances[0].key.is_some() {
         let _ = writeln!(
             out,
@@ -356,6 +359,10 @@ struct PriceJson<'a> {
     source: &'a str,
     version: String,
     overridden: &'a [String],
+    /// Days since the table's date; `null` when its date is not `YYYY-MM-DD`.
+    age_days: Option<i64>,
+    /// Older than the threshold (90 days).
+    stale: bool,
 }
 
 #[derive(Serialize)]
@@ -373,6 +380,7 @@ pub fn render_json(plan: &Plan) -> String {
 pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
     let steps = rows(plan, past);
     let t = totals(plan, &steps);
+    let age = plan.prices.age(&super::today());
     let doc = PlanJson {
         pipeline: &plan.name,
         file: &plan.file,
@@ -382,6 +390,8 @@ pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
             source: &plan.prices.source,
             version: plan.prices.version(),
             overridden: &plan.prices.overridden,
+            age_days: age.map(|a| a.days),
+            stale: age.is_some_and(|a| a.stale),
         },
         instances: plan.instances.len(),
         steps,

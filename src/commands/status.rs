@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::engine::observe::attribute;
 use crate::engine::{Account, ErrorKind, Standing, verdict};
 use crate::exit;
 use crate::journal::Seen;
 use crate::journal::{JOURNAL, RunLog, StateDir, in_use};
+use crate::report::ObservedCharges;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -56,6 +58,10 @@ pub struct RunStatus {
     pub failures: Vec<Item>,
     /// Paid, with files that could not be saved: fetched again on resume.
     pub unsaved: Vec<Item>,
+    /// What the balance showed the run's submits cost, as in `results.json`;
+    /// absent when charges were not observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_charges: Option<ObservedCharges>,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +146,7 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
         in_doubt: Vec::new(),
         failures: Vec::new(),
         unsaved: Vec::new(),
+        observed_charges: None,
     };
     for (inst, i) in &log.instances {
         let sent = || match i.sent() {
@@ -210,6 +217,9 @@ pub fn summarize(log: &RunLog, running: bool) -> RunStatus {
     }
     s.verdict = standing.word().to_owned();
     s.exit_code = standing.exit_code();
+    if !log.observed.is_empty() {
+        s.observed_charges = Some(ObservedCharges::of(&attribute(&log.observed)));
+    }
     s
 }
 
@@ -244,6 +254,9 @@ fn render(s: &RunStatus) -> String {
         net: s.credits_net,
     };
     let _ = writeln!(out, "credits: {credits}");
+    if let Some(observed) = &s.observed_charges {
+        out.push_str(&observed.render());
+    }
     for (title, items) in [
         (
             "in flight (polled again on resume, never resent)",

@@ -27,6 +27,9 @@ pub struct EngineConfig {
     pub submit_margin: f64,
     /// Credits the run may commit at most; a submit that would cross it is not sent.
     pub max_credits: Option<u64>,
+    /// Read the balance around submits to observe what each really cost
+    /// (see [`observe`](super::observe)).
+    pub observe_charges: bool,
 }
 
 impl EngineConfig {
@@ -45,6 +48,7 @@ impl EngineConfig {
             seed: 0,
             submit_margin: 0.05,
             max_credits: plan.max_credits,
+            observe_charges: false,
         }
     }
 

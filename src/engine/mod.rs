@@ -28,6 +28,9 @@ mod forecast;
 mod gate;
 mod graph;
 mod history;
+pub mod observe;
+#[cfg(test)]
+mod observe_tests;
 mod outcome;
 mod reaction;
 mod run;

@@ -18,6 +18,8 @@ pub(super) struct Slot {
     pub throttles: u32,
     /// When its first request was sent (for the step timeout).
     pub first_sent: Option<Instant>,
+    /// The balance window its latest submit lay in, when observed.
+    pub submit_window: Option<u64>,
     pub state: State,
 }
 
@@ -61,6 +63,10 @@ pub(super) struct Polling {
     pub last_error: Option<String>,
     /// What the latest pending poll said the task waits on, if it said.
     pub waiting: Option<String>,
+    /// The first balance window a refund of the task may lie in: that of
+    /// its submit, then of each poll that saw it pending (`None` until one
+    /// is known, for a task taken up on resume).
+    pub refund_since: Option<u64>,
 }
 
 /// A reused result waiting for its files.

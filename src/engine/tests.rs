@@ -773,6 +773,7 @@ impl Memory for Table {
                 None => format!("succeeded {}", job.id),
             },
             Record::Failed { job, error, .. } => format!("failed {} {:?}", job.id, error.kind),
+            Record::Observed { window } => format!("observed {}", window.seq),
         };
         self.records.lock().unwrap().push(line);
         Ok(())

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::observe::Window;
 use super::{Account, RunOutcome, StopReason};
 use crate::action::Action;
 
@@ -225,6 +226,11 @@ pub trait StepExecutor: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Outputs, StepError>> + Send {
         std::future::ready(Ok(outputs))
     }
+    /// Reads the account's balance once (a free call), for observing what
+    /// submits really cost; an error says why it is not known.
+    fn balance(&self) -> impl Future<Output = Result<u64, String>> + Send {
+        std::future::ready(Err("this executor cannot read the balance".to_owned()))
+    }
 }
 
 /// What is already known about a request before it is sent: from this
@@ -309,6 +315,8 @@ pub enum Record<'a> {
         error: &'a StepError,
         credits: u64,
     },
+    /// A balance window closed (or was left without a closing balance).
+    Observed { window: &'a Window },
 }
 
 /// Where a reused result was taken from.
@@ -355,6 +363,10 @@ pub trait Memory: Send + Sync + 'static {
     /// What the run had spent before this process took it up (a resume).
     fn spent(&self) -> Account {
         Account::default()
+    }
+    /// The balance windows earlier processes of the run journaled.
+    fn observed(&self) -> Vec<Window> {
+        Vec::new()
     }
 }
 
@@ -452,6 +464,9 @@ pub enum RunEvent {
     /// The run's credits changed (and, first, what a resumed run had
     /// spent before): the totals every view shows.
     Credits { credits: Account },
+    /// A balance window closed: what the service was seen to take in it
+    /// (also, first, the windows an earlier process of the run journaled).
+    Observed { window: Window },
     /// Nothing is left to do.
     Finished { summary: Summary },
 }

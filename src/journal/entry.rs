@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::engine::observe::Window;
 use crate::engine::{Account, ErrorKind, Outputs, TaskRef};
+use crate::prices::PriceTable;
 
 /// The first line of a run's journal: what was run, and how, so that
 /// `run --resume` can build the same plan again.
@@ -51,6 +53,10 @@ pub struct RunHeader {
     /// `--upload-callback`: uploads are sent in the service's task mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_callback: Option<String>,
+    /// The price table the plan was priced with, whole, so that what the
+    /// run was seen to be charged can be set against it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_table: Option<Box<PriceTable>>,
 }
 
 /// One line of a run's journal.
@@ -123,6 +129,9 @@ pub enum Entry {
         outputs: Option<Outputs>,
         at: String,
     },
+    /// A balance window closed: what was sent and seen failed in it, and
+    /// the balances on either side.
+    Observed(Window),
     /// The run ended (it may still have failed steps).
     Finished {
         status: String,

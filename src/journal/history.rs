@@ -100,6 +100,8 @@ pub struct RunLog {
     pub needed_cap: Option<u64>,
     /// Price of each instance's send still unanswered (only while reading).
     pub(super) open: IndexMap<String, u64>,
+    /// The balance windows the run journaled, first to last.
+    pub observed: Vec<crate::engine::observe::Window>,
 }
 
 impl RunLog {
@@ -157,6 +159,7 @@ impl RunLog {
             needed_cap: None,
             credits: Account::default(),
             open: IndexMap::new(),
+            observed: Vec::new(),
         };
         for entry in iter {
             log.apply(entry);
@@ -183,6 +186,7 @@ impl RunLog {
     fn apply(&mut self, entry: Entry) {
         match entry {
             Entry::Run(_) => {}
+            Entry::Observed(window) => self.observed.push(window),
             Entry::Resumed { .. } => {
                 self.resumed += 1;
                 self.finished = None;

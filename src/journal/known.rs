@@ -241,6 +241,7 @@ mod tests {
             credits: crate::engine::Account::default(),
             needed_cap: None,
             open: IndexMap::new(),
+            observed: Vec::new(),
         }
     }
 

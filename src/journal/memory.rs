@@ -202,6 +202,14 @@ impl Memory for RunMemory {
             .unwrap_or_default()
     }
 
+    fn observed(&self) -> Vec<crate::engine::observe::Window> {
+        self.known
+            .own
+            .as_ref()
+            .map(|o| o.observed.clone())
+            .unwrap_or_default()
+    }
+
     fn earlier(&self, inst: &str) -> Option<Earlier> {
         self.known.previous(inst).map(|p| Earlier {
             run: p.run,
@@ -222,6 +230,7 @@ impl Memory for RunMemory {
             Record::Released { .. } => "released",
             Record::Succeeded { .. } => "succeeded",
             Record::Failed { .. } => "failed",
+            Record::Observed { .. } => "observed",
         };
         if let Some(crash) = inner.crash.as_mut() {
             crash.reached(kind, false);

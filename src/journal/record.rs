@@ -67,6 +67,9 @@ impl RunMemory {
                 error,
                 credits,
             } => self.failed(inner, job, error, credits, at),
+            Record::Observed { window } => {
+                self.write(inner, &Entry::Observed(window.clone()), None)
+            }
         }
     }
 

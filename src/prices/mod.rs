@@ -21,6 +21,13 @@ pub use class::OpClass;
 
 const BUILTIN: &str = include_str!("builtin.yaml");
 
+/// A table older than this many days draws a warning from `plan`.
+pub const STALE_AFTER_DAYS: i64 = 90;
+
+/// Names the date `today` stands for (`YYYY-MM-DD`), instead of the
+/// system clock's: for reproducible output.
+pub const TODAY_ENV: &str = "SONICFLOW_TODAY";
+
 /// Every operation the table must price, in a stable order.
 pub const OPERATIONS: &[&str] = &[
     "create_music",
@@ -75,7 +82,7 @@ pub struct EarlierRead {
 }
 
 /// A validated, complete price table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceTable {
     /// Short name of the table (`live-read` for the built-in one).
     pub name: String,
@@ -84,12 +91,12 @@ pub struct PriceTable {
     /// Where the prices come from.
     pub source: String,
     /// Names of the operations whose price was overridden, if any.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overridden: Vec<String>,
     /// Credits per operation.
     pub prices: BTreeMap<String, u64>,
     /// Older readings where they differed, newest first; informational.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<EarlierRead>,
 }
 
@@ -198,6 +205,72 @@ impl PriceTable {
         }
         let digest = hex::encode(hasher.finalize());
         format!("{}@{}#{}", self.name, self.date, &digest[..12])
+    }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date; `None` if it is not one.
+pub fn day_number(date: &str) -> Option<i64> {
+    let at = humantime::parse_rfc3339(&format!("{date}T00:00:00Z")).ok()?;
+    let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs / 86_400).ok()
+}
+
+/// Today, `YYYY-MM-DD`: `SONICFLOW_TODAY` if set, else the system clock's (UTC).
+pub fn today() -> Result<String, String> {
+    match std::env::var(TODAY_ENV) {
+        Ok(date) if day_number(&date).is_some() => Ok(date),
+        Ok(date) => Err(format!(
+            "`{TODAY_ENV}` is `{date}`, not a date; write it as YYYY-MM-DD, e.g. 2026-12-01"
+        )),
+        Err(_) => Ok(clock_today()),
+    }
+}
+
+/// Today by the system clock (UTC), `YYYY-MM-DD`.
+pub fn clock_today() -> String {
+    let now = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    now.get(..10).unwrap_or_default().to_owned()
+}
+
+/// How old a table is on `today`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Age {
+    pub days: i64,
+    /// Older than [`STALE_AFTER_DAYS`].
+    pub stale: bool,
+}
+
+impl PriceTable {
+    /// The table's age on `today`; `None` when its date is not `YYYY-MM-DD`.
+    pub fn age(&self, today: &str) -> Option<Age> {
+        let days = day_number(today)? - day_number(&self.date)?;
+        Some(Age {
+            days,
+            stale: days > STALE_AFTER_DAYS,
+        })
+    }
+
+    /// The line saying how old the table is, and past the threshold the
+    /// warning that follows it.
+    pub fn age_lines(&self, today: &str) -> Vec<String> {
+        let Some(age) = self.age(today) else {
+            return vec![format!(
+                "price table age: unknown (its date `{}` is not YYYY-MM-DD)",
+                self.date
+            )];
+        };
+        let day = if age.days == 1 { "day" } else { "days" };
+        let mut lines = vec![format!(
+            "price table age: {} {day} (dated {}, today {today})",
+            age.days, self.date
+        )];
+        if age.stale {
+            lines.push(format!(
+                "warning: the price table is {} days old, over {STALE_AFTER_DAYS}; the service changes its prices: make a newer table from what runs were charged with `sonicflow prices learn RUN_DIR -o prices.yaml` and plan with `--prices prices.yaml`",
+                age.days
+            ));
+        }
+        lines
     }
 }
 

@@ -28,7 +28,9 @@ pub use clock::{Clock, stepping_clock, system_clock};
 pub use console::{Console, ConsoleMode};
 pub use drain::{Drained, Reporters, drain};
 pub use results::{
-    Attempt, Credits, ErrorRecord, FileRecord, Pipeline, PriceTableRef, Results, RunStatus,
-    SCHEMA_VERSION, StepResult, StepStatus, Tool, Totals, results_schema,
+    Attempt, Credits, ErrorRecord, FileRecord, ObservedCharges, ObservedCredits, ObservedOperation,
+    ObservedPrice, ObservedStep, Pipeline, PriceTableRef, Results, RunStatus, SCHEMA_VERSION,
+    SharedChange, StepResult, StepStatus, Tool, Totals, UnattributedChange, results_schema,
 };
+pub(crate) use writer::write_atomically;
 pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter, manifest_sha256};

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::action::Action;
+use crate::engine::observe::Observations;
 use crate::engine::{Account, RunOutcome, StopReason};
 
 /// Bumped when a field changes meaning or disappears; new fields do not bump it.
@@ -32,9 +33,232 @@ pub struct Results {
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
     pub totals: Totals,
+    /// What the service was seen to charge, read off the balance around
+    /// each submit; absent when charges were not observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_charges: Option<ObservedCharges>,
     /// One entry per step instance, ordered by matrix row, then plan step
     /// position, then fan-out path.
     pub steps: Vec<StepResult>,
+}
+
+/// The run's charges as the balance showed them, against the price table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedCharges {
+    /// Net credits the balance went down by across the windows read on
+    /// both sides (negative: more came back than went).
+    pub spent: i64,
+    /// Per step, in name order: the table's price of the submits seen
+    /// against what the balance showed they cost.
+    pub steps: Vec<ObservedStep>,
+    /// Per operation submitted, in name order.
+    pub operations: Vec<ObservedOperation>,
+    /// Balance changes no request explains (another user of the key):
+    /// never counted in any operation or step.
+    pub unattributed: Vec<UnattributedChange>,
+    /// Sum of `unattributed`.
+    pub unattributed_total: i64,
+    /// Changes shared by several requests that the balance cannot tell apart.
+    pub shared: Vec<SharedChange>,
+    /// Requests (`instance #attempt`) whose window was not read on both
+    /// sides, so what they cost is not known.
+    pub unknown: Vec<String>,
+    /// Balance reads that failed or took too long.
+    pub failed_reads: u32,
+    /// One line per operation charged differently from the table.
+    pub warnings: Vec<String>,
+}
+
+/// What one step's submits were seen to cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedStep {
+    pub step: String,
+    /// The table's price of every submit of it seen.
+    pub planned: u64,
+    /// What its submits observed on their own were charged.
+    pub observed: u64,
+    /// Credits seen coming back for its failed tasks.
+    pub refunded: u64,
+    /// Submits whose charge was not seen on its own (shared or unknown).
+    pub unobserved_calls: u64,
+}
+
+/// What one operation was seen to cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedOperation {
+    pub operation: String,
+    /// The price table's price.
+    pub table_price: u64,
+    /// Each price the service charged, with how many submits it charged it.
+    pub observed: Vec<ObservedPrice>,
+    /// Submits whose charge was not seen on its own (shared or unknown).
+    pub unobserved_calls: u64,
+    /// Credits seen coming back for its failed tasks.
+    pub refunded: u64,
+}
+
+/// A price seen charged, and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedPrice {
+    pub credits: u64,
+    pub calls: u64,
+}
+
+/// A balance change no request explains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnattributedChange {
+    /// The balance window it was seen in (numbered over the run from 0).
+    pub window: u64,
+    /// Credits spent (negative: credits came back).
+    pub credits: i64,
+}
+
+/// A change shared by requests whose exchanges fell in the same windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharedChange {
+    /// `instance #attempt` of each request, `(refund)` for a failed task's.
+    pub requests: Vec<String>,
+    /// Credits spent over them (negative: more came back than went).
+    pub credits: i64,
+}
+
+impl ObservedCharges {
+    /// The results' view of what the balance windows say.
+    pub fn of(obs: &Observations) -> ObservedCharges {
+        ObservedCharges {
+            spent: obs.spent,
+            steps: obs
+                .steps
+                .iter()
+                .map(|(step, s)| ObservedStep {
+                    step: step.clone(),
+                    planned: s.planned,
+                    observed: s.charged,
+                    refunded: s.refunded,
+                    unobserved_calls: s.unobserved,
+                })
+                .collect(),
+            operations: obs
+                .operations
+                .iter()
+                .map(|(operation, op)| ObservedOperation {
+                    operation: operation.clone(),
+                    table_price: op.table,
+                    observed: op
+                        .observed
+                        .iter()
+                        .map(|(&credits, &calls)| ObservedPrice { credits, calls })
+                        .collect(),
+                    unobserved_calls: op.unobserved_calls,
+                    refunded: op.refunded,
+                })
+                .collect(),
+            unattributed: obs
+                .unattributed
+                .iter()
+                .map(|u| UnattributedChange {
+                    window: u.window,
+                    credits: u.spent,
+                })
+                .collect(),
+            unattributed_total: obs.unattributed_spent(),
+            shared: obs
+                .shared
+                .iter()
+                .map(|s| SharedChange {
+                    requests: s.requests.clone(),
+                    credits: s.spent,
+                })
+                .collect(),
+            unknown: obs.unknown.clone(),
+            failed_reads: obs.failed_reads,
+            warnings: obs.differences().iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The tables a person reads, per step and per operation, then [`notes`](Self::notes).
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "observed charges (the balance read around each submit):"
+        );
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.step.len())
+            .chain(self.operations.iter().map(|o| o.operation.len()))
+            .chain([9])
+            .max()
+            .unwrap_or(9);
+        let _ = writeln!(
+            out,
+            "  {:<width$}  planned  observed  refunded  unobserved",
+            "step"
+        );
+        for s in &self.steps {
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {:>7}  {:>8}  {:>8}  {:>10}",
+                s.step, s.planned, s.observed, s.refunded, s.unobserved_calls
+            );
+        }
+        let _ = writeln!(out, "  {:<width$}  table  observed", "operation");
+        for o in &self.operations {
+            let seen: Vec<String> = o
+                .observed
+                .iter()
+                .map(|p| format!("{} x{}", p.credits, p.calls))
+                .chain((o.unobserved_calls > 0).then(|| format!("? x{}", o.unobserved_calls)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {:>5}  {}",
+                o.operation,
+                o.table_price,
+                seen.join(", ")
+            );
+        }
+        for note in self.notes() {
+            let _ = writeln!(out, "{note}");
+        }
+        out
+    }
+
+    /// The lines a person reads: warnings, unattributed and unknown changes.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .warnings
+            .iter()
+            .map(|w| format!("warning: {w}"))
+            .collect();
+        if self.unattributed_total != 0 || !self.unattributed.is_empty() {
+            let windows: Vec<String> = self
+                .unattributed
+                .iter()
+                .map(|u| u.window.to_string())
+                .collect();
+            notes.push(format!(
+                "warning: the balance moved by {} credits that no request of this run explains (another user of the key?), in window {}; not counted in any step",
+                self.unattributed_total,
+                windows.join(", ")
+            ));
+        }
+        if !self.unknown.is_empty() {
+            notes.push(format!(
+                "note: what {} request(s) cost is not known: the balance could not be read around them",
+                self.unknown.len()
+            ));
+        }
+        notes
+    }
 }
 
 /// The program that wrote the file.
@@ -195,6 +419,16 @@ pub struct StepResult {
     pub attached_from: Option<String>,
 }
 
+impl StepResult {
+    /// The instance's name as events and the journal write it: `song`, `song[rain/0]`.
+    pub fn name(&self) -> String {
+        match &self.instance {
+            Some(instance) => format!("{}[{instance}]", self.step),
+            None => self.step.clone(),
+        }
+    }
+}
+
 /// Where a step instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -226,6 +460,22 @@ pub struct Credits {
     /// The part of `charged` sent with no answer recorded.
     #[serde(default)]
     pub in_doubt: u64,
+    /// What the balance showed this instance's submits cost; absent when
+    /// charges were not observed or it sent nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedCredits>,
+}
+
+/// An instance's credits as the balance showed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedCredits {
+    /// Seen taken by its submits.
+    pub charged: u64,
+    /// Seen given back for its failed tasks.
+    pub refunded: u64,
+    /// Its submits whose charge was not seen on its own (shared or unknown).
+    pub unobserved_attempts: u64,
 }
 
 /// One submit of a step instance.
@@ -269,4 +519,49 @@ pub fn results_schema() -> serde_json::Value {
         .into_generator()
         .into_root_schema_for::<Results>()
         .to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::observe::{Window, WindowSubmit, attribute};
+
+    #[test]
+    fn the_observed_tables_name_each_step_operation_difference_and_unattributed_change() {
+        let submit = |inst: &str| WindowSubmit {
+            inst: inst.to_owned(),
+            attempt: 1,
+            operation: "create_music".to_owned(),
+            planned: 15,
+        };
+        let windows = [
+            Window {
+                seq: 1,
+                before: Some(100),
+                after: Some(60),
+                submits: vec![submit("song[a]"), submit("song[b]")],
+                failures: Vec::new(),
+                failed_reads: 0,
+            },
+            Window {
+                seq: 2,
+                before: Some(60),
+                after: Some(57),
+                submits: Vec::new(),
+                failures: Vec::new(),
+                failed_reads: 0,
+            },
+        ];
+        let text = ObservedCharges::of(&attribute(&windows)).render();
+        assert_eq!(
+            text,
+            "observed charges (the balance read around each submit):\n\
+             \x20 step          planned  observed  refunded  unobserved\n\
+             \x20 song               30        40         0           0\n\
+             \x20 operation     table  observed\n\
+             \x20 create_music     15  20 x2\n\
+             warning: create_music: the price table says 15, the service charged 20 (2 calls)\n\
+             warning: the balance moved by 3 credits that no request of this run explains (another user of the key?), in window 2; not counted in any step\n"
+        );
+    }
 }

@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::action::Action;
+use crate::engine::observe::{Window, attribute};
 use crate::engine::{EarlierAttempt, ErrorKind, InstanceId, Outputs, RunEvent, StepError, Summary};
 use crate::plan::Plan;
 
 use super::clock::millis_between;
 use super::results::{
-    Attempt, Credits, ErrorRecord, FileRecord, PriceTableRef, Results, RunStatus, StepResult,
-    StepStatus, Tool, Totals,
+    Attempt, Credits, ErrorRecord, FileRecord, ObservedCharges, ObservedCredits, PriceTableRef,
+    Results, RunStatus, StepResult, StepStatus, Tool, Totals,
 };
 use crate::timestamp::rfc3339;
 
@@ -26,6 +27,8 @@ pub(crate) struct RunState {
     /// Action and operation of each plan step, for instances the engine
     /// reports without a `Created` (e.g. skipped before they existed).
     step_kinds: Vec<(Action, &'static str)>,
+    /// The balance windows seen so far (none when charges are not observed).
+    windows: Vec<Window>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +64,7 @@ impl RunState {
                 credits_estimated: plan.total_credits(),
                 ..Totals::default()
             },
+            observed_charges: None,
             steps: Vec::new(),
         };
         let step_kinds = plan.steps.iter().map(|s| (s.action, s.operation)).collect();
@@ -68,6 +72,7 @@ impl RunState {
             head,
             instances: BTreeMap::new(),
             step_kinds,
+            windows: Vec::new(),
         }
     }
 
@@ -148,6 +153,7 @@ impl RunState {
                 charged,
             } => self.failed(id, *attempt, error, (*charged, *refunded), now),
             RunEvent::Credits { credits } => self.head.totals.set_credits(credits),
+            RunEvent::Observed { window } => self.windows.push(window.clone()),
             RunEvent::Skipped { id, reason } => {
                 let record = self.record(id);
                 record.result.skip_reason = Some(reason.clone());
@@ -282,6 +288,19 @@ impl RunState {
         let mut results = self.head.clone();
         results.totals = self.totals();
         results.steps = self.instances.values().map(|r| r.result.clone()).collect();
+        if !self.windows.is_empty() {
+            let obs = attribute(&self.windows);
+            for step in &mut results.steps {
+                if let Some((charged, refunded, unobserved_attempts)) = obs.instance(&step.name()) {
+                    step.credits.observed = Some(ObservedCredits {
+                        charged,
+                        refunded,
+                        unobserved_attempts,
+                    });
+                }
+            }
+            results.observed_charges = Some(ObservedCharges::of(&obs));
+        }
         results
     }
 

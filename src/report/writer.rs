@@ -173,7 +173,7 @@ pub fn manifest_sha256(bytes: &[u8]) -> String {
 }
 
 /// Replaces `path` with `bytes` so readers see the old or the new file, whole.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;

@@ -226,4 +226,12 @@ impl StepExecutor for ApiExecutor {
     async fn fetch(&self, job: &Job, outputs: Outputs) -> Result<Outputs, StepError> {
         self.finish(job, outputs.value).await
     }
+
+    /// One `GET /api/v1/get-credits`, never retried: a read that fails
+    /// leaves its window open rather than holding submits back.
+    async fn balance(&self) -> Result<u64, String> {
+        let credits = self.client.credits().await.map_err(|e| e.to_string())?;
+        let total = credits.credits.saturating_add(credits.extra_credits);
+        u64::try_from(total).map_err(|_| format!("the service reported a balance of {total}"))
+    }
 }

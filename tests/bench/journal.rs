@@ -54,6 +54,7 @@ fn header(id: &str) -> RunHeader {
         no_reuse: false,
         force: Vec::new(),
         upload_callback: None,
+        price_table: None,
     }
 }
 

@@ -16,6 +16,8 @@ pub fn sonicflow() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sonicflow"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        // Plans print their price table's age: counted from a fixed day.
+        .env("SONICFLOW_TODAY", "2026-12-01")
         .env_remove("MUSICAPI_KEY")
         .env_remove("MUSICAPI_BASE_URL");
     cmd

@@ -40,6 +40,12 @@ pub struct RunArgs {
     /// Before the first submit, do not check that the balance covers what the run will spend.
     #[arg(long)]
     pub no_balance_check: bool,
+    /// Read the (free) balance around submits to record what each really cost [default: on].
+    #[arg(long, overrides_with = "no_observe_charges")]
+    pub observe_charges: bool,
+    /// Do not read the balance around submits: results show planned credits only.
+    #[arg(long, overrides_with = "observe_charges")]
+    pub no_observe_charges: bool,
     #[command(flatten)]
     pub history: super::history::HistoryArgs,
     /// Run against a local sandbox started for this run, spending no real credits.
@@ -354,6 +360,7 @@ async fn check_balance(
 fn engine_config(args: &RunArgs, plan: &Plan, scale: f64) -> EngineConfig {
     let mut config = EngineConfig::from_plan(plan, scale);
     config.fail_fast = args.fail_fast;
+    config.observe_charges = !args.no_observe_charges;
     config
 }
 

@@ -452,6 +452,7 @@ fn new_run(
         no_reuse: args.history.no_reuse,
         force: args.history.force.clone(),
         upload_callback: args.upload_callback.clone(),
+        price_table: Some(Box::new(plan.prices.clone())),
     }
 }
 

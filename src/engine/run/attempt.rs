@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Driver;
+use super::observing::Observer;
 use super::tasks::Done;
 use crate::engine::backoff;
 use crate::engine::gate::Lesson;
@@ -41,6 +42,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             deadline,
             last_error: None,
             waiting: None,
+            refund_since: self.submit_window(idx),
         };
         self.set_state(idx, State::Polling(polling));
         self.poll(idx, delay);
@@ -70,12 +72,20 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let executor = Arc::clone(&self.executor);
         let gate = Arc::clone(self.submit_gates.gate(self.class(idx)));
         let sent = job.clone();
+        let window = self.observer.as_ref().map(Observer::window);
         self.set_state(idx, State::Submitting(job));
         self.tasks.spawn(idx, async move {
             tokio::time::sleep_until(gate.reserve_send()).await;
+            // No balance is read while the request is on the wire.
+            let held = match window {
+                Some(w) => Some(w.enter().await),
+                None => None,
+            };
+            let result = executor.submit(&sent).await;
             Done::Submit {
                 idx,
-                result: executor.submit(&sent).await,
+                result,
+                window: held.map(|h| h.seq),
             }
         });
     }
@@ -87,12 +97,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let (job, task) = (p.job.clone(), p.task.clone());
         let executor = Arc::clone(&self.executor);
         let gate = Arc::clone(&self.poll_gate);
+        let window = self.observer.as_ref().map(Observer::window);
         self.tasks.spawn(idx, async move {
             tokio::time::sleep(delay).await;
             gate.acquire().await;
+            let window = window.map_or(0, |w| w.current());
             Done::Poll {
                 idx,
                 result: executor.poll(&job, &task).await,
+                window,
             }
         });
     }

@@ -19,9 +19,11 @@ use tokio::task::JoinError;
 use tokio::time::Instant;
 
 mod attempt;
+mod observing;
 mod reuse;
 mod tasks;
 
+use observing::Observer;
 use tasks::{Done, Tasks};
 
 use super::budget::Budget;
@@ -78,6 +80,8 @@ struct Driver<'p, E> {
     budget: Budget,
     /// The credits last reported, to report each change once.
     reported: Option<Account>,
+    /// Reads the balance around submits, when charges are observed.
+    observer: Option<Observer>,
     /// Counts so far, and why the run stopped (if it did).
     summary: Summary,
 }
@@ -107,6 +111,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             rng: StdRng::seed_from_u64(config.seed),
             budget: Budget::new(config.max_credits, memory.spent()),
             reported: None,
+            observer: config
+                .observe_charges
+                .then(|| Observer::new(&memory.observed())),
             config,
             events,
             summary: Summary::default(),
@@ -167,6 +174,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     async fn drive(&mut self, mut cancel: watch::Receiver<bool>) -> Summary {
         let mut grace_deadline: Option<Instant> = None;
         let mut cancel_open = true;
+        self.observe_start();
         loop {
             self.settle();
             let next_slot = self.dispatch();
@@ -353,8 +361,23 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     fn joined(&mut self, joined: Option<Result<Done, (usize, JoinError)>>) {
         match joined {
-            Some(Ok(Done::Submit { idx, result })) => self.submitted(idx, result),
-            Some(Ok(Done::Poll { idx, result })) => self.polled(idx, result),
+            Some(Ok(Done::Submit {
+                idx,
+                result,
+                window,
+            })) => {
+                self.observe_submit(idx, &result, window);
+                self.submitted(idx, result);
+            }
+            Some(Ok(Done::Poll {
+                idx,
+                result,
+                window,
+            })) => {
+                self.observe_poll(idx, &result, window);
+                self.polled(idx, result);
+            }
+            Some(Ok(Done::Balance { balance })) => self.balance_read(balance),
             Some(Ok(Done::Fetched { idx, result })) => self.fetched(idx, result),
             Some(Ok(Done::RetryDue { idx })) => self.retry_due(idx),
             Some(Err((idx, e))) => {
@@ -505,6 +528,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 self.skip(idx, reason);
             }
         }
+        self.observe_end();
         self.report_credits();
         self.summary.credits = self.budget.account();
         let summary = self.summary.clone();

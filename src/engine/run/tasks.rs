@@ -9,14 +9,20 @@ use crate::engine::{Outputs, PollOutcome, StepError, Submission};
 
 /// A finished submit or poll.
 pub(super) enum Done {
+    /// `window`: the balance window its exchange lay in, when observed.
     Submit {
         idx: usize,
         result: Result<Submission, StepError>,
+        window: Option<u64>,
     },
+    /// `window`: the balance window open when the poll was sent.
     Poll {
         idx: usize,
         result: Result<PollOutcome, StepError>,
+        window: u64,
     },
+    /// A balance read came back (`None`: it failed or took too long).
+    Balance { balance: Option<u64> },
     /// A retry's backoff is over; the instance may be sent again.
     RetryDue { idx: usize },
     /// The files of a reused result were downloaded (or not).
@@ -42,6 +48,11 @@ impl Tasks {
         let handle = self.set.spawn(task);
         self.owner.insert(handle.id(), idx);
         handle
+    }
+
+    /// A task owned by no instance (a balance read).
+    pub(super) fn spawn_unowned(&mut self, task: impl Future<Output = Done> + Send + 'static) {
+        self.set.spawn(task);
     }
 
     pub(super) fn is_empty(&self) -> bool {

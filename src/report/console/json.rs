@@ -27,6 +27,12 @@ pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {
     serde_json::Value::Object(object).to_string()
 }
 
+/// A warning or note about the run as a whole (a price the service charged
+/// differently, a balance change nobody explains).
+pub(crate) fn note_line(note: &str, now: SystemTime) -> String {
+    serde_json::json!({ "ts": rfc3339(now), "event": "note", "message": note }).to_string()
+}
+
 /// The last line of a JSON log: where the results file is, the run's
 /// status and its totals.
 pub(crate) fn results_line(results: &Results, path: &Path, now: SystemTime) -> String {

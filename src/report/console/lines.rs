@@ -22,6 +22,7 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
         RunEvent::Created { .. }
         | RunEvent::Submitting { .. }
         | RunEvent::Credits { .. }
+        | RunEvent::Observed { .. }
         | RunEvent::Recalled { .. }
         | RunEvent::Finished { .. } => {
             return None;

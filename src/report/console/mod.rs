@@ -103,6 +103,10 @@ impl Console {
         }
         if self.mode == ConsoleMode::Json {
             let now = (self.clock)();
+            let notes = results.observed_charges.as_ref().map(|o| o.notes());
+            for note in notes.unwrap_or_default() {
+                self.write_line(&json::note_line(&note, now));
+            }
             let line = json::results_line(results, results_path, now);
             self.write_line(&line);
         } else {

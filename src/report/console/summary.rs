@@ -68,6 +68,9 @@ pub(crate) fn summary(results: &Results, results_path: &Path) -> String {
     push_row(&mut out, "total", &total, width);
     let _ = writeln!(out);
     let _ = writeln!(out, "credits: {}", results.totals.credits());
+    if let Some(observed) = &results.observed_charges {
+        out.push_str(&observed.render());
+    }
     let _ = writeln!(out, "status: {}", status(results));
     let _ = writeln!(out, "results: {}", results_path.display());
     push_failures(&mut out, results);
@@ -115,10 +118,7 @@ fn push_failures(out: &mut String, results: &Results) {
     }
     let _ = writeln!(out, "failed:");
     for step in failed.iter().take(MAX_FAILURES) {
-        let name = match &step.instance {
-            Some(instance) => format!("{}[{instance}]", step.step),
-            None => step.step.clone(),
-        };
+        let name = step.name();
         let why = step.error.as_ref().map_or_else(
             || "no error recorded".to_owned(),
             |e| format!("{}: {}", e.kind, truncate(&e.message, 100)),

@@ -28,6 +28,7 @@ impl Tally {
                 self.running.insert(id.clone());
             }
             RunEvent::Credits { credits } => self.credits = *credits,
+            RunEvent::Observed { .. } => {}
             RunEvent::Succeeded { id, .. } => {
                 self.running.remove(id);
                 self.succeeded += 1;
