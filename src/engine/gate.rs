@@ -50,6 +50,11 @@ pub(crate) struct Gate {
     last_granted: Mutex<Option<Instant>>,
     /// When the latest request actually left (see `reserve_send`).
     last_sent: Mutex<Option<Instant>>,
+    /// When the latest request really left (see `claim_send`).
+    last_left: Mutex<Option<Instant>>,
+    /// The part of the period kept to spare (0.05: 5%), which a request
+    /// held up on its way may use up (see `claim_send`).
+    spare: f64,
 }
 
 fn limiter(period: Option<Duration>, clock: &TokioClock) -> Option<Limiter> {
@@ -76,7 +81,19 @@ impl Gate {
             paused_until: Mutex::new(None),
             last_granted: Mutex::new(None),
             last_sent: Mutex::new(None),
+            last_left: Mutex::new(None),
+            spare: 0.0,
         }
+    }
+
+    /// The same gate, its period holding `spare` (a fraction) to spare.
+    pub fn with_spare(mut self, spare: f64) -> Gate {
+        self.spare = if spare.is_finite() {
+            spare.max(0.0)
+        } else {
+            0.0
+        };
+        self
     }
 
     /// Takes a slot now, or says how long until the next one.
@@ -163,6 +180,34 @@ impl Gate {
         at
     }
 
+    /// Claims the moment a request really leaves, after its reserved
+    /// moment and whatever else held it up (a balance read on the wire, a
+    /// busy runtime): it must be a period after the previous request that
+    /// left, less the spare the period holds, else this says when to try
+    /// again. Without it, a request held up past the moment reserved for the
+    /// next one would leave together with it, and the service would refuse
+    /// one of the two; the spare lets short hold-ups pass without pushing
+    /// every later request back.
+    pub fn claim_send(&self) -> Result<(), Instant> {
+        let now = Instant::now();
+        let period = self.period().unwrap_or_default().div_f64(1.0 + self.spare);
+        let Ok(mut left) = self.last_left.lock() else {
+            return Ok(());
+        };
+        if let Some(previous) = *left
+            && now < previous + period
+        {
+            return Err(previous + period);
+        }
+        *left = Some(now);
+        drop(left);
+        // Later reservations count from this real departure.
+        if let Ok(mut last) = self.last_sent.lock() {
+            *last = Some(last.map_or(now, |l| l.max(now)));
+        }
+        Ok(())
+    }
+
     /// Waits until a request may go.
     pub async fn acquire(&self) {
         while let Err(wait) = self.try_acquire() {
@@ -196,8 +241,10 @@ impl Gate {
     pub fn follow(&self, at: Instant) {
         let period = self.period().unwrap_or_default();
         self.hold_until(at + period);
-        if let Ok(mut last) = self.last_sent.lock() {
-            *last = Some(last.map_or(at, |l| l.max(at)));
+        for mark in [&self.last_sent, &self.last_left] {
+            if let Ok(mut last) = mark.lock() {
+                *last = Some(last.map_or(at, |l| l.max(at)));
+            }
         }
     }
 }
@@ -221,10 +268,11 @@ pub(crate) enum Lesson {
 }
 
 impl SubmitGates {
-    /// A gate per class, spaced by `period(class)`.
-    pub fn new(period: impl Fn(OpClass) -> Option<Duration>) -> SubmitGates {
+    /// A gate per class, spaced by `period(class)`, which holds `spare` (a
+    /// fraction of it) to spare.
+    pub fn new(period: impl Fn(OpClass) -> Option<Duration>, spare: f64) -> SubmitGates {
         SubmitGates {
-            gates: OpClass::ALL.map(|class| Arc::new(Gate::new(period(class)))),
+            gates: OpClass::ALL.map(|class| Arc::new(Gate::new(period(class)).with_spare(spare))),
             shared: false,
         }
     }
@@ -334,10 +382,13 @@ mod tests {
     }
 
     fn two_gates() -> SubmitGates {
-        SubmitGates::new(|class| match class {
-            OpClass::Generation => Some(Duration::from_secs(3)),
-            OpClass::Quick => Some(Duration::from_secs(1)),
-        })
+        SubmitGates::new(
+            |class| match class {
+                OpClass::Generation => Some(Duration::from_secs(3)),
+                OpClass::Quick => Some(Duration::from_secs(1)),
+            },
+            0.0,
+        )
     }
 
     #[tokio::test(start_paused = true)]
@@ -372,6 +423,44 @@ mod tests {
         // Later 429s teach nothing new.
         let lesson = gates.throttled(OpClass::Quick, Duration::from_millis(100));
         assert_eq!(lesson, Lesson::OwnPace);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_held_up_past_the_next_reservation_still_keeps_the_spacing() {
+        let gate = Gate::new(Some(Duration::from_secs(3)));
+        let start = Instant::now();
+        let first = gate.reserve_send();
+        let second = gate.reserve_send();
+        assert_eq!(
+            (first - start, second - start),
+            (Duration::ZERO, Duration::from_secs(3))
+        );
+        // The first is held up (a balance read on the wire) until 4 s.
+        tokio::time::sleep_until(start + Duration::from_secs(4)).await;
+        assert_eq!(gate.claim_send(), Ok(()));
+        // The second, due at 3 s, waits until a period after the first left.
+        assert_eq!(gate.claim_send(), Err(start + Duration::from_secs(7)));
+        tokio::time::sleep_until(start + Duration::from_secs(7)).await;
+        assert_eq!(gate.claim_send(), Ok(()));
+        // And the next reservation counts from that real departure.
+        assert_eq!(gate.reserve_send() - start, Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_up_within_the_spare_does_not_push_the_next_send_back() {
+        // 3.3 s holding 10% to spare: the service needs 3 s between sends.
+        let gate = Gate::new(Some(Duration::from_millis(3300))).with_spare(0.1);
+        let start = Instant::now();
+        gate.reserve_send();
+        let second = gate.reserve_send();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(gate.claim_send(), Ok(()), "the first leaves 0.2 s late");
+        tokio::time::sleep_until(second).await;
+        assert_eq!(gate.claim_send(), Ok(()), "3.1 s later: still on time");
+        assert_eq!(second - start, Duration::from_millis(3300));
+        // Closer than the 3 s the service needs, a request waits for them.
+        tokio::time::sleep(Duration::from_millis(2900)).await;
+        assert_eq!(gate.claim_send(), Err(second + Duration::from_secs(3)));
     }
 
     #[tokio::test(start_paused = true)]

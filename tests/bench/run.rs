@@ -12,7 +12,8 @@
 //! remote task, the runner's peak RSS and its CPU time per remote task.
 //!
 //! Options: `-- --rows N --time-scale S`, `--rate-limit-scope
-//! generation|shared` (the sandbox's, default generation), and `--runner
+//! generation|shared` (the sandbox's, default generation),
+//! `--no-observe-charges` (passed to the runner), and `--runner
 //! PATH` to run another build of `sonicflow` against this one's sandbox
 //! (to measure an older runner with the same command).
 
@@ -70,6 +71,12 @@ fn main() {
     let scope = text_arg("--rate-limit-scope").unwrap_or_else(|| "generation".to_owned());
     let exe = env!("CARGO_BIN_EXE_sonicflow");
     let runner_exe = text_arg("--runner").unwrap_or_else(|| exe.to_owned());
+    // A runner from before observed charges knows no such flag: pass it only when asked.
+    let observe_flag: Vec<&str> = if std::env::args().any(|a| a == "--no-observe-charges") {
+        vec!["--no-observe-charges"]
+    } else {
+        Vec::new()
+    };
     let dir = tempfile::tempdir().unwrap();
 
     let mut csv = String::from("id,idea\n");
@@ -122,6 +129,7 @@ fn main() {
             "json",
         ])
         .args(["--out", dir.path().join("out").to_str().unwrap()])
+        .args(observe_flag.as_slice())
         .env("MUSICAPI_BASE_URL", &url)
         .env("MUSICAPI_KEY", "bench-key")
         .stdout(Stdio::null())

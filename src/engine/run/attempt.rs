@@ -75,11 +75,19 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let window = self.observer.as_ref().map(Observer::window);
         self.set_state(idx, State::Submitting(job));
         self.tasks.spawn(idx, async move {
-            tokio::time::sleep_until(gate.reserve_send()).await;
-            // No balance is read while the request is on the wire.
-            let held = match window {
-                Some(w) => Some(w.enter().await),
-                None => None,
+            let mut at = gate.reserve_send();
+            let held = loop {
+                tokio::time::sleep_until(at).await;
+                // No balance is read while the request is on the wire.
+                let held = match &window {
+                    Some(w) => Some(w.clone().enter().await),
+                    None => None,
+                };
+                // Waiting for a read may have taken it past the next one's moment.
+                match gate.claim_send() {
+                    Ok(()) => break held,
+                    Err(next) => at = next,
+                }
             };
             let result = executor.submit(&sent).await;
             Done::Submit {
