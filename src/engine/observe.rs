@@ -39,7 +39,12 @@
 //! - anything else (submits of different operations in one window, submits
 //!   and refunds together, an uneven split): the group's change is reported
 //!   as **shared** by its requests, and none of them gets a per-request
-//!   figure, since the balance alone cannot tell them apart.
+//!   figure, since the balance alone cannot tell them apart — unless it
+//!   holds submits only and every operation in it but one was seen on its
+//!   own in this run at exactly one price: then those take that price and
+//!   the one left costs what remains (when it divides evenly), as for a
+//!   window of one operation; a group whose operations were all seen is
+//!   split only when their prices add up to its change exactly.
 //!
 //! A change inside a window that holds submits is taken to be theirs: a
 //! second user spending in the same instant would be blended in, which is
@@ -285,10 +290,98 @@ pub fn attribute(windows: &[Window]) -> Observations {
         }
     }
     obs.windows = known.len() as u64;
+    let mut shared = Vec::new();
     for group in groups(&known) {
-        weigh(&mut obs, &group);
+        shared.extend(weigh(&mut obs, &group));
     }
+    settle_shared(&mut obs, shared);
     obs
+}
+
+/// A group of windows whose change the first pass could not split.
+struct Pending<'a> {
+    windows: (u64, u64),
+    spent: i64,
+    submits: Vec<&'a WindowSubmit>,
+    failures: Vec<&'a WindowFailure>,
+}
+
+/// Splits what it can of the shared groups, then reports the rest. A group
+/// of submits only (no refunds) is split when every operation in it but at
+/// most one was seen on its own in this run at exactly one price: those
+/// are taken at that price, and the one left costs what remains, when that
+/// divides evenly and is not negative; a group whose operations are all
+/// known is split only when they add up exactly. A split can make another
+/// operation known, so this goes round until nothing more splits.
+fn settle_shared(obs: &mut Observations, mut pending: Vec<Pending<'_>>) {
+    loop {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for group in pending {
+            match split(obs, &group) {
+                Some(prices) => {
+                    for s in &group.submits {
+                        note_submit(obs, s, prices.get(&s.operation).copied());
+                    }
+                }
+                None => rest.push(group),
+            }
+        }
+        pending = rest;
+        if pending.len() == before {
+            break;
+        }
+    }
+    for group in pending {
+        let mut requests = Vec::new();
+        for s in group.submits {
+            requests.push(format!("{} #{}", s.inst, s.attempt));
+            note_submit(obs, s, None);
+        }
+        for f in group.failures {
+            requests.push(format!("{} #{} (refund)", f.inst, f.attempt));
+            note_refund(obs, f, None);
+        }
+        obs.shared.push(SharedCharge {
+            windows: group.windows,
+            requests,
+            spent: group.spent,
+        });
+    }
+}
+
+/// The price of each operation of a shared group, if the group splits.
+fn split(obs: &Observations, group: &Pending<'_>) -> Option<BTreeMap<String, u64>> {
+    if !group.failures.is_empty() {
+        return None;
+    }
+    let mut left = u64::try_from(group.spent).ok()?;
+    let mut calls: BTreeMap<&str, u64> = BTreeMap::new();
+    for s in &group.submits {
+        *calls.entry(s.operation.as_str()).or_default() += 1;
+    }
+    let mut prices = BTreeMap::new();
+    let mut unseen = None;
+    for (&op, &n) in &calls {
+        let seen = obs.operations.get(op).map(|o| &o.observed);
+        match seen.map(|prices| prices.keys().copied().collect::<Vec<u64>>()) {
+            Some(one) if one.len() == 1 => {
+                left = left.checked_sub(one[0].checked_mul(n)?)?;
+                prices.insert(op.to_owned(), one[0]);
+            }
+            // Seen at two prices: which one this call cost cannot be told.
+            Some(many) if many.len() > 1 => return None,
+            _ if unseen.is_none() => unseen = Some((op, n)),
+            _ => return None,
+        }
+    }
+    match unseen {
+        None => (left == 0).then_some(prices),
+        Some((op, n)) => (left % n == 0).then(|| {
+            prices.insert(op.to_owned(), left / n);
+            prices
+        }),
+    }
 }
 
 /// Ties windows together where a failure's refund may lie in any of them.
@@ -327,7 +420,8 @@ fn groups<'a>(windows: &[&'a Window]) -> Vec<Vec<&'a Window>> {
     out
 }
 
-fn weigh(obs: &mut Observations, group: &[&Window]) {
+/// Attributes one group, or hands it back when it is shared.
+fn weigh<'a>(obs: &mut Observations, group: &[&'a Window]) -> Option<Pending<'a>> {
     let spent: i64 = group
         .iter()
         .map(|w| w.before.unwrap_or(0) as i64 - w.after.unwrap_or(0) as i64)
@@ -371,22 +465,15 @@ fn weigh(obs: &mut Observations, group: &[&Window]) {
             }
         }
         _ => {
-            let mut requests = Vec::new();
-            for s in submits {
-                requests.push(format!("{} #{}", s.inst, s.attempt));
-                note_submit(obs, s, None);
-            }
-            for f in failures {
-                requests.push(format!("{} #{} (refund)", f.inst, f.attempt));
-                note_refund(obs, f, None);
-            }
-            obs.shared.push(SharedCharge {
+            return Some(Pending {
                 windows: (first, last),
-                requests,
                 spent,
+                submits,
+                failures,
             });
         }
     }
+    None
 }
 
 fn note_submit(obs: &mut Observations, s: &WindowSubmit, charged: Option<u64>) {
@@ -598,6 +685,43 @@ mod tests {
             );
             assert_eq!(obs.shared.len(), shared, "{name}: shared");
         }
+    }
+
+    #[test]
+    fn a_shared_window_is_split_by_the_prices_its_operations_were_seen_at_alone() {
+        let mut stems_alone = window(0, 100, 70);
+        stems_alone
+            .submits
+            .push(submit("stems[0]", "stems_basic", 30));
+        let mut both = window(1, 70, 38);
+        both.submits = vec![
+            submit("stems[1]", "stems_basic", 30),
+            submit("wav[1]", "wav", 2),
+        ];
+        // The wav is what stems alone does not explain: 32 - 30.
+        let obs = attribute(&[stems_alone.clone(), both.clone()]);
+        assert!(obs.shared.is_empty(), "{:?}", obs.shared);
+        assert_eq!(obs.instance("wav[1]"), Some((2, 0, 0)));
+        assert_eq!(obs.instance("stems[1]"), Some((30, 0, 0)));
+        // Once wav is known too, a later pair must add up exactly.
+        let mut wav_alone = window(2, 38, 36);
+        wav_alone.submits.push(submit("wav[2]", "wav", 2));
+        let mut off = window(3, 36, 3);
+        off.submits = vec![
+            submit("stems[3]", "stems_basic", 30),
+            submit("wav[3]", "wav", 2),
+        ];
+        let obs = attribute(&[stems_alone.clone(), wav_alone, off]);
+        assert_eq!(obs.shared.len(), 1, "33 is not 30 + 2: {:?}", obs.shared);
+        assert_eq!(obs.instance("wav[3]"), Some((0, 0, 1)));
+        // With nothing seen alone, nothing is split.
+        let obs = attribute(&[both.clone()]);
+        assert_eq!(obs.shared.len(), 1);
+        // Nor when an operation was seen at two prices.
+        let mut dearer = window(2, 38, 3);
+        dearer.submits.push(submit("stems[2]", "stems_basic", 30));
+        let obs = attribute(&[stems_alone, dearer, both]);
+        assert_eq!(obs.shared.len(), 1, "{:?}", obs.shared);
     }
 
     #[test]
