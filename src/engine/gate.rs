@@ -52,9 +52,6 @@ pub(crate) struct Gate {
     last_sent: Mutex<Option<Instant>>,
     /// When the latest request really left (see `claim_send`).
     last_left: Mutex<Option<Instant>>,
-    /// The part of the period kept to spare (0.05: 5%), which a request
-    /// held up on its way may use up (see `claim_send`).
-    spare: f64,
 }
 
 fn limiter(period: Option<Duration>, clock: &TokioClock) -> Option<Limiter> {
@@ -82,18 +79,7 @@ impl Gate {
             last_granted: Mutex::new(None),
             last_sent: Mutex::new(None),
             last_left: Mutex::new(None),
-            spare: 0.0,
         }
-    }
-
-    /// The same gate, its period holding `spare` (a fraction) to spare.
-    pub fn with_spare(mut self, spare: f64) -> Gate {
-        self.spare = if spare.is_finite() {
-            spare.max(0.0)
-        } else {
-            0.0
-        };
-        self
     }
 
     /// Takes a slot now, or says how long until the next one.
@@ -182,15 +168,15 @@ impl Gate {
 
     /// Claims the moment a request really leaves, after its reserved
     /// moment and whatever else held it up (a balance read on the wire, a
-    /// busy runtime): it must be a period after the previous request that
-    /// left, less the spare the period holds, else this says when to try
-    /// again. Without it, a request held up past the moment reserved for the
-    /// next one would leave together with it, and the service would refuse
-    /// one of the two; the spare lets short hold-ups pass without pushing
-    /// every later request back.
+    /// busy runtime): it must be a whole period after the previous request
+    /// that left, else this says when to try again. Without it, a request
+    /// held up past the moment reserved for the next one would leave
+    /// together with it, and the service would refuse one of the two. The
+    /// whole period, spare included: a hold-up allowed to eat the spare
+    /// leaves the next request no room for network jitter.
     pub fn claim_send(&self) -> Result<(), Instant> {
         let now = Instant::now();
-        let period = self.period().unwrap_or_default().div_f64(1.0 + self.spare);
+        let period = self.period().unwrap_or_default();
         let Ok(mut left) = self.last_left.lock() else {
             return Ok(());
         };
@@ -268,11 +254,10 @@ pub(crate) enum Lesson {
 }
 
 impl SubmitGates {
-    /// A gate per class, spaced by `period(class)`, which holds `spare` (a
-    /// fraction of it) to spare.
-    pub fn new(period: impl Fn(OpClass) -> Option<Duration>, spare: f64) -> SubmitGates {
+    /// A gate per class, spaced by `period(class)`.
+    pub fn new(period: impl Fn(OpClass) -> Option<Duration>) -> SubmitGates {
         SubmitGates {
-            gates: OpClass::ALL.map(|class| Arc::new(Gate::new(period(class)).with_spare(spare))),
+            gates: OpClass::ALL.map(|class| Arc::new(Gate::new(period(class)))),
             shared: false,
         }
     }
@@ -382,13 +367,10 @@ mod tests {
     }
 
     fn two_gates() -> SubmitGates {
-        SubmitGates::new(
-            |class| match class {
-                OpClass::Generation => Some(Duration::from_secs(3)),
-                OpClass::Quick => Some(Duration::from_secs(1)),
-            },
-            0.0,
-        )
+        SubmitGates::new(|class| match class {
+            OpClass::Generation => Some(Duration::from_secs(3)),
+            OpClass::Quick => Some(Duration::from_secs(1)),
+        })
     }
 
     #[tokio::test(start_paused = true)]
@@ -444,23 +426,6 @@ mod tests {
         assert_eq!(gate.claim_send(), Ok(()));
         // And the next reservation counts from that real departure.
         assert_eq!(gate.reserve_send() - start, Duration::from_secs(10));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_hold_up_within_the_spare_does_not_push_the_next_send_back() {
-        // 3.3 s holding 10% to spare: the service needs 3 s between sends.
-        let gate = Gate::new(Some(Duration::from_millis(3300))).with_spare(0.1);
-        let start = Instant::now();
-        gate.reserve_send();
-        let second = gate.reserve_send();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(gate.claim_send(), Ok(()), "the first leaves 0.2 s late");
-        tokio::time::sleep_until(second).await;
-        assert_eq!(gate.claim_send(), Ok(()), "3.1 s later: still on time");
-        assert_eq!(second - start, Duration::from_millis(3300));
-        // Closer than the 3 s the service needs, a request waits for them.
-        tokio::time::sleep(Duration::from_millis(2900)).await;
-        assert_eq!(gate.claim_send(), Err(second + Duration::from_secs(3)));
     }
 
     #[tokio::test(start_paused = true)]

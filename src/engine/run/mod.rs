@@ -105,10 +105,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             in_flight: 0,
             tasks: Tasks::default(),
             executor,
-            submit_gates: SubmitGates::new(
-                |class| config.submit_period(class),
-                config.submit_margin,
-            ),
+            submit_gates: SubmitGates::new(|class| config.submit_period(class)),
             poll_gate: Arc::new(Gate::new(config.poll_period())),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             rng: StdRng::seed_from_u64(config.seed),
