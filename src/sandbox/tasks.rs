@@ -318,22 +318,34 @@ fn announce_streaming(shared: &Arc<Shared>, task_id: &str) {
         let Some(task) = world.tasks.get(task_id) else {
             return;
         };
-        let Some(hook) = task.webhook.as_ref() else {
+        let Some(delivery) = delivery(shared, &world, task, Event::Streaming, now) else {
             return;
         };
-        Delivery {
-            url: hook.url.clone(),
-            secret: hook
-                .secret
-                .clone()
-                .unwrap_or_else(|| shared.config.webhook_secret.clone()),
-            task_id: task.id.clone(),
-            event: Event::Streaming,
-            data: task_data(&world, task, shared, now),
-        }
+        delivery
     };
     let shared = Arc::clone(shared);
     tokio::spawn(async move { webhook::deliver(&shared, delivery).await });
+}
+
+/// The webhook POST of `event` for `task`, if it asked for webhooks.
+fn delivery(
+    shared: &Shared,
+    world: &World,
+    task: &Task,
+    event: Event,
+    now: Instant,
+) -> Option<Delivery> {
+    let hook = task.webhook.as_ref()?;
+    Some(Delivery {
+        url: hook.url.clone(),
+        secret: hook
+            .secret
+            .clone()
+            .unwrap_or_else(|| shared.config.webhook_secret.clone()),
+        task_id: task.id.clone(),
+        event,
+        data: task_data(world, task, shared, now),
+    })
 }
 
 /// Ends a task once its time is up: refund if it failed, then one webhook
@@ -351,20 +363,12 @@ pub(crate) fn finalize(shared: &Arc<Shared>, task_id: &str) {
         task.finalized = true;
         let task = task.clone();
         let failed = task.outcome == Outcome::Fail;
-        let delivery = task.webhook.as_ref().map(|hook| Delivery {
-            url: hook.url.clone(),
-            secret: hook
-                .secret
-                .clone()
-                .unwrap_or_else(|| shared.config.webhook_secret.clone()),
-            task_id: task.id.clone(),
-            event: if failed {
-                Event::Failed
-            } else {
-                Event::Completed
-            },
-            data: task_data(&world, &task, shared, now),
-        });
+        let event = if failed {
+            Event::Failed
+        } else {
+            Event::Completed
+        };
+        let delivery = delivery(shared, &world, &task, event, now);
         (task.key, failed, delivery)
     };
     if failed {
