@@ -39,11 +39,14 @@ impl Context {
     }
 }
 
-/// One access after the context: `.name`, `["name"]` or `[index]`.
+/// One access after the context: `.name`, `["name"]`, `[index]` or `[*]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Field(String),
     Index(usize),
+    /// `[*]`: every element of a list; the accesses after it apply to each
+    /// element, and the result is the list of what they give.
+    Each,
 }
 
 /// A segment and where it stands in the template text.
@@ -79,6 +82,7 @@ impl fmt::Display for Reference {
             match &located.segment {
                 Segment::Field(name) => write!(f, ".{name}")?,
                 Segment::Index(i) => write!(f, "[{i}]")?,
+                Segment::Each => f.write_str("[*]")?,
             }
         }
         Ok(())
@@ -293,7 +297,7 @@ impl Cursor<'_> {
         Ok(self.text[start..self.pos].to_owned())
     }
 
-    /// `[123]` or `["name"]` / `['name']`.
+    /// `[123]`, `[*]` or `["name"]` / `['name']`.
     fn bracket(&mut self) -> Result<Located, ExprError> {
         let open = self.pos;
         self.pos += 1;
@@ -311,6 +315,10 @@ impl Cursor<'_> {
                 self.pos = start + len + 1;
                 Segment::Field(self.text[start..start + len].to_owned())
             }
+            Some('*') => {
+                self.pos += 1;
+                Segment::Each
+            }
             Some(c) if c.is_ascii_digit() => {
                 let start = self.pos;
                 while self.peek().is_some_and(|c| c.is_ascii_digit()) {
@@ -326,8 +334,8 @@ impl Cursor<'_> {
             }
             _ => {
                 return Err(self.error_here(
-                    "expected an index or a quoted key after `[`",
-                    "write `[0]` for the first element or `[\"name\"]` for a field",
+                    "expected an index, `*` or a quoted key after `[`",
+                    "write `[0]` for the first element, `[*]` for every element or `[\"name\"]` for a field",
                 ));
             }
         };
@@ -368,6 +376,10 @@ mod tests {
                 "steps.cover-1.outputs.clips[0]",
             ),
             ("${{ env.REGION }}", "env.REGION"),
+            (
+                "${{ steps.covers.outputs[ * ].clip_id }}",
+                "steps.covers.outputs[*].clip_id",
+            ),
         ] {
             assert_eq!(whole(text), want, "{text}");
         }
@@ -395,7 +407,7 @@ mod tests {
             ("${{ steps..x }}", "expected a name", "."),
             (
                 "${{ steps.x[ }}",
-                "expected an index or a quoted key after `[`",
+                "expected an index, `*` or a quoted key after `[`",
                 "",
             ),
             ("${{ steps.x[0 }}", "expected `]`", ""),
@@ -439,7 +451,7 @@ mod tests {
         #[test]
         fn expression_fragments_never_panic(parts in proptest::collection::vec(
             prop_oneof![Just("${{"), Just("}}"), Just("steps"), Just("."), Just("["), Just("]"),
-                        Just("0"), Just("'"), Just("\""), Just(" "), Just("é"), Just("item"), Just("x")], 0..16)) {
+                        Just("0"), Just("*"), Just("'"), Just("\""), Just(" "), Just("é"), Just("item"), Just("x")], 0..16)) {
             let text: String = parts.concat();
             let _ = parse_template(&text);
         }
@@ -449,6 +461,7 @@ mod tests {
             let mut text = Context::ALL[ctx].name().to_owned();
             for f in &fields { text.push('.'); text.push_str(f); }
             if let Some(i) = idx { text.push_str(&format!("[{i}]")); }
+            if idx.is_some_and(|i| i % 2 == 0) { text.push_str("[*]"); }
             let t = parse_template(&format!("${{{{ {text} }}}}")).unwrap();
             prop_assert_eq!(t.whole().unwrap().to_string(), text);
         }

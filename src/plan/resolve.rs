@@ -73,13 +73,23 @@ pub fn lookup(reference: &Reference, scope: &dyn Scope) -> Option<serde_json::Va
     walk_json(&root, reference.path.get(skip..).unwrap_or(&[]))
 }
 
-/// Follows field and index accesses through a JSON value.
+/// Follows field and index accesses through a JSON value. After `[*]` the
+/// rest of the path is followed from each element; the value is the list of
+/// what they give, and `None` if any of them gives nothing.
 pub fn walk_json(value: &serde_json::Value, path: &[Located]) -> Option<serde_json::Value> {
     let mut current = value;
-    for located in path {
+    for (i, located) in path.iter().enumerate() {
         current = match (&located.segment, current) {
             (Segment::Field(name), serde_json::Value::Object(map)) => map.get(name)?,
             (Segment::Index(i), serde_json::Value::Array(items)) => items.get(*i)?,
+            (Segment::Each, serde_json::Value::Array(items)) => {
+                let rest = &path[i + 1..];
+                return items
+                    .iter()
+                    .map(|item| walk_json(item, rest))
+                    .collect::<Option<Vec<_>>>()
+                    .map(serde_json::Value::Array);
+            }
             _ => return None,
         };
     }
@@ -116,5 +126,11 @@ mod tests {
         );
         assert_eq!(resolve(&t("${{ steps.a.outputs.x }}"), &Inputs), None);
         assert_eq!(resolve(&t("${{ inputs.missing }}"), &Inputs), None);
+        assert_eq!(
+            resolve(&t("${{ inputs.list[*] }}"), &Inputs),
+            Some(json!(["a", "b"]))
+        );
+        assert_eq!(resolve(&t("${{ inputs.list[*].x }}"), &Inputs), None);
+        assert_eq!(resolve(&t("${{ inputs.n[*] }}"), &Inputs), None);
     }
 }

@@ -118,12 +118,23 @@ pub enum WalkError {
     OutOfBounds { at: usize, index: usize, len: u64 },
 }
 
-/// Follows `path` from `ty`; `Any` absorbs every access.
+/// Follows `path` from `ty`; `Any` absorbs every access. After `[*]` the
+/// rest of the path applies to each element, giving a list of as many.
 pub fn walk(ty: &Ty, path: &[Located]) -> Result<Ty, WalkError> {
+    walk_from(ty, path, 0)
+}
+
+/// `walk` of `path`, whose first segment is number `offset` of the whole path.
+fn walk_from(ty: &Ty, path: &[Located], offset: usize) -> Result<Ty, WalkError> {
     let mut current = ty.clone();
-    for (at, located) in path.iter().enumerate() {
+    for (i, located) in path.iter().enumerate() {
+        let at = offset + i;
         current = match (&current, &located.segment) {
             (Ty::Any, _) => Ty::Any,
+            (Ty::List(elem, count), Segment::Each) => {
+                let each = walk_from(elem, &path[i + 1..], at + 1)?;
+                return Ok(Ty::List(Box::new(each), *count));
+            }
             (Ty::Obj(_, fields), Segment::Field(name)) => {
                 match fields.iter().find(|(n, _)| n == name) {
                     Some((_, t)) => t.clone(),
@@ -216,5 +227,20 @@ mod tests {
             })
         ));
         assert_eq!(walk(&Ty::Any, &path(".x[3].y")), Ok(Ty::Any));
+        assert_eq!(
+            walk(&outputs, &path(".clips[*].clip_id")),
+            Ok(Ty::List(
+                Box::new(Ty::Clip(Origin::Generated)),
+                Count::Expected(2)
+            ))
+        );
+        assert!(matches!(
+            walk(&outputs, &path(".clips[*].nope")),
+            Err(WalkError::UnknownField { at: 2, .. })
+        ));
+        assert!(matches!(
+            walk(&outputs, &path("[*]")),
+            Err(WalkError::NotIndexable { at: 0, .. })
+        ));
     }
 }
