@@ -352,7 +352,7 @@ impl<'a> RefChecker<'a> {
             (Kind::ClipList, Ty::List(elem, count)) => {
                 let elem_ok = matches!(**elem, Ty::Clip(_) | Ty::Str | Ty::Any)
                     || elem.field_names().contains(&"clip_id");
-                if elem_ok && count.value() != 2 && !count.is_expected() {
+                if elem_ok && count.is_exact() && count.value() != 2 {
                     let span = self.span_in(at, &whole.range);
                     self.push(
                         Diagnostic::new(

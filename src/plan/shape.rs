@@ -20,17 +20,28 @@ pub enum Count {
     Exact(u64),
     /// Known only at run time; this is the documented expectation.
     Expected(u64),
+    /// Known only at run time, and never more than this (a filtered list).
+    AtMost(u64),
 }
 
 impl Count {
+    /// The count, or the most it can be.
     pub fn value(self) -> u64 {
         match self {
-            Count::Exact(n) | Count::Expected(n) => n,
+            Count::Exact(n) | Count::Expected(n) | Count::AtMost(n) => n,
         }
     }
 
     pub fn is_expected(self) -> bool {
         matches!(self, Count::Expected(_))
+    }
+
+    pub fn is_at_most(self) -> bool {
+        matches!(self, Count::AtMost(_))
+    }
+
+    pub fn is_exact(self) -> bool {
+        matches!(self, Count::Exact(_))
     }
 }
 
