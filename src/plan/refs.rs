@@ -76,6 +76,8 @@ impl<'a> RefChecker<'a> {
 
     pub fn analyse(&mut self) -> Analysed {
         let (for_each, item) = self.for_each();
+        // A `for_each` already reported as wrong still gives its step an `item`.
+        let item = item.or_else(|| self.step.for_each.as_ref().map(|_| Ty::Any));
         let with_node = self.loaded.with_nodes.get(self.id);
         let json = self
             .step
