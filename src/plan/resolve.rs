@@ -467,4 +467,119 @@ mod tests {
         assert_eq!(resolve(&t("${{ inputs.list[*].x }}"), &Inputs), None);
         assert_eq!(resolve(&t("${{ inputs.n[*] }}"), &Inputs), None);
     }
+
+    struct Values;
+    impl Scope for Values {
+        fn root(&self, r: &Reference) -> Option<(serde_json::Value, usize)> {
+            match r.context {
+                Context::Inputs => Some((
+                    json!({
+                        "n": 3, "s": "Jazz ballad", "empty": [], "yes": true, "no": false,
+                        "clips": [
+                            {"id": "a", "d": 90, "t": "x"},
+                            {"id": "b", "d": 120.5, "t": "y"},
+                            {"id": "c", "d": 120.5, "t": "z"},
+                            {"id": "e", "d": 30, "t": "x"}
+                        ],
+                        "nested": [[1, 2], [3]]
+                    }),
+                    0,
+                )),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn evaluates_operators_and_functions_table() {
+        for (text, want) in [
+            ("1 + 2 * 3", Some(json!(7))),
+            ("7 / 2", Some(json!(3.5))),
+            ("7 % 4 - -1", Some(json!(4))),
+            ("1 / 0", None),
+            ("1 % 0", None),
+            ("inputs.n == 3.0", Some(json!(true))),
+            ("'a' < 'b' && 2 >= 2", Some(json!(true))),
+            ("'1' == 1", Some(json!(false))),
+            ("inputs.nested == 1", Some(json!(false))),
+            ("inputs.nested < 1", None),
+            ("!inputs.yes || inputs.no", Some(json!(false))),
+            ("inputs.no && steps.x.outputs.y", Some(json!(false))),
+            ("steps.x.outputs.y && inputs.no", Some(json!(false))),
+            ("inputs.yes || steps.x.outputs.y", Some(json!(true))),
+            ("inputs.yes && steps.x.outputs.y", None),
+            ("inputs.n && true", None),
+            ("contains(inputs.s, 'ball')", Some(json!(true))),
+            ("contains(inputs.s, 'jazz')", Some(json!(false))),
+            (
+                "contains(pluck(inputs.clips, 'id'), 'c')",
+                Some(json!(true)),
+            ),
+            (
+                "startsWith(inputs.s, 'Jazz') && endsWith(inputs.s, 'lad')",
+                Some(json!(true)),
+            ),
+            (
+                "format('{0} in {1} {{ok}}', inputs.n, inputs.s)",
+                Some(json!("3 in Jazz ballad {ok}")),
+            ),
+            ("format('{2}', 1)", None),
+            ("join(pluck(inputs.clips, 'id'))", Some(json!("a, b, c, e"))),
+            ("join(inputs.nested[0], '-')", Some(json!("1-2"))),
+            ("length(inputs.clips) + length('été')", Some(json!(7))),
+            (
+                "pluck(filter(inputs.clips, c => c.d > 60), 'id')",
+                Some(json!(["a", "b", "c"])),
+            ),
+            ("filter(inputs.clips, c => c.zz > 1)", None),
+            ("filter(inputs.empty, c => c > 1)", Some(json!([]))),
+            ("find(inputs.clips, c => c.t == 'x').id", Some(json!("a"))),
+            ("find(inputs.clips, c => c.t == 'q')", None),
+            (
+                "pluck(sort_by(inputs.clips, c => c.d), 'id')",
+                Some(json!(["e", "a", "b", "c"])),
+            ),
+            (
+                "pluck(sort_by(inputs.clips, c => c.t), 'id')",
+                Some(json!(["a", "e", "b", "c"])),
+            ),
+            ("sort_by(inputs.clips, c => c.id == 'a')", None),
+            ("max_by(inputs.clips, c => c.d).id", Some(json!("b"))),
+            (
+                "min_by(inputs.clips, c => abs(c.d - 100)).id",
+                Some(json!("a")),
+            ),
+            ("max_by(inputs.empty, c => c)", None),
+            ("first(inputs.empty)", None),
+            ("last(inputs.clips).id", Some(json!("e"))),
+            ("first(inputs.clips)['id']", Some(json!("a"))),
+            ("inputs.clips[*].id", Some(json!(["a", "b", "c", "e"]))),
+            ("flatten(inputs.nested)", Some(json!([1, 2, 3]))),
+            ("flatten(inputs.clips)", None),
+            ("abs(-2.5)", Some(json!(2.5))),
+            ("null", Some(json!(null))),
+            (
+                "filter(inputs.clips, c => length(filter(inputs.clips, d => d.d > c.d)) == 0)[*].id",
+                Some(json!(["b", "c"])),
+            ),
+        ] {
+            let t = FieldValue::Tpl(parse_template(&format!("${{{{ {text} }}}}")).unwrap());
+            assert_eq!(resolve(&t, &Values), want, "{text}");
+        }
+        let t = FieldValue::Tpl(parse_template("n=${{ inputs.n * 2 }} ${{ null }}!").unwrap());
+        assert_eq!(resolve(&t, &Values), Some(json!("n=6 !")));
+    }
+
+    #[test]
+    fn says_why_a_value_is_missing() {
+        let t = |s: &str| FieldValue::Tpl(parse_template(s).unwrap());
+        assert_eq!(
+            why_missing(&t("${{ steps.a.outputs.x + inputs.n }}"), &Values),
+            "`steps.a.outputs.x` has no value"
+        );
+        assert!(
+            why_missing(&t("${{ first(inputs.empty) }}"), &Values)
+                .starts_with("the expression gives no value")
+        );
+    }
 }
