@@ -460,6 +460,15 @@ pub const FUNCTIONS: &[Signature] = &[
     },
 ];
 
+/// The functions as a Markdown table, as the README lists them.
+pub fn function_table() -> String {
+    let mut out = String::from("| function | gives | does |\n|---|---|---|\n");
+    for s in FUNCTIONS {
+        out.push_str(&format!("| `{}` | {} | {} |\n", s.usage, s.gives, s.does));
+    }
+    out
+}
+
 impl Func {
     pub fn signature(self) -> &'static Signature {
         FUNCTIONS

@@ -414,6 +414,16 @@ fn the_function_table_is_consistent() {
     );
 }
 
+#[test]
+fn the_readme_lists_every_function_as_the_table_says() {
+    let readme = include_str!("../../README.md");
+    let table = function_table();
+    assert!(
+        readme.contains(&table),
+        "the README's function table differs from the code; it should read:\n{table}"
+    );
+}
+
 /// Generated expressions of the shapes the parser produces.
 fn arb_expr() -> impl Strategy<Value = Expr> {
     let e = |kind| Expr { kind, range: 0..0 };
