@@ -1142,3 +1142,228 @@ fn fits_param(param: expr::Param, ty: &Ty) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::resolve::{Scope, eval};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const MANIFEST: &str = "version: 1\nname: t\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n  use:\n    action: wav\n    with: { clip: x }\n";
+
+    /// The type the checker gives `text` inside step `use`, or its messages.
+    fn type_in_step(text: &str) -> Result<Ty, Vec<String>> {
+        let loaded = crate::manifest::load::load_str(
+            "t.yaml",
+            MANIFEST.to_owned(),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let types = StepTypes::new(&IndexMap::new());
+        let index: HashMap<&str, usize> = [("song", 0), ("use", 1)].into_iter().collect();
+        let step = &loaded.manifest.steps["use"];
+        let mut checker = RefChecker::new(&loaded, &types, &index, "use", step);
+        let template =
+            expr::parse_template(&format!("${{{{ {text} }}}}")).map_err(|e| vec![e.message])?;
+        let ty = checker.type_expr(
+            template.whole().unwrap(),
+            At { node: None },
+            None,
+            false,
+            &mut Vec::new(),
+        );
+        match ty {
+            Some(ty) if checker.diags.is_empty() => Ok(ty),
+            _ => Err(checker.diags.iter().map(|d| d.message.clone()).collect()),
+        }
+    }
+
+    struct Song(serde_json::Value);
+    impl Scope for Song {
+        fn root(&self, r: &Reference) -> Option<(serde_json::Value, usize)> {
+            (r.context == Context::Steps).then(|| (self.0.clone(), 2))
+        }
+    }
+
+    /// Whether `value` is a value of type `ty`.
+    fn conforms(value: &serde_json::Value, ty: &Ty) -> bool {
+        use serde_json::Value as V;
+        match (ty, value) {
+            (Ty::Any, _) => true,
+            (Ty::Str | Ty::Clip(_), V::String(_))
+            | (Ty::Num, V::Number(_))
+            | (Ty::Bool, V::Bool(_)) => true,
+            (Ty::List(elem, count), V::Array(items)) => {
+                let n = items.len() as u64;
+                let counted = match count {
+                    Count::Exact(c) => n == *c,
+                    Count::AtMost(c) => n <= *c,
+                    Count::Expected(_) => true,
+                };
+                counted && items.iter().all(|i| conforms(i, elem))
+            }
+            (Ty::Obj(_, fields), V::Object(map)) => fields
+                .iter()
+                .all(|(name, t)| map.get(*name).is_none_or(|v| conforms(v, t))),
+            _ => false,
+        }
+    }
+
+    /// Well-typed expressions over the song's clips, by what they give.
+    fn list() -> impl Strategy<Value = String> {
+        let leaf = Just("steps.song.outputs.clips".to_owned());
+        leaf.prop_recursive(3, 8, 1, |inner| {
+            prop_oneof![
+                (inner.clone(), cond()).prop_map(|(l, b)| format!("filter({l}, c => {b})")),
+                (
+                    inner.clone(),
+                    prop_oneof![Just("c.duration"), Just("c.title"), Just("-c.duration")]
+                )
+                    .prop_map(|(l, k)| format!("sort_by({l}, c => {k})")),
+            ]
+        })
+    }
+
+    fn cond() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u32..300).prop_map(|n| format!("c.duration > {n}")),
+            Just("startsWith(c.title, 'a') || c.title == 'b'".to_owned()),
+            Just("!contains(c.tags, 'x') && c.duration % 2 < 1".to_owned()),
+        ]
+    }
+
+    fn elem() -> impl Strategy<Value = String> {
+        list().prop_flat_map(|l| {
+            prop_oneof![
+                Just(format!("first({l})")),
+                Just(format!("last({l})")),
+                Just(format!("max_by({l}, c => c.duration)")),
+                Just(format!("min_by({l}, c => c.title)")),
+                cond().prop_map(move |b| format!("find({l}, c => {b})")),
+            ]
+        })
+    }
+
+    fn typed() -> impl Strategy<Value = String> {
+        prop_oneof![
+            list(),
+            list().prop_map(|l| format!("pluck({l}, 'duration')")),
+            elem(),
+            elem().prop_map(|e| format!("{e}.clip_id")),
+            elem().prop_map(|e| format!("{e}.duration / (length(steps.song.outputs.clips) - 2)")),
+            list().prop_map(|l| format!("length({l}) * 2 >= 1")),
+            list().prop_map(|l| format!("join(pluck({l}, 'title'), '+')")),
+            elem().prop_map(|e| format!("format('{{0}} s', abs({e}.duration - 90))")),
+        ]
+    }
+
+    #[test]
+    fn types_of_forms_table() {
+        let clip = |t: &Ty| matches!(t, Ty::Obj("clip", _));
+        let t = type_in_step("filter(steps.song.outputs.clips, c => c.duration > 90)").unwrap();
+        assert!(
+            matches!(&t, Ty::List(e, Count::AtMost(2)) if clip(e)),
+            "{t:?}"
+        );
+        let t = type_in_step("sort_by(filter(steps.song.outputs.clips, c => true), c => c.title)")
+            .unwrap();
+        assert!(
+            matches!(&t, Ty::List(e, Count::AtMost(2)) if clip(e)),
+            "{t:?}"
+        );
+        assert!(clip(
+            &type_in_step("max_by(steps.song.outputs.clips, c => c.duration)").unwrap()
+        ));
+        assert_eq!(
+            type_in_step("max_by(steps.song.outputs.clips, c => c.duration).clip_id").unwrap(),
+            Ty::Clip(Origin::Generated)
+        );
+        assert_eq!(
+            type_in_step("pluck(steps.song.outputs.clips, 'duration')").unwrap(),
+            Ty::List(Box::new(Ty::Num), Count::Expected(2))
+        );
+        for (text, message) in [
+            (
+                "filter(steps.song.outputs.clips, c => c.duratoin > 90)",
+                "a clip object has no field `duratoin`, in `c.duratoin`",
+            ),
+            (
+                "filter(steps.song.outputs.clip_id, c => true)",
+                "in step `use`: argument 1 of `filter` must be a list, but `steps.song.outputs.clip_id` is a clip id",
+            ),
+            (
+                "filter(steps.song.outputs.clips, c => c.title)",
+                "in step `use`: the lambda of `filter` must give `true` or `false`, but `c.title` is a string",
+            ),
+            (
+                "sort_by(steps.song.outputs.clips, c => c.duration > 1)",
+                "in step `use`: the lambda of `sort_by` must give a number or a string to order by, but `c.duration > 1` is a boolean",
+            ),
+            (
+                "1 == 'a'",
+                "in step `use`: `==` compares a number with a string, which are never equal",
+            ),
+            (
+                "'a' < 2",
+                "in step `use`: `<` compares numbers with numbers or strings with strings, but gets a string and a number",
+            ),
+            (
+                "1 && true",
+                "in step `use`: `&&` needs `true` or `false` on both sides, but `1` is a number",
+            ),
+            (
+                "-'a'",
+                "in step `use`: `-` needs a number, but `'a'` is a string",
+            ),
+            (
+                "!3",
+                "in step `use`: `!` needs `true` or `false`, but `3` is a number",
+            ),
+            (
+                "'a' * 2",
+                "in step `use`: `*` needs numbers, but `'a'` is a string",
+            ),
+            (
+                "format('{1}', 2)",
+                "the format of `format` is wrong: `{1}` needs argument 1, but only 1 follow the format",
+            ),
+            (
+                "flatten(steps.song.outputs.clips)",
+                "in step `use`: `flatten` needs a list of lists, but `steps.song.outputs.clips` is a list of clip objects",
+            ),
+            (
+                "first(steps.song.outputs.clips).nope",
+                "a clip object has no field `nope`, in `first(steps.song.outputs.clips).nope`",
+            ),
+            (
+                "startsWith(steps.song.outputs.clips, 'a')",
+                "in step `use`: argument 1 of `startsWith` must be a string, but `steps.song.outputs.clips` is a list of clip objects",
+            ),
+        ] {
+            assert_eq!(type_in_step(text), Err(vec![message.to_owned()]), "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn well_typed_expressions_evaluate_to_their_type(
+            text in typed(),
+            clips in proptest::collection::vec((0u32..300, prop_oneof![Just("a"), Just("b"), Just("ab")], prop_oneof![Just("x"), Just("y")]), 2),
+        ) {
+            let ty = type_in_step(&text);
+            prop_assert!(ty.is_ok(), "{text}: {ty:?}");
+            let ty = ty.unwrap();
+            let clips: Vec<_> = clips
+                .iter()
+                .enumerate()
+                .map(|(i, (d, t, tags))| json!({"clip_id": format!("c{i}"), "title": t, "tags": tags, "duration": d}))
+                .collect();
+            let scope = Song(json!({"clip_id": "c0", "clips": clips}));
+            let template = expr::parse_template(&format!("${{{{ {text} }}}}")).unwrap();
+            if let Some(value) = eval(template.whole().unwrap(), &scope) {
+                prop_assert!(conforms(&value, &ty), "{text}: {value} is not {ty:?}");
+            }
+        }
+    }
+}
