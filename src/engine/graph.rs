@@ -463,14 +463,9 @@ impl<'p> Graph<'p> {
                     out.insert(name.clone(), v);
                 }
                 None => {
-                    let refs: Vec<String> = field
-                        .references()
-                        .iter()
-                        .map(|r| format!("`{r}`"))
-                        .collect();
                     return Err(format!(
-                        "`{name}` could not be resolved: {} has no value",
-                        refs.join(", ")
+                        "`{name}` could not be resolved: {}",
+                        resolve::why_missing(field, scope)
                     ));
                 }
             }

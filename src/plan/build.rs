@@ -714,7 +714,7 @@ const POLL: PollPolicy = PollPolicy {
 fn analysed_field(loaded: &Loaded, id: &str, field: &str) -> Option<Reference> {
     let text = loaded.with_nodes.get(id)?.get(field)?.as_str()?;
     let template = crate::expr::parse_template(text).ok()?;
-    let whole = template.whole()?;
+    let whole = template.whole_reference()?;
     (whole.context == Context::Matrix).then(|| whole.clone())
 }
 

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 
 use super::analysis::{Analysed, field_value, list_parts, literal_origin};
-use super::resolve::FieldValue;
+use super::resolve::{FieldValue, format_text};
 use super::shape::{Count, Origin, Ty, WalkError, walk};
 use crate::diag::{Code, Diagnostic};
-use crate::expr::{self, Context, Reference, Segment};
+use crate::expr::{
+    self, BinOp, Context, Expr, ExprKind, Func, Lit, Located, Reference, Segment, UnOp,
+};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::Step;
 use crate::manifest::value::Tpl;
@@ -74,6 +76,8 @@ impl<'a> RefChecker<'a> {
 
     pub fn analyse(&mut self) -> Analysed {
         let (for_each, item) = self.for_each();
+        // A `for_each` already reported as wrong still gives its step an `item`.
+        let item = item.or_else(|| self.step.for_each.as_ref().map(|_| Ty::Any));
         let with_node = self.loaded.with_nodes.get(self.id);
         let json = self
             .step
@@ -206,27 +210,37 @@ impl<'a> RefChecker<'a> {
                         return (None, None);
                     }
                 };
-                let Some(reference) = template.whole().cloned() else {
+                let Some(whole) = template.whole().cloned() else {
                     let span = node.map_or(self.step_key_span(), |n| n.span);
                     self.push(
-                        Diagnostic::new(Code::ForEachNotList, &self.loaded.source, span, format!("`for_each` of step `{}` must be a single `${{{{ … }}}}` reference to a list", self.id))
+                        Diagnostic::new(Code::ForEachNotList, &self.loaded.source, span, format!("`for_each` of step `{}` must be a single `${{{{ … }}}}` expression giving a list", self.id))
                             .help("write e.g. `for_each: ${{ steps.song.outputs.clips }}` with no other text"),
                     );
                     return (None, None);
                 };
-                let Some(ty) = self.type_of(&reference, at, None, true) else {
+                let Some(ty) = self.type_expr(&whole, at, None, true, &mut Vec::new()) else {
                     return (None, None);
                 };
                 match list_parts(&ty) {
                     Some((elem, count)) => (Some((FieldValue::Tpl(template), count)), Some(elem)),
                     None => {
-                        let span = self.span_in(at, &reference.range);
-                        let help = list_suggestion(&reference, self.loaded, self.index)
+                        let span = self.span_in(at, &whole.range);
+                        let help = whole
+                            .as_reference()
+                            .and_then(|r| list_suggestion(r, self.loaded, self.index))
                             .unwrap_or_else(|| "`for_each` takes a list, such as a generation's `clips` or a split's `stems`".to_owned());
                         self.push(
-                            Diagnostic::new(Code::ForEachNotList, &self.loaded.source, span, format!("`for_each` of step `{}` needs a list, but `{reference}` is {ty}", self.id))
-                                .label("not a list")
-                                .help(help),
+                            Diagnostic::new(
+                                Code::ForEachNotList,
+                                &self.loaded.source,
+                                span,
+                                format!(
+                                    "`for_each` of step `{}` needs a list, but `{whole}` is {ty}",
+                                    self.id
+                                ),
+                            )
+                            .label("not a list")
+                            .help(help),
                         );
                         (None, None)
                     }
@@ -330,8 +344,8 @@ impl<'a> RefChecker<'a> {
             return Ok(None);
         };
         let mut types = Vec::new();
-        for reference in template.references() {
-            types.push(self.type_of(reference, at, item, false));
+        for e in template.expressions() {
+            types.push(self.type_expr(e, at, item, false, &mut Vec::new()));
         }
         if types.iter().any(Option::is_none) {
             return Err(());
@@ -385,7 +399,7 @@ impl<'a> RefChecker<'a> {
         kind: Kind,
         found: &str,
         at: At<'_>,
-        reference: Option<&Reference>,
+        reference: Option<&Expr>,
     ) -> Result<Option<Origin>, ()> {
         let wanted = kind.wanted();
         let span = match reference {
@@ -608,6 +622,320 @@ impl<'a> RefChecker<'a> {
         self.walk_from(action.outputs().clone(), r, 2, at)
     }
 
+    /// The type of expression `e`; `None` after reporting why it is wrong.
+    /// `params` are the lambda parameters in scope, innermost last.
+    fn type_expr(
+        &mut self,
+        e: &Expr,
+        at: At<'_>,
+        item: Option<&Ty>,
+        in_for_each: bool,
+        params: &mut Vec<(String, Ty)>,
+    ) -> Option<Ty> {
+        match &e.kind {
+            ExprKind::Ref(r) => self.type_of(r, at, item, in_for_each),
+            ExprKind::Param(name) => Some(
+                params
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map_or(Ty::Any, |(_, t)| t.clone()),
+            ),
+            ExprKind::Lit(Lit::Null) | ExprKind::Lambda { .. } => Some(Ty::Any),
+            ExprKind::Lit(Lit::Bool(_)) => Some(Ty::Bool),
+            ExprKind::Lit(Lit::Num(_)) => Some(Ty::Num),
+            ExprKind::Lit(Lit::Str(_)) => Some(Ty::Str),
+            ExprKind::Unary(op, operand) => {
+                let ty = self.type_expr(operand, at, item, in_for_each, params)?;
+                let (want, what, gives) = match op {
+                    UnOp::Not => (is_bool(&ty), "`!` needs `true` or `false`", Ty::Bool),
+                    UnOp::Neg => (is_num(&ty), "`-` needs a number", Ty::Num),
+                };
+                if want {
+                    return Some(gives);
+                }
+                self.expr_error(at, operand, format!("{what}, but `{operand}` is {ty}"), "");
+                None
+            }
+            ExprKind::Binary(op, l, r) => {
+                let lt = self.type_expr(l, at, item, in_for_each, params);
+                let rt = self.type_expr(r, at, item, in_for_each, params);
+                let (lt, rt) = (lt?, rt?);
+                self.type_binary(*op, e, (l, &lt), (r, &rt), at)
+            }
+            ExprKind::Access(base, path) => {
+                let ty = self.type_expr(base, at, item, in_for_each, params)?;
+                match walk(&ty, path) {
+                    Ok(t) => Some(t),
+                    Err(err) => {
+                        let prefix = |n: usize| access_text(base, &path[..n]);
+                        let full = access_text(base, path);
+                        self.path_error(&err, &full, &prefix, path, &e.range, None, at);
+                        None
+                    }
+                }
+            }
+            ExprKind::Call { func, args, .. } => {
+                self.type_call(*func, e, args, at, item, in_for_each, params)
+            }
+        }
+    }
+
+    fn type_binary(
+        &mut self,
+        op: BinOp,
+        e: &Expr,
+        (l, lt): (&Expr, &Ty),
+        (r, rt): (&Expr, &Ty),
+        at: At<'_>,
+    ) -> Option<Ty> {
+        let sym = op.symbol();
+        match op {
+            BinOp::And | BinOp::Or => {
+                for (side, ty) in [(l, lt), (r, rt)] {
+                    if !is_bool(ty) {
+                        self.expr_error(
+                            at,
+                            side,
+                            format!("`{sym}` needs `true` or `false` on both sides, but `{side}` is {ty}"),
+                            "compare it first, e.g. `x > 0` or `x == 'text'`",
+                        );
+                        return None;
+                    }
+                }
+                Some(Ty::Bool)
+            }
+            BinOp::Eq | BinOp::Ne => {
+                if comparable(lt, rt) {
+                    return Some(Ty::Bool);
+                }
+                self.expr_error(
+                    at,
+                    e,
+                    format!("`{sym}` compares {lt} with {rt}, which are never equal"),
+                    "compare values of one type, e.g. a number with a number",
+                );
+                None
+            }
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                let ok = matches!(
+                    (ordered(lt), ordered(rt)),
+                    (Some(a), Some(b)) if a == b || a == Order::Any || b == Order::Any
+                );
+                if ok {
+                    return Some(Ty::Bool);
+                }
+                self.expr_error(
+                    at,
+                    e,
+                    format!("`{sym}` compares numbers with numbers or strings with strings, but gets {lt} and {rt}"),
+                    "compare values of one type",
+                );
+                None
+            }
+            _ => {
+                for (side, ty) in [(l, lt), (r, rt)] {
+                    if !is_num(ty) {
+                        let help = if op == BinOp::Add && is_text(ty) {
+                            "join text with `format('{0}{1}', a, b)`"
+                        } else {
+                            "arithmetic works on numbers only"
+                        };
+                        self.expr_error(
+                            at,
+                            side,
+                            format!("`{sym}` needs numbers, but `{side}` is {ty}"),
+                            help,
+                        );
+                        return None;
+                    }
+                }
+                Some(Ty::Num)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn type_call(
+        &mut self,
+        func: Func,
+        e: &Expr,
+        args: &[Expr],
+        at: At<'_>,
+        item: Option<&Ty>,
+        in_for_each: bool,
+        params: &mut Vec<(String, Ty)>,
+    ) -> Option<Ty> {
+        let sig = func.signature();
+        let mut types = Vec::new();
+        let mut ok = true;
+        for (i, a) in args.iter().enumerate() {
+            let param = func.param(i).unwrap_or(expr::Param::Any);
+            let ExprKind::Lambda { param: name, body } = &a.kind else {
+                let ty = self.type_expr(a, at, item, in_for_each, params);
+                if let Some(ty) = &ty
+                    && !fits_param(param, ty)
+                {
+                    let what = match param {
+                        expr::Param::Text => "a string",
+                        expr::Param::Num => "a number",
+                        expr::Param::List => "a list",
+                        _ => "a list or a string",
+                    };
+                    self.expr_error(
+                        at,
+                        a,
+                        format!(
+                            "argument {} of `{}` must be {what}, but `{a}` is {ty}",
+                            i + 1,
+                            sig.name
+                        ),
+                        &format!("write `{}`", sig.usage),
+                    );
+                    ok = false;
+                }
+                ok &= ty.is_some();
+                types.push(ty.unwrap_or(Ty::Any));
+                continue;
+            };
+            // A lambda's parameter is one element of the list before it.
+            let elem = match types.first() {
+                Some(Ty::List(elem, _)) => (**elem).clone(),
+                _ => Ty::Any,
+            };
+            params.push((name.clone(), elem));
+            let body_ty = self.type_expr(body, at, item, in_for_each, params);
+            params.pop();
+            let Some(body_ty) = body_ty else {
+                ok = false;
+                types.push(Ty::Any);
+                continue;
+            };
+            let fits = match param {
+                expr::Param::Condition => is_bool(&body_ty),
+                _ => ordered(&body_ty).is_some(),
+            };
+            if !fits {
+                let want = if param == expr::Param::Condition {
+                    "must give `true` or `false`"
+                } else {
+                    "must give a number or a string to order by"
+                };
+                self.expr_error(
+                    at,
+                    body,
+                    format!(
+                        "the lambda of `{}` {want}, but `{body}` is {body_ty}",
+                        sig.name
+                    ),
+                    &format!("write `{}`", sig.usage),
+                );
+                ok = false;
+            }
+            types.push(body_ty);
+        }
+        if !ok {
+            return None;
+        }
+        let list = types.first().cloned().unwrap_or(Ty::Any);
+        let elem = match &list {
+            Ty::List(elem, _) => (**elem).clone(),
+            _ => Ty::Any,
+        };
+        let count = match &list {
+            Ty::List(_, c) => Some(*c),
+            _ => None,
+        };
+        Some(match func {
+            Func::Contains | Func::StartsWith | Func::EndsWith => Ty::Bool,
+            Func::Format => {
+                if let Some(Expr {
+                    kind: ExprKind::Lit(Lit::Str(format)),
+                    range,
+                }) = args.first()
+                    && let Err(why) =
+                        format_text(format, &vec![serde_json::Value::Null; args.len() - 1])
+                {
+                    let span = self.span_in(at, range);
+                    self.push(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            &self.loaded.source,
+                            span,
+                            format!("the format of `format` is wrong: {why}"),
+                        )
+                        .help(format!("write `{}`", sig.usage)),
+                    );
+                    return None;
+                }
+                Ty::Str
+            }
+            Func::Join => Ty::Str,
+            Func::Length | Func::Abs => Ty::Num,
+            Func::Filter => match count {
+                Some(c) => Ty::List(Box::new(elem), Count::AtMost(c.value())),
+                None => Ty::Any,
+            },
+            Func::SortBy => list,
+            Func::Find | Func::MaxBy | Func::MinBy | Func::First | Func::Last => elem,
+            Func::Pluck => {
+                let Some(c) = count else { return Some(Ty::Any) };
+                let field = match args.get(1).map(|a| &a.kind) {
+                    Some(ExprKind::Lit(Lit::Str(name))) => name.clone(),
+                    _ => return Some(Ty::List(Box::new(Ty::Any), c)),
+                };
+                let arg = &args[1];
+                let path = [Located {
+                    segment: Segment::Field(field),
+                    range: arg.range.clone(),
+                }];
+                match walk(&elem, &path) {
+                    Ok(t) => Ty::List(Box::new(t), c),
+                    Err(err) => {
+                        let base = &args[0];
+                        let prefix = |_: usize| format!("{base}[*]");
+                        let full = format!("{e}");
+                        self.path_error(&err, &full, &prefix, &path, &arg.range, None, at);
+                        return None;
+                    }
+                }
+            }
+            Func::Flatten => match (&elem, count) {
+                (Ty::List(inner, c2), Some(c)) => Ty::List(inner.clone(), c.times(*c2)),
+                (Ty::Any, _) | (_, None) => Ty::Any,
+                (other, _) => {
+                    let a = &args[0];
+                    self.expr_error(
+                        at,
+                        a,
+                        format!(
+                            "`flatten` needs a list of lists, but `{a}` is a list of {}",
+                            plural_of(other)
+                        ),
+                        "flatten a list whose elements are lists",
+                    );
+                    return None;
+                }
+            },
+        })
+    }
+
+    /// Reports a type error at sub-expression `e`.
+    fn expr_error(&mut self, at: At<'_>, e: &Expr, message: String, help: &str) {
+        let span = self.span_in(at, &e.range);
+        let mut d = Diagnostic::new(
+            Code::TypeMismatch,
+            &self.loaded.source,
+            span,
+            format!("in step `{}`: {message}", self.id),
+        )
+        .label("here");
+        if !help.is_empty() {
+            d = d.help(help.to_owned());
+        }
+        self.push(d);
+    }
+
     fn walk_from(&mut self, ty: Ty, r: &Reference, skip: usize, at: At<'_>) -> Option<Ty> {
         let path = r.path.get(skip..).unwrap_or(&[]);
         match walk(&ty, path) {
@@ -620,7 +948,27 @@ impl<'a> RefChecker<'a> {
     }
 
     fn walk_error(&mut self, e: &WalkError, r: &Reference, skip: usize, at: At<'_>) {
-        match e {
+        let output_of = (r.context == Context::Steps).then(|| r.field(0).unwrap_or(""));
+        let path = r.path.get(skip..).unwrap_or(&[]);
+        let prefix = |n: usize| truncated(r, skip + n);
+        self.path_error(e, &r.to_string(), &prefix, path, &r.range, output_of, at);
+    }
+
+    /// Reports why `path` does not fit; `full` is the whole access as
+    /// written, `prefix(n)` its text up to segment `n`, `output_of` the step
+    /// whose outputs the path starts at.
+    #[allow(clippy::too_many_arguments)]
+    fn path_error(
+        &mut self,
+        e: &WalkError,
+        full: &str,
+        prefix: &dyn Fn(usize) -> String,
+        path: &[Located],
+        whole: &std::ops::Range<usize>,
+        output_of: Option<&str>,
+        at: At<'_>,
+    ) {
+        let (i, code, message, help) = match e {
             WalkError::UnknownField {
                 at: i,
                 name,
@@ -638,49 +986,52 @@ impl<'a> RefChecker<'a> {
                                 .join(", ")
                         )
                     });
-                let code = if r.context == Context::Steps && *i == 0 {
-                    Code::UnknownOutput
-                } else {
-                    Code::InvalidReference
+                let (code, what) = match output_of {
+                    Some(id) if *i == 0 => (
+                        Code::UnknownOutput,
+                        format!("step `{id}` has no output `{name}`"),
+                    ),
+                    _ => (
+                        Code::InvalidReference,
+                        format!("{parent} has no field `{name}`"),
+                    ),
                 };
-                let what = if code == Code::UnknownOutput {
-                    format!("step `{}` has no output `{name}`", r.field(0).unwrap_or(""))
-                } else {
-                    format!("{parent} has no field `{name}`")
-                };
-                self.ref_error(code, r, skip + i, at, format!("{what}, in `{r}`"), help);
+                (*i, code, format!("{what}, in `{full}`"), help)
             }
             WalkError::FieldOnList {
                 at: i,
                 name,
                 parent,
             } => {
-                let prefix = truncated(r, skip + i);
-                self.ref_error(Code::InvalidReference, r, skip + i, at, format!("`{prefix}` is {parent}; `.{name}` needs one element first"),
-                    format!("write `{prefix}[0].{name}`, or use `for_each: ${{{{ {prefix} }}}}` and `${{{{ item.{name} }}}}`"));
+                let prefix = prefix(*i);
+                (
+                    *i,
+                    Code::InvalidReference,
+                    format!("`{prefix}` is {parent}; `.{name}` needs one element first"),
+                    format!(
+                        "write `{prefix}[0].{name}`, or use `for_each: ${{{{ {prefix} }}}}` and `${{{{ item.{name} }}}}`"
+                    ),
+                )
             }
             WalkError::NotIndexable { at: i, parent } => {
-                let prefix = truncated(r, skip + i);
-                self.ref_error(
+                let prefix = prefix(*i);
+                (
+                    *i,
                     Code::InvalidReference,
-                    r,
-                    skip + i,
-                    at,
                     format!("`{prefix}` is {parent} and has no fields or elements"),
                     format!("end the reference at `{prefix}`"),
-                );
+                )
             }
-            WalkError::OutOfBounds { at: i, index, len } => {
-                self.ref_error(
-                    Code::InvalidReference,
-                    r,
-                    skip + i,
-                    at,
-                    format!("index {index} is past the end of a list of {len}"),
-                    format!("use an index from 0 to {}", len.saturating_sub(1)),
-                );
-            }
-        }
+            WalkError::OutOfBounds { at: i, index, len } => (
+                *i,
+                Code::InvalidReference,
+                format!("index {index} is past the end of a list of {len}"),
+                format!("use an index from 0 to {}", len.saturating_sub(1)),
+            ),
+        };
+        let range = path.get(i).map_or(whole.clone(), |l| l.range.clone());
+        let span = self.span_in(at, &range);
+        self.push(Diagnostic::new(code, &self.loaded.source, span, message).help(help));
     }
 
     /// Reports a reference problem at path segment `seg` (`usize::MAX`: the whole reference).
@@ -722,4 +1073,297 @@ fn list_suggestion(r: &Reference, loaded: &Loaded, index: &HashMap<&str, usize>)
     Some(format!(
         "iterate over a list output: `${{{{ steps.{id}.outputs.{name} }}}}`"
     ))
+}
+
+/// `base` followed by `path`, as written.
+fn access_text(base: &Expr, path: &[Located]) -> String {
+    let access = Expr {
+        kind: ExprKind::Access(Box::new(base.clone()), path.to_vec()),
+        range: base.range.clone(),
+    };
+    access.to_string()
+}
+
+fn plural_of(ty: &Ty) -> String {
+    Ty::List(Box::new(ty.clone()), Count::Exact(0))
+        .to_string()
+        .trim_start_matches("a list of ")
+        .to_owned()
+}
+
+fn is_bool(ty: &Ty) -> bool {
+    matches!(ty, Ty::Bool | Ty::Any)
+}
+
+fn is_num(ty: &Ty) -> bool {
+    matches!(ty, Ty::Num | Ty::Any)
+}
+
+fn is_text(ty: &Ty) -> bool {
+    matches!(ty, Ty::Str | Ty::Clip(_))
+}
+
+/// What `<` and sort keys order a type as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Num,
+    Text,
+    Any,
+}
+
+fn ordered(ty: &Ty) -> Option<Order> {
+    match ty {
+        Ty::Num => Some(Order::Num),
+        Ty::Str | Ty::Clip(_) => Some(Order::Text),
+        Ty::Any => Some(Order::Any),
+        _ => None,
+    }
+}
+
+/// Whether values of these types can ever be equal.
+fn comparable(a: &Ty, b: &Ty) -> bool {
+    match (a, b) {
+        (Ty::Any, _) | (_, Ty::Any) => true,
+        (Ty::Str | Ty::Clip(_), Ty::Str | Ty::Clip(_)) => true,
+        (Ty::Num, Ty::Num) | (Ty::Bool, Ty::Bool) => true,
+        (Ty::List(x, _), Ty::List(y, _)) => comparable(x, y),
+        (Ty::Obj(x, _), Ty::Obj(y, _)) => x == y,
+        _ => false,
+    }
+}
+
+/// Whether a value of `ty` may stand where a function takes `param`.
+fn fits_param(param: expr::Param, ty: &Ty) -> bool {
+    match param {
+        expr::Param::Text => matches!(ty, Ty::Any) || is_text(ty),
+        expr::Param::Num => is_num(ty),
+        expr::Param::List => matches!(ty, Ty::List(..) | Ty::Any),
+        expr::Param::ListOrText => matches!(ty, Ty::List(..) | Ty::Any) || is_text(ty),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::resolve::{Scope, eval};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const MANIFEST: &str = "version: 1\nname: t\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n  use:\n    action: wav\n    with: { clip: x }\n";
+
+    /// The type the checker gives `text` inside step `use`, or its messages.
+    fn type_in_step(text: &str) -> Result<Ty, Vec<String>> {
+        let loaded = crate::manifest::load::load_str(
+            "t.yaml",
+            MANIFEST.to_owned(),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let types = StepTypes::new(&IndexMap::new());
+        let index: HashMap<&str, usize> = [("song", 0), ("use", 1)].into_iter().collect();
+        let step = &loaded.manifest.steps["use"];
+        let mut checker = RefChecker::new(&loaded, &types, &index, "use", step);
+        let template =
+            expr::parse_template(&format!("${{{{ {text} }}}}")).map_err(|e| vec![e.message])?;
+        let ty = checker.type_expr(
+            template.whole().unwrap(),
+            At { node: None },
+            None,
+            false,
+            &mut Vec::new(),
+        );
+        match ty {
+            Some(ty) if checker.diags.is_empty() => Ok(ty),
+            _ => Err(checker.diags.iter().map(|d| d.message.clone()).collect()),
+        }
+    }
+
+    struct Song(serde_json::Value);
+    impl Scope for Song {
+        fn root(&self, r: &Reference) -> Option<(serde_json::Value, usize)> {
+            (r.context == Context::Steps).then(|| (self.0.clone(), 2))
+        }
+    }
+
+    /// Whether `value` is a value of type `ty`.
+    fn conforms(value: &serde_json::Value, ty: &Ty) -> bool {
+        use serde_json::Value as V;
+        match (ty, value) {
+            (Ty::Any, _) => true,
+            (Ty::Str | Ty::Clip(_), V::String(_))
+            | (Ty::Num, V::Number(_))
+            | (Ty::Bool, V::Bool(_)) => true,
+            (Ty::List(elem, count), V::Array(items)) => {
+                let n = items.len() as u64;
+                let counted = match count {
+                    Count::Exact(c) => n == *c,
+                    Count::AtMost(c) => n <= *c,
+                    Count::Expected(_) => true,
+                };
+                counted && items.iter().all(|i| conforms(i, elem))
+            }
+            (Ty::Obj(_, fields), V::Object(map)) => fields
+                .iter()
+                .all(|(name, t)| map.get(*name).is_none_or(|v| conforms(v, t))),
+            _ => false,
+        }
+    }
+
+    /// Well-typed expressions over the song's clips, by what they give.
+    fn list() -> impl Strategy<Value = String> {
+        let leaf = Just("steps.song.outputs.clips".to_owned());
+        leaf.prop_recursive(3, 8, 1, |inner| {
+            prop_oneof![
+                (inner.clone(), cond()).prop_map(|(l, b)| format!("filter({l}, c => {b})")),
+                (
+                    inner.clone(),
+                    prop_oneof![Just("c.duration"), Just("c.title"), Just("-c.duration")]
+                )
+                    .prop_map(|(l, k)| format!("sort_by({l}, c => {k})")),
+            ]
+        })
+    }
+
+    fn cond() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u32..300).prop_map(|n| format!("c.duration > {n}")),
+            Just("startsWith(c.title, 'a') || c.title == 'b'".to_owned()),
+            Just("!contains(c.tags, 'x') && c.duration % 2 < 1".to_owned()),
+        ]
+    }
+
+    fn elem() -> impl Strategy<Value = String> {
+        list().prop_flat_map(|l| {
+            prop_oneof![
+                Just(format!("first({l})")),
+                Just(format!("last({l})")),
+                Just(format!("max_by({l}, c => c.duration)")),
+                Just(format!("min_by({l}, c => c.title)")),
+                cond().prop_map(move |b| format!("find({l}, c => {b})")),
+            ]
+        })
+    }
+
+    fn typed() -> impl Strategy<Value = String> {
+        prop_oneof![
+            list(),
+            list().prop_map(|l| format!("pluck({l}, 'duration')")),
+            elem(),
+            elem().prop_map(|e| format!("{e}.clip_id")),
+            elem().prop_map(|e| format!("{e}.duration / (length(steps.song.outputs.clips) - 2)")),
+            list().prop_map(|l| format!("length({l}) * 2 >= 1")),
+            list().prop_map(|l| format!("join(pluck({l}, 'title'), '+')")),
+            elem().prop_map(|e| format!("format('{{0}} s', abs({e}.duration - 90))")),
+        ]
+    }
+
+    #[test]
+    fn types_of_forms_table() {
+        let clip = |t: &Ty| matches!(t, Ty::Obj("clip", _));
+        let t = type_in_step("filter(steps.song.outputs.clips, c => c.duration > 90)").unwrap();
+        assert!(
+            matches!(&t, Ty::List(e, Count::AtMost(2)) if clip(e)),
+            "{t:?}"
+        );
+        let t = type_in_step("sort_by(filter(steps.song.outputs.clips, c => true), c => c.title)")
+            .unwrap();
+        assert!(
+            matches!(&t, Ty::List(e, Count::AtMost(2)) if clip(e)),
+            "{t:?}"
+        );
+        assert!(clip(
+            &type_in_step("max_by(steps.song.outputs.clips, c => c.duration)").unwrap()
+        ));
+        assert_eq!(
+            type_in_step("max_by(steps.song.outputs.clips, c => c.duration).clip_id").unwrap(),
+            Ty::Clip(Origin::Generated)
+        );
+        assert_eq!(
+            type_in_step("pluck(steps.song.outputs.clips, 'duration')").unwrap(),
+            Ty::List(Box::new(Ty::Num), Count::Expected(2))
+        );
+        for (text, message) in [
+            (
+                "filter(steps.song.outputs.clips, c => c.duratoin > 90)",
+                "a clip object has no field `duratoin`, in `c.duratoin`",
+            ),
+            (
+                "filter(steps.song.outputs.clip_id, c => true)",
+                "in step `use`: argument 1 of `filter` must be a list, but `steps.song.outputs.clip_id` is a clip id",
+            ),
+            (
+                "filter(steps.song.outputs.clips, c => c.title)",
+                "in step `use`: the lambda of `filter` must give `true` or `false`, but `c.title` is a string",
+            ),
+            (
+                "sort_by(steps.song.outputs.clips, c => c.duration > 1)",
+                "in step `use`: the lambda of `sort_by` must give a number or a string to order by, but `c.duration > 1` is a boolean",
+            ),
+            (
+                "1 == 'a'",
+                "in step `use`: `==` compares a number with a string, which are never equal",
+            ),
+            (
+                "'a' < 2",
+                "in step `use`: `<` compares numbers with numbers or strings with strings, but gets a string and a number",
+            ),
+            (
+                "1 && true",
+                "in step `use`: `&&` needs `true` or `false` on both sides, but `1` is a number",
+            ),
+            (
+                "-'a'",
+                "in step `use`: `-` needs a number, but `'a'` is a string",
+            ),
+            (
+                "!3",
+                "in step `use`: `!` needs `true` or `false`, but `3` is a number",
+            ),
+            (
+                "'a' * 2",
+                "in step `use`: `*` needs numbers, but `'a'` is a string",
+            ),
+            (
+                "format('{1}', 2)",
+                "the format of `format` is wrong: `{1}` needs argument 1, but only 1 follow the format",
+            ),
+            (
+                "flatten(steps.song.outputs.clips)",
+                "in step `use`: `flatten` needs a list of lists, but `steps.song.outputs.clips` is a list of clip objects",
+            ),
+            (
+                "first(steps.song.outputs.clips).nope",
+                "a clip object has no field `nope`, in `first(steps.song.outputs.clips).nope`",
+            ),
+            (
+                "startsWith(steps.song.outputs.clips, 'a')",
+                "in step `use`: argument 1 of `startsWith` must be a string, but `steps.song.outputs.clips` is a list of clip objects",
+            ),
+        ] {
+            assert_eq!(type_in_step(text), Err(vec![message.to_owned()]), "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn well_typed_expressions_evaluate_to_their_type(
+            text in typed(),
+            clips in proptest::collection::vec((0u32..300, prop_oneof![Just("a"), Just("b"), Just("ab")], prop_oneof![Just("x"), Just("y")]), 2),
+        ) {
+            let ty = type_in_step(&text);
+            prop_assert!(ty.is_ok(), "{text}: {ty:?}");
+            let ty = ty.unwrap();
+            let clips: Vec<_> = clips
+                .iter()
+                .enumerate()
+                .map(|(i, (d, t, tags))| json!({"clip_id": format!("c{i}"), "title": t, "tags": tags, "duration": d}))
+                .collect();
+            let scope = Song(json!({"clip_id": "c0", "clips": clips}));
+            let template = expr::parse_template(&format!("${{{{ {text} }}}}")).unwrap();
+            if let Some(value) = eval(template.whole().unwrap(), &scope) {
+                prop_assert!(conforms(&value, &ty), "{text}: {value} is not {ty:?}");
+            }
+        }
+    }
 }

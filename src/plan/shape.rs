@@ -43,6 +43,17 @@ impl Count {
     pub fn is_exact(self) -> bool {
         matches!(self, Count::Exact(_))
     }
+
+    /// The count of `self` groups of `other` each: exact if both are, a
+    /// bound if either is, else an expectation.
+    pub fn times(self, other: Count) -> Count {
+        let n = self.value().saturating_mul(other.value());
+        match (self, other) {
+            (Count::Exact(_), Count::Exact(_)) => Count::Exact(n),
+            (Count::AtMost(_), _) | (_, Count::AtMost(_)) => Count::AtMost(n),
+            _ => Count::Expected(n),
+        }
+    }
 }
 
 /// The type of a value.
@@ -196,7 +207,7 @@ mod tests {
     fn path(text: &str) -> Vec<Located> {
         parse_template(&format!("${{{{ item{text} }}}}"))
             .unwrap()
-            .whole()
+            .whole_reference()
             .unwrap()
             .path
             .clone()
