@@ -24,6 +24,9 @@ pub struct PlanArgs {
     /// Override an input: `--input name=value` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
     pub inputs: Vec<(String, String)>,
+    /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows`.
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -89,6 +92,7 @@ pub fn run(args: &PlanArgs) -> u8 {
         prices,
         max_credits: args.max_credits,
         pace: crate::plan::PaceFlags::default(),
+        matrix: args.matrix.clone(),
     };
     let mut plan = match super::load_and_plan(&args.file, &options) {
         Ok((_, plan)) => {

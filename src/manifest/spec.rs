@@ -239,8 +239,9 @@ pub struct StepSpec<W> {
     /// The operation's fields; which keys are allowed depends on `action`.
     #[serde(default)]
     pub with: Option<W>,
-    /// Steps that must finish first, besides those referenced in `with`.
-    #[serde(default)]
+    /// Steps that must finish first, besides those referenced in `with`: one step id or a list of them.
+    #[serde(default, deserialize_with = "super::value::step_ids")]
+    #[schemars(schema_with = "super::value::step_ids_schema")]
     pub needs: Vec<String>,
     /// Run the step once per element: an expression giving a list (e.g. `${{ steps.song.outputs.clips }}`) or a literal list.
     #[serde(default)]

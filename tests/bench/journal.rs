@@ -44,6 +44,8 @@ fn header(id: &str) -> RunHeader {
         started_at: "2026-01-01T00:00:00.000Z".to_owned(),
         inputs: Vec::new(),
         prices: None,
+        matrix: None,
+        matrix_sha256: None,
         select: Vec::new(),
         exclude: Vec::new(),
         max_credits: None,
