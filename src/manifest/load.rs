@@ -333,6 +333,7 @@ impl Ctx {
                 with: Some(with),
                 needs: head.needs,
                 for_each: head.for_each,
+                key: head.key,
                 retry: head.retry,
                 poll: head.poll,
                 timeout: head.timeout,

@@ -246,6 +246,9 @@ pub struct StepSpec<W> {
     /// Run the step once per element: an expression giving a list (e.g. `${{ steps.song.outputs.clips }}`) or a literal list.
     #[serde(default)]
     pub for_each: Option<Tpl<Vec<serde_json::Value>>>,
+    /// With `for_each` over objects (e.g. `clips` or `stems`): the field whose value names each instance (e.g. `key: name`); text and numbers of a literal list name themselves.
+    #[serde(default)]
+    pub key: Option<String>,
     /// Retry policy for this step.
     #[serde(default)]
     pub retry: Option<RetrySpec>,

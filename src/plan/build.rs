@@ -158,6 +158,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             poll: policies[i].1.clone(),
             timeout: step.timeout.map(|t| t.0),
             scope: super::Scope::Run,
+            key: step.key.clone(),
         });
     }
     let manifest_max = loaded.manifest.limits.as_ref().and_then(|l| l.max_credits);

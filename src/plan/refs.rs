@@ -74,6 +74,9 @@ impl<'a> RefChecker<'a> {
 
     pub fn analyse(&mut self) -> Analysed {
         let (for_each, item) = self.for_each();
+        if let Some(d) = super::names::check_key(self.loaded, self.id, self.step, item.as_ref()) {
+            self.push(d);
+        }
         let with_node = self.loaded.with_nodes.get(self.id);
         let json = self
             .step

@@ -75,6 +75,7 @@ fn job(row: usize) -> Job {
             step: 0,
             step_id: "song".to_owned(),
             path: Vec::new(),
+            names: Vec::new(),
         },
         action: Action::Create,
         operation: "create_music",
