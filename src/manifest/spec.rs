@@ -188,10 +188,10 @@ pub struct PollSpec {
 pub struct MatrixSpec {
     /// The column whose (unique) value names each instance in plans and results.
     pub key: String,
-    /// Rows written inline.
+    /// Rows written inline (`--matrix FILE` replaces them).
     #[serde(default)]
     pub rows: Option<Vec<IndexMap<String, serde_json::Value>>>,
-    /// A CSV file with a header row, or a `.jsonl` file with one object per line, relative to the manifest.
+    /// A CSV file with a header row, or a `.jsonl` file with one object per line, relative to the manifest; may be an input (`${{ inputs.prompts }}`). `--matrix FILE` replaces it.
     #[serde(default)]
     pub file: Option<String>,
 }
@@ -298,5 +298,25 @@ pub fn pipeline_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<ManifestSpec<StepSchema>>();
-    schema.to_value()
+    let mut value = schema.to_value();
+    allow_extensions(&mut value);
+    value
+}
+
+/// Lets `x-*` keys in wherever the schema refuses unknown keys, as the
+/// loader ignores them there (`manifest::extension`).
+fn allow_extensions(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if map.get("additionalProperties") == Some(&serde_json::Value::Bool(false)) {
+                map.insert(
+                    "patternProperties".to_owned(),
+                    serde_json::json!({ "^x-": {} }),
+                );
+            }
+            map.values_mut().for_each(allow_extensions);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(allow_extensions),
+        _ => {}
+    }
 }
