@@ -150,6 +150,7 @@ pub fn load_str_with(
         (None, None) => None,
     };
     let manifest = head.with_steps(steps);
+    note_anchors(&mut ctx.diagnostics, &source, &doc.aliases);
     let step_positions = root
         .get("steps")
         .and_then(Node::entries)
@@ -171,6 +172,29 @@ pub fn load_str_with(
         matrix,
         diagnostics: ctx.diagnostics,
     })
+}
+
+/// A problem found in a value an alias copied points at the alias use; a
+/// note shows where the anchored original is written.
+fn note_anchors(diagnostics: &mut [Diagnostic], source: &Arc<Source>, aliases: &[yaml::AliasUse]) {
+    if aliases.is_empty() {
+        return;
+    }
+    let anchors: std::collections::HashMap<(usize, usize), Span> = aliases
+        .iter()
+        .map(|a| ((a.at.start, a.at.end), a.anchor))
+        .collect();
+    for d in diagnostics
+        .iter_mut()
+        .filter(|d| Arc::ptr_eq(&d.source, source))
+    {
+        if let Some(&anchor) = anchors.get(&(d.span.start, d.span.end)) {
+            d.notes.push(crate::diag::Note {
+                span: anchor,
+                label: "copied from here".to_owned(),
+            });
+        }
+    }
 }
 
 /// The diagnostic for a document the YAML reader refused.

@@ -349,7 +349,7 @@ impl Builder<'_> {
                                 span: self.lines.span(self.src, at, 1),
                             });
                         }
-                        let span = self.lines.span(self.src, at, 1);
+                        let span = self.lines.span(self.src, at, alias_len(self.src, at));
                         let mut copy = node.clone();
                         respan(&mut copy, span);
                         self.aliases.push(AliasUse {
@@ -547,6 +547,16 @@ fn merge_into(entries: &mut Vec<(Node, Node)>, mut seen: HashMap<KeyId, usize>, 
             }
         }
     }
+}
+
+/// How many source bytes the alias starting at `at` (`*name`) occupies.
+fn alias_len(src: &str, at: usize) -> usize {
+    let rest = src.get(at..).unwrap_or("");
+    rest.char_indices()
+        .skip(1)
+        .find(|(_, c)| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+        .map_or(rest.len(), |(i, _)| i)
+        .max(1)
 }
 
 /// Gives every node of `node` the span `span` (the alias use it was copied to).
@@ -837,7 +847,7 @@ mod tests {
         let doc = parse(src).unwrap();
         let x = doc.root.at(&["m", "x"]).unwrap();
         assert_eq!((x.span.line, x.span.col), (5, 7));
-        assert_eq!(&src[x.span.start..x.span.end], "*");
+        assert_eq!(&src[x.span.start..x.span.end], "*common");
         assert_eq!(doc.aliases.len(), 1);
         assert_eq!(doc.aliases[0].at, x.span);
         assert_eq!(doc.aliases[0].anchor.line, 2);
