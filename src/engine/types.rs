@@ -52,6 +52,19 @@ impl InstanceId {
     }
 }
 
+impl InstanceId {
+    /// The name with every fan-out level by its index (`cover[1]`), as
+    /// sonicflow named instances before items and `key:` named them: a
+    /// journal written then is still read by it.
+    pub fn positional(&self) -> String {
+        InstanceId {
+            names: Vec::new(),
+            ..self.clone()
+        }
+        .to_string()
+    }
+}
+
 impl fmt::Display for InstanceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.row_key, self.path.is_empty()) {
