@@ -312,3 +312,50 @@ fn a_run_started_with_matrix_resumes_with_the_same_file_and_pays_once() {
         show(&again)
     );
 }
+
+#[test]
+fn run_reads_its_rows_from_matrix_and_keeps_the_file_in_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let ran = sonicflow()
+        .args([
+            "run",
+            ROWS,
+            "--sandbox",
+            "--matrix",
+            "tests/fixtures/friction/other.csv",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(ran.status.code(), Some(0), "{}", show(&ran));
+    let results = results(&out);
+    let rows: Vec<Value> = results["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| serde_json::json!({"step": s["step"], "instance": s["instance"], "status": s["status"]}))
+        .collect();
+    let h = header(&out);
+    let recorded = h["matrix"].as_str().unwrap();
+    assert!(
+        Path::new(recorded).is_absolute()
+            && recorded.ends_with("tests/fixtures/friction/other.csv"),
+        "{recorded}"
+    );
+    insta::assert_json_snapshot!(
+        "run-matrix-flag",
+        serde_json::json!({
+            "instances": rows,
+            "credits_charged": results["totals"]["credits_charged"],
+            "matrix_sha256": h["matrix_sha256"],
+        })
+    );
+    assert_eq!(
+        results["totals"]["credits_charged"].as_u64(),
+        Some(3 * price("create_music"))
+    );
+}
