@@ -561,15 +561,15 @@ fn alias_len(src: &str, at: usize) -> usize {
 
 /// Gives every node of `node` the span `span` (the alias use it was copied to).
 fn respan(node: &mut Node, span: Span) {
-    let mut todo = vec![node];
-    while let Some(n) = todo.pop() {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
         n.span = span;
         match &mut n.kind {
-            NodeKind::Seq(items) => todo.extend(items.iter_mut()),
+            NodeKind::Seq(items) => stack.extend(items.iter_mut()),
             NodeKind::Map(entries) => {
                 for (k, v) in entries.iter_mut() {
-                    todo.push(k);
-                    todo.push(v);
+                    stack.push(k);
+                    stack.push(v);
                 }
             }
             _ => {}
