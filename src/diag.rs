@@ -74,6 +74,7 @@ codes! {
     SecretEnv = "secret-env": "an `env` reference to what looks like a secret",
     Cycle = "cycle": "steps that depend on each other in a loop",
     ForEachNotList = "for-each-not-list": "`for_each` over something that is not a list",
+    KeyField = "key-field": "a `key:` that names no field of the `for_each` elements",
     ItemOutsideForEach = "item-outside-for-each": "`item` used in a step without `for_each`",
     AmbiguousFanOut = "ambiguous-fan-out": "a step that references two unrelated fanned-out steps",
     TypeMismatch = "type-mismatch": "a value whose type does not fit the field",

@@ -100,3 +100,46 @@ fn the_schema_ties_with_to_action() {
     let wav = serde_json::json!({"version": 1, "name": "x", "steps": {"a": {"action": "wav", "with": {"clip": "c", "mv": "sonic-v5"}}}});
     assert!(!validator.is_valid(&wav), "wav takes no model");
 }
+
+#[test]
+fn the_schema_allows_extension_keys_needs_as_one_id_and_key() {
+    let validator = validator();
+    let doc = serde_json::json!({
+        "version": 1, "name": "x",
+        "x-common": {"anything": [1, 2]},
+        "limits": {"max_credits": 10, "x-why": "a test"},
+        "retry": {"backoff": {"factor": 2, "x-n": 1}},
+        "inputs": {"styles": {"default": ["jazz"], "x-doc": "styles"}},
+        "matrix": {"key": "id", "file": "${{ inputs.rows }}", "x-note": "n"},
+        "steps": {
+            "up": {"action": "upload", "with": {"url": "https://example.com/a.mp3", "x-w": 1}},
+            "cover": {
+                "action": "cover", "needs": "up", "x-note": "after up",
+                "for_each": "${{ inputs.styles }}",
+                "with": {"clip": "${{ steps.up.outputs.clip_id }}", "tags": "${{ item }}"}
+            },
+            "split": {
+                "action": "stems_full", "needs": ["cover"],
+                "for_each": "${{ steps.cover.outputs.clips }}", "key": "clip_id",
+                "with": {"clip": "${{ item.clip_id }}"}
+            }
+        }
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut unknown = doc.clone();
+    unknown["limits"]["y-why"] = "not an extension".into();
+    assert!(
+        !validator.is_valid(&unknown),
+        "only `x-` keys are extensions"
+    );
+    let mut bad_needs = doc;
+    bad_needs["steps"]["cover"]["needs"] = 3.into();
+    assert!(
+        !validator.is_valid(&bad_needs),
+        "needs is an id or a list of ids"
+    );
+}

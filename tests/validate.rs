@@ -49,6 +49,7 @@ fn every_diagnostic_kind_has_a_fixture() {
         "invalid-reference",
         "cycle",
         "for-each-not-list",
+        "key-field",
         "item-outside-for-each",
         "unknown-matrix-column",
         "matrix-file",

@@ -41,7 +41,11 @@ pub fn today() -> String {
 
 /// Loads and plans one manifest.
 pub fn load_and_plan(file: &Path, options: &Options) -> Result<(Loaded, Plan), Vec<Diagnostic>> {
-    let loaded = load::load_file(file)?;
+    let load_options = load::LoadOptions {
+        inputs: options.inputs.clone(),
+        matrix: options.matrix.clone(),
+    };
+    let loaded = load::load_file_with(file, &load_options)?;
     let plan = planner::build(&loaded, options)?;
     Ok((loaded, plan))
 }

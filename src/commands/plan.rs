@@ -24,6 +24,9 @@ pub struct PlanArgs {
     /// Override an input: `--input name=value` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
     pub inputs: Vec<(String, String)>,
+    /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows`.
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -89,6 +92,7 @@ pub fn run(args: &PlanArgs) -> u8 {
         prices,
         max_credits: args.max_credits,
         pace: crate::plan::PaceFlags::default(),
+        matrix: args.matrix.clone(),
     };
     let mut plan = match super::load_and_plan(&args.file, &options) {
         Ok((_, plan)) => {
@@ -149,6 +153,10 @@ pub struct PlanRow<'a> {
     pub unit_credits: u64,
     pub credits: u64,
     pub depends_on: Vec<&'a str>,
+    /// The names of the step's instances in this row, where the plan knows
+    /// them and they are more than positions (see `plan::names`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
     /// How this step stands against earlier runs; absent without history.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub history: Option<RowHistory>,
@@ -160,8 +168,8 @@ pub struct PlanRow<'a> {
 /// calls are counted, not estimated.
 pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
     let mut out = Vec::with_capacity(plan.steps.len() * plan.instances.len());
-    for instance in &plan.instances {
-        for step in &plan.steps {
+    for (row, instance) in plan.instances.iter().enumerate() {
+        for (s, step) in plan.steps.iter().enumerate() {
             let history = past.get(out.len()).cloned();
             let known = history.as_ref().and_then(|h| h.calls);
             let calls = known.unwrap_or(step.fan_out);
@@ -179,6 +187,7 @@ pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
                     .iter()
                     .map(|&d| plan.steps[d].id.as_str())
                     .collect(),
+                names: crate::plan::names::planned(plan, row, s),
                 history,
             });
         }
@@ -247,8 +256,29 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     out.push('\n');
     let rows = rows(plan, past);
     write_table(&mut out, &rows);
+    write_names(&mut out, &rows);
     write_footer(&mut out, plan, &totals(plan, &rows));
     out
+}
+
+/// The instances the plan can name, by row and step.
+fn write_names(out: &mut String, rows: &[PlanRow<'_>]) {
+    let named: Vec<&PlanRow<'_>> = rows.iter().filter(|r| !r.names.is_empty()).collect();
+    if named.is_empty() {
+        return;
+    }
+    out.push_str(
+        "
+instances:
+",
+    );
+    for r in named {
+        let step = match r.instance {
+            Some(row) => format!("{row}/{}", r.id),
+            None => r.id.to_owned(),
+        };
+        let _ = writeln!(out, "  {step}: {}", r.names.join(", "));
+    }
 }
 
 /// The table of rows, its columns as wide as their widest cell.

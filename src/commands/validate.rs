@@ -14,6 +14,9 @@ pub struct ValidateArgs {
     /// Override an input: `--input name=value` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
     pub inputs: Vec<(String, String)>,
+    /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows`.
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
     /// How to print problems.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
@@ -22,6 +25,7 @@ pub struct ValidateArgs {
 pub fn run(args: &ValidateArgs) -> u8 {
     let options = Options {
         inputs: args.inputs.clone(),
+        matrix: args.matrix.clone(),
         ..Options::default()
     };
     let mut all: Vec<Diagnostic> = Vec::new();

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use crate::engine::InstanceId;
 use crate::expr::{Context, Reference};
+use crate::plan::names::{self, Naming};
 use crate::plan::resolve::{self, FieldValue, Scope};
 use crate::plan::{Plan, PlanStep};
 
@@ -62,6 +63,8 @@ pub(crate) struct Graph<'p> {
     /// For each step, the steps whose inherited fan-out ends with it.
     children: Vec<Vec<usize>>,
     step_by_id: HashMap<&'p str, usize>,
+    /// The names of the elements of each expanded `for_each`, by (row, step, path of its context).
+    labels: HashMap<(usize, usize, Vec<usize>), Vec<String>>,
 }
 
 /// The fan-out a step inherits from what it references (its axis without itself).
@@ -95,6 +98,7 @@ impl<'p> Graph<'p> {
             pending: vec![Vec::new(); plan.instances.len()],
             children,
             step_by_id,
+            labels: HashMap::new(),
         };
         let mut created = Vec::new();
         for row in 0..plan.instances.len() {
@@ -167,6 +171,7 @@ impl<'p> Graph<'p> {
             row_key: self.plan.instances[row].key.clone(),
             step: s,
             step_id: self.plan.steps[s].id.clone(),
+            names: self.names(row, s, &path, None),
             path: path.clone(),
         };
         let pending = standing == Standing::Pending;
@@ -214,6 +219,8 @@ impl<'p> Graph<'p> {
                     };
                     match resolve::resolve(for_each, &scope) {
                         Some(serde_json::Value::Array(items)) => {
+                            let labels = names::labels(&items, Naming::of(&plan.steps[e.step]));
+                            self.labels.insert((e.row, e.step, e.path.clone()), labels);
                             for (i, item) in items.into_iter().enumerate() {
                                 let mut path = e.path.clone();
                                 path.push(i);
@@ -425,6 +432,7 @@ impl<'p> Graph<'p> {
             let Some(serde_json::Value::Array(items)) = resolve::resolve(for_each, &list) else {
                 continue;
             };
+            let labels = names::labels(&items, Naming::of(&self.plan.steps[e.step]));
             for (i, item) in items.iter().enumerate() {
                 let mut path = e.path.clone();
                 path.push(i);
@@ -441,6 +449,7 @@ impl<'p> Graph<'p> {
                         row_key: self.plan.instances[row].key.clone(),
                         step: e.step,
                         step_id: self.plan.steps[e.step].id.clone(),
+                        names: self.names(row, e.step, &path, Some(&labels)),
                         path: path.clone(),
                     };
                     out.push((id, fields));
@@ -448,6 +457,26 @@ impl<'p> Graph<'p> {
             }
         }
         out
+    }
+
+    /// The names along `path` of an instance of step `s` in `row`: each
+    /// level's from the list its fan-out was expanded from (the last from
+    /// `last`, when that list is only supposed), else its index.
+    fn names(&self, row: usize, s: usize, path: &[usize], last: Option<&[String]>) -> Vec<String> {
+        let axis = &self.plan.steps[s].axis;
+        let named = path.iter().enumerate().map(|(level, &i)| {
+            let labels = match (level + 1 == path.len(), last) {
+                (true, Some(last)) => Some(last),
+                _ => axis
+                    .get(level)
+                    .and_then(|&a| self.labels.get(&(row, a, path[..level].to_vec())))
+                    .map(Vec::as_slice),
+            };
+            labels
+                .and_then(|l| l.get(i).cloned())
+                .unwrap_or_else(|| i.to_string())
+        });
+        names::for_id(path, named.collect())
     }
 
     /// Step `s`'s `with` block resolved in `scope`.

@@ -24,23 +24,44 @@ pub struct InstanceId {
     pub step_id: String,
     /// Element indices along the step's fan-out axis.
     pub path: Vec<usize>,
+    /// The name of each element along `path` (its item, its `key:` field
+    /// or its index, see `plan::names`); empty when every one is its index.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
 }
 
 impl InstanceId {
-    /// The instance part of the name: `rain/0.1`, `0`, `rain`, or `-` when there is nothing to tell apart.
+    /// The instance part of the name: `rain/0.1`, `rain/jazz-ballad.0`, `0`,
+    /// `rain`, or `-` when there is nothing to tell apart.
     pub fn instance(&self) -> String {
-        let path = self
-            .path
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(".");
+        let path = if self.names.len() == self.path.len() {
+            self.names.join(".")
+        } else {
+            self.path
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        };
         match (&self.row_key, path.is_empty()) {
             (Some(k), true) => k.clone(),
             (Some(k), false) => format!("{k}/{path}"),
             (None, false) => path,
             (None, true) => "-".to_owned(),
         }
+    }
+}
+
+impl InstanceId {
+    /// The name with every fan-out level by its index (`cover[1]`), as
+    /// sonicflow named instances before items and `key:` named them: a
+    /// journal written then is still read by it.
+    pub fn positional(&self) -> String {
+        InstanceId {
+            names: Vec::new(),
+            ..self.clone()
+        }
+        .to_string()
     }
 }
 

@@ -27,6 +27,12 @@ pub struct RunHeader {
     /// `--prices`, as an absolute path.
     #[serde(default)]
     pub prices: Option<String>,
+    /// `--matrix`, as an absolute path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<String>,
+    /// The SHA-256 of the matrix file the rows were read from (`--matrix` or `matrix.file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_sha256: Option<String>,
     #[serde(default)]
     pub select: Vec<String>,
     #[serde(default)]

@@ -94,6 +94,8 @@ pub(super) struct Search<'a> {
     /// Earlier requests that instances of this run already took.
     claimed: &'a HashSet<Key>,
     inst: &'a str,
+    /// The instance's name by position, for journals written before names.
+    positional: String,
     hash: &'a str,
     may_reuse: bool,
     /// The requests that would read a result's outputs, to prefer the
@@ -115,6 +117,7 @@ impl<'a> Search<'a> {
             policy,
             claimed,
             inst,
+            positional: job.id.positional(),
             hash: &job.request_hash,
             may_reuse: policy.reuse && !policy.force.contains(&job.id.step_id),
             dependents: None,
@@ -174,11 +177,16 @@ impl<'a> Search<'a> {
         let Some(own) = &self.known.own else {
             return;
         };
-        let Some(i) = own.instances.get(self.inst).filter(|i| i.hash == self.hash) else {
+        // A journal begun before instances were named holds them by position.
+        let names = [self.inst, self.positional.as_str()];
+        let Some((inst, i)) = names.into_iter().find_map(|name| {
+            let i = own.instances.get(name).filter(|i| i.hash == self.hash)?;
+            Some((name, i))
+        }) else {
             return;
         };
         if let Some(found) = self.journaled(i, &own.dir, false, true) {
-            let key = (own.id().to_owned(), self.inst.to_owned());
+            let key = (own.id().to_owned(), inst.to_owned());
             self.offer(key, None, i.credits, found);
         }
     }

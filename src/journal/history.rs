@@ -464,6 +464,31 @@ mod tests {
     }
 
     #[test]
+    fn a_send_in_doubt_journaled_under_its_position_is_found_under_its_name() {
+        let log = read(&[
+            r#"{"type":"intent","inst":"song[1]","hash":"h","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
+        ]);
+        let known = super::super::Known::load(
+            &super::super::StateDir {
+                root: log.dir.join("state"),
+            },
+            "p",
+            None,
+            Some(log.clone()),
+        );
+        let memory = super::super::RunMemory::read_only(known, super::super::Policy::default());
+        let mut job = super::super::testkit::job();
+        job.id.path = vec![1];
+        job.id.names = vec!["lo-fi".into()];
+        assert_eq!(job.id.to_string(), "song[lo-fi]");
+        let recall = crate::engine::Memory::recall(&memory, &job);
+        assert!(
+            matches!(recall, crate::engine::Recall::InDoubt { from: None, .. }),
+            "never sent again: {recall:?}"
+        );
+    }
+
+    #[test]
     fn the_attempts_of_a_request_keep_their_errors_and_start_again_when_it_changes() {
         let log = read(&[
             r#"{"type":"intent","inst":"song","hash":"h","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,

@@ -28,6 +28,7 @@ pub(super) fn job() -> Job {
             step: 0,
             step_id: "song".into(),
             path: Vec::new(),
+            names: Vec::new(),
         },
         action: Action::Create,
         operation: "create_music",

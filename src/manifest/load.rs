@@ -8,7 +8,7 @@
 //! of a block is reported at once.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -46,9 +46,24 @@ impl Loaded {
     }
 }
 
+/// What the command line tells the loader: the inputs a matrix `file` may
+/// name, and `--matrix FILE`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--input name=value` pairs, in order.
+    pub inputs: Vec<(String, String)>,
+    /// `--matrix FILE`: the rows, instead of the manifest's `file` or `rows`.
+    pub matrix: Option<PathBuf>,
+}
+
 /// Reads and loads `path`. `None` when the file cannot be read or is not YAML;
 /// the diagnostics say why.
 pub fn load_file(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_file_with(path, &LoadOptions::default())
+}
+
+/// `load_file` with the command line's inputs and `--matrix`.
+pub fn load_file_with(path: &Path, options: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         let source = Source::new(name.clone(), String::new());
@@ -63,11 +78,21 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         ]
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    load_str(&name, text, base)
+    load_str_with(name.as_str(), text, base, options)
 }
 
 /// Loads manifest text; `base` is the folder that relative matrix files are read from.
 pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    load_str_with(name, text, base, &LoadOptions::default())
+}
+
+/// `load_str` with the command line's inputs and `--matrix`.
+pub fn load_str_with(
+    name: &str,
+    text: String,
+    base: &Path,
+    options: &LoadOptions,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let source = Source::new(name, text);
     let doc = yaml::parse(&source.text).map_err(|e| vec![refused(&source, &e)])?;
     let mut ctx = Ctx {
@@ -75,7 +100,7 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         diagnostics: Vec::new(),
     };
     ctx.report_duplicates(&doc.duplicates);
-    let root = doc.root;
+    let root = super::extension::strip(doc.root);
     if root.entries().is_none() {
         ctx.push(
             Diagnostic::new(
@@ -104,11 +129,28 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
             }
         }
     }
-    let matrix = head
-        .matrix
-        .as_ref()
-        .and_then(|m| matrix::read(m, root.get("matrix"), &source, base, &mut ctx.diagnostics));
+    let inputs = input_values(&head.inputs, &options.inputs);
+    let origin = matrix::Origin {
+        inputs: Some(&inputs),
+        file: options.matrix.as_deref(),
+    };
+    let matrix = match (&head.matrix, &options.matrix) {
+        (Some(m), _) => matrix::read(
+            m,
+            root.get("matrix"),
+            &source,
+            base,
+            origin,
+            &mut ctx.diagnostics,
+        ),
+        (None, Some(given)) => {
+            ctx.push(matrix::no_matrix_block(given));
+            None
+        }
+        (None, None) => None,
+    };
     let manifest = head.with_steps(steps);
+    note_anchors(&mut ctx.diagnostics, &source, &doc.aliases);
     let step_positions = root
         .get("steps")
         .and_then(Node::entries)
@@ -130,6 +172,29 @@ pub fn load_str(name: &str, text: String, base: &Path) -> Result<Loaded, Vec<Dia
         matrix,
         diagnostics: ctx.diagnostics,
     })
+}
+
+/// A problem found in a value an alias copied points at the alias use; a
+/// note shows where the anchored original is written.
+fn note_anchors(diagnostics: &mut [Diagnostic], source: &Arc<Source>, aliases: &[yaml::AliasUse]) {
+    if aliases.is_empty() {
+        return;
+    }
+    let anchors: std::collections::HashMap<(usize, usize), Span> = aliases
+        .iter()
+        .map(|a| ((a.at.start, a.at.end), a.anchor))
+        .collect();
+    for d in diagnostics
+        .iter_mut()
+        .filter(|d| Arc::ptr_eq(&d.source, source))
+    {
+        if let Some(&anchor) = anchors.get(&(d.span.start, d.span.end)) {
+            d.notes.push(crate::diag::Note {
+                span: anchor,
+                label: "copied from here".to_owned(),
+            });
+        }
+    }
 }
 
 /// The diagnostic for a document the YAML reader refused.
@@ -292,6 +357,7 @@ impl Ctx {
                 with: Some(with),
                 needs: head.needs,
                 for_each: head.for_each,
+                key: head.key,
                 retry: head.retry,
                 poll: head.poll,
                 timeout: head.timeout,
@@ -455,6 +521,25 @@ pub(crate) fn input_value(raw: &str) -> serde_json::Value {
     }
 }
 
+/// Input values: each declared input's default, then the `--input`s that
+/// name a declared input (the plan reports the others). `None` for an input
+/// with neither.
+pub fn input_values(
+    declared: &IndexMap<String, super::spec::InputSpec>,
+    given: &[(String, String)],
+) -> IndexMap<String, Option<serde_json::Value>> {
+    let mut values: IndexMap<String, Option<serde_json::Value>> = declared
+        .iter()
+        .map(|(k, spec)| (k.clone(), spec.default.clone()))
+        .collect();
+    for (name, raw) in given {
+        if let Some(value) = values.get_mut(name) {
+            *value = Some(input_value(raw));
+        }
+    }
+    values
+}
+
 /// The step's `with` node with every default the action takes added (the step's own values win).
 fn merged_with(action: Action, step: &Node, defaults: Option<&Node>) -> Node {
     let own = step.get("with").cloned().unwrap_or(Node {
@@ -587,7 +672,10 @@ fn allowed_help(expected: &[String], action: Option<Action>, path: &[String]) ->
 fn type_help(path: &[String]) -> String {
     match path.last().map(String::as_str) {
         Some("version") => "write `version: 1`".to_owned(),
-        Some("needs") => "write a list of step ids, e.g. `needs: [upload]`".to_owned(),
+        Some("needs") => {
+            "write a step id or a list of them, e.g. `needs: upload` or `needs: [upload, song]`"
+                .to_owned()
+        }
         _ => "see `sonicflow schema` for the expected type".to_owned(),
     }
 }

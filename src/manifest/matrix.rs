@@ -4,7 +4,7 @@
 //! Problems in a matrix file are reported against that file, with its own
 //! line numbers, so `validate` points at the offending row.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -23,6 +23,18 @@ pub struct MatrixRows {
     pub rows: Vec<MatrixRow>,
     /// The manifest (inline rows) or the matrix file.
     pub source: Arc<Source>,
+    /// The matrix file read, if the rows came from one.
+    pub file: Option<PathBuf>,
+}
+
+/// What decides where a matrix's rows come from besides the manifest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// Input values (defaults, then `--input`) that `file: ${{ inputs.x }}` reads;
+    /// `None` for an input that has no value.
+    pub inputs: Option<&'a IndexMap<String, Option<serde_json::Value>>>,
+    /// `--matrix FILE`, which wins over `file` and `rows`.
+    pub file: Option<&'a Path>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,12 +48,14 @@ pub struct MatrixRow {
     pub cells: IndexMap<String, Span>,
 }
 
-/// Reads the rows of `spec`; problems go to `out`. `None` if no row could be read.
+/// Reads the rows of `spec`; problems go to `out`. `None` if no row could
+/// be read (or, for a `file` from an input without a value, not yet).
 pub fn read(
     spec: &MatrixSpec,
     node: Option<&Node>,
     manifest: &Arc<Source>,
     base: &Path,
+    origin: Origin<'_>,
     out: &mut Vec<Diagnostic>,
 ) -> Option<MatrixRows> {
     let at = |key: &str| {
@@ -49,8 +63,14 @@ pub fn read(
             .or(node)
             .map_or(Span::default(), |n| n.span)
     };
-    let (source, rows) = match (&spec.rows, &spec.file) {
-        (Some(_), Some(_)) => {
+    let (source, rows) = match (&spec.rows, &spec.file, origin.file) {
+        (_, _, Some(given)) => {
+            let text = given.display().to_string();
+            let flag = Source::new("--matrix", text.clone());
+            let span = Span::locate(&text, 0, text.len());
+            read_file(given, &span, &flag, out)?
+        }
+        (Some(_), Some(_), None) => {
             out.push(
                 Diagnostic::new(
                     Code::ConflictingFields,
@@ -62,7 +82,7 @@ pub fn read(
             );
             return None;
         }
-        (None, None) => {
+        (None, None, None) => {
             out.push(
                 Diagnostic::new(
                     Code::MissingField,
@@ -74,8 +94,12 @@ pub fn read(
             );
             return None;
         }
-        (Some(rows), None) => (Arc::clone(manifest), inline_rows(rows, node)),
-        (None, Some(file)) => read_file(file, &at("file"), manifest, base, out)?,
+        (Some(rows), None, None) => (Arc::clone(manifest), inline_rows(rows, node)),
+        (None, Some(file), None) => {
+            let span = at("file");
+            let file = file_name(file, span, manifest, origin.inputs, out)?;
+            read_file(&base.join(file), &span, manifest, out)?
+        }
     };
     let mut columns: Vec<String> = Vec::new();
     for row in &rows {
@@ -86,12 +110,119 @@ pub fn read(
         }
     }
     let rows = keyed_rows(spec, rows, &source, manifest, at("key"), out)?;
+    let file = (!Arc::ptr_eq(&source, manifest)).then(|| PathBuf::from(&source.name));
     Some(MatrixRows {
         key: spec.key.clone(),
         columns,
         rows,
         source,
+        file,
     })
+}
+
+/// The diagnostic for `--matrix FILE` given to a manifest without `matrix:`.
+pub fn no_matrix_block(given: &Path) -> Diagnostic {
+    let text = given.display().to_string();
+    let flag = Source::new("--matrix", text.clone());
+    Diagnostic::new(
+        Code::NoMatrix,
+        &flag,
+        Span::locate(&text, 0, text.len()),
+        "`--matrix` is given, but the pipeline has no `matrix:`",
+    )
+    .label("these rows")
+    .help("add `matrix: { key: <column> }` to the manifest, naming the column whose value names each row")
+}
+
+/// The matrix file `file` names: itself, or the input value its
+/// `${{ inputs.<name> }}` expressions give. Rows are needed before anything
+/// runs, so nothing else may be read; `None` when the file cannot be named
+/// (yet: an input without a value is reported by the plan).
+fn file_name(
+    file: &str,
+    at: Span,
+    manifest: &Arc<Source>,
+    inputs: Option<&IndexMap<String, Option<serde_json::Value>>>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    if !crate::expr::has_expression(file) {
+        return Some(file.to_owned());
+    }
+    let template = match crate::expr::parse_template(file) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(
+                Diagnostic::new(Code::ExpressionSyntax, manifest, at, e.message)
+                    .label("in this file name")
+                    .help(e.help),
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    for r in template.references() {
+        if r.context != crate::expr::Context::Inputs {
+            ok = false;
+            out.push(
+                Diagnostic::new(
+                    Code::MatrixFile,
+                    manifest,
+                    at,
+                    format!("`matrix.file` can read inputs only, not `{r}`"),
+                )
+                .label("read before anything runs")
+                .help("declare an input (`inputs: { prompts: { default: prompts.csv } }`) and write `file: ${{ inputs.prompts }}`, or pass `--matrix FILE`"),
+            );
+            continue;
+        }
+        let Some(inputs) = inputs else { continue };
+        let name = r.field(0).unwrap_or_default();
+        if !inputs.contains_key(name) {
+            ok = false;
+            let help = crate::diag::did_you_mean(name, inputs.keys().map(String::as_str))
+                .unwrap_or_else(|| format!("declare it under `inputs:`, e.g. `inputs: {{ {name}: {{ default: rows.csv }} }}`"));
+            out.push(
+                Diagnostic::new(
+                    Code::UnknownInput,
+                    manifest,
+                    at,
+                    format!("unknown input `{name}` in `matrix.file`"),
+                )
+                .help(help),
+            );
+        }
+    }
+    let inputs = inputs.filter(|_| ok)?;
+    let scope = InputScope(inputs);
+    let value =
+        crate::plan::resolve::resolve(&crate::plan::resolve::FieldValue::Tpl(template), &scope)?;
+    match value {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s),
+        other => {
+            out.push(
+                Diagnostic::new(
+                    Code::MatrixFile,
+                    manifest,
+                    at,
+                    format!("`matrix.file` gives {other}, not a file name"),
+                )
+                .help("give the input a file name, e.g. `--input prompts=rows.csv`"),
+            );
+            None
+        }
+    }
+}
+
+/// Inputs alone, for naming the matrix file.
+struct InputScope<'a>(&'a IndexMap<String, Option<serde_json::Value>>);
+
+impl crate::plan::resolve::Scope for InputScope<'_> {
+    fn root(&self, r: &crate::expr::Reference) -> Option<(serde_json::Value, usize)> {
+        match r.context {
+            crate::expr::Context::Inputs => Some((self.0.get(r.field(0)?)?.clone()?, 1)),
+            _ => None,
+        }
+    }
 }
 
 struct RawRow {
@@ -127,15 +258,17 @@ fn inline_rows(rows: &[IndexMap<String, serde_json::Value>], node: Option<&Node>
         .collect()
 }
 
+/// Reads the matrix file `path`; `at` in `named_in` is where it is named
+/// (the manifest's `file`, or `--matrix`).
 fn read_file(
-    file: &str,
+    path: &Path,
     at: &Span,
-    manifest: &Arc<Source>,
-    base: &Path,
+    named_in: &Arc<Source>,
     out: &mut Vec<Diagnostic>,
 ) -> Option<(Arc<Source>, Vec<RawRow>)> {
-    let path = base.join(file);
-    let text = match std::fs::read_to_string(&path) {
+    let manifest = named_in;
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
             out.push(
@@ -146,12 +279,16 @@ fn read_file(
                     format!("cannot read matrix file `{}`: {e}", path.display()),
                 )
                 .label("this file")
-                .help("the path is relative to the manifest's folder"),
+                .help(if manifest.name == "--matrix" {
+                    "the path is relative to the current folder"
+                } else {
+                    "the path is relative to the manifest's folder"
+                }),
             );
             return None;
         }
     };
-    let name = display_path(&path);
+    let name = display_path(path);
     let source = Source::new(name, text);
     let before = out.len();
     let rows = if file.ends_with(".jsonl") || file.ends_with(".ndjson") {

@@ -4,6 +4,7 @@
 //! the plan's job) or touches the network.
 
 pub mod actions;
+pub mod extension;
 pub mod load;
 pub mod matrix;
 pub mod spec;

@@ -188,10 +188,10 @@ pub struct PollSpec {
 pub struct MatrixSpec {
     /// The column whose (unique) value names each instance in plans and results.
     pub key: String,
-    /// Rows written inline.
+    /// Rows written inline (`--matrix FILE` replaces them).
     #[serde(default)]
     pub rows: Option<Vec<IndexMap<String, serde_json::Value>>>,
-    /// A CSV file with a header row, or a `.jsonl` file with one object per line, relative to the manifest.
+    /// A CSV file with a header row, or a `.jsonl` file with one object per line, relative to the manifest; may be an input (`${{ inputs.prompts }}`). `--matrix FILE` replaces it.
     #[serde(default)]
     pub file: Option<String>,
 }
@@ -239,12 +239,16 @@ pub struct StepSpec<W> {
     /// The operation's fields; which keys are allowed depends on `action`.
     #[serde(default)]
     pub with: Option<W>,
-    /// Steps that must finish first, besides those referenced in `with`.
-    #[serde(default)]
+    /// Steps that must finish first, besides those referenced in `with`: one step id or a list of them.
+    #[serde(default, deserialize_with = "super::value::step_ids")]
+    #[schemars(schema_with = "super::value::step_ids_schema")]
     pub needs: Vec<String>,
     /// Run the step once per element: an expression giving a list (e.g. `${{ steps.song.outputs.clips }}`) or a literal list.
     #[serde(default)]
     pub for_each: Option<Tpl<Vec<serde_json::Value>>>,
+    /// With `for_each` over objects (e.g. `clips` or `stems`): the field whose value names each instance (e.g. `key: name`); text and numbers of a literal list name themselves.
+    #[serde(default)]
+    pub key: Option<String>,
     /// Retry policy for this step.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
@@ -294,5 +298,25 @@ pub fn pipeline_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft07()
         .into_generator()
         .into_root_schema_for::<ManifestSpec<StepSchema>>();
-    schema.to_value()
+    let mut value = schema.to_value();
+    allow_extensions(&mut value);
+    value
+}
+
+/// Lets `x-*` keys in wherever the schema refuses unknown keys, as the
+/// loader ignores them there (`manifest::extension`).
+fn allow_extensions(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if map.get("additionalProperties") == Some(&serde_json::Value::Bool(false)) {
+                map.insert(
+                    "patternProperties".to_owned(),
+                    serde_json::json!({ "^x-": {} }),
+                );
+            }
+            map.values_mut().for_each(allow_extensions);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(allow_extensions),
+        _ => {}
+    }
 }

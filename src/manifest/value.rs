@@ -156,6 +156,45 @@ impl JsonSchema for DurationSpec {
     }
 }
 
+/// `needs`: one step id, or a list of them (`needs: up` is `needs: [up]`).
+pub fn step_ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    deserializer.deserialize_any(StepIdsVisitor)
+}
+
+struct StepIdsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StepIdsVisitor {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a step id or a list of step ids")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+        Ok(vec![v.to_owned()])
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut ids = Vec::new();
+        while let Some(id) = seq.next_element::<String>()? {
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+/// The JSON Schema of `needs`: a step id or a list of them.
+pub fn step_ids_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "Steps that must finish first, besides those referenced in `with`: one step id or a list of them.",
+        "anyOf": [
+            { "type": "string" },
+            { "type": "array", "items": { "type": "string" } }
+        ],
+        "default": []
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +214,27 @@ mod tests {
         );
         let v: Tpl<String> = serde_yaml::from_str("'song ${{ inputs.x }}'").unwrap();
         assert!(matches!(v, Tpl::Expr(_)));
+    }
+
+    #[test]
+    fn needs_is_one_step_id_or_a_list() {
+        #[derive(Deserialize)]
+        struct S {
+            #[serde(deserialize_with = "step_ids")]
+            needs: Vec<String>,
+        }
+        let one: S = serde_yaml::from_str("needs: up").unwrap();
+        assert_eq!(one.needs, vec!["up".to_owned()]);
+        let many: S = serde_yaml::from_str("needs: [a, b]").unwrap();
+        assert_eq!(many.needs, vec!["a".to_owned(), "b".to_owned()]);
+        let err = serde_yaml::from_str::<S>("needs: 3")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("expected a step id or a list of step ids"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -140,14 +140,27 @@ pub struct DuplicateKey {
     pub parents: Vec<String>,
 }
 
+/// Where an alias (`*name`) copies an anchored node: every node of the copy
+/// carries the span of `at`, so a diagnostic points at the alias use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AliasUse {
+    pub at: Span,
+    /// The anchored node the alias copies.
+    pub anchor: Span,
+}
+
 /// The parsed document and the duplicate keys found while building it.
 #[derive(Debug)]
 pub struct Document {
     pub root: Node,
     pub duplicates: Vec<DuplicateKey>,
+    pub aliases: Vec<AliasUse>,
 }
 
-/// Parses one YAML document. An empty document is a null node; a second
+/// Parses one YAML document. Merge keys (`<<: *common`, `<<: [*a, *b]`)
+/// are applied as YAML 1.1 does: keys written in the mapping win over
+/// merged ones, and among several merged mappings the first wins. An empty
+/// document is a null node; a second
 /// document, nesting deeper than `MAX_DEPTH` and aliases that copy more than
 /// `MAX_ALIAS_NODES` nodes are refused where they start.
 ///
@@ -171,6 +184,7 @@ pub fn parse(src: &str) -> Result<Document, SyntaxError> {
         root: None,
         duplicates: Vec::new(),
         alias_nodes: 0,
+        aliases: Vec::new(),
     };
     let mut parser = Parser::new_from_str(src);
     let mut documents = 0;
@@ -204,6 +218,7 @@ pub fn parse(src: &str) -> Result<Document, SyntaxError> {
     Ok(Document {
         root,
         duplicates: builder.duplicates,
+        aliases: builder.aliases,
     })
 }
 
@@ -235,6 +250,10 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Node, Node)>,
         pending_key: Option<Node>,
+        /// The pending key is a plain `<<`: its value is merged, not stored.
+        pending_merge: bool,
+        /// The values of the mapping's merge keys, in the order written.
+        merges: Vec<Node>,
         /// Position in `entries` of each key seen so far, for finding duplicates in constant time.
         seen: HashMap<KeyId, usize>,
         extent: Extent,
@@ -252,6 +271,7 @@ struct Builder<'a> {
     duplicates: Vec<DuplicateKey>,
     /// Nodes copied by aliases so far.
     alias_nodes: usize,
+    aliases: Vec<AliasUse>,
 }
 
 impl Builder<'_> {
@@ -262,6 +282,16 @@ impl Builder<'_> {
                 let len = scalar_len(self.src, start, &value, style);
                 let span = self.lines.span(self.src, start, len);
                 let plain = style == TScalarStyle::Plain && tag.is_none();
+                if plain
+                    && value == "<<"
+                    && let Some(Frame::Map {
+                        pending_key: None,
+                        pending_merge,
+                        ..
+                    }) = self.stack.last_mut()
+                {
+                    *pending_merge = true;
+                }
                 let node = Node {
                     kind: resolve_scalar(value, plain),
                     span,
@@ -294,6 +324,8 @@ impl Builder<'_> {
                     anchor,
                     entries: Vec::new(),
                     pending_key: None,
+                    pending_merge: false,
+                    merges: Vec::new(),
                     seen: HashMap::new(),
                     extent: Extent {
                         nodes: 1,
@@ -317,7 +349,14 @@ impl Builder<'_> {
                                 span: self.lines.span(self.src, at, 1),
                             });
                         }
-                        (node.clone(), *extent)
+                        let span = self.lines.span(self.src, at, alias_len(self.src, at));
+                        let mut copy = node.clone();
+                        respan(&mut copy, span);
+                        self.aliases.push(AliasUse {
+                            at: span,
+                            anchor: node.span,
+                        });
+                        (copy, *extent)
                     }
                     None => (
                         Node {
@@ -375,10 +414,15 @@ impl Builder<'_> {
             Frame::Map {
                 start,
                 anchor,
-                entries,
+                mut entries,
+                merges,
+                seen,
                 extent,
                 ..
-            } => (start, anchor, NodeKind::Map(entries), extent),
+            } => {
+                merge_into(&mut entries, seen, merges);
+                (start, anchor, NodeKind::Map(entries), extent)
+            }
         };
         let (start, end) = (self.byte_offset(&start), self.byte_offset(&end));
         let node = Node {
@@ -408,6 +452,8 @@ impl Builder<'_> {
             Some(Frame::Map {
                 entries,
                 pending_key,
+                pending_merge,
+                merges,
                 seen,
                 extent: parent,
                 ..
@@ -415,6 +461,10 @@ impl Builder<'_> {
                 None => {
                     parent.add_child(extent);
                     *pending_key = Some(node);
+                }
+                Some(_) if std::mem::take(pending_merge) && is_mergeable(&node) => {
+                    parent.add_child(extent);
+                    merges.push(node);
                 }
                 Some(key) => {
                     parent.add_child(extent);
@@ -461,6 +511,69 @@ impl Builder<'_> {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// Whether `node` can be the value of a merge key: a mapping, or a list of
+/// mappings. Anything else stays an ordinary `<<` key (and is refused as
+/// unknown where keys are typed).
+fn is_mergeable(node: &Node) -> bool {
+    match &node.kind {
+        NodeKind::Map(_) => true,
+        NodeKind::Seq(items) => items.iter().all(|i| matches!(i.kind, NodeKind::Map(_))),
+        _ => false,
+    }
+}
+
+/// Adds the entries of the merged mappings that the mapping does not have
+/// yet: written keys win, then the first merged mapping that has the key.
+fn merge_into(entries: &mut Vec<(Node, Node)>, mut seen: HashMap<KeyId, usize>, merges: Vec<Node>) {
+    let maps = merges.into_iter().flat_map(|m| match m.kind {
+        NodeKind::Seq(items) => items,
+        _ => vec![m],
+    });
+    for map in maps {
+        let NodeKind::Map(merged) = map.kind else {
+            continue;
+        };
+        for (key, value) in merged {
+            match KeyId::of(&key.kind) {
+                Some(id) if seen.contains_key(&id) => {}
+                Some(id) => {
+                    seen.insert(id, entries.len());
+                    entries.push((key, value));
+                }
+                None => entries.push((key, value)),
+            }
+        }
+    }
+}
+
+/// How many source bytes the alias starting at `at` (`*name`) occupies.
+fn alias_len(src: &str, at: usize) -> usize {
+    let rest = src.get(at..).unwrap_or("");
+    rest.char_indices()
+        .skip(1)
+        .find(|(_, c)| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+        .map_or(rest.len(), |(i, _)| i)
+        .max(1)
+}
+
+/// Gives every node of `node` the span `span` (the alias use it was copied to).
+fn respan(node: &mut Node, span: Span) {
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        n.span = span;
+        match &mut n.kind {
+            NodeKind::Seq(items) => stack.extend(items.iter_mut()),
+            NodeKind::Map(entries) => {
+                for (k, v) in entries.iter_mut() {
+                    stack.push(k);
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -661,6 +774,107 @@ mod tests {
             "]".repeat(30)
         );
         assert_eq!(parse(&deep).unwrap_err().refusal, Refusal::TooDeep);
+    }
+
+    /// The keys and integer values of the mapping at `path`, in order.
+    fn pairs(doc: &Document, path: &[&str]) -> Vec<(String, i64)> {
+        doc.root
+            .at(path)
+            .unwrap()
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| match v.kind {
+                NodeKind::Int(i) => (k.as_str().unwrap().to_owned(), i),
+                ref other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_does_not_write() {
+        let cases: &[(&str, &[(&str, i64)])] = &[
+            // Written keys win, wherever they stand beside the merge.
+            (
+                "a: &a {x: 1, y: 2}\nm: {<<: *a, y: 3}\n",
+                &[("y", 3), ("x", 1)],
+            ),
+            (
+                "a: &a {x: 1, y: 2}\nm: {y: 3, <<: *a}\n",
+                &[("y", 3), ("x", 1)],
+            ),
+            // Among several merged mappings the first wins.
+            (
+                "a: &a {x: 1}\nb: &b {x: 2, z: 4}\nm: {<<: [*a, *b], w: 0}\n",
+                &[("w", 0), ("x", 1), ("z", 4)],
+            ),
+            // Merges nest: a merged mapping may itself merge another.
+            (
+                "a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nm:\n  <<: *b\n  z: 3\n",
+                &[("z", 3), ("y", 2), ("x", 1)],
+            ),
+            // An inline mapping merges too.
+            ("m: {<<: {x: 1}, y: 2}\n", &[("y", 2), ("x", 1)]),
+        ];
+        for (src, want) in cases {
+            let doc = parse(src).unwrap();
+            let want: Vec<(String, i64)> =
+                want.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+            assert_eq!(pairs(&doc, &["m"]), want, "{src}");
+            assert!(doc.duplicates.is_empty(), "{src}: {:?}", doc.duplicates);
+        }
+    }
+
+    #[test]
+    fn a_quoted_or_scalar_merge_key_is_an_ordinary_key() {
+        let doc = parse("m: {'<<': {x: 1}}\n").unwrap();
+        assert!(doc.root.at(&["m", "<<", "x"]).is_some());
+        let doc = parse("m: {<<: 3}\n").unwrap();
+        assert_eq!(doc.root.at(&["m", "<<"]).unwrap().kind, NodeKind::Int(3));
+    }
+
+    #[test]
+    fn a_key_written_twice_beside_a_merge_is_still_a_duplicate() {
+        let doc = parse("a: &a {x: 1}\nm:\n  <<: *a\n  x: 2\n  x: 3\n").unwrap();
+        assert_eq!(doc.duplicates.len(), 1, "{:?}", doc.duplicates);
+        assert_eq!(doc.duplicates[0].again.line, 5);
+        assert_eq!(pairs(&doc, &["m"]), vec![("x".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn merged_values_point_at_the_alias_use() {
+        let src = "common: &common\n  x: 1\nm:\n  y: 2\n  <<: *common\n";
+        let doc = parse(src).unwrap();
+        let x = doc.root.at(&["m", "x"]).unwrap();
+        assert_eq!((x.span.line, x.span.col), (5, 7));
+        assert_eq!(&src[x.span.start..x.span.end], "*common");
+        assert_eq!(doc.aliases.len(), 1);
+        assert_eq!(doc.aliases[0].at, x.span);
+        assert_eq!(doc.aliases[0].anchor.line, 2);
+        // The anchored original keeps its own place.
+        assert_eq!(doc.root.at(&["common", "x"]).unwrap().span.line, 2);
+    }
+
+    #[test]
+    fn alias_bounds_hold_through_merges() {
+        let mut src =
+            "a0: &a0 {k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, k5: 5, k6: 6, k7: 7, k8: 8, k9: 9}\n"
+                .to_owned();
+        for i in 1..9 {
+            let refs = (0..10)
+                .map(|j| format!("m{j}: {{<<: *a{}}}", i - 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            src.push_str(&format!("a{i}: &a{i} {{{refs}}}\n"));
+        }
+        let err = parse(&src).unwrap_err();
+        assert_eq!(err.refusal, Refusal::AliasExpansion);
+        let lists = format!(
+            "a: &a {{x: 1}}\nb: &b {{<<: [{}]}}\nc: {{<<: [{}]}}\n",
+            vec!["*a"; 400].join(", "),
+            vec!["*b"; 400].join(", ")
+        );
+        assert_eq!(parse(&lists).unwrap_err().refusal, Refusal::AliasExpansion);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Options {
     /// `--max-in-flight`, `--submits-per-minute`, `--quick-calls-per-minute`
     /// and `--polls-per-second`, which win over their `limits:` keys.
     pub pace: PaceFlags,
+    /// `--matrix FILE`, which wins over the manifest's `matrix.file` and `matrix.rows`.
+    pub matrix: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             prices: PriceTable::builtin(),
             max_credits: None,
             pace: PaceFlags::default(),
+            matrix: None,
         }
     }
 }
@@ -155,6 +158,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             poll: policies[i].1.clone(),
             timeout: step.timeout.map(|t| t.0),
             scope: super::Scope::Run,
+            key: step.key.clone(),
         });
     }
     let manifest_max = loaded.manifest.limits.as_ref().and_then(|l| l.max_credits);
@@ -211,30 +215,24 @@ impl Builder<'_> {
     /// Input values: defaults, then `--input`. `None` means known only later.
     fn inputs(&mut self, options: &Options) -> IndexMap<String, Option<serde_json::Value>> {
         let declared = &self.loaded.manifest.inputs;
-        let mut values: IndexMap<String, Option<serde_json::Value>> = declared
-            .iter()
-            .map(|(k, spec)| (k.clone(), spec.default.clone()))
-            .collect();
+        let values = crate::manifest::load::input_values(declared, &options.inputs);
         for (name, raw) in &options.inputs {
-            let text = format!("{name}={raw}");
-            let cli = Source::new("--input", text.clone());
-            if !declared.contains_key(name) {
-                let help = crate::diag::did_you_mean(name, declared.keys().map(String::as_str))
-                    .unwrap_or_else(|| {
-                        format!("declared inputs: {}", list_or_none(declared.keys()))
-                    });
-                self.diags.push(
-                    Diagnostic::new(
-                        Code::UnknownInput,
-                        &cli,
-                        Span::locate(&text, 0, name.len()),
-                        format!("unknown input `{name}`"),
-                    )
-                    .help(help),
-                );
+            if declared.contains_key(name) {
                 continue;
             }
-            values.insert(name.clone(), Some(crate::manifest::load::input_value(raw)));
+            let text = format!("{name}={raw}");
+            let cli = Source::new("--input", text.clone());
+            let help = crate::diag::did_you_mean(name, declared.keys().map(String::as_str))
+                .unwrap_or_else(|| format!("declared inputs: {}", list_or_none(declared.keys())));
+            self.diags.push(
+                Diagnostic::new(
+                    Code::UnknownInput,
+                    &cli,
+                    Span::locate(&text, 0, name.len()),
+                    format!("unknown input `{name}`"),
+                )
+                .help(help),
+            );
         }
         for (name, value) in &values {
             if value.is_none() {

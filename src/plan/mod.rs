@@ -10,6 +10,7 @@ pub mod graph;
 pub mod hash;
 mod limits;
 pub mod models;
+pub mod names;
 mod refs;
 pub mod resolve;
 pub mod rules;
@@ -94,6 +95,8 @@ pub struct PlanStep {
     pub timeout: Option<Duration>,
     /// Whether `--select` / `--exclude` keep the step.
     pub scope: Scope,
+    /// `key:`: the field of each `for_each` element that names its instance.
+    pub key: Option<String>,
 }
 
 /// What a run may do with a step once `--select` / `--exclude` are applied.

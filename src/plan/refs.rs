@@ -76,6 +76,9 @@ impl<'a> RefChecker<'a> {
 
     pub fn analyse(&mut self) -> Analysed {
         let (for_each, item) = self.for_each();
+        if let Some(d) = super::names::check_key(self.loaded, self.id, self.step, item.as_ref()) {
+            self.push(d);
+        }
         // A `for_each` already reported as wrong still gives its step an `item`.
         let item = item.or_else(|| self.step.for_each.as_ref().map(|_| Ty::Any));
         let with_node = self.loaded.with_nodes.get(self.id);

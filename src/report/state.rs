@@ -410,6 +410,7 @@ mod tests {
             step,
             step_id: step_id.to_owned(),
             path: vec![],
+            names: Vec::new(),
         }
     }
 

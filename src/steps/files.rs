@@ -209,6 +209,7 @@ mod tests {
                 step: 0,
                 step_id: "s".into(),
                 path: vec![],
+                names: Vec::new(),
             },
             action,
             operation: "",

@@ -19,7 +19,7 @@ mod hosts;
 mod outputs;
 mod recheck;
 mod request;
-mod sanitize;
+pub(crate) mod sanitize;
 
 pub use download::{
     DEFAULT_MAX_DOWNLOAD, DOWNLOAD_DEADLINE, DownloadKinds, DownloadOptions, parse_size,

@@ -185,6 +185,7 @@ mod tests {
                 step: 0,
                 step_id: "s".into(),
                 path: vec![],
+                names: Vec::new(),
             },
             action,
             operation: action.operation(crate::plan::shape::Origin::Upload),

@@ -84,6 +84,7 @@ pub fn id(row: usize, key: &str, step: usize, step_id: &str, path: &[usize]) -> 
         step,
         step_id: step_id.to_owned(),
         path: path.to_vec(),
+        names: Vec::new(),
     }
 }
 

@@ -79,6 +79,7 @@ pub fn job_at(
             step: 0,
             step_id: step_id.to_owned(),
             path,
+            names: Vec::new(),
         },
         action,
         operation,

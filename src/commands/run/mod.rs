@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Override an input: `--input name=value` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
     pub inputs: Vec<(String, String)>,
+    /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows` (a resume reads the file its run began with).
+    #[arg(long, value_name = "FILE")]
+    pub matrix: Option<PathBuf>,
     /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -60,6 +60,8 @@ struct Planned {
     plan: Plan,
     inputs: Vec<(String, String)>,
     prices: Option<PathBuf>,
+    /// `--matrix`, given now or when the run began.
+    matrix: Option<PathBuf>,
     select: Vec<String>,
     exclude: Vec<String>,
 }
@@ -83,6 +85,16 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         crate::errln!(
             "warning: `{}` changed since the run began; steps whose requests changed are sent as new",
             planned.file.display()
+        );
+    }
+    if let Some(h) = &header
+        && h.matrix_sha256.is_some()
+        && h.matrix_sha256 != matrix_sha256(&planned.loaded)
+    {
+        let file = planned.loaded.matrix.as_ref().and_then(|m| m.file.as_ref());
+        crate::errln!(
+            "warning: the matrix file `{}` changed since the run began; steps whose requests changed are sent as new",
+            file.map_or_else(|| "(none now)".to_owned(), |f| f.display().to_string())
         );
     }
     let mut policy = args
@@ -379,6 +391,10 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         .prices
         .clone()
         .or_else(|| header.and_then(|h| h.prices.clone().map(PathBuf::from)));
+    let matrix = args
+        .matrix
+        .clone()
+        .or_else(|| header.and_then(|h| h.matrix.clone().map(PathBuf::from)));
     let table = crate::commands::plan::price_table(prices.as_ref()).map_err(manifest_error)?;
     let options = crate::plan::Options {
         inputs: inputs.clone(),
@@ -393,6 +409,7 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
             quick_calls_per_minute: args.quick_calls_per_minute,
             polls_per_second: args.polls_per_second,
         },
+        matrix: matrix.clone(),
     };
     let (loaded, mut plan) =
         crate::commands::load_and_plan(&file, &options).map_err(manifest_error)?;
@@ -414,6 +431,7 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         plan,
         inputs,
         prices,
+        matrix,
         select: selection.select,
         exclude: selection.exclude,
     })
@@ -442,6 +460,11 @@ fn new_run(
             .prices
             .as_ref()
             .map(|p| journal::absolute(p).display().to_string()),
+        matrix: planned
+            .matrix
+            .as_ref()
+            .map(|p| journal::absolute(p).display().to_string()),
+        matrix_sha256: matrix_sha256(&planned.loaded),
         select: planned.select.clone(),
         exclude: planned.exclude.clone(),
         max_credits: args.max_credits,
@@ -484,6 +507,13 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_be
             spent_before + to_spend
         );
     }
+}
+
+/// The digest of the matrix file the rows were read from, if they were.
+fn matrix_sha256(loaded: &Loaded) -> Option<String> {
+    let matrix = loaded.matrix.as_ref()?;
+    matrix.file.as_ref()?;
+    Some(report::manifest_sha256(matrix.source.text.as_bytes()))
 }
 
 fn sha256_file(path: &Path) -> String {

@@ -119,6 +119,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             summary: Summary::default(),
         };
         driver.created(created);
+        // A row may start with nothing but fan-outs over lists it already
+        // knows (a literal `for_each`): each is looked at once at least.
+        driver.rows.mark_all();
         driver
     }
 
