@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use crate::engine::InstanceId;
 use crate::expr::{Context, Reference};
+use crate::plan::condition::{self, Truth};
 use crate::plan::resolve::{self, FieldValue, Scope};
 use crate::plan::{Plan, PlanStep};
 
@@ -23,6 +24,9 @@ pub(crate) enum Standing {
     Failed,
     /// Will not run, for this reason.
     Skipped(String),
+    /// Will not run because its condition, or that of something it needs,
+    /// is false: not a failure, and fan-ins leave it out.
+    Unmet(String),
 }
 
 /// One step instance at run time.
@@ -51,6 +55,8 @@ pub(crate) enum Readiness {
     Wait,
     /// A dependency failed or was skipped; the reason names it.
     Blocked(String),
+    /// A dependency was skipped by a condition; the reason names it.
+    Unmet(String),
 }
 
 pub(crate) struct Graph<'p> {
@@ -144,6 +150,26 @@ impl<'p> Graph<'p> {
         self.insts[idx].standing = Standing::Skipped(reason.into());
     }
 
+    /// The instance will not run because of a condition; what needs it is
+    /// skipped (condition) too.
+    pub fn unmet(&mut self, idx: usize, reason: impl Into<String>) {
+        self.insts[idx].standing = Standing::Unmet(reason.into());
+    }
+
+    /// Whether instance `idx`'s condition holds, from what is known now
+    /// (the same function decides it at plan time).
+    pub fn condition(&self, idx: usize) -> Truth {
+        let inst = &self.insts[idx];
+        let scope = RunScope {
+            graph: self,
+            row: inst.id.row,
+            path: &inst.id.path,
+            item: inst.item.as_ref(),
+            overlay: None,
+        };
+        condition::holds(self.plan.steps[inst.id.step].condition.as_ref(), &scope)
+    }
+
     fn create_context(&mut self, row: usize, s: usize, path: Vec<usize>, created: &mut Vec<usize>) {
         if self.plan.steps[s].for_each.is_some() {
             self.pending[row].push(Expansion { row, step: s, path });
@@ -202,7 +228,12 @@ impl<'p> Graph<'p> {
             match self.blocked_by(e.row, e.step, &e.path, for_each) {
                 Readiness::Wait => still.push(e),
                 Readiness::Blocked(reason) => {
-                    self.skip_context(e.row, e.step, e.path, &reason, &mut created)
+                    let standing = Standing::Skipped(reason);
+                    self.skip_context(e.row, e.step, e.path, &standing, &mut created)
+                }
+                Readiness::Unmet(reason) => {
+                    let standing = Standing::Unmet(reason);
+                    self.skip_context(e.row, e.step, e.path, &standing, &mut created)
                 }
                 Readiness::Ready => {
                     let scope = RunScope {
@@ -234,7 +265,8 @@ impl<'p> Graph<'p> {
                                 "`for_each` of `{}` did not give a list (got {found})",
                                 plan.steps[e.step].id
                             );
-                            self.skip_context(e.row, e.step, e.path, &reason, &mut created);
+                            let standing = Standing::Skipped(reason);
+                            self.skip_context(e.row, e.step, e.path, &standing, &mut created);
                         }
                     }
                 }
@@ -246,22 +278,22 @@ impl<'p> Graph<'p> {
         created
     }
 
-    /// Marks a context that will never run: a skipped placeholder for the step and its fan-out children.
+    /// Marks a context that will never run: a placeholder for the step and
+    /// its fan-out children, standing as `standing` (skipped or unmet).
     fn skip_context(
         &mut self,
         row: usize,
         s: usize,
         path: Vec<usize>,
-        reason: &str,
+        standing: &Standing,
         created: &mut Vec<usize>,
     ) {
         if self.index.contains_key(&(row, s, path.clone())) {
             return;
         }
-        let skipped = Standing::Skipped(reason.to_owned());
-        self.create(row, s, path.clone(), None, skipped, created);
+        self.create(row, s, path.clone(), None, standing.clone(), created);
         for t in self.children[s].clone() {
-            self.skip_context(row, t, path.clone(), reason, created);
+            self.skip_context(row, t, path.clone(), standing, created);
         }
     }
 
@@ -282,10 +314,18 @@ impl<'p> Graph<'p> {
         Readiness::Ready
     }
 
-    /// Whether instance `idx` may run now.
+    /// Whether instance `idx` may run now. A condition found false as soon
+    /// as what it reads is known skips the instance without waiting for the
+    /// rest (as the plan does for one that reads only inputs and the matrix).
     pub fn readiness(&self, idx: usize) -> Readiness {
         let inst = &self.insts[idx];
         let step = &self.plan.steps[inst.id.step];
+        if let Some(c) = &step.condition
+            && self.blocked_by(inst.id.row, inst.id.step, &inst.id.path, c) == Readiness::Ready
+            && self.condition(idx) == Truth::False
+        {
+            return Readiness::Unmet(condition::false_reason(c));
+        }
         for &d in &step.deps {
             match self.dep_readiness(inst.id.row, inst.id.step, &inst.id.path, d) {
                 Readiness::Ready => {}
@@ -347,7 +387,11 @@ impl<'p> Graph<'p> {
         {
             return Readiness::Wait;
         }
+        // Instances skipped by a condition are left out; if nothing else is
+        // left, what waits for them is skipped (condition) too.
         let mut result = Readiness::Ready;
+        let mut unmet = None;
+        let mut any_met = false;
         for inst in self
             .insts
             .iter()
@@ -355,11 +399,18 @@ impl<'p> Graph<'p> {
         {
             match status_readiness(inst) {
                 Readiness::Wait => return Readiness::Wait,
-                Readiness::Blocked(r) => result = Readiness::Blocked(r),
-                Readiness::Ready => {}
+                Readiness::Blocked(r) => {
+                    any_met = true;
+                    result = Readiness::Blocked(r);
+                }
+                Readiness::Unmet(r) => unmet = unmet.or(Some(r)),
+                Readiness::Ready => any_met = true,
             }
         }
-        result
+        match unmet {
+            Some(reason) if !any_met => Readiness::Unmet(reason),
+            _ => result,
+        }
     }
 
     /// The step's `with` block resolved for instance `idx`; `Err` names what could not be resolved.
@@ -484,7 +535,11 @@ impl<'p> Graph<'p> {
     pub fn calls_known(&self) -> Vec<Option<u64>> {
         let n_steps = self.plan.steps.len();
         let mut calls: Vec<Option<u64>> = vec![Some(0); self.plan.instances.len() * n_steps];
-        for inst in self.insts.iter().filter(|i| !i.placeholder) {
+        for inst in self
+            .insts
+            .iter()
+            .filter(|i| !i.placeholder && !matches!(i.standing, Standing::Unmet(_)))
+        {
             if let Some(Some(n)) = calls.get_mut(inst.id.row * n_steps + inst.id.step) {
                 *n += 1;
             }
@@ -527,7 +582,8 @@ impl<'p> Graph<'p> {
                         .as_ref()
                         .is_some_and(|f| self.sources(&e, f).into_iter().any(&fresh));
                 if doomed {
-                    self.skip_context(e.row, e.step, e.path, reason, &mut created);
+                    let standing = Standing::Skipped(reason.to_owned());
+                    self.skip_context(e.row, e.step, e.path, &standing, &mut created);
                 } else {
                     self.pending[row].push(e);
                 }
@@ -567,7 +623,8 @@ impl<'p> Graph<'p> {
         let mut created = Vec::new();
         for row in 0..self.pending.len() {
             for e in std::mem::take(&mut self.pending[row]) {
-                self.skip_context(e.row, e.step, e.path, reason, &mut created);
+                let standing = Standing::Skipped(reason.to_owned());
+                self.skip_context(e.row, e.step, e.path, &standing, &mut created);
             }
         }
         created
@@ -579,6 +636,7 @@ fn status_readiness(inst: &Inst) -> Readiness {
         Standing::Succeeded(_) => Readiness::Ready,
         Standing::Failed => Readiness::Blocked(format!("`{}` failed", inst.id)),
         Standing::Skipped(_) => Readiness::Blocked(format!("`{}` was skipped", inst.id)),
+        Standing::Unmet(_) => Readiness::Unmet(condition::dependent_reason(&inst.id.to_string())),
         Standing::Pending => Readiness::Wait,
     }
 }

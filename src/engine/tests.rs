@@ -92,6 +92,10 @@ fn outputs(job: &Job) -> Outputs {
     let value = match job.action.name() {
         "upload" => json!({"clip_id": format!("{base}-up")}),
         "wav" => json!({"wav_url": format!("http://x/{base}.wav")}),
+        // The words line up in every row but `dry`: a boolean only the run learns.
+        "lyrics_timeline" => json!({"alignment": [
+            {"word": "la", "start_s": 0.0, "end_s": 1.0, "p_align": 0.9,
+             "success": job.id.row_key.as_deref() != Some("dry")}]}),
         "stems_basic" => json!({"stems": [
             {"name": "vocals", "clip_id": format!("{base}-s0"), "audio_url": "u"},
             {"name": "instrumental", "clip_id": format!("{base}-s1"), "audio_url": "u"}]}),
@@ -1166,4 +1170,86 @@ async fn a_reservation_refused_by_a_429_gives_its_room_back_before_the_cap_stops
         !events.iter().any(|e| matches!(e, RunEvent::Skipped { reason, .. } if reason.starts_with("retry not sent"))),
         "{events:?}"
     );
+}
+
+fn unmet(events: &[RunEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Unmet { id, reason } => Some(format!("{id}: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn submitted(events: &[RunEvent]) -> Vec<String> {
+    let mut names: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Submitting { id, .. } => Some(id.to_string()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Stems only for the rows with vocals, and a WAV of each stem.
+const VOCALS: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nmatrix:\n  key: id\n  rows:\n    - { id: rain, vocals: false }\n    - { id: drive, vocals: true }\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: x }\n  split:\n    action: stems_basic\n    if: ${{ matrix.vocals }}\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n  wav:\n    action: wav\n    for_each: ${{ steps.split.outputs.stems }}\n    with: { clip: '${{ item.clip_id }}' }\n  mix:\n    action: wav\n    needs: [split]\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_false_condition_skips_its_instance_and_dependents_without_failing_the_run() {
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan(VOCALS), fake, |_| {}).await;
+    assert_eq!(
+        unmet(&events),
+        vec![
+            "split[rain]: its condition `matrix.vocals` is false".to_owned(),
+            "wav[rain]: `split[rain]` was skipped (condition)".to_owned(),
+            "mix[rain]: `split[rain]` was skipped (condition)".to_owned(),
+        ]
+    );
+    assert_eq!(
+        submitted(&events),
+        [
+            "mix[drive]",
+            "song[drive]",
+            "song[rain]",
+            "split[drive]",
+            "wav[drive/0]",
+            "wav[drive/1]"
+        ]
+    );
+    assert_eq!((summary.failed, summary.skipped, summary.unmet), (0, 0, 3));
+    assert_eq!(summary.outcome(), RunOutcome::Succeeded);
+    let unit = |op| price(op);
+    assert_eq!(
+        summary.credits.charged,
+        2 * unit("create_music") + unit("stems_basic") + 3 * unit("wav")
+    );
+}
+
+/// A WAV only where the lyrics line up: known once `align` has run.
+const ALIGNED: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nmatrix:\n  key: id\n  rows: [{ id: wet }, { id: dry }]\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: x }\n  align:\n    action: lyrics_timeline\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n  wav:\n    action: wav\n    if: steps.align.outputs.alignment[0].success\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_condition_on_an_output_waits_for_it_and_decides_per_row() {
+    let plan = plan(ALIGNED);
+    let wav = plan.steps.iter().find(|s| s.id == "wav").unwrap();
+    assert!(
+        wav.deps.iter().any(|&d| plan.steps[d].id == "align"),
+        "what the condition reads is a dependency"
+    );
+    assert!(plan.total_at_most());
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan, fake, |_| {}).await;
+    assert_eq!(
+        unmet(&events),
+        vec![
+            "wav[dry]: its condition `steps.align.outputs.alignment[0].success` is false"
+                .to_owned()
+        ]
+    );
+    assert!(submitted(&events).contains(&"wav[wet]".to_owned()));
+    assert_eq!(summary.outcome(), RunOutcome::Succeeded);
 }

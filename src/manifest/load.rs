@@ -292,6 +292,7 @@ impl Ctx {
                 with: Some(with),
                 needs: head.needs,
                 for_each: head.for_each,
+                condition: head.condition,
                 retry: head.retry,
                 poll: head.poll,
                 timeout: head.timeout,

@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 use super::actions::ActionWith;
-use super::value::{DurationSpec, Tpl};
+use super::value::{Condition, DurationSpec, Tpl};
 use crate::action::Action;
 
 /// A sonicflow pipeline: a graph of steps run against the MusicAPI Sonic API.
@@ -245,6 +245,9 @@ pub struct StepSpec<W> {
     /// Run the step once per element: an expression giving a list (e.g. `${{ steps.song.outputs.clips }}`) or a literal list.
     #[serde(default)]
     pub for_each: Option<Tpl<Vec<serde_json::Value>>>,
+    /// Run the step only when this holds: `true`/`false`, or an expression typed as a boolean, with or without `${{ … }}` (e.g. `${{ inputs.vocals }}`). When it is false the step is skipped (condition): not failed, nothing paid, and the steps that need it are skipped too.
+    #[serde(default, rename = "if")]
+    pub condition: Option<Condition>,
     /// Retry policy for this step.
     #[serde(default)]
     pub retry: Option<RetrySpec>,

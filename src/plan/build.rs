@@ -7,6 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::analysis::Analysed;
+use super::condition::{self, Truth, When};
 use super::limits::{Door, Pace, PaceFlags};
 use super::models::Models;
 use super::refs::{RefChecker, StepTypes};
@@ -89,6 +90,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     };
     let fan = b.fan_out(&order, &analysed, &ids);
     let instances = instances(loaded);
+    let when = b.conditions(&order, &analysed, &ids, &inputs, &instances);
     b.check_rules(&analysed, &ids, &models, &inputs, &instances);
     let limits = b.limits(&options.pace);
     let retry = b.retry(&RETRY, loaded.manifest.retry.as_ref(), &["retry"]);
@@ -126,7 +128,12 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     for &i in &order {
         let a = &analysed[i];
         let step = &loaded.manifest.steps[i];
-        let (fan_out, expected, axis) = fan[i].clone();
+        let Fan {
+            count: fan_out,
+            expected,
+            at_most,
+            axis,
+        } = fan[i].clone();
         let operation = step.action.operation(a.origin);
         steps.push(PlanStep {
             id: ids[i].clone(),
@@ -150,6 +157,9 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
                 .collect(),
             fan_out,
             fan_out_expected: expected,
+            fan_out_at_most: at_most,
+            condition: a.condition.clone(),
+            when: when[i].clone(),
             unit_credits: prices.price(operation).unwrap_or(0),
             retry: policies[i].0.clone(),
             poll: policies[i].1.clone(),
@@ -174,6 +184,27 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         artifacts: loaded.manifest.artifacts.unwrap_or_default(),
         warnings: b.diags,
     })
+}
+
+/// A step's fan-out: calls per graph instance, whether that count is an
+/// expectation or a bound, and the fanned-out steps it runs under.
+#[derive(Debug, Clone)]
+struct Fan {
+    count: u64,
+    expected: bool,
+    at_most: bool,
+    axis: Vec<usize>,
+}
+
+impl Default for Fan {
+    fn default() -> Self {
+        Fan {
+            count: 1,
+            expected: false,
+            at_most: false,
+            axis: Vec::new(),
+        }
+    }
 }
 
 struct Builder<'a> {
@@ -327,19 +358,63 @@ impl Builder<'_> {
         self.diags.push(d);
     }
 
-    /// Per step: calls per instance, whether that is an expectation, and its fan-out axis.
-    fn fan_out(
+    /// Per step and matrix row, whether it runs: its own condition as far
+    /// as inputs and matrix cells decide it, after those of the steps it
+    /// needs (a step skipped by its condition skips what needs it). A
+    /// condition giving something other than a boolean is reported here.
+    fn conditions(
         &mut self,
         order: &[usize],
         analysed: &[Analysed],
         ids: &[&String],
-    ) -> Vec<(u64, bool, Vec<usize>)> {
-        let mut fan: Vec<(u64, bool, Vec<usize>)> = vec![(1, false, Vec::new()); analysed.len()];
+        inputs: &IndexMap<String, Option<serde_json::Value>>,
+        instances: &[Instance],
+    ) -> Vec<Vec<When>> {
+        let mut when = vec![vec![When::Always; instances.len()]; analysed.len()];
+        for &i in order {
+            let a = &analysed[i];
+            let mut reported = false;
+            for (r, instance) in instances.iter().enumerate() {
+                let scope = StaticScope { inputs, instance };
+                let own = condition::holds(a.condition.as_ref(), &scope);
+                if let Truth::NotBool(found) = &own
+                    && !reported
+                {
+                    reported = true;
+                    self.not_boolean(ids[i], instance, found);
+                }
+                when[i][r] = When::of(&own, a.deps.iter().map(|&d| when[d][r]));
+            }
+        }
+        when
+    }
+
+    fn not_boolean(&mut self, id: &str, instance: &Instance, found: &serde_json::Value) {
+        let whence = instance
+            .key
+            .as_ref()
+            .map_or_else(String::new, |k| format!(", row `{k}`"));
+        self.diags.push(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                self.src,
+                self.span(&["steps", id, "if"]),
+                format!("`if` of step `{id}`{whence} gives {found}, not `true` or `false`"),
+            )
+            .label("not a boolean")
+            .help("make the value `true` or `false`, or compare it, e.g. `${{ matrix.vocals == 'yes' }}`"),
+        );
+    }
+
+    /// Per step: calls per instance, whether that is an expectation or a
+    /// bound, and its fan-out axis.
+    fn fan_out(&mut self, order: &[usize], analysed: &[Analysed], ids: &[&String]) -> Vec<Fan> {
+        let mut fan: Vec<Fan> = vec![Fan::default(); analysed.len()];
         for &i in order {
             let a = &analysed[i];
             let mut axis: Vec<usize> = Vec::new();
             for &d in &a.data_deps {
-                let other = &fan[d].2;
+                let other = &fan[d].axis;
                 if other.len() > axis.len() && other.starts_with(&axis) {
                     axis = other.clone();
                 } else if !axis.starts_with(other) {
@@ -354,14 +429,15 @@ impl Builder<'_> {
                     );
                 }
             }
-            let (mut count, mut expected) =
-                axis.last().map_or((1, false), |&s| (fan[s].0, fan[s].1));
+            let mut own = axis.last().map_or_else(Fan::default, |&s| fan[s].clone());
             if let Some(c) = a.for_each_count {
-                count *= c.value();
-                expected |= c.is_expected();
+                own.count *= c.value();
+                own.expected |= c.is_expected();
+                own.at_most |= c.is_at_most();
                 axis.push(i);
             }
-            fan[i] = (count, expected, axis);
+            own.axis = axis;
+            fan[i] = own;
         }
         fan
     }

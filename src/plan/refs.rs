@@ -14,7 +14,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::expr::{self, Context, Reference, Segment};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::Step;
-use crate::manifest::value::Tpl;
+use crate::manifest::value::{Condition, Tpl};
 use crate::manifest::yaml::Node;
 use crate::span::Span;
 
@@ -50,6 +50,9 @@ pub(super) struct RefChecker<'a> {
 #[derive(Clone, Copy)]
 struct At<'n> {
     node: Option<&'n Node>,
+    /// Characters the parsed text has before what was written (a bare `if:`
+    /// expression is parsed wrapped in `${{ }}`).
+    shift: usize,
 }
 
 impl<'a> RefChecker<'a> {
@@ -102,6 +105,7 @@ impl<'a> RefChecker<'a> {
             }
             fields.insert(name, parsed);
         }
+        let condition = self.condition(item.as_ref());
         self.needs();
         let mut deps = std::mem::take(&mut self.deps);
         deps.sort_unstable();
@@ -117,7 +121,47 @@ impl<'a> RefChecker<'a> {
             data_deps,
             origin,
             broken_fields,
+            condition,
         }
+    }
+
+    /// Parses and types `if:`: a boolean, or an expression typed as one. Its
+    /// references are dependencies like those of `with`.
+    fn condition(&mut self, item: Option<&Ty>) -> Option<FieldValue> {
+        let written = self.step.condition.as_ref()?;
+        let node = self.step_node("if");
+        let text = match written.template() {
+            Ok(text) => text,
+            Err(literal) => return Some(FieldValue::Lit(serde_json::Value::Bool(literal))),
+        };
+        let shift = match written {
+            Condition::Bare(_) => Condition::BARE_SHIFT,
+            _ => 0,
+        };
+        let at = At { node, shift };
+        let template = match expr::parse_template(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                let span = self.span_in(at, &e.range);
+                self.push(
+                    Diagnostic::new(
+                        Code::ExpressionSyntax,
+                        &self.loaded.source,
+                        span,
+                        format!(
+                            "invalid expression in `if` of step `{}`: {}",
+                            self.id, e.message
+                        ),
+                    )
+                    .label("here")
+                    .help(e.help.clone()),
+                );
+                return None;
+            }
+        };
+        let value = FieldValue::Tpl(template);
+        self.check_one("if", Kind::Bool, &value, at, item).ok()?;
+        Some(value)
     }
 
     fn step_node(&self, key: &str) -> Option<&'a Node> {
@@ -144,8 +188,9 @@ impl<'a> RefChecker<'a> {
         if block {
             return node.span;
         }
+        let start = range.start.saturating_sub(at.shift);
         node.span
-            .within(text, range.start + usize::from(quoted), range.len())
+            .within(text, start + usize::from(quoted), range.len())
     }
 
     fn push(&mut self, d: Diagnostic) {
@@ -171,7 +216,7 @@ impl<'a> RefChecker<'a> {
                 .or(node),
             _ => node,
         };
-        let span = self.span_in(At { node }, &e.range);
+        let span = self.span_in(At { node, shift: 0 }, &e.range);
         self.push(
             Diagnostic::new(
                 Code::ExpressionSyntax,
@@ -190,7 +235,7 @@ impl<'a> RefChecker<'a> {
     /// Parses and types `for_each`; returns its value and element type/count.
     fn for_each(&mut self) -> (Option<(FieldValue, Count)>, Option<Ty>) {
         let node = self.step_node("for_each");
-        let at = At { node };
+        let at = At { node, shift: 0 };
         match &self.step.for_each {
             None => (None, None),
             Some(Tpl::Lit(items)) => {
@@ -309,12 +354,21 @@ impl<'a> RefChecker<'a> {
                         kind
                     };
                     ok &= self
-                        .check_one(name, element_kind, element, At { node: element_node }, item)
+                        .check_one(
+                            name,
+                            element_kind,
+                            element,
+                            At {
+                                node: element_node,
+                                shift: 0,
+                            },
+                            item,
+                        )
                         .is_ok();
                 }
                 if ok { Ok(None) } else { Err(()) }
             }
-            FieldValue::Tpl(_) => self.check_one(name, kind, value, At { node }, item),
+            FieldValue::Tpl(_) => self.check_one(name, kind, value, At { node, shift: 0 }, item),
         }
     }
 
