@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use crate::engine::InstanceId;
-use crate::expr::{Context, Reference};
+use crate::expr::{Context, Reference, Segment};
+use crate::manifest::spec::OnMissing;
 use crate::plan::condition::{self, Truth};
 use crate::plan::resolve::{self, FieldValue, Scope};
 use crate::plan::{Plan, PlanStep};
@@ -336,6 +337,10 @@ impl<'p> Graph<'p> {
     }
 
     fn dep_readiness(&self, row: usize, s: usize, path: &[usize], d: usize) -> Readiness {
+        let step = &self.plan.steps[s];
+        if step.fan_ins.contains(&d) {
+            return self.collected(row, d, step.on_missing);
+        }
         let dep_axis = &self.plan.steps[d].axis;
         if self.plan.steps[s].axis.starts_with(dep_axis) && dep_axis.len() <= path.len() {
             let key = (row, d, path[..dep_axis.len()].to_vec());
@@ -375,6 +380,44 @@ impl<'p> Graph<'p> {
             }
         }
         out
+    }
+
+    /// Whether a fan-in over step `d` in `row` may read its list: once every
+    /// instance is settled (fan-outs not expanded yet included); one that
+    /// failed or was skipped blocks it unless `on_missing` leaves it out.
+    /// Instances skipped by a condition are simply not in the list.
+    fn collected(&self, row: usize, d: usize, on_missing: OnMissing) -> Readiness {
+        match self.settled(row, d) {
+            Readiness::Wait => Readiness::Wait,
+            Readiness::Blocked(reason) if on_missing == OnMissing::Fail => {
+                Readiness::Blocked(reason)
+            }
+            _ => Readiness::Ready,
+        }
+    }
+
+    /// The outputs of step `d`'s instances in `row` that succeeded, in
+    /// fan-out order: the list a fan-in reads. `overlay` stands for one
+    /// instance's outputs as if it had them.
+    fn collect(
+        &self,
+        row: usize,
+        d: usize,
+        overlay: Option<(usize, &serde_json::Value)>,
+    ) -> Vec<serde_json::Value> {
+        let mut found: Vec<(&[usize], serde_json::Value)> = self
+            .insts
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.id.row == row && i.id.step == d && !i.placeholder)
+            .filter_map(|(idx, i)| match (&i.standing, overlay) {
+                (_, Some((at, outputs))) if at == idx => Some((&i.id.path[..], outputs.clone())),
+                (Standing::Succeeded(outputs), _) => Some((&i.id.path[..], outputs.clone())),
+                _ => None,
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(b.0));
+        found.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Every instance of step `d` in `row` (a `needs` on a fanned-out step waits for all of them).
@@ -669,6 +712,10 @@ impl Scope for RunScope<'_, '_> {
         match r.context {
             Context::Steps => {
                 let d = *self.graph.step_by_id.get(r.field(0)?)?;
+                if matches!(r.path.get(2).map(|l| &l.segment), Some(Segment::Each)) {
+                    let list = self.graph.collect(self.row, d, self.overlay);
+                    return Some((serde_json::Value::Array(list), 2));
+                }
                 let len = plan.steps[d].axis.len();
                 let key = (self.row, d, self.path.get(..len)?.to_vec());
                 let idx = *self.graph.index.get(&key)?;

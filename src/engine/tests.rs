@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::plan::{Plan, from_yaml as plan};
 
-/// What the fake does for a step id: fail N submits with a kind, fail the task N times, never finish.
+/// What the fake does for an instance name, else for its step id: fail N submits with a kind, fail the task N times, never finish.
 #[derive(Clone, Default)]
 struct Script {
     submit_errors: Vec<ErrorKind>,
@@ -77,7 +77,8 @@ impl Fake {
 
     fn script(&self, job: &Job) -> Script {
         self.scripts
-            .get(&job.id.step_id)
+            .get(&job.id.to_string())
+            .or_else(|| self.scripts.get(&job.id.step_id))
             .cloned()
             .unwrap_or(Script {
                 polls_to_finish: 2,
@@ -1252,4 +1253,80 @@ async fn a_condition_on_an_output_waits_for_it_and_decides_per_row() {
     );
     assert!(submitted(&events).contains(&"wav[wet]".to_owned()));
     assert_eq!(summary.outcome(), RunOutcome::Succeeded);
+}
+
+/// A cover of each take, then one mashup of every cover: a fan-in.
+fn fan_in(on_missing: &str) -> String {
+    format!(
+        "version: 1\nname: t\ndefaults: {{ mv: sonic-v5 }}\nsteps:\n  song:\n    action: create\n    with: {{ custom_mode: false, gpt_description_prompt: x }}\n  cover:\n    action: cover\n    for_each: ${{{{ steps.song.outputs.clips }}}}\n    with: {{ clip: '${{{{ item.clip_id }}}}', custom_mode: false, gpt_description_prompt: jazz }}\n  both:\n    action: mashup\n    on_missing: {on_missing}\n    with: {{ clips: '${{{{ steps.cover.outputs[*].clip_id }}}}', custom_mode: false, gpt_description_prompt: blend }}\n"
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fan_in_runs_once_after_every_instance_with_their_outputs_in_order() {
+    let plan = plan(&fan_in("fail"));
+    let both = plan.steps.iter().find(|s| s.id == "both").unwrap();
+    assert!(
+        both.axis.is_empty(),
+        "a fan-in does not inherit the fan-out"
+    );
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan, fake, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    assert_eq!(
+        submitted_fields(&events, "both"),
+        vec![
+            json!({"clips": ["cover-0-c0", "cover-1-c0"], "custom_mode": false, "gpt_description_prompt": "blend", "mv": "sonic-v5"})
+        ]
+    );
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Succeeded { id, .. } => Some(id.to_string()),
+            RunEvent::Submitting { id, .. } if id.step_id == "both" => Some("both sent".to_owned()),
+            _ => None,
+        })
+        .collect();
+    let sent = order.iter().position(|n| n == "both sent").unwrap();
+    let covers = order.iter().filter(|n| n.starts_with("cover")).count();
+    assert_eq!(covers, 2);
+    assert!(
+        order[..sent]
+            .iter()
+            .filter(|n| n.starts_with("cover"))
+            .count()
+            == 2,
+        "the fan-in waits for every cover: {order:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_instance_fails_a_fan_in_or_is_left_out_as_the_step_says() {
+    let broken = || {
+        Fake::new(&[(
+            "cover[0]",
+            Script {
+                submit_errors: vec![ErrorKind::Invalid],
+                ..Script::default()
+            },
+        )])
+    };
+    let (summary, events) = run_plan(plan(&fan_in("fail")), broken(), |_| {}).await;
+    assert!(submitted_fields(&events, "both").is_empty());
+    let skipped: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Skipped { id, reason } => Some(format!("{id}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, vec!["both: `cover[0]` failed".to_owned()]);
+    assert_eq!(summary.failed, 1);
+
+    let (_, events) = run_plan(plan(&fan_in("skip")), broken(), |_| {}).await;
+    assert_eq!(
+        submitted_fields(&events, "both")[0]["clips"],
+        json!(["cover-1-c0"]),
+        "the failed cover is left out"
+    );
 }

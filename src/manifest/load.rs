@@ -293,6 +293,7 @@ impl Ctx {
                 needs: head.needs,
                 for_each: head.for_each,
                 condition: head.condition,
+                on_missing: head.on_missing,
                 retry: head.retry,
                 poll: head.poll,
                 timeout: head.timeout,

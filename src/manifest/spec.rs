@@ -248,6 +248,9 @@ pub struct StepSpec<W> {
     /// Run the step only when this holds: `true`/`false`, or an expression typed as a boolean, with or without `${{ … }}` (e.g. `${{ inputs.vocals }}`). When it is false the step is skipped (condition): not failed, nothing paid, and the steps that need it are skipped too.
     #[serde(default, rename = "if")]
     pub condition: Option<Condition>,
+    /// What a fan-in (`steps.<id>.outputs[*]`) does with an instance that failed or was skipped: `fail` (the default) skips this step, naming it; `skip` leaves it out of the list. Instances skipped by their condition are never in the list.
+    #[serde(default)]
+    pub on_missing: Option<OnMissing>,
     /// Retry policy for this step.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
@@ -257,6 +260,17 @@ pub struct StepSpec<W> {
     /// Give up on this step after this long.
     #[serde(default)]
     pub timeout: Option<DurationSpec>,
+}
+
+/// What a fan-in does with an instance that did not succeed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// The step does not run; the reason names the instance.
+    #[default]
+    Fail,
+    /// The instance is left out of the list.
+    Skip,
 }
 
 /// A loaded step: the common keys plus the typed `with` block.

@@ -159,6 +159,12 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
             fan_out_expected: expected,
             fan_out_at_most: at_most,
             condition: a.condition.clone(),
+            fan_ins: a
+                .fan_ins
+                .iter()
+                .filter_map(|d| position.get(d).copied())
+                .collect(),
+            on_missing: step.on_missing.unwrap_or_default(),
             when: when[i].clone(),
             unit_credits: prices.price(operation).unwrap_or(0),
             retry: policies[i].0.clone(),
@@ -383,10 +389,34 @@ impl Builder<'_> {
                     reported = true;
                     self.not_boolean(ids[i], instance, found);
                 }
-                when[i][r] = When::of(&own, a.deps.iter().map(|&d| when[d][r]));
+                // A fan-in leaves out what a condition skipped; it still runs.
+                let needs = a.deps.iter().filter(|d| !a.fan_ins.contains(d));
+                when[i][r] = When::of(&own, needs.map(|&d| when[d][r]));
             }
         }
         when
+    }
+
+    fn nothing_to_collect(&mut self, id: &str, target: &str) {
+        let text = self.loaded.source.text.as_str();
+        let step_span = self.span(&["steps", id]);
+        let needle = format!("steps.{target}.outputs[*]");
+        let span = text
+            .get(step_span.start..step_span.end)
+            .and_then(|t| t.find(&needle))
+            .map_or(self.key_span(&["steps", id]), |at| {
+                Span::locate(text, step_span.start + at, needle.len())
+            });
+        self.diags.push(
+            Diagnostic::new(
+                Code::NothingToCollect,
+                self.src,
+                span,
+                format!("step `{id}` collects every instance of `{target}`, but `{target}` runs once, without `for_each`"),
+            )
+            .label("nothing to collect")
+            .help(format!("write `steps.{target}.outputs…` to read its one result")),
+        );
     }
 
     fn not_boolean(&mut self, id: &str, instance: &Instance, found: &serde_json::Value) {
@@ -413,7 +443,13 @@ impl Builder<'_> {
         for &i in order {
             let a = &analysed[i];
             let mut axis: Vec<usize> = Vec::new();
-            for &d in &a.data_deps {
+            for &d in &a.fan_ins {
+                if fan[d].axis.is_empty() {
+                    self.nothing_to_collect(ids[i], ids[d]);
+                }
+            }
+            // A fan-in reads every instance: it does not run once per each.
+            for &d in a.data_deps.iter().filter(|d| !a.fan_ins.contains(d)) {
                 let other = &fan[d].axis;
                 if other.len() > axis.len() && other.starts_with(&axis) {
                     axis = other.clone();

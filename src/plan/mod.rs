@@ -94,6 +94,11 @@ pub struct PlanStep {
     /// True when `fan_out` is a bound: a fan-out over a list known only to
     /// have at most that many elements.
     pub fan_out_at_most: bool,
+    /// Positions in `Plan::steps` of the fanned-out steps it reads as one
+    /// list (`steps.<id>.outputs[*]`): it waits for all their instances.
+    pub fan_ins: Vec<usize>,
+    /// What its fan-ins do with an instance that failed or was skipped.
+    pub on_missing: crate::manifest::spec::OnMissing,
     /// The parsed `if:`, evaluated per instance before its request is built.
     pub condition: Option<FieldValue>,
     /// Per matrix row (as `Plan::instances`): whether the step runs there,

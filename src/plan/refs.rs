@@ -44,6 +44,7 @@ pub(super) struct RefChecker<'a> {
     pub diags: Vec<Diagnostic>,
     deps: Vec<usize>,
     data_deps: Vec<usize>,
+    fan_ins: Vec<usize>,
 }
 
 /// Where a checked value sits in the source, for pointing into it.
@@ -72,6 +73,7 @@ impl<'a> RefChecker<'a> {
             diags: Vec::new(),
             deps: Vec::new(),
             data_deps: Vec::new(),
+            fan_ins: Vec::new(),
         }
     }
 
@@ -122,6 +124,12 @@ impl<'a> RefChecker<'a> {
             origin,
             broken_fields,
             condition,
+            fan_ins: {
+                let mut f = std::mem::take(&mut self.fan_ins);
+                f.sort_unstable();
+                f.dedup();
+                f
+            },
         }
     }
 
@@ -658,8 +666,19 @@ impl<'a> RefChecker<'a> {
             );
             return None;
         }
-        let action = self.loaded.manifest.steps.get(&id).map(|s| s.action)?;
-        self.walk_from(action.outputs().clone(), r, 2, at)
+        let target_step = self.loaded.manifest.steps.get(&id)?;
+        let outputs = target_step.action.outputs().clone();
+        if matches!(r.path.get(2).map(|l| &l.segment), Some(Segment::Each)) {
+            // A fan-in: the list of every instance's outputs. How many there
+            // are is known exactly only over a literal list.
+            self.fan_ins.push(target);
+            let count = match &target_step.for_each {
+                Some(Tpl::Lit(items)) => Count::Exact(items.len() as u64),
+                _ => Count::Expected(1),
+            };
+            return self.walk_from(Ty::List(Box::new(outputs), count), r, 2, at);
+        }
+        self.walk_from(outputs, r, 2, at)
     }
 
     fn walk_from(&mut self, ty: Ty, r: &Reference, skip: usize, at: At<'_>) -> Option<Ty> {
