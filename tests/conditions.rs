@@ -171,3 +171,67 @@ fn a_run_whose_condition_is_known_only_at_run_time_stays_within_the_plan_s_maxim
     assert_eq!(charged, most);
     assert_eq!(step(&results, "wav[rain]")["status"], "succeeded");
 }
+
+/// A run killed after its first results and resumed decides the same
+/// conditions (they read only inputs and recorded outputs): the same
+/// instances end skipped (condition), and the ledger shows each request
+/// charged once, as much as an uninterrupted run pays.
+#[test]
+fn a_run_killed_and_resumed_decides_the_same_conditions_and_pays_once() {
+    let sandbox = common::SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    let command = |crash: Option<&str>| {
+        let mut cmd = sonicflow();
+        cmd.arg("run")
+            .env("MUSICAPI_BASE_URL", &sandbox.url)
+            .env("MUSICAPI_KEY", "resume")
+            .env_remove("SONICFLOW_CRASH_AT");
+        if let Some(point) = crash {
+            cmd.env("SONICFLOW_CRASH_AT", point);
+        }
+        cmd
+    };
+    // One request at a time, so the kill leaves nothing in doubt.
+    let first = command(Some("after:succeeded:2"))
+        .args(["--max-in-flight", "1"])
+        .args([
+            KNOWN,
+            "--time-scale",
+            "1000",
+            "--log-format",
+            "json",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_ne!(first.status.code(), Some(0), "the first process was killed");
+    let resumed = command(None)
+        .args(["--resume", out.to_str().unwrap()])
+        .args(["--time-scale", "1000", "--log-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let planned = plan_json(&[KNOWN])["total_credits"].as_u64().unwrap();
+    assert_eq!(sandbox.ledger("resume")["charged"].as_u64(), Some(planned));
+    let results = results(&out);
+    assert_eq!(results["status"], "succeeded");
+    assert_eq!(
+        step(&results, "vocals[rain]")["status"],
+        "skipped_condition"
+    );
+    assert_eq!(step(&results, "vocals[drive]")["status"], "succeeded");
+    assert_eq!(
+        results["totals"]["credits_planned"].as_u64(),
+        Some(planned),
+        "a skipped condition plans nothing"
+    );
+}

@@ -162,6 +162,7 @@ impl RunState {
             RunEvent::Unmet { id, reason } => {
                 let record = self.record(id);
                 record.result.skip_reason = Some(reason.clone());
+                record.result.credits.planned = 0;
                 record.finish(StepStatus::SkippedCondition, now);
             }
             RunEvent::Recalled { id, attempts } => self.recalled(id, attempts),
