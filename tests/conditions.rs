@@ -235,3 +235,77 @@ fn a_run_killed_and_resumed_decides_the_same_conditions_and_pays_once() {
         "a skipped condition plans nothing"
     );
 }
+
+/// A matrix run ending in one step that runs once per pipeline and reads
+/// every row with `[*]`: it is planned once, named by its step id alone,
+/// sent once with the rows' clips in row order, and charged as planned.
+#[test]
+fn a_per_pipeline_step_collects_every_row_and_runs_once() {
+    const FILE: &str = "tests/fixtures/lang/mashup-rows.yaml";
+    let plan = plan_json(&[FILE]);
+    let both: Vec<&Value> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"] == "both")
+        .collect();
+    assert_eq!(both.len(), 1, "one row for the whole run: {both:?}");
+    assert_eq!(both[0]["instance"], Value::Null);
+    let planned = plan["total_credits"].as_u64().unwrap();
+    assert_eq!(
+        planned,
+        2 * price("create_music") + price("mashup") + 2 * price("wav")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = sonicflow()
+        .args(["run", FILE, "--sandbox", "--log-format", "json", "--out"])
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let summary = &events.iter().find(|e| e["event"] == "finished").unwrap()["summary"];
+    assert_eq!(summary["credits_charged"].as_u64(), Some(planned));
+    let song_clip = |row: &str| {
+        events
+            .iter()
+            .find(|e| {
+                e["event"] == "succeeded"
+                    && e["id"]["step_id"] == "song"
+                    && e["id"]["row_key"] == row
+            })
+            .map(|e| e["outputs"]["value"]["clip_id"].clone())
+            .unwrap()
+    };
+    let sent: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "submitting" && e["id"]["step_id"] == "both")
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["id"]["row_key"], Value::Null);
+    assert_eq!(
+        sent[0]["fields"]["clips"],
+        Value::Array(vec![song_clip("rain"), song_clip("drive")])
+    );
+    let results = results(dir.path());
+    let both = results["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "both")
+        .unwrap();
+    assert_eq!(
+        (&both["status"], &both["instance"]),
+        (&Value::from("succeeded"), &Value::Null)
+    );
+}

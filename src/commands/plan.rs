@@ -141,6 +141,9 @@ pub fn run(args: &PlanArgs) -> u8 {
 /// One row of the expanded plan: a step in one matrix instance.
 #[derive(Debug, Serialize)]
 pub struct PlanRow<'a> {
+    /// Position of the step in `Plan::steps`.
+    #[serde(skip)]
+    pub step: usize,
     pub instance: Option<&'a str>,
     pub id: &'a str,
     pub action: &'static str,
@@ -169,9 +172,14 @@ pub struct PlanRow<'a> {
 /// calls are counted, not estimated.
 pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
     let mut out = Vec::with_capacity(plan.steps.len() * plan.instances.len());
+    let n_steps = plan.steps.len();
     for (row, instance) in plan.instances.iter().enumerate() {
-        for step in &plan.steps {
-            let history = past.get(out.len()).cloned();
+        for (s, step) in plan.steps.iter().enumerate() {
+            // A step that runs once per pipeline has one row, the first.
+            if step.per_pipeline && row > 0 {
+                continue;
+            }
+            let history = past.get(row * n_steps + s).cloned();
             let known = history.as_ref().and_then(|h| h.calls);
             let count = step.calls_in(row);
             let when = step.when.get(row).copied().unwrap_or(When::Always);
@@ -180,7 +188,12 @@ pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
                 _ => known.unwrap_or(count.value()),
             };
             out.push(PlanRow {
-                instance: instance.key.as_deref(),
+                step: s,
+                instance: if step.per_pipeline {
+                    None
+                } else {
+                    instance.key.as_deref()
+                },
                 id: &step.id,
                 action: step.action.name(),
                 operation: step.operation,
@@ -222,12 +235,11 @@ fn totals(plan: &Plan, rows: &[PlanRow<'_>]) -> Totals {
         at_most: false,
         to_spend: 0,
     };
-    let n_steps = plan.steps.len();
-    for (i, r) in rows.iter().enumerate() {
+    for r in rows {
         let entry = t.by_action.entry(r.action).or_default();
         entry.0 += r.calls;
         entry.1 += r.credits;
-        if plan.steps[i % n_steps].scope.may_submit() {
+        if plan.steps[r.step].scope.may_submit() {
             t.total += r.credits;
         }
         t.expected |= r.calls_expected && r.unit_credits > 0;

@@ -7,6 +7,7 @@
 //! references a fanned-out step gets one instance per instance of it.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::engine::InstanceId;
 use crate::expr::{Context, Reference, Segment};
@@ -106,7 +107,7 @@ impl<'p> Graph<'p> {
         let mut created = Vec::new();
         for row in 0..plan.instances.len() {
             for s in 0..plan.steps.len() {
-                if inherited(plan, s).is_empty() {
+                if inherited(plan, s).is_empty() && (row == 0 || !plan.steps[s].per_pipeline) {
                     graph.create_context(row, s, Vec::new(), &mut created);
                 }
             }
@@ -116,6 +117,15 @@ impl<'p> Graph<'p> {
 
     pub fn step(&self, idx: usize) -> &'p PlanStep {
         &self.plan.steps[self.insts[idx].id.step]
+    }
+
+    /// The matrix key naming step `s`'s instance in `row`: none for a step
+    /// that runs once per pipeline.
+    fn row_key(&self, s: usize, row: usize) -> Option<String> {
+        if self.plan.steps[s].per_pipeline {
+            return None;
+        }
+        self.plan.instances[row].key.clone()
     }
 
     /// How many instances exist so far.
@@ -164,6 +174,7 @@ impl<'p> Graph<'p> {
         let scope = RunScope {
             graph: self,
             row: inst.id.row,
+            every_row: self.plan.steps[inst.id.step].per_pipeline,
             path: &inst.id.path,
             item: inst.item.as_ref(),
             overlay: None,
@@ -191,7 +202,7 @@ impl<'p> Graph<'p> {
         let idx = self.insts.len();
         let id = InstanceId {
             row,
-            row_key: self.plan.instances[row].key.clone(),
+            row_key: self.row_key(s, row),
             step: s,
             step_id: self.plan.steps[s].id.clone(),
             path: path.clone(),
@@ -240,6 +251,7 @@ impl<'p> Graph<'p> {
                     let scope = RunScope {
                         graph: self,
                         row: e.row,
+                        every_row: plan.steps[e.step].per_pipeline,
                         path: &e.path,
                         item: None,
                         overlay: None,
@@ -339,8 +351,9 @@ impl<'p> Graph<'p> {
     fn dep_readiness(&self, row: usize, s: usize, path: &[usize], d: usize) -> Readiness {
         let step = &self.plan.steps[s];
         if step.fan_ins.contains(&d) {
-            return self.collected(row, d, step.on_missing);
+            return self.collected(self.rows_read(s, row), d, step.on_missing);
         }
+        let row = self.plan.home_row(d, row);
         let dep_axis = &self.plan.steps[d].axis;
         if self.plan.steps[s].axis.starts_with(dep_axis) && dep_axis.len() <= path.len() {
             let key = (row, d, path[..dep_axis.len()].to_vec());
@@ -366,15 +379,21 @@ impl<'p> Graph<'p> {
         let mut out = Vec::new();
         for &d in &step.data_deps {
             let dep_axis = &self.plan.steps[d].axis;
+            let rows = if step.fan_ins.contains(&d) {
+                self.rows_read(id.step, id.row)
+            } else {
+                let home = self.plan.home_row(d, id.row);
+                home..home + 1
+            };
             if step.axis.starts_with(dep_axis) && dep_axis.len() <= id.path.len() {
-                let key = (id.row, d, id.path[..dep_axis.len()].to_vec());
+                let key = (rows.start, d, id.path[..dep_axis.len()].to_vec());
                 out.extend(self.index.get(&key).copied());
             } else {
                 out.extend(
                     self.insts
                         .iter()
                         .enumerate()
-                        .filter(|(_, i)| i.id.row == id.row && i.id.step == d)
+                        .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d)
                         .map(|(i, _)| i),
                 );
             }
@@ -386,13 +405,27 @@ impl<'p> Graph<'p> {
     /// instance is settled (fan-outs not expanded yet included); one that
     /// failed or was skipped blocks it unless `on_missing` leaves it out.
     /// Instances skipped by a condition are simply not in the list.
-    fn collected(&self, row: usize, d: usize, on_missing: OnMissing) -> Readiness {
-        match self.settled(row, d) {
-            Readiness::Wait => Readiness::Wait,
-            Readiness::Blocked(reason) if on_missing == OnMissing::Fail => {
-                Readiness::Blocked(reason)
+    fn collected(&self, rows: Range<usize>, d: usize, on_missing: OnMissing) -> Readiness {
+        let mut result = Readiness::Ready;
+        for row in rows {
+            match self.settled(row, d) {
+                Readiness::Wait => return Readiness::Wait,
+                Readiness::Blocked(reason) if on_missing == OnMissing::Fail => {
+                    result = Readiness::Blocked(reason);
+                }
+                _ => {}
             }
-            _ => Readiness::Ready,
+        }
+        result
+    }
+
+    /// The matrix rows step `s` reads from when it stands in `row`: every
+    /// row for a step that runs once per pipeline.
+    fn rows_read(&self, s: usize, row: usize) -> Range<usize> {
+        if self.plan.steps[s].per_pipeline {
+            0..self.plan.instances.len()
+        } else {
+            row..row + 1
         }
     }
 
@@ -401,22 +434,25 @@ impl<'p> Graph<'p> {
     /// instance's outputs as if it had them.
     fn collect(
         &self,
-        row: usize,
+        rows: Range<usize>,
         d: usize,
         overlay: Option<(usize, &serde_json::Value)>,
     ) -> Vec<serde_json::Value> {
-        let mut found: Vec<(&[usize], serde_json::Value)> = self
+        let mut found: Vec<((usize, &[usize]), serde_json::Value)> = self
             .insts
             .iter()
             .enumerate()
-            .filter(|(_, i)| i.id.row == row && i.id.step == d && !i.placeholder)
-            .filter_map(|(idx, i)| match (&i.standing, overlay) {
-                (_, Some((at, outputs))) if at == idx => Some((&i.id.path[..], outputs.clone())),
-                (Standing::Succeeded(outputs), _) => Some((&i.id.path[..], outputs.clone())),
-                _ => None,
+            .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d && !i.placeholder)
+            .filter_map(|(idx, i)| {
+                let at = (i.id.row, &i.id.path[..]);
+                match (&i.standing, overlay) {
+                    (_, Some((o, outputs))) if o == idx => Some((at, outputs.clone())),
+                    (Standing::Succeeded(outputs), _) => Some((at, outputs.clone())),
+                    _ => None,
+                }
             })
             .collect();
-        found.sort_by(|a, b| a.0.cmp(b.0));
+        found.sort_by(|a, b| a.0.cmp(&b.0));
         found.into_iter().map(|(_, v)| v).collect()
     }
 
@@ -465,6 +501,7 @@ impl<'p> Graph<'p> {
         let scope = RunScope {
             graph: self,
             row: inst.id.row,
+            every_row: self.plan.steps[inst.id.step].per_pipeline,
             path: &inst.id.path,
             item: inst.item.as_ref(),
             overlay: None,
@@ -494,6 +531,7 @@ impl<'p> Graph<'p> {
             let scope = RunScope {
                 graph: self,
                 row,
+                every_row: self.plan.steps[inst.id.step].per_pipeline,
                 path: &inst.id.path,
                 item: inst.item.as_ref(),
                 overlay,
@@ -512,6 +550,7 @@ impl<'p> Graph<'p> {
             let list = RunScope {
                 graph: self,
                 row,
+                every_row: self.plan.steps[e.step].per_pipeline,
                 path: &e.path,
                 item: None,
                 overlay,
@@ -525,6 +564,7 @@ impl<'p> Graph<'p> {
                 let scope = RunScope {
                     graph: self,
                     row,
+                    every_row: self.plan.steps[e.step].per_pipeline,
                     path: &path,
                     item: Some(item),
                     overlay,
@@ -532,7 +572,7 @@ impl<'p> Graph<'p> {
                 if let Ok(fields) = self.fields_in(e.step, &scope) {
                     let id = InstanceId {
                         row,
-                        row_key: self.plan.instances[row].key.clone(),
+                        row_key: self.row_key(e.step, row),
                         step: e.step,
                         step_id: self.plan.steps[e.step].id.clone(),
                         path: path.clone(),
@@ -701,6 +741,8 @@ fn describe(v: &serde_json::Value) -> String {
 struct RunScope<'g, 'p> {
     graph: &'g Graph<'p>,
     row: usize,
+    /// The reader runs once per pipeline: its fan-ins read every row.
+    every_row: bool,
     path: &'g [usize],
     item: Option<&'g serde_json::Value>,
     overlay: Option<(usize, &'g serde_json::Value)>,
@@ -713,11 +755,20 @@ impl Scope for RunScope<'_, '_> {
             Context::Steps => {
                 let d = *self.graph.step_by_id.get(r.field(0)?)?;
                 if matches!(r.path.get(2).map(|l| &l.segment), Some(Segment::Each)) {
-                    let list = self.graph.collect(self.row, d, self.overlay);
+                    let rows = if self.every_row {
+                        0..plan.instances.len()
+                    } else {
+                        self.row..self.row + 1
+                    };
+                    let list = self.graph.collect(rows, d, self.overlay);
                     return Some((serde_json::Value::Array(list), 2));
                 }
                 let len = plan.steps[d].axis.len();
-                let key = (self.row, d, self.path.get(..len)?.to_vec());
+                let key = (
+                    plan.home_row(d, self.row),
+                    d,
+                    self.path.get(..len)?.to_vec(),
+                );
                 let idx = *self.graph.index.get(&key)?;
                 if let Some((at, outputs)) = self.overlay
                     && at == idx

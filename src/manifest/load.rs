@@ -294,6 +294,7 @@ impl Ctx {
                 for_each: head.for_each,
                 condition: head.condition,
                 on_missing: head.on_missing,
+                per: head.per,
                 retry: head.retry,
                 poll: head.poll,
                 timeout: head.timeout,

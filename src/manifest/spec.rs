@@ -251,6 +251,9 @@ pub struct StepSpec<W> {
     /// What a fan-in (`steps.<id>.outputs[*]`) does with an instance that failed or was skipped: `fail` (the default) skips this step, naming it; `skip` leaves it out of the list. Instances skipped by their condition are never in the list.
     #[serde(default)]
     pub on_missing: Option<OnMissing>,
+    /// `row` (the default): the step runs once per matrix row. `pipeline`: it runs once in the whole run, after the rows it reads, which it reads through `steps.<id>.outputs[*]` (every row, in row order); it cannot read `matrix`.
+    #[serde(default)]
+    pub per: Option<Per>,
     /// Retry policy for this step.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
@@ -271,6 +274,17 @@ pub enum OnMissing {
     Fail,
     /// The instance is left out of the list.
     Skip,
+}
+
+/// How often a step runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    /// Once per matrix row.
+    #[default]
+    Row,
+    /// Once in the whole run.
+    Pipeline,
 }
 
 /// A loaded step: the common keys plus the typed `with` block.

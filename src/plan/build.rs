@@ -17,6 +17,7 @@ use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
 use crate::diag::{Code, Diagnostic, Severity, Source};
 use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
+use crate::manifest::spec::Per;
 use crate::manifest::spec::{PollSpec, RetrySpec};
 use crate::manifest::yaml::Node;
 use crate::prices::PriceTable;
@@ -165,6 +166,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
                 .filter_map(|d| position.get(d).copied())
                 .collect(),
             on_missing: step.on_missing.unwrap_or_default(),
+            per_pipeline: step.per == Some(Per::Pipeline),
             when: when[i].clone(),
             unit_credits: prices.price(operation).unwrap_or(0),
             retry: policies[i].0.clone(),
@@ -397,6 +399,44 @@ impl Builder<'_> {
         when
     }
 
+    /// A `per: pipeline` step reads no matrix cell, and per-row steps only
+    /// through a fan-in.
+    fn once_per_pipeline(&mut self, i: usize, a: &Analysed, ids: &[&String]) {
+        let id = ids[i];
+        let steps = &self.loaded.manifest.steps;
+        let reads_matrix = a
+            .fields
+            .values()
+            .chain(a.condition.iter())
+            .chain(a.for_each.iter())
+            .any(|f| f.uses(Context::Matrix));
+        if reads_matrix {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::PerPipeline,
+                    self.src,
+                    self.key_span(&["steps", id]),
+                    format!("step `{id}` runs once per pipeline (`per: pipeline`), so it has no matrix row to read `matrix` from"),
+                )
+                .help("read the rows through a per-row step, e.g. `${{ steps.<id>.outputs[*].clip_id }}`, or remove `per: pipeline`"),
+            );
+        }
+        for &d in a.data_deps.iter().filter(|d| !a.fan_ins.contains(d)) {
+            if steps[d].per != Some(Per::Pipeline) {
+                let target = ids[d];
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::PerPipeline,
+                        self.src,
+                        self.key_span(&["steps", id]),
+                        format!("step `{id}` runs once per pipeline, but reads `{target}`, which runs once per row, as one value"),
+                    )
+                    .help(format!("read every row's result as a list: `${{{{ steps.{target}.outputs[*]… }}}}`")),
+                );
+            }
+        }
+    }
+
     fn nothing_to_collect(&mut self, id: &str, target: &str) {
         let text = self.loaded.source.text.as_str();
         let step_span = self.span(&["steps", id]);
@@ -443,10 +483,16 @@ impl Builder<'_> {
         for &i in order {
             let a = &analysed[i];
             let mut axis: Vec<usize> = Vec::new();
+            let steps = &self.loaded.manifest.steps;
+            let once = |s: usize| steps[s].per == Some(Per::Pipeline);
             for &d in &a.fan_ins {
-                if fan[d].axis.is_empty() {
+                let across_rows = once(i) && !once(d);
+                if fan[d].axis.is_empty() && !across_rows {
                     self.nothing_to_collect(ids[i], ids[d]);
                 }
+            }
+            if once(i) {
+                self.once_per_pipeline(i, a, ids);
             }
             // A fan-in reads every instance: it does not run once per each.
             for &d in a.data_deps.iter().filter(|d| !a.fan_ins.contains(d)) {

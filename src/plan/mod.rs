@@ -97,6 +97,11 @@ pub struct PlanStep {
     /// Positions in `Plan::steps` of the fanned-out steps it reads as one
     /// list (`steps.<id>.outputs[*]`): it waits for all their instances.
     pub fan_ins: Vec<usize>,
+    /// Runs once in the whole run (`per: pipeline`) rather than once per
+    /// matrix row. Its one instance stands in row 0 with no row key, so it
+    /// is named by the step id alone in plans, events, results and the
+    /// journal; what reads it in any row reads that instance.
+    pub per_pipeline: bool,
     /// What its fan-ins do with an instance that failed or was skipped.
     pub on_missing: crate::manifest::spec::OnMissing,
     /// The parsed `if:`, evaluated per instance before its request is built.
@@ -138,6 +143,9 @@ impl PlanStep {
     /// run is false; "at most" where one is known only at run time or the
     /// fan-out is over a list of bounded length.
     pub fn calls_in(&self, row: usize) -> Count {
+        if self.per_pipeline && row > 0 {
+            return Count::Exact(0);
+        }
         match self.when.get(row).copied().unwrap_or(When::Always) {
             When::Never => Count::Exact(0),
             When::Maybe => Count::AtMost(self.fan_out),
@@ -154,6 +162,11 @@ impl PlanStep {
 }
 
 impl Plan {
+    /// The row where step `s`'s instances stand when read from `row`.
+    pub fn home_row(&self, s: usize, row: usize) -> usize {
+        if self.steps[s].per_pipeline { 0 } else { row }
+    }
+
     /// Credits for the whole plan (steps that may be paid for); the most it
     /// can cost where a count is "at most".
     pub fn total_credits(&self) -> u64 {

@@ -100,7 +100,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             plan,
             graph,
             slots: Vec::new(),
-            rows: Rows::new(plan.instances.len()),
+            rows: Rows::new(
+                plan.instances.len(),
+                plan.steps.iter().any(|s| s.per_pipeline),
+            ),
             ready: [BinaryHeap::new(), BinaryHeap::new()],
             in_flight: 0,
             tasks: Tasks::default(),
