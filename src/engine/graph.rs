@@ -429,31 +429,28 @@ impl<'p> Graph<'p> {
         }
     }
 
-    /// The outputs of step `d`'s instances in `row` that succeeded, in
-    /// fan-out order: the list a fan-in reads. `overlay` stands for one
-    /// instance's outputs as if it had them.
+    /// Step `d`'s instances in `rows` that succeeded, with their outputs,
+    /// in row then fan-out order: the list a fan-in reads. `overlay` stands
+    /// for one instance's outputs as if it had them.
     fn collect(
         &self,
         rows: Range<usize>,
         d: usize,
         overlay: Option<(usize, &serde_json::Value)>,
-    ) -> Vec<serde_json::Value> {
-        let mut found: Vec<((usize, &[usize]), serde_json::Value)> = self
+    ) -> Vec<(usize, serde_json::Value)> {
+        let mut found: Vec<(usize, serde_json::Value)> = self
             .insts
             .iter()
             .enumerate()
             .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d && !i.placeholder)
-            .filter_map(|(idx, i)| {
-                let at = (i.id.row, &i.id.path[..]);
-                match (&i.standing, overlay) {
-                    (_, Some((o, outputs))) if o == idx => Some((at, outputs.clone())),
-                    (Standing::Succeeded(outputs), _) => Some((at, outputs.clone())),
-                    _ => None,
-                }
+            .filter_map(|(idx, i)| match (&i.standing, overlay) {
+                (_, Some((o, outputs))) if o == idx => Some((idx, outputs.clone())),
+                (Standing::Succeeded(outputs), _) => Some((idx, outputs.clone())),
+                _ => None,
             })
             .collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        found.into_iter().map(|(_, v)| v).collect()
+        found.sort_by_key(|(idx, _)| (self.insts[*idx].id.row, self.insts[*idx].id.path.clone()));
+        found
     }
 
     /// Every instance of step `d` in `row` (a `needs` on a fanned-out step waits for all of them).
@@ -754,14 +751,27 @@ impl Scope for RunScope<'_, '_> {
         match r.context {
             Context::Steps => {
                 let d = *self.graph.step_by_id.get(r.field(0)?)?;
+                let rows = if self.every_row {
+                    0..plan.instances.len()
+                } else {
+                    self.row..self.row + 1
+                };
                 if matches!(r.path.get(2).map(|l| &l.segment), Some(Segment::Each)) {
-                    let rows = if self.every_row {
-                        0..plan.instances.len()
-                    } else {
-                        self.row..self.row + 1
-                    };
                     let list = self.graph.collect(rows, d, self.overlay);
-                    return Some((serde_json::Value::Array(list), 2));
+                    let outputs = list.into_iter().map(|(_, v)| v).collect();
+                    return Some((serde_json::Value::Array(outputs), 2));
+                }
+                if r.field(1) == Some("instances") {
+                    let list = self.graph.collect(rows, d, self.overlay);
+                    let instances = list
+                        .into_iter()
+                        .map(|(idx, outputs)| {
+                            let inst = &self.graph.insts[idx];
+                            let row = plan.instances[inst.id.row].key.clone();
+                            serde_json::json!({"item": inst.item, "outputs": outputs, "row": row})
+                        })
+                        .collect();
+                    return Some((serde_json::Value::Array(instances), 2));
                 }
                 let len = plan.steps[d].axis.len();
                 let key = (

@@ -1330,3 +1330,20 @@ async fn a_missing_instance_fails_a_fan_in_or_is_left_out_as_the_step_says() {
         "the failed cover is left out"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn instances_give_each_instance_s_item_and_outputs_together() {
+    let yaml = fan_in("fail").replace(
+        "  both:\n    action: mashup\n    on_missing: fail\n    with: { clips: '${{ steps.cover.outputs[*].clip_id }}', custom_mode: false, gpt_description_prompt: blend }\n",
+        "  pick:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: 'from ${{ steps.cover.instances[1].item.clip_id }} to ${{ steps.cover.instances[1].outputs.clip_id }}' }\n",
+    );
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan(&yaml), fake, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    let fields = submitted_fields(&events, "pick");
+    assert_eq!(fields.len(), 1, "runs once, after every cover");
+    assert_eq!(
+        fields[0]["gpt_description_prompt"], "from song---c1 to cover-1-c0",
+        "the item it ran for, beside what it gave"
+    );
+}

@@ -654,6 +654,27 @@ impl<'a> RefChecker<'a> {
         };
         self.deps.push(target);
         self.data_deps.push(target);
+        if r.field(1) == Some("instances") {
+            // Every instance with what it ran for: `{item, outputs, row}`.
+            self.fan_ins.push(target);
+            let target_step = self.loaded.manifest.steps.get(&id)?;
+            let (item, count) = match &target_step.for_each {
+                Some(Tpl::Lit(items)) => (
+                    items.first().map_or(Ty::Any, Ty::of_json),
+                    Count::Exact(items.len() as u64),
+                ),
+                _ => (Ty::Any, Count::Expected(1)),
+            };
+            let instance = Ty::Obj(
+                "instance",
+                vec![
+                    ("item", item),
+                    ("outputs", target_step.action.outputs().clone()),
+                    ("row", Ty::Any),
+                ],
+            );
+            return self.walk_from(Ty::List(Box::new(instance), count), r, 2, at);
+        }
         if r.field(1) != Some("outputs") {
             let help = format!("write `${{{{ steps.{id}.outputs.<field> }}}}`");
             self.ref_error(
