@@ -77,6 +77,8 @@ codes! {
     KeyField = "key-field": "a `key:` that names no field of the `for_each` elements",
     ItemOutsideForEach = "item-outside-for-each": "`item` used in a step without `for_each`",
     AmbiguousFanOut = "ambiguous-fan-out": "a step that references two unrelated fanned-out steps",
+    PerPipeline = "per-pipeline": "a `per: pipeline` step reading `matrix`, or a per-row step without `[*]`",
+    NothingToCollect = "nothing-to-collect": "a fan-in (`steps.<id>.outputs[*]`) over a step that does not fan out",
     TypeMismatch = "type-mismatch": "a value whose type does not fit the field",
     RequiredField = "required-field": "a field this task type needs",
     ConflictingFields = "conflicting-fields": "fields that cannot be used together",

@@ -12,6 +12,7 @@ use crate::diag::{Code, Diagnostic, Format, Source};
 use crate::engine::RowHistory;
 use crate::exit;
 use crate::journal::RunMemory;
+use crate::plan::condition::When;
 use crate::plan::{Options, Plan};
 use crate::prices::PriceTable;
 use crate::span::Span;
@@ -144,12 +145,23 @@ pub fn run(args: &PlanArgs) -> u8 {
 /// One row of the expanded plan: a step in one matrix instance.
 #[derive(Debug, Serialize)]
 pub struct PlanRow<'a> {
+    /// Position of the step in `Plan::steps`.
+    #[serde(skip)]
+    pub step: usize,
     pub instance: Option<&'a str>,
     pub id: &'a str,
     pub action: &'static str,
     pub operation: &'static str,
     pub calls: u64,
     pub calls_expected: bool,
+    /// `calls` is a maximum: a condition known only at run time, or a
+    /// fan-out over a list of bounded length.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub calls_at_most: bool,
+    /// For a step with `if:`: whether it runs in this row, as far as the
+    /// plan can tell (`always`, `never`: skipped (condition), `maybe`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<When>,
     pub unit_credits: u64,
     pub credits: u64,
     pub depends_on: Vec<&'a str>,
@@ -168,18 +180,35 @@ pub struct PlanRow<'a> {
 /// calls are counted, not estimated.
 pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
     let mut out = Vec::with_capacity(plan.steps.len() * plan.instances.len());
+    let n_steps = plan.steps.len();
     for (row, instance) in plan.instances.iter().enumerate() {
         for (s, step) in plan.steps.iter().enumerate() {
-            let history = past.get(out.len()).cloned();
+            // A step that runs once per pipeline has one row, the first.
+            if step.per_pipeline && row > 0 {
+                continue;
+            }
+            let history = past.get(row * n_steps + s).cloned();
             let known = history.as_ref().and_then(|h| h.calls);
-            let calls = known.unwrap_or(step.fan_out);
+            let count = step.calls_in(row);
+            let when = step.when.get(row).copied().unwrap_or(When::Always);
+            let calls = match when {
+                When::Never => 0,
+                _ => known.unwrap_or(count.value()),
+            };
             out.push(PlanRow {
-                instance: instance.key.as_deref(),
+                step: s,
+                instance: if step.per_pipeline {
+                    None
+                } else {
+                    instance.key.as_deref()
+                },
                 id: &step.id,
                 action: step.action.name(),
                 operation: step.operation,
                 calls,
-                calls_expected: step.fan_out_expected && known.is_none(),
+                calls_expected: count.is_expected() && known.is_none(),
+                calls_at_most: when == When::Maybe || (count.is_at_most() && known.is_none()),
+                condition: step.condition.as_ref().map(|_| when),
                 unit_credits: step.unit_credits,
                 credits: calls * step.unit_credits,
                 depends_on: step
@@ -201,6 +230,8 @@ struct Totals {
     by_action: BTreeMap<&'static str, (u64, u64)>,
     total: u64,
     expected: bool,
+    /// Some count in the total is a maximum.
+    at_most: bool,
     /// After reuse and selection: the rows' history, else their full price.
     to_spend: u64,
 }
@@ -210,17 +241,18 @@ fn totals(plan: &Plan, rows: &[PlanRow<'_>]) -> Totals {
         by_action: BTreeMap::new(),
         total: 0,
         expected: false,
+        at_most: false,
         to_spend: 0,
     };
-    let n_steps = plan.steps.len();
-    for (i, r) in rows.iter().enumerate() {
+    for r in rows {
         let entry = t.by_action.entry(r.action).or_default();
         entry.0 += r.calls;
         entry.1 += r.credits;
-        if plan.steps[i % n_steps].scope.may_submit() {
+        if plan.steps[r.step].scope.may_submit() {
             t.total += r.credits;
         }
         t.expected |= r.calls_expected && r.unit_credits > 0;
+        t.at_most |= r.calls_at_most && r.unit_credits > 0;
     }
     t.to_spend = if rows.iter().all(|r| r.history.is_none()) {
         t.total
@@ -306,12 +338,21 @@ fn write_table(out: &mut String, rows: &[PlanRow<'_>]) {
         } else {
             String::new()
         };
-        let calls = if r.calls_expected {
+        let calls = if r.calls_at_most {
+            format!("at most {}", r.calls)
+        } else if r.calls_expected {
             format!("{} expected", r.calls)
         } else {
             r.calls.to_string()
         };
         let (to_spend, status) = match &r.history {
+            _ if r.condition == Some(When::Never) => (0, "skipped (condition)".to_owned()),
+            Some(h) if r.condition == Some(When::Maybe) => {
+                (h.to_spend, format!("{}, if its condition holds", h.status))
+            }
+            None if r.condition == Some(When::Maybe) => {
+                (r.credits, "new, if its condition holds".to_owned())
+            }
             Some(h) if h.detail.is_empty() => (h.to_spend, h.status.to_string()),
             Some(h) => (h.to_spend, format!("{} ({})", h.status, h.detail)),
             None => (r.credits, "new".to_owned()),
@@ -342,11 +383,15 @@ fn write_footer(out: &mut String, plan: &Plan, t: &Totals) {
             if *calls == 1 { "" } else { "s" }
         );
     }
-    let _ = write!(out, "\ntotal: {} credits", t.total);
+    let at_most = if t.at_most { "at most " } else { "" };
+    let _ = write!(out, "\ntotal: {at_most}{} credits", t.total);
     if t.expected {
         out.push_str(
             " (expected: some calls fan out over lists whose length is known only at run time)",
         );
+    }
+    if t.at_most {
+        out.push_str(" (at most: some steps run only if a condition known at run time holds)");
     }
     out.push('\n');
     if t.to_spend != t.total {
@@ -376,6 +421,9 @@ struct PlanJson<'a> {
     by_action: BTreeMap<&'static str, ActionTotal>,
     total_credits: u64,
     total_expected: bool,
+    /// `total_credits` is a maximum (see the steps' `calls_at_most`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    total_at_most: bool,
     /// Credits the run would actually spend, after reuse and selection.
     to_spend: u64,
     max_credits: Option<u64>,
@@ -432,6 +480,7 @@ pub fn render_json_with(plan: &Plan, past: &[RowHistory]) -> String {
             .collect(),
         total_credits: t.total,
         total_expected: t.expected,
+        total_at_most: t.at_most,
         to_spend: t.to_spend,
         max_credits: plan.max_credits,
         within_budget: plan.max_credits.is_none_or(|m| t.to_spend <= m),

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::graph::Graph;
 use super::{EarlierAttempt, InstanceId, Job, Memory, Outputs, Recall, TaskRef};
 use crate::plan::Plan;
+use crate::plan::condition::{self, Truth};
 use crate::plan::hash::request_hash;
 
 /// An earlier result, as a reused instance takes it.
@@ -25,6 +26,8 @@ pub(crate) struct Taken {
 pub(crate) enum Decision {
     /// A reference has no value, so there is no request to send: it fails, unpaid.
     Unresolved(String),
+    /// Its condition is false: skipped (condition), nothing sent.
+    Unmet(String),
     /// New: it is sent and paid for.
     Send(Job),
     /// New, but its step may only be reused in this run: it does not run.
@@ -50,11 +53,29 @@ pub(crate) enum Decision {
 
 /// Builds instance `idx`'s request and asks `memory` what is known of it.
 pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Memory) -> Decision {
+    let step = graph.step(idx);
+    match graph.condition(idx) {
+        Truth::True => {}
+        Truth::False => {
+            let condition = step.condition.as_ref();
+            return Decision::Unmet(condition.map_or_else(String::new, condition::false_reason));
+        }
+        Truth::NotBool(found) => {
+            return Decision::Unresolved(format!(
+                "its condition (`if`) gave {found}, not `true` or `false`"
+            ));
+        }
+        Truth::Unknown => {
+            return Decision::Unresolved(
+                "its condition (`if`) could not be resolved: a value it reads is missing"
+                    .to_owned(),
+            );
+        }
+    }
     let fields = match graph.resolve_fields(idx) {
         Ok(fields) => fields,
         Err(message) => return Decision::Unresolved(message),
     };
-    let step = graph.step(idx);
     let job = first_request(plan, graph.id(idx).clone(), fields);
     // Which earlier result to take depends on what the instances reading
     // it would then find: see `Memory::recall_preferring`.

@@ -29,6 +29,8 @@ pub enum Fate {
     Unselected,
     /// Will not run: a dependency will not succeed.
     Blocked { reason: String },
+    /// Will not run: its condition, or that of something it needs, is false.
+    Unmet { reason: String },
 }
 
 impl Fate {
@@ -149,11 +151,20 @@ fn settle_row(
     found.requests.resize(graph.len(), None);
     let mut progressed = false;
     for idx in std::mem::take(waiting) {
-        if let Standing::Skipped(reason) = graph.standing(idx) {
-            found.fates[idx] = Some(Fate::Blocked {
-                reason: reason.clone(),
-            });
-            continue;
+        match graph.standing(idx) {
+            Standing::Skipped(reason) => {
+                found.fates[idx] = Some(Fate::Blocked {
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            Standing::Unmet(reason) => {
+                found.fates[idx] = Some(Fate::Unmet {
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            _ => {}
         }
         if graph.step(idx).scope == Scope::Out {
             graph.skip(idx, "not selected");
@@ -170,6 +181,12 @@ fn settle_row(
                 progressed = true;
                 graph.skip(idx, reason.clone());
                 found.fates[idx] = Some(Fate::Blocked { reason });
+                continue;
+            }
+            Readiness::Unmet(reason) => {
+                progressed = true;
+                graph.unmet(idx, reason.clone());
+                found.fates[idx] = Some(Fate::Unmet { reason });
                 continue;
             }
             Readiness::Ready => progressed = true,
@@ -189,6 +206,10 @@ fn foresee(graph: &mut Graph<'_>, idx: usize, decision: Decision) -> (Fate, Opti
         Decision::Unresolved(reason) => {
             graph.fail(idx);
             (Fate::Invalid { reason }, None)
+        }
+        Decision::Unmet(reason) => {
+            graph.unmet(idx, reason.clone());
+            (Fate::Unmet { reason }, None)
         }
         Decision::Send(job) => (Fate::Send, Some(job)),
         Decision::Excluded(job) => {
@@ -258,7 +279,6 @@ fn outlook(plan: &Plan, graph: &Graph<'_>, found: Found) -> Outlook {
         });
     }
     instances.sort_by(|a, b| a.id.cmp(&b.id));
-    let rows = plan.instances.len() as u64;
     let to_spend = plan
         .steps
         .iter()
@@ -271,7 +291,7 @@ fn outlook(plan: &Plan, graph: &Graph<'_>, found: Found) -> Outlook {
             let calls = if all_known {
                 known_paid[s]
             } else {
-                known_paid[s].max((step.fan_out * rows).saturating_sub(known_free[s]))
+                known_paid[s].max(step.max_calls().saturating_sub(known_free[s]))
             };
             calls * step.unit_credits
         })

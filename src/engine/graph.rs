@@ -7,9 +7,12 @@
 //! references a fanned-out step gets one instance per instance of it.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use crate::engine::InstanceId;
-use crate::expr::{Context, Reference};
+use crate::expr::{Context, Reference, Segment};
+use crate::manifest::spec::OnMissing;
+use crate::plan::condition::{self, Truth};
 use crate::plan::names::{self, Naming};
 use crate::plan::resolve::{self, FieldValue, Scope};
 use crate::plan::{Plan, PlanStep};
@@ -24,6 +27,9 @@ pub(crate) enum Standing {
     Failed,
     /// Will not run, for this reason.
     Skipped(String),
+    /// Will not run because its condition, or that of something it needs,
+    /// is false: not a failure, and fan-ins leave it out.
+    Unmet(String),
 }
 
 /// One step instance at run time.
@@ -52,6 +58,8 @@ pub(crate) enum Readiness {
     Wait,
     /// A dependency failed or was skipped; the reason names it.
     Blocked(String),
+    /// A dependency was skipped by a condition; the reason names it.
+    Unmet(String),
 }
 
 pub(crate) struct Graph<'p> {
@@ -103,7 +111,7 @@ impl<'p> Graph<'p> {
         let mut created = Vec::new();
         for row in 0..plan.instances.len() {
             for s in 0..plan.steps.len() {
-                if inherited(plan, s).is_empty() {
+                if inherited(plan, s).is_empty() && (row == 0 || !plan.steps[s].per_pipeline) {
                     graph.create_context(row, s, Vec::new(), &mut created);
                 }
             }
@@ -113,6 +121,15 @@ impl<'p> Graph<'p> {
 
     pub fn step(&self, idx: usize) -> &'p PlanStep {
         &self.plan.steps[self.insts[idx].id.step]
+    }
+
+    /// The matrix key naming step `s`'s instance in `row`: none for a step
+    /// that runs once per pipeline.
+    fn row_key(&self, s: usize, row: usize) -> Option<String> {
+        if self.plan.steps[s].per_pipeline {
+            return None;
+        }
+        self.plan.instances[row].key.clone()
     }
 
     /// How many instances exist so far.
@@ -148,6 +165,27 @@ impl<'p> Graph<'p> {
         self.insts[idx].standing = Standing::Skipped(reason.into());
     }
 
+    /// The instance will not run because of a condition; what needs it is
+    /// skipped (condition) too.
+    pub fn unmet(&mut self, idx: usize, reason: impl Into<String>) {
+        self.insts[idx].standing = Standing::Unmet(reason.into());
+    }
+
+    /// Whether instance `idx`'s condition holds, from what is known now
+    /// (the same function decides it at plan time).
+    pub fn condition(&self, idx: usize) -> Truth {
+        let inst = &self.insts[idx];
+        let scope = RunScope {
+            graph: self,
+            row: inst.id.row,
+            every_row: self.plan.steps[inst.id.step].per_pipeline,
+            path: &inst.id.path,
+            item: inst.item.as_ref(),
+            overlay: None,
+        };
+        condition::holds(self.plan.steps[inst.id.step].condition.as_ref(), &scope)
+    }
+
     fn create_context(&mut self, row: usize, s: usize, path: Vec<usize>, created: &mut Vec<usize>) {
         if self.plan.steps[s].for_each.is_some() {
             self.pending[row].push(Expansion { row, step: s, path });
@@ -168,7 +206,7 @@ impl<'p> Graph<'p> {
         let idx = self.insts.len();
         let id = InstanceId {
             row,
-            row_key: self.plan.instances[row].key.clone(),
+            row_key: self.row_key(s, row),
             step: s,
             step_id: self.plan.steps[s].id.clone(),
             names: self.names(row, s, &path, None),
@@ -207,12 +245,18 @@ impl<'p> Graph<'p> {
             match self.blocked_by(e.row, e.step, &e.path, for_each) {
                 Readiness::Wait => still.push(e),
                 Readiness::Blocked(reason) => {
-                    self.skip_context(e.row, e.step, e.path, &reason, &mut created)
+                    let standing = Standing::Skipped(reason);
+                    self.skip_context(e.row, e.step, e.path, &standing, &mut created)
+                }
+                Readiness::Unmet(reason) => {
+                    let standing = Standing::Unmet(reason);
+                    self.skip_context(e.row, e.step, e.path, &standing, &mut created)
                 }
                 Readiness::Ready => {
                     let scope = RunScope {
                         graph: self,
                         row: e.row,
+                        every_row: plan.steps[e.step].per_pipeline,
                         path: &e.path,
                         item: None,
                         overlay: None,
@@ -241,7 +285,8 @@ impl<'p> Graph<'p> {
                                 "`for_each` of `{}` did not give a list (got {found})",
                                 plan.steps[e.step].id
                             );
-                            self.skip_context(e.row, e.step, e.path, &reason, &mut created);
+                            let standing = Standing::Skipped(reason);
+                            self.skip_context(e.row, e.step, e.path, &standing, &mut created);
                         }
                     }
                 }
@@ -253,22 +298,22 @@ impl<'p> Graph<'p> {
         created
     }
 
-    /// Marks a context that will never run: a skipped placeholder for the step and its fan-out children.
+    /// Marks a context that will never run: a placeholder for the step and
+    /// its fan-out children, standing as `standing` (skipped or unmet).
     fn skip_context(
         &mut self,
         row: usize,
         s: usize,
         path: Vec<usize>,
-        reason: &str,
+        standing: &Standing,
         created: &mut Vec<usize>,
     ) {
         if self.index.contains_key(&(row, s, path.clone())) {
             return;
         }
-        let skipped = Standing::Skipped(reason.to_owned());
-        self.create(row, s, path.clone(), None, skipped, created);
+        self.create(row, s, path.clone(), None, standing.clone(), created);
         for t in self.children[s].clone() {
-            self.skip_context(row, t, path.clone(), reason, created);
+            self.skip_context(row, t, path.clone(), standing, created);
         }
     }
 
@@ -289,10 +334,18 @@ impl<'p> Graph<'p> {
         Readiness::Ready
     }
 
-    /// Whether instance `idx` may run now.
+    /// Whether instance `idx` may run now. A condition found false as soon
+    /// as what it reads is known skips the instance without waiting for the
+    /// rest (as the plan does for one that reads only inputs and the matrix).
     pub fn readiness(&self, idx: usize) -> Readiness {
         let inst = &self.insts[idx];
         let step = &self.plan.steps[inst.id.step];
+        if let Some(c) = &step.condition
+            && self.blocked_by(inst.id.row, inst.id.step, &inst.id.path, c) == Readiness::Ready
+            && self.condition(idx) == Truth::False
+        {
+            return Readiness::Unmet(condition::false_reason(c));
+        }
         for &d in &step.deps {
             match self.dep_readiness(inst.id.row, inst.id.step, &inst.id.path, d) {
                 Readiness::Ready => {}
@@ -303,6 +356,11 @@ impl<'p> Graph<'p> {
     }
 
     fn dep_readiness(&self, row: usize, s: usize, path: &[usize], d: usize) -> Readiness {
+        let step = &self.plan.steps[s];
+        if step.fan_ins.contains(&d) {
+            return self.collected(self.rows_read(s, row), d, step.on_missing);
+        }
+        let row = self.plan.home_row(d, row);
         let dep_axis = &self.plan.steps[d].axis;
         if self.plan.steps[s].axis.starts_with(dep_axis) && dep_axis.len() <= path.len() {
             let key = (row, d, path[..dep_axis.len()].to_vec());
@@ -328,20 +386,78 @@ impl<'p> Graph<'p> {
         let mut out = Vec::new();
         for &d in &step.data_deps {
             let dep_axis = &self.plan.steps[d].axis;
+            let rows = if step.fan_ins.contains(&d) {
+                self.rows_read(id.step, id.row)
+            } else {
+                let home = self.plan.home_row(d, id.row);
+                home..home + 1
+            };
             if step.axis.starts_with(dep_axis) && dep_axis.len() <= id.path.len() {
-                let key = (id.row, d, id.path[..dep_axis.len()].to_vec());
+                let key = (rows.start, d, id.path[..dep_axis.len()].to_vec());
                 out.extend(self.index.get(&key).copied());
             } else {
                 out.extend(
                     self.insts
                         .iter()
                         .enumerate()
-                        .filter(|(_, i)| i.id.row == id.row && i.id.step == d)
+                        .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d)
                         .map(|(i, _)| i),
                 );
             }
         }
         out
+    }
+
+    /// Whether a fan-in over step `d` in `row` may read its list: once every
+    /// instance is settled (fan-outs not expanded yet included); one that
+    /// failed or was skipped blocks it unless `on_missing` leaves it out.
+    /// Instances skipped by a condition are simply not in the list.
+    fn collected(&self, rows: Range<usize>, d: usize, on_missing: OnMissing) -> Readiness {
+        let mut result = Readiness::Ready;
+        for row in rows {
+            match self.settled(row, d) {
+                Readiness::Wait => return Readiness::Wait,
+                Readiness::Blocked(reason) if on_missing == OnMissing::Fail => {
+                    result = Readiness::Blocked(reason);
+                }
+                _ => {}
+            }
+        }
+        result
+    }
+
+    /// The matrix rows step `s` reads from when it stands in `row`: every
+    /// row for a step that runs once per pipeline.
+    fn rows_read(&self, s: usize, row: usize) -> Range<usize> {
+        if self.plan.steps[s].per_pipeline {
+            0..self.plan.instances.len()
+        } else {
+            row..row + 1
+        }
+    }
+
+    /// Step `d`'s instances in `rows` that succeeded, with their outputs,
+    /// in row then fan-out order: the list a fan-in reads. `overlay` stands
+    /// for one instance's outputs as if it had them.
+    fn collect(
+        &self,
+        rows: Range<usize>,
+        d: usize,
+        overlay: Option<(usize, &serde_json::Value)>,
+    ) -> Vec<(usize, serde_json::Value)> {
+        let mut found: Vec<(usize, serde_json::Value)> = self
+            .insts
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d && !i.placeholder)
+            .filter_map(|(idx, i)| match (&i.standing, overlay) {
+                (_, Some((o, outputs))) if o == idx => Some((idx, outputs.clone())),
+                (Standing::Succeeded(outputs), _) => Some((idx, outputs.clone())),
+                _ => None,
+            })
+            .collect();
+        found.sort_by_key(|(idx, _)| (self.insts[*idx].id.row, self.insts[*idx].id.path.clone()));
+        found
     }
 
     /// Every instance of step `d` in `row` (a `needs` on a fanned-out step waits for all of them).
@@ -354,7 +470,11 @@ impl<'p> Graph<'p> {
         {
             return Readiness::Wait;
         }
+        // Instances skipped by a condition are left out; if nothing else is
+        // left, what waits for them is skipped (condition) too.
         let mut result = Readiness::Ready;
+        let mut unmet = None;
+        let mut any_met = false;
         for inst in self
             .insts
             .iter()
@@ -362,11 +482,18 @@ impl<'p> Graph<'p> {
         {
             match status_readiness(inst) {
                 Readiness::Wait => return Readiness::Wait,
-                Readiness::Blocked(r) => result = Readiness::Blocked(r),
-                Readiness::Ready => {}
+                Readiness::Blocked(r) => {
+                    any_met = true;
+                    result = Readiness::Blocked(r);
+                }
+                Readiness::Unmet(r) => unmet = unmet.or(Some(r)),
+                Readiness::Ready => any_met = true,
             }
         }
-        result
+        match unmet {
+            Some(reason) if !any_met => Readiness::Unmet(reason),
+            _ => result,
+        }
     }
 
     /// The step's `with` block resolved for instance `idx`; `Err` names what could not be resolved.
@@ -378,6 +505,7 @@ impl<'p> Graph<'p> {
         let scope = RunScope {
             graph: self,
             row: inst.id.row,
+            every_row: self.plan.steps[inst.id.step].per_pipeline,
             path: &inst.id.path,
             item: inst.item.as_ref(),
             overlay: None,
@@ -407,6 +535,7 @@ impl<'p> Graph<'p> {
             let scope = RunScope {
                 graph: self,
                 row,
+                every_row: self.plan.steps[inst.id.step].per_pipeline,
                 path: &inst.id.path,
                 item: inst.item.as_ref(),
                 overlay,
@@ -425,6 +554,7 @@ impl<'p> Graph<'p> {
             let list = RunScope {
                 graph: self,
                 row,
+                every_row: self.plan.steps[e.step].per_pipeline,
                 path: &e.path,
                 item: None,
                 overlay,
@@ -439,6 +569,7 @@ impl<'p> Graph<'p> {
                 let scope = RunScope {
                     graph: self,
                     row,
+                    every_row: self.plan.steps[e.step].per_pipeline,
                     path: &path,
                     item: Some(item),
                     overlay,
@@ -446,7 +577,7 @@ impl<'p> Graph<'p> {
                 if let Ok(fields) = self.fields_in(e.step, &scope) {
                     let id = InstanceId {
                         row,
-                        row_key: self.plan.instances[row].key.clone(),
+                        row_key: self.row_key(e.step, row),
                         step: e.step,
                         step_id: self.plan.steps[e.step].id.clone(),
                         names: self.names(row, e.step, &path, Some(&labels)),
@@ -508,7 +639,11 @@ impl<'p> Graph<'p> {
     pub fn calls_known(&self) -> Vec<Option<u64>> {
         let n_steps = self.plan.steps.len();
         let mut calls: Vec<Option<u64>> = vec![Some(0); self.plan.instances.len() * n_steps];
-        for inst in self.insts.iter().filter(|i| !i.placeholder) {
+        for inst in self
+            .insts
+            .iter()
+            .filter(|i| !i.placeholder && !matches!(i.standing, Standing::Unmet(_)))
+        {
             if let Some(Some(n)) = calls.get_mut(inst.id.row * n_steps + inst.id.step) {
                 *n += 1;
             }
@@ -551,7 +686,8 @@ impl<'p> Graph<'p> {
                         .as_ref()
                         .is_some_and(|f| self.sources(&e, f).into_iter().any(&fresh));
                 if doomed {
-                    self.skip_context(e.row, e.step, e.path, reason, &mut created);
+                    let standing = Standing::Skipped(reason.to_owned());
+                    self.skip_context(e.row, e.step, e.path, &standing, &mut created);
                 } else {
                     self.pending[row].push(e);
                 }
@@ -591,7 +727,8 @@ impl<'p> Graph<'p> {
         let mut created = Vec::new();
         for row in 0..self.pending.len() {
             for e in std::mem::take(&mut self.pending[row]) {
-                self.skip_context(e.row, e.step, e.path, reason, &mut created);
+                let standing = Standing::Skipped(reason.to_owned());
+                self.skip_context(e.row, e.step, e.path, &standing, &mut created);
             }
         }
         created
@@ -603,6 +740,7 @@ fn status_readiness(inst: &Inst) -> Readiness {
         Standing::Succeeded(_) => Readiness::Ready,
         Standing::Failed => Readiness::Blocked(format!("`{}` failed", inst.id)),
         Standing::Skipped(_) => Readiness::Blocked(format!("`{}` was skipped", inst.id)),
+        Standing::Unmet(_) => Readiness::Unmet(condition::dependent_reason(&inst.id.to_string())),
         Standing::Pending => Readiness::Wait,
     }
 }
@@ -624,6 +762,8 @@ fn describe(v: &serde_json::Value) -> String {
 struct RunScope<'g, 'p> {
     graph: &'g Graph<'p>,
     row: usize,
+    /// The reader runs once per pipeline: its fan-ins read every row.
+    every_row: bool,
     path: &'g [usize],
     item: Option<&'g serde_json::Value>,
     overlay: Option<(usize, &'g serde_json::Value)>,
@@ -635,8 +775,34 @@ impl Scope for RunScope<'_, '_> {
         match r.context {
             Context::Steps => {
                 let d = *self.graph.step_by_id.get(r.field(0)?)?;
+                let rows = if self.every_row {
+                    0..plan.instances.len()
+                } else {
+                    self.row..self.row + 1
+                };
+                if matches!(r.path.get(2).map(|l| &l.segment), Some(Segment::Each)) {
+                    let list = self.graph.collect(rows, d, self.overlay);
+                    let outputs = list.into_iter().map(|(_, v)| v).collect();
+                    return Some((serde_json::Value::Array(outputs), 2));
+                }
+                if r.field(1) == Some("instances") {
+                    let list = self.graph.collect(rows, d, self.overlay);
+                    let instances = list
+                        .into_iter()
+                        .map(|(idx, outputs)| {
+                            let inst = &self.graph.insts[idx];
+                            let row = plan.instances[inst.id.row].key.clone();
+                            serde_json::json!({"item": inst.item, "outputs": outputs, "row": row})
+                        })
+                        .collect();
+                    return Some((serde_json::Value::Array(instances), 2));
+                }
                 let len = plan.steps[d].axis.len();
-                let key = (self.row, d, self.path.get(..len)?.to_vec());
+                let key = (
+                    plan.home_row(d, self.row),
+                    d,
+                    self.path.get(..len)?.to_vec(),
+                );
                 let idx = *self.graph.index.get(&key)?;
                 if let Some((at, outputs)) = self.overlay
                     && at == idx

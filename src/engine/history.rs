@@ -41,6 +41,9 @@ pub enum ReuseStatus {
     /// No request can be built: a reference has no value.
     #[serde(rename = "invalid")]
     Invalid,
+    /// Its condition, or that of something it needs, is false: it does not run.
+    #[serde(rename = "skipped (condition)")]
+    SkippedCondition,
     /// A row whose instances stand differently.
     #[serde(rename = "mixed")]
     Mixed,
@@ -59,6 +62,7 @@ impl ReuseStatus {
             ReuseStatus::Excluded => "excluded",
             ReuseStatus::Blocked => "blocked",
             ReuseStatus::Invalid => "invalid",
+            ReuseStatus::SkippedCondition => "skipped (condition)",
             ReuseStatus::Mixed => "mixed",
         }
     }
@@ -107,6 +111,7 @@ fn classify(memory: &dyn Memory, f: &Forecast) -> InstanceHistory {
         Fate::Excluded => (ReuseStatus::Excluded, None, Vec::new()),
         Fate::Blocked { reason } => (ReuseStatus::Blocked, None, vec![reason.clone()]),
         Fate::Invalid { reason } => (ReuseStatus::Invalid, None, vec![reason.clone()]),
+        Fate::Unmet { reason } => (ReuseStatus::SkippedCondition, None, vec![reason.clone()]),
         Fate::After { step } => match memory.earlier(&inst) {
             Some(p) => (
                 ReuseStatus::Changed,
@@ -249,7 +254,10 @@ fn summarise(plan: &Plan, s: usize, r: &mut RowHistory) {
             [one] => format!("run {one}"),
             many => format!("runs {}", many.join(", ")),
         },
-        ReuseStatus::Changed | ReuseStatus::Blocked | ReuseStatus::Invalid => changed.join(", "),
+        ReuseStatus::Changed
+        | ReuseStatus::Blocked
+        | ReuseStatus::Invalid
+        | ReuseStatus::SkippedCondition => changed.join(", "),
         ReuseStatus::Excluded => "only reused, and no earlier run has its result".to_owned(),
         ReuseStatus::New if !changed.is_empty() => changed.join(", "),
         ReuseStatus::New if r.instances.is_empty() && !step.deps.is_empty() => format!(

@@ -83,14 +83,18 @@ pub(super) struct Fetching {
 /// take the same earlier result the run gives it where the plan said.
 #[derive(Debug)]
 pub(super) struct Rows {
+    /// A step runs once per pipeline: what happens in one row may concern
+    /// every other, so a change marks them all.
+    linked: bool,
     waiting: Vec<Vec<usize>>,
     dirty: Vec<bool>,
     dirty_rows: BinaryHeap<Reverse<usize>>,
 }
 
 impl Rows {
-    pub fn new(rows: usize) -> Rows {
+    pub fn new(rows: usize, linked: bool) -> Rows {
         Rows {
+            linked,
             waiting: vec![Vec::new(); rows],
             dirty: vec![false; rows],
             dirty_rows: BinaryHeap::new(),
@@ -110,6 +114,16 @@ impl Rows {
 
     /// Something changed in `row`: its waiting instances and fan-outs are looked at again.
     pub fn mark(&mut self, row: usize) {
+        if self.linked {
+            for row in 0..self.waiting.len() {
+                self.mark_one(row);
+            }
+        } else {
+            self.mark_one(row);
+        }
+    }
+
+    fn mark_one(&mut self, row: usize) {
         if let Some(flag) = self.dirty.get_mut(row)
             && !*flag
         {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::plan::{Plan, from_yaml as plan};
 
-/// What the fake does for a step id: fail N submits with a kind, fail the task N times, never finish.
+/// What the fake does for an instance name, else for its step id: fail N submits with a kind, fail the task N times, never finish.
 #[derive(Clone, Default)]
 struct Script {
     submit_errors: Vec<ErrorKind>,
@@ -77,7 +77,8 @@ impl Fake {
 
     fn script(&self, job: &Job) -> Script {
         self.scripts
-            .get(&job.id.step_id)
+            .get(&job.id.to_string())
+            .or_else(|| self.scripts.get(&job.id.step_id))
             .cloned()
             .unwrap_or(Script {
                 polls_to_finish: 2,
@@ -92,6 +93,10 @@ fn outputs(job: &Job) -> Outputs {
     let value = match job.action.name() {
         "upload" => json!({"clip_id": format!("{base}-up")}),
         "wav" => json!({"wav_url": format!("http://x/{base}.wav")}),
+        // The words line up in every row but `dry`: a boolean only the run learns.
+        "lyrics_timeline" => json!({"alignment": [
+            {"word": "la", "start_s": 0.0, "end_s": 1.0, "p_align": 0.9,
+             "success": job.id.row_key.as_deref() != Some("dry")}]}),
         "stems_basic" => json!({"stems": [
             {"name": "vocals", "clip_id": format!("{base}-s0"), "audio_url": "u"},
             {"name": "instrumental", "clip_id": format!("{base}-s1"), "audio_url": "u"}]}),
@@ -1165,5 +1170,180 @@ async fn a_reservation_refused_by_a_429_gives_its_room_back_before_the_cap_stops
     assert!(
         !events.iter().any(|e| matches!(e, RunEvent::Skipped { reason, .. } if reason.starts_with("retry not sent"))),
         "{events:?}"
+    );
+}
+
+fn unmet(events: &[RunEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Unmet { id, reason } => Some(format!("{id}: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn submitted(events: &[RunEvent]) -> Vec<String> {
+    let mut names: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Submitting { id, .. } => Some(id.to_string()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Stems only for the rows with vocals, and a WAV of each stem.
+const VOCALS: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nmatrix:\n  key: id\n  rows:\n    - { id: rain, vocals: false }\n    - { id: drive, vocals: true }\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: x }\n  split:\n    action: stems_basic\n    if: ${{ matrix.vocals }}\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n  wav:\n    action: wav\n    for_each: ${{ steps.split.outputs.stems }}\n    with: { clip: '${{ item.clip_id }}' }\n  mix:\n    action: wav\n    needs: [split]\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_false_condition_skips_its_instance_and_dependents_without_failing_the_run() {
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan(VOCALS), fake, |_| {}).await;
+    assert_eq!(
+        unmet(&events),
+        vec![
+            "split[rain]: its condition `matrix.vocals` is false".to_owned(),
+            "wav[rain]: `split[rain]` was skipped (condition)".to_owned(),
+            "mix[rain]: `split[rain]` was skipped (condition)".to_owned(),
+        ]
+    );
+    assert_eq!(
+        submitted(&events),
+        [
+            "mix[drive]",
+            "song[drive]",
+            "song[rain]",
+            "split[drive]",
+            "wav[drive/0]",
+            "wav[drive/1]"
+        ]
+    );
+    assert_eq!((summary.failed, summary.skipped, summary.unmet), (0, 0, 3));
+    assert_eq!(summary.outcome(), RunOutcome::Succeeded);
+    let unit = |op| price(op);
+    assert_eq!(
+        summary.credits.charged,
+        2 * unit("create_music") + unit("stems_basic") + 3 * unit("wav")
+    );
+}
+
+/// A WAV only where the lyrics line up: known once `align` has run.
+const ALIGNED: &str = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nmatrix:\n  key: id\n  rows: [{ id: wet }, { id: dry }]\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: x }\n  align:\n    action: lyrics_timeline\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n  wav:\n    action: wav\n    if: steps.align.outputs.alignment[0].success\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_condition_on_an_output_waits_for_it_and_decides_per_row() {
+    let plan = plan(ALIGNED);
+    let wav = plan.steps.iter().find(|s| s.id == "wav").unwrap();
+    assert!(
+        wav.deps.iter().any(|&d| plan.steps[d].id == "align"),
+        "what the condition reads is a dependency"
+    );
+    assert!(plan.total_at_most());
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan, fake, |_| {}).await;
+    assert_eq!(
+        unmet(&events),
+        vec![
+            "wav[dry]: its condition `steps.align.outputs.alignment[0].success` is false"
+                .to_owned()
+        ]
+    );
+    assert!(submitted(&events).contains(&"wav[wet]".to_owned()));
+    assert_eq!(summary.outcome(), RunOutcome::Succeeded);
+}
+
+/// A cover of each take, then one mashup of every cover: a fan-in.
+fn fan_in(on_missing: &str) -> String {
+    format!(
+        "version: 1\nname: t\ndefaults: {{ mv: sonic-v5 }}\nsteps:\n  song:\n    action: create\n    with: {{ custom_mode: false, gpt_description_prompt: x }}\n  cover:\n    action: cover\n    for_each: ${{{{ steps.song.outputs.clips }}}}\n    with: {{ clip: '${{{{ item.clip_id }}}}', custom_mode: false, gpt_description_prompt: jazz }}\n  both:\n    action: mashup\n    on_missing: {on_missing}\n    with: {{ clips: '${{{{ steps.cover.outputs[*].clip_id }}}}', custom_mode: false, gpt_description_prompt: blend }}\n"
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fan_in_runs_once_after_every_instance_with_their_outputs_in_order() {
+    let plan = plan(&fan_in("fail"));
+    let both = plan.steps.iter().find(|s| s.id == "both").unwrap();
+    assert!(
+        both.axis.is_empty(),
+        "a fan-in does not inherit the fan-out"
+    );
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan, fake, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    assert_eq!(
+        submitted_fields(&events, "both"),
+        vec![
+            json!({"clips": ["cover-0-c0", "cover-1-c0"], "custom_mode": false, "gpt_description_prompt": "blend", "mv": "sonic-v5"})
+        ]
+    );
+    let order: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Succeeded { id, .. } => Some(id.to_string()),
+            RunEvent::Submitting { id, .. } if id.step_id == "both" => Some("both sent".to_owned()),
+            _ => None,
+        })
+        .collect();
+    let sent = order.iter().position(|n| n == "both sent").unwrap();
+    let covers = order.iter().filter(|n| n.starts_with("cover")).count();
+    assert_eq!(covers, 2);
+    assert!(
+        order[..sent]
+            .iter()
+            .filter(|n| n.starts_with("cover"))
+            .count()
+            == 2,
+        "the fan-in waits for every cover: {order:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_instance_fails_a_fan_in_or_is_left_out_as_the_step_says() {
+    let broken = || {
+        Fake::new(&[(
+            "cover[0]",
+            Script {
+                submit_errors: vec![ErrorKind::Invalid],
+                ..Script::default()
+            },
+        )])
+    };
+    let (summary, events) = run_plan(plan(&fan_in("fail")), broken(), |_| {}).await;
+    assert!(submitted_fields(&events, "both").is_empty());
+    let skipped: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Skipped { id, reason } => Some(format!("{id}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, vec!["both: `cover[0]` failed".to_owned()]);
+    assert_eq!(summary.failed, 1);
+
+    let (_, events) = run_plan(plan(&fan_in("skip")), broken(), |_| {}).await;
+    assert_eq!(
+        submitted_fields(&events, "both")[0]["clips"],
+        json!(["cover-1-c0"]),
+        "the failed cover is left out"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn instances_give_each_instance_s_item_and_outputs_together() {
+    let yaml = fan_in("fail").replace(
+        "  both:\n    action: mashup\n    on_missing: fail\n    with: { clips: '${{ steps.cover.outputs[*].clip_id }}', custom_mode: false, gpt_description_prompt: blend }\n",
+        "  pick:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: 'from ${{ steps.cover.instances[1].item.clip_id }} to ${{ steps.cover.instances[1].outputs.clip_id }}' }\n",
+    );
+    let fake = Fake::new(&[]);
+    let (summary, events) = run_plan(plan(&yaml), fake, |_| {}).await;
+    assert_eq!(summary.failed, 0);
+    let fields = submitted_fields(&events, "pick");
+    assert_eq!(fields.len(), 1, "runs once, after every cover");
+    assert_eq!(
+        fields[0]["gpt_description_prompt"], "from song---c1 to cover-1-c0",
+        "the item it ran for, beside what it gave"
     );
 }

@@ -477,6 +477,10 @@ pub enum RunEvent {
     },
     /// The step instance will not run.
     Skipped { id: InstanceId, reason: String },
+    /// The step instance does not run because its condition, or that of
+    /// an instance it needs, is false: skipped (condition), not a failure.
+    #[serde(rename = "skipped_condition")]
+    Unmet { id: InstanceId, reason: String },
     /// A rate limit answered 429; submits of its class (of every class,
     /// once the slot is known to be shared) pause for `delay_ms`.
     Throttled { delay_ms: u64 },
@@ -511,6 +515,9 @@ pub struct Summary {
     pub attached: usize,
     /// Instances left out by `--select` / `--exclude` (not counted in `skipped`).
     pub unselected: usize,
+    /// Instances skipped by a condition (not counted in `skipped`: the run
+    /// is complete without them).
+    pub unmet: usize,
     /// The service's 429s showed that every paid call shares one submit
     /// slot, so quick calls took the generation pace from then on.
     pub rate_limit_shared: bool,
@@ -552,6 +559,8 @@ impl Serialize for Summary {
             reused: usize,
             attached: usize,
             unselected: usize,
+            #[serde(skip_serializing_if = "is_zero")]
+            skipped_condition: usize,
             over_budget: bool,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             rate_limit_shared: bool,
@@ -573,9 +582,14 @@ impl Serialize for Summary {
             reused: self.reused,
             attached: self.attached,
             unselected: self.unselected,
+            skipped_condition: self.unmet,
             over_budget: matches!(stopped, Some(StopReason::Budget { .. })),
             rate_limit_shared: self.rate_limit_shared,
         }
         .serialize(serializer)
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

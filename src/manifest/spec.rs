@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 use super::actions::ActionWith;
-use super::value::{DurationSpec, Tpl};
+use super::value::{Condition, DurationSpec, Tpl};
 use crate::action::Action;
 
 /// A sonicflow pipeline: a graph of steps run against the MusicAPI Sonic API.
@@ -249,6 +249,15 @@ pub struct StepSpec<W> {
     /// With `for_each` over objects (e.g. `clips` or `stems`): the field whose value names each instance (e.g. `key: name`); text and numbers of a literal list name themselves.
     #[serde(default)]
     pub key: Option<String>,
+    /// Run the step only when this holds: `true`/`false`, or an expression typed as a boolean, with or without `${{ … }}` (e.g. `${{ inputs.vocals }}`). When it is false the step is skipped (condition): not failed, nothing paid, and the steps that need it are skipped too.
+    #[serde(default, rename = "if")]
+    pub condition: Option<Condition>,
+    /// What a fan-in (`steps.<id>.outputs[*]`) does with an instance that failed or was skipped: `fail` (the default) skips this step, naming it; `skip` leaves it out of the list. Instances skipped by their condition are never in the list.
+    #[serde(default)]
+    pub on_missing: Option<OnMissing>,
+    /// `row` (the default): the step runs once per matrix row. `pipeline`: it runs once in the whole run, after the rows it reads, which it reads through `steps.<id>.outputs[*]` (every row, in row order); it cannot read `matrix`.
+    #[serde(default)]
+    pub per: Option<Per>,
     /// Retry policy for this step.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
@@ -258,6 +267,28 @@ pub struct StepSpec<W> {
     /// Give up on this step after this long.
     #[serde(default)]
     pub timeout: Option<DurationSpec>,
+}
+
+/// What a fan-in does with an instance that did not succeed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// The step does not run; the reason names the instance.
+    #[default]
+    Fail,
+    /// The instance is left out of the list.
+    Skip,
+}
+
+/// How often a step runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    /// Once per matrix row.
+    #[default]
+    Row,
+    /// Once in the whole run.
+    Pipeline,
 }
 
 /// A loaded step: the common keys plus the typed `with` block.

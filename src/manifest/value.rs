@@ -106,6 +106,67 @@ impl<T: JsonSchema> JsonSchema for Tpl<T> {
     }
 }
 
+/// A step's `if:`: a literal boolean, a `${{ … }}` template, or an
+/// expression written bare (`if: inputs.vocals`), as GitHub Actions allows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Lit(bool),
+    /// Text containing `${{ … }}`.
+    Expr(String),
+    /// Text without `${{`: the expression itself.
+    Bare(String),
+}
+
+impl Condition {
+    /// Characters put before a bare expression to make it a template: the
+    /// offset to take off positions inside it so they point into what was written.
+    pub const BARE_SHIFT: usize = 3;
+
+    /// The condition as template text (a bare expression wrapped in `${{ }}`),
+    /// or the literal.
+    pub fn template(&self) -> Result<String, bool> {
+        match self {
+            Condition::Lit(b) => Err(*b),
+            Condition::Expr(text) => Ok(text.clone()),
+            Condition::Bare(text) => Ok(format!("${{{{{text}}}}}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(deserializer)?;
+        match value {
+            serde_yaml::Value::Bool(b) => Ok(Condition::Lit(b)),
+            serde_yaml::Value::String(s) if expr::has_expression(&s) => Ok(Condition::Expr(s)),
+            serde_yaml::Value::String(s) => Ok(Condition::Bare(s)),
+            other => Err(D::Error::custom(format!(
+                "invalid type: expected `true`, `false` or an expression, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for Condition {
+    fn schema_name() -> Cow<'static, str> {
+        "Condition".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "boolean" },
+                { "type": "string", "description": "an expression typed as a boolean, with or without `${{ … }}`" }
+            ]
+        })
+    }
+}
+
 /// A duration written like `20s`, `15m`, `1h 30m` or `500ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationSpec(pub Duration);

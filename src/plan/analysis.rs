@@ -25,6 +25,10 @@ pub(super) struct Analysed {
     pub origin: Origin,
     /// Type errors already reported for these fields; rules skip them.
     pub broken_fields: Vec<String>,
+    /// The parsed `if:`; `None` without one (or when it was reported broken).
+    pub condition: Option<FieldValue>,
+    /// Steps read as a whole list (`steps.<id>.outputs[*]`), as file indices.
+    pub fan_ins: Vec<usize>,
 }
 
 /// Type of a `clip` given as a literal id: the user's `clip_origin`, else unknown.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 
 use super::analysis::Analysed;
+use super::condition::{self, Truth, When};
 use super::limits::{Door, Pace, PaceFlags};
 use super::models::Models;
 use super::refs::{RefChecker, StepTypes};
@@ -16,6 +17,7 @@ use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
 use crate::diag::{Code, Diagnostic, Severity, Source};
 use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
+use crate::manifest::spec::Per;
 use crate::manifest::spec::{PollSpec, RetrySpec};
 use crate::manifest::yaml::Node;
 use crate::prices::PriceTable;
@@ -92,6 +94,7 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     };
     let fan = b.fan_out(&order, &analysed, &ids);
     let instances = instances(loaded);
+    let when = b.conditions(&order, &analysed, &ids, &inputs, &instances);
     b.check_rules(&analysed, &ids, &models, &inputs, &instances);
     let limits = b.limits(&options.pace);
     let retry = b.retry(&RETRY, loaded.manifest.retry.as_ref(), &["retry"]);
@@ -129,7 +132,12 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     for &i in &order {
         let a = &analysed[i];
         let step = &loaded.manifest.steps[i];
-        let (fan_out, expected, axis) = fan[i].clone();
+        let Fan {
+            count: fan_out,
+            expected,
+            at_most,
+            axis,
+        } = fan[i].clone();
         let operation = step.action.operation(a.origin);
         steps.push(PlanStep {
             id: ids[i].clone(),
@@ -153,6 +161,16 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
                 .collect(),
             fan_out,
             fan_out_expected: expected,
+            fan_out_at_most: at_most,
+            condition: a.condition.clone(),
+            fan_ins: a
+                .fan_ins
+                .iter()
+                .filter_map(|d| position.get(d).copied())
+                .collect(),
+            on_missing: step.on_missing.unwrap_or_default(),
+            per_pipeline: step.per == Some(Per::Pipeline),
+            when: when[i].clone(),
             unit_credits: prices.price(operation).unwrap_or(0),
             retry: policies[i].0.clone(),
             poll: policies[i].1.clone(),
@@ -178,6 +196,27 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         artifacts: loaded.manifest.artifacts.unwrap_or_default(),
         warnings: b.diags,
     })
+}
+
+/// A step's fan-out: calls per graph instance, whether that count is an
+/// expectation or a bound, and the fanned-out steps it runs under.
+#[derive(Debug, Clone)]
+struct Fan {
+    count: u64,
+    expected: bool,
+    at_most: bool,
+    axis: Vec<usize>,
+}
+
+impl Default for Fan {
+    fn default() -> Self {
+        Fan {
+            count: 1,
+            expected: false,
+            at_most: false,
+            axis: Vec::new(),
+        }
+    }
 }
 
 struct Builder<'a> {
@@ -325,19 +364,137 @@ impl Builder<'_> {
         self.diags.push(d);
     }
 
-    /// Per step: calls per instance, whether that is an expectation, and its fan-out axis.
-    fn fan_out(
+    /// Per step and matrix row, whether it runs: its own condition as far
+    /// as inputs and matrix cells decide it, after those of the steps it
+    /// needs (a step skipped by its condition skips what needs it). A
+    /// condition giving something other than a boolean is reported here.
+    fn conditions(
         &mut self,
         order: &[usize],
         analysed: &[Analysed],
         ids: &[&String],
-    ) -> Vec<(u64, bool, Vec<usize>)> {
-        let mut fan: Vec<(u64, bool, Vec<usize>)> = vec![(1, false, Vec::new()); analysed.len()];
+        inputs: &IndexMap<String, Option<serde_json::Value>>,
+        instances: &[Instance],
+    ) -> Vec<Vec<When>> {
+        let mut when = vec![vec![When::Always; instances.len()]; analysed.len()];
+        for &i in order {
+            let a = &analysed[i];
+            let mut reported = false;
+            for (r, instance) in instances.iter().enumerate() {
+                let scope = StaticScope { inputs, instance };
+                let own = condition::holds(a.condition.as_ref(), &scope);
+                if let Truth::NotBool(found) = &own
+                    && !reported
+                {
+                    reported = true;
+                    self.not_boolean(ids[i], instance, found);
+                }
+                // A fan-in leaves out what a condition skipped; it still runs.
+                let needs = a.deps.iter().filter(|d| !a.fan_ins.contains(d));
+                when[i][r] = When::of(&own, needs.map(|&d| when[d][r]));
+            }
+        }
+        when
+    }
+
+    /// A `per: pipeline` step reads no matrix cell, and per-row steps only
+    /// through a fan-in.
+    fn once_per_pipeline(&mut self, i: usize, a: &Analysed, ids: &[&String]) {
+        let id = ids[i];
+        let steps = &self.loaded.manifest.steps;
+        let reads_matrix = a
+            .fields
+            .values()
+            .chain(a.condition.iter())
+            .chain(a.for_each.iter())
+            .any(|f| f.uses(Context::Matrix));
+        if reads_matrix {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::PerPipeline,
+                    self.src,
+                    self.key_span(&["steps", id]),
+                    format!("step `{id}` runs once per pipeline (`per: pipeline`), so it has no matrix row to read `matrix` from"),
+                )
+                .help("read the rows through a per-row step, e.g. `${{ steps.<id>.outputs[*].clip_id }}`, or remove `per: pipeline`"),
+            );
+        }
+        for &d in a.data_deps.iter().filter(|d| !a.fan_ins.contains(d)) {
+            if steps[d].per != Some(Per::Pipeline) {
+                let target = ids[d];
+                self.diags.push(
+                    Diagnostic::new(
+                        Code::PerPipeline,
+                        self.src,
+                        self.key_span(&["steps", id]),
+                        format!("step `{id}` runs once per pipeline, but reads `{target}`, which runs once per row, as one value"),
+                    )
+                    .help(format!("read every row's result as a list: `${{{{ steps.{target}.outputs[*]… }}}}`")),
+                );
+            }
+        }
+    }
+
+    fn nothing_to_collect(&mut self, id: &str, target: &str) {
+        let text = self.loaded.source.text.as_str();
+        let step_span = self.span(&["steps", id]);
+        let needle = format!("steps.{target}.outputs[*]");
+        let span = text
+            .get(step_span.start..step_span.end)
+            .and_then(|t| t.find(&needle))
+            .map_or(self.key_span(&["steps", id]), |at| {
+                Span::locate(text, step_span.start + at, needle.len())
+            });
+        self.diags.push(
+            Diagnostic::new(
+                Code::NothingToCollect,
+                self.src,
+                span,
+                format!("step `{id}` collects every instance of `{target}`, but `{target}` runs once, without `for_each`"),
+            )
+            .label("nothing to collect")
+            .help(format!("write `steps.{target}.outputs…` to read its one result")),
+        );
+    }
+
+    fn not_boolean(&mut self, id: &str, instance: &Instance, found: &serde_json::Value) {
+        let whence = instance
+            .key
+            .as_ref()
+            .map_or_else(String::new, |k| format!(", row `{k}`"));
+        self.diags.push(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                self.src,
+                self.span(&["steps", id, "if"]),
+                format!("`if` of step `{id}`{whence} gives {found}, not `true` or `false`"),
+            )
+            .label("not a boolean")
+            .help("make the value `true` or `false`, or compare it, e.g. `${{ matrix.vocals == 'yes' }}`"),
+        );
+    }
+
+    /// Per step: calls per instance, whether that is an expectation or a
+    /// bound, and its fan-out axis.
+    fn fan_out(&mut self, order: &[usize], analysed: &[Analysed], ids: &[&String]) -> Vec<Fan> {
+        let mut fan: Vec<Fan> = vec![Fan::default(); analysed.len()];
         for &i in order {
             let a = &analysed[i];
             let mut axis: Vec<usize> = Vec::new();
-            for &d in &a.data_deps {
-                let other = &fan[d].2;
+            let steps = &self.loaded.manifest.steps;
+            let once = |s: usize| steps[s].per == Some(Per::Pipeline);
+            for &d in &a.fan_ins {
+                let across_rows = once(i) && !once(d);
+                if fan[d].axis.is_empty() && !across_rows {
+                    self.nothing_to_collect(ids[i], ids[d]);
+                }
+            }
+            if once(i) {
+                self.once_per_pipeline(i, a, ids);
+            }
+            // A fan-in reads every instance: it does not run once per each.
+            for &d in a.data_deps.iter().filter(|d| !a.fan_ins.contains(d)) {
+                let other = &fan[d].axis;
                 if other.len() > axis.len() && other.starts_with(&axis) {
                     axis = other.clone();
                 } else if !axis.starts_with(other) {
@@ -352,14 +509,15 @@ impl Builder<'_> {
                     );
                 }
             }
-            let (mut count, mut expected) =
-                axis.last().map_or((1, false), |&s| (fan[s].0, fan[s].1));
+            let mut own = axis.last().map_or_else(Fan::default, |&s| fan[s].clone());
             if let Some(c) = a.for_each_count {
-                count *= c.value();
-                expected |= c.is_expected();
+                own.count *= c.value();
+                own.expected |= c.is_expected();
+                own.at_most |= c.is_at_most();
                 axis.push(i);
             }
-            fan[i] = (count, expected, axis);
+            own.axis = axis;
+            fan[i] = own;
         }
         fan
     }

@@ -6,6 +6,7 @@
 mod analysis;
 mod build;
 pub mod catalog;
+pub mod condition;
 pub mod graph;
 pub mod hash;
 mod limits;
@@ -24,8 +25,10 @@ use indexmap::IndexMap;
 use crate::action::Action;
 use crate::prices::PriceTable;
 pub use build::{Options, build};
+use condition::When;
 pub use limits::PaceFlags;
 pub use resolve::FieldValue;
+use shape::Count;
 
 /// The plan of a manifest given as text, for tests; panics on any diagnostic.
 #[cfg(test)]
@@ -89,6 +92,24 @@ pub struct PlanStep {
     pub fan_out: u64,
     /// True when `fan_out` is a documented expectation rather than a known count.
     pub fan_out_expected: bool,
+    /// True when `fan_out` is a bound: a fan-out over a list known only to
+    /// have at most that many elements.
+    pub fan_out_at_most: bool,
+    /// Positions in `Plan::steps` of the fanned-out steps it reads as one
+    /// list (`steps.<id>.outputs[*]`): it waits for all their instances.
+    pub fan_ins: Vec<usize>,
+    /// Runs once in the whole run (`per: pipeline`) rather than once per
+    /// matrix row. Its one instance stands in row 0 with no row key, so it
+    /// is named by the step id alone in plans, events, results and the
+    /// journal; what reads it in any row reads that instance.
+    pub per_pipeline: bool,
+    /// What its fan-ins do with an instance that failed or was skipped.
+    pub on_missing: crate::manifest::spec::OnMissing,
+    /// The parsed `if:`, evaluated per instance before its request is built.
+    pub condition: Option<FieldValue>,
+    /// Per matrix row (as `Plan::instances`): whether the step runs there,
+    /// from the conditions known before the run.
+    pub when: Vec<condition::When>,
     pub unit_credits: u64,
     pub retry: RetryPolicy,
     pub poll: PollPolicy,
@@ -121,21 +142,42 @@ impl Scope {
 }
 
 impl PlanStep {
-    /// Credits for one graph instance.
-    pub fn credits(&self) -> u64 {
-        self.unit_credits * self.fan_out
+    /// Calls in matrix row `row`: none where a condition known before the
+    /// run is false; "at most" where one is known only at run time or the
+    /// fan-out is over a list of bounded length.
+    pub fn calls_in(&self, row: usize) -> Count {
+        if self.per_pipeline && row > 0 {
+            return Count::Exact(0);
+        }
+        match self.when.get(row).copied().unwrap_or(When::Always) {
+            When::Never => Count::Exact(0),
+            When::Maybe => Count::AtMost(self.fan_out),
+            When::Always if self.fan_out_at_most => Count::AtMost(self.fan_out),
+            When::Always if self.fan_out_expected => Count::Expected(self.fan_out),
+            When::Always => Count::Exact(self.fan_out),
+        }
+    }
+
+    /// Calls over every matrix row, at most.
+    pub fn max_calls(&self) -> u64 {
+        (0..self.when.len()).map(|r| self.calls_in(r).value()).sum()
     }
 }
 
 impl Plan {
-    /// Credits for the whole plan (steps that may be paid for).
+    /// The row where step `s`'s instances stand when read from `row`.
+    pub fn home_row(&self, s: usize, row: usize) -> usize {
+        if self.steps[s].per_pipeline { 0 } else { row }
+    }
+
+    /// Credits for the whole plan (steps that may be paid for); the most it
+    /// can cost where a count is "at most".
     pub fn total_credits(&self) -> u64 {
         self.steps
             .iter()
             .filter(|s| s.scope.may_submit())
-            .map(PlanStep::credits)
-            .sum::<u64>()
-            * self.instances.len() as u64
+            .map(|s| s.max_calls() * s.unit_credits)
+            .sum()
     }
 
     /// Whether any count in the total is only an expectation.
@@ -143,6 +185,16 @@ impl Plan {
         self.steps
             .iter()
             .any(|s| s.fan_out_expected && s.unit_credits > 0)
+    }
+
+    /// Whether the total is a maximum: some paid step runs only if a
+    /// condition known at run time holds, or fans out over a bounded list.
+    pub fn total_at_most(&self) -> bool {
+        self.steps.iter().any(|s| {
+            s.scope.may_submit()
+                && s.unit_credits > 0
+                && (0..self.instances.len()).any(|r| s.calls_in(r).is_at_most())
+        })
     }
 }
 

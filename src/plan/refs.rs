@@ -16,7 +16,7 @@ use crate::expr::{
 };
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::Step;
-use crate::manifest::value::Tpl;
+use crate::manifest::value::{Condition, Tpl};
 use crate::manifest::yaml::Node;
 use crate::span::Span;
 
@@ -46,12 +46,16 @@ pub(super) struct RefChecker<'a> {
     pub diags: Vec<Diagnostic>,
     deps: Vec<usize>,
     data_deps: Vec<usize>,
+    fan_ins: Vec<usize>,
 }
 
 /// Where a checked value sits in the source, for pointing into it.
 #[derive(Clone, Copy)]
 struct At<'n> {
     node: Option<&'n Node>,
+    /// Characters the parsed text has before what was written (a bare `if:`
+    /// expression is parsed wrapped in `${{ }}`).
+    shift: usize,
 }
 
 impl<'a> RefChecker<'a> {
@@ -71,6 +75,7 @@ impl<'a> RefChecker<'a> {
             diags: Vec::new(),
             deps: Vec::new(),
             data_deps: Vec::new(),
+            fan_ins: Vec::new(),
         }
     }
 
@@ -109,6 +114,7 @@ impl<'a> RefChecker<'a> {
             }
             fields.insert(name, parsed);
         }
+        let condition = self.condition(item.as_ref());
         self.needs();
         let mut deps = std::mem::take(&mut self.deps);
         deps.sort_unstable();
@@ -124,7 +130,53 @@ impl<'a> RefChecker<'a> {
             data_deps,
             origin,
             broken_fields,
+            condition,
+            fan_ins: {
+                let mut f = std::mem::take(&mut self.fan_ins);
+                f.sort_unstable();
+                f.dedup();
+                f
+            },
         }
+    }
+
+    /// Parses and types `if:`: a boolean, or an expression typed as one. Its
+    /// references are dependencies like those of `with`.
+    fn condition(&mut self, item: Option<&Ty>) -> Option<FieldValue> {
+        let written = self.step.condition.as_ref()?;
+        let node = self.step_node("if");
+        let text = match written.template() {
+            Ok(text) => text,
+            Err(literal) => return Some(FieldValue::Lit(serde_json::Value::Bool(literal))),
+        };
+        let shift = match written {
+            Condition::Bare(_) => Condition::BARE_SHIFT,
+            _ => 0,
+        };
+        let at = At { node, shift };
+        let template = match expr::parse_template(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                let span = self.span_in(at, &e.range);
+                self.push(
+                    Diagnostic::new(
+                        Code::ExpressionSyntax,
+                        &self.loaded.source,
+                        span,
+                        format!(
+                            "invalid expression in `if` of step `{}`: {}",
+                            self.id, e.message
+                        ),
+                    )
+                    .label("here")
+                    .help(e.help.clone()),
+                );
+                return None;
+            }
+        };
+        let value = FieldValue::Tpl(template);
+        self.check_one("if", Kind::Bool, &value, at, item).ok()?;
+        Some(value)
     }
 
     fn step_node(&self, key: &str) -> Option<&'a Node> {
@@ -151,8 +203,9 @@ impl<'a> RefChecker<'a> {
         if block {
             return node.span;
         }
+        let start = range.start.saturating_sub(at.shift);
         node.span
-            .within(text, range.start + usize::from(quoted), range.len())
+            .within(text, start + usize::from(quoted), range.len())
     }
 
     fn push(&mut self, d: Diagnostic) {
@@ -178,7 +231,7 @@ impl<'a> RefChecker<'a> {
                 .or(node),
             _ => node,
         };
-        let span = self.span_in(At { node }, &e.range);
+        let span = self.span_in(At { node, shift: 0 }, &e.range);
         self.push(
             Diagnostic::new(
                 Code::ExpressionSyntax,
@@ -197,7 +250,7 @@ impl<'a> RefChecker<'a> {
     /// Parses and types `for_each`; returns its value and element type/count.
     fn for_each(&mut self) -> (Option<(FieldValue, Count)>, Option<Ty>) {
         let node = self.step_node("for_each");
-        let at = At { node };
+        let at = At { node, shift: 0 };
         match &self.step.for_each {
             None => (None, None),
             Some(Tpl::Lit(items)) => {
@@ -326,12 +379,21 @@ impl<'a> RefChecker<'a> {
                         kind
                     };
                     ok &= self
-                        .check_one(name, element_kind, element, At { node: element_node }, item)
+                        .check_one(
+                            name,
+                            element_kind,
+                            element,
+                            At {
+                                node: element_node,
+                                shift: 0,
+                            },
+                            item,
+                        )
                         .is_ok();
                 }
                 if ok { Ok(None) } else { Err(()) }
             }
-            FieldValue::Tpl(_) => self.check_one(name, kind, value, At { node }, item),
+            FieldValue::Tpl(_) => self.check_one(name, kind, value, At { node, shift: 0 }, item),
         }
     }
 
@@ -609,6 +671,27 @@ impl<'a> RefChecker<'a> {
         };
         self.deps.push(target);
         self.data_deps.push(target);
+        if r.field(1) == Some("instances") {
+            // Every instance with what it ran for: `{item, outputs, row}`.
+            self.fan_ins.push(target);
+            let target_step = self.loaded.manifest.steps.get(&id)?;
+            let (item, count) = match &target_step.for_each {
+                Some(Tpl::Lit(items)) => (
+                    items.first().map_or(Ty::Any, Ty::of_json),
+                    Count::Exact(items.len() as u64),
+                ),
+                _ => (Ty::Any, Count::Expected(1)),
+            };
+            let instance = Ty::Obj(
+                "instance",
+                vec![
+                    ("item", item),
+                    ("outputs", target_step.action.outputs().clone()),
+                    ("row", Ty::Any),
+                ],
+            );
+            return self.walk_from(Ty::List(Box::new(instance), count), r, 2, at);
+        }
         if r.field(1) != Some("outputs") {
             let help = format!("write `${{{{ steps.{id}.outputs.<field> }}}}`");
             self.ref_error(
@@ -621,8 +704,19 @@ impl<'a> RefChecker<'a> {
             );
             return None;
         }
-        let action = self.loaded.manifest.steps.get(&id).map(|s| s.action)?;
-        self.walk_from(action.outputs().clone(), r, 2, at)
+        let target_step = self.loaded.manifest.steps.get(&id)?;
+        let outputs = target_step.action.outputs().clone();
+        if matches!(r.path.get(2).map(|l| &l.segment), Some(Segment::Each)) {
+            // A fan-in: the list of every instance's outputs. How many there
+            // are is known exactly only over a literal list.
+            self.fan_ins.push(target);
+            let count = match &target_step.for_each {
+                Some(Tpl::Lit(items)) => Count::Exact(items.len() as u64),
+                _ => Count::Expected(1),
+            };
+            return self.walk_from(Ty::List(Box::new(outputs), count), r, 2, at);
+        }
+        self.walk_from(outputs, r, 2, at)
     }
 
     /// The type of expression `e`; `None` after reporting why it is wrong.
@@ -1171,7 +1265,10 @@ mod tests {
             expr::parse_template(&format!("${{{{ {text} }}}}")).map_err(|e| vec![e.message])?;
         let ty = checker.type_expr(
             template.whole().unwrap(),
-            At { node: None },
+            At {
+                node: None,
+                shift: 0,
+            },
             None,
             false,
             &mut Vec::new(),

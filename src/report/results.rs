@@ -336,6 +336,9 @@ pub struct Totals {
     pub succeeded: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Instances skipped because a condition was false (not in `skipped`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_condition: usize,
     pub running: usize,
     pub waiting: usize,
     /// The plan's estimate for the whole run, before fan-outs were known.
@@ -438,13 +441,19 @@ pub enum StepStatus {
     Succeeded,
     Failed,
     Skipped,
+    /// Its condition, or that of an instance it needs, was false: it did
+    /// not run, and the run is complete without it.
+    SkippedCondition,
 }
 
 impl StepStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            StepStatus::Succeeded | StepStatus::Failed | StepStatus::Skipped
+            StepStatus::Succeeded
+                | StepStatus::Failed
+                | StepStatus::Skipped
+                | StepStatus::SkippedCondition
         )
     }
 }
@@ -519,6 +528,10 @@ pub fn results_schema() -> serde_json::Value {
         .into_generator()
         .into_root_schema_for::<Results>()
         .to_value()
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

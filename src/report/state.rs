@@ -159,6 +159,12 @@ impl RunState {
                 record.result.skip_reason = Some(reason.clone());
                 record.finish(StepStatus::Skipped, now);
             }
+            RunEvent::Unmet { id, reason } => {
+                let record = self.record(id);
+                record.result.skip_reason = Some(reason.clone());
+                record.result.credits.planned = 0;
+                record.finish(StepStatus::SkippedCondition, now);
+            }
             RunEvent::Recalled { id, attempts } => self.recalled(id, attempts),
             RunEvent::Throttled { .. } => {}
             RunEvent::Stopping { reason } => {
@@ -325,6 +331,7 @@ impl RunState {
                 StepStatus::Succeeded => t.succeeded += 1,
                 StepStatus::Failed => t.failed += 1,
                 StepStatus::Skipped => t.skipped += 1,
+                StepStatus::SkippedCondition => t.skipped_condition += 1,
             }
             t.credits_planned += r.credits.planned;
         }

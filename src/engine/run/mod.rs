@@ -100,7 +100,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             plan,
             graph,
             slots: Vec::new(),
-            rows: Rows::new(plan.instances.len()),
+            rows: Rows::new(
+                plan.instances.len(),
+                plan.steps.iter().any(|s| s.per_pipeline),
+            ),
             ready: [BinaryHeap::new(), BinaryHeap::new()],
             in_flight: 0,
             tasks: Tasks::default(),
@@ -155,6 +158,13 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             });
             let placeholder = match self.graph.standing(idx) {
                 super::graph::Standing::Skipped(reason) => Some(reason.clone()),
+                super::graph::Standing::Unmet(reason) => {
+                    self.slots[idx].state = State::Done;
+                    self.summary.unmet += 1;
+                    let reason = reason.clone();
+                    self.emit(RunEvent::Unmet { id, reason });
+                    continue;
+                }
                 _ => None,
             };
             match placeholder {
@@ -247,6 +257,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                     Readiness::Ready => self.make_ready(idx),
                     Readiness::Wait => self.rows.keep_waiting(row, idx),
                     Readiness::Blocked(reason) => self.skip(idx, reason),
+                    Readiness::Unmet(reason) => self.unmet(idx, reason),
                 }
             }
         }
@@ -262,6 +273,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 idx,
                 "only reused in this run (excluded, or needed only by excluded steps), and no earlier run has its result".to_owned(),
             ),
+            Decision::Unmet(reason) => self.unmet(idx, reason),
             Decision::Send(job) => self.enqueue(idx, job),
             Decision::Reuse { job, taken } => self.reuse(idx, job, taken),
             Decision::Attach {
@@ -302,6 +314,17 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.summary.unselected += 1;
         let reason = "not selected (`--select` / `--exclude`)".to_owned();
         self.emit(RunEvent::Skipped { id, reason });
+    }
+
+    /// An instance whose condition (or that of something it needs) is
+    /// false: done, not failed, nothing sent.
+    fn unmet(&mut self, idx: usize, reason: String) {
+        let id = self.graph.id(idx).clone();
+        self.rows.mark(id.row);
+        self.graph.unmet(idx, reason.clone());
+        self.set_state(idx, State::Done);
+        self.summary.unmet += 1;
+        self.emit(RunEvent::Unmet { id, reason });
     }
 
     fn skip(&mut self, idx: usize, reason: String) {

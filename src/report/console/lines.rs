@@ -85,6 +85,7 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
             ),
         ),
         RunEvent::Skipped { id, reason } => ("skipped", format!("{id}  {reason}")),
+        RunEvent::Unmet { id, reason } => ("skipped", format!("{id}  (condition) {reason}")),
         RunEvent::Reused { id, from, .. } => (
             "reused",
             match from {

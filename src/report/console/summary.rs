@@ -28,7 +28,7 @@ impl Row {
         match r.status {
             StepStatus::Succeeded => self.succeeded += 1,
             StepStatus::Failed => self.failed += 1,
-            StepStatus::Skipped => self.skipped += 1,
+            StepStatus::Skipped | StepStatus::SkippedCondition => self.skipped += 1,
             StepStatus::Waiting | StepStatus::Running => {}
         }
         self.charged += r.credits.charged;

@@ -37,7 +37,7 @@ impl Tally {
                 self.running.remove(id);
                 self.failed += 1;
             }
-            RunEvent::Skipped { id, .. } => {
+            RunEvent::Skipped { id, .. } | RunEvent::Unmet { id, .. } => {
                 self.seen.insert(id.clone());
                 self.running.remove(id);
                 self.skipped += 1;
