@@ -221,6 +221,8 @@ pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
             });
         }
     }
+    // Steps that run once per pipeline come after every row, as they run.
+    out.sort_by_key(|r| plan.steps[r.step].per_pipeline);
     out
 }
 
