@@ -36,9 +36,17 @@ fn results(out: &Path) -> Value {
 }
 
 fn planned_total(file: &str) -> u64 {
+    planned(file).0
+}
+
+/// The plan's total, and whether it is only a maximum (conditions known at run time).
+fn planned(file: &str) -> (u64, bool) {
     let out = sonicflow().args(["plan", "--json", file]).output().unwrap();
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    plan["total_credits"].as_u64().unwrap()
+    (
+        plan["total_credits"].as_u64().unwrap(),
+        plan["total_at_most"] == true,
+    )
 }
 
 /// A manifest in a temp folder.
@@ -120,15 +128,16 @@ fn every_example_pipeline_runs_on_the_sandbox_and_charges_its_plan() {
         );
         let s = summary(&out.stderr);
         assert_eq!(s["failed"], 0, "{file}");
-        assert_eq!(
-            s["credits_charged"].as_u64(),
-            Some(planned_total(&file)),
-            "{file}: charged what the plan said"
-        );
+        let charged = s["credits_charged"].as_u64().unwrap();
+        match planned(&file) {
+            (most, true) => assert!(charged <= most, "{file}: {charged} > at most {most}"),
+            (total, false) => assert_eq!(charged, total, "{file}: charged what the plan said"),
+        }
         let r = results(dir.path());
         assert_eq!(r["status"], "succeeded", "{file}");
         for step in r["steps"].as_array().unwrap() {
-            assert_eq!(step["status"], "succeeded", "{file}: {step}");
+            let ran = step["status"] == "succeeded" || step["status"] == "skipped_condition";
+            assert!(ran, "{file}: {step}");
             for f in step["files"].as_array().unwrap_or(&Vec::new()) {
                 let path = dir.path().join(f["path"].as_str().unwrap());
                 let bytes = std::fs::read(&path).unwrap();

@@ -39,9 +39,11 @@ fn validator() -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
 }
 
+/// The document as an editor checks it: merge keys (`<<: *anchor`) applied.
 fn as_json(path: &Path) -> serde_json::Value {
-    let yaml: serde_yaml::Value =
+    let mut yaml: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    yaml.apply_merge().unwrap();
     serde_json::to_value(yaml).unwrap()
 }
 
