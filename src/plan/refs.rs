@@ -15,7 +15,7 @@ use crate::expr::{
     self, BinOp, Context, Expr, ExprKind, Func, Lit, Located, Reference, Segment, UnOp,
 };
 use crate::manifest::load::Loaded;
-use crate::manifest::spec::Step;
+use crate::manifest::spec::{Per, Step};
 use crate::manifest::value::{Condition, Tpl};
 use crate::manifest::yaml::Node;
 use crate::span::Span;
@@ -675,13 +675,11 @@ impl<'a> RefChecker<'a> {
             // Every instance with what it ran for: `{item, outputs, row}`.
             self.fan_ins.push(target);
             let target_step = self.loaded.manifest.steps.get(&id)?;
-            let (item, count) = match &target_step.for_each {
-                Some(Tpl::Lit(items)) => (
-                    items.first().map_or(Ty::Any, Ty::of_json),
-                    Count::Exact(items.len() as u64),
-                ),
-                _ => (Ty::Any, Count::Expected(1)),
+            let item = match &target_step.for_each {
+                Some(Tpl::Lit(items)) => items.first().map_or(Ty::Any, Ty::of_json),
+                _ => Ty::Any,
             };
+            let count = self.fan_in_count(target_step);
             let instance = Ty::Obj(
                 "instance",
                 vec![
@@ -710,13 +708,33 @@ impl<'a> RefChecker<'a> {
             // A fan-in: the list of every instance's outputs. How many there
             // are is known exactly only over a literal list.
             self.fan_ins.push(target);
-            let count = match &target_step.for_each {
-                Some(Tpl::Lit(items)) => Count::Exact(items.len() as u64),
-                _ => Count::Expected(1),
-            };
+            let count = self.fan_in_count(target_step);
             return self.walk_from(Ty::List(Box::new(outputs), count), r, 2, at);
         }
         self.walk_from(outputs, r, 2, at)
+    }
+
+    /// How many instances of `target` a fan-in of this step reads: known
+    /// exactly only over a literal list, and times the matrix rows when this
+    /// step runs once per pipeline and `target` once per row.
+    fn fan_in_count(&self, target: &Step) -> Count {
+        let inherits = reads_a_fan_out(self.loaded, target, &mut Vec::new());
+        let reader_once = self.step.per == Some(Per::Pipeline);
+        let target_once = target.per == Some(Per::Pipeline);
+        let per_row = match &target.for_each {
+            Some(Tpl::Lit(items)) if !inherits => Count::Exact(items.len() as u64),
+            Some(Tpl::Lit(items)) => Count::Expected(items.len() as u64),
+            // One per row, read across rows; a per-row reader of it is told
+            // there is nothing to collect.
+            None if !inherits && reader_once => Count::Exact(1),
+            _ => Count::Expected(1),
+        };
+        match self.loaded.matrix.as_ref() {
+            Some(m) if reader_once && !target_once => {
+                per_row.times(Count::Exact(m.rows.len() as u64))
+            }
+            _ => per_row,
+        }
     }
 
     /// The type of expression `e`; `None` after reporting why it is wrong.
@@ -1145,6 +1163,22 @@ impl<'a> RefChecker<'a> {
         let span = self.span_in(at, &range);
         self.push(Diagnostic::new(code, &self.loaded.source, span, message).help(help));
     }
+}
+
+/// Whether `step` reads, directly or through the steps it reads, a step
+/// with `for_each` — and so may run more than once per row. Judged from
+/// the text of its `with` block, which errs only towards "yes".
+fn reads_a_fan_out<'m>(loaded: &'m Loaded, step: &'m Step, seen: &mut Vec<&'m str>) -> bool {
+    let text =
+        serde_json::Value::Object(step.with.as_ref().map(|w| w.to_json()).unwrap_or_default())
+            .to_string();
+    loaded.manifest.steps.iter().any(|(id, other)| {
+        if seen.contains(&id.as_str()) || !text.contains(&format!("steps.{id}.")) {
+            return false;
+        }
+        seen.push(id);
+        other.for_each.is_some() || reads_a_fan_out(loaded, other, seen)
+    })
 }
 
 /// `steps.x.outputs.clips` for the first `n` segments of a reference.
