@@ -174,16 +174,11 @@ impl<'p> Graph<'p> {
     /// Whether instance `idx`'s condition holds, from what is known now
     /// (the same function decides it at plan time).
     pub fn condition(&self, idx: usize) -> Truth {
-        let inst = &self.insts[idx];
-        let scope = RunScope {
-            graph: self,
-            row: inst.id.row,
-            every_row: self.plan.steps[inst.id.step].per_pipeline,
-            path: &inst.id.path,
-            item: inst.item.as_ref(),
-            overlay: None,
-        };
-        condition::holds(self.plan.steps[inst.id.step].condition.as_ref(), &scope)
+        let step = self.insts[idx].id.step;
+        condition::holds(
+            self.plan.steps[step].condition.as_ref(),
+            &self.scope_of(idx),
+        )
     }
 
     fn create_context(&mut self, row: usize, s: usize, path: Vec<usize>, created: &mut Vec<usize>) {
@@ -501,16 +496,20 @@ impl<'p> Graph<'p> {
         &self,
         idx: usize,
     ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        self.fields_in(self.insts[idx].id.step, &self.scope_of(idx))
+    }
+
+    /// What references resolve to as instance `idx` sees them now.
+    fn scope_of(&self, idx: usize) -> RunScope<'_, 'p> {
         let inst = &self.insts[idx];
-        let scope = RunScope {
+        RunScope {
             graph: self,
             row: inst.id.row,
             every_row: self.plan.steps[inst.id.step].per_pipeline,
             path: &inst.id.path,
             item: inst.item.as_ref(),
             overlay: None,
-        };
-        self.fields_in(inst.id.step, &scope)
+        }
     }
 
     /// The requests the instances reading instance `idx`'s outputs would
