@@ -442,7 +442,10 @@ fn shape(value: &Value) -> Value {
 fn results_of_a_sandbox_run_are_pinned() {
     let dir = tempfile::tempdir().unwrap();
     // Half the sandbox's submit pace, so that a 429 from timing jitter on a
-    // loaded machine never adds an attempt to the pinned results.
+    // loaded machine never adds an attempt to the pinned results; one task
+    // at a time, so that the balance reads see each charge alone whatever
+    // the machine's load (two submits in one window would be pinned as a
+    // shared window on a quiet machine and as two on a busy one).
     let out = sonicflow()
         .args([
             "run",
@@ -453,6 +456,8 @@ fn results_of_a_sandbox_run_are_pinned() {
         .args([
             "--submits-per-minute",
             "10",
+            "--max-in-flight",
+            "1",
             "--log-format",
             "json",
             "--out",
