@@ -1,5 +1,5 @@
-//! The engine's answer to everything that can go wrong with an attempt
-//! (DESIGN §6), as one pure function: what happened × where (submit or
+//! The engine's answer to everything that can go wrong with an attempt,
+//! as one pure function: what happened × where (submit or
 //! poll) × which attempt × the step's policies → what to do next.
 //!
 //! The driver only carries the answer out; to learn "what happens when a

@@ -149,7 +149,7 @@ pub struct SavedFile {
     pub url: String,
 }
 
-/// How a failure must be handled (DESIGN §6).
+/// How a failure must be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {

@@ -1,4 +1,4 @@
-//! Durable run state (DESIGN §5): per-run journals, the reuse index and the
+//! Durable run state: per-run journals, the reuse index and the
 //! run registry, and the [`engine::Memory`](crate::engine::Memory) built on them.
 //!
 //! A state folder (`.sonicflow/` beside the manifest by default) holds:

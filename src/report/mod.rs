@@ -1,6 +1,6 @@
 //! Reporters: consumers of the engine's `RunEvent` stream.
 //!
-//! `ResultsWriter` keeps `results.json` (DESIGN §5) current and atomic;
+//! `ResultsWriter` keeps `results.json` current and atomic;
 //! `Console` shows a person (or a log collector) what is happening; `drain`
 //! feeds one event stream to both. Reporters know events and the plan, never
 //! HTTP or YAML, and they never see secrets: events carry none.

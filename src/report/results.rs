@@ -1,4 +1,4 @@
-//! The shape of `results.json` (DESIGN §5): what a run did, per step
+//! The shape of `results.json`: what a run did, per step
 //! instance, in a form a later run, a script or a person can read.
 //!
 //! Field order is declaration order and steps are sorted, so two runs of the
@@ -499,7 +499,7 @@ pub struct Attempt {
     pub finished_at: Option<String>,
 }
 
-/// An error as recorded: its class (DESIGN §6) and message.
+/// An error as recorded: its class and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorRecord {

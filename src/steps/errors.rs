@@ -1,4 +1,4 @@
-//! Client failures as the engine must treat them (DESIGN §6).
+//! Client failures as the engine must treat them.
 //!
 //! The one rule that matters most: a submit that may have been charged is
 //! `InDoubt`, never `Transient`, because resending a paid request whose
