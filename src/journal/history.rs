@@ -397,6 +397,19 @@ mod tests {
         assert_eq!(from, [None, Some("r0")]);
     }
 
+    /// What a resume of `log` remembers, with no other runs beside it.
+    fn memory_of(log: &RunLog) -> super::super::RunMemory {
+        let known = super::super::Known::load(
+            &super::super::StateDir {
+                root: log.dir.join("state"),
+            },
+            "p",
+            None,
+            Some(log.clone()),
+        );
+        super::super::RunMemory::read_only(known, super::super::Policy::default())
+    }
+
     fn read(lines: &[&str]) -> RunLog {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let header = serde_json::to_string(&Entry::Run(super::super::testkit::header("r")))
@@ -427,15 +440,7 @@ mod tests {
         );
         let c = log.credits;
         assert_eq!((c.charged, c.in_doubt, c.net), (15, 15, 15));
-        let known = super::super::Known::load(
-            &super::super::StateDir {
-                root: log.dir.join("state"),
-            },
-            "p",
-            None,
-            Some(log.clone()),
-        );
-        let memory = super::super::RunMemory::read_only(known, super::super::Policy::default());
+        let memory = memory_of(&log);
         let recall = crate::engine::Memory::recall(&memory, &super::super::testkit::job());
         let crate::engine::Recall::InDoubt {
             from: None,
@@ -468,15 +473,7 @@ mod tests {
         let log = read(&[
             r#"{"type":"intent","inst":"song[1]","hash":"h","attempt":1,"fields":{},"credits":15,"at":"2026-11-21T10:00:00.000Z"}"#,
         ]);
-        let known = super::super::Known::load(
-            &super::super::StateDir {
-                root: log.dir.join("state"),
-            },
-            "p",
-            None,
-            Some(log.clone()),
-        );
-        let memory = super::super::RunMemory::read_only(known, super::super::Policy::default());
+        let memory = memory_of(&log);
         let mut job = super::super::testkit::job();
         job.id.path = vec![1];
         job.id.names = vec!["lo-fi".into()];

@@ -157,20 +157,7 @@ impl<'a> RefChecker<'a> {
         let template = match expr::parse_template(&text) {
             Ok(t) => t,
             Err(e) => {
-                let span = self.span_in(at, &e.range);
-                self.push(
-                    Diagnostic::new(
-                        Code::ExpressionSyntax,
-                        &self.loaded.source,
-                        span,
-                        format!(
-                            "invalid expression in `if` of step `{}`: {}",
-                            self.id, e.message
-                        ),
-                    )
-                    .label("here")
-                    .help(e.help.clone()),
-                );
+                self.syntax_error_at(&e, at, "if");
                 return None;
             }
         };
@@ -231,7 +218,12 @@ impl<'a> RefChecker<'a> {
                 .or(node),
             _ => node,
         };
-        let span = self.span_in(At { node, shift: 0 }, &e.range);
+        self.syntax_error_at(e, At { node, shift: 0 }, name);
+    }
+
+    /// Reports a syntax error in the expression of `name` written at `at`.
+    fn syntax_error_at(&mut self, e: &expr::ExprError, at: At<'_>, name: &str) {
+        let span = self.span_in(at, &e.range);
         self.push(
             Diagnostic::new(
                 Code::ExpressionSyntax,
