@@ -20,6 +20,7 @@
 pub(crate) mod clock;
 mod console;
 mod drain;
+pub mod overview;
 mod results;
 mod state;
 mod writer;
@@ -28,9 +29,10 @@ pub use clock::{Clock, stepping_clock, system_clock};
 pub use console::{Console, ConsoleMode};
 pub use drain::{Drained, Reporters, drain};
 pub use results::{
-    Attempt, Credits, ErrorRecord, FileRecord, ObservedCharges, ObservedCredits, ObservedOperation,
-    ObservedPrice, ObservedStep, Pipeline, PriceTableRef, Results, RunStatus, SCHEMA_VERSION,
-    SharedChange, StepResult, StepStatus, Tool, Totals, UnattributedChange, results_schema,
+    Attempt, Credits, ErrorRecord, FileKind, FileRecord, MatrixInfo, MatrixRow, ObservedCharges,
+    ObservedCredits, ObservedOperation, ObservedPrice, ObservedStep, Pipeline, PriceTableRef,
+    Results, RunStatus, SCHEMA_VERSION, Service, SharedChange, StepResult, StepStatus, Tool,
+    Totals, UnattributedChange, results_schema,
 };
 pub(crate) use writer::write_atomically;
 pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter, manifest_sha256};

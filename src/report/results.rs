@@ -37,9 +37,52 @@ pub struct Results {
     /// each submit; absent when charges were not observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_charges: Option<ObservedCharges>,
+    /// Which API the run talked to; absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+    /// The pipeline's inputs as the run resolved them (defaults and `--input`).
+    #[serde(default)]
+    pub inputs: indexmap::IndexMap<String, serde_json::Value>,
+    /// The matrix the run expanded, row by row; absent without a matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixInfo>,
+    /// Milliseconds from `started_at` to `finished_at` (to the last write
+    /// while the run goes on).
+    #[serde(default)]
+    pub wall_ms: Option<u64>,
     /// One entry per step instance, ordered by matrix row, then plan step
     /// position, then fan-out path.
     pub steps: Vec<StepResult>,
+}
+
+/// The API a run talked to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Base URL of the API (never with a key in it).
+    pub base_url: String,
+    /// Whether it was a local sandbox.
+    pub sandbox: bool,
+}
+
+/// The matrix of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixInfo {
+    /// The CSV or JSONL file the rows came from; `null` for rows in the manifest.
+    pub file: Option<String>,
+    /// Hex SHA-256 of that file's bytes.
+    pub sha256: Option<String>,
+    /// Every row the run expanded, in order.
+    pub rows: Vec<MatrixRow>,
+}
+
+/// One matrix row: its key and its values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixRow {
+    pub key: String,
+    pub values: indexmap::IndexMap<String, serde_json::Value>,
 }
 
 /// The run's charges as the balance showed them, against the price table.
@@ -398,6 +441,9 @@ pub struct StepResult {
     pub request_hash: Option<String>,
     /// The remote task of the last accepted submit.
     pub task_id: Option<String>,
+    /// The resolved request fields of the last submit (what was sent).
+    #[serde(default)]
+    pub request: Option<serde_json::Value>,
     pub credits: Credits,
     /// Every submit, first to last.
     pub attempts: Vec<Attempt>,
@@ -405,6 +451,9 @@ pub struct StepResult {
     pub outputs: serde_json::Value,
     /// Files downloaded into the output folder.
     pub files: Vec<FileRecord>,
+    /// When its dependencies were met and it waited for a submit slot.
+    #[serde(default)]
+    pub queued_at: Option<String>,
     /// When the first attempt was submitted.
     pub started_at: Option<String>,
     /// When the instance succeeded, failed or was skipped.
@@ -495,7 +544,11 @@ pub struct Attempt {
     pub attempt: u32,
     pub task_id: Option<String>,
     pub error: Option<ErrorRecord>,
+    /// When the request was sent.
     pub started_at: String,
+    /// When the service accepted it; `null` if it never did.
+    #[serde(default)]
+    pub accepted_at: Option<String>,
     pub finished_at: Option<String>,
 }
 
@@ -520,6 +573,44 @@ pub struct FileRecord {
     pub bytes: u64,
     /// Where it was downloaded from.
     pub url: String,
+    /// The matrix key of the row it belongs to.
+    #[serde(default)]
+    pub row: Option<String>,
+    /// The step id that made it.
+    #[serde(default)]
+    pub step: String,
+    /// The step instance's name (`rain/0.1`), `null` when the step runs once.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// The clip it is of (for a stem: the stem's own clip id).
+    #[serde(default)]
+    pub clip_id: Option<String>,
+    /// What it is.
+    #[serde(default)]
+    pub kind: FileKind,
+    /// For a stem: its name (`vocals`, `drums`, …).
+    #[serde(default)]
+    pub stem: Option<String>,
+    /// The clip's title, when the service gave one.
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// What a downloaded file holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A generated clip's MP3.
+    #[default]
+    Audio,
+    /// A clip's cover art.
+    Image,
+    /// A WAV export.
+    Wav,
+    /// A MIDI export.
+    Midi,
+    /// One stem of a split.
+    Stem,
 }
 
 /// The JSON Schema of `results.json`, as committed in `schema/results.schema.json`.

@@ -14,8 +14,8 @@ use crate::plan::Plan;
 
 use super::clock::millis_between;
 use super::results::{
-    Attempt, Credits, ErrorRecord, FileRecord, ObservedCharges, ObservedCredits, PriceTableRef,
-    Results, RunStatus, StepResult, StepStatus, Tool, Totals,
+    Attempt, Credits, ErrorRecord, FileKind, FileRecord, ObservedCharges, ObservedCredits,
+    PriceTableRef, Results, RunStatus, StepResult, StepStatus, Tool, Totals,
 };
 use crate::timestamp::rfc3339;
 
@@ -65,6 +65,10 @@ impl RunState {
                 ..Totals::default()
             },
             observed_charges: None,
+            service: None,
+            inputs: indexmap::IndexMap::new(),
+            matrix: None,
+            wall_ms: None,
             steps: Vec::new(),
         };
         let step_kinds = plan.steps.iter().map(|s| (s.action, s.operation)).collect();
@@ -194,6 +198,7 @@ impl RunState {
             task_id: None,
             error: None,
             started_at: at,
+            accepted_at: None,
             finished_at: None,
         });
     }
@@ -209,6 +214,7 @@ impl RunState {
             task_id: a.task_id.clone(),
             error: a.error.as_ref().map(error_record),
             started_at: a.sent_at.clone(),
+            accepted_at: None,
             finished_at: a.finished_at.clone(),
         });
         let now = std::mem::take(&mut r.attempts);
@@ -237,6 +243,13 @@ impl RunState {
                 sha256: f.sha256.clone(),
                 bytes: f.bytes,
                 url: f.url.clone(),
+                row: None,
+                step: String::new(),
+                instance: None,
+                clip_id: None,
+                kind: FileKind::Audio,
+                stem: None,
+                title: None,
             })
             .collect();
         if let Some(a) = r.attempts.last_mut() {
@@ -354,10 +367,12 @@ impl Record {
                 status: StepStatus::Waiting,
                 request_hash: None,
                 task_id: None,
+                request: None,
                 credits: Credits::default(),
                 attempts: Vec::new(),
                 outputs: serde_json::Value::Null,
                 files: Vec::new(),
+                queued_at: None,
                 started_at: None,
                 finished_at: None,
                 duration_ms: None,
