@@ -22,6 +22,8 @@ pub enum Command {
     Plan(commands::plan::PlanArgs),
     /// Run a pipeline against the API, or a local sandbox with `--sandbox`.
     Run(Box<commands::run::RunArgs>),
+    /// Write a run folder's report.html (clips to listen to, credits, timeline, failures); also for a running or killed run.
+    Report(commands::report::ReportArgs),
     /// Show where a run stands: done, in flight, in doubt, failed, credits charged.
     Status(commands::status::StatusArgs),
     /// Print the JSON Schema of pipeline manifests, or of `results.json` with `--results`.
@@ -53,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Report(args) => commands::report::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
         Command::Sandbox(args) => commands::sandbox::run(&args),

@@ -8,3 +8,8 @@ use std::time::SystemTime;
 pub(crate) fn rfc3339(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
+
+/// Reads a time written by [`rfc3339`]; `None` for anything else.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(text.trim()).ok()
+}

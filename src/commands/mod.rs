@@ -5,6 +5,7 @@ pub mod credits;
 pub mod history;
 pub mod plan;
 pub mod prices;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod schema;

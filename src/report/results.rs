@@ -562,6 +562,36 @@ pub struct ErrorRecord {
     pub message: String,
 }
 
+impl ErrorRecord {
+    /// What a person does about an error of this class, for every
+    /// rendering of a run that shows its failures; `None` when the message
+    /// says it all.
+    pub fn fix(&self) -> Option<&'static str> {
+        Some(match self.kind.as_str() {
+            "in_doubt" => {
+                "it may have been charged: `sonicflow status RUN_DIR` shows it; a resume does not send it again unless given `--resend-in-doubt` (which may pay twice)"
+            }
+            "out_of_credits" => {
+                "top up the account, then `sonicflow run --resume RUN_DIR` sends what is left"
+            }
+            "unauthorised" => {
+                "check the API key (MUSICAPI_KEY or --api-key-file), then `sonicflow run --resume RUN_DIR`"
+            }
+            "invalid" => "correct the step's fields in the manifest, then run it again",
+            "moderation" => {
+                "the service refused the content: change the prompt, lyrics or title, then run it again"
+            }
+            "rate_limited" | "transient" | "timeout" => {
+                "the service was busy or slow: `sonicflow run --resume RUN_DIR` tries it again"
+            }
+            "task_failed" => {
+                "the service could not make it: `sonicflow run --resume RUN_DIR` sends it again (and pays again)"
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// A downloaded file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -597,7 +627,7 @@ pub struct FileRecord {
 }
 
 /// What a downloaded file holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
     /// A generated clip's MP3.

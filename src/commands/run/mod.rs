@@ -270,6 +270,9 @@ async fn execute(
     {
         crate::errln!("warning: {e}");
     }
+    let outcome_code = outcome.exit_code();
+    let drained = reporting.await;
+    publish_report(&out);
     if outcome.resumable() {
         let raise = needed_cap.map_or_else(String::new, |n| format!(" --max-credits {n}"));
         crate::errln!(
@@ -277,8 +280,7 @@ async fn execute(
             out.display()
         );
     }
-    let outcome_code = outcome.exit_code();
-    let message = match reporting.await {
+    let message = match drained {
         Ok(Ok(Drained {
             results_error: None,
             run_summary,
@@ -298,6 +300,15 @@ async fn execute(
         message,
         outcome_code,
     })
+}
+
+/// Writes the run folder's report.html, whatever way the run ended; a
+/// report that cannot be written is a warning, never the run's outcome.
+fn publish_report(out: &Path) {
+    match report::html::write_report(out) {
+        Ok(path) => crate::errln!("report: {}", path.display()),
+        Err(e) => crate::errln!("warning: no report.html: {e}"),
+    }
 }
 
 /// What `$(sonicflow run …)` captures: the results path, or with `--json`
