@@ -148,10 +148,7 @@ impl DevTools {
     fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.send(method, params);
         let answer = self.until(method, |m| m["id"] == id);
-        assert!(
-            answer.get("error").is_none(),
-            "{method} failed: {answer:#}"
-        );
+        assert!(answer.get("error").is_none(), "{method} failed: {answer:#}");
         answer["result"].clone()
     }
 
@@ -169,7 +166,9 @@ impl DevTools {
         self.call("Page.enable", json!({}));
         let answer = self.call("Page.navigate", json!({ "url": url }));
         assert!(answer.get("errorText").is_none(), "{answer:#}");
-        self.until("the page's load event", |m| m["method"] == "Page.loadEventFired");
+        self.until("the page's load event", |m| {
+            m["method"] == "Page.loadEventFired"
+        });
     }
 
     /// Evaluates `expression` (a promise of a JSON string) and parses it.
@@ -225,7 +224,9 @@ fn chromium() -> Option<PathBuf> {
         std::env::var_os("CI").is_none(),
         "{CHROMIUM} is missing on CI: .ci/run installs Debian's chromium before the tests"
     );
-    eprintln!("skipped: {CHROMIUM} is not installed (apt-get install chromium); the report's browser test did not run");
+    eprintln!(
+        "skipped: {CHROMIUM} is not installed (apt-get install chromium); the report's browser test did not run"
+    );
     None
 }
 
@@ -235,14 +236,23 @@ fn the_report_of_a_run_with_downloads_plays_every_file_and_draws_every_task() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let output = common::sonicflow()
-        .args(["run", "pipelines/cover-and-stems.yaml", "--sandbox", "--download", "--out"])
+        .args([
+            "run",
+            "pipelines/cover-and-stems.yaml",
+            "--sandbox",
+            "--download",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{log}");
     let report = out.join("report.html");
-    assert!(log.contains(&format!("report: {}", report.display())), "{log}");
+    assert!(
+        log.contains(&format!("report: {}", report.display())),
+        "{log}"
+    );
     let results: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let tasks: Vec<String> = results["steps"]
@@ -259,7 +269,10 @@ fn the_report_of_a_run_with_downloads_plays_every_file_and_draws_every_task() {
     let (_browser, url) = launch(&binary);
     let mut devtools = DevTools::connect(&url);
     devtools.open_page();
-    devtools.navigate(&format!("file://{}", report.canonicalize().unwrap().display()));
+    devtools.navigate(&format!(
+        "file://{}",
+        report.canonicalize().unwrap().display()
+    ));
     let seen = devtools.evaluate(INSPECT);
     let png = devtools.screenshot();
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-artifacts");

@@ -77,7 +77,10 @@ fn the_report_of_a_sandbox_run_with_downloads() {
     for src in &sources {
         assert!(out.join(src).is_file(), "{src} is a file of the run");
     }
-    assert!(!page.to_ascii_lowercase().contains("<script"), "the page has no script");
+    assert!(
+        !page.to_ascii_lowercase().contains("<script"),
+        "the page has no script"
+    );
     settings().bind(|| insta::assert_snapshot!("report-sandbox-run", page));
 }
 
@@ -220,7 +223,12 @@ fn synthetic(rows: usize) -> Value {
         };
         let at = |s: u64| format!("2026-12-01T00:{:02}:{:02}.000Z", s / 60 % 60, s % 60);
         let t = n as u64 % 3000;
-        let instance = |step: &str, action: &str, outputs: Value, files: Value, from: u64, to: u64| {
+        let instance = |step: &str,
+                        action: &str,
+                        outputs: Value,
+                        files: Value,
+                        from: u64,
+                        to: u64| {
             json!({
                 "step": step, "instance": null, "row_key": key, "path": [], "action": action,
                 "operation": if action == "create" { "generate_music" } else { "wav" },
@@ -237,7 +245,12 @@ fn synthetic(rows: usize) -> Value {
             "song",
             "create",
             json!({ "clips": [clip(0), clip(1)], "clip_id": format!("{key}-c0") }),
-            json!([file(0, "audio", "mp3"), file(1, "audio", "mp3"), file(0, "image", "jpeg"), file(1, "image", "jpeg")]),
+            json!([
+                file(0, "audio", "mp3"),
+                file(1, "audio", "mp3"),
+                file(0, "image", "jpeg"),
+                file(1, "image", "jpeg")
+            ]),
             t,
             t + 30,
         ));
@@ -249,7 +262,9 @@ fn synthetic(rows: usize) -> Value {
             t + 30,
             t + 32,
         ));
-        matrix.push(json!({ "key": key, "values": { "idea": format!("idea {n}"), "tags": "synthwave" } }));
+        matrix.push(
+            json!({ "key": key, "values": { "idea": format!("idea {n}"), "tags": "synthwave" } }),
+        );
     }
     json!({
         "schema_version": 1,
@@ -280,14 +295,28 @@ fn a_report_of_a_thousand_rows_stays_small_and_collapsed() {
     let page = html::render(&results, "").unwrap();
     eprintln!("report of 1,000 rows: {} bytes", page.len());
     assert!(page.len() < 8_000_000, "{} bytes", page.len());
-    assert_eq!(page.matches(r#"<details class="row">"#).count(), 1000, "rows collapsed");
-    assert_eq!(page.matches(r#"<g class="task"#).count(), 2000, "one bar per task");
+    assert_eq!(
+        page.matches(r#"<details class="row">"#).count(),
+        1000,
+        "rows collapsed"
+    );
+    assert_eq!(
+        page.matches(r#"<g class="task"#).count(),
+        2000,
+        "one bar per task"
+    );
     assert_eq!(page.matches("<audio ").count(), 2000);
     // Downloaded files are played from the run folder, with their paths encoded.
     assert!(page.contains(r#"src="r0007/song/Song%207%20take%201.mp3""#));
     assert!(page.contains(r#"src="r0007/song/Song%207%20take%201.jpeg""#));
-    assert!(!page.contains("cdn.example/r0007-c1.mp3"), "not the remote copy");
-    assert!(page.contains(r#"href="https://cdn.example/r0007-c0.wav""#), "remote when not downloaded");
+    assert!(
+        !page.contains("cdn.example/r0007-c1.mp3"),
+        "not the remote copy"
+    );
+    assert!(
+        page.contains(r#"href="https://cdn.example/r0007-c0.wav""#),
+        "remote when not downloaded"
+    );
 }
 
 #[test]
@@ -305,7 +334,8 @@ fn hostile_service_text_is_escaped_and_hostile_urls_are_never_linked() {
     let wav = &mut value["steps"][1];
     wav["outputs"]["wav_url"] = json!("vbscript:msgbox");
     wav["status"] = json!("failed");
-    wav["error"] = json!({ "kind": "task_failed", "message": "<script>alert(6)</script>\nsecond line" });
+    wav["error"] =
+        json!({ "kind": "task_failed", "message": "<script>alert(6)</script>\nsecond line" });
     value["steps"][0]["row_key"] = json!("<b>row</b>");
     let page = html::render(&parse(value), "").unwrap();
     let lower = page.to_ascii_lowercase();

@@ -117,3 +117,139 @@ fn line_for<'a>(lines: &'a mut Vec<CreditLine>, name: &str) -> &'a mut CreditLin
     };
     &mut lines[at]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// One instance of `step` (action `action`) with `status` and credits.
+    fn instance(step: &str, action: &str, status: &str, planned: u64, charged: u64) -> Value {
+        json!({
+            "step": step, "instance": null, "row_key": null, "path": [], "action": action,
+            "operation": action, "status": status, "request_hash": null, "task_id": null,
+            "credits": { "planned": planned, "charged": charged, "refunded": 0, "in_doubt": 0 },
+            "attempts": [], "outputs": null, "files": [], "started_at": null,
+            "finished_at": null, "duration_ms": null, "skip_reason": null, "error": null
+        })
+    }
+
+    fn sent(mut v: Value) -> Value {
+        v["attempts"] = json!([{ "attempt": 1, "task_id": null, "error": null,
+            "started_at": "2026-12-01T00:00:00.000Z", "finished_at": null }]);
+        v
+    }
+
+    fn observed(mut v: Value, charged: u64, unobserved: u64) -> Value {
+        v["credits"]["observed"] =
+            json!({ "charged": charged, "refunded": 0, "unobserved_attempts": unobserved });
+        v
+    }
+
+    fn results(steps: Vec<Value>) -> Results {
+        serde_json::from_value(json!({
+            "schema_version": 1,
+            "tool": { "name": "sonicflow", "version": "0" },
+            "pipeline": { "name": "p", "file": "p.yaml", "sha256": "" },
+            "price_table": { "name": "t", "date": "2026-10-07", "source": "", "version": "" },
+            "started_at": "2026-12-01T00:00:00.000Z", "finished_at": null,
+            "status": "running", "stop_reason": null,
+            "totals": { "instances": 0, "succeeded": 0, "failed": 0, "skipped": 0, "running": 0,
+                        "waiting": 0, "credits_estimated": 0, "credits_planned": 0,
+                        "credits_charged": 0, "credits_refunded": 0 },
+            "steps": steps
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn steps_actions_and_the_total_add_up_outcomes_and_credits() {
+        let mut refunded = sent(instance("song", "create", "failed", 15, 15));
+        refunded["credits"]["refunded"] = json!(15);
+        let mut reused = instance("song", "create", "succeeded", 15, 0);
+        reused["reused_from"] = json!("nightly-20261130T000000000Z");
+        let mut doubt = sent(instance("cover", "cover", "running", 15, 15));
+        doubt["credits"]["in_doubt"] = json!(15);
+        let overview = Overview::of(&results(vec![
+            sent(instance("song", "create", "succeeded", 15, 15)),
+            refunded,
+            reused,
+            instance("wav", "wav", "skipped_condition", 2, 0),
+            instance("wav", "wav", "waiting", 2, 0),
+            doubt,
+            sent(instance("again", "create", "succeeded", 15, 15)),
+        ]));
+        let names = |lines: &[CreditLine]| lines.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&overview.steps), ["song", "wav", "cover", "again"]);
+        assert_eq!(names(&overview.actions), ["create", "wav", "cover"]);
+        let song = &overview.steps[0];
+        assert_eq!(
+            (song.instances, song.succeeded, song.failed, song.reused),
+            (3, 2, 1, 1)
+        );
+        assert_eq!(
+            (song.planned, song.charged, song.refunded, song.net()),
+            (45, 30, 15, 15)
+        );
+        let wav = &overview.steps[1];
+        assert_eq!((wav.skipped, wav.unfinished, wav.charged), (1, 1, 0));
+        assert_eq!(overview.actions[0].instances, 4, "create: song and again");
+        assert_eq!(overview.actions[0].charged, 45);
+        let total = &overview.total;
+        assert_eq!(total.name, "total");
+        assert_eq!(
+            (
+                total.instances,
+                total.succeeded,
+                total.failed,
+                total.skipped,
+                total.unfinished
+            ),
+            (7, 3, 1, 1, 2)
+        );
+        assert_eq!(
+            (total.planned, total.charged, total.in_doubt, total.net()),
+            (79, 60, 15, 45)
+        );
+    }
+
+    #[test]
+    fn observed_credits_are_a_sum_only_when_every_send_was_seen_on_its_own() {
+        // Not observed at all: no number, never 0.
+        let none = Overview::of(&results(vec![sent(instance(
+            "s",
+            "create",
+            "succeeded",
+            15,
+            15,
+        ))]));
+        assert_eq!(none.total.observed, None);
+        // Every send observed on its own: the sum; an instance that sent
+        // nothing leaves no gap.
+        let all = Overview::of(&results(vec![
+            observed(sent(instance("s", "create", "succeeded", 15, 15)), 15, 0),
+            observed(sent(instance("s", "create", "succeeded", 15, 15)), 20, 0),
+            instance("w", "wav", "skipped", 2, 0),
+        ]));
+        assert_eq!(all.steps[0].observed, Some(35));
+        assert_eq!(
+            all.steps[1].observed, None,
+            "nothing of it sent, nothing observed"
+        );
+        assert_eq!(all.total.observed, Some(35));
+        // A send not seen on its own, or one with no observation: unknown.
+        let shared = Overview::of(&results(vec![
+            observed(sent(instance("s", "create", "succeeded", 15, 15)), 15, 0),
+            observed(sent(instance("w", "wav", "succeeded", 2, 2)), 0, 1),
+        ]));
+        assert_eq!(shared.steps[0].observed, Some(15));
+        assert_eq!(shared.steps[1].observed, None);
+        assert_eq!(shared.total.observed, None);
+        let gap = Overview::of(&results(vec![
+            observed(sent(instance("s", "create", "succeeded", 15, 15)), 15, 0),
+            sent(instance("s", "create", "succeeded", 15, 15)),
+        ]));
+        assert_eq!(gap.steps[0].observed, None);
+    }
+}

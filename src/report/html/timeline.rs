@@ -108,12 +108,20 @@ impl Times {
     }
 
     fn end(&self) -> Option<Ms> {
-        self.finished
-            .or_else(|| self.sends.iter().filter_map(|s| s.2.or(s.1).or(Some(s.0))).max())
+        self.finished.or_else(|| {
+            self.sends
+                .iter()
+                .filter_map(|s| s.2.or(s.1).or(Some(s.0)))
+                .max()
+        })
     }
 
     fn latest(&self) -> Option<Ms> {
-        let sends = self.sends.iter().flat_map(|s| [Some(s.0), s.1, s.2]).flatten();
+        let sends = self
+            .sends
+            .iter()
+            .flat_map(|s| [Some(s.0), s.1, s.2])
+            .flatten();
         [self.queued, self.started, self.finished]
             .into_iter()
             .flatten()
@@ -299,7 +307,11 @@ fn short(name: &str) -> String {
 }
 
 fn title(r: &StepResult, t: &Times) -> String {
-    let secs = |ms: Option<Ms>| ms.map_or("—".to_owned(), |ms| format!("{:.2} s", ms as f64 / 1000.0));
+    let secs = |ms: Option<Ms>| {
+        ms.map_or("—".to_owned(), |ms| {
+            format!("{:.2} s", ms as f64 / 1000.0)
+        })
+    };
     let mut parts = vec![r.name()];
     if let Some(from) = &r.reused_from {
         parts.push(format!("reused from {from}"));

@@ -246,7 +246,9 @@ fn credits(overview: &Overview, results: &Results) -> CreditsView {
         let mut runs: Vec<String> = Vec::new();
         for r in results.steps.iter().filter(|r| r.step == step) {
             let marks = [
-                r.reused_from.as_ref().map(|run| format!("reused from {run}")),
+                r.reused_from
+                    .as_ref()
+                    .map(|run| format!("reused from {run}")),
                 r.attached_from
                     .as_ref()
                     .map(|run| format!("attached to {run}")),
@@ -304,7 +306,12 @@ fn problems(results: &Results) -> Vec<Problem> {
                 status: word(&r.status),
                 kind: "in_doubt".to_owned(),
                 message: last.map_or_else(
-                    || format!("{} credits were sent with no answer recorded", r.credits.in_doubt),
+                    || {
+                        format!(
+                            "{} credits were sent with no answer recorded",
+                            r.credits.in_doubt
+                        )
+                    },
                     |e| e.message.clone(),
                 ),
                 fix: last.and_then(|e| e.fix()).map(str::to_owned),
@@ -321,7 +328,11 @@ fn rows(results: &Results, files: &Files) -> Vec<RowView> {
             let values = results
                 .matrix
                 .as_ref()
-                .and_then(|m| m.rows.iter().find(|row| Some(&row.key) == r.row_key.as_ref()))
+                .and_then(|m| {
+                    m.rows
+                        .iter()
+                        .find(|row| Some(&row.key) == r.row_key.as_ref())
+                })
                 .map(|row| {
                     row.values
                         .iter()
@@ -444,7 +455,10 @@ fn instance(r: &StepResult, files: &Files) -> InstanceView {
         reused_from: r.reused_from.clone(),
         attached_from: r.attached_from.clone(),
         skip_reason: r.skip_reason.clone(),
-        error: r.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)),
+        error: r
+            .error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind, e.message)),
         clips,
         stems,
         links,
