@@ -217,7 +217,7 @@ fn synthetic(rows: usize) -> Value {
             json!({
                 "path": format!("{key}/song/Song {n} take {c}.{ext}"), "sha256": "0".repeat(64),
                 "bytes": 1000, "url": format!("https://cdn.example/{key}-c{c}.{ext}"),
-                "row": key, "step": "song", "instance": null, "clip_id": format!("{key}-c{c}"),
+                "row": key, "step": "song", "instance": key, "clip_id": format!("{key}-c{c}"),
                 "kind": kind, "stem": null, "title": format!("Song {n} take {c}")
             })
         };
@@ -230,7 +230,7 @@ fn synthetic(rows: usize) -> Value {
                         from: u64,
                         to: u64| {
             json!({
-                "step": step, "instance": null, "row_key": key, "path": [], "action": action,
+                "step": step, "instance": key, "row_key": key, "path": [], "action": action,
                 "operation": if action == "create" { "generate_music" } else { "wav" },
                 "status": "succeeded", "request_hash": null, "task_id": null, "request": null,
                 "credits": { "planned": 15, "charged": 15, "refunded": 0, "in_doubt": 0 },
@@ -352,4 +352,40 @@ fn hostile_service_text_is_escaped_and_hostile_urls_are_never_linked() {
     assert!(page.contains("&lt;script&gt;alert(6)&lt;/script&gt;\nsecond line"));
     assert!(page.contains("fix: the service could not make it"));
     assert_eq!(page.matches("no audio yet").count(), 2);
+}
+
+#[test]
+fn a_retried_task_shows_each_attempt_and_the_critical_path_is_outlined() {
+    let mut value = synthetic(2);
+    let song = &mut value["steps"][0];
+    song["attempts"] = json!([
+        { "attempt": 1, "task_id": null, "started_at": "2026-12-01T00:00:00.000Z",
+          "accepted_at": "2026-12-01T00:00:01.000Z", "finished_at": "2026-12-01T00:00:10.000Z",
+          "error": { "kind": "task_failed", "message": "model overloaded" } },
+        { "attempt": 2, "task_id": null, "error": null, "started_at": "2026-12-01T00:00:12.000Z",
+          "accepted_at": "2026-12-01T00:00:13.000Z", "finished_at": "2026-12-01T00:00:30.000Z" }
+    ]);
+    let page = html::render(&parse(value), "").unwrap();
+    let bar = page
+        .split(r#"data-instance="song[r0000]""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</g>").next())
+        .unwrap();
+    let classes: Vec<&str> = bar
+        .split(r#"<rect class=""#)
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    assert_eq!(
+        classes,
+        ["queued", "sent", "failed", "sent", "accepted", "retry"],
+        "{bar}"
+    );
+    // The last to finish is r0001's wav, released by its song; nothing
+    // had finished when that song was queued.
+    assert!(
+        page.contains("critical path: song[r0001] → wav[r0001]"),
+        "{page}"
+    );
+    assert_eq!(page.matches(r#"<g class="task critical""#).count(), 2);
 }

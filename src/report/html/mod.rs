@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use super::results::Results;
 use super::write_atomically;
 
-pub use timeline::{Timeline, critical_path};
+pub use timeline::Timeline;
 pub use view::{Page, build_page};
 
 const TEMPLATE: &str = include_str!("report.html");

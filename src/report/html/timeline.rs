@@ -57,7 +57,8 @@ pub struct Bar {
 pub struct Segment {
     pub x: f64,
     pub width: f64,
-    /// `queued`, `sent`, `accepted`, `failed`, `finishing` or `reused`.
+    /// `queued`, `sent`, `accepted`, `failed`, `finishing`, `reused` or
+    /// `retry` (a mark where an attempt after the first was sent).
     pub class: &'static str,
 }
 
@@ -142,22 +143,9 @@ pub fn is_task(r: &StepResult) -> bool {
     !r.attempts.is_empty() || r.reused_from.is_some() || r.attached_from.is_some()
 }
 
-/// Indices (into `results.steps`) of the critical path, first to last.
-pub fn critical_path(results: &Results) -> Vec<usize> {
-    let Some(origin) = parse_rfc3339(&results.started_at) else {
-        return Vec::new();
-    };
-    let times: Vec<(usize, Times)> = results
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| is_task(r))
-        .map(|(i, r)| (i, Times::of(r, origin)))
-        .collect();
-    walk_back(&times)
-}
-
-fn walk_back(times: &[(usize, Times)]) -> Vec<usize> {
+/// Indices (into `results.steps`) of the critical path, first to last,
+/// out of each task's index and times.
+fn walk_back(times: &[(usize, &Times)]) -> Vec<usize> {
     let latest_before = |limit: Option<Ms>, skip: &[usize]| {
         times
             .iter()
@@ -212,13 +200,12 @@ pub fn layout(results: &Results) -> Timeline {
         .max(1);
     let scale = WIDTH / span as f64;
     let x = |ms: Ms| LABEL + (ms.clamp(0, span) as f64 * scale * 10.0).round() / 10.0;
-    let critical: Vec<usize> = {
-        let times: Vec<(usize, Times)> = tasks
+    let critical = walk_back(
+        &tasks
             .iter()
-            .map(|(i, r, _)| (*i, Times::of(r, origin)))
-            .collect();
-        walk_back(&times)
-    };
+            .map(|(i, _, times)| (*i, times))
+            .collect::<Vec<_>>(),
+    );
     let bars = tasks
         .iter()
         .enumerate()
@@ -230,7 +217,7 @@ pub fn layout(results: &Results) -> Timeline {
                 y,
                 text_y: y + BAR - 2.0,
                 critical: critical.contains(i),
-                segments: segments(r, t, &x),
+                segments: segments(t, &x),
                 title: title(r, t),
             }
         })
@@ -254,7 +241,7 @@ pub fn layout(results: &Results) -> Timeline {
     }
 }
 
-fn segments(r: &StepResult, t: &Times, x: &dyn Fn(Ms) -> f64) -> Vec<Segment> {
+fn segments(t: &Times, x: &dyn Fn(Ms) -> f64) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut push = |from: Ms, to: Ms, class: &'static str| {
         let (a, b) = (x(from), x(to.max(from)));
@@ -275,7 +262,8 @@ fn segments(r: &StepResult, t: &Times, x: &dyn Fn(Ms) -> f64) -> Vec<Segment> {
         push(q, first.0, "queued");
     }
     let mut last_end = 0;
-    for &(sent, accepted, ended, failed) in &t.sends {
+    let mut retries = Vec::new();
+    for (n, &(sent, accepted, ended, failed)) in t.sends.iter().enumerate() {
         let end = ended.or(t.finished).unwrap_or(sent);
         match accepted {
             Some(acc) => {
@@ -285,13 +273,19 @@ fn segments(r: &StepResult, t: &Times, x: &dyn Fn(Ms) -> f64) -> Vec<Segment> {
             None => push(sent, end, if failed { "failed" } else { "sent" }),
         }
         last_end = end;
+        if n > 0 {
+            // A retry: a mark where it was sent again.
+            retries.push(sent);
+        }
+    }
+    for at in retries {
+        push(at, at, "retry");
     }
     if let Some(done) = t.finished
         && done > last_end
     {
         push(last_end, done, "finishing");
     }
-    let _ = r;
     out
 }
 
@@ -351,22 +345,24 @@ mod tests {
     fn the_critical_path_walks_back_through_what_released_each_task() {
         // 0: 0..100; 1: 0..300 (slow); 2 waits for 1 (queued at 300) ..500;
         // 3 waits for 0 (queued at 100) ..200. Last to finish is 2, released by 1.
-        let times = vec![
-            (0, task(Some(0), 0, 100)),
-            (1, task(Some(0), 0, 300)),
-            (2, task(Some(300), 310, 500)),
-            (3, task(Some(100), 120, 200)),
+        let times = [
+            task(Some(0), 0, 100),
+            task(Some(0), 0, 300),
+            task(Some(300), 310, 500),
+            task(Some(100), 120, 200),
         ];
-        assert_eq!(walk_back(&times), vec![1, 2]);
+        let indexed: Vec<(usize, &Times)> = times.iter().enumerate().collect();
+        assert_eq!(walk_back(&indexed), vec![1, 2]);
     }
 
     #[test]
     fn without_queue_times_the_first_send_stands_in() {
-        let times = vec![
-            (0, task(None, 0, 100)),
-            (1, task(None, 150, 400)),
-            (2, task(None, 420, 450)),
+        let times = [
+            task(None, 0, 100),
+            task(None, 150, 400),
+            task(None, 420, 450),
         ];
-        assert_eq!(walk_back(&times), vec![0, 1, 2]);
+        let indexed: Vec<(usize, &Times)> = times.iter().enumerate().collect();
+        assert_eq!(walk_back(&indexed), vec![0, 1, 2]);
     }
 }
