@@ -9,6 +9,9 @@
 //! everything it prints, and only `http(s)` URLs or relative paths inside
 //! the run folder ever reach a `src` or `href`.
 
+mod files;
+mod links;
+mod text;
 mod timeline;
 mod view;
 
@@ -162,7 +165,7 @@ fn link_base(run_dir: &Path, out: &Path) -> String {
     if let Ok(below) = run.strip_prefix(&out_dir) {
         let mut base = String::new();
         for part in below.components() {
-            base.push_str(&view::encode_segment(&part.as_os_str().to_string_lossy()));
+            base.push_str(&links::encode_segment(&part.as_os_str().to_string_lossy()));
             base.push('/');
         }
         return base;
@@ -171,7 +174,7 @@ fn link_base(run_dir: &Path, out: &Path) -> String {
     let mut base = "file://".to_owned();
     for part in run.components().skip(1) {
         base.push('/');
-        base.push_str(&view::encode_segment(&part.as_os_str().to_string_lossy()));
+        base.push_str(&links::encode_segment(&part.as_os_str().to_string_lossy()));
     }
     base.push('/');
     base

@@ -227,7 +227,7 @@ pub fn layout(results: &Results) -> Timeline {
             let ms = span * k / 4;
             Tick {
                 x: x(ms),
-                label: super::view::duration_text(u64::try_from(ms).unwrap_or(0)),
+                label: super::text::duration_text(u64::try_from(ms).unwrap_or(0)),
             }
         })
         .collect();

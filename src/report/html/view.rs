@@ -2,14 +2,15 @@
 //! template prints is already decided here (formatting, which file plays,
 //! which URL may be linked), so the template only lays it out.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use serde_json::Value;
 
+use super::files::Files;
+use super::links::remote_url;
+use super::text::{clock_text, duration_text, number, seconds};
 use super::timeline::{self, Timeline};
 use crate::report::overview::{CreditLine, Overview};
-use crate::report::results::{FileKind, FileRecord, Results, StepResult, StepStatus};
+use crate::report::results::{FileKind, Results, StepResult, StepStatus};
 
 /// Rows up to this many are shown open; more are collapsed (a failed row is
 /// always open).
@@ -390,8 +391,35 @@ fn instance(r: &StepResult, files: &Files) -> InstanceView {
         .and_then(Value::as_array)
         .map(|list| list.iter().map(|s| stem(s, files)).collect())
         .unwrap_or_default();
+    let links = exports(r, files);
+    let facts = facts(outputs);
+    InstanceView {
+        name: r.name(),
+        action: r.action.name().to_owned(),
+        status: word(&r.status),
+        planned: r.credits.planned,
+        charged: r.credits.charged,
+        duration: r.duration_ms.map(duration_text),
+        attempts: r.attempts.len(),
+        reused_from: r.reused_from.clone(),
+        attached_from: r.attached_from.clone(),
+        skip_reason: r.skip_reason.clone(),
+        error: r
+            .error
+            .as_ref()
+            .map(|e| format!("{}: {}", e.kind, e.message)),
+        clips,
+        stems,
+        links,
+        facts,
+    }
+}
+
+/// The WAV and MIDI exports of an instance: its downloaded file, else the
+/// service's URL.
+fn exports(r: &StepResult, files: &Files) -> Vec<Link> {
+    let outputs = &r.outputs;
     let mut links = Vec::new();
-    let mut facts = Vec::new();
     for (key, kind, label) in [
         ("wav_url", FileKind::Wav, "WAV"),
         ("midi_url", FileKind::Midi, "MIDI"),
@@ -410,6 +438,13 @@ fn instance(r: &StepResult, files: &Files) -> InstanceView {
             });
         }
     }
+    links
+}
+
+/// What an instance's outputs say besides its clips, stems and exports:
+/// BPM, a MIDI transcription's size, and every other plain field.
+fn facts(outputs: &Value) -> Vec<Fact> {
+    let mut facts = Vec::new();
     if let Some(avg) = outputs.get("avg_bpm").and_then(Value::as_f64) {
         let range = match (
             outputs.get("min_bpm").and_then(Value::as_f64),
@@ -444,26 +479,7 @@ fn instance(r: &StepResult, files: &Files) -> InstanceView {
             facts.push(fact(key, &shown));
         }
     }
-    InstanceView {
-        name: r.name(),
-        action: r.action.name().to_owned(),
-        status: word(&r.status),
-        planned: r.credits.planned,
-        charged: r.credits.charged,
-        duration: r.duration_ms.map(duration_text),
-        attempts: r.attempts.len(),
-        reused_from: r.reused_from.clone(),
-        attached_from: r.attached_from.clone(),
-        skip_reason: r.skip_reason.clone(),
-        error: r
-            .error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.kind, e.message)),
-        clips,
-        stems,
-        links,
-        facts,
-    }
+    facts
 }
 
 fn clip(c: &Value, full: bool, files: &Files) -> ClipView {
@@ -505,88 +521,6 @@ fn stem(s: &Value, files: &Files) -> StemView {
     }
 }
 
-/// The run's downloaded files, found by clip and kind or by the URL they
-/// came from.
-struct Files<'a> {
-    base: &'a str,
-    by_clip: HashMap<(&'a str, FileKind), &'a FileRecord>,
-    by_url: HashMap<&'a str, &'a FileRecord>,
-}
-
-impl<'a> Files<'a> {
-    fn of(results: &'a Results, base: &'a str) -> Files<'a> {
-        let mut by_clip = HashMap::new();
-        let mut by_url = HashMap::new();
-        for f in results.steps.iter().flat_map(|r| &r.files) {
-            if let Some(clip) = f.clip_id.as_deref() {
-                by_clip.entry((clip, f.kind)).or_insert(f);
-            }
-            by_url.entry(f.url.as_str()).or_insert(f);
-        }
-        Files {
-            base,
-            by_clip,
-            by_url,
-        }
-    }
-
-    fn by_clip(&self, clip: &str, kinds: &[FileKind]) -> Option<String> {
-        kinds
-            .iter()
-            .find_map(|k| self.by_clip.get(&(clip, *k)))
-            .and_then(|f| self.local(f))
-    }
-
-    fn by_url(&self, url: &str) -> Option<String> {
-        self.by_url.get(url).and_then(|f| self.local(f))
-    }
-
-    /// The file's path from the report, or `None` for a path that would
-    /// leave the run folder or is not a plain relative path.
-    fn local(&self, f: &FileRecord) -> Option<String> {
-        local_path(&f.path).map(|p| format!("{}{p}", self.base))
-    }
-}
-
-/// A relative path inside the run folder as a URL path, each part
-/// percent-encoded; `None` for absolute paths, `..`, or anything odd.
-pub(crate) fn local_path(path: &str) -> Option<String> {
-    if path.is_empty() || path.starts_with('/') || path.contains('\\') {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        if part.is_empty() || part == "." || part == ".." || part.chars().any(char::is_control) {
-            return None;
-        }
-        parts.push(encode_segment(part));
-    }
-    Some(parts.join("/"))
-}
-
-/// One path segment with everything but unreserved characters percent-encoded.
-pub(crate) fn encode_segment(part: &str) -> String {
-    let mut out = String::with_capacity(part.len());
-    for b in part.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A remote URL the page may link or play: `http` or `https` only, with no
-/// spaces or control characters (never `javascript:`, `data:` or `file:`).
-pub(crate) fn remote_url(url: &str) -> Option<String> {
-    let url = url.trim();
-    let lower = url.to_ascii_lowercase();
-    let allowed = lower.starts_with("http://") || lower.starts_with("https://");
-    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    (allowed && clean && url.len() > "https://".len()).then(|| url.to_owned())
-}
-
 fn text<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
 }
@@ -604,83 +538,5 @@ fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-fn seconds(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-}
-
-/// `m:ss` of a clip's length.
-pub(crate) fn clock_text(seconds: f64) -> String {
-    let total = seconds.round() as u64;
-    format!("{}:{:02}", total / 60, total % 60)
-}
-
-/// A run's or a task's length: `850 ms`, `4.2 s`, `3 min 05 s`, `2 h 01 min`.
-pub(crate) fn duration_text(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{} min {:02} s", ms / 60_000, ms / 1000 % 60),
-        _ => format!("{} h {:02} min", ms / 3_600_000, ms / 60_000 % 60),
-    }
-}
-
-fn number(n: f64) -> String {
-    if n.fract() == 0.0 {
-        format!("{n:.0}")
-    } else {
-        format!("{n:.1}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_http_urls_are_linked() {
-        assert_eq!(
-            remote_url(" https://cdn.example/a.mp3 ").as_deref(),
-            Some("https://cdn.example/a.mp3")
-        );
-        for hostile in [
-            "javascript:alert(1)",
-            "JaVaScRiPt:alert(1)",
-            "data:text/html,<script>",
-            "file:///etc/passwd",
-            "https://x/a b",
-            "http://",
-            "",
-        ] {
-            assert_eq!(remote_url(hostile), None, "{hostile}");
-        }
-    }
-
-    #[test]
-    fn local_paths_stay_in_the_run_folder_and_are_encoded() {
-        assert_eq!(
-            local_path("song/a1/My Song #1.mp3").as_deref(),
-            Some("song/a1/My%20Song%20%231.mp3")
-        );
-        for outside in ["/etc/passwd", "../x.mp3", "a/../../x", "a//b", "a\\b", ""] {
-            assert_eq!(local_path(outside), None, "{outside}");
-        }
-    }
-
-    #[test]
-    fn lengths_read_as_a_person_writes_them() {
-        assert_eq!(clock_text(85.41), "1:25");
-        assert_eq!(clock_text(9.6), "0:10");
-        assert_eq!(duration_text(850), "850 ms");
-        assert_eq!(duration_text(4_240), "4.2 s");
-        assert_eq!(duration_text(185_000), "3 min 05 s");
-        assert_eq!(duration_text(7_260_000), "2 h 01 min");
     }
 }
