@@ -85,6 +85,50 @@ fn the_report_of_a_sandbox_run_with_downloads() {
 }
 
 #[test]
+fn a_run_stopped_at_its_cap_has_a_report_and_keeps_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = common::sonicflow()
+        .args(["run", "pipelines/cover-and-stems.yaml", "--sandbox"])
+        .args(["--max-credits", "10", "--allow-partial", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{log}");
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains(r#"id="run-status">stopped</span>"#));
+    assert!(
+        page.contains("stopped: budget: `jazz` needs 15 credits"),
+        "the stop reason, whole"
+    );
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_a_warning_not_the_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // A folder where the report would go.
+    std::fs::create_dir_all(out.join("report.html")).unwrap();
+    let output = common::sonicflow()
+        .args(["run", "pipelines/analyse.yaml", "--sandbox", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains(&format!(
+            "warning: no report.html: cannot write the report `{}`",
+            out.join("report.html").display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("sonicflow report RUN_DIR --out FILE"), "{log}");
+    assert!(out.join("results.json").is_file());
+}
+
+#[test]
 fn a_killed_run_still_has_a_report_of_what_it_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

@@ -55,7 +55,7 @@ pub enum ReportError {
     #[error("cannot render the report: {0}")]
     Render(String),
     #[error(
-        "cannot write the report `{}`: {source}\nhelp: check that the folder exists and is writable and the disk is not full, or pass another path with `--out`",
+        "cannot write the report `{}`: {source}\nhelp: check that the folder exists and is writable and the disk is not full, or write it elsewhere with `sonicflow report RUN_DIR --out FILE`",
         path.display()
     )]
     Write {
