@@ -1,0 +1,532 @@
+//! `plan --compare BASE`: what a change to a manifest adds to or removes
+//! from its price, step by step. BASE is another manifest file, or a git
+//! revision of this one (read with `git show`, its matrix file too). Both
+//! sides are priced by the plan's own code; nothing here prices anything.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::markdown::{cell, code, prices_line};
+use super::{PlanArgs, PlanFormat, per_step, print_problems, rows, totals};
+use crate::exit;
+use crate::manifest::load::{self, LoadOptions};
+use crate::manifest::matrix::FileReader;
+use crate::plan::Plan;
+
+/// The hidden first line of the Markdown, by which a CI job finds the
+/// comment it posted before and updates it instead of adding another.
+pub const MARKER: &str = "<!-- sonicflow-cost -->";
+
+pub(super) fn run(args: &PlanArgs, after: &Plan, base: &str) -> u8 {
+    let before = match base_plan(args, base) {
+        Ok(before) => before,
+        Err(BaseError::Invalid(d)) => {
+            print_problems(&d, args.problems());
+            return exit::INVALID;
+        }
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let comparison = Comparison::of(after, base, before.as_ref());
+    match args.output() {
+        PlanFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&comparison).unwrap_or_default();
+            text.push('\n');
+            crate::out!("{text}");
+        }
+        PlanFormat::Markdown => crate::out!("{}", comparison.markdown(after)),
+        PlanFormat::Human | PlanFormat::Github => crate::out!("{}", comparison.human()),
+    }
+    exit::SUCCESS
+}
+
+/// Why BASE could not be priced.
+#[derive(Debug, thiserror::Error)]
+enum BaseError {
+    /// The manifest at BASE has problems (printed as diagnostics).
+    #[error("the manifest at BASE is not valid")]
+    Invalid(Vec<crate::diag::Diagnostic>),
+    #[error(
+        "cannot run `git` to read `--compare {rev}`: {detail}\n  help: install git, or give a manifest file as BASE"
+    )]
+    NoGit { rev: String, detail: String },
+    #[error(
+        "`{dir}` is not in a git repository, and `{rev}` is not a file\n  help: give another manifest file as `--compare FILE`, or a revision from inside a git clone"
+    )]
+    NotARepo { dir: String, rev: String },
+    #[error(
+        "`{rev}` is neither a file nor a git revision of the repository at `{dir}`\n  help: check the name (`git log --oneline`); a remote branch needs fetching first (`git fetch origin main`), a shallow clone more history (`fetch-depth: 0`)"
+    )]
+    UnknownRevision { rev: String, dir: String },
+    #[error(
+        "`git show {what}` failed: {detail}\n  help: check that the revision and the path exist"
+    )]
+    Show { what: String, detail: String },
+}
+
+/// The plan of BASE; `None` when BASE is a revision without the manifest
+/// (then every step is new).
+fn base_plan(args: &PlanArgs, base: &str) -> Result<Option<Plan>, BaseError> {
+    let options = args.options().map_err(BaseError::Invalid)?;
+    if Path::new(base).is_file() {
+        return crate::commands::load_and_plan(Path::new(base), &options)
+            .map(|(_, plan)| Some(plan))
+            .map_err(BaseError::Invalid);
+    }
+    let git = Git::at(&args.file, base)?;
+    let Some(text) = git.show(&git.file)? else {
+        return Ok(None);
+    };
+    let reader = {
+        let git = git.clone();
+        FileReader(Arc::new(move |path: &Path| {
+            let name = path.strip_prefix(&git.dir).unwrap_or(path);
+            match git.show(name) {
+                Ok(Some(text)) => Ok(text),
+                Ok(None) => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("not in revision `{}`", git.rev),
+                )),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        }))
+    };
+    let load_options = LoadOptions {
+        inputs: options.inputs.clone(),
+        matrix: options.matrix.clone(),
+        files: Some(reader),
+    };
+    let name = format!("{}:{}", git.rev, args.file.display());
+    let loaded =
+        load::load_str_with(&name, text, &git.dir, &load_options).map_err(BaseError::Invalid)?;
+    crate::plan::build(&loaded, &options)
+        .map(Some)
+        .map_err(BaseError::Invalid)
+}
+
+/// A revision of the repository holding the manifest.
+#[derive(Debug, Clone)]
+struct Git {
+    rev: String,
+    /// The manifest's folder, where git runs; paths are relative to it.
+    dir: PathBuf,
+    /// The manifest's file name within `dir`.
+    file: PathBuf,
+}
+
+impl Git {
+    /// Checks that `rev` names a commit of the repository `manifest` is in.
+    fn at(manifest: &Path, rev: &str) -> Result<Git, BaseError> {
+        let dir = manifest.parent().unwrap_or(Path::new("")).to_path_buf();
+        let file = manifest
+            .file_name()
+            .map_or_else(|| manifest.to_path_buf(), PathBuf::from);
+        let git = Git {
+            rev: rev.to_owned(),
+            dir,
+            file,
+        };
+        let shown = || {
+            if git.dir.as_os_str().is_empty() {
+                ".".to_owned()
+            } else {
+                git.dir.display().to_string()
+            }
+        };
+        let inside = git.output(&["rev-parse", "--is-inside-work-tree"])?;
+        if !inside.status.success() {
+            return Err(BaseError::NotARepo {
+                dir: shown(),
+                rev: rev.to_owned(),
+            });
+        }
+        let commit = format!("{rev}^{{commit}}");
+        let known = git.output(&["rev-parse", "--verify", "--quiet", &commit])?;
+        if !known.status.success() {
+            return Err(BaseError::UnknownRevision {
+                rev: rev.to_owned(),
+                dir: shown(),
+            });
+        }
+        Ok(git)
+    }
+
+    /// `git` run in the manifest's folder.
+    fn output(&self, args: &[&str]) -> Result<std::process::Output, BaseError> {
+        let mut cmd = Command::new("git");
+        if !self.dir.as_os_str().is_empty() {
+            cmd.arg("-C").arg(&self.dir);
+        }
+        cmd.args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| BaseError::NoGit {
+                rev: self.rev.clone(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// The text of `path` (relative to the manifest's folder) at the
+    /// revision; `None` when the revision has no such file.
+    fn show(&self, path: &Path) -> Result<Option<String>, BaseError> {
+        let spec = format!("{}:./{}", self.rev, path.display());
+        let exists = self.output(&["cat-file", "-e", &spec])?;
+        if !exists.status.success() {
+            return Ok(None);
+        }
+        let shown = self.output(&["show", &spec])?;
+        if !shown.status.success() {
+            return Err(BaseError::Show {
+                what: spec,
+                detail: String::from_utf8_lossy(&shown.stderr).trim().to_owned(),
+            });
+        }
+        String::from_utf8(shown.stdout)
+            .map(Some)
+            .map_err(|_| BaseError::Show {
+                what: spec,
+                detail: "the file is not UTF-8 text".to_owned(),
+            })
+    }
+}
+
+/// How a step stands against BASE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Change {
+    New,
+    Removed,
+    Changed,
+    Unchanged,
+}
+
+impl Change {
+    fn word(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One side of a step: what its plan says it calls and costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Side {
+    action: &'static str,
+    operation: &'static str,
+    calls: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    calls_expected: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    calls_at_most: bool,
+    unit_credits: u64,
+    credits: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct StepChange {
+    step: String,
+    change: Change,
+    /// `null` for a new step.
+    before: Option<Side>,
+    /// `null` for a removed step.
+    after: Option<Side>,
+    /// `after - before` credits.
+    difference: i64,
+    /// What changed, in words (`calls 3 → 4`, `price 20 → 15`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct BaseInfo {
+    /// BASE as given.
+    given: String,
+    /// Whether BASE has the manifest; without it every step is new.
+    found: bool,
+}
+
+/// The whole difference.
+#[derive(Debug, Clone, Serialize)]
+struct Comparison {
+    pipeline: String,
+    file: String,
+    base: BaseInfo,
+    steps: Vec<StepChange>,
+    total_before: u64,
+    total_after: u64,
+    difference: i64,
+    /// Either total is a maximum or an expectation (see the steps).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    estimated: bool,
+}
+
+/// Each step of `plan` as one side of the comparison, in execution order.
+fn sides(plan: &Plan) -> (Vec<(String, Side)>, u64, bool) {
+    let rows = rows(plan, &[]);
+    let t = totals(plan, &rows);
+    let steps = per_step(plan, &rows)
+        .into_iter()
+        .map(|s| {
+            (
+                s.id.to_owned(),
+                Side {
+                    action: s.action,
+                    operation: s.operation,
+                    calls: s.calls,
+                    calls_expected: s.expected,
+                    calls_at_most: s.at_most,
+                    unit_credits: s.unit_credits,
+                    credits: s.credits,
+                },
+            )
+        })
+        .collect();
+    (steps, t.total, t.expected || t.at_most)
+}
+
+fn signed(after: u64, before: u64) -> i64 {
+    i64::try_from(after).unwrap_or(i64::MAX) - i64::try_from(before).unwrap_or(i64::MAX)
+}
+
+/// What differs between two sides of one step, in words.
+fn details(before: &Side, after: &Side) -> Vec<String> {
+    let mut out = Vec::new();
+    if before.action != after.action {
+        out.push(format!("action {} → {}", before.action, after.action));
+    } else if before.operation != after.operation {
+        out.push(format!(
+            "operation {} → {}",
+            before.operation, after.operation
+        ));
+    }
+    let count = |s: &Side| super::count_text(s.calls, s.calls_expected, s.calls_at_most);
+    if count(before) != count(after) {
+        out.push(format!("calls {} → {}", count(before), count(after)));
+    }
+    if before.unit_credits != after.unit_credits {
+        out.push(format!(
+            "price {} → {} each",
+            before.unit_credits, after.unit_credits
+        ));
+    }
+    out
+}
+
+impl Comparison {
+    fn of(after: &Plan, given: &str, before: Option<&Plan>) -> Comparison {
+        let (now, total_after, est_after) = sides(after);
+        let (then, total_before, est_before) = before.map_or((Vec::new(), 0, false), sides);
+        let find = |list: &[(String, Side)], id: &str| {
+            list.iter()
+                .find(|(s, _)| s == id)
+                .map(|(_, side)| side.clone())
+        };
+        let mut steps: Vec<StepChange> = now
+            .iter()
+            .map(|(id, side)| {
+                let old = find(&then, id);
+                let (change, details) = match &old {
+                    None => (Change::New, Vec::new()),
+                    Some(old) if old == side => (Change::Unchanged, Vec::new()),
+                    Some(old) => (Change::Changed, details(old, side)),
+                };
+                StepChange {
+                    step: id.clone(),
+                    change,
+                    difference: signed(side.credits, old.as_ref().map_or(0, |o| o.credits)),
+                    before: old,
+                    after: Some(side.clone()),
+                    details,
+                }
+            })
+            .collect();
+        steps.extend(
+            then.iter()
+                .filter(|(id, _)| find(&now, id).is_none())
+                .map(|(id, side)| StepChange {
+                    step: id.clone(),
+                    change: Change::Removed,
+                    difference: signed(0, side.credits),
+                    before: Some(side.clone()),
+                    after: None,
+                    details: Vec::new(),
+                }),
+        );
+        Comparison {
+            pipeline: after.name.clone(),
+            file: after.file.clone(),
+            base: BaseInfo {
+                given: given.to_owned(),
+                found: before.is_some(),
+            },
+            steps,
+            total_before,
+            total_after,
+            difference: signed(total_after, total_before),
+            estimated: est_after || est_before,
+        }
+    }
+
+    /// How many steps each kind of change has, in a sentence.
+    fn counts(&self) -> String {
+        let parts: Vec<String> = [
+            Change::New,
+            Change::Removed,
+            Change::Changed,
+            Change::Unchanged,
+        ]
+        .iter()
+        .filter_map(|&kind| {
+            let n = self.steps.iter().filter(|s| s.change == kind).count();
+            (n > 0).then(|| format!("{n} {}", kind.word()))
+        })
+        .collect();
+        if parts.is_empty() {
+            "no steps".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    fn absent_note(&self) -> Option<String> {
+        (!self.base.found).then(|| {
+            format!(
+                "`{}` has no `{}`: every step is new",
+                self.base.given, self.file
+            )
+        })
+    }
+
+    fn estimate_note(&self) -> Option<&'static str> {
+        self.estimated.then_some(
+            "some counts are expected or at most (fan-outs and conditions known only at run time)",
+        )
+    }
+
+    /// For a terminal or a CI log.
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "cost difference: {} ({}) against {}",
+            self.pipeline, self.file, self.base.given
+        );
+        if let Some(note) = self.absent_note() {
+            let _ = writeln!(out, "note: {}", note.replace('`', ""));
+        }
+        out.push('\n');
+        let w = self
+            .steps
+            .iter()
+            .map(|s| s.step.len())
+            .chain([5])
+            .max()
+            .unwrap_or(5);
+        let _ = writeln!(
+            out,
+            "  {:<w$}  {:<9}  {:>7}  {:>7}  {:>10}",
+            "step", "change", "before", "after", "difference"
+        );
+        for s in &self.steps {
+            let before = s
+                .before
+                .as_ref()
+                .map_or("-".to_owned(), |b| b.credits.to_string());
+            let after = s
+                .after
+                .as_ref()
+                .map_or("-".to_owned(), |a| a.credits.to_string());
+            let mut line = format!(
+                "  {:<w$}  {:<9}  {before:>7}  {after:>7}  {:>10}",
+                s.step,
+                s.change.word(),
+                plus(s.difference)
+            );
+            if !s.details.is_empty() {
+                let _ = write!(line, "  ({})", s.details.join("; "));
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(
+            out,
+            "\ntotal: {} → {} credits ({}); {}",
+            self.total_before,
+            self.total_after,
+            plus(self.difference),
+            self.counts()
+        );
+        if let Some(note) = self.estimate_note() {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out
+    }
+
+    /// For a pull request comment: a hidden marker line first.
+    fn markdown(&self, after: &Plan) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{MARKER}");
+        let _ = writeln!(
+            out,
+            "### Cost difference: `{}`\n\n**{} credits** ({} → {}) against `{}` · `{}` · {}\n",
+            code(&self.pipeline),
+            plus(self.difference),
+            self.total_before,
+            self.total_after,
+            code(&self.base.given),
+            code(&self.file),
+            self.counts()
+        );
+        if let Some(note) = self.absent_note() {
+            let _ = writeln!(out, "> {note}\n");
+        }
+        out.push_str("| step | change | before | after | difference | what changed |\n");
+        out.push_str("| :-- | :-- | --: | --: | --: | :-- |\n");
+        for s in &self.steps {
+            let credits = |side: &Option<Side>| {
+                side.as_ref()
+                    .map_or("—".to_owned(), |x| x.credits.to_string())
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} |",
+                code(&s.step),
+                s.change.word(),
+                credits(&s.before),
+                credits(&s.after),
+                plus(s.difference),
+                cell(&s.details.join("; "))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| **total** | | **{}** | **{}** | **{}** | |",
+            self.total_before,
+            self.total_after,
+            plus(self.difference)
+        );
+        if let Some(note) = self.estimate_note() {
+            let _ = writeln!(out, "\nNote: {note}.");
+        }
+        let _ = writeln!(out, "\n{}", prices_line(after));
+        out
+    }
+}
+
+/// `+20`, `-6`, `0`.
+fn plus(n: i64) -> String {
+    if n > 0 {
+        format!("+{n}")
+    } else {
+        n.to_string()
+    }
+}
