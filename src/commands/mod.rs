@@ -2,6 +2,7 @@
 //! printing results on stdout and diagnostics on stderr.
 
 pub mod credits;
+pub mod graph;
 pub mod history;
 pub mod plan;
 pub mod prices;

@@ -428,7 +428,7 @@ fn write_table(out: &mut String, rows: &[PlanRow<'_>]) {
 }
 
 /// A count of calls as the plan knows it: `3`, `6 expected`, `at most 2`.
-fn count_text(calls: u64, expected: bool, at_most: bool) -> String {
+pub(super) fn count_text(calls: u64, expected: bool, at_most: bool) -> String {
     if at_most {
         format!("at most {calls}")
     } else if expected {
@@ -440,23 +440,23 @@ fn count_text(calls: u64, expected: bool, at_most: bool) -> String {
 
 /// One step over every matrix row it stands in, added up from the plan's rows.
 #[derive(Debug, Clone)]
-struct StepCost<'a> {
+pub(super) struct StepCost<'a> {
     /// Position in `Plan::steps`.
-    step: usize,
-    id: &'a str,
-    action: &'static str,
-    operation: &'static str,
+    pub(super) step: usize,
+    pub(super) id: &'a str,
+    pub(super) action: &'static str,
+    pub(super) operation: &'static str,
     /// How many rows of the plan it has (matrix rows, or one).
-    rows: usize,
-    calls: u64,
-    expected: bool,
-    at_most: bool,
-    unit_credits: u64,
-    credits: u64,
+    pub(super) rows: usize,
+    pub(super) calls: u64,
+    pub(super) expected: bool,
+    pub(super) at_most: bool,
+    pub(super) unit_credits: u64,
+    pub(super) credits: u64,
 }
 
 /// The plan's rows added up per step, in execution order.
-fn per_step<'a>(plan: &'a Plan, rows: &[PlanRow<'a>]) -> Vec<StepCost<'a>> {
+pub(super) fn per_step<'a>(plan: &'a Plan, rows: &[PlanRow<'a>]) -> Vec<StepCost<'a>> {
     plan.steps
         .iter()
         .enumerate()
