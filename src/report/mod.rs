@@ -20,6 +20,7 @@
 pub(crate) mod clock;
 mod console;
 mod drain;
+pub mod markdown;
 pub mod overview;
 mod results;
 mod state;

@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::markdown::{cell, code, prices_line};
+use super::markdown::prices_line;
 use super::{PlanArgs, PlanFormat, per_step, print_problems, rows, totals};
 use crate::exit;
 use crate::manifest::load::{self, LoadOptions};
 use crate::manifest::matrix::FileReader;
 use crate::plan::Plan;
+use crate::report::markdown::{cell, code};
 
 /// The hidden first line of the Markdown, by which a CI job finds the
 /// comment it posted before and updates it instead of adding another.

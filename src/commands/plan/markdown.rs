@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::{Plan, StepCost, count_text, per_step, rows, totals};
 use crate::engine::RowHistory;
+use crate::report::markdown::{cell, code};
 
 /// The plan in Markdown, ending with a newline.
 pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
@@ -99,14 +100,4 @@ pub(super) fn prices_line(plan: &Plan) -> String {
         cell(&p.date),
         cell(&p.source)
     )
-}
-
-/// Text safe inside a table cell: no column breaks, no line breaks.
-pub(super) fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
-}
-
-/// Text safe inside backticks in a table cell.
-pub(super) fn code(text: &str) -> String {
-    cell(text).replace('`', "'")
 }
