@@ -152,3 +152,13 @@ pub fn kill_after_events(mut child: std::process::Child, event: &str, n: usize) 
     };
     (output, seen)
 }
+
+/// `text` as a regular expression that matches it literally (for insta filters).
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
