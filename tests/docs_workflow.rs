@@ -1,6 +1,10 @@
 //! The example workflow in `docs/`: valid YAML with the jobs the docs
 //! describe, and every `sonicflow …` command in it accepted by the real
 //! command-line parser, so a flag renamed in the code cannot rot there.
+#![expect(
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 use clap::Parser;
 use sonicflow::cli::{Cli, Command};
@@ -9,7 +13,9 @@ const WORKFLOW: &str = include_str!("../docs/github-actions.yml");
 
 /// Every `run:` script of every step, by job.
 fn scripts(workflow: &serde_yaml::Value) -> Vec<(String, String)> {
-    let jobs = workflow["jobs"].as_mapping().expect("the workflow has jobs");
+    let jobs = workflow["jobs"]
+        .as_mapping()
+        .expect("the workflow has jobs");
     let mut out = Vec::new();
     for (name, job) in jobs {
         let name = name.as_str().unwrap_or_default().to_owned();
@@ -103,10 +109,12 @@ fn the_nightly_job_runs_the_batch_with_a_summary_and_keeps_the_run_folder() {
     let workflow: serde_yaml::Value = serde_yaml::from_str(WORKFLOW).expect("valid YAML");
     let runs: Vec<Box<sonicflow::commands::run::RunArgs>> = commands(&workflow, "nightly")
         .iter()
-        .filter_map(|args| match Cli::try_parse_from(args).expect("parses").command {
-            Command::Run(run) => Some(run),
-            _ => None,
-        })
+        .filter_map(
+            |args| match Cli::try_parse_from(args).expect("parses").command {
+                Command::Run(run) => Some(run),
+                _ => None,
+            },
+        )
         .collect();
     assert_eq!(runs.len(), 1);
     let run = &runs[0];
@@ -120,7 +128,9 @@ fn the_nightly_job_runs_the_batch_with_a_summary_and_keeps_the_run_folder() {
     );
     assert!(run.summary_md.is_some() && run.download);
     let out = run.out.as_ref().expect("the run folder is named");
-    let steps = workflow["jobs"]["nightly"]["steps"].as_sequence().expect("steps");
+    let steps = workflow["jobs"]["nightly"]["steps"]
+        .as_sequence()
+        .expect("steps");
     let upload = steps
         .iter()
         .find(|s| {

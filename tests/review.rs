@@ -1,6 +1,10 @@
 //! What a review reads: the plan in Markdown, the cost difference against
 //! another manifest or a git revision, the graph, and the Markdown summary
 //! of a run (`--summary-md`, `$GITHUB_STEP_SUMMARY`).
+#![expect(
+    clippy::expect_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
 
 mod common;
 
@@ -53,12 +57,16 @@ const MORE_ROWS: &str = "id,idea\nrain,rain on a roof\ndawn,sunrise\ndrive,a nig
 
 /// `sonicflow args…` run in `dir`, rendered as `common::run` renders.
 fn run_in(dir: &Path, args: &[&str]) -> String {
-    let output = sonicflow().current_dir(dir).args(args).output().unwrap();
+    let output = sonicflow()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("sonicflow runs");
     render(args, &output)
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).unwrap();
+    std::fs::write(dir.join(name), text).expect("a file in the temporary folder");
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -68,7 +76,7 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_SYSTEM", "/dev/null")
         .output()
-        .unwrap();
+        .expect("git runs");
     assert!(
         out.status.success(),
         "git {args:?}: {}",
@@ -78,7 +86,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// A temporary repository with `files` committed.
 fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary folder");
     git(dir.path(), &["init", "--quiet", "--initial-branch", "main"]);
     git(dir.path(), &["config", "user.name", "Review Test"]);
     git(dir.path(), &["config", "user.email", "review@example.com"]);

@@ -39,9 +39,12 @@ pub struct Origin<'a> {
     pub files: Option<&'a FileReader>,
 }
 
+/// A function from a file's path to its text.
+pub type ReadText = dyn Fn(&Path) -> std::io::Result<String> + Send + Sync;
+
 /// Reads a matrix file named by a manifest that is not (only) on disk.
 #[derive(Clone)]
-pub struct FileReader(pub Arc<dyn Fn(&Path) -> std::io::Result<String> + Send + Sync>);
+pub struct FileReader(pub Arc<ReadText>);
 
 impl std::fmt::Debug for FileReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
