@@ -282,3 +282,48 @@ fn dot_text(text: &str) -> String {
         .replace('"', "\\\"")
         .replace(['\n', '\r'], " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keep_quotes_and_brackets_out_of_the_syntax() {
+        assert_eq!(
+            mermaid_text(r#"a "b" <c> & d"#),
+            "a #quot;b#quot; #60;c#62; #38; d"
+        );
+        assert_eq!(dot_text("a \"b\" \\ c\nd"), "a \\\"b\\\" \\\\ c d");
+    }
+
+    #[test]
+    fn node_ids_are_letters_digits_and_underscores_kept_apart_by_position() {
+        assert_eq!(node_id(0, "end"), "s0_end");
+        assert_eq!(node_id(3, "my-wav.2"), "s3_my_wav_2");
+        assert_ne!(node_id(1, "a-b"), node_id(2, "a_b"));
+    }
+
+    #[test]
+    fn a_fan_out_a_fan_in_and_a_plain_dependency_are_told_apart() {
+        let plan = crate::plan::from_yaml(
+            "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nsteps:\n  song:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: x }\n  covered:\n    action: cover\n    for_each: ${{ steps.song.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}', custom_mode: false, gpt_description_prompt: y }\n  tempo:\n    action: bpm\n    with: { clip: '${{ steps.song.outputs.clip_id }}' }\n  joined:\n    action: mashup\n    with:\n      custom_mode: false\n      gpt_description_prompt: z\n      clips:\n        - ${{ flatten(steps.covered.outputs[*].clips)[0].clip_id }}\n        - ${{ flatten(steps.covered.outputs[*].clips)[1].clip_id }}\n",
+        );
+        let id = |name: &str| plan.steps.iter().position(|s| s.id == name);
+        let kinds: Vec<(Option<usize>, Option<usize>, Edge)> = edges(&plan)
+            .into_iter()
+            .map(|(from, to, kind)| (Some(from), Some(to), kind))
+            .collect();
+        assert!(
+            kinds.contains(&(id("song"), id("covered"), Edge::FanOut)),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(id("song"), id("tempo"), Edge::Needs)),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(id("covered"), id("joined"), Edge::FanIn)),
+            "{kinds:?}"
+        );
+    }
+}

@@ -109,9 +109,10 @@ impl PlanArgs {
         }
     }
 
-    /// How problems with the manifest are printed.
+    /// How problems with the manifest are printed (`--json` leaves them
+    /// to `--format`, as it did before `--format` chose the plan's output).
     fn problems(&self) -> Format {
-        match self.output() {
+        match self.format {
             PlanFormat::Human | PlanFormat::Markdown => Format::Human,
             PlanFormat::Json => Format::Json,
             PlanFormat::Github => Format::Github,

@@ -531,3 +531,42 @@ fn plus(n: i64) -> String {
         n.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(action: &'static str, calls: u64, each: u64) -> Side {
+        Side {
+            action,
+            operation: action,
+            calls,
+            calls_expected: false,
+            calls_at_most: false,
+            unit_credits: each,
+            credits: calls * each,
+        }
+    }
+
+    #[test]
+    fn what_changed_names_the_action_the_count_and_the_price() {
+        assert_eq!(
+            details(&side("create", 2, 20), &side("extend", 2, 15)),
+            ["action create → extend", "price 20 → 15 each"]
+        );
+        let mut expected = side("wav", 4, 2);
+        expected.calls_expected = true;
+        assert_eq!(
+            details(&side("wav", 4, 2), &expected),
+            ["calls 4 → 4 expected"]
+        );
+        assert!(details(&side("wav", 1, 2), &side("wav", 1, 2)).is_empty());
+    }
+
+    #[test]
+    fn differences_are_signed() {
+        assert_eq!(plus(signed(86, 66)), "+20");
+        assert_eq!(plus(signed(60, 66)), "-6");
+        assert_eq!(plus(signed(5, 5)), "0");
+    }
+}
