@@ -53,7 +53,12 @@ pub fn run(args: &GraphArgs) -> u8 {
         super::load_and_plan(&args.file, &options)
     });
     let plan = match planned {
-        Ok((_, plan)) => plan,
+        Ok((_, plan)) => {
+            if !plan.warnings.is_empty() {
+                super::print_diagnostics(&plan.warnings, Format::Human);
+            }
+            plan
+        }
         Err(d) => {
             super::print_diagnostics(&d, Format::Human);
             return exit::INVALID;
