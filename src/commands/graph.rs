@@ -221,7 +221,13 @@ fn node_id(position: usize, step: &str) -> String {
 /// The node's lines: step id, action, price each, count, credits in all.
 fn label(plan: &Plan, c: &StepCost<'_>, with_matrix: bool) -> Vec<String> {
     let step = &plan.steps[c.step];
-    let mut lines = vec![c.id.to_owned(), format!("{} · {}", c.action, c.operation)];
+    // The operation only where it says more than the action's name.
+    let does = if c.action == c.operation {
+        c.action.to_owned()
+    } else {
+        format!("{} · {}", c.action, c.operation)
+    };
+    let mut lines = vec![c.id.to_owned(), does];
     lines.push(format!("{} credits each", c.unit_credits));
     let per_instance = step.calls_in(0);
     let repeat = count_text(

@@ -69,11 +69,11 @@ pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
     out
 }
 
-/// `3`, `3 over 3 rows`, `6 expected over 3 rows, for each element`.
+/// `3`, `3 across 3 rows`, `6 expected across 3 rows, `for_each``.
 fn instances(plan: &Plan, s: &StepCost<'_>) -> String {
     let mut text = count_text(s.calls, s.expected, s.at_most);
     if s.rows > 1 {
-        let _ = write!(text, " over {} rows", s.rows);
+        let _ = write!(text, " across {} rows", s.rows);
     }
     if plan.steps[s.step].for_each.is_some() {
         text.push_str(", `for_each`");
