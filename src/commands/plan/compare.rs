@@ -58,9 +58,13 @@ enum BaseError {
     )]
     NoGit { rev: String, detail: String },
     #[error(
-        "`{dir}` is not in a git repository, and `{rev}` is not a file\n  help: give another manifest file as `--compare FILE`, or a revision from inside a git clone"
+        "`{dir}` is not in a git repository git can read, and `{rev}` is not a file (git says: {detail})\n  help: give another manifest file as `--compare FILE`, or a revision from inside a git clone (one owned by another user needs `git config --global --add safe.directory DIR`)"
     )]
-    NotARepo { dir: String, rev: String },
+    NotARepo {
+        dir: String,
+        rev: String,
+        detail: String,
+    },
     #[error(
         "`{rev}` is neither a file nor a git revision of the repository at `{dir}`\n  help: check the name (`git log --oneline`); a remote branch needs fetching first (`git fetch origin main`), a shallow clone more history (`fetch-depth: 0`)"
     )]
@@ -142,9 +146,11 @@ impl Git {
         };
         let inside = git.output(&["rev-parse", "--is-inside-work-tree"])?;
         if !inside.status.success() {
+            let said = String::from_utf8_lossy(&inside.stderr);
             return Err(BaseError::NotARepo {
                 dir: shown(),
                 rev: rev.to_owned(),
+                detail: said.lines().next().unwrap_or("nothing").trim().to_owned(),
             });
         }
         let commit = format!("{rev}^{{commit}}");
