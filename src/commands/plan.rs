@@ -2,6 +2,7 @@
 //! would submit, without touching the network; with `--compare BASE`, what
 //! a change to the manifest adds to or removes from that price.
 
+mod base;
 mod compare;
 mod markdown;
 
