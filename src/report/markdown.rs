@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::overview::{CreditLine, Overview};
 use super::results::{Results, StepResult, StepStatus};
+use crate::engine::ErrorKind;
 
 /// The variable GitHub Actions sets to the file a step's summary is appended to.
 pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
@@ -205,11 +206,22 @@ fn write_failures(out: &mut String, results: &Results) {
     }
     let _ = writeln!(out, "\n#### Failed ({})\n", failed.len());
     for step in failed {
-        let why = step.error.as_ref().map_or_else(
-            || "no error was recorded".to_owned(),
-            |e| format!("`{}`: {}", code(&e.kind), line(&e.message)),
+        let Some(e) = &step.error else {
+            let _ = writeln!(out, "- `{}` — no error was recorded", code(&step.name()));
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "- `{}` — `{}`: {}",
+            code(&step.name()),
+            code(&e.kind),
+            line(&e.message)
         );
-        let _ = writeln!(out, "- `{}` — {why}", code(&step.name()));
+        let kind: Option<ErrorKind> =
+            serde_json::from_value(serde_json::Value::String(e.kind.clone())).ok();
+        if let Some(kind) = kind {
+            let _ = writeln!(out, "  - fix: {}", kind.fix());
+        }
     }
 }
 
