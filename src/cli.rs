@@ -20,6 +20,8 @@ pub enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Dry run: price every step in credits without sending anything.
     Plan(commands::plan::PlanArgs),
+    /// Draw the pipeline's steps and what they cost as a graph: Mermaid (renders on GitHub) or DOT.
+    Graph(commands::graph::GraphArgs),
     /// Run a pipeline against the API, or a local sandbox with `--sandbox`.
     Run(Box<commands::run::RunArgs>),
     /// Write a run folder's report.html (clips to listen to, credits, timeline, failures); also for a running or killed run.
@@ -54,6 +56,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => commands::validate::run(&args),
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Graph(args) => commands::graph::run(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Report(args) => commands::report::run(&args),
         Command::Status(args) => commands::status::run(&args),

@@ -2,6 +2,7 @@
 //! printing results on stdout and diagnostics on stderr.
 
 pub mod credits;
+pub mod graph;
 pub mod history;
 pub mod plan;
 pub mod prices;
@@ -45,6 +46,7 @@ pub fn load_and_plan(file: &Path, options: &Options) -> Result<(Loaded, Plan), V
     let load_options = load::LoadOptions {
         inputs: options.inputs.clone(),
         matrix: options.matrix.clone(),
+        files: None,
     };
     let loaded = load::load_file_with(file, &load_options)?;
     let plan = planner::build(&loaded, options)?;

@@ -1,5 +1,10 @@
 //! `sonicflow plan`: the dry run. Prices every step and says what a run
-//! would submit, without touching the network.
+//! would submit, without touching the network; with `--compare BASE`, what
+//! a change to the manifest adds to or removes from that price.
+
+mod base;
+mod compare;
+mod markdown;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,8 +33,8 @@ pub struct PlanArgs {
     /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows`.
     #[arg(long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
-    /// Print the plan as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before `--format`).
+    #[arg(long, hide = true)]
     pub json: bool,
     /// A price table (YAML) to use instead of the built-in one.
     #[arg(long, value_name = "FILE")]
@@ -37,9 +42,12 @@ pub struct PlanArgs {
     /// Fail (exit 3) when the plan costs more; overrides `limits.max_credits`.
     #[arg(long, value_name = "CREDITS")]
     pub max_credits: Option<u64>,
-    /// How to print problems with the manifest.
+    /// How to print the plan (and the manifest's problems: `github` as workflow annotations).
     #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
+    pub format: PlanFormat,
+    /// Print what the plan adds to or removes from BASE: another manifest file, or a git revision (`origin/main`, `HEAD~1`, a sha) of this one.
+    #[arg(long, value_name = "BASE")]
+    pub compare: Option<String>,
     /// Base URL of the API the run will use (else `MUSICAPI_BASE_URL`, else production): earlier results count only from the same service.
     #[arg(long, value_name = "URL")]
     pub api_base: Option<String>,
@@ -79,34 +87,85 @@ pub fn price_table(path: Option<&PathBuf>) -> Result<PriceTable, Vec<Diagnostic>
     })
 }
 
-pub fn run(args: &PlanArgs) -> u8 {
-    let prices = match price_table(args.prices.as_ref()) {
-        Ok(p) => p,
-        Err(d) => {
-            super::print_diagnostics(&d, args.format);
-            return exit::INVALID;
+/// What `plan` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// A table for a terminal; problems with the source line and a caret.
+    Human,
+    /// One JSON document (problems as JSON on stderr).
+    Json,
+    /// The human table, problems as GitHub Actions annotations (`::error file=…`).
+    Github,
+    /// Markdown tables that render on GitHub (a pull request comment, a job summary).
+    Markdown,
+}
+
+impl PlanArgs {
+    /// The output format, `--json` counting as `--format json`.
+    fn output(&self) -> PlanFormat {
+        if self.json {
+            PlanFormat::Json
+        } else {
+            self.format
         }
-    };
-    let options = Options {
-        inputs: args.inputs.clone(),
-        require_inputs: true,
-        prices,
-        max_credits: args.max_credits,
-        pace: crate::plan::PaceFlags::default(),
-        matrix: args.matrix.clone(),
-    };
-    let mut plan = match super::load_and_plan(&args.file, &options) {
+    }
+
+    /// How problems with the manifest are printed (`--json` leaves them
+    /// to `--format`, as it did before `--format` chose the plan's output).
+    fn problems(&self) -> Format {
+        match self.format {
+            PlanFormat::Human | PlanFormat::Markdown => Format::Human,
+            PlanFormat::Json => Format::Json,
+            PlanFormat::Github => Format::Github,
+        }
+    }
+
+    /// How `plan` builds a plan from a loaded manifest: these inputs,
+    /// prices, cap and matrix.
+    fn options(&self) -> Result<Options, Vec<Diagnostic>> {
+        Ok(Options {
+            inputs: self.inputs.clone(),
+            require_inputs: true,
+            prices: price_table(self.prices.as_ref())?,
+            max_credits: self.max_credits,
+            pace: crate::plan::PaceFlags::default(),
+            matrix: self.matrix.clone(),
+        })
+    }
+}
+
+/// Prints problems: annotations go to stdout (where a workflow reads
+/// them, as `validate` prints them), everything else to stderr.
+fn print_problems(diagnostics: &[Diagnostic], format: Format) {
+    if format == Format::Github {
+        crate::out!(
+            "{}",
+            crate::diag::render(diagnostics, Format::Github, false)
+        );
+    } else {
+        super::print_diagnostics(diagnostics, format);
+    }
+}
+
+pub fn run(args: &PlanArgs) -> u8 {
+    let planned = args
+        .options()
+        .and_then(|options| super::load_and_plan(&args.file, &options));
+    let mut plan = match planned {
         Ok((_, plan)) => {
             if !plan.warnings.is_empty() {
-                super::print_diagnostics(&plan.warnings, args.format);
+                print_problems(&plan.warnings, args.problems());
             }
             plan
         }
         Err(d) => {
-            super::print_diagnostics(&d, args.format);
+            print_problems(&d, args.problems());
             return exit::INVALID;
         }
     };
+    if let Some(base) = &args.compare {
+        return compare::run(args, &plan, base);
+    }
     if let Err(e) = history::select(&mut plan, &args.history.selection()) {
         crate::errln!("error: {e}");
         return exit::INVALID;
@@ -125,10 +184,12 @@ pub fn run(args: &PlanArgs) -> u8 {
     let memory = RunMemory::read_only(known, policy);
     let outlook = crate::engine::forecast(&plan, &memory);
     let past = crate::engine::row_histories(&plan, &memory, &outlook);
-    if args.json {
-        crate::out!("{}", render_json_with(&plan, &past));
-    } else {
-        crate::out!("{}", render_human_with(&plan, &past));
+    match args.output() {
+        PlanFormat::Json => crate::out!("{}", render_json_with(&plan, &past)),
+        PlanFormat::Markdown => crate::out!("{}", markdown::render(&plan, &past)),
+        PlanFormat::Human | PlanFormat::Github => {
+            crate::out!("{}", render_human_with(&plan, &past));
+        }
     }
     let to_spend = outlook.total_to_spend();
     match plan.max_credits {
@@ -340,13 +401,7 @@ fn write_table(out: &mut String, rows: &[PlanRow<'_>]) {
         } else {
             String::new()
         };
-        let calls = if r.calls_at_most {
-            format!("at most {}", r.calls)
-        } else if r.calls_expected {
-            format!("{} expected", r.calls)
-        } else {
-            r.calls.to_string()
-        };
+        let calls = count_text(r.calls, r.calls_expected, r.calls_at_most);
         let (to_spend, status) = match &r.history {
             _ if r.condition == Some(When::Never) => (0, "skipped (condition)".to_owned()),
             Some(h) if r.condition == Some(When::Maybe) => {
@@ -372,6 +427,57 @@ fn write_table(out: &mut String, rows: &[PlanRow<'_>]) {
             to_spend
         );
     }
+}
+
+/// A count of calls as the plan knows it: `3`, `6 expected`, `at most 2`.
+pub(super) fn count_text(calls: u64, expected: bool, at_most: bool) -> String {
+    if at_most {
+        format!("at most {calls}")
+    } else if expected {
+        format!("{calls} expected")
+    } else {
+        calls.to_string()
+    }
+}
+
+/// One step over every matrix row it stands in, added up from the plan's rows.
+#[derive(Debug, Clone)]
+pub(super) struct StepCost<'a> {
+    /// Position in `Plan::steps`.
+    pub(super) step: usize,
+    pub(super) id: &'a str,
+    pub(super) action: &'static str,
+    pub(super) operation: &'static str,
+    /// How many rows of the plan it has (matrix rows, or one).
+    pub(super) rows: usize,
+    pub(super) calls: u64,
+    pub(super) expected: bool,
+    pub(super) at_most: bool,
+    pub(super) unit_credits: u64,
+    pub(super) credits: u64,
+}
+
+/// The plan's rows added up per step, in execution order.
+pub(super) fn per_step<'a>(plan: &'a Plan, rows: &[PlanRow<'a>]) -> Vec<StepCost<'a>> {
+    plan.steps
+        .iter()
+        .enumerate()
+        .map(|(s, step)| {
+            let mine = || rows.iter().filter(move |r| r.step == s);
+            StepCost {
+                step: s,
+                id: &step.id,
+                action: step.action.name(),
+                operation: step.operation,
+                rows: mine().count(),
+                calls: mine().map(|r| r.calls).sum(),
+                expected: mine().any(|r| r.calls_expected),
+                at_most: mine().any(|r| r.calls_at_most),
+                unit_credits: step.unit_credits,
+                credits: mine().map(|r| r.credits).sum(),
+            }
+        })
+        .collect()
 }
 
 /// Credits by action, the total, what will be spent and the budget's verdict.

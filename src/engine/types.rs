@@ -176,6 +176,43 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// What a person does about an instance that failed for good with
+    /// this kind of error (`RUN_DIR` stands for the run's folder).
+    pub fn fix(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid => {
+                "correct the step's fields in the manifest (`sonicflow validate` checks them), then `sonicflow run --resume RUN_DIR` sends it again"
+            }
+            ErrorKind::Unauthorised => {
+                "check the API key (`MUSICAPI_KEY` or `--api-key-file`), then `sonicflow run --resume RUN_DIR`"
+            }
+            ErrorKind::OutOfCredits => {
+                "add credits to the account (`sonicflow credits` shows the balance), then `sonicflow run --resume RUN_DIR`"
+            }
+            ErrorKind::Moderation => {
+                "reword the prompt, lyrics or title the service refused, then `sonicflow run --resume RUN_DIR`"
+            }
+            ErrorKind::RateLimited => {
+                "lower `limits.submits_per_minute` (or pass `--submits-per-minute`), then `sonicflow run --resume RUN_DIR`"
+            }
+            ErrorKind::Transient => {
+                "the service or the network failed; `sonicflow run --resume RUN_DIR` tries again"
+            }
+            ErrorKind::InDoubt => {
+                "check whether the service charged it; only if it did not, `sonicflow run --resume RUN_DIR --resend-in-doubt` sends it again"
+            }
+            ErrorKind::TaskFailed => {
+                "the service's task failed and was refunded; `sonicflow run --resume RUN_DIR` tries again (raise `retry.attempts` to try more often)"
+            }
+            ErrorKind::Timeout => {
+                "raise the step's `timeout` (or `poll.timeout`), then `sonicflow run --resume RUN_DIR` polls the task again without resending it"
+            }
+            ErrorKind::Local => {
+                "something on this machine failed (a full disk, a folder without write access): fix it, then `sonicflow run --resume RUN_DIR`"
+            }
+        }
+    }
+
     /// Whether the same request may be sent again.
     pub fn may_resend(self) -> bool {
         matches!(
@@ -592,4 +629,32 @@ impl Serialize for Summary {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+#[cfg(test)]
+mod fix_tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn every_kind_of_failure_says_how_to_take_the_run_up_again() {
+        let kinds = [
+            ErrorKind::Invalid,
+            ErrorKind::Unauthorised,
+            ErrorKind::OutOfCredits,
+            ErrorKind::Moderation,
+            ErrorKind::RateLimited,
+            ErrorKind::Transient,
+            ErrorKind::InDoubt,
+            ErrorKind::TaskFailed,
+            ErrorKind::Timeout,
+            ErrorKind::Local,
+        ];
+        for kind in kinds {
+            assert!(
+                kind.fix().contains("sonicflow run --resume RUN_DIR"),
+                "{kind:?}"
+            );
+        }
+        assert!(ErrorKind::InDoubt.fix().contains("--resend-in-doubt"));
+    }
 }

@@ -54,6 +54,10 @@ pub struct LoadOptions {
     pub inputs: Vec<(String, String)>,
     /// `--matrix FILE`: the rows, instead of the manifest's `file` or `rows`.
     pub matrix: Option<PathBuf>,
+    /// Where the manifest's own `matrix.file` is read from: the disk when
+    /// `None`, else this reader (a manifest as it was at a git revision
+    /// reads its matrix file at that revision too).
+    pub files: Option<matrix::FileReader>,
 }
 
 /// Reads and loads `path`. `None` when the file cannot be read or is not YAML;
@@ -133,6 +137,7 @@ pub fn load_str_with(
     let origin = matrix::Origin {
         inputs: Some(&inputs),
         file: options.matrix.as_deref(),
+        files: options.files.as_ref(),
     };
     let matrix = match (&head.matrix, &options.matrix) {
         (Some(m), _) => matrix::read(

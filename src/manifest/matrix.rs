@@ -35,6 +35,21 @@ pub struct Origin<'a> {
     pub inputs: Option<&'a IndexMap<String, Option<serde_json::Value>>>,
     /// `--matrix FILE`, which wins over `file` and `rows`.
     pub file: Option<&'a Path>,
+    /// Reads the manifest's own `file` instead of the disk.
+    pub files: Option<&'a FileReader>,
+}
+
+/// A function from a file's path to its text.
+pub type ReadText = dyn Fn(&Path) -> std::io::Result<String> + Send + Sync;
+
+/// Reads a matrix file named by a manifest that is not (only) on disk.
+#[derive(Clone)]
+pub struct FileReader(pub Arc<ReadText>);
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileReader")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +83,7 @@ pub fn read(
             let text = given.display().to_string();
             let flag = Source::new("--matrix", text.clone());
             let span = Span::locate(&text, 0, text.len());
-            read_file(given, &span, &flag, out)?
+            read_file(given, &span, &flag, None, out)?
         }
         (Some(_), Some(_), None) => {
             out.push(
@@ -98,7 +113,7 @@ pub fn read(
         (None, Some(file), None) => {
             let span = at("file");
             let file = file_name(file, span, manifest, origin.inputs, out)?;
-            read_file(&base.join(file), &span, manifest, out)?
+            read_file(&base.join(file), &span, manifest, origin.files, out)?
         }
     };
     let mut columns: Vec<String> = Vec::new();
@@ -264,11 +279,16 @@ fn read_file(
     path: &Path,
     at: &Span,
     named_in: &Arc<Source>,
+    reader: Option<&FileReader>,
     out: &mut Vec<Diagnostic>,
 ) -> Option<(Arc<Source>, Vec<RawRow>)> {
     let manifest = named_in;
     let file = path.display().to_string();
-    let text = match std::fs::read_to_string(path) {
+    let read = match reader {
+        Some(reader) => (reader.0)(path),
+        None => std::fs::read_to_string(path),
+    };
+    let text = match read {
         Ok(t) => t,
         Err(e) => {
             out.push(

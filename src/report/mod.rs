@@ -21,6 +21,7 @@ pub(crate) mod clock;
 mod console;
 mod drain;
 pub mod html;
+pub mod markdown;
 pub mod overview;
 mod results;
 mod state;

@@ -19,7 +19,9 @@ pub fn sonicflow() -> Command {
         // Plans print their price table's age: counted from a fixed day.
         .env("SONICFLOW_TODAY", "2026-12-01")
         .env_remove("MUSICAPI_KEY")
-        .env_remove("MUSICAPI_BASE_URL");
+        .env_remove("MUSICAPI_BASE_URL")
+        // A test run inside a GitHub Actions job must not write its summary there.
+        .env_remove("GITHUB_STEP_SUMMARY");
     cmd
 }
 
@@ -149,4 +151,14 @@ pub fn kill_after_events(mut child: std::process::Child, event: &str, n: usize) 
         stderr: log,
     };
     (output, seen)
+}
+
+/// `text` as a regular expression that matches it literally (for insta filters).
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }

@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Print a JSON summary of the run on stdout instead of the results path.
     #[arg(long)]
     pub json: bool,
+    /// When the run ends, write a Markdown summary of it (status, credits, failures) to FILE; it is also appended to `$GITHUB_STEP_SUMMARY` when that is set.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -273,6 +276,7 @@ async fn execute(
     let outcome_code = outcome.exit_code();
     let drained = reporting.await;
     publish_report(&out);
+    report::markdown::publish(&out, args.summary_md.as_deref());
     if outcome.resumable() {
         let raise = needed_cap.map_or_else(String::new, |n| format!(" --max-credits {n}"));
         crate::errln!(
