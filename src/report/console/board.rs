@@ -110,11 +110,17 @@ impl Board {
     }
 
     /// Per plan step, what is left, for [`super::eta::eta`].
-    pub(crate) fn left(&self, pace: &Pace) -> Vec<StepLeft> {
-        let mut in_flight = vec![0u64; pace.steps.len().max(self.steps.len())];
+    pub(crate) fn left(&self, pace: &Pace, now: SystemTime) -> Vec<StepLeft> {
+        let steps = pace.steps.len().max(self.steps.len());
+        let mut in_flight = vec![0u64; steps];
+        let mut youngest: Vec<Option<Duration>> = vec![None; steps];
         for task in self.tasks.values() {
+            let out_since = task.accepted.unwrap_or(task.since);
+            let age = Duration::from_millis(millis_between(out_since, now));
             if let Some(n) = in_flight.get_mut(task.id.step) {
                 *n += 1;
+                let y = &mut youngest[task.id.step];
+                *y = Some(y.map_or(age, |y| y.min(age)));
             }
         }
         (0..pace.steps.len())
@@ -126,6 +132,7 @@ impl Board {
                     to_submit: remaining.saturating_sub(in_flight[s]),
                     in_flight: in_flight[s].min(remaining),
                     observed_wait: (seen.waits > 0).then(|| seen.wait_total / seen.waits),
+                    youngest: youngest[s].unwrap_or_default(),
                 }
             })
             .collect()

@@ -83,6 +83,8 @@ pub(crate) struct StepLeft {
     pub(crate) in_flight: u64,
     /// The mean wait of its tasks that finished in this run.
     pub(crate) observed_wait: Option<Duration>,
+    /// How long the youngest of its tasks in flight has been out.
+    pub(crate) youngest: Duration,
 }
 
 impl StepLeft {
@@ -130,10 +132,11 @@ pub(crate) fn eta(pace: &Pace, left: &[StepLeft]) -> Option<Duration> {
             .map(|&d| path[d])
             .max()
             .unwrap_or_default();
-        let own = if at(s).remaining() > 0 {
-            wait(s)
-        } else {
-            Duration::ZERO
+        // A step with nothing left to send waits only for its youngest task.
+        let own = match at(s) {
+            l if l.to_submit > 0 => wait(s),
+            l if l.in_flight > 0 => wait(s).saturating_sub(l.youngest),
+            _ => Duration::ZERO,
         };
         path[s] = before + own;
     }
@@ -175,6 +178,7 @@ mod tests {
             to_submit,
             in_flight,
             observed_wait: None,
+            youngest: Duration::ZERO,
         }
     }
 

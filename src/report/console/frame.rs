@@ -36,24 +36,17 @@ pub(crate) fn frame(view: &View<'_>, rows: usize, cols: usize) -> Vec<String> {
     } else {
         tasks.len()
     };
-    let step_width = tasks
+    let name_width = tasks
         .iter()
         .take(shown)
-        .map(|t| t.id.step_id.chars().count())
-        .max()
-        .unwrap_or(0);
-    let row_width = tasks
-        .iter()
-        .take(shown)
-        .map(|t| t.id.instance().chars().count())
+        .map(|t| t.id.to_string().chars().count())
         .max()
         .unwrap_or(0);
     for task in tasks.iter().take(shown) {
         let took = Duration::from_millis(millis_between(task.since, view.now));
         lines.push(format!(
-            "  {:<row_width$}  {:<step_width$}  {:<8}  {}",
-            task.id.instance(),
-            task.id.step_id,
+            "  {:<name_width$}  {:<8}  {}",
+            task.id.to_string(),
             task.state.word(),
             duration(took)
         ));
@@ -74,7 +67,11 @@ fn header(view: &View<'_>) -> Vec<String> {
         .map_or(view.board.planned_known, |p| p.planned_credits);
     let ahead = match (view.stopping, view.pace) {
         (Some(stopping), _) => stopping.to_owned(),
-        (None, Some(pace)) => match eta(pace, &view.board.left(pace)) {
+        (None, Some(pace)) => match eta(pace, &view.board.left(pace, view.now)) {
+            // Past the estimate, with tasks still out.
+            Some(left) if left < Duration::from_secs(1) && view.board.tasks().len() > 0 => {
+                "finishing".to_owned()
+            }
             Some(left) => format!("about {} left", duration(left)),
             None => "time left unknown".to_owned(),
         },
