@@ -183,12 +183,11 @@ impl Console {
                 "warning"
             ),
         };
-        match self.mode {
-            ConsoleMode::Tty => {
-                screen::print_above(&line);
-                self.draw(now);
-            }
-            _ => self.write_line(&line),
+        if self.mode == ConsoleMode::Tty && screen::on_terminal() {
+            screen::print_above(&line);
+            self.draw(now);
+        } else {
+            self.write_line(&line);
         }
     }
 

@@ -6,8 +6,8 @@
 //! first through [`erase`], and the live view draws it again on its next
 //! redraw. Once [`close`]d, nothing draws it again.
 
-use std::io::Write;
-use std::sync::Mutex;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 
 struct Area {
     /// Lines drawn by the last frame; the cursor stands below the last.
@@ -26,13 +26,19 @@ pub(crate) fn size() -> (usize, usize) {
     (usize::from(rows.max(3)), usize::from(cols.max(20)))
 }
 
+/// Whether stderr is a terminal: where it is not, nothing is drawn.
+pub(crate) fn on_terminal() -> bool {
+    static TERMINAL: OnceLock<bool> = OnceLock::new();
+    *TERMINAL.get_or_init(|| std::io::stderr().is_terminal())
+}
+
 /// Replaces the live area with `frame`, each line shorter than the
 /// terminal is wide.
 pub(crate) fn draw(frame: &[String]) {
     let Ok(mut area) = AREA.lock() else {
         return;
     };
-    if area.closed {
+    if area.closed || !on_terminal() {
         return;
     }
     let mut text = erasing(area.lines);
@@ -49,6 +55,9 @@ pub(crate) fn print_above(line: &str) {
     let Ok(mut area) = AREA.lock() else {
         return;
     };
+    if !on_terminal() {
+        return;
+    }
     let text = format!("{}{line}\n", erasing(area.lines));
     area.lines = 0;
     write(&text);
