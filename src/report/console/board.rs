@@ -159,3 +159,119 @@ impl Board {
         &mut self.steps[id.step]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Outputs, StepError};
+    use crate::prices::OpClass;
+    use crate::report::console::eta::StepPace;
+
+    fn id(row: &str) -> InstanceId {
+        InstanceId {
+            row: 0,
+            row_key: Some(row.to_owned()),
+            step: 0,
+            step_id: "song".to_owned(),
+            path: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_780_800 + secs)
+    }
+
+    fn submitting(row: &str) -> RunEvent {
+        RunEvent::Submitting {
+            id: id(row),
+            attempt: 1,
+            request_hash: String::new(),
+            fields: serde_json::Value::Null,
+        }
+    }
+
+    fn accepted(row: &str) -> RunEvent {
+        RunEvent::Submitted {
+            id: id(row),
+            attempt: 1,
+            task_id: Some(format!("task-{row}")),
+            credits: 20,
+        }
+    }
+
+    #[test]
+    fn tasks_move_from_sending_to_polling_to_retrying_and_leave_when_done() {
+        let mut board = Board::default();
+        board.apply(&submitting("calm"), at(0));
+        board.apply(&submitting("dark"), at(1));
+        board.apply(&accepted("calm"), at(2));
+        let states: Vec<_> = board.tasks().map(|t| (t.state, t.since)).collect();
+        assert_eq!(
+            states,
+            [(TaskState::Polling, at(2)), (TaskState::Sending, at(1))]
+        );
+        let retrying = RunEvent::Retrying {
+            id: id("dark"),
+            attempt: 1,
+            error: StepError::new(crate::engine::ErrorKind::Transient, "503"),
+            delay_ms: 2000,
+            refunded: 0,
+        };
+        board.apply(&retrying, at(3));
+        board.apply(
+            &RunEvent::Succeeded {
+                id: id("calm"),
+                outputs: Outputs::default(),
+            },
+            at(12),
+        );
+        let left: Vec<_> = board.tasks().map(|t| (t.id.to_string(), t.state)).collect();
+        assert_eq!(left, [("song[dark]".to_owned(), TaskState::Retrying)]);
+    }
+
+    #[test]
+    fn what_is_left_counts_the_plan_the_tasks_out_and_the_waits_seen() {
+        let pace = Pace {
+            steps: vec![StepPace {
+                class: OpClass::Generation,
+                deps: Vec::new(),
+                calls: 4,
+                first_guess: Duration::from_secs(20),
+            }],
+            ..Pace::default()
+        };
+        let mut board = Board::default();
+        board.apply(
+            &RunEvent::Reused {
+                id: id("warm"),
+                request_hash: String::new(),
+                from: Some("earlier".to_owned()),
+                credits: 20,
+                outputs: Outputs::default(),
+            },
+            at(0),
+        );
+        for (row, secs) in [("calm", 0), ("dark", 4)] {
+            board.apply(&submitting(row), at(secs));
+            board.apply(&accepted(row), at(secs + 1));
+        }
+        board.apply(
+            &RunEvent::Succeeded {
+                id: id("calm"),
+                outputs: Outputs::default(),
+            },
+            at(9),
+        );
+        let left = board.left(&pace, at(10));
+        assert_eq!(
+            left,
+            [StepLeft {
+                to_submit: 1,
+                in_flight: 1,
+                observed_wait: Some(Duration::from_secs(8)),
+                youngest: Duration::from_secs(5),
+            }]
+        );
+    }
+}
