@@ -160,17 +160,22 @@ impl Drop for Terminal {
     }
 }
 
-/// What only the live view draws: its header and its task lines.
+/// What only the live view draws: its header and its task lines
+/// (`  song[calm]  polling   3s`), not the event lines printed above it.
 fn live_lines(screen: &str) -> Vec<&str> {
+    let states = ["sending", "polling", "retrying"];
     screen
         .lines()
         .filter(|l| {
-            l.contains(" elapsed · ")
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let task_line = l.starts_with("  ")
+                && words.len() == 3
+                && states.contains(&words[1])
+                && words[2].ends_with('s');
+            task_line
+                || l.contains(" elapsed · ")
                 || l.contains(" running · ")
-                || l.contains(" polling ")
-                || l.contains(" sending ")
-                || l.contains(" retrying ")
-                || l.contains("… and ")
+                || l.starts_with("  … and ")
         })
         .collect()
 }

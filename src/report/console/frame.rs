@@ -82,7 +82,13 @@ fn header(view: &View<'_>) -> Vec<String> {
         duration(elapsed),
         tally.credits.net,
     );
-    let total = tally.created().max(tally.done());
+    // Fan-outs are known only as they expand: until then, the plan's count.
+    let planned_calls = view
+        .pace
+        .map_or(0, |p| p.steps.iter().map(|s| s.calls).sum());
+    let total = (tally.created() as u64)
+        .max(tally.done() as u64)
+        .max(planned_calls);
     let mut second = format!(
         "{} of {total} done · {} running · {} waiting",
         tally.done(),

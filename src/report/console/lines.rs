@@ -192,6 +192,10 @@ impl Episodes {
                 }
                 true
             }
+            // The 429 a throttle answered is retried: the episode's line said it.
+            RunEvent::Retrying { error, .. } if error.kind == ErrorKind::RateLimited => {
+                !self.throttled
+            }
             _ => true,
         }
     }
@@ -280,19 +284,40 @@ mod tests {
             task_id: None,
             credits: 1,
         };
+        let retried = RunEvent::Retrying {
+            id: crate::engine::InstanceId {
+                row: 0,
+                row_key: None,
+                step: 0,
+                step_id: "song".to_owned(),
+                path: Vec::new(),
+                names: Vec::new(),
+            },
+            attempt: 1,
+            error: StepError::new(ErrorKind::RateLimited, "429"),
+            delay_ms: 100,
+            refunded: 0,
+        };
+        assert!(
+            episodes.worth_a_line(&retried),
+            "a 429 out of an episode is said"
+        );
         let mut said = Vec::new();
-        let story = [&throttled, &throttled, &accepted, &throttled]
+        let story = [&throttled, &retried, &throttled, &accepted, &throttled]
             .into_iter()
             .chain(std::iter::repeat_n(&accepted, CALM_SUBMITS as usize))
             .chain([&throttled, &throttled]);
         for event in story {
-            if matches!(event, RunEvent::Throttled { .. }) {
+            if matches!(
+                event,
+                RunEvent::Throttled { .. } | RunEvent::Retrying { .. }
+            ) {
                 said.push(episodes.worth_a_line(event));
             } else {
                 episodes.worth_a_line(event);
             }
         }
-        assert_eq!(said, [true, false, false, true, false]);
+        assert_eq!(said, [true, false, false, false, true, false]);
         assert_eq!(
             describe(&throttled).map(|(_, text)| text).as_deref(),
             Some("rate limited, slowing down")
