@@ -35,7 +35,7 @@ use tally::Tally;
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
 /// How often the live view is redrawn while nothing happens (its clocks move).
-pub const LIVE_TICK: Duration = Duration::from_millis(250);
+pub(crate) const LIVE_TICK: Duration = Duration::from_millis(250);
 
 /// How the console shows a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
