@@ -335,7 +335,9 @@ fn a_failure_is_printed_whole_with_its_fix() {
     let out = Captured::default();
     let mut console = Console::with_output(ConsoleMode::Plain, clock(), Box::new(out.clone()));
     let dir = tempfile::tempdir().unwrap();
-    let mut w = writer(&dir.path().join("results.json"));
+    // Only the summary is looked at: the file is written once, at the end.
+    let mut w = ResultsWriter::new(dir.path().join("results.json"), &plan(), SHA, clock())
+        .with_interval(Duration::from_secs(3600));
     let mut all = events();
     for event in &mut all {
         if let RunEvent::Failed { error, .. } = event
