@@ -69,8 +69,9 @@ impl Board {
                 id,
                 planned_credits,
                 ..
-            } if self.step(id).known.insert(id.clone()) => {
-                self.planned_known += planned_credits;
+            } => {
+                let new = self.step(id).known.insert(id.clone());
+                self.planned_known += if new { *planned_credits } else { 0 };
             }
             RunEvent::Submitting { id, .. } => self.enter(id, TaskState::Sending, now),
             RunEvent::Submitted { id, task_id, .. } => {
