@@ -30,7 +30,10 @@ pub fn stdout(args: fmt::Arguments<'_>) {
 }
 
 /// Writes to stderr, ignoring failures: there is nowhere left to report them.
+/// A run's live view is erased first, so no line lands inside it; the view
+/// draws itself again below the line.
 pub fn stderr(args: fmt::Arguments<'_>) {
+    crate::report::erase_live_view();
     let mut err = io::stderr().lock();
     let _ = err.write_fmt(args).and_then(|()| err.flush());
 }

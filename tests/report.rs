@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use report_events::{Captured, clock, events, frozen_clock, plan};
-use sonicflow::engine::{RunEvent, StopReason, Summary};
+use sonicflow::engine::{ErrorKind, RunEvent, StopReason, Summary};
 use sonicflow::report::{
     Console, ConsoleMode, Reporters, Results, ResultsWriter, RunStatus, StepStatus, drain,
 };
@@ -330,14 +330,46 @@ async fn drain_keeps_going_when_the_results_file_cannot_be_written() {
 }
 
 #[test]
+fn a_failure_is_printed_whole_with_its_fix() {
+    let hint = "wav[rain/1] was sent in run 20261201-120000 at 12:00:17 and no answer was recorded; it may have been charged, so it is not sent again (pass `--resend-in-doubt` to pay for it again)";
+    let out = Captured::default();
+    let mut console = Console::with_output(ConsoleMode::Plain, clock(), Box::new(out.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    // Only the summary is looked at: the file is written once, at the end.
+    let mut w = ResultsWriter::new(dir.path().join("results.json"), &plan(), SHA, clock())
+        .with_interval(Duration::from_secs(3600));
+    let mut all = events();
+    for event in &mut all {
+        if let RunEvent::Failed { error, .. } = event
+            && error.kind == ErrorKind::InDoubt
+        {
+            error.message = hint.to_owned();
+        }
+    }
+    for event in all {
+        console.apply(&event);
+        w.apply(&event).unwrap();
+    }
+    console.finish(&w.results(), Path::new("out/results.json"));
+    let text = out.text();
+    let failed = &text[text.find("failed:\n").unwrap()..];
+    assert!(
+        failed.contains(&format!(
+            "  wav[rain/1]  sent, but no answer came (in doubt): {hint}\n"
+        )),
+        "{failed}"
+    );
+}
+
+#[test]
 fn the_live_view_ends_with_the_summary() {
-    // Without a terminal indicatif draws nothing; the summary still goes to the output.
+    // Without a terminal the live view draws nothing; the summary still goes to the output.
     let text = console_output(ConsoleMode::Tty);
     assert!(text.starts_with("\nstep "), "{text}");
     assert!(text.contains("status: stopped: out of credits"), "{text}");
     assert!(
         !text.contains("submitted"),
-        "no event lines besides the bar: {text}"
+        "no event lines besides the live view: {text}"
     );
 }
 

@@ -6,7 +6,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::engine::{RunEvent, Summary};
 
-use super::console::Console;
+use super::console::{Console, ConsoleMode, LIVE_TICK};
 use super::writer::{ResultsWriteError, ResultsWriter};
 
 /// A zero write interval must not make the quiet-time flush spin.
@@ -101,6 +101,9 @@ pub async fn drain(mut rx: UnboundedReceiver<RunEvent>, mut reporters: Reporters
     let period = reporters.writer.interval().max(MIN_TICK);
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = reporters.console.mode() == ConsoleMode::Tty;
+    let mut redraw = tokio::time::interval(LIVE_TICK);
+    redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             event = rx.recv() => match event {
@@ -108,6 +111,7 @@ pub async fn drain(mut rx: UnboundedReceiver<RunEvent>, mut reporters: Reporters
                 None => break,
             },
             _ = ticker.tick() => reporters.tick(),
+            _ = redraw.tick(), if live => reporters.console.tick(),
         }
     }
     reporters.finish()

@@ -28,7 +28,7 @@ mod state;
 mod writer;
 
 pub use clock::{Clock, stepping_clock, system_clock};
-pub use console::{Console, ConsoleMode};
+pub use console::{Console, ConsoleMode, Pace, close_live_view, erase_live_view};
 pub use drain::{Drained, Reporters, drain};
 pub use results::{
     Attempt, Credits, ErrorRecord, FileKind, FileRecord, MatrixInfo, MatrixRow, ObservedCharges,

@@ -20,7 +20,7 @@ use crate::engine::{self, EngineConfig};
 use crate::exit;
 use crate::plan::Plan;
 use crate::plan::models::Models;
-use crate::report::{self, Console, ConsoleMode, Drained, Reporters, ResultsWriter};
+use crate::report::{self, Console, ConsoleMode, Drained, Pace, Reporters, ResultsWriter};
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use crate::steps::{ApiExecutor, DownloadKinds, DownloadOptions, ExecutorError};
 
@@ -238,7 +238,8 @@ async fn execute(
     let console = Console::new(
         ConsoleMode::detect(args.log_format == LogFormat::Json),
         clock,
-    );
+    )
+    .with_pace(Pace::of(&plan, &engine_config, spent_before + to_spend));
     let reporting = spawn_reporters(rx, Reporters::new(writer, console));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     if let Some(lock) = &lock {
@@ -274,6 +275,8 @@ async fn execute(
         crate::errln!("warning: {e}");
     }
     let outcome_code = outcome.exit_code();
+    // The summary is printed when the reporters drain; the report, the
+    // Markdown summary and the resume hint come after it.
     let drained = reporting.await;
     publish_report(&out);
     report::markdown::publish(&out, args.summary_md.as_deref());
@@ -385,11 +388,13 @@ fn engine_config(args: &RunArgs, plan: &Plan, scale: f64) -> EngineConfig {
 /// Ctrl-C stops new submits; a second one stops at once.
 async fn watch_ctrl_c(cancel: watch::Sender<bool>) {
     if tokio::signal::ctrl_c().await.is_ok() {
+        // The run's status says `interrupted` once, in its summary.
         crate::errln!(
-            "interrupted: no new submits; waiting for what is in flight (Ctrl-C again to stop now)"
+            "Ctrl-C: no new submits; waiting for what is in flight (Ctrl-C again to stop now)"
         );
         let _ = cancel.send(true);
         if tokio::signal::ctrl_c().await.is_ok() {
+            report::close_live_view();
             crate::journal::lock::release_held();
             std::process::exit(i32::from(exit::INTERRUPTED));
         }

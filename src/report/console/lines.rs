@@ -6,9 +6,8 @@
 
 use std::time::SystemTime;
 
-use crate::engine::{RunEvent, StepError};
+use crate::engine::{ErrorKind, RunEvent, StepError, StopReason};
 use crate::report::clock::time_of_day;
-use crate::report::state::error_record;
 
 /// The line for `event` at `now`, or `None` for events not worth one.
 pub(crate) fn line(event: &RunEvent, now: SystemTime) -> Option<String> {
@@ -102,19 +101,104 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
                 None => format!("{id}  task {}, polled again", short(task_id)),
             },
         ),
-        RunEvent::Throttled { delay_ms } => (
-            "throttled",
-            format!("rate limited; submits paused for {}", seconds(*delay_ms)),
-        ),
-        RunEvent::Stopping { reason } => ("stopping", reason.to_string()),
+        RunEvent::Throttled { .. } => ("throttled", "rate limited, slowing down".to_owned()),
+        RunEvent::Stopping { reason } => ("stopping", stop_words(reason)),
+        // Events of later versions of the engine say nothing here until
+        // they are given words.
+        #[allow(unreachable_patterns)]
+        _ => return None,
     };
     Some(described)
 }
 
-/// `kind: first line of the message`, cut to a length that fits a log line.
+/// What went wrong in words, its first line cut to a length that fits a
+/// log line: the whole message is in the summary and the results file.
 pub(crate) fn brief(error: &StepError) -> String {
-    let record = error_record(error);
-    format!("{}: {}", record.kind, truncate(&record.message, 120))
+    truncate(&in_words(error.kind, &error.message), 120)
+}
+
+/// The message, led by what kind of failure it is unless it says so itself.
+pub(crate) fn in_words(kind: ErrorKind, message: &str) -> String {
+    let words = kind_words(kind);
+    if message.starts_with(words) {
+        message.to_owned()
+    } else {
+        format!("{words}: {message}")
+    }
+}
+
+/// An error kind as a results file records it (`in_doubt`), in words.
+pub(crate) fn recorded_in_words(kind: &str, message: &str) -> String {
+    match serde_json::from_value::<ErrorKind>(kind.into()) {
+        Ok(kind) => in_words(kind, message),
+        Err(_) => format!("{}: {message}", kind.replace('_', " ")),
+    }
+}
+
+fn kind_words(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Invalid => "rejected as invalid",
+        ErrorKind::Unauthorised => "the API key was refused",
+        ErrorKind::OutOfCredits => "out of credits",
+        ErrorKind::Moderation => "rejected by moderation",
+        ErrorKind::RateLimited => "rate limited",
+        ErrorKind::Transient => "the service or the network failed",
+        ErrorKind::InDoubt => "sent, but no answer came (in doubt)",
+        ErrorKind::TaskFailed => "the task failed",
+        ErrorKind::Timeout => "timed out",
+        ErrorKind::Local => "failed on this machine",
+    }
+}
+
+/// Why the run stops sending, as the live view and the logs say it.
+pub(crate) fn stop_words(reason: &StopReason) -> String {
+    // Ctrl-C was already answered in words when it was pressed; the word
+    // `interrupted` is the run's status, said once in the summary.
+    match reason {
+        StopReason::Interrupted => "no new submits; waiting for what is in flight".to_owned(),
+        other if other.abandons_in_flight() => {
+            format!("{other}: nothing more is sent or polled")
+        }
+        other => format!("{other}: no new submits; waiting for what is in flight"),
+    }
+}
+
+/// Tells a rate-limit episode from the next: the first 429 after a calm
+/// spell is worth a line, the ones right after it are not.
+#[derive(Debug, Default)]
+pub(crate) struct Episodes {
+    throttled: bool,
+    /// Submits accepted since the last 429.
+    calm: u32,
+}
+
+/// Accepted submits in a row without a 429 that end an episode.
+const CALM_SUBMITS: u32 = 5;
+
+impl Episodes {
+    /// Whether `event` deserves its line: `false` for a 429 within an episode.
+    pub(crate) fn worth_a_line(&mut self, event: &RunEvent) -> bool {
+        match event {
+            RunEvent::Throttled { .. } => {
+                let first = !self.throttled;
+                self.throttled = true;
+                self.calm = 0;
+                first
+            }
+            RunEvent::Submitted { .. } => {
+                self.calm += 1;
+                if self.calm >= CALM_SUBMITS {
+                    self.throttled = false;
+                }
+                true
+            }
+            // The 429 a throttle answered is retried: the episode's line said it.
+            RunEvent::Retrying { error, .. } if error.kind == ErrorKind::RateLimited => {
+                !self.throttled
+            }
+            _ => true,
+        }
+    }
 }
 
 /// The first line of `text`, at most `max` characters, marked when cut.
@@ -169,6 +253,74 @@ mod tests {
         assert_eq!(seconds(2500), "2.5s");
         assert_eq!(seconds(61_040), "61.0s");
         let error = StepError::new(ErrorKind::RateLimited, "slow down");
-        assert_eq!(brief(&error), "rate_limited: slow down");
+        assert_eq!(brief(&error), "rate limited: slow down");
+    }
+
+    #[test]
+    fn errors_read_in_words_without_saying_it_twice() {
+        let failed = StepError::new(ErrorKind::TaskFailed, "the task failed: generation error");
+        assert_eq!(brief(&failed), "the task failed: generation error");
+        assert_eq!(
+            recorded_in_words("in_doubt", "connection reset"),
+            "sent, but no answer came (in doubt): connection reset"
+        );
+        assert_eq!(recorded_in_words("strange_kind", "x"), "strange kind: x");
+    }
+
+    #[test]
+    fn one_line_per_rate_limit_episode() {
+        let mut episodes = Episodes::default();
+        let throttled = RunEvent::Throttled { delay_ms: 100 };
+        let accepted = RunEvent::Submitted {
+            id: crate::engine::InstanceId {
+                row: 0,
+                row_key: None,
+                step: 0,
+                step_id: "song".to_owned(),
+                path: Vec::new(),
+                names: Vec::new(),
+            },
+            attempt: 1,
+            task_id: None,
+            credits: 1,
+        };
+        let retried = RunEvent::Retrying {
+            id: crate::engine::InstanceId {
+                row: 0,
+                row_key: None,
+                step: 0,
+                step_id: "song".to_owned(),
+                path: Vec::new(),
+                names: Vec::new(),
+            },
+            attempt: 1,
+            error: StepError::new(ErrorKind::RateLimited, "429"),
+            delay_ms: 100,
+            refunded: 0,
+        };
+        assert!(
+            episodes.worth_a_line(&retried),
+            "a 429 out of an episode is said"
+        );
+        let mut said = Vec::new();
+        let story = [&throttled, &retried, &throttled, &accepted, &throttled]
+            .into_iter()
+            .chain(std::iter::repeat_n(&accepted, CALM_SUBMITS as usize))
+            .chain([&throttled, &throttled]);
+        for event in story {
+            if matches!(
+                event,
+                RunEvent::Throttled { .. } | RunEvent::Retrying { .. }
+            ) {
+                said.push(episodes.worth_a_line(event));
+            } else {
+                episodes.worth_a_line(event);
+            }
+        }
+        assert_eq!(said, [true, false, false, false, true, false]);
+        assert_eq!(
+            describe(&throttled).map(|(_, text)| text).as_deref(),
+            Some("rate limited, slowing down")
+        );
     }
 }

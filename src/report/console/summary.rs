@@ -1,97 +1,91 @@
 //! The table printed when a run ends: per step, how many instances
-//! succeeded, failed or were skipped and what they cost; the totals; where
-//! the results are; and, briefly, why each failed instance failed.
+//! succeeded, failed, were skipped or reused and what they cost; the
+//! totals; the wall time; where the results are; and why each failed
+//! instance failed, whole, wrapped to the terminal's width.
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
-use indexmap::IndexMap;
-
+use crate::report::overview::{CreditLine, Overview};
 use crate::report::results::{Results, RunStatus, StepResult, StepStatus};
 
-use super::lines::truncate;
+use super::frame::duration;
+use super::lines::recorded_in_words;
 
 /// Failures listed at most; the rest are in the results file.
 const MAX_FAILURES: usize = 20;
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Row {
-    succeeded: usize,
-    failed: usize,
-    skipped: usize,
-    charged: u64,
-    refunded: u64,
+/// How the summary is laid out.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Layout {
+    /// Columns to wrap failure lines at; `None` leaves them as long as they are.
+    pub(crate) width: Option<usize>,
+    /// How long the run took, when the results do not say.
+    pub(crate) wall: Option<Duration>,
 }
-
-impl Row {
-    fn add(&mut self, r: &StepResult) {
-        match r.status {
-            StepStatus::Succeeded => self.succeeded += 1,
-            StepStatus::Failed => self.failed += 1,
-            StepStatus::Skipped | StepStatus::SkippedCondition => self.skipped += 1,
-            StepStatus::Waiting | StepStatus::Running => {}
-        }
-        self.charged += r.credits.charged;
-        self.refunded += r.credits.refunded;
-    }
-
-    fn sum(&mut self, other: Row) {
-        self.succeeded += other.succeeded;
-        self.failed += other.failed;
-        self.skipped += other.skipped;
-        self.charged += other.charged;
-        self.refunded += other.refunded;
-    }
-}
-
-const HEADERS: [&str; 5] = ["succeeded", "failed", "skipped", "charged", "refunded"];
 
 /// The whole summary, ending with a newline.
-pub(crate) fn summary(results: &Results, results_path: &Path) -> String {
-    let mut rows: IndexMap<&str, Row> = IndexMap::new();
-    for step in &results.steps {
-        rows.entry(step.step.as_str()).or_default().add(step);
-    }
-    let mut total = Row::default();
-    rows.values().for_each(|r| total.sum(*r));
+pub(crate) fn summary(results: &Results, results_path: &Path, layout: Layout) -> String {
+    let overview = Overview::of(results);
+    let mut total = overview.total.clone();
     // The run's own account: it also holds what a resumed run paid for
     // requests it no longer makes (the manifest was edited).
     total.charged = results.totals.credits_charged;
     total.refunded = results.totals.credits_refunded;
-    let width = rows.keys().map(|k| k.len()).chain([5]).max().unwrap_or(5);
+    let unfinished = total.unfinished > 0;
+    let mut headers = vec!["succeeded", "failed", "skipped", "reused"];
+    if unfinished {
+        headers.push("unfinished");
+    }
+    headers.extend(["charged", "refunded"]);
+    let width = overview
+        .steps
+        .iter()
+        .map(|l| l.name.chars().count())
+        .chain([5])
+        .max()
+        .unwrap_or(5);
 
     let mut out = String::new();
-    let _ = writeln!(out, "\n{:<width$}  {}", "step", HEADERS.join("  "));
-    for (step, row) in &rows {
-        push_row(&mut out, step, row, width);
+    let _ = writeln!(out, "\n{:<width$}  {}", "step", headers.join("  "));
+    for line in &overview.steps {
+        push_row(&mut out, line, &headers, width);
     }
-    push_row(&mut out, "total", &total, width);
+    push_row(&mut out, &total, &headers, width);
     let _ = writeln!(out);
+    let wall = results.wall_ms.map(Duration::from_millis).or(layout.wall);
+    if let Some(wall) = wall {
+        let _ = writeln!(out, "wall time: {}", duration(wall));
+    }
     let _ = writeln!(out, "credits: {}", results.totals.credits());
     if let Some(observed) = &results.observed_charges {
         out.push_str(&observed.render());
     }
     let _ = writeln!(out, "status: {}", status(results));
     let _ = writeln!(out, "results: {}", results_path.display());
-    push_failures(&mut out, results);
+    push_failures(&mut out, results, layout.width);
     out
 }
 
-fn push_row(out: &mut String, name: &str, row: &Row, width: usize) {
-    let cells = [
-        row.succeeded as u64,
-        row.failed as u64,
-        row.skipped as u64,
-        row.charged,
-        row.refunded,
-    ];
-    let _ = write!(out, "{name:<width$}");
-    for (cell, header) in cells.iter().zip(HEADERS) {
+fn push_row(out: &mut String, line: &CreditLine, headers: &[&str], width: usize) {
+    let _ = write!(out, "{:<width$}", line.name);
+    for header in headers {
+        let cell = match *header {
+            "succeeded" => line.succeeded as u64,
+            "failed" => line.failed as u64,
+            "skipped" => line.skipped as u64,
+            "reused" => line.reused as u64,
+            "unfinished" => line.unfinished as u64,
+            "charged" => line.charged,
+            _ => line.refunded,
+        };
         let _ = write!(out, "  {cell:>w$}", w = header.len());
     }
     out.push('\n');
 }
 
+/// The status word, and why the run stopped when the word does not say it.
 fn status(results: &Results) -> String {
     let word = match results.status {
         RunStatus::Running => "running",
@@ -102,12 +96,12 @@ fn status(results: &Results) -> String {
         RunStatus::Stopped => "stopped",
     };
     match &results.stop_reason {
-        Some(reason) => format!("{word}: {reason}"),
-        None => word.to_owned(),
+        Some(reason) if reason != word => format!("{word}: {reason}"),
+        _ => word.to_owned(),
     }
 }
 
-fn push_failures(out: &mut String, results: &Results) {
+fn push_failures(out: &mut String, results: &Results, width: Option<usize>) {
     let failed: Vec<&StepResult> = results
         .steps
         .iter()
@@ -118,12 +112,11 @@ fn push_failures(out: &mut String, results: &Results) {
     }
     let _ = writeln!(out, "failed:");
     for step in failed.iter().take(MAX_FAILURES) {
-        let name = step.name();
         let why = step.error.as_ref().map_or_else(
             || "no error recorded".to_owned(),
-            |e| format!("{}: {}", e.kind, truncate(&e.message, 100)),
+            |e| recorded_in_words(&e.kind, &e.message),
         );
-        let _ = writeln!(out, "  {name}  {why}");
+        push_wrapped(out, &format!("{}  {why}", step.name()), width);
     }
     if failed.len() > MAX_FAILURES {
         let _ = writeln!(
@@ -131,5 +124,51 @@ fn push_failures(out: &mut String, results: &Results) {
             "  … and {} more; see the results file",
             failed.len() - MAX_FAILURES
         );
+    }
+}
+
+/// `text` indented under `failed:`, every line of it, wrapped at `width`
+/// and never cut: a fix at the end of a long message is read whole.
+fn push_wrapped(out: &mut String, text: &str, width: Option<usize>) {
+    for (n, paragraph) in text.lines().enumerate() {
+        let first = if n == 0 { "  " } else { "    " };
+        match width {
+            Some(width) => {
+                let options = textwrap::Options::new(width.max(20))
+                    .initial_indent(first)
+                    .subsequent_indent("    ")
+                    .break_words(true);
+                for line in textwrap::wrap(paragraph, options) {
+                    let _ = writeln!(out, "{}", line.trim_end());
+                }
+            }
+            None => {
+                let _ = writeln!(out, "{first}{paragraph}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_failures_wrap_whole_and_keep_their_fix() {
+        let mut out = String::new();
+        let text = "wav[rain/1]  sent, but no answer came (in doubt): connection reset after the request was sent; it may have been charged.\nTo send it again anyway: sonicflow run --resume out --resend-in-doubt wav[rain/1]";
+        push_wrapped(&mut out, text, Some(40));
+        assert!(out.lines().all(|l| l.chars().count() <= 40), "{out}");
+        let rejoined: Vec<&str> = out.split_whitespace().collect();
+        let original: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(rejoined, original, "no word is lost or cut");
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn without_a_width_lines_stay_whole() {
+        let mut out = String::new();
+        push_wrapped(&mut out, "a  b\nc", None);
+        assert_eq!(out, "  a  b\n    c\n");
     }
 }

@@ -50,12 +50,8 @@ impl Tally {
                 self.seen.insert(id.clone());
                 self.running.insert(id.clone());
             }
-            RunEvent::Submitted { .. }
-            | RunEvent::Recalled { .. }
-            | RunEvent::Retrying { .. }
-            | RunEvent::Throttled { .. }
-            | RunEvent::Stopping { .. }
-            | RunEvent::Finished { .. } => {}
+            // Submits, retries, throttles, stops and the rest change no count.
+            _ => {}
         }
     }
 
@@ -73,18 +69,5 @@ impl Tally {
 
     pub(crate) fn waiting(&self) -> usize {
         self.created().saturating_sub(self.done() + self.running())
-    }
-
-    /// `3 running, 10 waiting, 1 failed, 0 skipped, 45 credits net`, with
-    /// refunds and sends in doubt when there are any.
-    pub(crate) fn message(&self) -> String {
-        format!(
-            "{} running, {} waiting, {} failed, {} skipped, {}",
-            self.running(),
-            self.waiting(),
-            self.failed,
-            self.skipped,
-            self.credits
-        )
     }
 }
