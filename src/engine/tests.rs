@@ -190,6 +190,7 @@ impl StepExecutor for Fake {
             sha256: String::new(),
             bytes: 1,
             url: "http://x/file".into(),
+            ..SavedFile::default()
         });
         Ok(outputs)
     }

@@ -196,10 +196,13 @@ pub struct MatrixSpec {
     pub file: Option<String>,
 }
 
-/// Which result files a run downloads, under `<out>/<step>/<instance>/<clip_id>.<ext>`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+/// Which result files a run downloads, and how they are named.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactsSpec {
+    /// Where each file goes in the output folder: a path template with `{row}` (matrix key), `{step}`, `{instance}` (fan-out position), `{title}`, `{n}` (clip number in the step's output), `{clip}` (clip id), `{stem}` (stem name), `{kind}` and `{ext}`; a folder that comes out empty is left out. One template for every file, or `files:` and `stems:` apart. Default: `{row}/{step}/{instance}/{title}-{n}.{ext}`, stems `{row}/{step}/{instance}/{stem}.{ext}`.
+    #[serde(default)]
+    pub name: Option<ArtifactName>,
     /// The MP3 of every generated clip.
     #[serde(default)]
     pub audio: bool,
@@ -212,6 +215,28 @@ pub struct ArtifactsSpec {
     /// MIDI files of `midi` steps.
     #[serde(default)]
     pub midi: bool,
+}
+
+/// `artifacts.name`: one template, or one for stems and one for the rest.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ArtifactName {
+    /// Every file, stems included.
+    One(String),
+    /// Apart; a kind left out keeps its default.
+    Apart(ArtifactNames),
+}
+
+/// Templates per kind of file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactNames {
+    /// Clips, cover art, WAV and MIDI exports.
+    #[serde(default)]
+    pub files: Option<String>,
+    /// Stems.
+    #[serde(default)]
+    pub stems: Option<String>,
 }
 
 /// Limits of a model that this sonicflow does not know yet.

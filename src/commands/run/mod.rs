@@ -217,7 +217,9 @@ async fn execute(
         lock,
         spent_before,
         to_spend,
+        mut context,
     } = prepared;
+    context.service = Some(report::Service::of(&config.base_url, args.sandbox));
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
     let limits = &args.download_limits;
@@ -231,7 +233,8 @@ async fn execute(
         &plan,
         &manifest_sha,
         clock.clone(),
-    );
+    )
+    .with_context(context);
     let console = Console::new(
         ConsoleMode::detect(args.log_format == LogFormat::Json),
         clock,
@@ -416,7 +419,7 @@ fn make_executor(
     scale: f64,
     limits: &DownloadArgs,
 ) -> Result<ApiExecutor, ExecutorError> {
-    let a = plan.artifacts;
+    let a = &plan.artifacts;
     let kinds = if download_all {
         DownloadKinds::all()
     } else {
@@ -429,6 +432,7 @@ fn make_executor(
     };
     let enabled = download_all || a.audio || a.wav || a.midi || a.stems;
     let mut downloads = DownloadOptions::new(out)
+        .with_names(plan.file_names.clone())
         .with_kinds(kinds)
         .with_time_scale(scale);
     downloads.enabled = enabled;

@@ -31,6 +31,9 @@ pub(super) struct Prepared {
     pub upload_callback: Option<String>,
     /// The pipeline's lock, held until the run ends (`None` for `--sandbox`).
     pub lock: Option<StateLock>,
+    /// What results.json says of the run beyond its plan (the service is
+    /// filled in once it is known).
+    pub context: report::RunContext,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -155,6 +158,16 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         spent_before,
     );
     let models = Models::with_declared(&planned.loaded.manifest.models);
+    let context = report::RunContext {
+        service: None,
+        matrix_file: planned
+            .loaded
+            .matrix
+            .as_ref()
+            .and_then(|m| m.file.as_ref())
+            .map(|f| f.display().to_string()),
+        matrix_sha256: matrix_sha256(&planned.loaded),
+    };
     Ok(Prepared {
         plan: Arc::new(planned.plan),
         models,
@@ -171,6 +184,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         download,
         upload_callback,
         lock,
+        context,
     })
 }
 

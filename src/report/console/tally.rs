@@ -51,6 +51,7 @@ impl Tally {
                 self.running.insert(id.clone());
             }
             RunEvent::Submitted { .. }
+            | RunEvent::Ready { .. }
             | RunEvent::Recalled { .. }
             | RunEvent::Retrying { .. }
             | RunEvent::Throttled { .. }
