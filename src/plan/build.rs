@@ -358,7 +358,7 @@ impl Builder<'_> {
                             Code::InvalidValue,
                             self.src,
                             span,
-                            format!("{e} in `artifacts.name`"),
+                            format!("`{}`: {e}", path.join(".")),
                         )
                         .help(e.help),
                     );

@@ -132,7 +132,9 @@ impl NameTemplate {
                 0,
                 1,
                 "the file name template is an absolute path".to_owned(),
-                "files are always saved inside the run's output folder: write a relative path such as `{row}/{step}/{title}-{n}.{ext}`",
+                &format!(
+                    "files are always saved inside the run's output folder: write a relative path such as `{DEFAULT_NAME}`"
+                ),
             ));
         }
         if let Some(at) = text.find('\\') {
