@@ -441,7 +441,8 @@ pub struct StepResult {
     pub request_hash: Option<String>,
     /// The remote task of the last accepted submit.
     pub task_id: Option<String>,
-    /// The resolved request fields of the last submit (what was sent).
+    /// The resolved request fields of the last submit (what was sent);
+    /// `null` when this run sent nothing for it (reused, attached, skipped).
     #[serde(default)]
     pub request: Option<serde_json::Value>,
     pub credits: Credits,
@@ -451,7 +452,10 @@ pub struct StepResult {
     pub outputs: serde_json::Value,
     /// Files downloaded into the output folder.
     pub files: Vec<FileRecord>,
-    /// When its dependencies were met and it waited for a submit slot.
+    /// When its dependencies were met and it was decided what to do with
+    /// it: from then it waited for a submit slot (a reused, attached or
+    /// in-doubt instance is taken up at that moment); `null` if it never got
+    /// that far (skipped, or a condition was false).
     #[serde(default)]
     pub queued_at: Option<String>,
     /// When the first attempt was submitted.

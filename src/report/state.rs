@@ -52,16 +52,19 @@ impl Service {
     /// The service at `base_url`, with any user name, password, query or
     /// fragment taken off: only where the API lives is recorded.
     pub fn of(base_url: &str, sandbox: bool) -> Service {
-        let base_url = match reqwest::Url::parse(base_url) {
-            Ok(mut url) => {
+        let parsed = reqwest::Url::parse(base_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let base_url = match parsed {
+            Some(mut url) => {
                 let _ = url.set_username("");
                 let _ = url.set_password(None);
                 url.set_query(None);
                 url.set_fragment(None);
                 url.to_string().trim_end_matches('/').to_owned()
             }
-            // Not a URL: keep nothing that could hide a secret after `@` or `?`.
-            Err(_) => base_url
+            // Not a web URL: keep nothing that could hide a secret before `@` or after `?`.
+            None => base_url
                 .rsplit('@')
                 .next()
                 .unwrap_or_default()
@@ -604,6 +607,97 @@ mod tests {
         assert_eq!(
             step.attempts[1].finished_at.as_deref(),
             Some("1970-01-01T00:00:07.000Z")
+        );
+    }
+
+    #[test]
+    fn an_instance_is_queued_sent_and_accepted_and_the_run_counts_its_wall_time() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut state = RunState::new(&plan(), "00", t0);
+        let up = id(0, "up");
+        state.apply(&RunEvent::Ready { id: up.clone() }, at(1));
+        let fields = serde_json::json!({ "url": "https://example.com/a.mp3" });
+        let submitting = RunEvent::Submitting {
+            id: up.clone(),
+            attempt: 1,
+            request_hash: "sha256:x".into(),
+            fields: fields.clone(),
+        };
+        state.apply(&submitting, at(3));
+        let running = state.snapshot();
+        assert_eq!(
+            running.wall_ms,
+            Some(3000),
+            "to the last event while it runs"
+        );
+        let submitted = RunEvent::Submitted {
+            id: up.clone(),
+            attempt: 1,
+            task_id: None,
+            credits: 2,
+        };
+        state.apply(&submitted, at(4));
+        state.touch(at(6));
+        assert_eq!(state.snapshot().wall_ms, Some(6000), "to the last write");
+        let step = &state.snapshot().steps[0];
+        assert_eq!(step.queued_at.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+        assert_eq!(step.request.as_ref(), Some(&fields));
+        assert_eq!(
+            step.attempts[0].accepted_at.as_deref(),
+            Some("1970-01-01T00:00:04.000Z")
+        );
+        let finished = RunEvent::Finished {
+            summary: Summary::default(),
+        };
+        state.apply(&finished, at(9));
+        state.touch(at(20));
+        assert_eq!(
+            state.snapshot().wall_ms,
+            Some(9000),
+            "an ended run keeps its wall time"
+        );
+    }
+
+    #[test]
+    fn the_service_is_recorded_without_credentials_or_query() {
+        let cases = [
+            (
+                "https://user:secret@api.example.com/v1?key=abc#x",
+                "https://api.example.com/v1",
+            ),
+            ("http://127.0.0.1:4010/", "http://127.0.0.1:4010"),
+            ("not a url?key=abc", "not a url"),
+            ("me:secret@host", "host"),
+        ];
+        for (given, recorded) in cases {
+            let service = Service::of(given, false);
+            assert_eq!(service.base_url, recorded, "{given}");
+        }
+        assert!(Service::of("http://127.0.0.1:1", true).sandbox);
+    }
+
+    #[test]
+    fn the_matrix_and_inputs_come_from_the_plan_and_the_file_from_the_context() {
+        let text = "version: 1\nname: t\ninputs: { mood: { default: calm } }\nmatrix:\n  key: id\n  rows: [{ id: a, idea: rain }, { id: b, idea: sun }]\nsteps:\n  up:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n";
+        let mut state = RunState::new(&crate::plan::from_yaml(text), "00", SystemTime::UNIX_EPOCH);
+        state.set_context(RunContext {
+            service: Some(Service::of("http://127.0.0.1:9", true)),
+            matrix_file: Some("rows.csv".into()),
+            matrix_sha256: Some("ab".into()),
+        });
+        let results = state.snapshot();
+        assert_eq!(results.inputs["mood"], "calm");
+        let matrix = results.matrix.expect("a matrix");
+        assert_eq!(matrix.file.as_deref(), Some("rows.csv"));
+        let keys: Vec<&str> = matrix.rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(matrix.rows[1].values["idea"], "sun");
+        assert!(
+            RunState::new(&plan(), "00", SystemTime::UNIX_EPOCH)
+                .snapshot()
+                .matrix
+                .is_none()
         );
     }
 }
