@@ -203,7 +203,7 @@ pub struct ArtifactsSpec {
     /// Where each file goes in the output folder: a path template with `{row}` (matrix key), `{step}`, `{instance}` (fan-out position), `{title}`, `{n}` (clip number in the step's output), `{clip}` (clip id), `{stem}` (stem name), `{kind}` and `{ext}`; a folder that comes out empty is left out. One template for every file, or `files:` and `stems:` apart. Default: `{row}/{step}/{instance}/{title}-{n}.{ext}`, stems `{row}/{step}/{instance}/{stem}.{ext}`.
     #[serde(default)]
     pub name: Option<ArtifactName>,
-    /// The MP3 of every generated clip.
+    /// The MP3 of every generated clip, and its cover art beside it.
     #[serde(default)]
     pub audio: bool,
     /// WAV exports of `wav` steps.

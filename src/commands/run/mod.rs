@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Download audio, WAV, stems and MIDI into the output folder.
+    /// Download audio with its cover art, WAV, stems and MIDI into the output folder, named by `artifacts.name`.
     #[arg(long)]
     pub download: bool,
     /// Send uploads in the service's task mode, which answers with a task id at once (the service POSTs the finished upload to URL; sonicflow polls it).
