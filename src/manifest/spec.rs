@@ -218,13 +218,39 @@ pub struct ArtifactsSpec {
 }
 
 /// `artifacts.name`: one template, or one for stems and one for the rest.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum ArtifactName {
     /// Every file, stems included.
     One(String),
     /// Apart; a kind left out keeps its default.
     Apart(ArtifactNames),
+}
+
+/// By hand, so that a wrong value is told what is expected in words.
+impl<'de> Deserialize<'de> for ArtifactName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Expect;
+        impl<'de> serde::de::Visitor<'de> for Expect {
+            type Value = ArtifactName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a path template such as `{row}/{step}/{instance}/{title}-{n}.{ext}`, or a mapping with `files` and `stems` templates",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ArtifactName, E> {
+                Ok(ArtifactName::One(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ArtifactName, A::Error> {
+                ArtifactNames::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ArtifactName::Apart)
+            }
+        }
+        d.deserialize_any(Expect)
+    }
 }
 
 /// Templates per kind of file.
