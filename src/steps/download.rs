@@ -90,6 +90,22 @@ impl DownloadOptions {
         self
     }
 
+    /// Files already saved in the output folder, by path and owner (see
+    /// [`naming::owner`](super::naming::owner)): a run taken up again keeps
+    /// them, and no other file of it is given their names.
+    pub fn with_saved(self, saved: impl IntoIterator<Item = (String, String)>) -> Self {
+        {
+            let mut claims = self
+                .claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (path, owner) in saved {
+                claims.insert(PathBuf::from(path), owner);
+            }
+        }
+        self
+    }
+
     pub fn with_kinds(mut self, kinds: DownloadKinds) -> Self {
         self.kinds = kinds;
         self

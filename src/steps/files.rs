@@ -206,7 +206,7 @@ pub(crate) fn paths(job: &Job, wanted: &[Wanted], options: &DownloadOptions) -> 
             };
             let rendered = options.names.for_kind(w.kind).render(&facts);
             let mut path = naming::dedupe(rendered, &mut taken);
-            let owner = format!("{} {} {}", job.id, w.clip_id, naming::kind_name(w.kind));
+            let owner = naming::owner(&job.id.to_string(), &w.clip_id, w.kind);
             // Another instance holds it: only a template that runs its
             // placeholders together can get here.
             while claims.get(&path).is_some_and(|o| *o != owner) {
@@ -400,6 +400,33 @@ mod tests {
         assert_eq!(first, ["s/vocals.mp3"]);
         assert!(second[0].starts_with("s/vocals-"), "{second:?}");
         assert_eq!(shown(&paths(&one, &list, &options)), first);
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_the_names_its_journal_holds() {
+        let split =
+            json!({"stems": [{"name": "vocals", "clip_id": "v", "audio_url": "http://h/v.mp3"}]});
+        let one = job(Action::StemsFull, json!({}));
+        let mut two = one.clone();
+        two.id.row_key = Some("r".into());
+        let list = wanted(&one, &split, DownloadKinds::all());
+        let template = naming::NameTemplate::parse("{step}/{stem}.{ext}", naming::Needs::default());
+        let names = naming::FileNames {
+            stems: template.unwrap(),
+            ..naming::FileNames::default()
+        };
+        // Before the kill, `one` saved `s/vocals.mp3`; after it, `two`
+        // happens to download first.
+        let saved = [(
+            "s/vocals.mp3".to_owned(),
+            naming::owner("s", "v", FileKind::Stem),
+        )];
+        let options = DownloadOptions::new("out")
+            .with_names(names)
+            .with_saved(saved);
+        let second = shown(&paths(&two, &list, &options));
+        assert_ne!(second, ["s/vocals.mp3"], "never another's recorded file");
+        assert_eq!(shown(&paths(&one, &list, &options)), ["s/vocals.mp3"]);
     }
 
     #[test]

@@ -381,6 +381,12 @@ fn words(raw: &str) -> String {
     if joined.is_empty() { safe } else { joined }
 }
 
+/// Who a saved file belongs to, for telling apart two files that would
+/// share a path: the instance (`song[a/0]`), the clip and the kind.
+pub fn owner(instance: &str, clip: &str, kind: FileKind) -> String {
+    format!("{instance} {clip} {}", kind_name(kind))
+}
+
 /// The name of a kind of file, as `{kind}` and results.json write it.
 pub fn kind_name(kind: FileKind) -> &'static str {
     match kind {

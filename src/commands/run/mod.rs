@@ -1,6 +1,6 @@
 //! `sonicflow run`: execute a pipeline against the API or the sandbox.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -218,12 +218,14 @@ async fn execute(
         spent_before,
         to_spend,
         mut context,
+        saved,
     } = prepared;
     context.service = Some(report::Service::of(&config.base_url, args.sandbox));
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
     let limits = &args.download_limits;
-    let executor = make_executor(client, models, &out, &plan, download, scale, limits)
+    let files = DownloadOptions::new(&out).with_saved(saved);
+    let executor = make_executor(client, models, files, &plan, download, scale, limits)
         .map_err(|e| RunError::Client(e.to_string()))?
         .with_upload_callback(upload_callback);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -409,11 +411,12 @@ fn spawn_reporters(
 }
 
 /// The executor for this run: the API client, the plan's models for
-/// re-checking resolved values, and which files to save.
+/// re-checking resolved values, and which files to save (`files`: where,
+/// and those a resumed run saved already).
 fn make_executor(
     client: Client,
     models: Models,
-    out: &Path,
+    files: DownloadOptions,
     plan: &Plan,
     download_all: bool,
     scale: f64,
@@ -431,7 +434,7 @@ fn make_executor(
         }
     };
     let enabled = download_all || a.audio || a.wav || a.midi || a.stems;
-    let mut downloads = DownloadOptions::new(out)
+    let mut downloads = files
         .with_names(plan.file_names.clone())
         .with_kinds(kinds)
         .with_time_scale(scale);
