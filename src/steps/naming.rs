@@ -368,6 +368,29 @@ fn plain(raw: &str) -> String {
     }
 }
 
+/// Longest title or stem name kept in a name; a longer one is cut and
+/// marked with a digest of the whole.
+const WORDS_MAX: usize = 64;
+
+/// `text` cut to [`COMPONENT_MAX`], keeping its extension and marking the
+/// cut with 8 hex digits of the whole text's sha256.
+fn shortened(text: &str) -> String {
+    let digest = hex::encode(Sha256::digest(text.as_bytes()));
+    let tail = text
+        .rfind('.')
+        .map(|i| &text[i..])
+        .filter(|t| t.chars().count() <= 16)
+        .unwrap_or("");
+    let head = &text[..text.len() - tail.len()];
+    let keep = COMPONENT_MAX - 9 - tail.chars().count();
+    let head: String = sanitize::component(head).chars().take(keep).collect();
+    let ext = match tail.strip_prefix('.') {
+        Some(e) if !e.is_empty() => format!(".{}", sanitize::component(e)),
+        _ => String::new(),
+    };
+    format!("{head}-{}{ext}", &digest[..8])
+}
+
 /// A title or a stem name, as a person would type it in a file name:
 /// each run of spaces and punctuation becomes one `_` (`Demo, Jazz Take`
 /// → `Demo_Jazz_Take`).
@@ -378,7 +401,13 @@ fn words(raw: &str) -> String {
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join("_");
-    if joined.is_empty() { safe } else { joined }
+    let words = if joined.is_empty() { safe } else { joined };
+    if words.chars().count() <= WORDS_MAX {
+        return words;
+    }
+    let digest = hex::encode(Sha256::digest(raw.as_bytes()));
+    let head: String = words.chars().take(WORDS_MAX - 9).collect();
+    format!("{head}-{}", &digest[..8])
 }
 
 /// Who a saved file belongs to, for telling apart two files that would
@@ -414,7 +443,14 @@ impl NameTemplate {
             if text.is_empty() {
                 continue;
             }
-            path.push(identity(&text));
+            // The values are safe already: only the template's own text or
+            // the length can change here. A part cut short keeps a digest
+            // of the whole, so two long names stay apart.
+            if text.chars().count() > COMPONENT_MAX {
+                path.push(shortened(&text));
+            } else {
+                path.push(sanitize::component(&text));
+            }
         }
         if path.as_os_str().is_empty() {
             path.push(identity(facts.clip));
@@ -534,6 +570,34 @@ mod tests {
         );
         let hostile = show(&t, &facts(Some("../../etc"), ""));
         assert!(hostile.split('/').all(|c| !c.starts_with('.')), "{hostile}");
+    }
+
+    #[test]
+    fn the_templates_own_text_is_kept_readable_and_long_names_stay_apart() {
+        let t =
+            NameTemplate::parse("{row}/My Songs/{step}/{title}.{ext}", Needs::default()).unwrap();
+        assert_eq!(
+            show(&t, &facts(Some("a"), "")),
+            "a/My_Songs/song/Midnight_Rain.mp3"
+        );
+        let long = |end: &'static str| FileFacts {
+            title: Some(Box::leak(
+                format!("{}{end}", "x".repeat(120)).into_boxed_str(),
+            )),
+            ..facts(None, "")
+        };
+        let (a, b) = (show(&t, &long("a")), show(&t, &long("b")));
+        assert_ne!(a, b);
+        assert!(a.ends_with(".mp3"), "{a}");
+        assert!(a.rsplit('/').next().unwrap().len() <= WORDS_MAX + 4, "{a}");
+        // A name too long for one folder keeps its extension.
+        let wide = NameTemplate::parse("{step}/{title}-{title}.{ext}", Needs::default()).unwrap();
+        let name = show(&wide, &long("a"));
+        let file = name.rsplit('/').next().unwrap();
+        assert!(
+            file.ends_with(".mp3") && file.len() <= COMPONENT_MAX,
+            "{name}"
+        );
     }
 
     #[test]
