@@ -232,8 +232,11 @@ fn every_view_agrees_with_the_ledger_after_a_send_in_doubt_and_a_local_failure()
     let run_dir = dir.path().join("run");
     let run_arg = run_dir.to_str().unwrap();
     // The WAVs cannot be saved: their folder's name is taken by a file.
+    // A file where each row's folder would go: no WAV can be saved.
     std::fs::create_dir_all(&run_dir).unwrap();
-    std::fs::write(run_dir.join("wav"), "").unwrap();
+    for row in ["a", "b"] {
+        std::fs::write(run_dir.join(row), "").unwrap();
+    }
     // One song is accepted; the other is charged and the process dies
     // before its answer is recorded: in doubt.
     let killed = sonicflow()
@@ -291,8 +294,11 @@ fn a_paid_wav_whose_file_could_not_be_saved_is_fetched_and_never_paid_again() {
     let file = write(dir.path(), WAVS);
     let run_dir = dir.path().join("run");
     let run_arg = run_dir.to_str().unwrap();
+    // A file where each row's folder would go: no WAV can be saved.
     std::fs::create_dir_all(&run_dir).unwrap();
-    std::fs::write(run_dir.join("wav"), "").unwrap();
+    for row in ["a", "b"] {
+        std::fs::write(run_dir.join(row), "").unwrap();
+    }
     let out = run(&sandbox, "wav", &[&file, "--out", run_arg]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(charges(&sandbox, "wav", "wav"), 4);
@@ -313,7 +319,9 @@ fn a_paid_wav_whose_file_could_not_be_saved_is_fetched_and_never_paid_again() {
     assert_eq!(plan["to_spend"], 0, "the WAVs are paid for");
 
     // With the folder free, the resume fetches the files and sends nothing.
-    std::fs::remove_file(run_dir.join("wav")).unwrap();
+    for row in ["a", "b"] {
+        std::fs::remove_file(run_dir.join(row)).unwrap();
+    }
     let out = run(&sandbox, "wav", &["--resume", run_arg]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(charges(&sandbox, "wav", "wav"), 4, "no WAV paid twice");

@@ -396,6 +396,12 @@ fn stable(value: &Value) -> Value {
         "url",
         "file",
         "bytes",
+        "queued_at",
+        "accepted_at",
+        "wall_ms",
+        "base_url",
+        "clip_id",
+        "clip",
     ];
     match value {
         Value::Object(map) => Value::Object(
@@ -405,13 +411,6 @@ fn stable(value: &Value) -> Value {
                         Value::String(format!("[{k}]"))
                     } else if k == "outputs" {
                         shape(v)
-                    } else if k == "path" && v.is_string() {
-                        let p = v.as_str().unwrap_or("");
-                        Value::String(format!(
-                            "{}/[clip].{}",
-                            p.rsplit_once('/').map_or("", |(d, _)| d),
-                            p.rsplit('.').next().unwrap_or("")
-                        ))
                     } else {
                         stable(v)
                     };

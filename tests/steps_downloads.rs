@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sonicflow::action::Action;
 use sonicflow::engine::{ErrorKind, Job, PollOutcome, StepExecutor};
+use sonicflow::steps::naming::{FileNames, NameTemplate, Needs};
 use sonicflow::steps::{ApiExecutor, DownloadOptions};
 use steps_support::*;
 
@@ -133,7 +134,13 @@ async fn hostile_ids_and_instances_stay_inside_the_output_folder() {
     let base = host(0).await;
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("out");
-    let exec = executor(&base, KEY, options(&out));
+    // Clip ids name the files here, so hostile ids reach the paths.
+    let by_clip = NameTemplate::parse("{row}/{step}/{instance}/{clip}.{ext}", Needs::default());
+    let names = FileNames {
+        files: by_clip.unwrap(),
+        ..FileNames::default()
+    };
+    let exec = executor(&base, KEY, options(&out).with_names(names));
     let job = create("../../up", Some("a/../../b"));
     let PollOutcome::Done(outputs) = poll(&exec, &job, "hostile").await.unwrap() else {
         panic!()
@@ -142,9 +149,9 @@ async fn hostile_ids_and_instances_stay_inside_the_output_folder() {
     assert_eq!(
         paths,
         [
-            "___.._up/a/__/__/b/0.1/___.._etc_passwd-3754d6cb.mp3",
-            "___.._up/a/__/__/b/0.1/a_.._.._b-feddf167.mp3",
-            "___.._up/a/__/__/b/0.1/__-5ec1f7e7.mp3",
+            "a_.._.._b-feddf167/___.._up/0.1/___.._etc_passwd-3754d6cb.mp3",
+            "a_.._.._b-feddf167/___.._up/0.1/a_.._.._b-feddf167.mp3",
+            "a_.._.._b-feddf167/___.._up/0.1/__-5ec1f7e7.mp3",
         ]
     );
     for f in &outputs.files {
@@ -186,8 +193,8 @@ async fn transient_download_failures_are_retried_until_the_limit() {
     else {
         panic!()
     };
-    assert_eq!(outputs.files[0].path, "song/0.1/c1.mp3");
-    assert_eq!(files_below(out.path()), ["song/0.1/c1.mp3"]);
+    assert_eq!(outputs.files[0].path, "song/0.1/song-1.mp3");
+    assert_eq!(files_below(out.path()), ["song/0.1/song-1.mp3"]);
     assert_eq!(outputs.value["clips"][0]["duration"], json!(12.5));
 
     let base = host(3).await;
@@ -240,7 +247,7 @@ async fn a_planted_part_link_is_replaced_not_followed() {
     let victim = root.path().join("victim");
     std::fs::write(&victim, b"keep").unwrap();
     std::fs::create_dir_all(out.join("song/0.1")).unwrap();
-    std::os::unix::fs::symlink(&victim, out.join("song/0.1/c1.mp3.part")).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("song/0.1/song-1.mp3.part")).unwrap();
     let exec = executor(&base, KEY, options(&out));
     let PollOutcome::Done(outputs) = poll(&exec, &create("song", None), "flaky").await.unwrap()
     else {
@@ -251,7 +258,7 @@ async fn a_planted_part_link_is_replaced_not_followed() {
         std::fs::read(out.join(&outputs.files[0].path)).unwrap(),
         AUDIO
     );
-    assert_eq!(files_below(&out), ["song/0.1/c1.mp3"]);
+    assert_eq!(files_below(&out), ["song/0.1/song-1.mp3"]);
 }
 
 #[tokio::test]

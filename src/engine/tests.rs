@@ -190,6 +190,7 @@ impl StepExecutor for Fake {
             sha256: String::new(),
             bytes: 1,
             url: "http://x/file".into(),
+            ..SavedFile::default()
         });
         Ok(outputs)
     }
@@ -865,6 +866,26 @@ async fn remembered_work_is_reused_or_polled_and_never_sent_again() {
     // Credits of this run's earlier process still count: 15 (attached) + 15 (in doubt).
     let sent: u64 = 2 * price("stems_basic") + 4 * price("wav");
     assert_eq!(summary.credits.charged, 15 + 15 + sent);
+    // Each of them was ready once, before anything else was said of it
+    // but its creation: sent, reused, attached or held in doubt alike.
+    let mut ready = std::collections::HashSet::new();
+    for e in &events {
+        let (id, is_ready) = match e {
+            RunEvent::Ready { id } => (id, true),
+            RunEvent::Submitting { id, .. }
+            | RunEvent::Reused { id, .. }
+            | RunEvent::Attached { id, .. }
+            | RunEvent::Failed { id, .. }
+            | RunEvent::Succeeded { id, .. } => (id, false),
+            _ => continue,
+        };
+        if is_ready {
+            assert!(ready.insert(id.clone()), "{id} ready twice");
+        } else {
+            assert!(ready.contains(id), "{id}: {e:?} before it was ready");
+        }
+    }
+    assert_eq!(ready.len(), 1 + 1 + 2 + 4 + 1);
     let records = table.records.lock().unwrap().clone();
     assert_eq!(records[0], "reused upload");
     // Every send is preceded by its intent.

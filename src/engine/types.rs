@@ -34,15 +34,7 @@ impl InstanceId {
     /// The instance part of the name: `rain/0.1`, `rain/jazz-ballad.0`, `0`,
     /// `rain`, or `-` when there is nothing to tell apart.
     pub fn instance(&self) -> String {
-        let path = if self.names.len() == self.path.len() {
-            self.names.join(".")
-        } else {
-            self.path
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(".")
-        };
+        let path = self.fan_out();
         match (&self.row_key, path.is_empty()) {
             (Some(k), true) => k.clone(),
             (Some(k), false) => format!("{k}/{path}"),
@@ -53,6 +45,20 @@ impl InstanceId {
 }
 
 impl InstanceId {
+    /// The fan-out part of the name: `0.1`, `jazz-ballad.0`; empty when
+    /// the step does not fan out.
+    pub fn fan_out(&self) -> String {
+        if self.names.len() == self.path.len() {
+            self.names.join(".")
+        } else {
+            self.path
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+    }
+
     /// The name with every fan-out level by its index (`cover[1]`), as
     /// sonicflow named instances before items and `key:` named them: a
     /// journal written then is still read by it.
@@ -139,7 +145,7 @@ pub struct Outputs {
 }
 
 /// A file downloaded into the output folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedFile {
     /// Path relative to the output folder.
     pub path: String,
@@ -147,6 +153,18 @@ pub struct SavedFile {
     pub bytes: u64,
     /// Where it was downloaded from.
     pub url: String,
+    /// The clip it is of (a stem's own clip id; the source clip of a WAV or MIDI export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_id: Option<String>,
+    /// What it holds.
+    #[serde(default)]
+    pub kind: crate::report::FileKind,
+    /// A stem's name (`vocals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stem: Option<String>,
+    /// The clip's title, when the service gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// How a failure must be handled.
@@ -331,6 +349,8 @@ pub struct EarlierAttempt {
     pub sent_at: String,
     /// The task it was accepted as.
     pub task_id: Option<String>,
+    /// When the service's acceptance was recorded.
+    pub accepted_at: Option<String>,
     /// How it ended, when it ended badly.
     pub error: Option<StepError>,
     /// When its answer (or its end) was recorded.
@@ -452,6 +472,10 @@ pub enum RunEvent {
         operation: &'static str,
         planned_credits: u64,
     },
+    /// The instance's dependencies are met and what to do with it is
+    /// decided: it waits for a submit slot (or is reused, attached or held
+    /// in doubt at once). Emitted once per instance, before its next event.
+    Ready { id: InstanceId },
     /// A request is about to be sent.
     Submitting {
         id: InstanceId,

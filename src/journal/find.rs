@@ -376,6 +376,7 @@ mod tests {
                     sha256: "0".into(),
                     bytes: 3,
                     url: format!("https://cdn.example.com/{file}"),
+                    ..SavedFile::default()
                 }],
             }),
             task: None,

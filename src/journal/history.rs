@@ -216,6 +216,7 @@ impl RunLog {
                     attempt,
                     sent_at: at.clone(),
                     task_id: None,
+                    accepted_at: None,
                     error: None,
                     finished_at: None,
                 };
@@ -237,6 +238,7 @@ impl RunLog {
                 if let Some(i) = self.instances.get_mut(&inst) {
                     if let Some(a) = i.attempt_mut(attempt) {
                         a.task_id = task.as_ref().map(|t| t.id.clone());
+                        a.accepted_at = Some(at.clone());
                     }
                     i.credits += credits;
                     i.seen = Seen::Accepted { task };

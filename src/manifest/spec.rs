@@ -196,11 +196,14 @@ pub struct MatrixSpec {
     pub file: Option<String>,
 }
 
-/// Which result files a run downloads, under `<out>/<step>/<instance>/<clip_id>.<ext>`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+/// Which result files a run downloads, and how they are named.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactsSpec {
-    /// The MP3 of every generated clip.
+    /// Where each file goes in the output folder: a path template with `{row}` (matrix key), `{step}`, `{instance}` (fan-out position), `{title}`, `{n}` (clip number in the step's output), `{clip}` (clip id), `{stem}` (stem name), `{kind}` and `{ext}`; a folder that comes out empty is left out. One template for every file, or `files:` and `stems:` apart. Default: `{row}/{step}/{instance}/{title}-{n}.{ext}`, stems `{row}/{step}/{instance}/{stem}.{ext}`.
+    #[serde(default)]
+    pub name: Option<ArtifactName>,
+    /// The MP3 of every generated clip, and its cover art beside it.
     #[serde(default)]
     pub audio: bool,
     /// WAV exports of `wav` steps.
@@ -212,6 +215,54 @@ pub struct ArtifactsSpec {
     /// MIDI files of `midi` steps.
     #[serde(default)]
     pub midi: bool,
+}
+
+/// `artifacts.name`: one template, or one for stems and one for the rest.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum ArtifactName {
+    /// Every file, stems included.
+    One(String),
+    /// Apart; a kind left out keeps its default.
+    Apart(ArtifactNames),
+}
+
+/// By hand, so that a wrong value is told what is expected in words.
+impl<'de> Deserialize<'de> for ArtifactName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Expect;
+        impl<'de> serde::de::Visitor<'de> for Expect {
+            type Value = ArtifactName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a path template such as `{row}/{step}/{instance}/{title}-{n}.{ext}`, or a mapping with `files` and `stems` templates",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ArtifactName, E> {
+                Ok(ArtifactName::One(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ArtifactName, A::Error> {
+                ArtifactNames::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ArtifactName::Apart)
+            }
+        }
+        d.deserialize_any(Expect)
+    }
+}
+
+/// Templates per kind of file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactNames {
+    /// Clips, cover art, WAV and MIDI exports.
+    #[serde(default)]
+    pub files: Option<String>,
+    /// Stems.
+    #[serde(default)]
+    pub stems: Option<String>,
 }
 
 /// Limits of a model that this sonicflow does not know yet.

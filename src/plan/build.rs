@@ -113,6 +113,10 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
     for (id, step) in &loaded.manifest.steps {
         b.step_timeout(id, step.timeout.map(|t| t.0));
     }
+    let file_names = b.file_names(crate::steps::naming::Needs {
+        row: instances.iter().any(|i| i.key.is_some()),
+        instance: fan.iter().any(|f| !f.axis.is_empty()),
+    });
     crate::diag::sort(&mut b.diags);
     if options.require_inputs {
         for d in &mut b.diags {
@@ -193,7 +197,8 @@ pub fn build(loaded: &Loaded, options: &Options) -> Result<Plan, Vec<Diagnostic>
         prices,
         limits,
         max_credits: options.max_credits.or(manifest_max),
-        artifacts: loaded.manifest.artifacts.unwrap_or_default(),
+        artifacts: loaded.manifest.artifacts.clone().unwrap_or_default(),
+        file_names,
         warnings: b.diags,
     })
 }
@@ -290,6 +295,77 @@ impl Builder<'_> {
             }
         }
         values
+    }
+
+    /// `artifacts.name`, parsed; a template that cannot be used is
+    /// reported where it is written and the defaults stand in.
+    fn file_names(
+        &mut self,
+        needs: crate::steps::naming::Needs,
+    ) -> crate::steps::naming::FileNames {
+        use crate::manifest::spec::ArtifactName;
+        use crate::steps::naming::{FileNames, NameTemplate};
+        let mut names = FileNames::default();
+        let Some(name) = self
+            .loaded
+            .manifest
+            .artifacts
+            .as_ref()
+            .and_then(|a| a.name.as_ref())
+        else {
+            return names;
+        };
+        let (files, stems, apart) = match name {
+            ArtifactName::One(t) => (Some(t), Some(t), false),
+            ArtifactName::Apart(n) => (n.files.as_ref(), n.stems.as_ref(), true),
+        };
+        for (text, key, slot) in [
+            (files, "files", &mut names.files),
+            (stems, "stems", &mut names.stems),
+        ] {
+            let Some(text) = text else { continue };
+            // One template shared by both kinds is reported once.
+            if !apart && key == "stems" && NameTemplate::parse(text, needs).is_err() {
+                continue;
+            }
+            match NameTemplate::parse(text, needs) {
+                Ok(t) => *slot = t,
+                Err(e) => {
+                    let path: &[&str] = if apart {
+                        &["artifacts", "name", key]
+                    } else {
+                        &["artifacts", "name"]
+                    };
+                    let span = match self.node(path) {
+                        Some(node) => {
+                            let src = &self.src.text;
+                            let quoted = src
+                                .get(node.span.start..)
+                                .is_some_and(|t| t.starts_with(['"', '\'']));
+                            let raw = src.get(node.span.start..node.span.end).unwrap_or_default();
+                            let plain = raw.trim_matches(['"', '\'']) == text;
+                            if plain {
+                                node.span
+                                    .within(src, e.offset + usize::from(quoted), e.len.max(1))
+                            } else {
+                                node.span
+                            }
+                        }
+                        None => self.span(path),
+                    };
+                    self.diags.push(
+                        Diagnostic::new(
+                            Code::InvalidValue,
+                            self.src,
+                            span,
+                            format!("`{}`: {e}", path.join(".")),
+                        )
+                        .help(e.help),
+                    );
+                }
+            }
+        }
+        names
     }
 
     fn prices(&mut self, options: &Options) -> Option<PriceTable> {

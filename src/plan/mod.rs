@@ -61,6 +61,8 @@ pub struct Plan {
     pub max_credits: Option<u64>,
     /// Result files the manifest asks to download.
     pub artifacts: crate::manifest::spec::ArtifactsSpec,
+    /// How saved files are named (`artifacts.name`, checked).
+    pub file_names: crate::steps::naming::FileNames,
     /// Problems found that do not stop the plan (see `Options::require_inputs`).
     pub warnings: Vec<crate::diag::Diagnostic>,
 }

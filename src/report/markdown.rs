@@ -10,7 +10,6 @@ use std::path::Path;
 
 use super::overview::{CreditLine, Overview};
 use super::results::{Results, StepResult, StepStatus};
-use crate::engine::ErrorKind;
 
 /// The variable GitHub Actions sets to the file a step's summary is appended to.
 pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
@@ -217,10 +216,8 @@ fn write_failures(out: &mut String, results: &Results) {
             code(&e.kind),
             line(&e.message)
         );
-        let kind: Option<ErrorKind> =
-            serde_json::from_value(serde_json::Value::String(e.kind.clone())).ok();
-        if let Some(kind) = kind {
-            let _ = writeln!(out, "  - fix: {}", kind.fix());
+        if let Some(fix) = e.fix() {
+            let _ = writeln!(out, "  - fix: {fix}");
         }
     }
 }

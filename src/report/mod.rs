@@ -36,5 +36,6 @@ pub use results::{
     Results, RunStatus, SCHEMA_VERSION, Service, SharedChange, StepResult, StepStatus, Tool,
     Totals, UnattributedChange, results_schema,
 };
+pub use state::RunContext;
 pub(crate) use writer::write_atomically;
 pub use writer::{DEFAULT_WRITE_INTERVAL, ResultsWriteError, ResultsWriter, manifest_sha256};

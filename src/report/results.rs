@@ -441,7 +441,8 @@ pub struct StepResult {
     pub request_hash: Option<String>,
     /// The remote task of the last accepted submit.
     pub task_id: Option<String>,
-    /// The resolved request fields of the last submit (what was sent).
+    /// The resolved request fields of the last submit (what was sent);
+    /// `null` when this run sent nothing for it (reused, attached, skipped).
     #[serde(default)]
     pub request: Option<serde_json::Value>,
     pub credits: Credits,
@@ -451,7 +452,10 @@ pub struct StepResult {
     pub outputs: serde_json::Value,
     /// Files downloaded into the output folder.
     pub files: Vec<FileRecord>,
-    /// When its dependencies were met and it waited for a submit slot.
+    /// When its dependencies were met and it was decided what to do with
+    /// it: from then it waited for a submit slot (a reused, attached or
+    /// in-doubt instance is taken up at that moment); `null` if it never got
+    /// that far (skipped, or a condition was false).
     #[serde(default)]
     pub queued_at: Option<String>,
     /// When the first attempt was submitted.
@@ -563,32 +567,14 @@ pub struct ErrorRecord {
 }
 
 impl ErrorRecord {
-    /// What a person does about an error of this class, for every
-    /// rendering of a run that shows its failures; `None` when the message
-    /// says it all.
+    /// What a person does about an error of this class (the engine's
+    /// word for it, [`ErrorKind::fix`](crate::engine::ErrorKind::fix)), for
+    /// every rendering of a run that shows its failures; `None` for a kind
+    /// this sonicflow does not know.
     pub fn fix(&self) -> Option<&'static str> {
-        Some(match self.kind.as_str() {
-            "in_doubt" => {
-                "it may have been charged: `sonicflow status RUN_DIR` shows it; a resume does not send it again unless given `--resend-in-doubt` (which may pay twice)"
-            }
-            "out_of_credits" => {
-                "top up the account, then `sonicflow run --resume RUN_DIR` sends what is left"
-            }
-            "unauthorised" => {
-                "check the API key (MUSICAPI_KEY or --api-key-file), then `sonicflow run --resume RUN_DIR`"
-            }
-            "invalid" => "correct the step's fields in the manifest, then run it again",
-            "moderation" => {
-                "the service refused the content: change the prompt, lyrics or title, then run it again"
-            }
-            "rate_limited" | "transient" | "timeout" => {
-                "the service was busy or slow: `sonicflow run --resume RUN_DIR` tries it again"
-            }
-            "task_failed" => {
-                "the service could not make it: `sonicflow run --resume RUN_DIR` sends it again (and pays again)"
-            }
-            _ => return None,
-        })
+        let kind: crate::engine::ErrorKind =
+            serde_json::from_value(serde_json::Value::String(self.kind.clone())).ok()?;
+        Some(kind.fix())
     }
 }
 

@@ -14,8 +14,9 @@ use crate::plan::Plan;
 
 use super::clock::millis_between;
 use super::results::{
-    Attempt, Credits, ErrorRecord, FileKind, FileRecord, ObservedCharges, ObservedCredits,
-    PriceTableRef, Results, RunStatus, StepResult, StepStatus, Tool, Totals,
+    Attempt, Credits, ErrorRecord, FileRecord, MatrixInfo, MatrixRow, ObservedCharges,
+    ObservedCredits, PriceTableRef, Results, RunStatus, Service, StepResult, StepStatus, Tool,
+    Totals,
 };
 use crate::timestamp::rfc3339;
 
@@ -29,6 +30,51 @@ pub(crate) struct RunState {
     step_kinds: Vec<(Action, &'static str)>,
     /// The balance windows seen so far (none when charges are not observed).
     windows: Vec<Window>,
+    /// When the run began, and the latest moment the results speak for
+    /// (the last event, or the end): `wall_ms` is the time between.
+    began: SystemTime,
+    latest: SystemTime,
+}
+
+/// What the run command knows of a run beyond its plan: which service it
+/// talks to and where its matrix came from. Given once, before the first event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunContext {
+    /// The API the run talks to (see [`Service::of`]).
+    pub service: Option<Service>,
+    /// The matrix file as given, when the rows came from one.
+    pub matrix_file: Option<String>,
+    /// Hex SHA-256 of that file's bytes.
+    pub matrix_sha256: Option<String>,
+}
+
+impl Service {
+    /// The service at `base_url`, with any user name, password, query or
+    /// fragment taken off: only where the API lives is recorded.
+    pub fn of(base_url: &str, sandbox: bool) -> Service {
+        let parsed = reqwest::Url::parse(base_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let base_url = match parsed {
+            Some(mut url) => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.set_query(None);
+                url.set_fragment(None);
+                url.to_string().trim_end_matches('/').to_owned()
+            }
+            // Not a web URL: keep nothing that could hide a secret before `@` or after `?`.
+            None => base_url
+                .rsplit('@')
+                .next()
+                .unwrap_or_default()
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        Service { base_url, sandbox }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,9 +112,9 @@ impl RunState {
             },
             observed_charges: None,
             service: None,
-            inputs: indexmap::IndexMap::new(),
-            matrix: None,
-            wall_ms: None,
+            inputs: plan.inputs.clone(),
+            matrix: matrix_of(plan),
+            wall_ms: Some(0),
             steps: Vec::new(),
         };
         let step_kinds = plan.steps.iter().map(|s| (s.action, s.operation)).collect();
@@ -77,13 +123,36 @@ impl RunState {
             instances: BTreeMap::new(),
             step_kinds,
             windows: Vec::new(),
+            began: now,
+            latest: now,
+        }
+    }
+
+    /// Takes what the run command knows beyond the plan.
+    pub(crate) fn set_context(&mut self, context: RunContext) {
+        self.head.service = context.service;
+        if let Some(matrix) = &mut self.head.matrix {
+            matrix.file = context.matrix_file;
+            matrix.sha256 = context.matrix_sha256;
+        }
+    }
+
+    /// Moves the results' notion of "now" (for `wall_ms`) to `now`, unless
+    /// the run is over.
+    pub(crate) fn touch(&mut self, now: SystemTime) {
+        if !self.is_finished() {
+            self.latest = self.latest.max(now);
         }
     }
 
     /// Applies one event stamped with `now`.
     pub(crate) fn apply(&mut self, event: &RunEvent, now: SystemTime) {
+        self.touch(now);
         let at = rfc3339(now);
         match event {
+            RunEvent::Ready { id } => {
+                self.record(id).result.queued_at.get_or_insert(at);
+            }
             RunEvent::Created {
                 id,
                 action,
@@ -99,14 +168,17 @@ impl RunState {
                 id,
                 attempt,
                 request_hash,
-                ..
-            } => self.submitting(id, *attempt, request_hash, now, at),
+                fields,
+            } => {
+                self.submitting(id, *attempt, request_hash, now, at);
+                self.record(id).result.request = Some(fields.clone());
+            }
             RunEvent::Submitted {
                 id,
                 attempt,
                 task_id,
                 credits,
-            } => self.submitted(id, *attempt, task_id.as_deref(), *credits),
+            } => self.submitted(id, *attempt, task_id.as_deref(), *credits, at),
             RunEvent::Retrying {
                 id,
                 attempt,
@@ -214,19 +286,27 @@ impl RunState {
             task_id: a.task_id.clone(),
             error: a.error.as_ref().map(error_record),
             started_at: a.sent_at.clone(),
-            accepted_at: None,
+            accepted_at: a.accepted_at.clone(),
             finished_at: a.finished_at.clone(),
         });
         let now = std::mem::take(&mut r.attempts);
         r.attempts = before.chain(now).collect();
     }
 
-    fn submitted(&mut self, id: &InstanceId, attempt: u32, task_id: Option<&str>, credits: u64) {
+    fn submitted(
+        &mut self,
+        id: &InstanceId,
+        attempt: u32,
+        task_id: Option<&str>,
+        credits: u64,
+        at: String,
+    ) {
         let r = &mut self.record(id).result;
         r.task_id = task_id.map(str::to_owned);
         r.credits.charged += credits;
         if let Some(a) = attempt_mut(r, attempt) {
             a.task_id = task_id.map(str::to_owned);
+            a.accepted_at = Some(at);
         }
     }
 
@@ -235,6 +315,7 @@ impl RunState {
         let record = self.record(id);
         let r = &mut record.result;
         r.outputs = outputs.value.clone();
+        let (row, step, instance) = (&r.row_key, &r.step, &r.instance);
         r.files = outputs
             .files
             .iter()
@@ -243,13 +324,13 @@ impl RunState {
                 sha256: f.sha256.clone(),
                 bytes: f.bytes,
                 url: f.url.clone(),
-                row: None,
-                step: String::new(),
-                instance: None,
-                clip_id: None,
-                kind: FileKind::Audio,
-                stem: None,
-                title: None,
+                row: row.clone(),
+                step: step.clone(),
+                instance: instance.clone(),
+                clip_id: f.clip_id.clone(),
+                kind: f.kind,
+                stem: f.stem.clone(),
+                title: f.title.clone(),
             })
             .collect();
         if let Some(a) = r.attempts.last_mut() {
@@ -281,6 +362,7 @@ impl RunState {
 
     fn finished(&mut self, summary: &Summary, at: String) {
         self.head.finished_at = Some(at);
+        self.head.wall_ms = Some(millis_between(self.began, self.latest));
         let outcome = summary.outcome();
         self.head.status = RunStatus::of(&outcome);
         if let Some(reason) = outcome.stop_reason() {
@@ -305,6 +387,9 @@ impl RunState {
     /// The results so far, with totals recounted and steps in order.
     pub(crate) fn snapshot(&self) -> Results {
         let mut results = self.head.clone();
+        if !self.is_finished() {
+            results.wall_ms = Some(millis_between(self.began, self.latest));
+        }
         results.totals = self.totals();
         results.steps = self.instances.values().map(|r| r.result.clone()).collect();
         if !self.windows.is_empty() {
@@ -389,6 +474,26 @@ impl Record {
         self.result.finished_at = Some(rfc3339(now));
         self.result.duration_ms = self.started.map(|s| millis_between(s, now));
     }
+}
+
+/// The matrix the plan expanded, row by row; `None` without one.
+fn matrix_of(plan: &Plan) -> Option<MatrixInfo> {
+    if plan.instances.iter().all(|i| i.key.is_none()) {
+        return None;
+    }
+    let rows = plan
+        .instances
+        .iter()
+        .map(|i| MatrixRow {
+            key: i.key.clone().unwrap_or_default(),
+            values: i.matrix.clone(),
+        })
+        .collect();
+    Some(MatrixInfo {
+        file: None,
+        sha256: None,
+        rows,
+    })
 }
 
 /// Records how attempt number `attempt` ended.
@@ -502,6 +607,97 @@ mod tests {
         assert_eq!(
             step.attempts[1].finished_at.as_deref(),
             Some("1970-01-01T00:00:07.000Z")
+        );
+    }
+
+    #[test]
+    fn an_instance_is_queued_sent_and_accepted_and_the_run_counts_its_wall_time() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut state = RunState::new(&plan(), "00", t0);
+        let up = id(0, "up");
+        state.apply(&RunEvent::Ready { id: up.clone() }, at(1));
+        let fields = serde_json::json!({ "url": "https://example.com/a.mp3" });
+        let submitting = RunEvent::Submitting {
+            id: up.clone(),
+            attempt: 1,
+            request_hash: "sha256:x".into(),
+            fields: fields.clone(),
+        };
+        state.apply(&submitting, at(3));
+        let running = state.snapshot();
+        assert_eq!(
+            running.wall_ms,
+            Some(3000),
+            "to the last event while it runs"
+        );
+        let submitted = RunEvent::Submitted {
+            id: up.clone(),
+            attempt: 1,
+            task_id: None,
+            credits: 2,
+        };
+        state.apply(&submitted, at(4));
+        state.touch(at(6));
+        assert_eq!(state.snapshot().wall_ms, Some(6000), "to the last write");
+        let step = &state.snapshot().steps[0];
+        assert_eq!(step.queued_at.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+        assert_eq!(step.request.as_ref(), Some(&fields));
+        assert_eq!(
+            step.attempts[0].accepted_at.as_deref(),
+            Some("1970-01-01T00:00:04.000Z")
+        );
+        let finished = RunEvent::Finished {
+            summary: Summary::default(),
+        };
+        state.apply(&finished, at(9));
+        state.touch(at(20));
+        assert_eq!(
+            state.snapshot().wall_ms,
+            Some(9000),
+            "an ended run keeps its wall time"
+        );
+    }
+
+    #[test]
+    fn the_service_is_recorded_without_credentials_or_query() {
+        let cases = [
+            (
+                "https://user:secret@api.example.com/v1?key=abc#x",
+                "https://api.example.com/v1",
+            ),
+            ("http://127.0.0.1:4010/", "http://127.0.0.1:4010"),
+            ("not a url?key=abc", "not a url"),
+            ("me:secret@host", "host"),
+        ];
+        for (given, recorded) in cases {
+            let service = Service::of(given, false);
+            assert_eq!(service.base_url, recorded, "{given}");
+        }
+        assert!(Service::of("http://127.0.0.1:1", true).sandbox);
+    }
+
+    #[test]
+    fn the_matrix_and_inputs_come_from_the_plan_and_the_file_from_the_context() {
+        let text = "version: 1\nname: t\ninputs: { mood: { default: calm } }\nmatrix:\n  key: id\n  rows: [{ id: a, idea: rain }, { id: b, idea: sun }]\nsteps:\n  up:\n    action: upload\n    with: { url: https://example.com/a.mp3 }\n";
+        let mut state = RunState::new(&crate::plan::from_yaml(text), "00", SystemTime::UNIX_EPOCH);
+        state.set_context(RunContext {
+            service: Some(Service::of("http://127.0.0.1:9", true)),
+            matrix_file: Some("rows.csv".into()),
+            matrix_sha256: Some("ab".into()),
+        });
+        let results = state.snapshot();
+        assert_eq!(results.inputs["mood"], "calm");
+        let matrix = results.matrix.expect("a matrix");
+        assert_eq!(matrix.file.as_deref(), Some("rows.csv"));
+        let keys: Vec<&str> = matrix.rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(matrix.rows[1].values["idea"], "sun");
+        assert!(
+            RunState::new(&plan(), "00", SystemTime::UNIX_EPOCH)
+                .snapshot()
+                .matrix
+                .is_none()
         );
     }
 }

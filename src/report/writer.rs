@@ -77,6 +77,13 @@ impl ResultsWriter {
         }
     }
 
+    /// Records which service the run talks to and where its matrix came
+    /// from (see [`RunContext`](super::RunContext)).
+    pub fn with_context(mut self, context: super::RunContext) -> ResultsWriter {
+        self.state.set_context(context);
+        self
+    }
+
     /// Sets the debounce interval; zero writes on every event.
     pub fn with_interval(mut self, interval: Duration) -> ResultsWriter {
         self.interval = interval;
@@ -148,6 +155,7 @@ impl ResultsWriter {
 
     fn write(&mut self, now: SystemTime) -> Result<(), ResultsWriteError> {
         let started = std::time::Instant::now();
+        self.state.touch(now);
         let mut text =
             serde_json::to_vec_pretty(&self.state.snapshot()).map_err(|e| ResultsWriteError {
                 path: self.path.clone(),

@@ -27,10 +27,8 @@ pub const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(600);
 /// How downloads behave.
 #[derive(Debug, Clone)]
 pub struct DownloadOptions {
-    /// Where files are saved, created when needed: each step instance's
-    /// files go to `<out_dir>/<step_id>/<instance…>/<clip_id>.<mp3|wav|mid>`,
-    /// where an instance such as `rain/0.1` becomes nested folders (`-` when
-    /// the step has no matrix row or fan-out) and every component keeps only
+    /// Where files are saved, created when needed, at the paths
+    /// [`names`](Self::names) gives them; every component keeps only
     /// `[A-Za-z0-9._-]`, never starting with a dot.
     pub out_dir: PathBuf,
     /// Nothing is downloaded when false.
@@ -52,6 +50,11 @@ pub struct DownloadOptions {
     /// Hosts allowed besides the service's and the API's own
     /// (`--allow-download-host`).
     pub allowed_hosts: Vec<HostRule>,
+    /// How saved files are named (`artifacts.name`).
+    pub names: super::naming::FileNames,
+    /// Which file of the run holds each path so far: the last guard
+    /// against two instances' files sharing a name.
+    pub(crate) claims: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<PathBuf, String>>>,
 }
 
 impl DownloadOptions {
@@ -68,6 +71,8 @@ impl DownloadOptions {
             deadline: DOWNLOAD_DEADLINE,
             max_bytes: DEFAULT_MAX_DOWNLOAD,
             allowed_hosts: Vec::new(),
+            names: super::naming::FileNames::default(),
+            claims: std::sync::Arc::default(),
         }
     }
 
@@ -77,6 +82,28 @@ impl DownloadOptions {
             enabled: false,
             ..DownloadOptions::new(".")
         }
+    }
+
+    /// Names files by these templates.
+    pub fn with_names(mut self, names: super::naming::FileNames) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Files already saved in the output folder, by path and owner (see
+    /// [`naming::owner`](super::naming::owner)): a run taken up again keeps
+    /// them, and no other file of it is given their names.
+    pub fn with_saved(self, saved: impl IntoIterator<Item = (String, String)>) -> Self {
+        {
+            let mut claims = self
+                .claims
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (path, owner) in saved {
+                claims.insert(PathBuf::from(path), owner);
+            }
+        }
+        self
     }
 
     pub fn with_kinds(mut self, kinds: DownloadKinds) -> Self {

@@ -16,6 +16,7 @@ mod executor;
 mod fields;
 mod files;
 mod hosts;
+pub mod naming;
 mod outputs;
 mod recheck;
 mod request;

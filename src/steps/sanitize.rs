@@ -1,12 +1,12 @@
-//! Safe local names from remote text: a clip id, a step id or an instance
-//! name becomes a path component that cannot climb out of, or hide in, the
+//! Safe local names from remote text: a clip id, a title, a matrix key or
+//! an instance name becomes a path component that cannot climb out of, or hide in, the
 //! output folder.
 //!
 //! Rules: only `[A-Za-z0-9._-]` survive (anything else becomes `_`), no
 //! leading dot (so never `.`, `..` or a hidden file), at most
 //! [`COMPONENT_MAX`] characters, never empty.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Longest component kept; leaves room for an extension and `.part`.
 pub(crate) const COMPONENT_MAX: usize = 96;
@@ -32,17 +32,6 @@ pub(crate) fn component(raw: &str) -> String {
     out
 }
 
-/// The folder of one step instance, relative to the output folder:
-/// `<step_id>/<instance parts…>`, where an instance such as `rain/0.1`
-/// becomes nested folders, each part sanitised.
-pub(crate) fn instance_dir(step_id: &str, instance: &str) -> PathBuf {
-    let mut dir = PathBuf::from(component(step_id));
-    for part in instance.split('/') {
-        dir.push(component(part));
-    }
-    dir
-}
-
 /// `relative` with `/` separators, as recorded in results.
 pub(crate) fn slash_path(relative: &Path) -> String {
     relative
@@ -65,8 +54,6 @@ mod tests {
         assert_eq!(component(""), "_");
         assert_eq!(component(".hidden"), "_hidden");
         assert_eq!(component("ok-id_1.mp3"), "ok-id_1.mp3");
-        let dir = instance_dir("song", "a/../../b");
-        assert_eq!(slash_path(&dir), "song/a/__/__/b");
     }
 
     proptest! {
@@ -79,12 +66,6 @@ mod tests {
             let parts: Vec<_> = Path::new(&c).components().collect();
             prop_assert_eq!(parts.len(), 1);
             prop_assert!(matches!(parts[0], Component::Normal(_)));
-        }
-
-        #[test]
-        fn any_instance_dir_is_only_normal_components(step in any::<String>(), inst in any::<String>()) {
-            let dir = instance_dir(&step, &inst);
-            prop_assert!(dir.components().all(|c| matches!(c, Component::Normal(_))));
         }
     }
 }

@@ -121,6 +121,9 @@ fn wav_file(clip: &str) -> SavedFile {
         sha256: "ab".repeat(32),
         bytes: 44_100,
         url: format!("https://cdn.example.com/{clip}.wav"),
+        clip_id: Some(clip.to_owned()),
+        kind: sonicflow::report::FileKind::Wav,
+        ..SavedFile::default()
     }
 }
 

@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Download audio, WAV, stems and MIDI into the output folder.
+    /// Download audio with its cover art, WAV, stems and MIDI into the output folder, named by `artifacts.name`.
     #[arg(long)]
     pub download: bool,
     /// Send uploads in the service's task mode, which answers with a task id at once (the service POSTs the finished upload to URL; sonicflow polls it).
@@ -220,11 +220,15 @@ async fn execute(
         lock,
         spent_before,
         to_spend,
+        mut context,
+        saved,
     } = prepared;
+    context.service = Some(report::Service::of(&config.base_url, args.sandbox));
     let memory = Arc::new(journal.open(&out)?);
     let engine_config = engine_config(args, &plan, scale);
     let limits = &args.download_limits;
-    let executor = make_executor(client, models, &out, &plan, download, scale, limits)
+    let files = DownloadOptions::new(&out).with_saved(saved);
+    let executor = make_executor(client, models, files, &plan, download, scale, limits)
         .map_err(|e| RunError::Client(e.to_string()))?
         .with_upload_callback(upload_callback);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -234,7 +238,8 @@ async fn execute(
         &plan,
         &manifest_sha,
         clock.clone(),
-    );
+    )
+    .with_context(context);
     let console = Console::new(
         ConsoleMode::detect(args.log_format == LogFormat::Json),
         clock,
@@ -426,17 +431,18 @@ fn spawn_reporters(
 }
 
 /// The executor for this run: the API client, the plan's models for
-/// re-checking resolved values, and which files to save.
+/// re-checking resolved values, and which files to save (`files`: where,
+/// and those a resumed run saved already).
 fn make_executor(
     client: Client,
     models: Models,
-    out: &Path,
+    files: DownloadOptions,
     plan: &Plan,
     download_all: bool,
     scale: f64,
     limits: &DownloadArgs,
 ) -> Result<ApiExecutor, ExecutorError> {
-    let a = plan.artifacts;
+    let a = &plan.artifacts;
     let kinds = if download_all {
         DownloadKinds::all()
     } else {
@@ -448,7 +454,8 @@ fn make_executor(
         }
     };
     let enabled = download_all || a.audio || a.wav || a.midi || a.stems;
-    let mut downloads = DownloadOptions::new(out)
+    let mut downloads = files
+        .with_names(plan.file_names.clone())
         .with_kinds(kinds)
         .with_time_scale(scale);
     downloads.enabled = enabled;

@@ -14,6 +14,7 @@ use crate::manifest::load::Loaded;
 use crate::plan::Plan;
 use crate::plan::models::Models;
 use crate::report;
+use crate::steps::naming;
 
 /// Everything a run needs once its arguments (and, on resume, its journal) are read.
 pub(super) struct Prepared {
@@ -31,6 +32,11 @@ pub(super) struct Prepared {
     pub upload_callback: Option<String>,
     /// The pipeline's lock, held until the run ends (`None` for `--sandbox`).
     pub lock: Option<StateLock>,
+    /// What results.json says of the run beyond its plan (the service is
+    /// filled in once it is known).
+    pub context: report::RunContext,
+    /// The files the run being resumed saved already: path and owner.
+    pub saved: Vec<(String, String)>,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -135,6 +141,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         }
     };
     let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
+    let saved = known.own.as_ref().map(saved_files).unwrap_or_default();
     if let Some(cap) = planned.plan.max_credits
         && engine::over_cap(cap, spent_before, outlook.total_to_spend())
         && !allow_partial
@@ -155,6 +162,16 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         spent_before,
     );
     let models = Models::with_declared(&planned.loaded.manifest.models);
+    let context = report::RunContext {
+        service: None,
+        matrix_file: planned
+            .loaded
+            .matrix
+            .as_ref()
+            .and_then(|m| m.file.as_ref())
+            .map(|f| f.display().to_string()),
+        matrix_sha256: matrix_sha256(&planned.loaded),
+    };
     Ok(Prepared {
         plan: Arc::new(planned.plan),
         models,
@@ -171,7 +188,30 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         download,
         upload_callback,
         lock,
+        context,
+        saved,
     })
+}
+
+/// The files a run's journal says it saved of its own results, with whose
+/// they are, so that its resume names no other file like them.
+fn saved_files(own: &RunLog) -> Vec<(String, String)> {
+    own.instances
+        .iter()
+        .filter_map(|(inst, log)| match &log.seen {
+            journal::Seen::Succeeded {
+                outputs,
+                reused_from: None,
+            } => Some((inst, outputs)),
+            _ => None,
+        })
+        .flat_map(|(inst, outputs)| {
+            outputs.files.iter().filter_map(move |f| {
+                let clip = f.clip_id.as_deref()?;
+                Some((f.path.clone(), naming::owner(inst, clip, f.kind)))
+            })
+        })
+        .collect()
 }
 
 /// A resume keeps how the run was started: what `--no-reuse` and `--force`

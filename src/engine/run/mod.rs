@@ -265,7 +265,20 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     /// Carries out the decision about an instance whose dependencies are done.
     fn make_ready(&mut self, idx: usize) {
-        match decide(self.plan, &self.graph, idx, &*self.memory) {
+        let decision = decide(self.plan, &self.graph, idx, &*self.memory);
+        // Only an instance that goes on to be sent, reused or attached
+        // waited in the queue; one refused here never did.
+        if matches!(
+            decision,
+            Decision::Send(_)
+                | Decision::Reuse { .. }
+                | Decision::Attach { .. }
+                | Decision::InDoubt { .. }
+        ) {
+            let id = self.graph.id(idx).clone();
+            self.emit(RunEvent::Ready { id });
+        }
+        match decision {
             Decision::Unresolved(message) => {
                 self.fail_with(idx, None, StepError::new(ErrorKind::Invalid, message), 0);
             }

@@ -15,6 +15,8 @@ use super::eta::{Pace, StepLeft};
 /// Where a task that is out stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TaskState {
+    /// Its dependencies are met; it waits for a submit slot.
+    Queued,
     /// Its request is waiting for its turn or on its way.
     Sending,
     /// Accepted; its task is asked about until it is done.
@@ -26,6 +28,7 @@ pub(crate) enum TaskState {
 impl TaskState {
     pub(crate) fn word(self) -> &'static str {
         match self {
+            TaskState::Queued => "queued",
             TaskState::Sending => "sending",
             TaskState::Polling => "polling",
             TaskState::Retrying => "retrying",
@@ -73,6 +76,7 @@ impl Board {
                 let new = self.step(id).known.insert(id.clone());
                 self.planned_known += if new { *planned_credits } else { 0 };
             }
+            RunEvent::Ready { id } => self.enter(id, TaskState::Queued, now),
             RunEvent::Submitting { id, .. } => self.enter(id, TaskState::Sending, now),
             RunEvent::Submitted { id, task_id, .. } => {
                 if task_id.is_some() {

@@ -19,6 +19,7 @@ pub(crate) fn line(event: &RunEvent, now: SystemTime) -> Option<String> {
 pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
     let described = match event {
         RunEvent::Created { .. }
+        | RunEvent::Ready { .. }
         | RunEvent::Submitting { .. }
         | RunEvent::Credits { .. }
         | RunEvent::Observed { .. }
