@@ -394,7 +394,7 @@ fn hostile_service_text_is_escaped_and_hostile_urls_are_never_linked() {
     assert!(page.contains("&lt;b&gt;row&lt;/b&gt;"));
     // The failure is there whole, with its fix.
     assert!(page.contains("&lt;script&gt;alert(6)&lt;/script&gt;\nsecond line"));
-    assert!(page.contains("fix: the service could not make it"));
+    assert!(page.contains("fix: the service&#39;s task failed and was refunded"));
     assert_eq!(page.matches("no audio yet").count(), 2);
 }
 
