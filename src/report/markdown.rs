@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use super::overview::{CreditLine, Overview};
-use super::results::{Results, StepResult, StepStatus};
+use super::results::{Results, StepResult};
 
 /// The variable GitHub Actions sets to the file a step's summary is appended to.
 pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
@@ -37,10 +37,7 @@ pub fn run_summary_markdown(results: &Results) -> String {
 
 /// The run's status word as `results.json` writes it, with why it stopped.
 fn status_word(results: &Results) -> String {
-    let word = serde_json::to_value(results.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let word = results.status.word().to_owned();
     match &results.stop_reason {
         Some(reason) if !word.contains(reason.as_str()) => format!("{word} ({})", cell(reason)),
         _ => word,
@@ -195,11 +192,7 @@ fn write_lines(out: &mut String, what: &str, lines: &[CreditLine], total: &Credi
 
 /// Every failed instance with its whole reason (the fix is part of it).
 fn write_failures(out: &mut String, results: &Results) {
-    let failed: Vec<&StepResult> = results
-        .steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Failed)
-        .collect();
+    let failed = results.failed_steps();
     if failed.is_empty() {
         return;
     }

@@ -369,6 +369,18 @@ impl RunStatus {
             RunOutcome::Succeeded => RunStatus::Succeeded,
         }
     }
+
+    /// The word every rendering of a run uses, as `results.json` spells it.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Incomplete => "incomplete",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Stopped => "stopped",
+        }
+    }
 }
 
 /// Counts over every step instance created so far.
@@ -473,6 +485,16 @@ pub struct StepResult {
     /// The run whose accepted task this run polled again instead of resubmitting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_from: Option<String>,
+}
+
+impl Results {
+    /// The instances that failed for good, in results order.
+    pub fn failed_steps(&self) -> Vec<&StepResult> {
+        self.steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed)
+            .collect()
+    }
 }
 
 impl StepResult {

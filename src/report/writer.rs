@@ -148,7 +148,13 @@ impl ResultsWriter {
     }
 
     fn due(&self, now: SystemTime) -> bool {
-        let wait = self.interval.max(self.last_cost * COST_FACTOR);
+        // Zero asks for every event (tests, tools that read the file as it
+        // changes): the cost of the last write does not stretch it.
+        let wait = if self.interval.is_zero() {
+            Duration::ZERO
+        } else {
+            self.interval.max(self.last_cost * COST_FACTOR)
+        };
         self.last_write
             .is_none_or(|last| now.duration_since(last).unwrap_or_default() >= wait)
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::report::overview::{CreditLine, Overview};
-use crate::report::results::{Results, RunStatus, StepResult, StepStatus};
+use crate::report::results::Results;
 
 use super::frame::duration;
 use super::lines::recorded_in_words;
@@ -87,14 +87,7 @@ fn push_row(out: &mut String, line: &CreditLine, headers: &[&str], width: usize)
 
 /// The status word, and why the run stopped when the word does not say it.
 fn status(results: &Results) -> String {
-    let word = match results.status {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Incomplete => "incomplete",
-        RunStatus::Failed => "failed",
-        RunStatus::Interrupted => "interrupted",
-        RunStatus::Stopped => "stopped",
-    };
+    let word = results.status.word();
     match &results.stop_reason {
         Some(reason) if reason != word => format!("{word}: {reason}"),
         _ => word.to_owned(),
@@ -102,11 +95,7 @@ fn status(results: &Results) -> String {
 }
 
 fn push_failures(out: &mut String, results: &Results, width: Option<usize>) {
-    let failed: Vec<&StepResult> = results
-        .steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Failed)
-        .collect();
+    let failed = results.failed_steps();
     if failed.is_empty() {
         return;
     }

@@ -186,7 +186,7 @@ pub fn build_page(results: &Results, base: &str) -> Page {
                 s.base_url.clone()
             }
         }),
-        status: word(&results.status),
+        status: results.status.word().to_owned(),
         running: results.finished_at.is_none(),
         stop_reason: results.stop_reason.clone(),
         started_at: results.started_at.clone(),
