@@ -25,5 +25,6 @@ pub mod report;
 pub mod sandbox;
 pub mod span;
 pub mod steps;
+pub mod store;
 pub mod suggest;
 pub mod timestamp;

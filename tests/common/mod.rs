@@ -8,6 +8,8 @@
     reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
 )]
 
+pub mod s3;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
