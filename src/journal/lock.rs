@@ -192,15 +192,7 @@ impl LocalLocks {
     }
 
     fn path(&self, pipeline: &str) -> PathBuf {
-        let safe = super::safe_name(pipeline);
-        let name = if safe == pipeline {
-            safe
-        } else {
-            // Two names that sanitise alike keep locks of their own.
-            let digest = crate::report::manifest_sha256(pipeline.as_bytes());
-            format!("{safe}-{}", digest.get(..8).unwrap_or(&digest))
-        };
-        self.dir.join(format!("{name}.lock"))
+        self.dir.join(format!("{}.lock", lock_name(pipeline)))
     }
 
     fn io(path: &Path) -> impl Fn(std::io::Error) -> LockError + '_ {
@@ -330,6 +322,18 @@ impl LockStore for LocalLocks {
         }
         locks.sort_by(|a, b| a.holder.pipeline.cmp(&b.holder.pipeline));
         Ok(locks)
+    }
+}
+
+/// The file-name-safe name of `pipeline`'s lock record, in any store.
+pub fn lock_name(pipeline: &str) -> String {
+    let safe = super::safe_name(pipeline);
+    if safe == pipeline {
+        safe
+    } else {
+        // Two names that sanitise alike keep locks of their own.
+        let digest = crate::report::manifest_sha256(pipeline.as_bytes());
+        format!("{safe}-{}", digest.get(..8).unwrap_or(&digest))
     }
 }
 
