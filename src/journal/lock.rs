@@ -152,6 +152,11 @@ pub enum LockError {
     },
     #[error("cannot encode a lock record: {0}")]
     Encode(serde_json::Error),
+    /// A request to the state store failed; the text names the store.
+    #[error(
+        "{0}; check that the state store is reachable and the credentials in the environment are right"
+    )]
+    Store(String),
 }
 
 /// Where the lock records of one state folder live, with the conditional
