@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use common::s3::S3Server;
+use common::s3::{FaultProxy, S3Server};
 use common::{SandboxProcess, render, sonicflow};
 use serde_json::{Value, json};
 
@@ -1151,4 +1151,60 @@ fn a_real_sigkill_with_state_in_a_bucket_is_resumed_on_a_fresh_machine_paying_on
         return;
     };
     bench.run_all(&[sigkill("submitting", 3), sigkill("succeeded", 6)]);
+}
+
+/// The state store goes away in the middle of a run (the network to it is
+/// cut as the fifth request's intent is being written): that request and
+/// every later one are not sent, since their intents could not be made
+/// durable; the run stops with an error naming the store and what to do;
+/// every request charged has its record in the bucket. Once the store is
+/// back, a resume on a fresh machine finishes the run paying each request once.
+#[test]
+fn a_store_cut_mid_run_stops_new_submits_and_the_run_resumes_paying_once() {
+    let Some(bench) = Bench::in_bucket(Mode::Serial) else {
+        return;
+    };
+    let name = "store-cut";
+    let (out, state) = bench.dirs(name);
+    let proxy = FaultProxy::start(bench.bucket.as_ref().unwrap().server.port);
+    proxy.cut_on("\"type\":\"intent\"", 5);
+    let cut = bench
+        .command(name, None)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .args(bench.first_args(&out, &state))
+        .output()
+        .expect("sonicflow run runs");
+    let log = String::from_utf8_lossy(&cut.stderr);
+    assert_ne!(cut.status.code(), Some(0), "{}", bench.render(&cut));
+    let url = bench.state_url(&out).unwrap();
+    assert!(
+        log.contains("state store") && log.contains(&url) && log.contains("--resume last"),
+        "the error names the store and the fix\n{}",
+        bench.render(&cut)
+    );
+    assert_eq!(
+        submitting(&cut).len(),
+        4,
+        "nothing is sent once an intent cannot be made durable\n{}",
+        bench.render(&cut)
+    );
+    bench.journal_from_bucket(&out);
+    let intents = journal(&out)
+        .iter()
+        .filter(|r| r["type"] == "intent")
+        .count();
+    let charges = Charges::of(&bench.sandbox.ledger(name));
+    assert_eq!(
+        (intents, charges.by_body.len()),
+        (4, 4),
+        "every request charged has its intent in the bucket: {charges:#?}"
+    );
+    assert!(
+        in_doubt(&out).is_empty(),
+        "each request sent has its answer in the bucket"
+    );
+    proxy.restore();
+    let resumed = bench.checked_resume(name, name, &out, &[], None);
+    assert_eq!(resumed.status.code(), Some(0), "{}", bench.render(&resumed));
+    bench.check_final(name, name, &out, &BTreeMap::new(), Expect::default());
 }

@@ -240,16 +240,16 @@ impl LineLog {
         let record = line.strip_suffix(b"\n").unwrap_or(line);
         match replica.put(record) {
             Ok(()) => Ok(()),
-            Err(failure @ ReplicaFailure::NotWritten(_)) => {
-                match Storage::truncate(&mut self.file, before) {
-                    Ok(()) => Err(Failure::Replica(failure)),
-                    Err(cut) => Err(Failure::Stuck {
-                        write: std::io::Error::other(failure.why().to_owned()),
-                        cut,
-                    }),
-                }
-            }
-            Err(failure) => Err(Failure::Replica(failure)),
+            // It may be there: the line stays, and the log stops.
+            Err(failure @ ReplicaFailure::Unknown(_)) => Err(Failure::Replica(failure)),
+            // Surely not in the replica (or another writer's is): not in the file either.
+            Err(failure) => match Storage::truncate(&mut self.file, before) {
+                Ok(()) => Err(Failure::Replica(failure)),
+                Err(cut) => Err(Failure::Stuck {
+                    write: std::io::Error::other(failure.why().to_owned()),
+                    cut,
+                }),
+            },
         }
     }
 }
