@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use common::s3::{FaultProxy, S3Server};
 use common::{SandboxProcess, render, sonicflow};
 use serde_json::{Value, json};
 
@@ -134,6 +135,12 @@ fn sigkill(event: &'static str, n: usize) -> Scenario {
 /// A sandbox, the pipeline and an uninterrupted run of it to compare with.
 struct Bench {
     mode: Mode,
+    /// State in a bucket instead of a local folder: each resume then runs
+    /// on a "fresh machine" (a new folder with a copy of the manifest and
+    /// no state of its own), finding the run through the bucket.
+    bucket: Option<InBucket>,
+    /// Fresh folders made so far.
+    machines: AtomicUsize,
     dir: tempfile::TempDir,
     sandbox: SandboxProcess,
     file: String,
@@ -141,6 +148,12 @@ struct Bench {
     instances: BTreeMap<String, Value>,
     totals: Value,
     charges: Charges,
+}
+
+/// A moto server and a bucket in it; each scenario's state has a prefix of its own.
+struct InBucket {
+    server: S3Server,
+    url: String,
 }
 
 /// A key's ledger, summarised.
@@ -365,6 +378,17 @@ impl Bench {
         bench
     }
 
+    /// [`Bench::new`] with state in a bucket of a moto server; `None`
+    /// (and a loud message) when moto is not installed outside CI.
+    fn in_bucket(mode: Mode) -> Option<Bench> {
+        let server = S3Server::start()?;
+        let url = server.bucket("crash");
+        let mut bench = Bench::start(mode, PIPELINE);
+        bench.bucket = Some(InBucket { server, url });
+        bench.baseline();
+        Some(bench)
+    }
+
     /// Starts a sandbox for `mode` and writes `pipeline` (with `LIMITS`
     /// replaced), without a baseline.
     fn start(mode: Mode, pipeline: &str) -> Bench {
@@ -382,6 +406,8 @@ impl Bench {
         let file = path.to_str().unwrap().to_owned();
         Bench {
             mode,
+            bucket: None,
+            machines: AtomicUsize::new(0),
             dir,
             sandbox,
             file,
@@ -459,39 +485,135 @@ impl Bench {
         if let Some(point) = crash {
             cmd.env("SONICFLOW_CRASH_AT", point);
         }
+        if let Some(b) = &self.bucket {
+            b.server.env(&mut cmd);
+        }
         cmd
     }
 
-    fn first_args<'a>(&'a self, out: &'a Path, state: &'a Path) -> Vec<&'a str> {
-        vec![
-            &self.file,
+    /// The state URL of a scenario whose run folder is `out`.
+    fn state_url(&self, out: &Path) -> Option<String> {
+        let b = self.bucket.as_ref()?;
+        let scenario = out.parent()?.file_name()?.to_str()?;
+        Some(format!("{}/{scenario}", b.url))
+    }
+
+    fn first_args(&self, out: &Path, state: &Path) -> Vec<String> {
+        let mut args: Vec<String> = [
+            self.file.as_str(),
             "--time-scale",
             "1000",
             "--log-format",
             "json",
             "--out",
             out.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
         ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        match self.state_url(out) {
+            Some(url) => args.extend(["--state".to_owned(), url]),
+            None => args.extend(["--state-dir".to_owned(), state.to_str().unwrap().to_owned()]),
+        }
+        args
     }
 
     fn first_run(&self, key: &str, out: &Path, state: &Path, crash: Option<&str>) -> Output {
-        self.command(key, crash)
+        let output = self
+            .command(key, crash)
             .args(self.first_args(out, state))
             .output()
-            .expect("sonicflow run runs")
+            .expect("sonicflow run runs");
+        self.journal_from_bucket(out);
+        output
     }
 
     /// `sonicflow run --resume OUT` (the time scale and log format are not
     /// saved in the journal, so they are given again).
     fn resume(&self, key: &str, out: &Path, extra: &[&str], crash: Option<&str>) -> Output {
+        if let Some(url) = self.state_url(out) {
+            return self.resume_elsewhere(key, out, &url, extra, crash);
+        }
         self.command(key, crash)
             .args(["--resume", out.to_str().unwrap()])
             .args(["--time-scale", "1000", "--log-format", "json"])
             .args(extra)
             .output()
             .expect("sonicflow run --resume runs")
+    }
+
+    /// `sonicflow run COPY --resume last --state URL` from a new folder
+    /// holding only a copy of the manifest, as a new CI machine would.
+    /// What that machine ends with (its copy of the journal, results.json)
+    /// is copied to `out`, where the checks read the run.
+    fn resume_elsewhere(
+        &self,
+        key: &str,
+        out: &Path,
+        url: &str,
+        extra: &[&str],
+        crash: Option<&str>,
+    ) -> Output {
+        let n = self.machines.fetch_add(1, Ordering::SeqCst);
+        let machine = self.dir.path().join(format!("machine-{n}"));
+        std::fs::create_dir_all(&machine).unwrap();
+        let manifest = machine.join("pipeline.yaml");
+        std::fs::copy(&self.file, &manifest).unwrap();
+        let output = self
+            .command(key, crash)
+            .current_dir(&machine)
+            .arg(&manifest)
+            .args(["--resume", "last", "--state", url])
+            .args(["--time-scale", "1000", "--log-format", "json"])
+            .args(extra)
+            .output()
+            .expect("sonicflow run --resume runs");
+        let stores = machine.join(".sonicflow/stores");
+        let copies: Vec<PathBuf> = std::fs::read_dir(&stores)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            copies.len(),
+            1,
+            "one working copy of the store in `{}`\n{}",
+            stores.display(),
+            self.render(&output)
+        );
+        let run = copies[0].join("runs").join(out.file_name().unwrap());
+        if run.join("results.json").exists() {
+            std::fs::copy(run.join("results.json"), out.join("results.json")).unwrap();
+        }
+        self.journal_from_bucket(out);
+        output
+    }
+
+    /// Writes the run's journal as the bucket holds it to `out` (with state
+    /// in a bucket, the bucket is what counts: a line the dead process
+    /// wrote locally but never got into the bucket was never acted on).
+    fn journal_from_bucket(&self, out: &Path) {
+        let (Some(b), Some(url)) = (&self.bucket, self.state_url(out)) else {
+            return;
+        };
+        let mut cmd = Command::new("true");
+        b.server.env(&mut cmd);
+        let vars: Vec<(String, String)> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+            .collect();
+        let bucket = sonicflow::store::Bucket::open_with(&url, &vars).unwrap();
+        let run = out.file_name().unwrap().to_str().unwrap();
+        let mut text = Vec::new();
+        for seq in 0.. {
+            let key = format!("runs/{run}/journal/{seq:010}.json");
+            match bucket.get(&key, 1 << 24).unwrap() {
+                Some(object) => {
+                    text.extend_from_slice(&object.bytes);
+                    text.push(b'\n');
+                }
+                None => break,
+            }
+        }
+        std::fs::write(out.join("journal.jsonl"), text).unwrap();
     }
 
     /// [`Bench::resume`], checking that nothing whose result or task id is
@@ -530,7 +652,9 @@ impl Bench {
             .stderr(Stdio::piped())
             .spawn()
             .expect("sonicflow run starts");
-        common::kill_after_events(child, event, n).0
+        let output = common::kill_after_events(child, event, n).0;
+        self.journal_from_bucket(out);
+        output
     }
 
     /// Runs one scenario to the end; returns what happened, for the log.
@@ -581,7 +705,7 @@ impl Bench {
             self.account(&name, *kill, &out, &new, &mut expect);
             doubt = now;
         }
-        if scenario.torn_tail {
+        if scenario.torn_tail && self.bucket.is_none() {
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
                 .open(out.join("journal.jsonl"))
@@ -990,4 +1114,97 @@ fn a_resume_never_pays_again_for_a_result_in_its_journal_when_rows_repeat_a_requ
         (Some(60), Some(60)),
         "each row paid once, and results.json says so: {results}"
     );
+}
+
+/// State in a bucket of a real S3 server (moto), each resume on a fresh
+/// machine: a new folder with a copy of the manifest and nothing else, so
+/// the run, its journal and its reusable results come from the bucket only.
+/// The same exact crash points as one request at a time on local state,
+/// with the same end: the uninterrupted run's results, each request paid once.
+#[test]
+fn crashes_with_state_in_a_bucket_resume_on_a_fresh_machine_paying_once() {
+    let Some(bench) = Bench::in_bucket(Mode::Serial) else {
+        return;
+    };
+    let mut scenarios: Vec<Scenario> = [
+        "before:intent:1",
+        "after:intent:1",
+        "before:accepted:1",
+        "after:accepted:1",
+        "before:succeeded:1",
+        "before:succeeded:2",
+        "after:succeeded:2",
+        "before:intent:8",
+        "after:succeeded:14",
+    ]
+    .iter()
+    .map(|p| at(&[p]))
+    .collect();
+    scenarios.push(at(&["after:intent:3", "before:accepted:1"]));
+    bench.run_all(&scenarios);
+}
+
+/// A real SIGKILL at some moment, state in a bucket, resumed on a fresh machine.
+#[test]
+fn a_real_sigkill_with_state_in_a_bucket_is_resumed_on_a_fresh_machine_paying_once() {
+    let Some(bench) = Bench::in_bucket(Mode::Concurrent) else {
+        return;
+    };
+    bench.run_all(&[sigkill("submitting", 3), sigkill("succeeded", 6)]);
+}
+
+/// The state store goes away in the middle of a run (the network to it is
+/// cut as the fifth request's intent is being written): that request and
+/// every later one are not sent, since their intents could not be made
+/// durable; the run stops with an error naming the store and what to do;
+/// every request charged has its record in the bucket. Once the store is
+/// back, a resume on a fresh machine finishes the run paying each request once.
+#[test]
+fn a_store_cut_mid_run_stops_new_submits_and_the_run_resumes_paying_once() {
+    let Some(bench) = Bench::in_bucket(Mode::Serial) else {
+        return;
+    };
+    let name = "store-cut";
+    let (out, state) = bench.dirs(name);
+    let proxy = FaultProxy::start(bench.bucket.as_ref().unwrap().server.port);
+    proxy.cut_on("\"type\":\"intent\"", 5);
+    let cut = bench
+        .command(name, None)
+        .env("AWS_ENDPOINT_URL", proxy.endpoint())
+        .args(bench.first_args(&out, &state))
+        .output()
+        .expect("sonicflow run runs");
+    let log = String::from_utf8_lossy(&cut.stderr);
+    assert_ne!(cut.status.code(), Some(0), "{}", bench.render(&cut));
+    let url = bench.state_url(&out).unwrap();
+    assert!(
+        log.contains("state store") && log.contains(&url) && log.contains("--resume last"),
+        "the error names the store and the fix\n{}",
+        bench.render(&cut)
+    );
+    assert_eq!(
+        submitting(&cut).len(),
+        4,
+        "nothing is sent once an intent cannot be made durable\n{}",
+        bench.render(&cut)
+    );
+    bench.journal_from_bucket(&out);
+    let intents = journal(&out)
+        .iter()
+        .filter(|r| r["type"] == "intent")
+        .count();
+    let charges = Charges::of(&bench.sandbox.ledger(name));
+    assert_eq!(
+        (intents, charges.by_body.len()),
+        (4, 4),
+        "every request charged has its intent in the bucket: {charges:#?}"
+    );
+    assert!(
+        in_doubt(&out).is_empty(),
+        "each request sent has its answer in the bucket"
+    );
+    proxy.restore();
+    let resumed = bench.checked_resume(name, name, &out, &[], None);
+    assert_eq!(resumed.status.code(), Some(0), "{}", bench.render(&resumed));
+    bench.check_final(name, name, &out, &BTreeMap::new(), Expect::default());
 }

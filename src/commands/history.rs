@@ -4,7 +4,7 @@
 //! `engine::row_histories`.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::journal::{Known, Policy, RunLog, StateDir};
@@ -13,9 +13,9 @@ use crate::plan::select::Selection;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HistoryArgs {
-    /// The state folder with earlier runs and the reuse index [default: .sonicflow beside the manifest].
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// Where earlier runs, the reuse index and the locks are kept: a folder, or a bucket URL (s3://bucket/prefix, gs://…, az://…, file:///…) with credentials from the cloud's usual environment [default: the manifest's `state:`, else .sonicflow beside the manifest].
+    #[arg(long = "state", visible_alias = "state-dir", value_name = "URL|DIR")]
+    pub state: Option<String>,
     /// Pay again for everything; reuse no earlier result.
     #[arg(long)]
     pub no_reuse: bool,
@@ -44,8 +44,10 @@ impl HistoryArgs {
         }
     }
 
-    pub fn state(&self, manifest: &Path) -> StateDir {
-        StateDir::new(self.state_dir.as_deref(), manifest)
+    /// The state `--state` names, else the manifest's `state:` (read from
+    /// `manifest`), else `.sonicflow/` beside it.
+    pub fn state(&self, manifest: &Path) -> Result<StateDir, String> {
+        state_for(self.state.as_deref(), manifest)
     }
 
     /// The policy, checking that every `--force` names a step.
@@ -73,6 +75,28 @@ impl HistoryArgs {
     }
 }
 
+/// The state `given` on the command line names, else the one the manifest
+/// at `manifest` names in `state:`, else `.sonicflow/` beside it.
+pub fn state_for(given: Option<&str>, manifest: &Path) -> Result<StateDir, String> {
+    if given.is_some() {
+        return StateDir::open(given, manifest, "`--state`");
+    }
+    let declared = crate::manifest::load::load_file(manifest)
+        .ok()
+        .and_then(|l| l.manifest.state)
+        .map(|s| match crate::store::Scheme::of(&s) {
+            // A folder named in the manifest is relative to the manifest.
+            None if !s.contains("://") => manifest
+                .parent()
+                .unwrap_or(Path::new(""))
+                .join(&s)
+                .display()
+                .to_string(),
+            _ => s,
+        });
+    StateDir::open(declared.as_deref(), manifest, "the manifest's `state:`")
+}
+
 /// Narrows the plan to `--select` / `--exclude`.
 pub fn select(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
     crate::plan::select::apply(plan, selection)
@@ -89,8 +113,8 @@ pub fn api_identity(api_base: Option<&str>, sandbox: bool) -> Option<String> {
 /// paying for now is not in the state folder yet, so a plan counts it as
 /// still to spend.
 pub fn warn_if_locked(state: &StateDir, pipeline: &str) {
-    use crate::journal::lock::{self, LocalLocks, LockStore};
-    let Ok(Some(held)) = LocalLocks::new(&state.root).read(pipeline) else {
+    use crate::journal::lock;
+    let Ok(Some(held)) = state.locks().read(pipeline) else {
         return;
     };
     let process = lock::process_of(&held.holder);

@@ -177,7 +177,16 @@ pub fn run(args: &PlanArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let state = args.history.state(&args.file);
+    let state = match args.history.state(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    if let Err(e) = state.hydrate() {
+        crate::errln!("warning: {e}; the plan counts only what the local copy knows");
+    }
     history::warn_if_locked(&state, &plan.name);
     let api = history::api_identity(args.api_base.as_deref(), false);
     let known = history::known(&state, &plan, api.as_deref(), None);

@@ -1,5 +1,6 @@
 //! `sonicflow status`: where a run stands, read from its journal.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -17,9 +18,9 @@ pub struct StatusArgs {
     /// A run folder, or a pipeline manifest for its newest run.
     #[arg(value_name = "RUN_DIR|FILE")]
     pub target: PathBuf,
-    /// The state folder, when FILE's runs are not in `.sonicflow/` beside it.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// The state, when FILE's runs are not in `.sonicflow/` beside it: a folder or a bucket URL (s3://…, gs://…, az://…, file://…).
+    #[arg(long = "state", visible_alias = "state-dir", value_name = "URL|DIR")]
+    pub state: Option<String>,
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
@@ -71,7 +72,7 @@ pub struct Item {
 }
 
 pub fn run(args: &StatusArgs) -> u8 {
-    let dir = match run_dir(args) {
+    let (dir, live) = match run_dir(args) {
         Ok(d) => d,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -85,7 +86,8 @@ pub fn run(args: &StatusArgs) -> u8 {
             return exit::INVALID;
         }
     };
-    let status = summarize(&log, in_use(&dir.join(JOURNAL)));
+    let running = in_use(&dir.join(JOURNAL)) || live.contains(log.id());
+    let status = summarize(&log, running);
     if args.json {
         crate::outln!(
             "{}",
@@ -97,9 +99,15 @@ pub fn run(args: &StatusArgs) -> u8 {
     status.exit_code
 }
 
-fn run_dir(args: &StatusArgs) -> Result<PathBuf, String> {
+/// The run folder, and the runs a live holder holds the lock of in a
+/// shared store (a file lock cannot tell for a run on another machine).
+fn run_dir(args: &StatusArgs) -> Result<(PathBuf, HashSet<String>), String> {
     if args.target.is_dir() {
-        return Ok(args.target.clone());
+        let live = match &args.state {
+            Some(given) => StateDir::open(Some(given), &args.target, "`--state`")?.live_runs(),
+            None => HashSet::new(),
+        };
+        return Ok((args.target.clone(), live));
     }
     let loaded = crate::manifest::load::load_file(&args.target).map_err(|_| {
         format!(
@@ -107,14 +115,12 @@ fn run_dir(args: &StatusArgs) -> Result<PathBuf, String> {
             args.target.display()
         )
     })?;
-    let state = StateDir::new(args.state_dir.as_deref(), &args.target);
+    let state = StateDir::open(args.state.as_deref(), &args.target, "`--state`")?;
+    state.hydrate().map_err(|e| e.to_string())?;
     let name = &loaded.manifest.name;
     match state.last_run(name).map_err(|e| e.to_string())? {
-        Some(run) => Ok(PathBuf::from(run.dir)),
-        None => Err(format!(
-            "no run of `{name}` in `{}` yet",
-            state.root.display()
-        )),
+        Some(run) => Ok((PathBuf::from(run.dir), state.live_runs())),
+        None => Err(format!("no run of `{name}` in `{}` yet", state.describe())),
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::exit;
-use crate::journal::lock::{self, LocalLocks, Lock, LockStore, Process};
+use crate::journal::lock::{self, Lock, Process};
 use crate::journal::{RunLog, StateDir};
 
 #[derive(Debug, clap::Args)]
@@ -14,9 +14,9 @@ pub struct UnlockArgs {
     /// The id of the run holding the lock (as `run` prints it when refused), or its run folder.
     #[arg(value_name = "RUN_ID|RUN_DIR")]
     pub run: String,
-    /// The state folder holding the lock [default: the run folder's, else `.sonicflow` here].
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// The state holding the lock: a folder or a bucket URL (s3://…, gs://…, az://…, file://…) [default: the run folder's, else `.sonicflow` here].
+    #[arg(long = "state", visible_alias = "state-dir", value_name = "URL|DIR")]
+    pub state: Option<String>,
     /// Remove the lock even though its holder looks alive; that run then
     /// stops sending new requests at its next heartbeat.
     #[arg(long)]
@@ -38,7 +38,7 @@ pub fn run(args: &UnlockArgs) -> u8 {
 
 fn unlock(args: &UnlockArgs) -> Result<String, String> {
     let (state, id) = target(args)?;
-    let store = LocalLocks::new(&state.root);
+    let store = state.locks();
     let locks = store.list().map_err(|e| e.to_string())?;
     let Some(Lock { holder, etag }) = locks.iter().find(|l| l.holder.run == id).cloned() else {
         let held: Vec<String> = locks
@@ -52,7 +52,7 @@ fn unlock(args: &UnlockArgs) -> Result<String, String> {
         };
         return Err(format!(
             "no lock in `{}` is held by run `{id}`; {held}",
-            state.root.display()
+            state.describe()
         ));
     };
     let process = lock::process_of(&holder);
@@ -93,24 +93,21 @@ fn target(args: &UnlockArgs) -> Result<(StateDir, String), String> {
     let path = Path::new(&args.run);
     if path.is_dir() {
         let header = RunLog::header(path).map_err(|e| e.to_string())?;
-        let state = match (&args.state_dir, &header.state_dir) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(saved)) => PathBuf::from(saved),
-            (None, None) => PathBuf::from(".sonicflow"),
+        let state = match (&args.state, &header.state_dir) {
+            (Some(given), _) => StateDir::open(Some(given), Path::new("here"), "`--state`")?,
+            (None, Some(saved)) => StateDir::local(PathBuf::from(saved)),
+            (None, None) => StateDir::local(PathBuf::from(".sonicflow")),
         };
-        return Ok((StateDir { root: state }, header.id));
+        return Ok((state, header.id));
     }
-    let root = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".sonicflow"));
-    Ok((StateDir { root }, args.run.clone()))
+    let state = StateDir::open(args.state.as_deref(), Path::new("here"), "`--state`")?;
+    Ok((state, args.run.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::lock::{Created, Holder};
+    use crate::journal::lock::{Created, Holder, LocalLocks, LockStore};
 
     #[test]
     fn a_live_holders_lock_stays_unless_forced() {
@@ -122,7 +119,7 @@ mod tests {
         };
         let args = |force| UnlockArgs {
             run: "songs-1".into(),
-            state_dir: Some(dir.path().to_owned()),
+            state: Some(dir.path().display().to_string()),
             force,
         };
         let refused = unlock(&args(false)).unwrap_err();

@@ -47,6 +47,10 @@ pub struct RunHeader {
     /// The state folder (absolute) holding the index this run reuses from.
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// The bucket holding the state, when it is kept in one (`state_dir`
+    /// is then the working copy of the machine that started the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_url: Option<String>,
     /// The API base URL the run talks to; `None` for a throwaway in-process sandbox.
     #[serde(default)]
     pub api: Option<String>,

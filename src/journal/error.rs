@@ -33,6 +33,11 @@ pub enum JournalError {
         path.display()
     )]
     Poisoned { path: PathBuf, why: String },
+    /// The state store did not take a record; `why` names the store.
+    #[error(
+        "the state store did not take a journal record, so nothing it describes is sent: {why}; check that the store is reachable (network, credentials), then resume with `sonicflow run --resume last` and the same `--state`"
+    )]
+    Replica { why: String },
     #[error("cannot read `{}`: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     /// A line other than a torn last one that is no record; `line` counts from 1.

@@ -23,6 +23,17 @@ use serde::de::DeserializeOwned;
 
 use super::error::JournalError;
 
+impl ReplicaFailure {
+    /// What went wrong, naming the store.
+    pub fn why(&self) -> &str {
+        match self {
+            ReplicaFailure::NotWritten(why)
+            | ReplicaFailure::Unknown(why)
+            | ReplicaFailure::Taken(why) => why,
+        }
+    }
+}
+
 /// An open journal-like file, appended to one synced line at a time.
 #[derive(Debug)]
 pub struct LineLog {
@@ -34,6 +45,29 @@ pub struct LineLog {
     shared: bool,
     /// Why appends are refused: a failed write could not be cut back.
     poisoned: Option<String>,
+    /// Where every line is also made durable before `append` returns.
+    replica: Option<Box<dyn Replica>>,
+}
+
+/// A second home for a log's lines (a state store in a bucket): each line
+/// appended locally is put there too before the append returns, and the
+/// local line is cut again when that fails.
+pub trait Replica: std::fmt::Debug + Send {
+    /// Makes `record` (one line, without its newline) durable.
+    fn put(&mut self, record: &[u8]) -> Result<(), ReplicaFailure>;
+}
+
+/// Why a [`Replica`] did not take a line.
+#[derive(Debug, Clone)]
+pub enum ReplicaFailure {
+    /// The line is known not to be there: the local line is cut, and a
+    /// later append may try again.
+    NotWritten(String),
+    /// The line may or may not be there: nothing more may be appended.
+    Unknown(String),
+    /// Another writer's line holds its place: this writer lost the log,
+    /// and nothing more may be appended.
+    Taken(String),
 }
 
 /// What a log file needs for an append that can be undone.
@@ -70,6 +104,8 @@ enum Failure {
         write: std::io::Error,
         cut: std::io::Error,
     },
+    /// The line is in the file but the replica did not take it.
+    Replica(ReplicaFailure),
 }
 
 /// Appends `line` (ending in a newline) to the end of `s`, or leaves `s`
@@ -127,7 +163,14 @@ impl LineLog {
             file,
             shared: !exclusive,
             poisoned: None,
+            replica: None,
         })
+    }
+
+    /// This log, with every later line also made durable in `replica`.
+    pub fn replicated(mut self, replica: Option<Box<dyn Replica>>) -> LineLog {
+        self.replica = replica;
+        self
     }
 
     /// Appends one value as a line and syncs it to disk. On an error
@@ -157,7 +200,7 @@ impl LineLog {
                 });
             }
         }
-        let appended = append_line(&mut self.file, &line);
+        let appended = self.append_replicated(&line);
         if self.shared {
             // Closing the file releases the lock too; nothing more to do on failure.
             let _ = self.file.unlock();
@@ -176,6 +219,37 @@ impl LineLog {
                     why,
                 })
             }
+            Err(Failure::Replica(ReplicaFailure::NotWritten(why))) => {
+                Err(JournalError::Replica { why })
+            }
+            Err(Failure::Replica(ReplicaFailure::Unknown(why) | ReplicaFailure::Taken(why))) => {
+                self.poisoned = Some(why.clone());
+                Err(JournalError::Replica { why })
+            }
+        }
+    }
+
+    /// Appends `line` locally, then to the replica; a line the replica
+    /// surely lacks is cut from the file again.
+    fn append_replicated(&mut self, line: &[u8]) -> Result<(), Failure> {
+        let Some(replica) = self.replica.as_mut() else {
+            return append_line(&mut self.file, line);
+        };
+        let before = Storage::len(&self.file).map_err(Failure::Undone)?;
+        append_line(&mut self.file, line)?;
+        let record = line.strip_suffix(b"\n").unwrap_or(line);
+        match replica.put(record) {
+            Ok(()) => Ok(()),
+            // It may be there: the line stays, and the log stops.
+            Err(failure @ ReplicaFailure::Unknown(_)) => Err(Failure::Replica(failure)),
+            // Surely not in the replica (or another writer's is): not in the file either.
+            Err(failure) => match Storage::truncate(&mut self.file, before) {
+                Ok(()) => Err(Failure::Replica(failure)),
+                Err(cut) => Err(Failure::Stuck {
+                    write: std::io::Error::other(failure.why().to_owned()),
+                    cut,
+                }),
+            },
         }
     }
 }

@@ -334,9 +334,7 @@ mod tests {
 
     fn fixture(runs: &[(&str, &str)], value: &Value, policy: Policy) -> Fixture {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let state = StateDir {
-            root: root.path().join("state"),
-        };
+        let state = StateDir::local(root.path().join("state"));
         state.ensure().unwrap_or_else(|e| panic!("{e}"));
         let mut index = LineLog::open(&state.index_path(), false).unwrap_or_else(|e| panic!("{e}"));
         for (n, (run, file)) in runs.iter().enumerate() {
@@ -467,9 +465,7 @@ mod preference {
     /// `song` was answered twice, `old` then `new`; only `old`'s reader
     /// (`cover`, whose request names the clip) has a result of its own.
     fn memory(root: &Path) -> RunMemory {
-        let state = StateDir {
-            root: root.join("state"),
-        };
+        let state = StateDir::local(root.join("state"));
         state.ensure().unwrap_or_else(|e| panic!("{e}"));
         let mut index = LineLog::open(&state.index_path(), false).unwrap_or_else(|e| panic!("{e}"));
         for entry in [

@@ -402,9 +402,7 @@ mod tests {
     /// What a resume of `log` remembers, with no other runs beside it.
     fn memory_of(log: &RunLog) -> super::super::RunMemory {
         let known = super::super::Known::load(
-            &super::super::StateDir {
-                root: log.dir.join("state"),
-            },
+            &super::super::StateDir::local(log.dir.join("state")),
             "p",
             None,
             Some(log.clone()),

@@ -63,6 +63,8 @@ impl Known {
             by_hash.entry(e.hash.clone()).or_default().push(i);
         }
         let mut unfinished = Vec::new();
+        // A run holding its lock in a shared store may run on another machine.
+        let live = state.live_runs();
         for run in state.runs().unwrap_or_else(|e| {
             warnings.push(e.to_string());
             Vec::new()
@@ -71,7 +73,7 @@ impl Known {
             if Some(&dir) == own_dir.as_ref() || !dir.join(JOURNAL).exists() {
                 continue;
             }
-            if in_use(&dir.join(JOURNAL)) {
+            if in_use(&dir.join(JOURNAL)) || live.contains(&run.id) {
                 warnings.push(format!(
                     "run `{}` is still running; its requests in flight are left to it",
                     run.id

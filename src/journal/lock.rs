@@ -152,6 +152,11 @@ pub enum LockError {
     },
     #[error("cannot encode a lock record: {0}")]
     Encode(serde_json::Error),
+    /// A request to the state store failed; the text names the store.
+    #[error(
+        "{0}; check that the state store is reachable and the credentials in the environment are right"
+    )]
+    Store(String),
 }
 
 /// Where the lock records of one state folder live, with the conditional
@@ -192,15 +197,7 @@ impl LocalLocks {
     }
 
     fn path(&self, pipeline: &str) -> PathBuf {
-        let safe = super::safe_name(pipeline);
-        let name = if safe == pipeline {
-            safe
-        } else {
-            // Two names that sanitise alike keep locks of their own.
-            let digest = crate::report::manifest_sha256(pipeline.as_bytes());
-            format!("{safe}-{}", digest.get(..8).unwrap_or(&digest))
-        };
-        self.dir.join(format!("{name}.lock"))
+        self.dir.join(format!("{}.lock", lock_name(pipeline)))
     }
 
     fn io(path: &Path) -> impl Fn(std::io::Error) -> LockError + '_ {
@@ -330,6 +327,18 @@ impl LockStore for LocalLocks {
         }
         locks.sort_by(|a, b| a.holder.pipeline.cmp(&b.holder.pipeline));
         Ok(locks)
+    }
+}
+
+/// The file-name-safe name of `pipeline`'s lock record, in any store.
+pub fn lock_name(pipeline: &str) -> String {
+    let safe = super::safe_name(pipeline);
+    if safe == pipeline {
+        safe
+    } else {
+        // Two names that sanitise alike keep locks of their own.
+        let digest = crate::report::manifest_sha256(pipeline.as_bytes());
+        format!("{safe}-{}", digest.get(..8).unwrap_or(&digest))
     }
 }
 

@@ -77,7 +77,7 @@ impl RunMemory {
                 dir: dir.to_owned(),
             });
         }
-        let mut journal = LineLog::open(&path, true)?;
+        let mut journal = state.open_journal(&path, &header.id)?;
         journal.append(&Entry::Run(header.clone()))?;
         let dir = absolute(dir);
         state.register(&RunRef {
@@ -87,7 +87,7 @@ impl RunMemory {
             manifest: header.manifest.clone(),
             started_at: header.started_at.clone(),
         })?;
-        let index = LineLog::open(&state.index_path(), false)?;
+        let index = state.open_index(&header.id)?;
         Ok(RunMemory::writing(
             known,
             policy,
@@ -112,12 +112,12 @@ impl RunMemory {
             return Err(JournalError::NothingToResume);
         };
         let dir = absolute(&own.dir);
-        let mut journal = LineLog::open(&dir.join(JOURNAL), true)?;
+        let mut journal = state.open_journal(&dir.join(JOURNAL), own.id())?;
         journal.append(&Entry::Resumed {
             at: rfc3339(SystemTime::now()),
         })?;
         state.ensure()?;
-        let index = LineLog::open(&state.index_path(), false)?;
+        let index = state.open_index(own.id())?;
         let writing = Writing {
             api: own.header.api.clone(),
             id: own.id().to_owned(),

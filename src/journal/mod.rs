@@ -11,7 +11,10 @@
 //! - `runs.jsonl`: the runs started, so "the last run of this pipeline" can
 //!   be found and unfinished runs' tasks re-attached.
 //! - `locks/<pipeline>.lock`: who is running the pipeline now ([`lock`]).
+//!
+//! The folder may be a working copy of state kept in a bucket ([`store`]).
 
+mod bucket_locks;
 mod crash;
 mod entry;
 mod error;
@@ -26,12 +29,14 @@ mod rank;
 mod record;
 mod reuse;
 mod state;
+pub mod store;
 #[cfg(test)]
 mod testkit;
 
+pub use bucket_locks::BucketLocks;
 pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
 pub use error::JournalError;
-pub use file::{LineLog, in_use, read_lines};
+pub use file::{LineLog, Replica, ReplicaFailure, in_use, read_lines};
 pub use history::{InstanceLog, RunLog, Seen};
 pub use known::{Known, Previous};
 pub use memory::RunMemory;

@@ -301,9 +301,7 @@ mod tests {
     #[test]
     fn a_result_is_journaled_by_where_it_came_from_and_indexed_only_when_paid() {
         let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let state = StateDir {
-            root: root.path().join("state"),
-        };
+        let state = StateDir::local(root.path().join("state"));
         let dir = root.path().join("this");
         let memory = RunMemory::start(
             &state,

@@ -1,33 +1,120 @@
 //! The state folder: where the index, the registry and (by default) the
 //! runs live, and the names of the files and folders in it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::entry::RunRef;
 use super::error::JournalError;
 use super::file::{LineLog, read_lines};
+use super::lock::LockStore;
+use super::store::{BucketState, LocalState, StateStore};
 
 /// The journal's file name inside a run folder.
 pub const JOURNAL: &str = "journal.jsonl";
 
 /// The state folder: the index, the registry and (by default) the runs.
+/// With state in a bucket, it is the bucket's local working copy.
 #[derive(Debug, Clone)]
 pub struct StateDir {
     pub root: PathBuf,
+    /// Where the state is kept: the folder itself, or a bucket.
+    pub store: Arc<dyn StateStore>,
+    /// The bucket's URL, when the state is in one.
+    pub url: Option<String>,
 }
 
 impl StateDir {
+    /// A state folder on the local disk.
+    pub fn local(root: PathBuf) -> StateDir {
+        StateDir {
+            root,
+            store: Arc::new(LocalState),
+            url: None,
+        }
+    }
+
     /// `dir`, or `.sonicflow/` beside the manifest.
     pub fn new(dir: Option<&Path>, manifest: &Path) -> StateDir {
         let root = match dir {
             Some(d) => d.to_owned(),
-            None => manifest
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(".sonicflow"),
+            None => default_root(manifest),
         };
-        StateDir { root }
+        StateDir::local(root)
+    }
+
+    /// The state `given` names (`--state`): a bucket URL (worked on
+    /// through a working copy under `.sonicflow/stores/` beside the
+    /// manifest) or a folder; `.sonicflow/` beside the manifest if none.
+    /// `what` names where `given` came from, for the message of a bad URL.
+    pub fn open(given: Option<&str>, manifest: &Path, what: &str) -> Result<StateDir, String> {
+        let Some(given) = given else {
+            return Ok(StateDir::new(None, manifest));
+        };
+        if crate::store::Scheme::of(given).is_none() {
+            if given.contains("://") {
+                return Err(format!(
+                    "{what} `{given}` is neither a folder nor a store URL sonicflow knows: use s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, file:///path, or a folder path"
+                ));
+            }
+            return Ok(StateDir::new(Some(Path::new(given)), manifest));
+        }
+        let bucket = crate::store::Bucket::open(given).map_err(|e| {
+            format!("{what} `{given}`: {e}; give a URL like s3://bucket/prefix, with the credentials in the cloud's usual environment variables")
+        })?;
+        let root = default_root(manifest)
+            .join("stores")
+            .join(safe_name(bucket.url()));
+        Ok(StateDir {
+            root,
+            url: Some(bucket.url().to_owned()),
+            store: Arc::new(BucketState::new(bucket)),
+        })
+    }
+
+    /// The folder or URL, for messages.
+    pub fn describe(&self) -> String {
+        self.url
+            .clone()
+            .unwrap_or_else(|| self.root.display().to_string())
+    }
+
+    /// Brings a working copy up to date with its bucket (nothing for a local folder).
+    pub fn hydrate(&self) -> Result<(), JournalError> {
+        self.store.hydrate(self)
+    }
+
+    /// Where the pipelines' locks live.
+    pub fn locks(&self) -> Arc<dyn LockStore> {
+        self.store.locks(&self.root)
+    }
+
+    /// The runs whose lock a live holder holds, as far as the store tells
+    /// beyond this machine's file locks.
+    pub fn live_runs(&self) -> HashSet<String> {
+        self.store.live_runs(&self.root)
+    }
+
+    /// Opens run `run`'s journal at `path` for writing (exclusive), its
+    /// records made durable in the store too.
+    pub fn open_journal(&self, path: &Path, run: &str) -> Result<LineLog, JournalError> {
+        let log = LineLog::open(path, true)?;
+        let records = match std::fs::read(path) {
+            Ok(bytes) => bytes.iter().filter(|&&b| b == b'\n').count() as u64,
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Ok(log.replicated(self.store.journal(run, records)))
+    }
+
+    /// Opens the index for the lines run `run` writes.
+    pub fn open_index(&self, run: &str) -> Result<LineLog, JournalError> {
+        Ok(LineLog::open(&self.index_path(), false)?.replicated(self.store.index(run)))
     }
 
     pub fn index_path(&self) -> PathBuf {
@@ -75,7 +162,9 @@ impl StateDir {
     /// Adds a run to the registry.
     pub fn register(&self, run: &RunRef) -> Result<(), JournalError> {
         self.ensure()?;
-        LineLog::open(&self.registry_path(), false)?.append(run)
+        LineLog::open(&self.registry_path(), false)?
+            .replicated(self.store.registry())
+            .append(run)
     }
 
     /// Creates the folder, with a `.gitignore` so its contents stay out of git.
@@ -90,6 +179,15 @@ impl StateDir {
         }
         Ok(())
     }
+}
+
+/// `.sonicflow/` beside the manifest.
+fn default_root(manifest: &Path) -> PathBuf {
+    manifest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(".sonicflow")
 }
 
 /// A file-name-safe version of a pipeline name.
@@ -118,9 +216,7 @@ mod tests {
     #[test]
     fn a_run_started_in_the_same_millisecond_as_another_gets_a_folder_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir {
-            root: dir.path().to_owned(),
-        };
+        let state = StateDir::local(dir.path().to_owned());
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_800_000_000_123);
         let first = state.run_dir_at("nightly run", at);
         assert_eq!(

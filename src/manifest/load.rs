@@ -304,6 +304,7 @@ impl Ctx {
             models: IndexMap::new(),
             artifacts: None,
             prices: Default::default(),
+            state: None,
             steps: IndexMap::new(),
         });
         if head.version != 1 {

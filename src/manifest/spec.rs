@@ -56,6 +56,9 @@ pub struct ManifestSpec<S> {
     /// Price overrides in credits, by operation (`create_music`, `wav`, `stems_full`, …).
     #[serde(default)]
     pub prices: BTreeMap<String, u64>,
+    /// Where run state (journals, reuse index, locks) is kept: a folder, or a bucket URL (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`) with credentials from the cloud's usual environment; `--state` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     /// The steps, keyed by id. Ids are letters, digits, `_` and `-`, starting with a letter or `_`.
     #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$" }))]
     pub steps: IndexMap<String, S>,
@@ -77,6 +80,7 @@ impl<S> ManifestSpec<S> {
             models: self.models,
             artifacts: self.artifacts,
             prices: self.prices,
+            state: self.state,
             steps,
         }
     }

@@ -102,9 +102,7 @@ fn outputs(row: usize) -> Outputs {
 
 /// Records `steps` paid steps into a fresh run; returns the time per step.
 fn batch(root: &std::path::Path, n: usize, steps: usize) -> Duration {
-    let state = StateDir {
-        root: root.join(format!("state{n}")),
-    };
+    let state = StateDir::local(root.join(format!("state{n}")));
     let id = format!("bench-{n}");
     let dir = state.root.join("runs").join(&id);
     let known = Known::default();

@@ -122,6 +122,14 @@ pub struct FaultProxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    trip: Arc<Mutex<Option<Trip>>>,
+}
+
+/// A cut armed by [`FaultProxy::cut_on`]: the bytes to watch for in what
+/// clients send, and how many more sightings until the cut.
+struct Trip {
+    needle: Vec<u8>,
+    left: usize,
 }
 
 impl FaultProxy {
@@ -130,7 +138,8 @@ impl FaultProxy {
         let port = listener.local_addr().expect("the proxy's address").port();
         let up = Arc::new(AtomicBool::new(true));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (up2, open2) = (up.clone(), open.clone());
+        let trip: Arc<Mutex<Option<Trip>>> = Arc::new(Mutex::new(None));
+        let (up2, open2, trip2) = (up.clone(), open.clone(), trip.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -147,11 +156,31 @@ impl FaultProxy {
                     open.push(c);
                     open.push(s);
                 }
-                pipe(client.try_clone(), server.try_clone());
+                let watch = Watch {
+                    up: up2.clone(),
+                    open: open2.clone(),
+                    trip: trip2.clone(),
+                };
+                pipe_watched(client.try_clone(), server.try_clone(), watch);
                 pipe(server.try_clone(), client.try_clone());
             }
         });
-        FaultProxy { port, up, open }
+        FaultProxy {
+            port,
+            up,
+            open,
+            trip,
+        }
+    }
+
+    /// Cuts (as [`FaultProxy::cut`]) when a client sends `needle` for the
+    /// `nth` time from now, before those bytes reach the server: a fault
+    /// at an exact request, whatever the timing.
+    pub fn cut_on(&self, needle: &str, nth: usize) {
+        *self.trip.lock().unwrap_or_else(|p| p.into_inner()) = Some(Trip {
+            needle: needle.as_bytes().to_vec(),
+            left: nth,
+        });
     }
 
     pub fn endpoint(&self) -> String {
@@ -168,8 +197,74 @@ impl FaultProxy {
     }
 
     pub fn restore(&self) {
+        *self.trip.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// What the client-to-server pipe needs to trip a cut.
+struct Watch {
+    up: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    trip: Arc<Mutex<Option<Trip>>>,
+}
+
+impl Watch {
+    /// Whether `chunk` (after `tail`, the end of the last chunk, which is
+    /// updated) trips the cut.
+    fn trips(&self, tail: &mut Vec<u8>, chunk: &[u8]) -> bool {
+        let mut trip = self.trip.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = trip.as_mut() else {
+            return false;
+        };
+        let mut seen: Vec<u8> = std::mem::take(tail);
+        seen.extend_from_slice(chunk);
+        let width = t.needle.len().max(1);
+        let hits = seen
+            .windows(width)
+            .filter(|w| *w == t.needle.as_slice())
+            .count();
+        // Too short to hold a whole needle, so none is counted twice.
+        *tail = seen[seen.len().saturating_sub(width - 1)..].to_vec();
+        t.left = t.left.saturating_sub(hits);
+        if t.left > 0 {
+            return false;
+        }
+        *trip = None;
+        self.up.store(false, Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        for stream in open.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        true
+    }
+}
+
+/// [`pipe`], watching what passes for an armed cut.
+fn pipe_watched(from: std::io::Result<TcpStream>, to: std::io::Result<TcpStream>, watch: Watch) {
+    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            if watch.trips(&mut tail, chunk) {
+                let _ = from.shutdown(Shutdown::Both);
+                let _ = to.shutdown(Shutdown::Both);
+                return;
+            }
+            if to.write_all(chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
 }
 
 fn pipe(from: std::io::Result<TcpStream>, to: std::io::Result<TcpStream>) {

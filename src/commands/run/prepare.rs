@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{RunArgs, RunError};
 use crate::commands::history;
 use crate::engine::{self, Outlook};
-use crate::journal::lock::{self, AcquireError, Holder, LocalLocks, StateLock};
+use crate::journal::lock::{self, AcquireError, Holder, StateLock};
 use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, StateDir};
 use crate::manifest::load::Loaded;
 use crate::plan::Plan;
@@ -82,6 +82,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         own,
         out,
         planned,
+        state,
     } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
     let manifest_sha = sha256_file(&planned.file);
@@ -115,7 +116,10 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         policy.reuse = false;
         policy.others = false;
     }
-    let state = state_of(args, header.as_ref(), &planned.file);
+    let state = match state {
+        Some(s) => s,
+        None => state_of(args, header.as_ref(), &planned.file)?,
+    };
     let known = history::known(&state, &planned.plan, api.as_deref(), own);
     let preview = RunMemory::read_only(known.clone(), policy.clone());
     let outlook = engine::forecast(&planned.plan, &preview);
@@ -235,6 +239,8 @@ struct Locked {
     /// A new run's folder, chosen while taking the lock.
     out: Option<PathBuf>,
     planned: Planned,
+    /// The state the lock was taken in, up to date with its store.
+    state: Option<StateDir>,
 }
 
 /// Takes the lock of the pipeline in its state folder before anything of
@@ -251,7 +257,7 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
     let Some(target) = target else {
         let planned = plan(args, None)?;
         let pipeline = planned.plan.name.clone();
-        let state = args.history.state(&planned.file);
+        let state = args.history.state(&planned.file).map_err(RunError::Usage)?;
         let mut out = None;
         let lock = take_lock(args, &state, || {
             let dir = fresh_dir(args, &state, &pipeline);
@@ -259,29 +265,35 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
             out = Some(dir);
             holder
         })?;
+        let state = lock.is_some().then_some(state);
         return Ok(Locked {
             lock,
             own: None,
             out,
             planned,
+            state,
         });
     };
-    let (lock, dir, planned) = match target {
+    let (lock, dir, planned, state) = match target {
         Some(dir) => {
             // The header never changes: it can be read before the lock.
             let header = RunLog::header(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
             same_api(&header, api, args.sandbox)?;
             let planned = plan(args, Some(&header))?;
-            let state = state_of(args, Some(&header), &planned.file);
+            let state = state_of(args, Some(&header), &planned.file)?;
             let lock = take_lock(args, &state, || {
                 Holder::this_process(&header.pipeline, &header.id, &dir, "resume")
             })?;
-            (lock, dir, Some(planned))
+            (lock, dir, Some(planned), state)
         }
         None => {
             let file = args.file.as_ref().ok_or(RunError::ResumeLastNeedsFile)?;
             let pipeline = pipeline_name(args, file)?;
-            let state = args.history.state(file);
+            let state = args.history.state(file).map_err(RunError::Usage)?;
+            // A fresh working copy of a store learns of the runs first.
+            state
+                .hydrate()
+                .map_err(|e| RunError::State(e.to_string()))?;
             // "Last" is looked up again at every attempt: a run that waited
             // resumes the newest run as of when it got the lock.
             let mut last = Ok(None);
@@ -294,7 +306,7 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
                 Holder::this_process(&pipeline, &id, &dir, "resume")
             })?;
             match last {
-                Ok(Some(run)) => (lock, PathBuf::from(run.dir), None),
+                Ok(Some(run)) => (lock, PathBuf::from(run.dir), None, state),
                 Ok(None) => {
                     return Err(RunError::NoEarlierRun {
                         pipeline,
@@ -312,11 +324,13 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
         Some(p) => p,
         None => plan(args, Some(&own.header))?,
     };
+    let state = lock.is_some().then_some(state);
     Ok(Locked {
         lock,
         own: Some(own),
         out: None,
         planned,
+        state,
     })
 }
 
@@ -330,14 +344,19 @@ fn take_lock(
         return Ok(None);
     }
     state.ensure().map_err(|e| RunError::State(e.to_string()))?;
-    let store = Arc::new(LocalLocks::new(&state.root));
     match lock::acquire(
-        store,
+        state.locks(),
         args.lock_timeout,
         &mut lock::Stderr::default(),
         holder,
     ) {
-        Ok(lock) => Ok(Some(lock)),
+        Ok(lock) => {
+            // Whatever the store learnt while the lock was free.
+            state
+                .hydrate()
+                .map_err(|e| RunError::State(e.to_string()))?;
+            Ok(Some(lock))
+        }
         Err(AcquireError::Held(held)) => Err(RunError::Locked {
             held,
             state: state.root.clone(),
@@ -356,16 +375,22 @@ fn pipeline_name(args: &RunArgs, file: &Path) -> Result<String, RunError> {
         })
 }
 
-/// The state folder: `--state-dir`, else the one the resumed run recorded,
-/// else `.sonicflow/` beside the manifest.
-fn state_of(args: &RunArgs, header: Option<&RunHeader>, file: &Path) -> StateDir {
-    let saved_state = header.and_then(|h| h.state_dir.clone());
-    match (&args.history.state_dir, saved_state) {
-        (None, Some(saved)) => StateDir {
-            root: PathBuf::from(saved),
-        },
-        _ => args.history.state(file),
+/// The state: `--state`, else the one the resumed run recorded (its
+/// bucket, else its folder), else the manifest's `state:` or `.sonicflow/`
+/// beside the manifest.
+fn state_of(args: &RunArgs, header: Option<&RunHeader>, file: &Path) -> Result<StateDir, RunError> {
+    if args.history.state.is_none()
+        && let Some(h) = header
+    {
+        if let Some(url) = &h.state_url {
+            return StateDir::open(Some(url), file, "the run's recorded state")
+                .map_err(RunError::Usage);
+        }
+        if let Some(saved) = &h.state_dir {
+            return Ok(StateDir::local(PathBuf::from(saved)));
+        }
     }
+    args.history.state(file).map_err(RunError::Usage)
 }
 
 /// A resumed run goes on against the service it was started against: its
@@ -511,6 +536,7 @@ fn new_run(
         allow_partial: args.allow_partial,
         download: args.download,
         state_dir: Some(journal::absolute(&state.root).display().to_string()),
+        state_url: state.url.clone(),
         api,
         no_reuse: args.history.no_reuse,
         force: args.history.force.clone(),
