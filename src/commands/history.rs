@@ -34,6 +34,9 @@ pub struct HistoryArgs {
     /// Leave out these steps or matrix keys; an excluded step a selected one needs is only reused, never paid for.
     #[arg(long, value_name = "STEP|KEY")]
     pub exclude: Vec<String>,
+    /// Only the matrix rows of shard K of N (`--shard 2/4`): a row's shard follows from its key, so adding rows moves no other.
+    #[arg(long, value_name = "K/N", value_parser = crate::plan::shard::parse_shard)]
+    pub shard: Option<crate::journal::Shard>,
 }
 
 impl HistoryArgs {
@@ -41,6 +44,7 @@ impl HistoryArgs {
         Selection {
             select: self.select.clone(),
             exclude: self.exclude.clone(),
+            shard: self.shard,
         }
     }
 

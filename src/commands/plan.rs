@@ -166,6 +166,7 @@ pub fn run(args: &PlanArgs) -> u8 {
     if let Some(base) = &args.compare {
         return compare::run(args, &plan, base);
     }
+    let rows_before = plan.instances.len();
     if let Err(e) = history::select(&mut plan, &args.history.selection()) {
         crate::errln!("error: {e}");
         return exit::INVALID;
@@ -191,6 +192,11 @@ pub fn run(args: &PlanArgs) -> u8 {
             crate::out!("{}", render_human_with(&plan, &past));
         }
     }
+    if let Some(shard) = args.history.shard
+        && args.output() != PlanFormat::Json
+    {
+        crate::outln!("{}", shard_line(&plan, shard, rows_before));
+    }
     let to_spend = outlook.total_to_spend();
     match plan.max_credits {
         Some(max) if crate::engine::over_cap(max, 0, to_spend) => {
@@ -201,6 +207,20 @@ pub fn run(args: &PlanArgs) -> u8 {
         }
         _ => exit::SUCCESS,
     }
+}
+
+/// Which rows a shard takes of how many, as `plan --shard` ends.
+fn shard_line(plan: &Plan, shard: crate::journal::Shard, rows_before: usize) -> String {
+    let keys: Vec<&str> = plan
+        .instances
+        .iter()
+        .filter_map(|i| i.key.as_deref())
+        .collect();
+    format!(
+        "shard {shard}: {} of {rows_before} matrix rows ({}); the other rows are priced by the other shards",
+        keys.len(),
+        keys.join(", ")
+    )
 }
 
 /// One row of the expanded plan: a step in one matrix instance.

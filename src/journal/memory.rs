@@ -86,6 +86,8 @@ impl RunMemory {
             dir: dir.display().to_string(),
             manifest: header.manifest.clone(),
             started_at: header.started_at.clone(),
+            group: header.group.clone(),
+            shard: header.shard,
         })?;
         let index = LineLog::open(&state.index_path(), false)?;
         Ok(RunMemory::writing(

@@ -17,6 +17,7 @@ mod entry;
 mod error;
 mod file;
 mod find;
+pub mod group;
 mod history;
 mod known;
 pub mod lock;
@@ -29,7 +30,7 @@ mod state;
 #[cfg(test)]
 mod testkit;
 
-pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
+pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef, Shard};
 pub use error::JournalError;
 pub use file::{LineLog, in_use, read_lines};
 pub use history::{InstanceLog, RunLog, Seen};

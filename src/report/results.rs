@@ -40,6 +40,12 @@ pub struct Results {
     /// Which API the run talked to; absent in files written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+    /// The run id (`--run-id`) the shards of one batch share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The shard of the batch this run covered (`--shard K/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::journal::Shard>,
     /// The pipeline's inputs as the run resolved them (defaults and `--input`).
     #[serde(default)]
     pub inputs: indexmap::IndexMap<String, serde_json::Value>,

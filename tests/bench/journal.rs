@@ -57,6 +57,8 @@ fn header(id: &str) -> RunHeader {
         force: Vec::new(),
         upload_callback: None,
         price_table: None,
+        group: None,
+        shard: None,
     }
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use super::{RunArgs, RunError};
 use crate::commands::history;
 use crate::engine::{self, Outlook};
+use crate::journal::group::{self, RUN_ID_VARS};
 use crate::journal::lock::{self, AcquireError, Holder, LocalLocks, StateLock};
-use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, StateDir};
+use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, Shard, StateDir};
 use crate::manifest::load::Loaded;
 use crate::plan::Plan;
 use crate::plan::models::Models;
@@ -70,6 +71,10 @@ struct Planned {
     matrix: Option<PathBuf>,
     select: Vec<String>,
     exclude: Vec<String>,
+    /// `--shard`, given now or when the run began.
+    shard: Option<Shard>,
+    /// The run id (`--run-id`) shared by the shards of one batch.
+    group: Option<String>,
 }
 
 /// Takes the pipeline's lock, then reads the journal of the run to resume
@@ -135,7 +140,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             (own.dir.clone(), None)
         }
         None => {
-            let out = out.unwrap_or_else(|| fresh_dir(args, &state, &planned.plan.name));
+            let out = out.unwrap_or_else(|| fresh_dir(args, &state, &planned));
             let header = new_run(args, &state, &planned, &manifest_sha, api, &out);
             (out, Some(header))
         }
@@ -171,6 +176,8 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             .and_then(|m| m.file.as_ref())
             .map(|f| f.display().to_string()),
         matrix_sha256: matrix_sha256(&planned.loaded),
+        run_id: planned.group.clone(),
+        shard: planned.shard,
     };
     Ok(Prepared {
         plan: Arc::new(planned.plan),
@@ -252,17 +259,48 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
         let planned = plan(args, None)?;
         let pipeline = planned.plan.name.clone();
         let state = args.history.state(&planned.file);
+        let lock_name = group::lock_name(&pipeline, planned.shard);
         let mut out = None;
+        // A named run (a shard) that started before is taken up: the
+        // restarted CI job goes on with its part of the batch.
+        let mut earlier = Ok(None);
         let lock = take_lock(args, &state, || {
-            let dir = fresh_dir(args, &state, &pipeline);
-            let holder = Holder::this_process(&pipeline, &run_id(&dir), &dir, "run");
+            if let Some(g) = &planned.group {
+                earlier = state.group_run(&pipeline, g, planned.shard);
+                if let Ok(Some(run)) = &earlier {
+                    return Holder::this_process(
+                        &lock_name,
+                        &run.id,
+                        Path::new(&run.dir),
+                        "resume",
+                    );
+                }
+            }
+            let dir = fresh_dir(args, &state, &planned);
+            let holder = Holder::this_process(&lock_name, &run_id(&dir), &dir, "run");
             out = Some(dir);
             holder
         })?;
+        let dir = match earlier {
+            Ok(Some(run)) => PathBuf::from(run.dir),
+            Ok(None) => {
+                return Ok(Locked {
+                    lock,
+                    own: None,
+                    out,
+                    planned,
+                });
+            }
+            Err(e) => return Err(RunError::State(e.to_string())),
+        };
+        crate::errln!("run `{}` started before: taking it up", run_id(&dir));
+        let own = RunLog::read(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
+        same_api(&own.header, api, args.sandbox)?;
+        let planned = plan(args, Some(&own.header))?;
         return Ok(Locked {
             lock,
-            own: None,
-            out,
+            own: Some(own),
+            out: None,
             planned,
         });
     };
@@ -273,8 +311,9 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
             same_api(&header, api, args.sandbox)?;
             let planned = plan(args, Some(&header))?;
             let state = state_of(args, Some(&header), &planned.file);
+            let lock_name = group::lock_name(&header.pipeline, header.shard);
             let lock = take_lock(args, &state, || {
-                Holder::this_process(&header.pipeline, &header.id, &dir, "resume")
+                Holder::this_process(&lock_name, &header.id, &dir, "resume")
             })?;
             (lock, dir, Some(planned))
         }
@@ -287,11 +326,11 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
             let mut last = Ok(None);
             let lock = take_lock(args, &state, || {
                 last = state.last_run(&pipeline);
-                let (id, dir) = match &last {
-                    Ok(Some(run)) => (run.id.clone(), PathBuf::from(&run.dir)),
-                    _ => (String::new(), state.root.clone()),
+                let (id, dir, shard) = match &last {
+                    Ok(Some(run)) => (run.id.clone(), PathBuf::from(&run.dir), run.shard),
+                    _ => (String::new(), state.root.clone(), None),
                 };
-                Holder::this_process(&pipeline, &id, &dir, "resume")
+                Holder::this_process(&group::lock_name(&pipeline, shard), &id, &dir, "resume")
             })?;
             match last {
                 Ok(Some(run)) => (lock, PathBuf::from(run.dir), None),
@@ -381,11 +420,49 @@ fn same_api(header: &RunHeader, api: Option<&str>, sandbox: bool) -> Result<(), 
     })
 }
 
-/// A new run's folder: `--out`, or a new one in the state folder.
-fn fresh_dir(args: &RunArgs, state: &StateDir, pipeline: &str) -> PathBuf {
-    args.out
+/// A new run's folder: `--out`, or a new one in the state folder, named
+/// by its run id when it has one.
+fn fresh_dir(args: &RunArgs, state: &StateDir, planned: &Planned) -> PathBuf {
+    let pipeline = &planned.plan.name;
+    args.out.clone().unwrap_or_else(|| match &planned.group {
+        Some(g) => state.group_run_dir(pipeline, g, planned.shard),
+        None => state.new_run_dir(pipeline),
+    })
+}
+
+/// The run id: `--run-id`, the one the resumed run began with, or for a
+/// shard the CI's (`$SONICFLOW_RUN_ID`, `$GITHUB_RUN_ID`): shards of one
+/// batch must share one, so a shard without any does not start.
+fn group_of(
+    args: &RunArgs,
+    header: Option<&RunHeader>,
+    shard: Option<Shard>,
+) -> Result<Option<String>, RunError> {
+    let given = args
+        .run_id
         .clone()
-        .unwrap_or_else(|| state.new_run_dir(pipeline))
+        .or_else(|| header.and_then(|h| h.group.clone()));
+    let from_env = || {
+        RUN_ID_VARS
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|id| !id.trim().is_empty()))
+    };
+    let id = match (given, shard) {
+        (Some(id), _) => id,
+        (None, None) => return Ok(None),
+        (None, Some(s)) => from_env().ok_or_else(|| {
+            RunError::Usage(format!(
+                "`--shard {s}` needs a run id shared by every shard of the batch: pass `--run-id ID` (or set `{}`)",
+                RUN_ID_VARS[0]
+            ))
+        })?,
+    };
+    if id.trim().is_empty() || id.len() > 200 {
+        return Err(RunError::Usage(format!(
+            "`--run-id {id}`: a run id is 1 to 200 characters; use the CI's run number, for example `--run-id \"$GITHUB_RUN_ID\"`"
+        )));
+    }
+    Ok(Some(id))
 }
 
 /// A run's id: the name of its folder.
@@ -464,6 +541,16 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
     let mut selection = args.history.selection();
     selection.select = pick(&selection.select, header.map(|h| &h.select));
     selection.exclude = pick(&selection.exclude, header.map(|h| &h.exclude));
+    selection.shard = selection.shard.or_else(|| header.and_then(|h| h.shard));
+    if let (Some(h), Some(now)) = (header, selection.shard)
+        && h.shard.is_some_and(|then| then != now)
+    {
+        return Err(RunError::Usage(format!(
+            "the run being taken up is shard {} and `--shard {now}` was given; drop `--shard`, or start another run",
+            h.shard.map(|s| s.to_string()).unwrap_or_default()
+        )));
+    }
+    let group = group_of(args, header, selection.shard)?;
     history::select(&mut plan, &selection).map_err(RunError::Usage)?;
     Ok(Planned {
         file,
@@ -474,6 +561,8 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         matrix,
         select: selection.select,
         exclude: selection.exclude,
+        shard: selection.shard,
+        group,
     })
 }
 
@@ -516,6 +605,8 @@ fn new_run(
         force: args.history.force.clone(),
         upload_callback: args.upload_callback.clone(),
         price_table: Some(Box::new(plan.prices.clone())),
+        group: planned.group.clone(),
+        shard: planned.shard,
     }
 }
 
