@@ -12,6 +12,7 @@
 //!   be found and unfinished runs' tasks re-attached.
 //! - `locks/<pipeline>.lock`: who is running the pipeline now ([`lock`]).
 
+pub mod claims;
 mod crash;
 mod entry;
 mod error;
@@ -35,6 +36,6 @@ pub use error::JournalError;
 pub use file::{LineLog, in_use, read_lines};
 pub use history::{InstanceLog, RunLog, Seen};
 pub use known::{Known, Previous};
-pub use memory::RunMemory;
+pub use memory::{RunMemory, Shared};
 pub use policy::Policy;
 pub use state::{JOURNAL, StateDir, absolute, safe_name};

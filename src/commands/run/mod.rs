@@ -227,7 +227,7 @@ async fn execute(
         saved,
     } = prepared;
     context.service = Some(report::Service::of(&config.base_url, args.sandbox));
-    let memory = Arc::new(journal.open(&out)?);
+    let memory = Arc::new(journal.open(&out, scale)?);
     let engine_config = engine_config(args, &plan, scale);
     let limits = &args.download_limits;
     let files = DownloadOptions::new(&out).with_saved(saved);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{RunArgs, RunError};
 use crate::commands::history;
 use crate::engine::{self, Outlook};
+use crate::journal::claims::{Claims, LocalClaims};
 use crate::journal::group::{self, RUN_ID_VARS};
 use crate::journal::lock::{self, AcquireError, Holder, LocalLocks, StateLock};
 use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, Shard, StateDir};
@@ -48,15 +49,38 @@ pub(super) struct JournalPlan {
     policy: Policy,
     /// `None` when resuming `known.own`.
     header: Option<RunHeader>,
+    /// For a run of a batch (`--run-id`): the name of the lock it holds,
+    /// which tells the other runs of the state folder it is still at work.
+    sharing: Option<String>,
 }
 
 impl JournalPlan {
-    pub(super) fn open(self, out: &Path) -> Result<RunMemory, RunError> {
+    /// Opens the journal; `scale` divides how often a request another run
+    /// pays for is looked at.
+    pub(super) fn open(self, out: &Path, scale: f64) -> Result<RunMemory, RunError> {
+        let state = self.state.clone();
         let opened = match self.header {
             Some(header) => RunMemory::start(&self.state, out, &header, self.known, self.policy),
             None => RunMemory::resume(&self.state, self.known, self.policy),
         };
-        opened.map_err(|e| RunError::State(e.to_string()))
+        let memory = opened.map_err(|e| RunError::State(e.to_string()))?;
+        let (Some(lock), Some(run)) = (self.sharing, memory.run_id()) else {
+            return Ok(memory);
+        };
+        let claims = Claims::new(
+            Arc::new(LocalClaims::new(&state.root)),
+            Arc::new(LocalLocks::new(&state.root)),
+            &run,
+            &lock,
+        );
+        let interval = std::time::Duration::from_secs(2)
+            .div_f64(scale)
+            .max(std::time::Duration::from_millis(5));
+        Ok(memory.with_shared(journal::Shared {
+            state,
+            claims,
+            interval,
+        }))
     }
 }
 
@@ -146,6 +170,8 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         }
     };
     let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
+    let sharing = (planned.group.is_some() && !args.sandbox)
+        .then(|| group::lock_name(&planned.plan.name, planned.shard));
     let saved = known.own.as_ref().map(saved_files).unwrap_or_default();
     if let Some(cap) = planned.plan.max_credits
         && engine::over_cap(cap, spent_before, outlook.total_to_spend())
@@ -189,6 +215,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             known,
             policy,
             header,
+            sharing,
         },
         to_spend: outlook.total_to_spend(),
         spent_before,
