@@ -216,10 +216,14 @@ fn shard_line(plan: &Plan, shard: crate::journal::Shard, rows_before: usize) -> 
         .iter()
         .filter_map(|i| i.key.as_deref())
         .collect();
-    format!(
-        "shard {shard}: {} of {rows_before} matrix rows ({}); the other rows are priced by the other shards",
-        keys.len(),
+    let taken = if keys.is_empty() {
+        "none: this shard runs nothing".to_owned()
+    } else {
         keys.join(", ")
+    };
+    format!(
+        "shard {shard}: {} of {rows_before} matrix rows ({taken}); the other rows are priced by the other shards",
+        keys.len()
     )
 }
 
@@ -360,7 +364,7 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     for line in plan.prices.age_lines(&super::today()) {
         let _ = writeln!(out, "{line}");
     }
-    if plan.instances.len() > 1 || plan.instances[0].key.is_some() {
+    if plan.instances.iter().any(|i| i.key.is_some()) {
         let _ = writeln!(
             out,
             "matrix: {} rows × {} steps",

@@ -77,7 +77,11 @@ impl ClaimStore for LocalClaims {
             .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
         // Written whole under a name of its own, then linked to the claim's
         // name, which fails if it exists: no reader sees half a claim.
-        let tmp = dir.join(format!(".{}.{:016x}.tmp", std::process::id(), rand::random::<u64>()));
+        let tmp = dir.join(format!(
+            ".{}.{:016x}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let written = std::fs::File::create_new(&tmp)
             .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
         let linked = written.and_then(|()| std::fs::hard_link(&tmp, &path));
@@ -294,7 +298,11 @@ mod tests {
     #[test]
     fn the_first_claim_wins_and_a_gone_holder_is_taken_over_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b, c) = (claims(dir.path(), "a"), claims(dir.path(), "b"), claims(dir.path(), "c"));
+        let (a, b, c) = (
+            claims(dir.path(), "a"),
+            claims(dir.path(), "b"),
+            claims(dir.path(), "c"),
+        );
         // `a` holds its lock: the others wait for it.
         let locks = LocalLocks::new(dir.path());
         let holder = Holder::this_process("p.a", "a", dir.path(), "run");

@@ -100,7 +100,8 @@ impl Known {
     pub fn without_run(mut self, dir: &std::path::Path) -> Known {
         let dir = super::state::absolute(dir);
         self.index.retain(|e| PathBuf::from(&e.dir) != dir);
-        self.unfinished.retain(|l| super::state::absolute(&l.dir) != dir);
+        self.unfinished
+            .retain(|l| super::state::absolute(&l.dir) != dir);
         self.by_hash.clear();
         for (i, e) in self.index.iter().enumerate() {
             self.by_hash.entry(e.hash.clone()).or_default().push(i);

@@ -16,9 +16,7 @@ use super::find::{Key, Search};
 use super::known::Known;
 use super::policy::Policy;
 use super::{JOURNAL, StateDir, absolute};
-use crate::engine::{
-    Account, Dependents, Earlier, Job, Memory, Recall, Record, Share, TaskRef,
-};
+use crate::engine::{Account, Dependents, Earlier, Job, Memory, Recall, Record, Share, TaskRef};
 use crate::timestamp::rfc3339;
 
 /// The run this memory writes for.

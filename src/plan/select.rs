@@ -40,14 +40,10 @@ fn keep_shard(plan: &mut Plan, shard: Shard) -> Result<(), String> {
             plan.name
         ));
     }
-    let rows = plan.instances.len();
+    // A shard may get no row (fewer rows than shards, or the hash put
+    // none there): it runs nothing and succeeds, so a CI matrix stays green.
     plan.instances
         .retain(|i| i.key.as_deref().is_some_and(|k| shard.owns(k)));
-    if plan.instances.is_empty() {
-        return Err(format!(
-            "`--shard {shard}` takes none of the {rows} matrix row(s) left to run; use fewer shards than rows"
-        ));
-    }
     Ok(())
 }
 

@@ -48,8 +48,8 @@ pub struct RunContext {
     pub matrix_sha256: Option<String>,
     /// `--run-id`.
     pub run_id: Option<String>,
-    /// `--shard K/N`.
-    pub shard: Option<crate::journal::Shard>,
+    /// `--shard K/N`, with the keys of the whole matrix.
+    pub shard: Option<super::results::ShardInfo>,
 }
 
 impl Service {

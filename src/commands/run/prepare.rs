@@ -99,6 +99,8 @@ struct Planned {
     shard: Option<Shard>,
     /// The run id (`--run-id`) shared by the shards of one batch.
     group: Option<String>,
+    /// The keys of every matrix row, before any was left out.
+    matrix_keys: Vec<String>,
 }
 
 /// Takes the pipeline's lock, then reads the journal of the run to resume
@@ -203,7 +205,11 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             .map(|f| f.display().to_string()),
         matrix_sha256: matrix_sha256(&planned.loaded),
         run_id: planned.group.clone(),
-        shard: planned.shard,
+        shard: planned.shard.map(|s| report::ShardInfo {
+            index: s.index,
+            count: s.count,
+            matrix_keys: planned.matrix_keys.clone(),
+        }),
     };
     Ok(Prepared {
         plan: Arc::new(planned.plan),
@@ -578,6 +584,11 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         )));
     }
     let group = group_of(args, header, selection.shard)?;
+    let matrix_keys = plan
+        .instances
+        .iter()
+        .filter_map(|i| i.key.clone())
+        .collect();
     history::select(&mut plan, &selection).map_err(RunError::Usage)?;
     Ok(Planned {
         file,
@@ -590,6 +601,7 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         exclude: selection.exclude,
         shard: selection.shard,
         group,
+        matrix_keys,
     })
 }
 

@@ -32,9 +32,8 @@ use super::gate::{Gate, SubmitGates};
 use super::graph::{Graph, Readiness};
 use super::slot::{Rows, Slot, State};
 use super::{
-    Share,
-    Account, EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, StepError,
-    StepExecutor, StopReason, Summary,
+    Account, EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, Share,
+    StepError, StepExecutor, StopReason, Summary,
 };
 use crate::plan::{Plan, Scope};
 use crate::prices::OpClass;
