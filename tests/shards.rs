@@ -189,12 +189,25 @@ fn two_shards_merge_to_what_one_unsharded_run_gives() {
         .unwrap();
         ok(&out);
     }
-    let merged = sonicflow()
-        .args(["merge", "n1", "--state"])
-        .arg(dir.path().join(".sonicflow"))
-        .output()
-        .unwrap();
-    ok(&merged);
+    let state = dir.path().join(".sonicflow");
+    let state_text = state.to_str().unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        &common::regex_escape(&dir.path().display().to_string()),
+        "[DIR]",
+    );
+    let _bound = settings.bind_to_scope();
+    for (name, args) in [
+        ("shards-status", vec!["status", "n1", "--state", state_text]),
+        ("shards-merge", vec!["merge", "n1", "--state", state_text]),
+        ("shards-report", vec!["report", "n1", "--state", state_text]),
+        (
+            "shards-merge-unknown",
+            vec!["merge", "n9", "--state", state_text],
+        ),
+    ] {
+        insta::assert_snapshot!(name, common::run(&args));
+    }
     let runs = dir.path().join(".sonicflow/runs");
     let merged = results(&runs.join("rows-n1"));
     assert!(runs.join("rows-n1/report.html").exists());

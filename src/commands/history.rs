@@ -14,7 +14,7 @@ use crate::plan::select::Selection;
 #[derive(Debug, Clone, clap::Args)]
 pub struct HistoryArgs {
     /// The state folder with earlier runs and the reuse index [default: .sonicflow beside the manifest].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, alias = "state", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Pay again for everything; reuse no earlier result.
     #[arg(long)]

@@ -18,7 +18,7 @@ pub struct StatusArgs {
     #[arg(value_name = "RUN_DIR|FILE|RUN_ID")]
     pub target: PathBuf,
     /// The state folder, when FILE's runs are not in `.sonicflow/` beside it (for RUN_ID: [default: .sonicflow]).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, alias = "state", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Print the status as JSON.
     #[arg(long)]
