@@ -99,7 +99,7 @@ impl Known {
     /// Without what the run in `dir` recorded: a run asks about others.
     pub fn without_run(mut self, dir: &std::path::Path) -> Known {
         let dir = super::state::absolute(dir);
-        self.index.retain(|e| PathBuf::from(&e.dir) != dir);
+        self.index.retain(|e| std::path::Path::new(&e.dir) != dir);
         self.unfinished
             .retain(|l| super::state::absolute(&l.dir) != dir);
         self.by_hash.clear();
