@@ -89,9 +89,9 @@ pub fn api_identity(api_base: Option<&str>, sandbox: bool) -> Option<String> {
     (!sandbox).then(|| crate::api::resolve_base_url(api_base))
 }
 
-/// Warns when a live run holds `pipeline`'s lock in `state`: what it is
-/// paying for now is not in the state folder yet, so a plan counts it as
-/// still to spend.
+/// Warns when a live run holds the lock `pipeline` (a pipeline's, or a
+/// shard's) in `state`: what it is paying for now is not in the state
+/// folder yet, so a plan counts it as still to spend.
 pub fn warn_if_locked(state: &StateDir, pipeline: &str) {
     use crate::journal::lock::{self, LocalLocks, LockStore};
     let Ok(Some(held)) = LocalLocks::new(&state.root).read(pipeline) else {

@@ -179,7 +179,8 @@ pub fn run(args: &PlanArgs) -> u8 {
         }
     };
     let state = args.history.state(&args.file);
-    history::warn_if_locked(&state, &plan.name);
+    let lock = crate::journal::group::lock_name(&plan.name, args.history.shard);
+    history::warn_if_locked(&state, &lock);
     let api = history::api_identity(args.api_base.as_deref(), false);
     let known = history::known(&state, &plan, api.as_deref(), None);
     let memory = RunMemory::read_only(known, policy);
