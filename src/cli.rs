@@ -26,6 +26,8 @@ pub enum Command {
     Run(Box<commands::run::RunArgs>),
     /// Write a run folder's report.html (clips to listen to, credits, timeline, failures); also for a running or killed run.
     Report(commands::report::ReportArgs),
+    /// One results.json and report.html of every shard of a run (`--run-id` with `--shard K/N`).
+    Merge(commands::merge::MergeArgs),
     /// Show where a run stands: done, in flight, in doubt, failed, credits charged.
     Status(commands::status::StatusArgs),
     /// Print the JSON Schema of pipeline manifests, or of `results.json` with `--results`.
@@ -59,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => commands::graph::run(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Report(args) => commands::report::run(&args),
+        Command::Merge(args) => commands::merge::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Schema(args) => commands::schema::run(&args),
         Command::Sandbox(args) => commands::sandbox::run(&args),

@@ -103,7 +103,7 @@ impl Graph {
     fn of(plan: &Plan) -> Graph {
         let rows: Vec<PlanRow<'_>> = rows(plan, &[]);
         let costs = per_step(plan, &rows);
-        let with_matrix = plan.instances.len() > 1 || plan.instances[0].key.is_some();
+        let with_matrix = plan.instances.iter().any(|i| i.key.is_some());
         let matrix = with_matrix.then(|| {
             let n = plan.instances.len();
             let mut keys: Vec<&str> = plan

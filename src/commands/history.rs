@@ -34,6 +34,9 @@ pub struct HistoryArgs {
     /// Leave out these steps or matrix keys; an excluded step a selected one needs is only reused, never paid for.
     #[arg(long, value_name = "STEP|KEY")]
     pub exclude: Vec<String>,
+    /// Only the matrix rows of shard K of N (`--shard 2/4`): a row's shard follows from its key, so adding rows moves no other.
+    #[arg(long, value_name = "K/N", value_parser = crate::plan::shard::parse_shard)]
+    pub shard: Option<crate::journal::Shard>,
 }
 
 impl HistoryArgs {
@@ -41,6 +44,7 @@ impl HistoryArgs {
         Selection {
             select: self.select.clone(),
             exclude: self.exclude.clone(),
+            shard: self.shard,
         }
     }
 
@@ -109,9 +113,9 @@ pub fn api_identity(api_base: Option<&str>, sandbox: bool) -> Option<String> {
     (!sandbox).then(|| crate::api::resolve_base_url(api_base))
 }
 
-/// Warns when a live run holds `pipeline`'s lock in `state`: what it is
-/// paying for now is not in the state folder yet, so a plan counts it as
-/// still to spend.
+/// Warns when a live run holds the lock `pipeline` (a pipeline's, or a
+/// shard's) in `state`: what it is paying for now is not in the state
+/// folder yet, so a plan counts it as still to spend.
 pub fn warn_if_locked(state: &StateDir, pipeline: &str) {
     use crate::journal::lock;
     let Ok(Some(held)) = state.locks().read(pipeline) else {

@@ -166,6 +166,7 @@ pub fn run(args: &PlanArgs) -> u8 {
     if let Some(base) = &args.compare {
         return compare::run(args, &plan, base);
     }
+    let rows_before = plan.instances.len();
     if let Err(e) = history::select(&mut plan, &args.history.selection()) {
         crate::errln!("error: {e}");
         return exit::INVALID;
@@ -187,7 +188,8 @@ pub fn run(args: &PlanArgs) -> u8 {
     if let Err(e) = state.hydrate() {
         crate::errln!("warning: {e}; the plan counts only what the local copy knows");
     }
-    history::warn_if_locked(&state, &plan.name);
+    let lock = crate::journal::group::lock_name(&plan.name, args.history.shard);
+    history::warn_if_locked(&state, &lock);
     let api = history::api_identity(args.api_base.as_deref(), false);
     let known = history::known(&state, &plan, api.as_deref(), None);
     let memory = RunMemory::read_only(known, policy);
@@ -200,6 +202,11 @@ pub fn run(args: &PlanArgs) -> u8 {
             crate::out!("{}", render_human_with(&plan, &past));
         }
     }
+    if let Some(shard) = args.history.shard
+        && args.output() != PlanFormat::Json
+    {
+        crate::outln!("{}", shard_line(&plan, shard, rows_before));
+    }
     let to_spend = outlook.total_to_spend();
     match plan.max_credits {
         Some(max) if crate::engine::over_cap(max, 0, to_spend) => {
@@ -210,6 +217,24 @@ pub fn run(args: &PlanArgs) -> u8 {
         }
         _ => exit::SUCCESS,
     }
+}
+
+/// Which rows a shard takes of how many, as `plan --shard` ends.
+fn shard_line(plan: &Plan, shard: crate::journal::Shard, rows_before: usize) -> String {
+    let keys: Vec<&str> = plan
+        .instances
+        .iter()
+        .filter_map(|i| i.key.as_deref())
+        .collect();
+    let taken = if keys.is_empty() {
+        "none: this shard runs nothing".to_owned()
+    } else {
+        keys.join(", ")
+    };
+    format!(
+        "shard {shard}: {} of {rows_before} matrix rows ({taken}); the other rows are priced by the other shards",
+        keys.len()
+    )
 }
 
 /// One row of the expanded plan: a step in one matrix instance.
@@ -349,7 +374,7 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     for line in plan.prices.age_lines(&super::today()) {
         let _ = writeln!(out, "{line}");
     }
-    if plan.instances.len() > 1 || plan.instances[0].key.is_some() {
+    if plan.instances.iter().any(|i| i.key.is_some()) {
         let _ = writeln!(
             out,
             "matrix: {} rows × {} steps",

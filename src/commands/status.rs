@@ -15,8 +15,8 @@ use crate::report::ObservedCharges;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// A run folder, or a pipeline manifest for its newest run.
-    #[arg(value_name = "RUN_DIR|FILE")]
+    /// A run folder, a pipeline manifest for its newest run, or a run id (`--run-id`) for every shard of that run.
+    #[arg(value_name = "RUN_DIR|FILE|RUN_ID")]
     pub target: PathBuf,
     /// The state, when FILE's runs are not in `.sonicflow/` beside it: a folder or a bucket URL (s3://…, gs://…, az://…, file://…).
     #[arg(long = "state", visible_alias = "state-dir", value_name = "URL|DIR")]
@@ -72,6 +72,9 @@ pub struct Item {
 }
 
 pub fn run(args: &StatusArgs) -> u8 {
+    if !args.target.exists() {
+        return batch_status(args);
+    }
     let (dir, live) = match run_dir(args) {
         Ok(d) => d,
         Err(e) => {
@@ -97,6 +100,177 @@ pub fn run(args: &StatusArgs) -> u8 {
         crate::out!("{}", render(&status));
     }
     status.exit_code
+}
+
+/// Where every shard of a run id stands, and the sums over them.
+#[derive(Debug, Serialize)]
+pub struct BatchStatus {
+    pub run_id: String,
+    pub pipeline: String,
+    /// How many shards the run was split into (0: not sharded).
+    pub shards: u32,
+    /// Shard numbers with no run in the state folder.
+    pub missing: Vec<u32>,
+    pub runs: Vec<BatchShard>,
+    pub total: BatchTotal,
+    /// The worst of the shards' exit codes (1 when a shard is missing).
+    pub exit_code: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchShard {
+    /// `K/N`, absent for a run id's unsharded run.
+    pub shard: Option<String>,
+    #[serde(flatten)]
+    pub status: RunStatus,
+}
+
+/// Sums over every shard of a batch.
+#[derive(Debug, Default, Serialize)]
+pub struct BatchTotal {
+    pub succeeded: usize,
+    pub reused: usize,
+    pub failed: usize,
+    pub in_flight: usize,
+    pub in_doubt: usize,
+    pub unsaved: usize,
+    pub credits_charged: u64,
+    pub credits_refunded: u64,
+    pub credits_in_doubt: u64,
+    pub credits_net: u64,
+}
+
+fn batch_status(args: &StatusArgs) -> u8 {
+    let run_id = args.target.display().to_string();
+    let state = match (super::merge::StateArg {
+        dir: args.state.clone(),
+    })
+    .state()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let live = state.live_runs();
+    let runs = match super::merge::batch(&state, &run_id) {
+        Ok(runs) => runs,
+        Err(e) => {
+            crate::errln!(
+                "error: `{run_id}` is no run folder nor manifest, and {}",
+                e.replacen("no run", "there is no run", 1)
+            );
+            return exit::INVALID;
+        }
+    };
+    let mut batch = BatchStatus {
+        run_id,
+        pipeline: runs.first().map(|r| r.pipeline.clone()).unwrap_or_default(),
+        shards: runs
+            .iter()
+            .filter_map(|r| r.shard.map(|s| s.count))
+            .max()
+            .unwrap_or(0),
+        missing: Vec::new(),
+        runs: Vec::new(),
+        total: BatchTotal::default(),
+        exit_code: exit::SUCCESS,
+    };
+    batch.missing = (1..=batch.shards)
+        .filter(|k| !runs.iter().any(|r| r.shard.is_some_and(|s| s.index == *k)))
+        .collect();
+    if !batch.missing.is_empty() {
+        batch.exit_code = exit::FAILED_STEPS;
+    }
+    for run in &runs {
+        let dir = PathBuf::from(&run.dir);
+        let log = match RunLog::read(&dir) {
+            Ok(l) => l,
+            Err(e) => {
+                crate::errln!("error: {e}");
+                return exit::INVALID;
+            }
+        };
+        let s = summarize(&log, in_use(&dir.join(JOURNAL)) || live.contains(log.id()));
+        let t = &mut batch.total;
+        t.succeeded += s.succeeded;
+        t.reused += s.reused;
+        t.failed += s.failed;
+        t.in_flight += s.in_flight.len();
+        t.in_doubt += s.in_doubt.len();
+        t.unsaved += s.unsaved.len();
+        t.credits_charged += s.credits_charged;
+        t.credits_refunded += s.credits_refunded;
+        t.credits_in_doubt += s.credits_in_doubt;
+        t.credits_net += s.credits_net;
+        batch.exit_code = batch.exit_code.max(s.exit_code);
+        batch.runs.push(BatchShard {
+            shard: run.shard.map(|s| s.to_string()),
+            status: s,
+        });
+    }
+    if args.json {
+        crate::outln!(
+            "{}",
+            serde_json::to_string_pretty(&batch).unwrap_or_default()
+        );
+    } else {
+        crate::out!("{}", render_batch(&batch));
+    }
+    batch.exit_code
+}
+
+fn render_batch(b: &BatchStatus) -> String {
+    let mut out = String::new();
+    let split = match b.shards {
+        0 => String::new(),
+        n => format!(", {n} shards"),
+    };
+    let _ = writeln!(out, "run id: {} (pipeline {}{split})", b.run_id, b.pipeline);
+    for r in &b.runs {
+        let s = &r.status;
+        let credits = Account {
+            charged: s.credits_charged,
+            refunded: s.credits_refunded,
+            in_doubt: s.credits_in_doubt,
+            net: s.credits_net,
+        };
+        let _ = writeln!(
+            out,
+            "  shard {:<7} {} ({}, exit {}): {} succeeded ({} reused), {} in flight, {} in doubt, {} failed; {credits}  {}",
+            r.shard.as_deref().unwrap_or("-"),
+            s.state,
+            s.verdict,
+            s.exit_code,
+            s.succeeded,
+            s.reused,
+            s.in_flight.len(),
+            s.in_doubt.len(),
+            s.failed,
+            s.dir
+        );
+    }
+    for k in &b.missing {
+        let _ = writeln!(
+            out,
+            "  shard {k}/{:<5} not started (no run in the state folder)",
+            b.shards
+        );
+    }
+    let t = &b.total;
+    let credits = Account {
+        charged: t.credits_charged,
+        refunded: t.credits_refunded,
+        in_doubt: t.credits_in_doubt,
+        net: t.credits_net,
+    };
+    let _ = writeln!(
+        out,
+        "total: {} succeeded ({} reused), {} in flight, {} in doubt, {} failed; {credits} (exit {})",
+        t.succeeded, t.reused, t.in_flight, t.in_doubt, t.failed, b.exit_code
+    );
+    out
 }
 
 /// The run folder, and the runs a live holder holds the lock of in a

@@ -86,8 +86,15 @@ pub(crate) fn decide(plan: &Plan, graph: &Graph<'_>, idx: usize, memory: &dyn Me
             .map(|(id, fields)| first_request(plan, id, fields))
             .collect()
     };
-    match memory.recall_preferring(&job, &dependents) {
-        Recall::New if step.scope.may_submit() => Decision::Send(job),
+    let recall = memory.recall_preferring(&job, &dependents);
+    decision_of(job, recall, step.scope.may_submit())
+}
+
+/// What to do with `job` given what the memory recalls of it; `may_submit`:
+/// whether its step may be paid for in this run.
+pub(crate) fn decision_of(job: Job, recall: Recall, may_submit: bool) -> Decision {
+    match recall {
+        Recall::New if may_submit => Decision::Send(job),
         Recall::New => Decision::Excluded(job),
         Recall::Reuse {
             outputs,

@@ -39,6 +39,9 @@ pub(super) enum State {
     BackingOff(Job),
     /// An earlier result is taken; its files are being downloaded.
     Fetching(Fetching),
+    /// Another run sharing the state pays for its request: this one waits
+    /// for that run's answer (the task ends when it should look again).
+    Sharing { job: Job, abort: AbortHandle },
     /// Succeeded, failed or skipped.
     Done,
 }

@@ -932,6 +932,7 @@ async fn unselected_steps_are_left_out_without_counting_as_skipped() {
         &crate::plan::select::Selection {
             select: vec!["other".into()],
             exclude: Vec::new(),
+            shard: None,
         },
     )
     .unwrap();

@@ -446,6 +446,34 @@ pub trait Memory: Send + Sync + 'static {
     fn observed(&self) -> Vec<Window> {
         Vec::new()
     }
+    /// Before a new request is sent: whether this run pays for it, or
+    /// another run sharing the state (a shard) is paying and this one waits.
+    fn share(&self, _job: &Job) -> Share {
+        Share::Pay
+    }
+    /// [`Memory::recall`] once a [`Share::Wait`] is over, with what the
+    /// shared state holds now; `Recall::New` goes back to [`Memory::share`].
+    fn recall_again(&self, job: &Job) -> Recall {
+        self.recall(job)
+    }
+}
+
+/// Who pays for a new request among runs sharing one state.
+pub enum Share {
+    /// This run sends it.
+    Pay,
+    /// Another run is paying for it: when this ends, the request is
+    /// looked at again ([`Memory::recall_again`]).
+    Wait(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>),
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Share::Pay => "Pay",
+            Share::Wait(_) => "Wait",
+        })
+    }
 }
 
 /// No memory: every request is new and nothing is recorded.

@@ -67,6 +67,12 @@ pub struct RunHeader {
     /// run was seen to be charged can be set against it later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_table: Option<Box<PriceTable>>,
+    /// `--run-id`: the run all shards of one batch share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `--shard K/N`: the part of the matrix this run covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 /// One line of a run's journal.
@@ -204,4 +210,21 @@ pub struct RunRef {
     pub dir: String,
     pub manifest: String,
     pub started_at: String,
+    /// `--run-id`: the run all shards of one batch share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// `--shard K/N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// One shard of a run split over several processes: `index` of `count`,
+/// from 1 (`--shard K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shard {
+    /// K: this shard, from 1.
+    pub index: u32,
+    /// N: how many shards the batch was split into.
+    pub count: u32,
 }

@@ -98,6 +98,19 @@ impl Known {
         }
     }
 
+    /// Without what the run in `dir` recorded: a run asks about others.
+    pub fn without_run(mut self, dir: &std::path::Path) -> Known {
+        let dir = super::state::absolute(dir);
+        self.index.retain(|e| std::path::Path::new(&e.dir) != dir);
+        self.unfinished
+            .retain(|l| super::state::absolute(&l.dir) != dir);
+        self.by_hash.clear();
+        for (i, e) in self.index.iter().enumerate() {
+            self.by_hash.entry(e.hash.clone()).or_default().push(i);
+        }
+        self
+    }
+
     /// Index entries for `hash`, oldest first.
     pub fn indexed(&self, hash: &str) -> impl Iterator<Item = &IndexEntry> {
         self.by_hash

@@ -5,8 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use super::claims::{Claims, Standing};
 use super::crash::CrashPoint;
 use super::entry::{Entry, Outcome, RunHeader, RunRef};
 use super::error::JournalError;
@@ -15,7 +16,7 @@ use super::find::{Key, Search};
 use super::known::Known;
 use super::policy::Policy;
 use super::{JOURNAL, StateDir, absolute};
-use crate::engine::{Account, Dependents, Earlier, Job, Memory, Recall, Record, TaskRef};
+use crate::engine::{Account, Dependents, Earlier, Job, Memory, Recall, Record, Share, TaskRef};
 use crate::timestamp::rfc3339;
 
 /// The run this memory writes for.
@@ -45,6 +46,18 @@ pub struct RunMemory {
     known: Known,
     pub(super) policy: Policy,
     inner: Mutex<Inner>,
+    /// Runs sharing the state folder (shards) pay for a request once.
+    shared: Option<Shared>,
+}
+
+/// What a run sharing its state folder with others needs to pay for a
+/// request only once among them.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub state: StateDir,
+    pub claims: Claims,
+    /// How often a waiting instance looks whether the paying run is done.
+    pub interval: Duration,
 }
 
 impl RunMemory {
@@ -54,6 +67,7 @@ impl RunMemory {
             known,
             policy,
             inner: Mutex::new(Inner::default()),
+            shared: None,
         }
     }
 
@@ -86,6 +100,8 @@ impl RunMemory {
             dir: dir.display().to_string(),
             manifest: header.manifest.clone(),
             started_at: header.started_at.clone(),
+            group: header.group.clone(),
+            shard: header.shard,
         })?;
         let index = state.open_index(&header.id)?;
         Ok(RunMemory::writing(
@@ -138,7 +154,66 @@ impl RunMemory {
                 crash: CrashPoint::from_env(),
                 ..Inner::default()
             }),
+            shared: None,
         }
+    }
+
+    /// Shares the paying for requests with the other runs of `shared`'s
+    /// state folder: a request another of them claimed is waited for.
+    pub fn with_shared(mut self, shared: Shared) -> RunMemory {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// This run's id, once it writes.
+    pub fn run_id(&self) -> Option<String> {
+        self.lock().writing.as_ref().map(|w| w.id.clone())
+    }
+
+    /// The best earlier answer to `job` in the shared state as it is now
+    /// (not only as it was when the run began); files come into `target`.
+    fn search_now(
+        &self,
+        inner: &Inner,
+        job: &Job,
+        target: Option<&Path>,
+    ) -> Option<(super::find::Key, Recall)> {
+        let shared = self.shared.as_ref()?;
+        let writing = inner.writing.as_ref()?;
+        // Another machine's answers reach a bucket's working copy only
+        // when it is brought up to date.
+        if let Err(e) = shared.state.hydrate() {
+            crate::errln!("warning: {e}; looking for the answer in what the local copy knows");
+        }
+        let known = Known::load(
+            &shared.state,
+            &self.known.pipeline,
+            writing.api.as_deref(),
+            None,
+        )
+        .without_run(&writing.dir);
+        let inst = job.id.to_string();
+        Search::new(&known, &self.policy, &inner.claimed, job, &inst).best(target)
+    }
+
+    /// A wait until the holder of `hash`'s claim is done with it (answered
+    /// or gone). It sleeps on the runtime's timer and reads the store on a
+    /// blocking thread: no worker of the run is held up.
+    fn wait_for(shared: &Shared, hash: &str, holder: super::claims::Claim) -> Share {
+        let claims = shared.claims.clone();
+        let interval = shared.interval;
+        let hash = hash.to_owned();
+        Share::Wait(Box::pin(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let (c, h, who) = (claims.clone(), hash.clone(), holder.clone());
+                match tokio::task::spawn_blocking(move || c.done_with(&h, &who)).await {
+                    Ok(Ok(false)) => {}
+                    // Done, or the store cannot tell: the run looks again.
+                    _ => return,
+                }
+            }
+        }))
     }
 
     /// Marks the run as ended in its journal, with how it ended and what
@@ -173,6 +248,16 @@ impl RunMemory {
     }
 }
 
+/// Instance `inst` takes the earlier request `key` answers: no other
+/// instance of the run may, and a task it attaches to is this run's to follow.
+fn take(inner: &mut Inner, inst: &str, (key, recall): (super::find::Key, Recall)) -> Recall {
+    inner.claimed.insert(key);
+    if let Recall::Attach { task, .. } = &recall {
+        inner.tasks.insert(inst.to_owned(), task.clone());
+    }
+    recall
+}
+
 impl Memory for RunMemory {
     fn recall(&self, job: &Job) -> Recall {
         self.recall_preferring(job, &|_| Vec::new())
@@ -184,14 +269,49 @@ impl Memory for RunMemory {
         let target = inner.writing.as_ref().map(|w| w.dir.as_path());
         let search = Search::new(&self.known, &self.policy, &inner.claimed, job, &inst)
             .preferring(dependents);
-        let Some((key, recall)) = search.best(target) else {
+        let Some(found) = search.best(target) else {
             return Recall::New;
         };
-        inner.claimed.insert(key);
-        if let Recall::Attach { task, .. } = &recall {
-            inner.tasks.insert(inst, task.clone());
+        take(&mut inner, &inst, found)
+    }
+
+    fn share(&self, job: &Job) -> Share {
+        let Some(shared) = &self.shared else {
+            return Share::Pay;
+        };
+        let inst = job.id.to_string();
+        let hash = &job.request_hash;
+        let mut standing = shared.claims.claim(hash, &inst);
+        if let Ok(Standing::Settled { generation, .. }) = &standing {
+            // What the holder left (a result, a task, a send in doubt) comes
+            // first; only when nothing there will do does this run pay.
+            let found = self.search_now(&self.lock(), job, None).is_some();
+            if found {
+                return Share::Wait(Box::pin(std::future::ready(())));
+            }
+            standing = shared.claims.take_over(hash, *generation, &inst);
         }
-        recall
+        match standing {
+            Ok(Standing::Mine) => Share::Pay,
+            Ok(Standing::Theirs(holder)) => RunMemory::wait_for(shared, hash, holder),
+            // Someone else took it over in between and is done already.
+            Ok(Standing::Settled { holder, .. }) => RunMemory::wait_for(shared, hash, holder),
+            Err(e) => {
+                crate::errln!(
+                    "warning: cannot tell whether another shard pays for `{inst}` ({e}); this run pays for it"
+                );
+                Share::Pay
+            }
+        }
+    }
+
+    fn recall_again(&self, job: &Job) -> Recall {
+        let mut inner = self.lock();
+        let target = inner.writing.as_ref().map(|w| w.dir.clone());
+        let Some(found) = self.search_now(&inner, job, target.as_deref()) else {
+            return Recall::New;
+        };
+        take(&mut inner, &job.id.to_string(), found)
     }
 
     fn spent(&self) -> Account {

@@ -15,11 +15,13 @@
 //! The folder may be a working copy of state kept in a bucket ([`store`]).
 
 mod bucket_locks;
+pub mod claims;
 mod crash;
 mod entry;
 mod error;
 mod file;
 mod find;
+pub mod group;
 mod history;
 mod known;
 pub mod lock;
@@ -34,11 +36,11 @@ pub mod store;
 mod testkit;
 
 pub use bucket_locks::BucketLocks;
-pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef};
+pub use entry::{Entry, IndexEntry, Outcome, RunHeader, RunRef, Shard};
 pub use error::JournalError;
 pub use file::{LineLog, Replica, ReplicaFailure, in_use, read_lines};
 pub use history::{InstanceLog, RunLog, Seen};
 pub use known::{Known, Previous};
-pub use memory::RunMemory;
+pub use memory::{RunMemory, Shared};
 pub use policy::Policy;
 pub use state::{JOURNAL, StateDir, absolute, safe_name};

@@ -90,6 +90,11 @@ impl StateDir {
         self.store.locks(&self.root)
     }
 
+    /// Where runs sharing this state claim the requests they pay for.
+    pub fn claims(&self) -> Arc<dyn super::claims::ClaimStore> {
+        self.store.claims(&self.root)
+    }
+
     /// The runs whose lock a live holder holds, as far as the store tells
     /// beyond this machine's file locks.
     pub fn live_runs(&self) -> HashSet<String> {

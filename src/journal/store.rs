@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::bucket_locks::BucketLocks;
+use super::claims::{BucketClaims, ClaimStore, LocalClaims};
 use super::entry::{IndexEntry, RunRef};
 use super::error::JournalError;
 use super::file::{LineLog, Replica, ReplicaFailure, in_use, read_lines};
@@ -66,6 +67,8 @@ pub trait StateStore: fmt::Debug + Send + Sync {
     fn describe(&self) -> String;
     /// Where the pipelines' locks live, for the working copy at `root`.
     fn locks(&self, root: &Path) -> Arc<dyn LockStore>;
+    /// Where runs sharing the state claim the requests they pay for.
+    fn claims(&self, root: &Path) -> Arc<dyn ClaimStore>;
     /// Brings the working copy `state` up to date with the store.
     fn hydrate(&self, state: &StateDir) -> Result<(), JournalError>;
     /// The replica of run `run`'s journal, which holds `records` records now.
@@ -89,6 +92,9 @@ impl StateStore for LocalState {
     }
     fn locks(&self, root: &Path) -> Arc<dyn LockStore> {
         Arc::new(LocalLocks::new(root))
+    }
+    fn claims(&self, root: &Path) -> Arc<dyn ClaimStore> {
+        Arc::new(LocalClaims::new(root))
     }
     fn hydrate(&self, _: &StateDir) -> Result<(), JournalError> {
         Ok(())
@@ -320,6 +326,11 @@ impl StateStore for BucketState {
             )),
             _ => Arc::new(BucketLocks::new(self.bucket.clone())),
         }
+    }
+
+    fn claims(&self, _: &Path) -> Arc<dyn ClaimStore> {
+        // Claims need only create-only writes, which every store has.
+        Arc::new(BucketClaims::new(Arc::new(self.bucket.clone())))
     }
 
     fn hydrate(&self, state: &StateDir) -> Result<(), JournalError> {

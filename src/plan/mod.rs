@@ -17,6 +17,7 @@ pub mod resolve;
 pub mod rules;
 pub mod select;
 pub mod shape;
+pub mod shard;
 
 use std::time::Duration;
 

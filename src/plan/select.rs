@@ -8,18 +8,43 @@
 use std::collections::BTreeSet;
 
 use super::{Plan, Scope};
+use crate::journal::Shard;
 
 /// What the selectors of one command line picked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     pub select: Vec<String>,
     pub exclude: Vec<String>,
+    /// `--shard K/N`: only the matrix rows whose key falls to shard K.
+    pub shard: Option<Shard>,
 }
 
 impl Selection {
     pub fn is_empty(&self) -> bool {
-        self.select.is_empty() && self.exclude.is_empty()
+        self.select.is_empty() && self.exclude.is_empty() && self.shard.is_none()
     }
+}
+
+/// Keeps the matrix rows of `shard`. A step run once per pipeline reads
+/// every row, which no shard has: such a pipeline is not split.
+fn keep_shard(plan: &mut Plan, shard: Shard) -> Result<(), String> {
+    if let Some(step) = plan.steps.iter().find(|s| s.per_pipeline) {
+        return Err(format!(
+            "`--shard {shard}`: step `{}` of `{}` runs once per pipeline (`per: pipeline`) and so belongs to no single shard; run the pipeline without `--shard`, or move that step to a pipeline of its own run after the shards",
+            step.id, plan.name
+        ));
+    }
+    if plan.instances.iter().any(|i| i.key.is_none()) {
+        return Err(format!(
+            "`--shard {shard}` splits matrix rows, and `{}` has no matrix; run it without `--shard`",
+            plan.name
+        ));
+    }
+    // A shard may get no row (fewer rows than shards, or the hash put
+    // none there): it runs nothing and succeeds, so a CI matrix stays green.
+    plan.instances
+        .retain(|i| i.key.as_deref().is_some_and(|k| shard.owns(k)));
+    Ok(())
 }
 
 enum Target {
@@ -67,12 +92,22 @@ fn target(plan: &Plan, raw: &str, flag: &str) -> Result<Target, String> {
     }
 }
 
-/// Narrows `plan` to the selection: drops unselected matrix rows and sets
-/// each step's scope. Errors name the selector that matched nothing.
+/// Narrows `plan` to the selection: drops unselected matrix rows (and
+/// those of other shards) and sets each step's scope. Errors name the
+/// selector that matched nothing. `plan` and `run` both narrow here, so they
+/// cover the same rows.
 pub fn apply(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
-    if selection.is_empty() {
-        return Ok(());
+    if !(selection.select.is_empty() && selection.exclude.is_empty()) {
+        narrow(plan, selection)?;
     }
+    if let Some(shard) = selection.shard {
+        keep_shard(plan, shard)?;
+    }
+    Ok(())
+}
+
+/// `--select` / `--exclude`.
+fn narrow(plan: &mut Plan, selection: &Selection) -> Result<(), String> {
     let split =
         |list: &[String], flag: &str| -> Result<(BTreeSet<usize>, BTreeSet<String>), String> {
             let mut steps = BTreeSet::new();
@@ -152,6 +187,7 @@ mod tests {
         let sel = Selection {
             select: select.iter().map(|s| s.to_string()).collect(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            shard: None,
         };
         apply(&mut p, &sel)?;
         let rows = p.instances.iter().filter_map(|i| i.key.clone()).collect();
@@ -230,5 +266,69 @@ mod tests {
                 _ => panic!("{select:?} {exclude:?}: {got:?}"),
             }
         }
+    }
+
+    fn rows_of(text: &str, shard: Shard) -> Result<Vec<String>, String> {
+        let mut p = crate::plan::from_yaml(text);
+        let sel = Selection {
+            shard: Some(shard),
+            ..Selection::default()
+        };
+        apply(&mut p, &sel)?;
+        Ok(p.instances.iter().filter_map(|i| i.key.clone()).collect())
+    }
+
+    fn matrix_of(keys: &[&str]) -> String {
+        let rows: String = keys
+            .iter()
+            .map(|k| format!("    - {{ id: {k}, p: {k} }}\n"))
+            .collect();
+        format!(
+            "version: 1\nname: t\nmatrix:\n  key: id\n  rows:\n{rows}steps:\n  lyr:\n    action: lyrics\n    with: {{ description: \"${{{{ matrix.p }}}}\" }}\n"
+        )
+    }
+
+    #[test]
+    fn shards_cover_every_row_once_and_keep_their_rows_when_rows_are_added() {
+        let keys: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let text = matrix_of(&refs);
+        let shards: Vec<Vec<String>> = (1..=3)
+            .map(|index| rows_of(&text, Shard { index, count: 3 }).unwrap())
+            .collect();
+        let mut all: Vec<String> = shards.concat();
+        all.sort();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(all, want, "every row in exactly one shard");
+        // New rows, first and in the middle: the old rows stay where they were.
+        let mut more = refs.clone();
+        more.insert(0, "new0");
+        more.insert(20, "new1");
+        let text = matrix_of(&more);
+        for (k, before) in shards.iter().enumerate() {
+            let index = u32::try_from(k + 1).unwrap();
+            let after = rows_of(&text, Shard { index, count: 3 }).unwrap();
+            let kept: Vec<&String> = after.iter().filter(|r| !r.starts_with("new")).collect();
+            assert_eq!(kept, before.iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_shard_needs_a_matrix_and_no_step_over_every_row() {
+        let one = Shard { index: 1, count: 2 };
+        let plain = "version: 1\nname: t\nsteps:\n  lyr:\n    action: lyrics\n    with: { description: x }\n";
+        assert!(rows_of(plain, one).unwrap_err().contains("has no matrix"));
+        let e = rows_of(&matrix_of(&["a"]), Shard { index: 1, count: 1 });
+        assert_eq!(e, Ok(vec!["a".to_owned()]));
+        let once = format!(
+            "{}  all:\n    action: lyrics\n    per: pipeline\n    with: {{ description: y }}\n",
+            matrix_of(&["a", "b"])
+        );
+        let e = rows_of(&once, one).unwrap_err();
+        assert!(
+            e.contains("step `all`") && e.contains("without `--shard`"),
+            "{e}"
+        );
     }
 }

@@ -22,6 +22,7 @@ mod console;
 mod drain;
 pub mod html;
 pub mod markdown;
+pub mod merge;
 pub mod overview;
 mod results;
 mod state;
@@ -33,8 +34,8 @@ pub use drain::{Drained, Reporters, drain};
 pub use results::{
     Attempt, Credits, ErrorRecord, FileKind, FileRecord, MatrixInfo, MatrixRow, ObservedCharges,
     ObservedCredits, ObservedOperation, ObservedPrice, ObservedStep, Pipeline, PriceTableRef,
-    Results, RunStatus, SCHEMA_VERSION, Service, SharedChange, StepResult, StepStatus, Tool,
-    Totals, UnattributedChange, results_schema,
+    Results, RunStatus, SCHEMA_VERSION, Service, ShardInfo, SharedChange, StepResult, StepStatus,
+    Tool, Totals, UnattributedChange, results_schema,
 };
 pub use state::RunContext;
 pub(crate) use writer::write_atomically;

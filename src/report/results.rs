@@ -40,6 +40,12 @@ pub struct Results {
     /// Which API the run talked to; absent in files written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<Service>,
+    /// The run id (`--run-id`) the shards of one batch share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The shard of the batch this run covered (`--shard K/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
     /// The pipeline's inputs as the run resolved them (defaults and `--input`).
     #[serde(default)]
     pub inputs: indexmap::IndexMap<String, serde_json::Value>,
@@ -53,6 +59,20 @@ pub struct Results {
     /// One entry per step instance, ordered by matrix row, then plan step
     /// position, then fan-out path.
     pub steps: Vec<StepResult>,
+}
+
+/// The part of a batch one shard covered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// K: this shard, from 1.
+    pub index: u32,
+    /// N: how many shards the batch was split into.
+    pub count: u32,
+    /// The keys of every matrix row of the batch (all shards), in matrix
+    /// order: how `sonicflow merge` orders the shards' rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matrix_keys: Vec<String>,
 }
 
 /// The API a run talked to.

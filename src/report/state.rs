@@ -46,6 +46,10 @@ pub struct RunContext {
     pub matrix_file: Option<String>,
     /// Hex SHA-256 of that file's bytes.
     pub matrix_sha256: Option<String>,
+    /// `--run-id`.
+    pub run_id: Option<String>,
+    /// `--shard K/N`, with the keys of the whole matrix.
+    pub shard: Option<super::results::ShardInfo>,
 }
 
 impl Service {
@@ -112,6 +116,8 @@ impl RunState {
             },
             observed_charges: None,
             service: None,
+            run_id: None,
+            shard: None,
             inputs: plan.inputs.clone(),
             matrix: matrix_of(plan),
             wall_ms: Some(0),
@@ -131,6 +137,8 @@ impl RunState {
     /// Takes what the run command knows beyond the plan.
     pub(crate) fn set_context(&mut self, context: RunContext) {
         self.head.service = context.service;
+        self.head.run_id = context.run_id;
+        self.head.shard = context.shard;
         if let Some(matrix) = &mut self.head.matrix {
             matrix.file = context.matrix_file;
             matrix.sha256 = context.matrix_sha256;
@@ -685,6 +693,7 @@ mod tests {
             service: Some(Service::of("http://127.0.0.1:9", true)),
             matrix_file: Some("rows.csv".into()),
             matrix_sha256: Some("ab".into()),
+            ..RunContext::default()
         });
         let results = state.snapshot();
         assert_eq!(results.inputs["mood"], "calm");

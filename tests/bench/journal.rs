@@ -52,11 +52,14 @@ fn header(id: &str) -> RunHeader {
         allow_partial: false,
         download: false,
         state_dir: None,
+        state_url: None,
         api: Some("http://127.0.0.1:1".to_owned()),
         no_reuse: false,
         force: Vec::new(),
         upload_callback: None,
         price_table: None,
+        group: None,
+        shard: None,
     }
 }
 

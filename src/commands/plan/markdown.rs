@@ -14,7 +14,7 @@ pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### Plan: `{}`\n", code(&plan.name));
     let _ = write!(out, "`{}`", code(&plan.file));
-    if plan.instances.len() > 1 || plan.instances[0].key.is_some() {
+    if plan.instances.iter().any(|i| i.key.is_some()) {
         let _ = write!(
             out,
             " · {} matrix rows × {} steps",

@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows` (a resume reads the file its run began with).
     #[arg(long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
+    /// Name the run, so that its shards share it and a restarted one takes it up (default with `--shard`: `$SONICFLOW_RUN_ID`, else `$GITHUB_RUN_ID`).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -224,7 +227,7 @@ async fn execute(
         saved,
     } = prepared;
     context.service = Some(report::Service::of(&config.base_url, args.sandbox));
-    let memory = Arc::new(journal.open(&out)?);
+    let memory = Arc::new(journal.open(&out, scale)?);
     let engine_config = engine_config(args, &plan, scale);
     let limits = &args.download_limits;
     let files = DownloadOptions::new(&out).with_saved(saved);

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use super::{RunArgs, RunError};
 use crate::commands::history;
 use crate::engine::{self, Outlook};
+use crate::journal::claims::Claims;
+use crate::journal::group::{self, RUN_ID_VARS};
 use crate::journal::lock::{self, AcquireError, Holder, StateLock};
-use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, StateDir};
+use crate::journal::{self, Known, Policy, RunHeader, RunLog, RunMemory, Shard, StateDir};
 use crate::manifest::load::Loaded;
 use crate::plan::Plan;
 use crate::plan::models::Models;
@@ -47,15 +49,33 @@ pub(super) struct JournalPlan {
     policy: Policy,
     /// `None` when resuming `known.own`.
     header: Option<RunHeader>,
+    /// For a run of a batch (`--run-id`): the name of the lock it holds,
+    /// which tells the other runs of the state folder it is still at work.
+    sharing: Option<String>,
 }
 
 impl JournalPlan {
-    pub(super) fn open(self, out: &Path) -> Result<RunMemory, RunError> {
+    /// Opens the journal; `scale` divides how often a request another run
+    /// pays for is looked at.
+    pub(super) fn open(self, out: &Path, scale: f64) -> Result<RunMemory, RunError> {
+        let state = self.state.clone();
         let opened = match self.header {
             Some(header) => RunMemory::start(&self.state, out, &header, self.known, self.policy),
             None => RunMemory::resume(&self.state, self.known, self.policy),
         };
-        opened.map_err(|e| RunError::State(e.to_string()))
+        let memory = opened.map_err(|e| RunError::State(e.to_string()))?;
+        let (Some(lock), Some(run)) = (self.sharing, memory.run_id()) else {
+            return Ok(memory);
+        };
+        let claims = Claims::new(state.claims(), state.locks(), &run, &lock);
+        let interval = std::time::Duration::from_secs(2)
+            .div_f64(scale)
+            .max(std::time::Duration::from_millis(5));
+        Ok(memory.with_shared(journal::Shared {
+            state,
+            claims,
+            interval,
+        }))
     }
 }
 
@@ -70,6 +90,12 @@ struct Planned {
     matrix: Option<PathBuf>,
     select: Vec<String>,
     exclude: Vec<String>,
+    /// `--shard`, given now or when the run began.
+    shard: Option<Shard>,
+    /// The run id (`--run-id`) shared by the shards of one batch.
+    group: Option<String>,
+    /// The keys of every matrix row, before any was left out.
+    matrix_keys: Vec<String>,
 }
 
 /// Takes the pipeline's lock, then reads the journal of the run to resume
@@ -139,12 +165,14 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             (own.dir.clone(), None)
         }
         None => {
-            let out = out.unwrap_or_else(|| fresh_dir(args, &state, &planned.plan.name));
+            let out = out.unwrap_or_else(|| fresh_dir(args, &state, &planned));
             let header = new_run(args, &state, &planned, &manifest_sha, api, &out);
             (out, Some(header))
         }
     };
     let spent_before = known.own.as_ref().map_or(0, |o| o.credits.net);
+    let sharing = (planned.group.is_some() && !args.sandbox)
+        .then(|| group::lock_name(&planned.plan.name, planned.shard));
     let saved = known.own.as_ref().map(saved_files).unwrap_or_default();
     if let Some(cap) = planned.plan.max_credits
         && engine::over_cap(cap, spent_before, outlook.total_to_spend())
@@ -175,6 +203,12 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             .and_then(|m| m.file.as_ref())
             .map(|f| f.display().to_string()),
         matrix_sha256: matrix_sha256(&planned.loaded),
+        run_id: planned.group.clone(),
+        shard: planned.shard.map(|s| report::ShardInfo {
+            index: s.index,
+            count: s.count,
+            matrix_keys: planned.matrix_keys.clone(),
+        }),
     };
     Ok(Prepared {
         plan: Arc::new(planned.plan),
@@ -186,6 +220,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
             known,
             policy,
             header,
+            sharing,
         },
         to_spend: outlook.total_to_spend(),
         spent_before,
@@ -258,18 +293,58 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
         let planned = plan(args, None)?;
         let pipeline = planned.plan.name.clone();
         let state = args.history.state(&planned.file).map_err(RunError::Usage)?;
+        let lock_name = group::lock_name(&pipeline, planned.shard);
+        if planned.group.is_some() {
+            // A fresh working copy of a store learns of the batch's runs
+            // before it looks for this shard's.
+            state
+                .hydrate()
+                .map_err(|e| RunError::State(e.to_string()))?;
+        }
         let mut out = None;
+        // A named run (a shard) that started before is taken up: the
+        // restarted CI job goes on with its part of the batch.
+        let mut earlier = Ok(None);
         let lock = take_lock(args, &state, || {
-            let dir = fresh_dir(args, &state, &pipeline);
-            let holder = Holder::this_process(&pipeline, &run_id(&dir), &dir, "run");
+            if let Some(g) = &planned.group {
+                earlier = state.group_run(&pipeline, g, planned.shard);
+                if let Ok(Some(run)) = &earlier {
+                    return Holder::this_process(
+                        &lock_name,
+                        &run.id,
+                        Path::new(&run.dir),
+                        "resume",
+                    );
+                }
+            }
+            let dir = fresh_dir(args, &state, &planned);
+            let holder = Holder::this_process(&lock_name, &run_id(&dir), &dir, "run");
             out = Some(dir);
             holder
         })?;
+        let dir = match earlier {
+            Ok(Some(run)) => PathBuf::from(run.dir),
+            Ok(None) => {
+                let state = lock.is_some().then_some(state);
+                return Ok(Locked {
+                    lock,
+                    own: None,
+                    out,
+                    planned,
+                    state,
+                });
+            }
+            Err(e) => return Err(RunError::State(e.to_string())),
+        };
+        crate::errln!("run `{}` started before: taking it up", run_id(&dir));
+        let own = RunLog::read(&dir).map_err(|e| RunError::CannotResume(e.to_string()))?;
+        same_api(&own.header, api, args.sandbox)?;
+        let planned = plan(args, Some(&own.header))?;
         let state = lock.is_some().then_some(state);
         return Ok(Locked {
             lock,
-            own: None,
-            out,
+            own: Some(own),
+            out: None,
             planned,
             state,
         });
@@ -281,8 +356,9 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
             same_api(&header, api, args.sandbox)?;
             let planned = plan(args, Some(&header))?;
             let state = state_of(args, Some(&header), &planned.file)?;
+            let lock_name = group::lock_name(&header.pipeline, header.shard);
             let lock = take_lock(args, &state, || {
-                Holder::this_process(&header.pipeline, &header.id, &dir, "resume")
+                Holder::this_process(&lock_name, &header.id, &dir, "resume")
             })?;
             (lock, dir, Some(planned), state)
         }
@@ -299,11 +375,11 @@ fn lock_and_read(args: &RunArgs, api: Option<&str>) -> Result<Locked, RunError> 
             let mut last = Ok(None);
             let lock = take_lock(args, &state, || {
                 last = state.last_run(&pipeline);
-                let (id, dir) = match &last {
-                    Ok(Some(run)) => (run.id.clone(), PathBuf::from(&run.dir)),
-                    _ => (String::new(), state.root.clone()),
+                let (id, dir, shard) = match &last {
+                    Ok(Some(run)) => (run.id.clone(), PathBuf::from(&run.dir), run.shard),
+                    _ => (String::new(), state.root.clone(), None),
                 };
-                Holder::this_process(&pipeline, &id, &dir, "resume")
+                Holder::this_process(&group::lock_name(&pipeline, shard), &id, &dir, "resume")
             })?;
             match last {
                 Ok(Some(run)) => (lock, PathBuf::from(run.dir), None, state),
@@ -406,11 +482,49 @@ fn same_api(header: &RunHeader, api: Option<&str>, sandbox: bool) -> Result<(), 
     })
 }
 
-/// A new run's folder: `--out`, or a new one in the state folder.
-fn fresh_dir(args: &RunArgs, state: &StateDir, pipeline: &str) -> PathBuf {
-    args.out
+/// A new run's folder: `--out`, or a new one in the state folder, named
+/// by its run id when it has one.
+fn fresh_dir(args: &RunArgs, state: &StateDir, planned: &Planned) -> PathBuf {
+    let pipeline = &planned.plan.name;
+    args.out.clone().unwrap_or_else(|| match &planned.group {
+        Some(g) => state.group_run_dir(pipeline, g, planned.shard),
+        None => state.new_run_dir(pipeline),
+    })
+}
+
+/// The run id: `--run-id`, the one the resumed run began with, or for a
+/// shard the CI's (`$SONICFLOW_RUN_ID`, `$GITHUB_RUN_ID`): shards of one
+/// batch must share one, so a shard without any does not start.
+fn group_of(
+    args: &RunArgs,
+    header: Option<&RunHeader>,
+    shard: Option<Shard>,
+) -> Result<Option<String>, RunError> {
+    let given = args
+        .run_id
         .clone()
-        .unwrap_or_else(|| state.new_run_dir(pipeline))
+        .or_else(|| header.and_then(|h| h.group.clone()));
+    let from_env = || {
+        RUN_ID_VARS
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|id| !id.trim().is_empty()))
+    };
+    let id = match (given, shard) {
+        (Some(id), _) => id,
+        (None, None) => return Ok(None),
+        (None, Some(s)) => from_env().ok_or_else(|| {
+            RunError::Usage(format!(
+                "`--shard {s}` needs a run id shared by every shard of the batch: pass `--run-id ID` (or set `{}`)",
+                RUN_ID_VARS[0]
+            ))
+        })?,
+    };
+    if id.trim().is_empty() || id.len() > 200 {
+        return Err(RunError::Usage(format!(
+            "`--run-id {id}`: a run id is 1 to 200 characters; use the CI's run number, for example `--run-id \"$GITHUB_RUN_ID\"`"
+        )));
+    }
+    Ok(Some(id))
 }
 
 /// A run's id: the name of its folder.
@@ -489,6 +603,21 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
     let mut selection = args.history.selection();
     selection.select = pick(&selection.select, header.map(|h| &h.select));
     selection.exclude = pick(&selection.exclude, header.map(|h| &h.exclude));
+    selection.shard = selection.shard.or_else(|| header.and_then(|h| h.shard));
+    if let (Some(h), Some(now)) = (header, selection.shard)
+        && h.shard.is_some_and(|then| then != now)
+    {
+        return Err(RunError::Usage(format!(
+            "the run being taken up is shard {} and `--shard {now}` was given; drop `--shard`, or start another run",
+            h.shard.map(|s| s.to_string()).unwrap_or_default()
+        )));
+    }
+    let group = group_of(args, header, selection.shard)?;
+    let matrix_keys = plan
+        .instances
+        .iter()
+        .filter_map(|i| i.key.clone())
+        .collect();
     history::select(&mut plan, &selection).map_err(RunError::Usage)?;
     Ok(Planned {
         file,
@@ -499,6 +628,9 @@ fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError>
         matrix,
         select: selection.select,
         exclude: selection.exclude,
+        shard: selection.shard,
+        group,
+        matrix_keys,
     })
 }
 
@@ -542,6 +674,8 @@ fn new_run(
         force: args.history.force.clone(),
         upload_callback: args.upload_callback.clone(),
         price_table: Some(Box::new(plan.prices.clone())),
+        group: planned.group.clone(),
+        shard: planned.shard,
     }
 }
 

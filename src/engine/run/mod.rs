@@ -27,13 +27,13 @@ use observing::Observer;
 use tasks::{Done, Tasks};
 
 use super::budget::Budget;
-use super::decide::{Decision, decide};
+use super::decide::{Decision, decide, decision_of};
 use super::gate::{Gate, SubmitGates};
 use super::graph::{Graph, Readiness};
 use super::slot::{Rows, Slot, State};
 use super::{
-    Account, EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, StepError,
-    StepExecutor, StopReason, Summary,
+    Account, EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, Share,
+    StepError, StepExecutor, StopReason, Summary,
 };
 use crate::plan::{Plan, Scope};
 use crate::prices::OpClass;
@@ -278,6 +278,11 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             let id = self.graph.id(idx).clone();
             self.emit(RunEvent::Ready { id });
         }
+        self.carry_out(idx, decision);
+    }
+
+    /// Acts on what was decided about a ready instance.
+    fn carry_out(&mut self, idx: usize, decision: Decision) {
         match decision {
             Decision::Unresolved(message) => {
                 self.fail_with(idx, None, StepError::new(ErrorKind::Invalid, message), 0);
@@ -287,7 +292,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 "only reused in this run (excluded, or needed only by excluded steps), and no earlier run has its result".to_owned(),
             ),
             Decision::Unmet(reason) => self.unmet(idx, reason),
-            Decision::Send(job) => self.enqueue(idx, job),
+            Decision::Send(job) => self.pay_or_wait(idx, job),
             Decision::Reuse { job, taken } => self.reuse(idx, job, taken),
             Decision::Attach {
                 job,
@@ -303,6 +308,39 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 earlier,
             } => self.in_doubt(idx, job, from, (&since, attempt), earlier),
         }
+    }
+
+    /// Queues a new request, unless another run sharing the state pays for
+    /// it: then its answer is waited for (not holding a send slot).
+    fn pay_or_wait(&mut self, idx: usize, job: Job) {
+        match self.memory.share(&job) {
+            Share::Pay => self.enqueue(idx, job),
+            Share::Wait(until) => {
+                let abort = self.tasks.spawn(idx, async move {
+                    until.await;
+                    Done::Shared { idx }
+                });
+                self.set_state(idx, State::Sharing { job, abort });
+            }
+        }
+    }
+
+    /// The run an instance waited for answered its request or is gone: what
+    /// the shared state holds now decides (its result, its task, or this
+    /// run pays after all).
+    fn shared(&mut self, idx: usize) {
+        if !matches!(self.slots[idx].state, State::Sharing { .. }) {
+            return;
+        }
+        let State::Sharing { job, .. } = self.set_state(idx, State::Done) else {
+            return;
+        };
+        if let Some(reason) = self.stopped_because() {
+            return self.skip(idx, format!("not started: the run stopped ({reason})"));
+        }
+        let recall = self.memory.recall_again(&job);
+        let decision = decision_of(job, recall, self.graph.step(idx).scope.may_submit());
+        self.carry_out(idx, decision);
     }
 
     /// Puts an instance's request in the send queue.
@@ -418,8 +456,16 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             }
             Some(Ok(Done::Balance { balance })) => self.balance_read(balance),
             Some(Ok(Done::Fetched { idx, result })) => self.fetched(idx, result),
+            Some(Ok(Done::Shared { idx })) => self.shared(idx),
             Some(Ok(Done::RetryDue { idx })) => self.retry_due(idx),
             Some(Err((idx, e))) => {
+                if matches!(self.slots[idx].state, State::Sharing { .. }) {
+                    let reason = self.stopped_because().map_or_else(
+                        || format!("the wait for the run paying for it ended abnormally: {e}"),
+                        |r| format!("not started: the run stopped ({r})"),
+                    );
+                    return self.skip(idx, reason);
+                }
                 if matches!(self.slots[idx].state, State::Fetching(_)) {
                     let message = format!("the download of its files ended abnormally: {e}");
                     return self.fetched(idx, Err(StepError::new(ErrorKind::Local, message)));
@@ -470,6 +516,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             State::Queued(job) | State::Submitting(job) | State::BackingOff(job) => Some(job),
             State::Polling(p) => Some(p.job),
             State::Fetching(f) => Some(f.job),
+            State::Sharing { job, .. } => Some(job),
             State::Waiting | State::Done => None,
         };
         self.fail_with(idx, job, error, refunded);
@@ -532,8 +579,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.summary.stopped = Some(reason.clone());
         self.emit(RunEvent::Stopping { reason });
         for slot in &self.slots {
-            if let State::Fetching(f) = &slot.state {
-                f.abort.abort();
+            match &slot.state {
+                State::Fetching(f) => f.abort.abort(),
+                State::Sharing { abort, .. } => abort.abort(),
+                _ => {}
             }
         }
         for queue in 0..self.ready.len() {
@@ -554,6 +603,10 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             if matches!(self.slots[idx].state, State::Fetching(_)) {
                 let error = StepError::new(ErrorKind::Local, "the run ended first");
                 self.fetched(idx, Err(error));
+            }
+            if matches!(self.slots[idx].state, State::Sharing { .. }) {
+                let reason = self.stopped_because().unwrap_or_default();
+                self.skip(idx, format!("not started: the run stopped ({reason})"));
             }
         }
         let placeholders = self.graph.abandon_pending("its list was never produced");

@@ -25,6 +25,8 @@ pub(super) enum Done {
     Balance { balance: Option<u64> },
     /// A retry's backoff is over; the instance may be sent again.
     RetryDue { idx: usize },
+    /// The run paying for an instance's request answered it, or is gone.
+    Shared { idx: usize },
     /// The files of a reused result were downloaded (or not).
     Fetched {
         idx: usize,

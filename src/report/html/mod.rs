@@ -84,6 +84,16 @@ pub fn write_report_to(run_dir: &Path, out: &Path) -> Result<PathBuf, ReportErro
     Ok(out.to_path_buf())
 }
 
+/// Writes the report of `results`, whose file paths are relative to the
+/// folder of `out`, atomically.
+pub fn write_results_report(results: &Results, out: &Path) -> Result<(), ReportError> {
+    let html = render(results, "")?;
+    write_atomically(out, html.as_bytes()).map_err(|source| ReportError::Write {
+        path: out.to_path_buf(),
+        source,
+    })
+}
+
 /// The results of the run in `run_dir`.
 pub fn read_results(run_dir: &Path) -> Result<Results, ReportError> {
     let path = run_dir.join("results.json");
