@@ -6,6 +6,7 @@ pub mod graph;
 pub mod history;
 pub mod plan;
 pub mod prices;
+pub mod publish;
 pub mod report;
 pub mod run;
 pub mod sandbox;

@@ -37,6 +37,8 @@ pub(super) struct Prepared {
     pub context: report::RunContext,
     /// The files the run being resumed saved already: path and owner.
     pub saved: Vec<(String, String)>,
+    /// `--out URL`: the bucket the results are published to.
+    pub publish: Option<crate::store::Bucket>,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -84,6 +86,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         planned,
     } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
+    let publish = super::publish::target(args, header.as_ref())?;
     let manifest_sha = sha256_file(&planned.file);
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
@@ -190,6 +193,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         lock,
         context,
         saved,
+        publish,
     })
 }
 
@@ -381,10 +385,11 @@ fn same_api(header: &RunHeader, api: Option<&str>, sandbox: bool) -> Result<(), 
     })
 }
 
-/// A new run's folder: `--out`, or a new one in the state folder.
+/// A new run's folder: `--out DIR`, or a new one in the state folder.
 fn fresh_dir(args: &RunArgs, state: &StateDir, pipeline: &str) -> PathBuf {
     args.out
         .clone()
+        .filter(|out| super::publish::is_folder(out))
         .unwrap_or_else(|| state.new_run_dir(pipeline))
 }
 
@@ -515,6 +520,7 @@ fn new_run(
         no_reuse: args.history.no_reuse,
         force: args.history.force.clone(),
         upload_callback: args.upload_callback.clone(),
+        out_url: super::publish::given(args).ok().flatten(),
         price_table: Some(Box::new(plan.prices.clone())),
     }
 }
