@@ -111,15 +111,15 @@ pub struct PublishError {
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 5;
-        let mut names: Vec<String> = self
+        let (last, files): (Vec<&String>, Vec<&String>) = self
             .unpublished
             .iter()
-            .take(SHOWN)
-            .map(|n| format!("`{n}`"))
-            .collect();
-        if self.unpublished.len() > SHOWN {
-            names.push(format!("and {} more", self.unpublished.len() - SHOWN));
+            .partition(|n| [RESULTS, REPORT].contains(&n.as_str()));
+        let mut names: Vec<String> = files.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+        if files.len() > SHOWN {
+            names.push(format!("and {} more file(s)", files.len() - SHOWN));
         }
+        names.extend(last.iter().map(|n| format!("`{n}`")));
         write!(
             f,
             "not published to `{}`: {} ({})",
