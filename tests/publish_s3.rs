@@ -352,11 +352,9 @@ impl CuttingProxy {
                 std::thread::spawn(move || {
                     let mut window: Vec<u8> = Vec::new();
                     let mut buf = [0u8; 16 * 1024];
-                    loop {
-                        let Ok(n) = from.read(&mut buf) else { break };
-                        if n == 0 {
-                            break;
-                        }
+                    while let Ok(n) = from.read(&mut buf)
+                        && n > 0
+                    {
                         window.extend_from_slice(&buf[..n]);
                         if window.windows(needle.len()).any(|w| w == needle) {
                             cut3.store(true, Ordering::SeqCst);
