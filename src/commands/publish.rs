@@ -43,7 +43,7 @@ pub fn run(args: &PublishArgs) -> u8 {
         },
     };
     match open_checked(&url) {
-        Ok(bucket) => super::run::publish::deliver(&bucket, &args.dir, exit::SUCCESS),
+        Ok(bucket) => super::run::publish::deliver(&bucket, &args.dir, exit::SUCCESS, true),
         Err(message) => {
             crate::errln!("error: cannot publish to `{url}`: {message}; nothing was published");
             crate::errln!(

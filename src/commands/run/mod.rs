@@ -295,10 +295,8 @@ async fn execute(
             ..
         }))
     );
-    if let Some(bucket) = &bucket
-        && written
-    {
-        outcome_code = publish::deliver(bucket, &out, outcome_code);
+    if let Some(bucket) = &bucket {
+        outcome_code = publish::deliver(bucket, &out, outcome_code, written);
     }
     if outcome.resumable() {
         let raise = needed_cap.map_or_else(String::new, |n| format!(" --max-credits {n}"));

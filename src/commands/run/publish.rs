@@ -45,10 +45,17 @@ pub(super) fn target(
 }
 
 /// Publishes the run folder `out` to `bucket` once the run has ended with
-/// `outcome_code`, and returns the exit code: a run whose results did not
-/// all reach the bucket says so (its own code wins when it asks for a
-/// resume, which publishes again).
-pub(crate) fn deliver(bucket: &Bucket, out: &Path, outcome_code: u8) -> u8 {
+/// `outcome_code` (unless its results.json could not be `written`: a stale
+/// one is not published), and returns the exit code: a run whose results
+/// did not all reach the bucket says so (its own code wins when it asks
+/// for a resume, which publishes again).
+pub(crate) fn deliver(bucket: &Bucket, out: &Path, outcome_code: u8, written: bool) -> u8 {
+    if !written {
+        crate::errln!(
+            "error: nothing was published to `{bucket}`: the run's results.json could not be written"
+        );
+        return not_delivered(outcome_code);
+    }
     match publish::publish(bucket, out) {
         Ok(done) => {
             crate::errln!(
