@@ -206,14 +206,51 @@ fn a_run_with_downloads_publishes_every_file_then_its_results() {
         "{}",
         text(&again)
     );
+    // A resume keeps the run's `--out` and publishes again, sending
+    // nothing that is there already.
+    let mut cmd = sonicflow();
+    cmd.args(["run", "--sandbox", "--resume"]).arg(&out);
+    aws_env(&mut cmd, &server.endpoint());
+    let resumed = cmd.output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains(&format!(
+            "published: {url}/results.json (0 file(s) sent, {} already there)",
+            files.len()
+        )),
+        "{}",
+        text(&resumed)
+    );
+    assert_published(&bucket, &out);
     // The store's secret is nowhere.
-    for shown in [text(&run), text(&again)] {
+    for shown in [text(&run), text(&again), text(&resumed)] {
         assert!(!shown.contains(SECRET_KEY), "{shown}");
     }
     for name in ["journal.jsonl", "results.json", "report.html"] {
         let written = std::fs::read_to_string(out.join(name)).unwrap();
         assert!(!written.contains(SECRET_KEY), "{name}");
     }
+}
+
+#[test]
+fn a_file_url_is_published_to_as_a_bucket_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = setup(dir.path());
+    let target = dir.path().join("published");
+    let url = format!("file://{}", target.display());
+    let run = run_sandboxed(&file, &url, "http://127.0.0.1:1");
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let out = run_dir(&run);
+    let results = std::fs::read(out.join("results.json")).unwrap();
+    assert_eq!(std::fs::read(target.join("results.json")).unwrap(), results);
+    for (path, (sha, _)) in listed(&results) {
+        assert_eq!(
+            &sha256(&std::fs::read(target.join(&path)).unwrap()),
+            &sha,
+            "{path}"
+        );
+    }
+    assert!(target.join("report.html").is_file());
 }
 
 #[test]
