@@ -38,7 +38,8 @@ const REPORT: &str = "report.html";
 const PART_SIZE: usize = 8 << 20;
 /// A smaller part size, for tests (S3 itself wants at least 5 MiB).
 const PART_SIZE_VAR: &str = "SONICFLOW_PUBLISH_PART_SIZE";
-/// Parts of one file in flight at once.
+/// Files sent at once, and parts of one file in flight at once.
+const FILES_IN_FLIGHT: usize = 4;
 const PARTS_IN_FLIGHT: usize = 2;
 /// The manifest is written again after this many files or bytes sent, so
 /// that a publish cut short sends again at most that much.
@@ -214,49 +215,55 @@ fn publish_in_parts(bucket: &Bucket, dir: &Path, part: usize) -> Result<Publishe
     let mut manifest = read_manifest(bucket).map_err(|e| fail(every.clone(), e))?;
     let there = listing(bucket).map_err(|e| fail(every.clone(), e))?;
     let mut done = Published::default();
+    let pending: Vec<&Listed> = files
+        .iter()
+        .filter(|f| !is_there(&manifest, &there, &f.path, &f.record()))
+        .collect();
+    done.kept = files.len() - pending.len();
     let (mut unsaved_files, mut unsaved_bytes) = (0usize, 0u64);
-    for (i, file) in files.iter().enumerate() {
-        let wanted = file.record();
-        if is_there(&manifest, &there, &file.path, &wanted) {
-            done.kept += 1;
-            continue;
-        }
-        let sent = upload(bucket, &dir.join(&file.path), &file.path, &wanted, part);
-        match sent {
-            Ok(sent) => {
-                done.sent += 1;
-                done.bytes += file.bytes;
-                done.multipart += usize::from(sent.multipart);
-                manifest.files.insert(
-                    file.path.clone(),
-                    Record {
-                        etag: sent.etag,
-                        ..wanted
-                    },
-                );
-                unsaved_files += 1;
-                unsaved_bytes += file.bytes;
-                if unsaved_files >= MANIFEST_EVERY_FILES || unsaved_bytes >= MANIFEST_EVERY_BYTES {
-                    // Losing this write costs only files sent again.
-                    if write_manifest(bucket, &manifest).is_ok() {
-                        (unsaved_files, unsaved_bytes) = (0, 0);
-                    }
+    for (batch, chunk) in pending.chunks(FILES_IN_FLIGHT).enumerate() {
+        let mut failed = Vec::new();
+        for (file, sent) in chunk.iter().zip(upload_all(bucket, dir, chunk, part)) {
+            match sent {
+                Ok(sent) => {
+                    done.sent += 1;
+                    done.bytes += file.bytes;
+                    done.multipart += usize::from(sent.multipart);
+                    manifest.files.insert(
+                        file.path.clone(),
+                        Record {
+                            etag: sent.etag,
+                            ..file.record()
+                        },
+                    );
+                    unsaved_files += 1;
+                    unsaved_bytes += file.bytes;
                 }
+                Err(cause) => failed.push((file.path.clone(), cause)),
             }
-            Err(cause) => {
-                // What did go is kept for the next publish.
-                let _ = write_manifest(bucket, &manifest);
-                let missing = std::iter::once(file.path.clone())
-                    .chain(
-                        files[i + 1..]
-                            .iter()
-                            .filter(|f| !is_there(&manifest, &there, &f.path, &f.record()))
-                            .map(|f| f.path.clone()),
-                    )
-                    .chain(last.iter().cloned())
-                    .collect();
-                return Err(fail(missing, cause));
-            }
+        }
+        if let Some((_, cause)) = failed.first() {
+            // What did go is kept for the next publish.
+            let _ = write_manifest(bucket, &manifest);
+            let cause = cause.clone();
+            let missing = failed
+                .into_iter()
+                .map(|(path, _)| path)
+                .chain(
+                    pending
+                        .iter()
+                        .skip((batch + 1) * FILES_IN_FLIGHT)
+                        .map(|f| f.path.clone()),
+                )
+                .chain(last.iter().cloned())
+                .collect();
+            return Err(fail(missing, cause));
+        }
+        if (unsaved_files >= MANIFEST_EVERY_FILES || unsaved_bytes >= MANIFEST_EVERY_BYTES)
+            // Losing this write costs only files sent again.
+            && write_manifest(bucket, &manifest).is_ok()
+        {
+            (unsaved_files, unsaved_bytes) = (0, 0);
         }
     }
     let rest = |n: usize| last[n..].to_vec();
@@ -384,26 +391,35 @@ fn part_size() -> usize {
         .map_or(PART_SIZE, |n| n.max(1024))
 }
 
-/// Sends the local file `path` to `rel`, checking on the way that its
-/// bytes are the ones `wanted` describes.
-fn upload(
+/// Sends the local files `chunk` names (in `dir`) at once, checking on
+/// the way that each one's bytes are the ones results.json describes; how
+/// each went, in order.
+fn upload_all(
     bucket: &Bucket,
-    path: &Path,
-    rel: &str,
-    wanted: &Record,
+    dir: &Path,
+    chunk: &[&Listed],
     part: usize,
-) -> Result<Sent, String> {
-    let store = bucket.store().clone();
-    let key = bucket.key(rel);
-    let location = bucket.location(rel);
-    let (path, wanted) = (path.to_owned(), wanted.clone());
-    super::run(async move {
-        if wanted.bytes <= part as u64 {
-            single(store, key, &path, &wanted, &location).await
-        } else {
-            multipart(store, key, &path, &wanted, &location, part).await
-        }
-    })?
+) -> Vec<Result<Sent, String>> {
+    let uploads: Vec<_> = chunk
+        .iter()
+        .map(|file| {
+            let store = bucket.store().clone();
+            let key = bucket.key(&file.path);
+            let location = bucket.location(&file.path);
+            let (path, wanted) = (dir.join(&file.path), file.record());
+            async move {
+                if wanted.bytes <= part as u64 {
+                    single(store, key, &path, &wanted, &location).await
+                } else {
+                    multipart(store, key, &path, &wanted, &location, part).await
+                }
+            }
+        })
+        .collect();
+    match super::run(futures::future::join_all(uploads)) {
+        Ok(sent) => sent,
+        Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+    }
 }
 
 /// A file that does not hold what results.json says it does.
