@@ -38,6 +38,8 @@ pub enum Command {
     Credits(commands::credits::CreditsArgs),
     /// Print the price table in use with its date and age; `prices learn` makes a newer one from what runs were charged.
     Prices(commands::prices::PricesArgs),
+    /// Publish a run folder's files, results.json and report.html to a bucket, sending only what is not there yet.
+    Publish(commands::publish::PublishArgs),
     /// Remove the pipeline lock a dead run left behind in a state folder.
     Unlock(commands::unlock::UnlockArgs),
 }
@@ -67,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Sandbox(args) => commands::sandbox::run(&args),
         Command::Credits(args) => commands::credits::run(&args),
         Command::Prices(args) => commands::prices::run(&args),
+        Command::Publish(args) => commands::publish::run(&args),
         Command::Unlock(args) => commands::unlock::run(&args),
     };
     // Output that a successful command could not write was lost: not a success.

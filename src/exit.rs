@@ -14,5 +14,8 @@ pub const API_UNAVAILABLE: u8 = 4;
 pub const STATUS_IN_DOUBT: u8 = 5;
 /// `status`: the run is still running, or unfinished with work outstanding.
 pub const STATUS_IN_FLIGHT: u8 = 6;
+/// `run --out URL`, `publish`: the results are in the run folder but could
+/// not all be published to the bucket; publish them again.
+pub const NOT_PUBLISHED: u8 = 7;
 /// Interrupted (Ctrl-C); what was in flight was followed for a grace period.
 pub const INTERRUPTED: u8 = 130;

@@ -7,6 +7,7 @@ pub mod history;
 pub mod merge;
 pub mod plan;
 pub mod prices;
+pub mod publish;
 pub mod report;
 pub mod run;
 pub mod sandbox;

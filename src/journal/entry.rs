@@ -63,6 +63,10 @@ pub struct RunHeader {
     /// `--upload-callback`: uploads are sent in the service's task mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_callback: Option<String>,
+    /// `--out URL`: the bucket the run's results are published to when it
+    /// ends, again by its resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_url: Option<String>,
     /// The price table the plan was priced with, whole, so that what the
     /// run was seen to be charged can be set against it later.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,7 @@
 //! Whether an earlier result may still be reused, and bringing its
 //! downloaded files into this run's folder.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::policy::Policy;
 use crate::engine::{Outputs, SavedFile};
@@ -93,8 +93,7 @@ fn has_url(value: &serde_json::Value) -> bool {
 /// Whether the downloaded file `rel` of the run in `from` is there. A
 /// path that would leave the folder is refused.
 fn present(from: &Path, rel: &str) -> bool {
-    let rel = Path::new(rel);
-    rel.components().all(|c| matches!(c, Component::Normal(_))) && from.join(rel).is_file()
+    crate::steps::sanitize::stays_inside(rel) && from.join(rel).is_file()
 }
 
 /// Makes the downloaded file `rel` of the run in `from` available in `to`

@@ -32,6 +32,17 @@ pub(crate) fn component(raw: &str) -> String {
     out
 }
 
+/// Whether `rel`, a file path as results and journals record it, names a
+/// file inside its folder: relative, made of plain components only (no
+/// `..`, no root, no drive), never empty.
+pub(crate) fn stays_inside(rel: &str) -> bool {
+    let path = Path::new(rel);
+    !rel.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 /// `relative` with `/` separators, as recorded in results.
 pub(crate) fn slash_path(relative: &Path) -> String {
     relative
@@ -54,6 +65,16 @@ mod tests {
         assert_eq!(component(""), "_");
         assert_eq!(component(".hidden"), "_hidden");
         assert_eq!(component("ok-id_1.mp3"), "ok-id_1.mp3");
+    }
+
+    #[test]
+    fn recorded_paths_that_climb_out_are_told_apart() {
+        for inside in ["a.mp3", "row/song/a.mp3", "row/./a.mp3"] {
+            assert!(stays_inside(inside), "{inside}");
+        }
+        for outside in ["", "../a", "row/../../a", "/etc/passwd", "."] {
+            assert!(!stays_inside(outside), "{outside}");
+        }
     }
 
     proptest! {

@@ -11,6 +11,8 @@
 //! synchronously too, running each request on a small runtime of its own so
 //! it can be called from inside the engine's runtime as well as outside it.
 
+pub mod publish;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

@@ -57,6 +57,7 @@ fn header(id: &str) -> RunHeader {
         no_reuse: false,
         force: Vec::new(),
         upload_callback: None,
+        out_url: None,
         price_table: None,
         group: None,
         shard: None,

@@ -24,10 +24,18 @@ impl S3Server {
     /// PATH: `None` and a loud message, or a failure when `CI` is set
     /// (`.ci/run` installs it, so there its absence is a broken CI).
     pub fn start() -> Option<S3Server> {
+        S3Server::start_with(&[])
+    }
+
+    /// [`S3Server::start`] with `vars` in moto's environment (e.g.
+    /// `S3_UPLOAD_PART_MIN_SIZE`, to allow multipart parts smaller than
+    /// S3's 5 MiB).
+    pub fn start_with(vars: &[(&str, &str)]) -> Option<S3Server> {
         let program = std::env::var("SONICFLOW_MOTO").unwrap_or_else(|_| "moto_server".to_owned());
         let port = free_port();
         let spawned = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();

@@ -73,6 +73,9 @@ pub enum RunError {
         spent: u64,
         cap: u64,
     },
+    /// `--out` names a store that cannot be used: a bad URL, or a bucket
+    /// that does not answer.
+    Out { url: String, message: String },
     /// The run went to its end, but its results could not be written.
     Results {
         message: String,
@@ -95,6 +98,7 @@ impl RunError {
             | RunError::Locked { .. }
             | RunError::OtherApi { .. }
             | RunError::Usage(_)
+            | RunError::Out { .. }
             | RunError::State(_) => exit::INVALID,
             RunError::Runtime(_)
             | RunError::Sandbox(_)
@@ -153,6 +157,9 @@ impl RunError {
             ),
             RunError::BalanceShort { .. } => Some(
                 "top up, narrow the run with `--select`, or pass `--no-balance-check` to start anyway",
+            ),
+            RunError::Out { .. } => Some(
+                "check the URL, and the store's credentials in the standard environment (S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL; GCS: GOOGLE_*; Azure: AZURE_*); or give `--out` a local folder",
             ),
             RunError::OverBudget { .. } => Some(
                 "raise the cap (`--max-credits N` or `limits.max_credits`), narrow the run with `--select` / `--exclude`, or pass `--allow-partial` to spend up to the cap and stop",
@@ -229,6 +236,12 @@ impl fmt::Display for RunError {
                     write!(f, " on top of the {spent} it has spent already")?;
                 }
                 write!(f, ", more than the cap of {cap}; nothing was sent")
+            }
+            RunError::Out { url, message } => {
+                write!(
+                    f,
+                    "`--out {url}` cannot be used: {message}; nothing was sent"
+                )
             }
             RunError::Results { message, .. } => f.write_str(message),
         }

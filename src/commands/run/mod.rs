@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, watch};
 mod download_args;
 mod error;
 mod prepare;
+pub(crate) mod publish;
 
 pub use download_args::DownloadArgs;
 pub use error::RunError;
@@ -63,8 +64,8 @@ pub struct RunArgs {
     /// Name the run, so that its shards share it and a restarted one takes it up (default with `--shard`: `$SONICFLOW_RUN_ID`, else `$GITHUB_RUN_ID`).
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
-    /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest].
-    #[arg(long, value_name = "DIR")]
+    /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest]; or a bucket URL (s3://, gs://, az://, file://) to publish them to when the run ends, from the default folder.
+    #[arg(long, value_name = "DIR|URL")]
     pub out: Option<PathBuf>,
     /// Download audio with its cover art, WAV, stems and MIDI into the output folder, named by `artifacts.name`.
     #[arg(long)]
@@ -142,6 +143,7 @@ fn start(args: &RunArgs) -> Result<u8, RunError> {
     {
         return Err(RunError::TimeScale(scale));
     }
+    publish::given(args)?;
     // The key is read before the state folder is touched: a key file that
     // cannot be used stops the run with no lock taken and no folder made.
     let configured = if args.sandbox {
@@ -225,6 +227,7 @@ async fn execute(
         to_spend,
         mut context,
         saved,
+        publish: bucket,
     } = prepared;
     context.service = Some(report::Service::of(&config.base_url, args.sandbox));
     let memory = Arc::new(journal.open(&out, scale)?);
@@ -282,12 +285,22 @@ async fn execute(
     {
         crate::errln!("warning: {e}");
     }
-    let outcome_code = outcome.exit_code();
+    let mut outcome_code = outcome.exit_code();
     // The summary is printed when the reporters drain; the report, the
-    // Markdown summary and the resume hint come after it.
+    // Markdown summary, the publish and the resume hint come after it.
     let drained = reporting.await;
     publish_report(&out);
     report::markdown::publish(&out, args.summary_md.as_deref());
+    let written = matches!(
+        drained,
+        Ok(Ok(Drained {
+            results_error: None,
+            ..
+        }))
+    );
+    if let Some(bucket) = &bucket {
+        outcome_code = publish::deliver(bucket, &out, outcome_code, written);
+    }
     if outcome.resumable() {
         let raise = needed_cap.map_or_else(String::new, |n| format!(" --max-credits {n}"));
         crate::errln!(

@@ -39,6 +39,8 @@ pub(super) struct Prepared {
     pub context: report::RunContext,
     /// The files the run being resumed saved already: path and owner.
     pub saved: Vec<(String, String)>,
+    /// `--out URL`: the bucket the results are published to.
+    pub publish: Option<crate::store::Bucket>,
 }
 
 /// The journal to open once the API has answered (so a run that cannot
@@ -111,6 +113,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         state,
     } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
+    let publish = super::publish::target(args, header.as_ref())?;
     let manifest_sha = sha256_file(&planned.file);
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
@@ -229,6 +232,7 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
         lock,
         context,
         saved,
+        publish,
     })
 }
 
@@ -482,14 +486,17 @@ fn same_api(header: &RunHeader, api: Option<&str>, sandbox: bool) -> Result<(), 
     })
 }
 
-/// A new run's folder: `--out`, or a new one in the state folder, named
+/// A new run's folder: `--out DIR`, or a new one in the state folder, named
 /// by its run id when it has one.
 fn fresh_dir(args: &RunArgs, state: &StateDir, planned: &Planned) -> PathBuf {
     let pipeline = &planned.plan.name;
-    args.out.clone().unwrap_or_else(|| match &planned.group {
-        Some(g) => state.group_run_dir(pipeline, g, planned.shard),
-        None => state.new_run_dir(pipeline),
-    })
+    args.out
+        .clone()
+        .filter(|out| super::publish::is_folder(out))
+        .unwrap_or_else(|| match &planned.group {
+            Some(g) => state.group_run_dir(pipeline, g, planned.shard),
+            None => state.new_run_dir(pipeline),
+        })
 }
 
 /// The run id: `--run-id`, the one the resumed run began with, or for a
@@ -673,6 +680,7 @@ fn new_run(
         no_reuse: args.history.no_reuse,
         force: args.history.force.clone(),
         upload_callback: args.upload_callback.clone(),
+        out_url: super::publish::given(args).ok().flatten(),
         price_table: Some(Box::new(plan.prices.clone())),
         group: planned.group.clone(),
         shard: planned.shard,
