@@ -80,6 +80,10 @@ pub struct RunHeader {
 }
 
 /// One line of a run's journal.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a journal holds one header; boxing it would only add an allocation to every read"
+)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Entry {
