@@ -19,7 +19,13 @@ use serde_json::{Value, json};
 use sonicflow::sandbox::{AnswerStyle, Sandbox, SandboxHandle};
 
 async fn get(handle: &SandboxHandle, path: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    get_with(&reqwest::Client::new(), handle, path).await
+}
+
+/// `get` on a client made once: making one loads the system's root
+/// certificates, which can take longer than a song's first state lasts.
+async fn get_with(http: &reqwest::Client, handle: &SandboxHandle, path: &str) -> (u16, Value) {
+    let resp = http
         .get(format!("{}{path}", handle.base_url()))
         .bearer_auth(KEY)
         .send()
@@ -29,7 +35,16 @@ async fn get(handle: &SandboxHandle, path: &str) -> (u16, Value) {
 }
 
 async fn post(handle: &SandboxHandle, path: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
+    post_with(&reqwest::Client::new(), handle, path, body).await
+}
+
+async fn post_with(
+    http: &reqwest::Client,
+    handle: &SandboxHandle,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let resp = http
         .post(format!("{}{path}", handle.base_url()))
         .bearer_auth(KEY)
         .json(body)
@@ -46,12 +61,14 @@ async fn song_polls(style: AnswerStyle) -> (SandboxHandle, Value, Vec<Value>) {
     let config = fast().with_time_scale(200.0).with_style(style);
     let handle = Sandbox::start(config).await.unwrap();
     let body = json!({"custom_mode": true, "mv": "sonic-v5-5", "prompt": "[Verse]\nla"});
-    let (status, submit) = post(&handle, "/api/v1/sonic/create", &body).await;
+    let http = reqwest::Client::new();
+    let (status, submit) = post_with(&http, &handle, "/api/v1/sonic/create", &body).await;
     assert_eq!(status, 200, "{submit}");
     let task_id = submit["task_id"].as_str().unwrap().to_owned();
     let mut polls = Vec::new();
     for _ in 0..5000 {
-        let (status, poll) = get(&handle, &format!("/api/v1/sonic/task/{task_id}")).await;
+        let (status, poll) =
+            get_with(&http, &handle, &format!("/api/v1/sonic/task/{task_id}")).await;
         assert_eq!(status, 200, "{poll}");
         let clips = poll["data"].as_array().cloned().unwrap_or_default();
         polls.push(poll);
