@@ -209,8 +209,8 @@ fn two_shards_merge_to_what_one_unsharded_run_gives() {
         insta::assert_snapshot!(name, common::run(&args));
     }
     let runs = dir.path().join(".sonicflow/runs");
-    let merged = results(&runs.join("rows-n1"));
-    assert!(runs.join("rows-n1/report.html").exists());
+    let merged = results(&runs.join("rows-n1-merged"));
+    assert!(runs.join("rows-n1-merged/report.html").exists());
 
     // The same batch unsharded, on a key of its own.
     let whole = command(&sandbox, "whole", &file, "1000", &["--no-reuse"])
@@ -251,7 +251,7 @@ fn two_shards_merge_to_what_one_unsharded_run_gives() {
     for step in merged["steps"].as_array().unwrap() {
         for f in step["files"].as_array().unwrap() {
             let p = f["path"].as_str().unwrap();
-            assert!(runs.join("rows-n1").join(p).exists(), "{p}");
+            assert!(runs.join("rows-n1-merged").join(p).exists(), "{p}");
         }
     }
 }
@@ -271,7 +271,14 @@ fn a_restarted_shard_takes_up_its_run_and_one_shard_never_runs_twice_at_once() {
         )
     };
 
-    let mut running = shard().stderr(Stdio::piped()).spawn().unwrap();
+    // The first process dies (as `kill -9`) once its first song is
+    // journaled as done: nothing of it is then in doubt, the other song is
+    // accepted and followed on the restart. Until then it holds its lock.
+    let mut running = shard()
+        .env("SONICFLOW_CRASH_AT", "after:succeeded:1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_for_event(&mut running, "submitted");
     // The same shard again while the first holds its lock: refused, naming it.
     let twice = shard().output().unwrap();
@@ -293,9 +300,8 @@ fn a_restarted_shard_takes_up_its_run_and_one_shard_never_runs_twice_at_once() {
     .unwrap();
     ok(&other);
 
-    // Killed mid-run (as a cancelled CI job), then started again as it was.
-    running.kill().unwrap();
-    running.wait().unwrap();
+    // Dead mid-run (as a cancelled CI job), then started again as it was.
+    assert!(!running.wait().unwrap().success());
     let again = shard().output().unwrap();
     ok(&again);
     assert!(
@@ -377,7 +383,7 @@ fn merge_refuses_a_missing_shard_and_a_shard_of_another_manifest_naming_them() {
         stderr.contains("shard 2 (") && stderr.contains("ran another manifest"),
         "{stderr}"
     );
-    assert!(!state.join("runs/rows-m1/results.json").exists());
+    assert!(!state.join("runs/rows-m1-merged/results.json").exists());
     let unknown = merge(&state, "m9");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no run `m9` in the state folder"));
 }

@@ -15,7 +15,7 @@ pub struct MergeArgs {
     pub run_id: String,
     #[command(flatten)]
     pub state: StateArg,
-    /// Folder for the merged results.json and report.html [default: <state>/runs/<pipeline>-<RUN_ID>].
+    /// Folder for the merged results.json and report.html [default: <state>/runs/<pipeline>-<RUN_ID>-merged].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -105,7 +105,7 @@ fn merge_into(args: &MergeArgs) -> Result<(PathBuf, u8), String> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| state.group_run_dir(&pipeline, &args.run_id, None));
+        .unwrap_or_else(|| state.merged_dir(&pipeline, &args.run_id));
     let shards = read_shards(&runs)?;
     let merged = merge::merge(&args.run_id, &shards, &out).map_err(|e| e.to_string())?;
     write(&out, &merged)?;

@@ -11,7 +11,7 @@ pub struct ReportArgs {
     /// The run folder (the one holding results.json, as `sonicflow run` prints it), or a run id (`--run-id`): one report of every shard started so far.
     #[arg(value_name = "RUN_DIR|RUN_ID")]
     pub run_dir: PathBuf,
-    /// Write the report here instead of RUN_DIR/report.html (for RUN_ID: <state>/runs/<pipeline>-<RUN_ID>/report.html).
+    /// Write the report here instead of RUN_DIR/report.html (for RUN_ID: <state>/runs/<pipeline>-<RUN_ID>-merged/report.html).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -55,7 +55,7 @@ fn batch_report(args: &ReportArgs) -> Result<PathBuf, String> {
     let runs = super::merge::batch(&state, &run_id)
         .map_err(|e| format!("`{run_id}` is no run folder, and {e}"))?;
     let pipeline = runs.first().map(|r| r.pipeline.clone()).unwrap_or_default();
-    let dir = state.group_run_dir(&pipeline, &run_id, None);
+    let dir = state.merged_dir(&pipeline, &run_id);
     let out = args
         .out
         .clone()

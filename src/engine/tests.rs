@@ -1369,3 +1369,128 @@ async fn instances_give_each_instance_s_item_and_outputs_together() {
         "the item it ran for, beside what it gave"
     );
 }
+
+/// A memory for runs sharing a state: another run pays for the steps in
+/// `theirs`, whose answers `later` holds once that run is done.
+struct SharedWith {
+    theirs: Vec<&'static str>,
+    later: HashMap<String, Recall>,
+    /// Until when the other run is at work (in the paused test clock).
+    done_after: std::time::Duration,
+    shares: Mutex<Vec<String>>,
+}
+
+impl Memory for SharedWith {
+    fn recall(&self, _job: &Job) -> Recall {
+        Recall::New
+    }
+
+    fn record(&self, _record: Record<'_>) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn share(&self, job: &Job) -> Share {
+        self.shares.lock().unwrap().push(job.id.to_string());
+        if self.theirs.contains(&job.id.step_id.as_str()) {
+            Share::Wait(Box::pin(tokio::time::sleep(self.done_after)))
+        } else {
+            Share::Pay
+        }
+    }
+
+    fn recall_again(&self, job: &Job) -> Recall {
+        self.later
+            .get(&job.id.step_id)
+            .cloned()
+            .unwrap_or(Recall::New)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_another_run_pays_for_is_waited_for_and_taken_without_holding_up_the_rest() {
+    let fake = Fake::new(&[]);
+    let upload = Outputs {
+        value: json!({"clip_id": "their-upload"}),
+        files: Vec::new(),
+    };
+    let memory = Arc::new(SharedWith {
+        theirs: vec!["upload"],
+        later: HashMap::from([(
+            "upload".to_owned(),
+            Recall::Reuse {
+                outputs: upload,
+                from: Some("shard-1".into()),
+                credits: 0,
+            },
+        )]),
+        done_after: std::time::Duration::from_secs(600),
+        shares: Mutex::new(Vec::new()),
+    });
+    let (summary, events) = run_with_memory(plan(COVER), fake.clone(), memory.clone(), |c| {
+        c.max_in_flight = 1
+    })
+    .await;
+    // The upload was never sent here; the cover read the other run's clip.
+    let submitted = submits_of(&fake);
+    assert!(!submitted.iter().any(|s| s == "upload"), "{submitted:?}");
+    assert!(submitted.iter().any(|s| s == "jazz"), "{submitted:?}");
+    let jazz = submitted_fields(&events, "jazz");
+    assert_eq!(jazz[0]["clip"], "their-upload");
+    assert_eq!(summary.reused, 1);
+    assert_eq!(summary.failed, 0);
+    // While the upload waited, with one slot in flight, `other` was sent:
+    // a wait holds no send slot.
+    let order: Vec<&RunEvent> = events
+        .iter()
+        .filter(|e| matches!(e, RunEvent::Submitting { .. } | RunEvent::Reused { .. }))
+        .collect();
+    assert!(
+        matches!(order.first(), Some(RunEvent::Submitting { id, .. }) if id.step_id == "other"),
+        "{order:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_another_run_ends_as_skipped_when_the_run_is_stopped() {
+    let fake = Fake::new(&[]);
+    let memory = Arc::new(SharedWith {
+        theirs: vec!["upload", "other"],
+        later: HashMap::new(),
+        done_after: std::time::Duration::from_secs(3600),
+        shares: Mutex::new(Vec::new()),
+    });
+    let mut config = EngineConfig::from_plan(&plan(COVER), 1.0);
+    config.grace = std::time::Duration::from_secs(1);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let run = tokio::spawn(run(
+        Arc::new(plan(COVER)),
+        fake.clone(),
+        memory,
+        config,
+        tx,
+        cancel_rx,
+    ));
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    cancel_tx.send(true).unwrap();
+    let summary = run.await.unwrap();
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    assert!(submits_of(&fake).is_empty());
+    assert_eq!(summary.failed, 0, "nothing this run sent failed");
+    let skipped: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Skipped { id, reason } if reason.contains("the run stopped") => {
+                Some(id.step_id.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        skipped.contains(&"upload".to_owned()) && skipped.contains(&"other".to_owned()),
+        "{skipped:?}"
+    );
+}

@@ -38,6 +38,14 @@ impl StateDir {
             .join(folder_name(pipeline, group, shard))
     }
 
+    /// Where `sonicflow merge` writes the batch `group` of `pipeline` by
+    /// default: a folder of its own, beside the shards' (never a run's).
+    pub fn merged_dir(&self, pipeline: &str, group: &str) -> PathBuf {
+        self.root
+            .join("runs")
+            .join(format!("{}-merged", folder_name(pipeline, group, None)))
+    }
+
     /// The run `group` (shard `shard`) of `pipeline` the registry holds, if
     /// one started: a restarted shard takes it up.
     pub fn group_run(

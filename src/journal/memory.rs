@@ -285,7 +285,10 @@ impl Memory for RunMemory {
         if let Ok(Standing::Settled { generation, .. }) = &standing {
             // What the holder left (a result, a task, a send in doubt) comes
             // first; only when nothing there will do does this run pay.
-            let found = self.search_now(&self.lock(), job, None).is_some();
+            let inner = self.lock();
+            let target = inner.writing.as_ref().map(|w| w.dir.clone());
+            let found = self.search_now(&inner, job, target.as_deref()).is_some();
+            drop(inner);
             if found {
                 return Share::Wait(Box::pin(std::future::ready(())));
             }
