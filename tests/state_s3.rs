@@ -6,7 +6,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
 )]
 
