@@ -202,8 +202,9 @@ steps:
 ";
 
 /// Two processes, one lock in the bucket: while the first runs, the second
-/// is refused naming it, and `unlock` will not remove a live holder's lock;
-/// once the first is killed with `kill -9`, its lock can be taken.
+/// is refused naming it, a third machine reading the store knows it is
+/// running, and `unlock` will not remove a live holder's lock; once the
+/// first is killed with `kill -9`, its lock can be taken.
 #[test]
 fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
     let Some(server) = S3Server::start() else {
@@ -212,11 +213,16 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
     let url = format!("{}/team", server.bucket("two"));
     let sandbox = SandboxProcess::start(&["--time-scale", "1"]);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("slow.yaml");
-    std::fs::write(&file, SLOW).unwrap();
+    // Each machine has a folder of its own with its copy of the manifest.
     let cmd = |machine: &str| {
         let cwd = dir.path().join(machine);
         std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("slow.yaml"), SLOW).unwrap();
+        std::fs::write(
+            cwd.join("other.yaml"),
+            SLOW.replace("name: slow", "name: other"),
+        )
+        .unwrap();
         let mut cmd = sonicflow();
         cmd.current_dir(cwd)
             .env("MUSICAPI_BASE_URL", &sandbox.url)
@@ -225,7 +231,7 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
         cmd
     };
     let mut first = cmd("a")
-        .args(["run", file.to_str().unwrap(), "--state", &url])
+        .args(["run", "slow.yaml", "--state", &url])
         .args(["--log-format", "json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -239,7 +245,7 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
         }
     }
     let second = cmd("b")
-        .args(["run", file.to_str().unwrap(), "--state", &url])
+        .args(["run", "slow.yaml", "--state", &url])
         .args(["--lock-timeout", "0s"])
         .output()
         .unwrap();
@@ -249,6 +255,17 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
         text.contains("pipeline `slow` is locked by run `slow-")
             && text.contains(&format!("pid {}", first.id())),
         "{text}"
+    );
+    // Another pipeline on the same store, on another machine: the live run
+    // is known to be running (its lock is held), not taken for dead.
+    let plan = cmd("d")
+        .args(["plan", "other.yaml", "--state", &url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        said.contains("is still running; its requests in flight are left to it"),
+        "{said}"
     );
     let holder = lock_holder(&server, &url);
     let unlock = cmd("c")
