@@ -370,3 +370,74 @@ fn a_store_echoing_the_secret_never_gets_it_shown() {
     assert!(all.contains("s3://echo/team"), "the store is named: {all}");
     assert!(!all.contains(SECRET_KEY), "{all}");
 }
+
+const ROWS: &str = "version: 1
+name: rows
+defaults: { mv: sonic-v5 }
+limits: { max_in_flight: 1 }
+poll: { initial_delay: 20s, interval: 15s, timeout: 1h }
+matrix:
+  key: id
+  rows: [{ id: a, idea: calm }, { id: b, idea: loud }, { id: c, idea: slow }]
+steps:
+  song:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: '${{ matrix.idea }}' }
+";
+
+/// A run started on machine A with `--out`, taken further on machine B,
+/// then resumed on A again: A's journal (in its `--out` folder) is brought
+/// up to date from the bucket first, so A writes on after B's records.
+#[test]
+fn a_machine_resuming_after_another_took_the_run_further_writes_on_after_its_records() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let url = format!("{}/team", server.bucket("back"));
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a/out");
+    let cmd = |machine: &str, crash: Option<&str>| {
+        let cwd = dir.path().join(machine);
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("rows.yaml"), ROWS).unwrap();
+        let mut cmd = sonicflow();
+        cmd.current_dir(cwd)
+            .args(["run", "rows.yaml", "--state", &url, "--time-scale", "1000"])
+            .env("MUSICAPI_BASE_URL", &sandbox.url)
+            .env("MUSICAPI_KEY", "back")
+            .env_remove("SONICFLOW_CRASH_AT");
+        if let Some(point) = crash {
+            cmd.env("SONICFLOW_CRASH_AT", point);
+        }
+        server.env(&mut cmd);
+        cmd
+    };
+    let first = cmd("a", Some("after:succeeded:1"))
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(first.status.code().is_none(), "the first run is aborted");
+    let further = cmd("b", Some("after:succeeded:1"))
+        .args(["--resume", "last"])
+        .output()
+        .unwrap();
+    assert!(
+        further.status.code().is_none(),
+        "the resume on B is aborted"
+    );
+    let back = cmd("a", None).args(["--resume", "last"]).output().unwrap();
+    let said = String::from_utf8_lossy(&back.stderr);
+    assert_eq!(back.status.code(), Some(0), "{said}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["status"], "succeeded", "{results}");
+    let ledger = sandbox.ledger("back");
+    let charges = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "charge")
+        .count();
+    assert_eq!(charges, 3, "each row paid once: {ledger}");
+}

@@ -160,7 +160,8 @@ impl BucketState {
         Ok(())
     }
 
-    /// Brings the local journal of every listed run up to date.
+    /// Brings the local journal of every listed run up to date, where the
+    /// registry (already up to date) says the run's folder is.
     fn hydrate_journals(&self, state: &StateDir, listed: &[String]) -> Result<(), JournalError> {
         let mut last: BTreeMap<&str, Option<u64>> = BTreeMap::new();
         for rel in listed {
@@ -179,8 +180,16 @@ impl BucketState {
                 *slot = Some(slot.map_or(seq, |s| s.max(seq)));
             }
         }
+        // A run started here with `--out` has its journal there.
+        let dirs: HashMap<String, PathBuf> = read_lines::<RunRef>(&state.registry_path())?
+            .into_iter()
+            .map(|r| (r.id, PathBuf::from(r.dir)))
+            .collect();
         for (run, listed_last) in last {
-            let dir = state.root.join("runs").join(run);
+            let dir = dirs
+                .get(run)
+                .cloned()
+                .unwrap_or_else(|| state.root.join("runs").join(run));
             let path = dir.join(JOURNAL);
             if in_use(&path) {
                 continue;
