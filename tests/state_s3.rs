@@ -166,7 +166,7 @@ fn a_writer_that_lost_its_lock_cannot_write_a_record_over_the_new_holders() {
         .append(&serde_json::json!({"n": 1, "by": "zombie"}))
         .unwrap_err();
     assert!(
-        matches!(refused, JournalError::Replica { .. }),
+        matches!(refused, JournalError::Superseded { .. }),
         "{refused:?}"
     );
     let message = refused.to_string();
@@ -175,7 +175,7 @@ fn a_writer_that_lost_its_lock_cannot_write_a_record_over_the_new_holders() {
         "{message}"
     );
     let again = zombie.append(&serde_json::json!({"n": 2})).unwrap_err();
-    assert!(again.to_string().contains("another process"), "{again}");
+    assert!(again.to_string().contains("took the run over"), "{again}");
     let b = bucket(&server, &url);
     let record = b
         .get("runs/r/journal/0000000001.json", 1024)
