@@ -166,7 +166,7 @@ fn a_writer_that_lost_its_lock_cannot_write_a_record_over_the_new_holders() {
         .append(&serde_json::json!({"n": 1, "by": "zombie"}))
         .unwrap_err();
     assert!(
-        matches!(refused, JournalError::Replica { .. }),
+        matches!(refused, JournalError::Superseded { .. }),
         "{refused:?}"
     );
     let message = refused.to_string();
@@ -175,7 +175,7 @@ fn a_writer_that_lost_its_lock_cannot_write_a_record_over_the_new_holders() {
         "{message}"
     );
     let again = zombie.append(&serde_json::json!({"n": 2})).unwrap_err();
-    assert!(again.to_string().contains("another process"), "{again}");
+    assert!(again.to_string().contains("took the run over"), "{again}");
     let b = bucket(&server, &url);
     let record = b
         .get("runs/r/journal/0000000001.json", 1024)
@@ -202,8 +202,9 @@ steps:
 ";
 
 /// Two processes, one lock in the bucket: while the first runs, the second
-/// is refused naming it, and `unlock` will not remove a live holder's lock;
-/// once the first is killed with `kill -9`, its lock can be taken.
+/// is refused naming it, a third machine reading the store knows it is
+/// running, and `unlock` will not remove a live holder's lock; once the
+/// first is killed with `kill -9`, its lock can be taken.
 #[test]
 fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
     let Some(server) = S3Server::start() else {
@@ -212,11 +213,16 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
     let url = format!("{}/team", server.bucket("two"));
     let sandbox = SandboxProcess::start(&["--time-scale", "1"]);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("slow.yaml");
-    std::fs::write(&file, SLOW).unwrap();
+    // Each machine has a folder of its own with its copy of the manifest.
     let cmd = |machine: &str| {
         let cwd = dir.path().join(machine);
         std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("slow.yaml"), SLOW).unwrap();
+        std::fs::write(
+            cwd.join("other.yaml"),
+            SLOW.replace("name: slow", "name: other"),
+        )
+        .unwrap();
         let mut cmd = sonicflow();
         cmd.current_dir(cwd)
             .env("MUSICAPI_BASE_URL", &sandbox.url)
@@ -225,7 +231,7 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
         cmd
     };
     let mut first = cmd("a")
-        .args(["run", file.to_str().unwrap(), "--state", &url])
+        .args(["run", "slow.yaml", "--state", &url])
         .args(["--log-format", "json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -239,7 +245,7 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
         }
     }
     let second = cmd("b")
-        .args(["run", file.to_str().unwrap(), "--state", &url])
+        .args(["run", "slow.yaml", "--state", &url])
         .args(["--lock-timeout", "0s"])
         .output()
         .unwrap();
@@ -249,6 +255,17 @@ fn a_second_process_is_refused_while_the_first_holds_the_lock_in_the_bucket() {
         text.contains("pipeline `slow` is locked by run `slow-")
             && text.contains(&format!("pid {}", first.id())),
         "{text}"
+    );
+    // Another pipeline on the same store, on another machine: the live run
+    // is known to be running (its lock is held), not taken for dead.
+    let plan = cmd("d")
+        .args(["plan", "other.yaml", "--state", &url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        said.contains("is still running; its requests in flight are left to it"),
+        "{said}"
     );
     let holder = lock_holder(&server, &url);
     let unlock = cmd("c")
@@ -352,4 +369,75 @@ fn a_store_echoing_the_secret_never_gets_it_shown() {
     assert_ne!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("s3://echo/team"), "the store is named: {all}");
     assert!(!all.contains(SECRET_KEY), "{all}");
+}
+
+const ROWS: &str = "version: 1
+name: rows
+defaults: { mv: sonic-v5 }
+limits: { max_in_flight: 1 }
+poll: { initial_delay: 20s, interval: 15s, timeout: 1h }
+matrix:
+  key: id
+  rows: [{ id: a, idea: calm }, { id: b, idea: loud }, { id: c, idea: slow }]
+steps:
+  song:
+    action: create
+    with: { custom_mode: false, gpt_description_prompt: '${{ matrix.idea }}' }
+";
+
+/// A run started on machine A with `--out`, taken further on machine B,
+/// then resumed on A again: A's journal (in its `--out` folder) is brought
+/// up to date from the bucket first, so A writes on after B's records.
+#[test]
+fn a_machine_resuming_after_another_took_the_run_further_writes_on_after_its_records() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let url = format!("{}/team", server.bucket("back"));
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a/out");
+    let cmd = |machine: &str, crash: Option<&str>| {
+        let cwd = dir.path().join(machine);
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(cwd.join("rows.yaml"), ROWS).unwrap();
+        let mut cmd = sonicflow();
+        cmd.current_dir(cwd)
+            .args(["run", "rows.yaml", "--state", &url, "--time-scale", "1000"])
+            .env("MUSICAPI_BASE_URL", &sandbox.url)
+            .env("MUSICAPI_KEY", "back")
+            .env_remove("SONICFLOW_CRASH_AT");
+        if let Some(point) = crash {
+            cmd.env("SONICFLOW_CRASH_AT", point);
+        }
+        server.env(&mut cmd);
+        cmd
+    };
+    let first = cmd("a", Some("after:succeeded:1"))
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(first.status.code().is_none(), "the first run is aborted");
+    let further = cmd("b", Some("after:succeeded:1"))
+        .args(["--resume", "last"])
+        .output()
+        .unwrap();
+    assert!(
+        further.status.code().is_none(),
+        "the resume on B is aborted"
+    );
+    let back = cmd("a", None).args(["--resume", "last"]).output().unwrap();
+    let said = String::from_utf8_lossy(&back.stderr);
+    assert_eq!(back.status.code(), Some(0), "{said}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["status"], "succeeded", "{results}");
+    let ledger = sandbox.ledger("back");
+    let charges = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "charge")
+        .count();
+    assert_eq!(charges, 3, "each row paid once: {ledger}");
 }

@@ -38,7 +38,7 @@ struct Released {
     reason = "one record is read at a time; boxing the holder buys nothing"
 )]
 enum Record {
-    Held(Lock),
+    Held(Box<Lock>),
     /// Released; the etag to replace it on.
     Released(String),
 }
@@ -76,7 +76,7 @@ impl BucketLocks {
                 path: self.bucket.location(rel).into(),
                 source,
             })?;
-        Ok(Some(Record::Held(Lock { holder, etag })))
+        Ok(Some(Record::Held(Box::new(Lock { holder, etag }))))
     }
 
     fn written(&self, rel: &str, etag: Option<String>, holder: &Holder) -> Result<Lock, LockError> {
@@ -106,7 +106,7 @@ impl LockStore for BucketLocks {
 
     fn read(&self, pipeline: &str) -> Result<Option<Lock>, LockError> {
         Ok(match self.get(&Self::rel(pipeline))? {
-            Some(Record::Held(lock)) => Some(lock),
+            Some(Record::Held(lock)) => Some(*lock),
             _ => None,
         })
     }
@@ -126,7 +126,7 @@ impl LockStore for BucketLocks {
                 crate::store::Created::Exists => {}
             }
             match self.get(&rel)? {
-                Some(Record::Held(theirs)) => return Ok(Created::Held(theirs)),
+                Some(Record::Held(theirs)) => return Ok(Created::Held(*theirs)),
                 Some(Record::Released(etag)) => {
                     match self
                         .bucket
@@ -179,7 +179,7 @@ impl LockStore for BucketLocks {
         let mut locks = Vec::new();
         for rel in names.iter().filter(|n| n.ends_with(".json")) {
             if let Some(Record::Held(lock)) = self.get(rel)? {
-                locks.push(lock);
+                locks.push(*lock);
             }
         }
         locks.sort_by(|a, b| a.holder.pipeline.cmp(&b.holder.pipeline));

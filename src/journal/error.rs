@@ -38,6 +38,12 @@ pub enum JournalError {
         "the state store did not take a journal record, so nothing it describes is sent: {why}; check that the store is reachable (network, credentials), then resume with `sonicflow run --resume last` and the same `--state`"
     )]
     Replica { why: String },
+    /// Another process wrote the record this one was about to: it holds
+    /// the run now.
+    #[error(
+        "{why}; another process took the run over, so this one sends nothing more (see `sonicflow status` for where the run stands)"
+    )]
+    Superseded { why: String },
     #[error("cannot read `{}`: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     /// A line other than a torn last one that is no record; `line` counts from 1.

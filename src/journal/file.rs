@@ -43,8 +43,9 @@ pub struct LineLog {
     /// append holds the file's lock, so the length it may cut back to is
     /// its own. An exclusive log holds the lock from open to drop.
     shared: bool,
-    /// Why appends are refused: a failed write could not be cut back.
-    poisoned: Option<String>,
+    /// Why appends are refused: a failed write could not be cut back, or
+    /// the replica may hold a line the file does not (or another writer's).
+    poisoned: Option<Poison>,
     /// Where every line is also made durable before `append` returns.
     replica: Option<Box<dyn Replica>>,
 }
@@ -91,6 +92,27 @@ impl Storage for File {
     fn truncate(&mut self, len: u64) -> std::io::Result<()> {
         self.set_len(len)?;
         self.sync_all()
+    }
+}
+
+/// Why a log refuses every append.
+#[derive(Debug, Clone)]
+enum Poison {
+    Disk(String),
+    Store(String),
+    Superseded(String),
+}
+
+impl Poison {
+    fn error(&self, path: &Path) -> JournalError {
+        match self.clone() {
+            Poison::Disk(why) => JournalError::Poisoned {
+                path: path.to_owned(),
+                why,
+            },
+            Poison::Store(why) => JournalError::Replica { why },
+            Poison::Superseded(why) => JournalError::Superseded { why },
+        }
     }
 }
 
@@ -176,11 +198,8 @@ impl LineLog {
     /// Appends one value as a line and syncs it to disk. On an error
     /// nothing of the line is left in the file, or the log is poisoned.
     pub fn append<T: Serialize>(&mut self, value: &T) -> Result<(), JournalError> {
-        if let Some(why) = &self.poisoned {
-            return Err(JournalError::Poisoned {
-                path: self.path.clone(),
-                why: why.clone(),
-            });
+        if let Some(poison) = &self.poisoned {
+            return Err(poison.error(&self.path));
         }
         let mut line =
             serde_json::to_vec(value).map_err(|source| JournalError::Encode { source })?;
@@ -213,18 +232,20 @@ impl LineLog {
             }),
             Err(Failure::Stuck { write, cut }) => {
                 let why = format!("{write}, and cutting the partial line failed: {cut}");
-                self.poisoned = Some(why.clone());
-                Err(JournalError::Poisoned {
-                    path: self.path.clone(),
-                    why,
-                })
+                let poison = Poison::Disk(why);
+                let error = poison.error(&self.path);
+                self.poisoned = Some(poison);
+                Err(error)
             }
-            Err(Failure::Replica(ReplicaFailure::NotWritten(why))) => {
-                Err(JournalError::Replica { why })
-            }
-            Err(Failure::Replica(ReplicaFailure::Unknown(why) | ReplicaFailure::Taken(why))) => {
-                self.poisoned = Some(why.clone());
-                Err(JournalError::Replica { why })
+            Err(Failure::Replica(failure)) => {
+                let poison = match failure {
+                    ReplicaFailure::NotWritten(why) => return Err(JournalError::Replica { why }),
+                    ReplicaFailure::Unknown(why) => Poison::Store(why),
+                    ReplicaFailure::Taken(why) => Poison::Superseded(why),
+                };
+                let error = poison.error(&self.path);
+                self.poisoned = Some(poison);
+                Err(error)
             }
         }
     }

@@ -166,7 +166,8 @@ impl BucketState {
         Ok(())
     }
 
-    /// Brings the local journal of every listed run up to date.
+    /// Brings the local journal of every listed run up to date, where the
+    /// registry (already up to date) says the run's folder is.
     fn hydrate_journals(&self, state: &StateDir, listed: &[String]) -> Result<(), JournalError> {
         let mut last: BTreeMap<&str, Option<u64>> = BTreeMap::new();
         for rel in listed {
@@ -185,8 +186,16 @@ impl BucketState {
                 *slot = Some(slot.map_or(seq, |s| s.max(seq)));
             }
         }
+        // A run started here with `--out` has its journal there.
+        let dirs: HashMap<String, PathBuf> = read_lines::<RunRef>(&state.registry_path())?
+            .into_iter()
+            .map(|r| (r.id, PathBuf::from(r.dir)))
+            .collect();
         for (run, listed_last) in last {
-            let dir = state.root.join("runs").join(run);
+            let dir = dirs
+                .get(run)
+                .cloned()
+                .unwrap_or_else(|| state.root.join("runs").join(run));
             let path = dir.join(JOURNAL);
             if in_use(&path) {
                 continue;
@@ -538,6 +547,33 @@ impl Replica for RegistryReplica {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// object_store's local files refuse `PutMode::Update`, so a `file://`
+    /// store keeps its locks as [`LocalLocks`] in that folder, and its
+    /// records as create-only files there.
+    #[test]
+    fn a_file_store_keeps_records_as_files_and_locks_as_local_locks_in_its_folder() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let shared = dir.path().join("shared");
+        let url = format!("file://{}", shared.display());
+        let manifest = dir.path().join("p.yaml");
+        let state =
+            StateDir::open(Some(&url), &manifest, "`--state`").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            state.locks().location("songs"),
+            shared.join("locks/songs.lock").display().to_string()
+        );
+        let run = state.root.join("runs/r");
+        std::fs::create_dir_all(&run).unwrap_or_else(|e| panic!("{e}"));
+        let mut log = state
+            .open_journal(&run.join(JOURNAL), "r")
+            .unwrap_or_else(|e| panic!("{e}"));
+        log.append(&serde_json::json!({"n": 0}))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let record = std::fs::read(shared.join("runs/r/journal/0000000000.json"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record, br#"{"n":0}"#);
+    }
 
     #[test]
     fn index_objects_name_their_run_and_number() {

@@ -11,13 +11,26 @@
 //! is the one the project lives on (a tmpfs `/tmp` would make syncs free);
 //! pass `-- --dir PATH` to measure another disk and `-- --steps N` to change
 //! the batch size.
+//!
+//! Then the same steps with the state in a bucket of moto's S3 server on
+//! loopback (`SONICFLOW_MOTO=/path/to/moto_server`, or `moto_server` on the
+//! PATH; skipped with a message when there is none), through a proxy that
+//! counts requests: it prints the store requests per paid step and the
+//! median and slowest time of one record write (what a submit waits for
+//! before its request may leave).
 
 #![expect(
     clippy::unwrap_used,
+    clippy::expect_used,
     reason = "a benchmark whose setup fails has nothing to measure; the panic says why"
 )]
 
+#[path = "../common/s3.rs"]
+#[allow(dead_code, reason = "the benchmark uses only the server and the proxy")]
+mod s3;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, json};
@@ -107,10 +120,21 @@ fn outputs(row: usize) -> Outputs {
 /// Records `steps` paid steps into a fresh run; returns the time per step.
 fn batch(root: &std::path::Path, n: usize, steps: usize) -> Duration {
     let state = StateDir::local(root.join(format!("state{n}")));
+    paid_steps(&state, n, steps, &mut Vec::new())
+}
+
+/// Records `steps` paid steps into a fresh run of `state`; returns the
+/// time per step, and adds the time of each record write to `writes`.
+fn paid_steps(state: &StateDir, n: usize, steps: usize, writes: &mut Vec<Duration>) -> Duration {
     let id = format!("bench-{n}");
     let dir = state.root.join("runs").join(&id);
     let known = Known::default();
-    let memory = RunMemory::start(&state, &dir, &header(&id), known, Policy::default()).unwrap();
+    let memory = RunMemory::start(state, &dir, &header(&id), known, Policy::default()).unwrap();
+    let mut write = |record: Record<'_>| {
+        let at = Instant::now();
+        memory.record(record).unwrap();
+        writes.push(at.elapsed());
+    };
     let jobs: Vec<(Job, Outputs)> = (0..steps).map(|r| (job(r), outputs(r))).collect();
     let start = Instant::now();
     for (r, (job, out)) in jobs.iter().enumerate() {
@@ -118,24 +142,67 @@ fn batch(root: &std::path::Path, n: usize, steps: usize) -> Duration {
             id: format!("task-{r}"),
             context: None,
         };
-        memory.record(Record::Intent { job, credits: 15 }).unwrap();
-        memory
-            .record(Record::Accepted {
-                job,
-                task: Some(&task),
-                credits: 15,
-            })
-            .unwrap();
-        memory
-            .record(Record::Succeeded {
-                job,
-                outputs: out,
-                reused_from: None,
-                credits: 0,
-            })
-            .unwrap();
+        write(Record::Intent { job, credits: 15 });
+        write(Record::Accepted {
+            job,
+            task: Some(&task),
+            credits: 15,
+        });
+        write(Record::Succeeded {
+            job,
+            outputs: out,
+            reused_from: None,
+            credits: 0,
+        });
     }
     start.elapsed() / steps as u32
+}
+
+/// The same paid steps with the state in a bucket of moto's S3 server.
+fn in_bucket(root: &std::path::Path, steps: usize) {
+    let Some(server) = s3::S3Server::start() else {
+        println!("state in a bucket: skipped (no moto_server)");
+        return;
+    };
+    let proxy = s3::FaultProxy::start(server.port);
+    let url = format!("{}/bench", server.bucket("bench"));
+    let mut cmd = std::process::Command::new("true");
+    s3::aws_env(&mut cmd, &proxy.endpoint());
+    let vars: Vec<(String, String)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .collect();
+    let bucket = sonicflow::store::Bucket::open_with(&url, &vars).unwrap();
+    let state = StateDir {
+        root: root.join("bucket"),
+        store: Arc::new(sonicflow::journal::store::BucketState::new(bucket)),
+        url: Some(url.clone()),
+    };
+    // One step first, so connections are open as in a run under way.
+    paid_steps(&state, 100, 1, &mut Vec::new());
+    let before = proxy.requests();
+    let mut writes = Vec::new();
+    let per_step = paid_steps(&state, 101, steps, &mut writes);
+    let requests = proxy.requests() - before;
+    writes.sort();
+    let median = writes[writes.len() / 2];
+    let slowest = writes[writes.len() - 1];
+    println!("state in a bucket (moto on loopback, {steps} paid steps):");
+    println!(
+        "  store requests per paid step: {:.2} (the start of the run, its header and registry entry, included)",
+        requests as f64 / steps as f64
+    );
+    println!(
+        "  one record write (a create-only PUT, and the local line): median {:.2} ms, slowest {:.2} ms",
+        median.as_secs_f64() * 1e3,
+        slowest.as_secs_f64() * 1e3
+    );
+    println!(
+        "  per paid step: {:.2} ms, {:.3} % of the {} s submit spacing",
+        per_step.as_secs_f64() * 1e3,
+        100.0 * per_step.as_secs_f64() / SUBMIT_SPACING.as_secs_f64(),
+        SUBMIT_SPACING.as_secs()
+    );
 }
 
 fn main() {
@@ -167,4 +234,5 @@ fn main() {
         SUBMIT_SPACING.as_secs(),
         100.0 * median.as_secs_f64() / SUBMIT_SPACING.as_secs_f64()
     );
+    in_bucket(dir.path(), steps);
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -131,6 +131,7 @@ pub struct FaultProxy {
     up: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     trip: Arc<Mutex<Option<Trip>>>,
+    requests: Arc<AtomicUsize>,
 }
 
 /// A cut armed by [`FaultProxy::cut_on`]: the bytes to watch for in what
@@ -147,7 +148,9 @@ impl FaultProxy {
         let up = Arc::new(AtomicBool::new(true));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
         let trip: Arc<Mutex<Option<Trip>>> = Arc::new(Mutex::new(None));
-        let (up2, open2, trip2) = (up.clone(), open.clone(), trip.clone());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (up2, open2, trip2, requests2) =
+            (up.clone(), open.clone(), trip.clone(), requests.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -168,6 +171,7 @@ impl FaultProxy {
                     up: up2.clone(),
                     open: open2.clone(),
                     trip: trip2.clone(),
+                    requests: requests2.clone(),
                 };
                 pipe_watched(client.try_clone(), server.try_clone(), watch);
                 pipe(server.try_clone(), client.try_clone());
@@ -178,7 +182,13 @@ impl FaultProxy {
             up,
             open,
             trip,
+            requests,
         }
+    }
+
+    /// How many HTTP requests clients sent through the proxy so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 
     /// Cuts (as [`FaultProxy::cut`]) when a client sends `needle` for the
@@ -215,9 +225,19 @@ struct Watch {
     up: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     trip: Arc<Mutex<Option<Trip>>>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl Watch {
+    /// Counts the requests that start in `chunk` (each has one `Host` header).
+    fn count(&self, chunk: &[u8]) {
+        let hosts = chunk
+            .windows(7)
+            .filter(|w| w.eq_ignore_ascii_case(b"\r\nhost:"))
+            .count();
+        self.requests.fetch_add(hosts, Ordering::SeqCst);
+    }
+
     /// Whether `chunk` (after `tail`, the end of the last chunk, which is
     /// updated) trips the cut.
     fn trips(&self, tail: &mut Vec<u8>, chunk: &[u8]) -> bool {
@@ -262,6 +282,7 @@ fn pipe_watched(from: std::io::Result<TcpStream>, to: std::io::Result<TcpStream>
                 Ok(n) => n,
             };
             let chunk = &buf[..n];
+            watch.count(chunk);
             if watch.trips(&mut tail, chunk) {
                 let _ = from.shutdown(Shutdown::Both);
                 let _ = to.shutdown(Shutdown::Both);
