@@ -33,10 +33,6 @@ struct Released {
 }
 
 /// One version of a lock object.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one record is read at a time; boxing the holder buys nothing"
-)]
 enum Record {
     Held(Box<Lock>),
     /// Released; the etag to replace it on.
