@@ -90,6 +90,12 @@ impl StateDir {
         self.store.locks(&self.root)
     }
 
+    /// Keeps run `run`'s results (in `dir`) with the state, for machines
+    /// that read it later.
+    pub fn keep_results(&self, run: &str, dir: &Path) -> Result<(), JournalError> {
+        self.store.keep_results(run, dir)
+    }
+
     /// Where runs sharing this state claim the requests they pay for.
     pub fn claims(&self) -> Arc<dyn super::claims::ClaimStore> {
         self.store.claims(&self.root)

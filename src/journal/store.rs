@@ -58,6 +58,8 @@ use crate::store::{Bucket, Created, Scheme, StoreError};
 /// How many taken names an index entry skips before giving up.
 const INDEX_TRIES: usize = 1000;
 
+/// The most a kept results.json or report.html may weigh when read back.
+const RESULTS_LIMIT: u64 = 512 * 1024 * 1024;
 /// The most a record object may weigh when read back.
 const RECORD_LIMIT: u64 = 16 * 1024 * 1024;
 
@@ -80,7 +82,14 @@ pub trait StateStore: fmt::Debug + Send + Sync {
     /// The runs a live holder holds the lock of, when a file lock on the
     /// journal cannot tell (the holder may run on another machine).
     fn live_runs(&self, root: &Path) -> HashSet<String>;
+    /// Keeps the results of run `run`, written in `dir`, where another
+    /// machine reading the state finds them (`sonicflow merge` of shards
+    /// that ran on runners of their own).
+    fn keep_results(&self, run: &str, dir: &Path) -> Result<(), JournalError>;
 }
+
+/// The files of a run folder kept with its state, besides the journal.
+pub const KEPT_RESULTS: [&str; 2] = ["results.json", "report.html"];
 
 /// A state folder on a local (or mounted) disk: the files are the state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -110,6 +119,10 @@ impl StateStore for LocalState {
     }
     fn live_runs(&self, _: &Path) -> HashSet<String> {
         HashSet::new()
+    }
+    fn keep_results(&self, _: &str, _: &Path) -> Result<(), JournalError> {
+        // The run folder in the state folder is where they are already.
+        Ok(())
     }
 }
 
@@ -209,6 +222,7 @@ impl BucketState {
                 local as u64
             };
             let tail = self.records_from(run, from)?;
+            self.hydrate_results(&dir, run, listed, !tail.is_empty())?;
             if from == 0 && tail.is_empty() {
                 continue;
             }
@@ -235,6 +249,37 @@ impl BucketState {
                     })?;
                 log.append(&value)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Brings the kept results of `run` into `dir` when they are missing
+    /// there, or its journal moved on since they were brought.
+    fn hydrate_results(
+        &self,
+        dir: &Path,
+        run: &str,
+        listed: &[String],
+        moved: bool,
+    ) -> Result<(), JournalError> {
+        for name in KEPT_RESULTS {
+            let rel = format!("runs/{run}/{name}");
+            let path = dir.join(name);
+            if !listed.contains(&rel) || (path.exists() && !moved) {
+                continue;
+            }
+            let Some(object) = self
+                .bucket
+                .get(&rel, RESULTS_LIMIT)
+                .map_err(|e| store_error(&e))?
+            else {
+                continue;
+            };
+            std::fs::create_dir_all(dir).map_err(|source| JournalError::CreateRunDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
+            replace_file(&path, &object.bytes)?;
         }
         Ok(())
     }
@@ -323,6 +368,22 @@ impl BucketState {
 }
 
 impl StateStore for BucketState {
+    fn keep_results(&self, run: &str, dir: &Path) -> Result<(), JournalError> {
+        for name in KEPT_RESULTS {
+            let path = dir.join(name);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(JournalError::Read { path, source }),
+            };
+            // One PUT: a reader sees the previous version or this one.
+            self.bucket
+                .put(&format!("runs/{run}/{name}"), Bytes::from(bytes))
+                .map_err(|e| store_error(&e))?;
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("the state store `{}`", self.bucket)
     }

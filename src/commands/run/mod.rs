@@ -53,7 +53,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub sandbox: bool,
     /// Divide every duration (poll schedule, backoff, quotas) by N; with `--sandbox` the sandbox's too [default with --sandbox: 200].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "SONICFLOW_TIME_SCALE")]
     pub time_scale: Option<f64>,
     /// Override an input: `--input name=value` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
@@ -230,6 +230,7 @@ async fn execute(
         publish: bucket,
     } = prepared;
     context.service = Some(report::Service::of(&config.base_url, args.sandbox));
+    let state = journal.state().clone();
     let memory = Arc::new(journal.open(&out, scale)?);
     let engine_config = engine_config(args, &plan, scale);
     let limits = &args.download_limits;
@@ -298,6 +299,15 @@ async fn execute(
             ..
         }))
     );
+    if written
+        && let Some(run) = memory.run_id()
+        && let Err(e) = state.keep_results(&run, &out)
+    {
+        crate::errln!(
+            "warning: the results were not kept in {} ({e}); `sonicflow merge` and `status` on another machine will not see them until this run is resumed",
+            state.describe()
+        );
+    }
     if let Some(bucket) = &bucket {
         outcome_code = publish::deliver(bucket, &out, outcome_code, written);
     }

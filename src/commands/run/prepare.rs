@@ -57,6 +57,11 @@ pub(super) struct JournalPlan {
 }
 
 impl JournalPlan {
+    /// The state the run's journal goes to.
+    pub(super) fn state(&self) -> &StateDir {
+        &self.state
+    }
+
     /// Opens the journal; `scale` divides how often a request another run
     /// pays for is looked at.
     pub(super) fn open(self, out: &Path, scale: f64) -> Result<RunMemory, RunError> {
