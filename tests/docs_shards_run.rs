@@ -34,7 +34,10 @@ fn substitute(text: &str, shard: Option<u64>) -> String {
     if let Some(k) = shard {
         out = out.replace("${{ matrix.shard }}", &k.to_string());
     }
-    assert!(!out.contains("${{"), "an expression the test does not know: {out}");
+    assert!(
+        !out.contains("${{"),
+        "an expression the test does not know: {out}"
+    );
     out
 }
 
@@ -165,7 +168,8 @@ fn the_shard_workflow_runs_as_written_and_its_merge_holds_every_row_paid_once() 
     );
 
     let results: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(merge_dir.join("runs/nightly/results.json")).expect("merge wrote results.json"),
+        &std::fs::read(merge_dir.join("runs/nightly/results.json"))
+            .expect("merge wrote results.json"),
     )
     .expect("results.json is JSON");
     assert!(merge_dir.join("runs/nightly/report.html").is_file());
@@ -179,7 +183,9 @@ fn the_shard_workflow_runs_as_written_and_its_merge_holds_every_row_paid_once() 
     let mut per_step: BTreeMap<String, usize> = BTreeMap::new();
     for i in steps {
         assert_eq!(i["status"], "succeeded", "{i:#}");
-        *per_step.entry(i["step"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        *per_step
+            .entry(i["step"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
     }
     assert_eq!(
         per_step,
@@ -194,7 +200,11 @@ fn the_shard_workflow_runs_as_written_and_its_merge_holds_every_row_paid_once() 
         .iter()
         .filter(|e| e["kind"] == "charge")
         .collect();
-    assert_eq!(charges.len(), 2 * rows, "one charge per song and WAV: {ledger:#}");
+    assert_eq!(
+        charges.len(),
+        2 * rows,
+        "one charge per song and WAV: {ledger:#}"
+    );
     let charged: u64 = charges.iter().filter_map(|e| e["credits"].as_u64()).sum();
     assert_eq!(
         results["totals"]["credits_charged"].as_u64(),
