@@ -14,13 +14,7 @@ use sonicflow::store::Bucket;
 
 fn bucket(server: &S3Server, name: &str) -> Arc<Bucket> {
     let url = server.bucket(name);
-    let mut cmd = std::process::Command::new("true");
-    server.env(&mut cmd);
-    let vars: Vec<(String, String)> = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
-        .collect();
-    Arc::new(Bucket::open_with(&format!("{url}/state"), &vars).unwrap_or_else(|e| panic!("{e}")))
+    Arc::new(server.open(&format!("{url}/state")))
 }
 
 #[test]

@@ -594,13 +594,7 @@ impl Bench {
         let (Some(b), Some(url)) = (&self.bucket, self.state_url(out)) else {
             return;
         };
-        let mut cmd = Command::new("true");
-        b.server.env(&mut cmd);
-        let vars: Vec<(String, String)> = cmd
-            .get_envs()
-            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
-            .collect();
-        let bucket = sonicflow::store::Bucket::open_with(&url, &vars).unwrap();
+        let bucket = b.server.open(&url);
         let run = out.file_name().unwrap().to_str().unwrap();
         let mut text = Vec::new();
         for seq in 0.. {

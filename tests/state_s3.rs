@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,17 +26,8 @@ use sonicflow::journal::store::BucketState;
 use sonicflow::journal::{BucketLocks, JournalError, StateDir};
 use sonicflow::store::Bucket;
 
-/// The server's environment, as the binary would read it.
-fn vars(server: &S3Server) -> Vec<(String, String)> {
-    let mut cmd = Command::new("true");
-    server.env(&mut cmd);
-    cmd.get_envs()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
-        .collect()
-}
-
 fn bucket(server: &S3Server, url: &str) -> Bucket {
-    Bucket::open_with(url, &vars(server)).unwrap()
+    server.open(url)
 }
 
 #[derive(Default)]

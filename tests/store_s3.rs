@@ -7,18 +7,10 @@ use bytes::Bytes;
 use common::s3::S3Server;
 use sonicflow::store::{Bucket, Created, Swapped};
 
-/// Opens `url` with the server's credentials in this process's view of
-/// the environment: the client reads them from a `Command`'s environment
-/// in the binary, so here they are passed as the binary would see them.
+/// A new bucket `name` on the server, its prefix `state`.
 fn bucket(server: &S3Server, name: &str) -> Bucket {
     let url = server.bucket(name);
-    let mut cmd = std::process::Command::new("true");
-    server.env(&mut cmd);
-    let vars: Vec<(String, String)> = cmd
-        .get_envs()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
-        .collect();
-    Bucket::open_with(&format!("{url}/state"), &vars).unwrap_or_else(|e| panic!("{e}"))
+    server.open(&format!("{url}/state"))
 }
 
 #[test]

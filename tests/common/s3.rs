@@ -75,6 +75,21 @@ impl S3Server {
         format!("s3://{name}")
     }
 
+    /// The environment [`S3Server::env`] gives a child, as name–value pairs.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut cmd = Command::new("true");
+        self.env(&mut cmd);
+        cmd.get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+            .collect()
+    }
+
+    /// A client of `url` on this server in the test's own process,
+    /// configured as the binary is from its environment.
+    pub fn open(&self, url: &str) -> sonicflow::store::Bucket {
+        sonicflow::store::Bucket::open_with(url, &self.vars()).expect("the bucket opens")
+    }
+
     /// Sets the standard AWS environment on `cmd` to reach this server
     /// (or `endpoint`, a proxy in front of it).
     pub fn env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
