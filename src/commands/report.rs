@@ -20,21 +20,17 @@ pub struct ReportArgs {
 
 pub fn run(args: &ReportArgs) -> u8 {
     if !args.run_dir.exists() {
-        return match batch_report(args) {
-            Ok(path) => {
-                crate::outln!("{}", path.display());
-                exit::SUCCESS
-            }
-            Err(e) => {
-                crate::errln!("error: {e}");
-                exit::INVALID
-            }
-        };
+        return answer(batch_report(args));
     }
     let written = match &args.out {
         Some(out) => html::write_report_to(&args.run_dir, out),
         None => html::write_report(&args.run_dir),
     };
+    answer(written)
+}
+
+/// Prints where the report was written, or why it was not.
+fn answer(written: Result<std::path::PathBuf, impl std::fmt::Display>) -> u8 {
     match written {
         Ok(path) => {
             crate::outln!("{}", path.display());

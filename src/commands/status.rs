@@ -91,14 +91,7 @@ pub fn run(args: &StatusArgs) -> u8 {
     };
     let running = in_use(&dir.join(JOURNAL)) || live.contains(log.id());
     let status = summarize(&log, running);
-    if args.json {
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&status).unwrap_or_default()
-        );
-    } else {
-        crate::out!("{}", render(&status));
-    }
+    print(args.json, &status, render);
     status.exit_code
 }
 
@@ -210,15 +203,20 @@ fn batch_status(args: &StatusArgs) -> u8 {
             status: s,
         });
     }
-    if args.json {
+    print(args.json, &batch, render_batch);
+    batch.exit_code
+}
+
+/// Prints `value` as JSON, or in words by `render`.
+fn print<T: Serialize>(json: bool, value: &T, render: impl FnOnce(&T) -> String) {
+    if json {
         crate::outln!(
             "{}",
-            serde_json::to_string_pretty(&batch).unwrap_or_default()
+            serde_json::to_string_pretty(value).unwrap_or_default()
         );
     } else {
-        crate::out!("{}", render_batch(&batch));
+        crate::out!("{}", render(value));
     }
-    batch.exit_code
 }
 
 fn render_batch(b: &BatchStatus) -> String {
