@@ -11,6 +11,8 @@
     reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
 )]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -283,22 +285,9 @@ fn a_finished_run_leaves_only_its_summary() {
         .find("\nstep ")
         .unwrap_or_else(|| panic!("no summary\n{report}"));
     let mut settings = insta::Settings::clone_current();
-    settings.add_filter(&regex_escape(&out.display().to_string()), "[RUN]");
+    settings.add_filter(&common::regex_escape(&out.display().to_string()), "[RUN]");
     settings.add_filter(r"wall time: \S+", "wall time: [WALL]");
     settings.bind(|| {
         insta::assert_snapshot!("finished-screen", screen[at..].trim_end());
     });
-}
-
-/// `text` as a regex matching itself.
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }

@@ -127,22 +127,13 @@ fn kill_after(cmd: Command, event: &str, n: usize) -> Output {
 fn filters(state: &Path, sandbox: &SandboxProcess) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     let state = state.display().to_string();
-    settings.add_filter(&regex_escape(&state), "[STATE]");
-    settings.add_filter(&regex_escape(&sandbox.url), "[SANDBOX]");
+    settings.add_filter(&common::regex_escape(&state), "[STATE]");
+    settings.add_filter(&common::regex_escape(&sandbox.url), "[SANDBOX]");
     settings.add_filter(r"pid \d+", "pid [PID]");
     settings.add_filter(r"on host `[^`]*`", "on host `[HOST]`");
     settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", "[TIME]");
     settings.add_filter(r"pair-\d{8}T\d{9}Z(-\d+)?", "pair-[STAMP]");
     settings
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special.then_some('\\').into_iter().chain([c])
-        })
-        .collect()
 }
 
 #[test]

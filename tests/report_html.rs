@@ -213,7 +213,10 @@ fn a_folder_without_results_is_named_with_the_fix() {
         .output()
         .unwrap();
     let mut s = settings();
-    s.add_filter(&regex_escape(&dir.path().display().to_string()), "[DIR]");
+    s.add_filter(
+        &common::regex_escape(&dir.path().display().to_string()),
+        "[DIR]",
+    );
     s.bind(|| {
         insta::assert_snapshot!(
             "report-errors",
@@ -225,18 +228,6 @@ fn a_folder_without_results_is_named_with_the_fix() {
         );
     });
     assert!(!dir.path().join("report.html").exists());
-}
-
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
 }
 
 /// A finished run of `rows` matrix rows, each a `song` (two clips, their

@@ -7,6 +7,8 @@
     reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -117,7 +119,10 @@ fn sandbox_rejects_a_bad_faults_file() {
     let path = dir.path().join("faults.yaml");
     std::fs::write(&path, "http_500: 1.5\n").unwrap();
     let mut settings = filters();
-    settings.add_filter(&regex_escape(&path.display().to_string()), "[FAULTS]");
+    settings.add_filter(
+        &common::regex_escape(&path.display().to_string()),
+        "[FAULTS]",
+    );
     let _guard = settings.bind_to_scope();
     let mut cmd = Command::new(BIN);
     cmd.args(["sandbox", "--faults"]).arg(&path);
@@ -176,7 +181,10 @@ fn sandbox_rejects_a_bad_price_table() {
     let path = dir.path().join("prices.yaml");
     std::fs::write(&path, "name: a\ndate: b\nsource: c\nprices: {upload: 1}\n").unwrap();
     let mut settings = filters();
-    settings.add_filter(&regex_escape(&path.display().to_string()), "[PRICES]");
+    settings.add_filter(
+        &common::regex_escape(&path.display().to_string()),
+        "[PRICES]",
+    );
     let _guard = settings.bind_to_scope();
     let mut cmd = Command::new(BIN);
     cmd.args(["sandbox", "--prices"]).arg(&path);
@@ -201,18 +209,6 @@ fn sandbox_help_lists_its_flags() {
     assert_cmd_snapshot!("sandbox_help", cmd);
 }
 
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
-                c.to_string()
-            } else {
-                format!("\\{c}")
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn credits_reads_the_key_file_and_names_a_missing_one() {
     let server = Server::start(&["--key", "file-key", "--balance", "5"]);
@@ -226,7 +222,10 @@ fn credits_reads_the_key_file_and_names_a_missing_one() {
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let mut settings = filters();
-    settings.add_filter(&regex_escape(&dir.path().display().to_string()), "[DIR]");
+    settings.add_filter(
+        &common::regex_escape(&dir.path().display().to_string()),
+        "[DIR]",
+    );
     let _guard = settings.bind_to_scope();
     let mut cmd = credits(&server.url, None);
     cmd.arg("--api-key-file").arg(&key_file);
