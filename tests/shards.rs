@@ -441,3 +441,70 @@ fn plan_of_a_shard_prices_only_its_rows_and_names_them() {
         "{human}"
     );
 }
+
+#[test]
+fn two_shards_on_two_machines_sharing_a_bucket_pay_once_for_a_shared_request() {
+    let Some(s3) = common::s3::S3Server::start() else {
+        return;
+    };
+    let state = format!("{}/state", s3.bucket("shards"));
+    let sandbox = SandboxProcess::start(&["--time-scale", "20", "--submit-interval", SPACING]);
+    // Each shard on a machine of its own: its own folder and manifest copy,
+    // nothing shared but the bucket.
+    let machines = tempfile::tempdir().unwrap();
+    let on = |name: &str| {
+        let dir = machines.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        write(&dir, ROWS)
+    };
+    let (file_1, file_2) = (on("one"), on("two"));
+    let shard = |file: &str, k: &str| {
+        let mut cmd = command(
+            &sandbox,
+            "bucket-shards",
+            file,
+            "20",
+            &["--shard", k, "--run-id", "n2", "--state", &state],
+        );
+        s3.env(&mut cmd);
+        cmd
+    };
+
+    let mut first = shard(&file_1, "1/2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_event(&mut first, "submitted");
+    let second = shard(&file_2, "2/2").output().unwrap();
+    ok(&second);
+    assert!(first.wait().unwrap().success());
+    assert_eq!(
+        charges(&sandbox, "bucket-shards").len(),
+        3 + 3,
+        "the rainy song both shards need is charged once"
+    );
+
+    // A third machine merges what the two left in the bucket.
+    let third = machines.path().join("three");
+    std::fs::create_dir_all(&third).unwrap();
+    let mut merge = sonicflow();
+    merge
+        .current_dir(&third)
+        .args(["merge", "n2", "--state", &state, "--out", "merged"]);
+    s3.env(&mut merge);
+    ok(&merge.output().unwrap());
+    let merged = results(&third.join("merged"));
+    let rows: Vec<(String, String, String)> = outcomes(&merged);
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    assert!(
+        rows.iter().all(|(_, _, status)| status == "succeeded"),
+        "{rows:?}"
+    );
+    let b_song = merged["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["row_key"] == "b" && s["step"] == "song")
+        .unwrap();
+    assert_eq!(b_song["reused_from"], "rows-n2-shard-1-of-2", "{b_song:#}");
+}
