@@ -899,12 +899,15 @@ impl Builder<'_> {
             } else {
                 "interval"
             };
-            self.duration_problem(
-                &at("lateness"),
-                format!(
-                    "`poll.lateness` and `poll.{key}` choose two different schedules: a lateness budget polls from each operation's expected latency, `{key}` on a fixed clock"
+            let span = self.span(&at("lateness"));
+            let message = format!(
+                "`poll.lateness` and `poll.{key}` choose two different schedules: a lateness budget polls from each operation's expected latency, `{key}` on a fixed clock"
+            );
+            self.diags.push(
+                Diagnostic::new(Code::ConflictingFields, self.src, span, message).help(
+                    "keep `lateness` (e.g. `poll: { lateness: 25% }`), or `initial_delay` and `interval` (e.g. `poll: { initial_delay: 20s, interval: 15s }`), not both"
+                        .to_owned(),
                 ),
-                "keep `lateness` (e.g. `poll: { lateness: 25% }`), or `initial_delay` and `interval` (e.g. `poll: { initial_delay: 20s, interval: 15s }`), not both",
             );
         }
         let schedule = if fixed {
@@ -1109,6 +1112,59 @@ mod tests {
                 0.5
             )
         );
+    }
+
+    #[test]
+    fn the_poll_schedule_is_adaptive_unless_a_fixed_clock_is_written() {
+        let default = built(&format!("version: 1\nname: t\n{STEPS}")).unwrap();
+        assert_eq!(default.steps[0].poll.schedule, POLL.schedule);
+        let yaml = format!(
+            "version: 1\nname: t\npoll: {{ initial_delay: 5s }}\n{STEPS}    poll: {{ lateness: 30s }}\n"
+        );
+        let step = built(&yaml).unwrap().steps.remove(0);
+        let within = Lateness::Within(Duration::from_secs(30));
+        assert_eq!(
+            step.poll.schedule,
+            PollSchedule::Adaptive { lateness: within }
+        );
+        let yaml = format!(
+            "version: 1\nname: t\npoll: {{ lateness: 10% }}\n{STEPS}    poll: {{ timeout: 1h }}\n"
+        );
+        let step = built(&yaml).unwrap().steps.remove(0);
+        let tenth = Lateness::Fraction(0.1);
+        assert_eq!(
+            step.poll.schedule,
+            PollSchedule::Adaptive { lateness: tenth }
+        );
+        assert_eq!(step.poll.timeout, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_lateness_that_cannot_be_kept_is_refused_where_it_is_written() {
+        let cases = [
+            ("{ lateness: 0% }", Code::OutOfRange, "above 0%"),
+            ("{ lateness: 101% }", Code::OutOfRange, "at most 100%"),
+            ("{ lateness: 0s }", Code::OutOfRange, "without a pause"),
+            (
+                "{ interval: 9s, lateness: 20% }",
+                Code::ConflictingFields,
+                "two different schedules",
+            ),
+        ];
+        for (block, code, words) in cases {
+            let yaml = format!("version: 1\nname: t\n{STEPS}    poll: {block}\n");
+            let diags = built(&yaml).unwrap_err();
+            assert_eq!(diags.len(), 1, "{block}: {diags:?}");
+            assert_eq!(diags[0].code, code, "{block}");
+            assert!(
+                diags[0].message.contains(words),
+                "{block}: {}",
+                diags[0].message
+            );
+            let col =
+                u32::try_from(block.find("lateness").unwrap() + 11 + "lateness: ".len()).unwrap();
+            assert_eq!((diags[0].span.line, diags[0].span.col), (7, col), "{block}");
+        }
     }
 
     #[test]
