@@ -32,6 +32,9 @@ pub mod observe;
 #[cfg(test)]
 mod observe_tests;
 mod outcome;
+pub(crate) mod poll_schedule;
+#[cfg(test)]
+mod poll_tests;
 mod reaction;
 mod run;
 mod slot;

@@ -12,7 +12,7 @@ use rand::Rng;
 use super::ErrorKind;
 use super::StopReason;
 use super::backoff;
-use crate::plan::{PollPolicy, RetryPolicy};
+use crate::plan::RetryPolicy;
 
 /// How many 429s in a row one submit may meet before it fails.
 pub(crate) const MAX_THROTTLES: u32 = 20;
@@ -34,7 +34,8 @@ pub(crate) enum Trouble {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Situation<'a> {
     pub retry: &'a RetryPolicy,
-    pub poll: &'a PollPolicy,
+    /// When the poll schedule asks a task that is not done again (scaled).
+    pub next_poll: Duration,
     /// The attempt that went wrong (1 for the first).
     pub attempt: u32,
     /// 429s this instance's submits met, this one included.
@@ -99,11 +100,9 @@ pub(crate) fn react(trouble: Trouble, s: &Situation<'_>, rng: &mut impl Rng) -> 
         {
             Reaction::Timeout
         }
-        Trouble::Pending => Reaction::Repoll {
-            delay: backoff::jittered(scale(s.poll.interval), s.poll.jitter, rng),
-        },
+        Trouble::Pending => Reaction::Repoll { delay: s.next_poll },
         Trouble::Poll(ErrorKind::Transient | ErrorKind::RateLimited) => Reaction::Repoll {
-            delay: scale(s.poll.interval).max(floor),
+            delay: s.next_poll.max(floor),
         },
         // A file of the finished task could not be saved (its download was
         // already retried), invalid, moderation: asking again cannot help.
@@ -129,15 +128,6 @@ mod tests {
             initial: S(2),
             max: S(60),
             factor: 2.0,
-            jitter: 0.0,
-        }
-    }
-
-    fn poll() -> PollPolicy {
-        PollPolicy {
-            initial_delay: S(20),
-            interval: S(15),
-            timeout: S(900),
             jitter: 0.0,
         }
     }
@@ -313,12 +303,12 @@ mod tests {
             (Submit(K::Local), 1, 0, None, false, false, Fail),
             (Submit(K::Timeout), 1, 0, None, false, false, Fail),
         ];
-        let (retry, poll) = (retry(), poll());
+        let retry = retry();
         let mut rng = StdRng::seed_from_u64(0);
         for (trouble, attempt, throttles, retry_after, overdue, stopping, want) in rows {
             let s = Situation {
                 retry: &retry,
-                poll: &poll,
+                next_poll: S(15),
                 attempt,
                 throttles,
                 retry_after: retry_after.map(S),
@@ -337,10 +327,10 @@ mod tests {
 
     #[test]
     fn the_time_scale_divides_policy_delays_but_not_the_servers_retry_after() {
-        let (retry, poll) = (retry(), poll());
+        let retry = retry();
         let s = Situation {
             retry: &retry,
-            poll: &poll,
+            next_poll: S(15),
             attempt: 1,
             throttles: 1,
             retry_after: Some(S(1)),
@@ -361,12 +351,6 @@ mod tests {
             Reaction::FailAndStop(StopReason::Unauthorised {
                 before_any_accepted: true
             })
-        );
-        assert_eq!(
-            react(Trouble::Pending, &s, &mut rng),
-            Reaction::Repoll {
-                delay: Duration::from_millis(1500)
-            }
         );
     }
 }

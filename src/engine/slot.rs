@@ -9,6 +9,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::decide::Taken;
+use super::poll_schedule::TaskClock;
 use super::{Job, TaskRef};
 
 /// One instance's progress through the driver.
@@ -70,6 +71,8 @@ pub(super) struct Polling {
     /// its submit, then of each poll that saw it pending (`None` until one
     /// is known, for a task taken up on resume).
     pub refund_since: Option<u64>,
+    /// Where the task is in its poll schedule.
+    pub clock: TaskClock,
 }
 
 /// A reused result waiting for its files.

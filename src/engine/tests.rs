@@ -711,7 +711,12 @@ async fn ctrl_c_skips_what_has_not_started_and_finishes_what_is_in_flight() {
             ..Script::default()
         },
     )]);
-    let plan = plan(COVER);
+    let fixed = COVER.replacen(
+        "name: t\n",
+        "name: t\npoll: { initial_delay: 20s, interval: 15s }\n",
+        1,
+    );
+    let plan = plan(&fixed);
     let mut config = EngineConfig::from_plan(&plan, 1.0);
     config.grace = Duration::from_secs(120);
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
 use super::actions::ActionWith;
-use super::value::{Condition, DurationSpec, Tpl};
+use super::value::{Condition, DurationSpec, LatenessSpec, Tpl};
 use crate::action::Action;
 
 /// A sonicflow pipeline: a graph of steps run against the MusicAPI Sonic API.
@@ -172,13 +172,19 @@ pub struct BackoffSpec {
     pub jitter: Option<f64>,
 }
 
-/// Poll schedule of remote tasks.
+/// Poll schedule of remote tasks. By default each task is polled from the
+/// latency window expected of its operation, as the run learns it, and
+/// seen done within `lateness` of finishing; `initial_delay` or `interval`
+/// poll on a fixed schedule instead.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollSpec {
-    /// Wait this long after submitting before the first poll.
+    /// How late a poll may see a finished task: a percentage of the time it
+    /// took (`25%`, the default) or a duration (`20s`).
+    pub lateness: Option<LatenessSpec>,
+    /// Fixed schedule: wait this long after submitting before the first poll.
     pub initial_delay: Option<DurationSpec>,
-    /// Time between polls of one task.
+    /// Fixed schedule: time between polls of one task.
     pub interval: Option<DurationSpec>,
     /// Randomize intervals by up to this fraction (0 to 1).
     pub jitter: Option<f64>,

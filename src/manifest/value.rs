@@ -217,6 +217,64 @@ impl JsonSchema for DurationSpec {
     }
 }
 
+/// How late a poll may see a finished task: a percentage of the time the
+/// task took (`25%`) or a duration (`20s`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LatenessSpec {
+    /// `25%` is 0.25.
+    Fraction(f64),
+    Within(Duration),
+}
+
+impl<'de> Deserialize<'de> for LatenessSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(LatenessVisitor)
+    }
+}
+
+struct LatenessVisitor;
+
+impl serde::de::Visitor<'_> for LatenessVisitor {
+    type Value = LatenessSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a percentage such as `25%` or a duration such as `20s`")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LatenessSpec, E> {
+        let text = v.trim();
+        if let Some(number) = text.strip_suffix('%') {
+            return match number.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() => Ok(LatenessSpec::Fraction(x / 100.0)),
+                _ => Err(E::custom(format!(
+                    "`{v}` is not a percentage; write e.g. `25%`"
+                ))),
+            };
+        }
+        humantime::parse_duration(text)
+            .map(LatenessSpec::Within)
+            .map_err(|_| {
+                E::custom(format!(
+                    "`{v}` is not a lateness; write a percentage of the time a task took, e.g. `25%`, or a duration, e.g. `20s`"
+                ))
+            })
+    }
+}
+
+impl JsonSchema for LatenessSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Lateness".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A percentage of the time a task took, such as `25%`, or a duration such as `20s`.",
+            "pattern": "^\\s*(([0-9]+(\\.[0-9]+)?\\s*%)|([0-9]+\\s*(ns|us|ms|s|sec|m|min|h|hr|d)\\s*)+)\\s*$"
+        })
+    }
+}
+
 /// `needs`: one step id, or a list of them (`needs: up` is `needs: [up]`).
 pub fn step_ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     deserializer.deserialize_any(StepIdsVisitor)

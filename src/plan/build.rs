@@ -13,12 +13,13 @@ use super::models::Models;
 use super::refs::{RefChecker, StepTypes};
 use super::resolve::{self, Scope};
 use super::rules::{self, Val};
-use super::{Instance, Limits, Plan, PlanStep, PollPolicy, RetryPolicy};
+use super::{Instance, Lateness, Limits, Plan, PlanStep, PollPolicy, PollSchedule, RetryPolicy};
 use crate::diag::{Code, Diagnostic, Severity, Source};
 use crate::expr::{Context, Reference};
 use crate::manifest::load::Loaded;
 use crate::manifest::spec::Per;
 use crate::manifest::spec::{PollSpec, RetrySpec};
+use crate::manifest::value::LatenessSpec;
 use crate::manifest::yaml::Node;
 use crate::prices::PriceTable;
 use crate::span::Span;
@@ -882,20 +883,65 @@ impl Builder<'_> {
     }
 
     /// The poll policy of `spec` over `base`, checked at `path`, like `retry`.
+    /// `lateness` chooses the adaptive schedule, `initial_delay` or
+    /// `interval` the fixed one; a block with neither keeps `base`'s.
     fn poll(&mut self, base: &PollPolicy, spec: Option<&PollSpec>, path: &[&str]) -> PollPolicy {
         let Some(spec) = spec else {
             return base.clone();
         };
         let jitter_path: Vec<&str> = path.iter().copied().chain(["jitter"]).collect();
         let jitter = self.fraction(spec.jitter, &jitter_path, base.jitter);
+        let at = |key: &'static str| -> Vec<&str> { path.iter().copied().chain([key]).collect() };
+        let fixed = spec.initial_delay.is_some() || spec.interval.is_some();
+        if spec.lateness.is_some() && fixed {
+            let key = if spec.initial_delay.is_some() {
+                "initial_delay"
+            } else {
+                "interval"
+            };
+            let span = self.span(&at("lateness"));
+            let message = format!(
+                "`poll.lateness` and `poll.{key}` choose two different schedules: a lateness budget polls from each operation's expected latency, `{key}` on a fixed clock"
+            );
+            self.diags.push(
+                Diagnostic::new(Code::ConflictingFields, self.src, span, message).help(
+                    "keep `lateness` (e.g. `poll: { lateness: 25% }`), or `initial_delay` and `interval` (e.g. `poll: { initial_delay: 20s, interval: 15s }`), not both"
+                        .to_owned(),
+                ),
+            );
+        }
+        let schedule = if fixed {
+            let (initial_delay, interval) = match base.schedule {
+                PollSchedule::Fixed {
+                    initial_delay,
+                    interval,
+                } => (initial_delay, interval),
+                PollSchedule::Adaptive { .. } => (FIXED_INITIAL_DELAY, FIXED_INTERVAL),
+            };
+            PollSchedule::Fixed {
+                initial_delay: spec.initial_delay.map_or(initial_delay, |d| d.0),
+                interval: spec.interval.map_or(interval, |d| d.0),
+            }
+        } else if let Some(lateness) = spec.lateness {
+            PollSchedule::Adaptive {
+                lateness: self.lateness(lateness, &at("lateness")),
+            }
+        } else {
+            base.schedule
+        };
         let policy = PollPolicy {
-            initial_delay: spec.initial_delay.map_or(base.initial_delay, |d| d.0),
-            interval: spec.interval.map_or(base.interval, |d| d.0),
+            schedule,
             jitter,
             timeout: spec.timeout.map_or(base.timeout, |d| d.0),
         };
-        let at = |key: &'static str| -> Vec<&str> { path.iter().copied().chain([key]).collect() };
-        if spec.interval.is_some() && policy.interval.is_zero() {
+        let PollSchedule::Fixed {
+            initial_delay,
+            interval,
+        } = policy.schedule
+        else {
+            return policy;
+        };
+        if spec.interval.is_some() && interval.is_zero() {
             self.duration_problem(
                 &at("interval"),
                 "`poll.interval` is 0s: every task would be polled without a pause".to_owned(),
@@ -903,7 +949,7 @@ impl Builder<'_> {
             );
         }
         if (spec.timeout.is_some() || spec.initial_delay.is_some())
-            && policy.timeout <= policy.initial_delay
+            && policy.timeout <= initial_delay
         {
             let key = if spec.timeout.is_some() {
                 "timeout"
@@ -915,12 +961,41 @@ impl Builder<'_> {
                 format!(
                     "`poll.timeout` ({}) is not longer than `poll.initial_delay` ({}): every task would time out before its first poll",
                     humantime::format_duration(policy.timeout),
-                    humantime::format_duration(policy.initial_delay)
+                    humantime::format_duration(initial_delay)
                 ),
                 "make `timeout` longer than `initial_delay`, e.g. `poll: { initial_delay: 20s, timeout: 15m }`",
             );
         }
         policy
+    }
+
+    /// A lateness budget that can be kept: more than nothing, and as a
+    /// percentage at most 100%.
+    fn lateness(&mut self, spec: LatenessSpec, path: &[&str]) -> Lateness {
+        let default = Lateness::Fraction(DEFAULT_LATENESS);
+        match spec {
+            LatenessSpec::Fraction(x) if !(x > 0.0 && x <= 1.0) => {
+                self.duration_problem(
+                    path,
+                    format!(
+                        "`poll.lateness` is {}%; a percentage must be above 0% and at most 100%",
+                        x * 100.0
+                    ),
+                    "give a share of the time a task took, e.g. `lateness: 25%`, or a duration, e.g. `lateness: 20s`",
+                );
+                default
+            }
+            LatenessSpec::Within(d) if d.is_zero() => {
+                self.duration_problem(
+                    path,
+                    "`poll.lateness` is 0s: every task would be polled without a pause".to_owned(),
+                    "allow some lateness, e.g. `lateness: 25%` or `lateness: 20s`",
+                );
+                default
+            }
+            LatenessSpec::Fraction(x) => Lateness::Fraction(x),
+            LatenessSpec::Within(d) => Lateness::Within(d),
+        }
     }
 }
 
@@ -933,10 +1008,20 @@ const RETRY: RetryPolicy = RetryPolicy {
     jitter: 0.2,
 };
 
+/// The lateness budget without `poll.lateness`: a task is seen done within
+/// a quarter of the time it took.
+const DEFAULT_LATENESS: f64 = 0.25;
+
+/// The fixed schedule's first delay when only `interval` is written.
+const FIXED_INITIAL_DELAY: Duration = Duration::from_secs(20);
+/// The fixed schedule's interval when only `initial_delay` is written.
+const FIXED_INTERVAL: Duration = Duration::from_secs(15);
+
 /// The poll policy without a `poll:` block.
 const POLL: PollPolicy = PollPolicy {
-    initial_delay: Duration::from_secs(20),
-    interval: Duration::from_secs(15),
+    schedule: PollSchedule::Adaptive {
+        lateness: Lateness::Fraction(DEFAULT_LATENESS),
+    },
     jitter: 0.1,
     timeout: Duration::from_secs(15 * 60),
 };
@@ -1018,9 +1103,68 @@ mod tests {
         );
         assert_eq!(step.retry.max, RETRY.max);
         assert_eq!(
-            (step.poll.interval, step.poll.jitter),
-            (Duration::from_secs(9), 0.5)
+            (step.poll.schedule, step.poll.jitter),
+            (
+                PollSchedule::Fixed {
+                    initial_delay: FIXED_INITIAL_DELAY,
+                    interval: Duration::from_secs(9)
+                },
+                0.5
+            )
         );
+    }
+
+    #[test]
+    fn the_poll_schedule_is_adaptive_unless_a_fixed_clock_is_written() {
+        let default = built(&format!("version: 1\nname: t\n{STEPS}")).unwrap();
+        assert_eq!(default.steps[0].poll.schedule, POLL.schedule);
+        let yaml = format!(
+            "version: 1\nname: t\npoll: {{ initial_delay: 5s }}\n{STEPS}    poll: {{ lateness: 30s }}\n"
+        );
+        let step = built(&yaml).unwrap().steps.remove(0);
+        let within = Lateness::Within(Duration::from_secs(30));
+        assert_eq!(
+            step.poll.schedule,
+            PollSchedule::Adaptive { lateness: within }
+        );
+        let yaml = format!(
+            "version: 1\nname: t\npoll: {{ lateness: 10% }}\n{STEPS}    poll: {{ timeout: 1h }}\n"
+        );
+        let step = built(&yaml).unwrap().steps.remove(0);
+        let tenth = Lateness::Fraction(0.1);
+        assert_eq!(
+            step.poll.schedule,
+            PollSchedule::Adaptive { lateness: tenth }
+        );
+        assert_eq!(step.poll.timeout, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_lateness_that_cannot_be_kept_is_refused_where_it_is_written() {
+        let cases = [
+            ("{ lateness: 0% }", Code::OutOfRange, "above 0%"),
+            ("{ lateness: 101% }", Code::OutOfRange, "at most 100%"),
+            ("{ lateness: 0s }", Code::OutOfRange, "without a pause"),
+            (
+                "{ interval: 9s, lateness: 20% }",
+                Code::ConflictingFields,
+                "two different schedules",
+            ),
+        ];
+        for (block, code, words) in cases {
+            let yaml = format!("version: 1\nname: t\n{STEPS}    poll: {block}\n");
+            let diags = built(&yaml).unwrap_err();
+            assert_eq!(diags.len(), 1, "{block}: {diags:?}");
+            assert_eq!(diags[0].code, code, "{block}");
+            assert!(
+                diags[0].message.contains(words),
+                "{block}: {}",
+                diags[0].message
+            );
+            let col =
+                u32::try_from(block.find("lateness").unwrap() + 11 + "lateness: ".len()).unwrap();
+            assert_eq!((diags[0].span.line, diags[0].span.col), (7, col), "{block}");
+        }
     }
 
     #[test]

@@ -223,8 +223,41 @@ pub struct RetryPolicy {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
-    pub initial_delay: Duration,
-    pub interval: Duration,
+    pub schedule: PollSchedule,
+    /// Spread of the delays: either way for a fixed schedule, only shorter
+    /// for an adaptive one (which must keep its lateness budget).
     pub jitter: f64,
     pub timeout: Duration,
+}
+
+/// When a task is asked again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PollSchedule {
+    /// From the latency window expected of the step's operation, as the
+    /// run learns it, each task seen done within `lateness` of finishing.
+    Adaptive { lateness: Lateness },
+    /// `poll: { initial_delay, interval }`: the first poll after
+    /// `initial_delay`, then one every `interval`.
+    Fixed {
+        initial_delay: Duration,
+        interval: Duration,
+    },
+}
+
+/// How late a poll may see a finished task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lateness {
+    /// At most this fraction of the time the task took (`25%`).
+    Fraction(f64),
+    /// At most this long after it finished (`20s`).
+    Within(Duration),
+}
+
+impl std::fmt::Display for Lateness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lateness::Fraction(x) => write!(f, "{}%", x * 100.0),
+            Lateness::Within(d) => write!(f, "{}", humantime::format_duration(*d)),
+        }
+    }
 }

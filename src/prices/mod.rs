@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 mod class;
+mod latency;
 pub use class::OpClass;
+pub use latency::{LatencyRange, Wait, expected_latency};
 
 const BUILTIN: &str = include_str!("builtin.yaml");
 

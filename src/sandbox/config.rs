@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::prices::PriceTable;
+pub use crate::prices::LatencyRange;
+use crate::prices::{PriceTable, Wait};
 
 use super::faults::Faults;
 use super::world::RateLimitScope;
@@ -16,24 +17,8 @@ use super::world::RateLimitScope;
 /// `webhook_secret` (the real service uses one of its own).
 pub const DEFAULT_WEBHOOK_SECRET: &str = "sonicflow-sandbox-webhook-secret";
 
-/// A closed range of latencies at real-world scale.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LatencyRange {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-impl LatencyRange {
-    pub const fn secs(min: u64, max: u64) -> LatencyRange {
-        LatencyRange {
-            min: Duration::from_secs(min),
-            max: Duration::from_secs(max),
-        }
-    }
-}
-
-/// How long each kind of work takes, in proportion to the reference:
-/// uploads ~20 s, a song ~2 min, stems and edits 1–3 min.
+/// How long each kind of work takes; by default the windows the runner
+/// expects ([`Wait::expected`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latencies {
     /// `/upload` (sync answer or async task).
@@ -51,11 +36,11 @@ pub struct Latencies {
 impl Default for Latencies {
     fn default() -> Latencies {
         Latencies {
-            upload: LatencyRange::secs(15, 25),
+            upload: Wait::Upload.expected(),
             upload_phase: LatencyRange::secs(30, 60),
-            song: LatencyRange::secs(90, 150),
-            edit: LatencyRange::secs(60, 180),
-            stems: LatencyRange::secs(60, 180),
+            song: Wait::Song.expected(),
+            edit: Wait::Edit.expected(),
+            stems: Wait::Stems.expected(),
         }
     }
 }

@@ -89,7 +89,7 @@ fn main() {
         &manifest,
         "version: 1\nname: bench\nmatrix: { key: id, file: rows.csv }\ndefaults: { mv: sonic-v5 }\n\
          limits: { max_in_flight: 400, submits_per_minute: 20, polls_per_second: 5 }\n\
-         poll: { initial_delay: 20s, interval: 15s, timeout: 30m }\n\
+         poll: { timeout: 30m }\n\
          steps:\n\
          \x20 upload:\n    action: upload\n    with: { url: \"https://example.com/${{ matrix.id }}.mp3\" }\n\
          \x20 cover:\n    action: cover\n    with: { clip: \"${{ steps.upload.outputs.clip_id }}\", custom_mode: false, gpt_description_prompt: \"${{ matrix.idea }}\" }\n\

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use super::Driver;
 use super::observing::Observer;
 use super::tasks::Done;
-use crate::engine::backoff;
 use crate::engine::gate::Lesson;
+use crate::engine::poll_schedule::TaskClock;
 use crate::engine::reaction::{Reaction, Situation, Trouble, react};
 use crate::engine::slot::{Polling, State};
 use crate::engine::{
@@ -19,16 +19,17 @@ use crate::engine::{
 };
 
 impl<'p, E: StepExecutor> Driver<'p, E> {
-    /// The instance's task is followed from now on, first asked after `delay`.
-    /// It must finish within the poll timeout of now, and within the step
-    /// timeout of the instance's first request.
+    /// The instance's task is followed from now on, first asked after
+    /// `delay`, on the schedule `clock` keeps. It must finish within the
+    /// poll timeout of now, and within the step timeout of the instance's
+    /// first request.
     pub(super) fn start_polling(
         &mut self,
         idx: usize,
         job: Job,
         task: TaskRef,
         charged: u64,
-        delay: Duration,
+        (clock, delay): (TaskClock, Duration),
     ) {
         let step = self.graph.step(idx);
         let mut deadline = Instant::now() + self.config.scale(step.poll.timeout);
@@ -43,6 +44,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             last_error: None,
             waiting: None,
             refund_since: self.submit_window(idx),
+            clock,
         };
         self.set_state(idx, State::Polling(polling));
         self.poll(idx, delay);
@@ -166,10 +168,14 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         match submission {
             Submission::Done(outputs) => self.succeed_with(idx, job, outputs, None, unit),
             Submission::Task(task) => {
-                let poll = &self.graph.step(idx).poll;
-                let first = self.config.scale(poll.initial_delay);
-                let delay = backoff::jittered(first, poll.jitter, &mut self.rng);
-                self.start_polling(idx, job, task, unit, delay);
+                let step = self.graph.step(idx);
+                let first = self.learned.accepted(
+                    step.operation,
+                    &step.poll,
+                    self.config.time_scale,
+                    &mut self.rng,
+                );
+                self.start_polling(idx, job, task, unit, first);
             }
         }
     }
@@ -184,7 +190,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let step = self.graph.step(idx);
         Situation {
             retry: &step.retry,
-            poll: &step.poll,
+            next_poll: Duration::ZERO,
             attempt,
             throttles: self.slots[idx].throttles,
             retry_after,
@@ -298,7 +304,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             Ok(PollOutcome::Failed { .. }) => (Some(Trouble::TaskFailed), None),
             Err(e) => (Some(Trouble::Poll(e.kind)), e.retry_after),
         };
+        let step = self.graph.step(idx);
         let Some(trouble) = trouble else {
+            self.learned.done(step.operation, &step.poll, &p.clock);
             if let Ok(PollOutcome::Done(outputs)) = result {
                 self.succeed_with(idx, p.job, outputs, None, 0);
             }
@@ -313,6 +321,18 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         }
         let mut situation = self.situation(idx, p.job.attempt, retry_after);
         situation.overdue = Instant::now() >= p.deadline;
+        if matches!(
+            trouble,
+            Trouble::Pending | Trouble::Poll(ErrorKind::Transient | ErrorKind::RateLimited)
+        ) {
+            situation.next_poll = self.learned.pending(
+                step.operation,
+                &step.poll,
+                &mut p.clock,
+                self.config.time_scale,
+                &mut self.rng,
+            );
+        }
         if let Ok(PollOutcome::Pending { waiting }) = &result {
             p.waiting.clone_from(waiting);
         }

@@ -30,6 +30,7 @@ use super::budget::Budget;
 use super::decide::{Decision, decide, decision_of};
 use super::gate::{Gate, SubmitGates};
 use super::graph::{Graph, Readiness};
+use super::poll_schedule::Learned;
 use super::slot::{Rows, Slot, State};
 use super::{
     Account, EngineConfig, ErrorKind, Job, Memory, Outputs, Record, Reused, RunEvent, Share,
@@ -74,6 +75,8 @@ struct Driver<'p, E> {
     events: mpsc::UnboundedSender<RunEvent>,
     submit_gates: SubmitGates,
     poll_gate: Arc<Gate>,
+    /// When tasks of each operation finish, as far as the run has seen.
+    learned: Learned,
     /// Bounds the downloads of reused results running at once.
     fetch_slots: Arc<tokio::sync::Semaphore>,
     rng: StdRng,
@@ -110,6 +113,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             executor,
             submit_gates: SubmitGates::new(|class| config.submit_period(class)),
             poll_gate: Arc::new(Gate::new(config.poll_period())),
+            learned: Learned::default(),
             fetch_slots: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             rng: StdRng::seed_from_u64(config.seed),
             budget: Budget::new(config.max_credits, memory.spent()),

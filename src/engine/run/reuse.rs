@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::Driver;
 use super::tasks::Done;
 use crate::engine::decide::Taken;
+use crate::engine::poll_schedule::Learned;
 use crate::engine::slot::{Fetching, State};
 use crate::engine::{
     EarlierAttempt, ErrorKind, Job, Outputs, Reused, RunEvent, StepError, StepExecutor, TaskRef,
@@ -146,6 +147,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             from,
         });
         self.slots[idx].first_sent.get_or_insert(Instant::now());
-        self.start_polling(idx, job, task, credits, Duration::ZERO);
+        let resumed = (Learned::resumed(), Duration::ZERO);
+        self.start_polling(idx, job, task, credits, resumed);
     }
 }

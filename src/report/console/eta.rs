@@ -11,12 +11,14 @@
 //!   after another.
 //!
 //! A step's wait is the mean time its tasks took from accepted to done in
-//! this run, or before any has finished, the first poll delay of its poll
-//! policy (when the service is expected to be done).
+//! this run, or before any has finished, what its poll schedule expects:
+//! the middle of its operation's latency window, or the first delay of a
+//! fixed schedule.
 
 use std::time::Duration;
 
 use crate::engine::EngineConfig;
+use crate::engine::poll_schedule::expected_wait;
 use crate::plan::Plan;
 use crate::prices::OpClass;
 
@@ -59,7 +61,7 @@ impl Pace {
                 } else {
                     0
                 },
-                first_guess: config.scale(s.poll.initial_delay),
+                first_guess: config.scale(expected_wait(&s.poll, s.operation)),
             })
             .collect();
         Pace {
