@@ -798,6 +798,11 @@ mod tests {
         let lent = state.lend(Clone::clone);
         assert_eq!(lent, before);
         assert_eq!(state.snapshot(), before);
-        assert!(state.instances.values().all(|r| r.result.credits.observed.is_none()));
+        assert!(
+            state
+                .instances
+                .values()
+                .all(|r| r.result.credits.observed.is_none())
+        );
     }
 }

@@ -129,7 +129,13 @@ impl Bare {
                 .get(format!("{}/api/v1/sonic/task/{}", self.base, self.task))
                 .bearer_auth("bench-key"),
         };
-        let answer: Value = request.send().await.unwrap().json().await.unwrap_or_default();
+        let answer: Value = request
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
         if let Some(clip) = answer["clip_id"].as_str() {
             self.clip = clip.to_owned();
         }
@@ -226,7 +232,8 @@ fn run_round(runner: &str, base: &str, rows: usize, scale: f64) -> (f64, u64, f6
         .unwrap();
     let pid = child.id();
     let log = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::copy(&mut BufReader::new(log), &mut std::io::sink()));
+    let reader =
+        std::thread::spawn(move || std::io::copy(&mut BufReader::new(log), &mut std::io::sink()));
     // The runner's CPU is read once it has exited but is not yet reaped.
     let mut cpu = 0.0;
     while let Some((state, seconds)) = cpu_of(pid) {

@@ -369,7 +369,14 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         }
         let situation = self.situation(idx, p.job.attempt, None);
         match react(Trouble::TaskFailed, &situation, &mut self.rng) {
-            Reaction::Retry { delay } => self.retry(idx, Arc::unwrap_or_clone(p.job), error, delay, refunded, true),
+            Reaction::Retry { delay } => self.retry(
+                idx,
+                Arc::unwrap_or_clone(p.job),
+                error,
+                delay,
+                refunded,
+                true,
+            ),
             _ => self.fail_with(idx, Some(Arc::unwrap_or_clone(p.job)), error, refunded),
         }
     }
