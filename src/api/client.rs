@@ -453,7 +453,7 @@ mod tests {
             "https://api.example.com/a%20b/c",
             "http://[::1]:9",
             "https://bücher.example",
-            "HTTPS://API.Example.COM",
+            "https://API.Example.COM",
         ];
         let paths = [
             "/api/v1/sonic/create",
