@@ -28,6 +28,10 @@ use super::text::{Redactor, percent_encode};
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    /// `base_url` parsed once, when it is a plain origin with an optional
+    /// path: each request's URL is joined to it without parsing the host
+    /// again. `None` sends the joined text instead, for reqwest to judge.
+    base: Option<reqwest::Url>,
     auth: HeaderValue,
     redactor: Redactor,
 }
@@ -94,6 +98,7 @@ impl Client {
         Ok(Client {
             http,
             base_url: config.base_url.clone(),
+            base: parsed_base(&config.base_url),
             auth,
             redactor: Redactor::new(config.key.expose()),
         })
@@ -104,6 +109,25 @@ impl Client {
         &self.base_url
     }
 
+    /// The URL of `path` (which may end in a query) on this client's API.
+    fn url(&self, path: &str) -> Result<reqwest::Url, String> {
+        let Some(base) = &self.base else {
+            return Err(format!("{}{}", self.base_url, path));
+        };
+        let (path_part, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        let mut url = base.clone();
+        if base.path() == "/" {
+            url.set_path(path_part);
+        } else {
+            url.set_path(&format!("{}{path_part}", base.path()));
+        }
+        url.set_query(query);
+        Ok(url)
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -112,10 +136,11 @@ impl Client {
     ) -> Result<Raw, ApiError> {
         let endpoint = format!("{method} {path}");
         let paid = method == Method::POST;
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base_url, path))
-            .header(AUTHORIZATION, self.auth.clone());
+        let req = match self.url(path) {
+            Ok(url) => self.http.request(method, url),
+            Err(text) => self.http.request(method, text),
+        };
+        let mut req = req.header(AUTHORIZATION, self.auth.clone());
         if let Some(body) = body {
             req = req.header(CONTENT_TYPE, "application/json").body(body);
         }
@@ -373,6 +398,21 @@ impl Client {
     }
 }
 
+/// `base_url` as a URL that request paths can be joined to, when it is one
+/// whose joining by text and by URL agree: a web origin with a path at
+/// most, no query, fragment or credentials, written as it parses.
+fn parsed_base(base_url: &str) -> Option<reqwest::Url> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && !url.cannot_be_a_base();
+    let same = url.as_str().trim_end_matches('/') == base_url;
+    (plain && same).then_some(url)
+}
+
 /// Reads at most `cap` bytes of the body; `false` when more was left unread.
 async fn read_capped(
     resp: &mut reqwest::Response,
@@ -394,4 +434,51 @@ fn to_json<B: Serialize + ?Sized>(body: &B) -> Vec<u8> {
     // Request types hold only strings, numbers and booleans, whose
     // serialisation cannot fail; a failure would be a bug in a request type.
     serde_json::to_vec(body).unwrap_or_else(|e| panic!("request body cannot be serialised: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ApiKey;
+
+    /// Joining a path to the base parsed once gives the URL that parsing
+    /// the joined text gives, for every kind of base and path.
+    #[test]
+    fn a_path_joined_to_the_parsed_base_is_the_url_of_the_joined_text() {
+        let key = ApiKey::new("bench-key-123").unwrap_or_else(|e| panic!("{e}"));
+        let bases = [
+            "http://127.0.0.1:8080",
+            "https://api.example.com",
+            "https://api.example.com/prefix",
+            "https://api.example.com/a%20b/c",
+            "http://[::1]:9",
+            "https://bücher.example",
+            "https://API.Example.COM",
+        ];
+        let paths = [
+            "/api/v1/sonic/create",
+            "/api/v1/sonic/task/abc%2Fdef",
+            "/api/v1/sonic/batch?batch_id=a%26b",
+            "/api/v1/get-credits",
+        ];
+        for base in bases {
+            let config = ClientConfig::new(base, key.clone()).unwrap_or_else(|e| panic!("{e}"));
+            let client = Client::new(&config).unwrap_or_else(|e| panic!("{e}"));
+            for path in paths {
+                let text = format!("{}{path}", client.base_url);
+                let want = reqwest::Url::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                let got = client.url(path).map_or_else(
+                    |t| reqwest::Url::parse(&t).unwrap_or_else(|e| panic!("{t}: {e}")),
+                    |u| u,
+                );
+                assert_eq!(got, want, "{base} + {path}");
+            }
+        }
+        // The sandbox's and the service's bases are joined, not parsed again.
+        for base in ["http://127.0.0.1:1", "https://api.example.com/prefix"] {
+            let config = ClientConfig::new(base, key.clone()).unwrap_or_else(|e| panic!("{e}"));
+            let client = Client::new(&config).unwrap_or_else(|e| panic!("{e}"));
+            assert!(client.base.is_some(), "{base}");
+        }
+    }
 }

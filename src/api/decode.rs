@@ -26,13 +26,30 @@ pub(crate) fn decode<T: DeserializeOwned>(
         message: redactor.line(&message),
         body: excerpt(redactor, body),
     };
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| fail(".".into(), e.to_string()))?;
+    let value = cleaned(redactor, endpoint, body)?;
+    typed(value).map_err(|(path, e)| fail(path, e.to_string()))
+}
+
+/// `body` as JSON with every string in it cleaned (see [`decode`]).
+pub(crate) fn cleaned(redactor: &Redactor, endpoint: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| ApiError::Decode {
+        endpoint: endpoint.to_owned(),
+        path: ".".to_owned(),
+        message: redactor.line(&e.to_string()),
+        body: excerpt(redactor, body),
+    })?;
     clean_value(redactor, &mut value, Shape::Block);
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        fail(path, e.into_inner().to_string())
-    })
+    Ok(value)
+}
+
+/// `value` as `T`. Only a value that does not fit is decoded a second
+/// time, through `serde_path_to_error`, to name the path where it fails:
+/// tracking the path on every answer costs more than the decoding.
+pub(crate) fn typed<T: DeserializeOwned>(value: Value) -> Result<T, (String, serde_json::Error)> {
+    if let Ok(t) = T::deserialize(&value) {
+        return Ok(t);
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| (e.path().to_string(), e.into_inner()))
 }
 
 /// Cleans every string below `value`; fields that are shown on one line

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::decode::{decode, excerpt, number_or_string};
+use super::decode::{cleaned, excerpt, number_or_string, typed};
 use super::error::ApiError;
 use super::text::Redactor;
 
@@ -146,7 +146,17 @@ impl TaskStatus {
         endpoint: &str,
         body: &[u8],
     ) -> Result<TaskStatus, ApiError> {
-        let wire: PollWire = decode(redactor, endpoint, body)?;
+        let mut value = cleaned(redactor, endpoint, body)?;
+        let wire = match take_wire(&mut value) {
+            Some(wire) => wire,
+            // Not the usual shape: decoded as a whole, to say where it fails.
+            None => typed::<PollWire>(value).map_err(|(path, e)| ApiError::Decode {
+                endpoint: endpoint.to_owned(),
+                path,
+                message: redactor.line(&e.to_string()),
+                body: excerpt(redactor, body),
+            })?,
+        };
         let Some(data) = wire.data else {
             if wire.kind.as_deref() == Some("not_ready") {
                 return Ok(TaskStatus::NotReady);
@@ -207,6 +217,24 @@ impl TaskStatus {
     }
 }
 
+/// The poll's `type` and `data`, moved out of a body of the usual shape
+/// (an object whose `type` is a string or absent and whose `data` is a list
+/// or absent); `None` for any other.
+fn take_wire(value: &mut Value) -> Option<PollWire> {
+    let obj = value.as_object_mut()?;
+    let kind = match obj.get("type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(kind)) => Some(kind.clone()),
+        Some(_) => return None,
+    };
+    let data = match obj.get_mut("data") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(std::mem::take(items)),
+        Some(_) => return None,
+    };
+    Some(PollWire { kind, data })
+}
+
 fn decode_item(
     redactor: &Redactor,
     endpoint: &str,
@@ -214,8 +242,7 @@ fn decode_item(
     item: Value,
     body: &[u8],
 ) -> Result<TaskItem, ApiError> {
-    let at = |field: &str, e: serde_path_to_error::Error<serde_json::Error>| {
-        let inner = e.path().to_string();
+    let at = |field: &str, (inner, e): (String, serde_json::Error)| {
         let path = match (field, inner.as_str()) {
             ("", ".") => format!("data[{index}]"),
             ("", p) => format!("data[{index}].{p}"),
@@ -225,13 +252,11 @@ fn decode_item(
         ApiError::Decode {
             endpoint: endpoint.to_owned(),
             path,
-            message: redactor.line(&e.into_inner().to_string()),
+            message: redactor.line(&e.to_string()),
             body: excerpt(redactor, body),
         }
     };
-    let clip = |field: &str, v: Value| {
-        serde_path_to_error::deserialize::<_, Clip>(v).map_err(|e| at(field, e))
-    };
+    let clip = |field: &str, v: Value| typed::<Clip>(v).map_err(|e| at(field, e));
     let pair_key = ["extended", "replaced"]
         .into_iter()
         .find(|k| item.get(*k).is_some());

@@ -33,7 +33,8 @@ pub(super) enum State {
     /// Its request is built and waits in the send queue.
     Queued(Job),
     /// Its submit is on its way.
-    Submitting(Job),
+    /// Shared with the submit in flight.
+    Submitting(std::sync::Arc<Job>),
     /// Its task was accepted and is being polled.
     Polling(Polling),
     /// An attempt failed; the request goes back in the queue after a delay.
@@ -57,7 +58,8 @@ impl State {
 /// A task accepted by the service.
 #[derive(Debug)]
 pub(super) struct Polling {
-    pub job: Job,
+    /// Shared with the poll in flight, if any.
+    pub job: std::sync::Arc<Job>,
     pub task: TaskRef,
     /// Credits this run paid for the task (0 for a task of another run).
     pub charged: u64,

@@ -132,9 +132,13 @@ enum Failure {
 
 /// Appends `line` (ending in a newline) to the end of `s`, or leaves `s`
 /// as it was: a failed write or sync is cut back to the length before it.
-fn append_line<S: Storage>(s: &mut S, line: &[u8]) -> Result<(), Failure> {
+/// Without `sync` the line is left to the kernel to write out.
+fn append_line<S: Storage>(s: &mut S, line: &[u8], sync: bool) -> Result<(), Failure> {
     let before = s.len().map_err(Failure::Undone)?;
-    let Err(write) = s.write_all(line).and_then(|()| s.sync()) else {
+    let written = s
+        .write_all(line)
+        .and_then(|()| if sync { s.sync() } else { Ok(()) });
+    let Err(write) = written else {
         return Ok(());
     };
     match s.truncate(before) {
@@ -198,6 +202,19 @@ impl LineLog {
     /// Appends one value as a line and syncs it to disk. On an error
     /// nothing of the line is left in the file, or the log is poisoned.
     pub fn append<T: Serialize>(&mut self, value: &T) -> Result<(), JournalError> {
+        self.append_value(value, true)
+    }
+
+    /// [`LineLog::append`] without waiting for the disk: only for a line
+    /// whose loss (the machine dies before the kernel writes it out) costs
+    /// nothing, such as a result that a resume fetches again for free. The
+    /// next synced line makes this one durable too. A replica still takes
+    /// the line before this returns.
+    pub fn append_unsynced<T: Serialize>(&mut self, value: &T) -> Result<(), JournalError> {
+        self.append_value(value, false)
+    }
+
+    fn append_value<T: Serialize>(&mut self, value: &T, sync: bool) -> Result<(), JournalError> {
         if let Some(poison) = &self.poisoned {
             return Err(poison.error(&self.path));
         }
@@ -219,7 +236,7 @@ impl LineLog {
                 });
             }
         }
-        let appended = self.append_replicated(&line);
+        let appended = self.append_replicated(&line, sync);
         if self.shared {
             // Closing the file releases the lock too; nothing more to do on failure.
             let _ = self.file.unlock();
@@ -252,12 +269,12 @@ impl LineLog {
 
     /// Appends `line` locally, then to the replica; a line the replica
     /// surely lacks is cut from the file again.
-    fn append_replicated(&mut self, line: &[u8]) -> Result<(), Failure> {
+    fn append_replicated(&mut self, line: &[u8], sync: bool) -> Result<(), Failure> {
         let Some(replica) = self.replica.as_mut() else {
-            return append_line(&mut self.file, line);
+            return append_line(&mut self.file, line, sync);
         };
         let before = Storage::len(&self.file).map_err(Failure::Undone)?;
-        append_line(&mut self.file, line)?;
+        append_line(&mut self.file, line, sync)?;
         let record = line.strip_suffix(b"\n").unwrap_or(line);
         match replica.put(record) {
             Ok(()) => Ok(()),
@@ -448,12 +465,12 @@ mod tests {
             room: 5,
             cut_fails: false,
         };
-        let failed = append_line(&mut file, b"{\"a\":2}\n");
+        let failed = append_line(&mut file, b"{\"a\":2}\n", true);
         assert!(matches!(failed, Err(Failure::Undone(_))), "{failed:?}");
         assert_eq!(file.bytes, b"{\"a\":1}\n");
         // Space again: the next line lands right after the last whole one.
         file.room = 100;
-        append_line(&mut file, b"{\"a\":3}\n").unwrap();
+        append_line(&mut file, b"{\"a\":3}\n", false).unwrap();
         assert_eq!(file.bytes, b"{\"a\":1}\n{\"a\":3}\n");
     }
 
@@ -464,7 +481,7 @@ mod tests {
             room: 3,
             cut_fails: true,
         };
-        let failed = append_line(&mut file, b"{\"a\":2}\n");
+        let failed = append_line(&mut file, b"{\"a\":2}\n", true);
         assert!(matches!(failed, Err(Failure::Stuck { .. })), "{failed:?}");
     }
 

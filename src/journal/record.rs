@@ -129,7 +129,14 @@ impl RunMemory {
         at: String,
     ) -> Result<(), JournalError> {
         let inst = job.id.to_string();
-        inner.tasks.remove(&inst);
+        // The result of a task whose id is durable is fetched again, for
+        // free, by a resume that finds no `succeeded`: it need not wait for
+        // the disk. A synchronous answer (no task) is known nowhere else.
+        let sync = if inner.tasks.remove(&inst).is_some() {
+            Durability::Lazy
+        } else {
+            Durability::Now
+        };
         // Only a result this run paid for is news to the index.
         let index = match (reused_from, inner.writing.as_ref()) {
             (None, Some(w)) => {
@@ -150,7 +157,7 @@ impl RunMemory {
             credits,
             at,
         };
-        self.write(inner, &entry, index)
+        self.write_synced(inner, &entry, index, sync)
     }
 
     /// The outputs this run's journal (as read on resume) holds for `inst`:
@@ -233,15 +240,41 @@ impl RunMemory {
         entry: &Entry,
         index: Option<IndexEntry>,
     ) -> Result<(), JournalError> {
+        self.write_synced(inner, entry, index, Durability::Now)
+    }
+
+    fn write_synced(
+        &self,
+        inner: &mut Inner,
+        entry: &Entry,
+        index: Option<IndexEntry>,
+        sync: Durability,
+    ) -> Result<(), JournalError> {
         let Some(w) = inner.writing.as_mut() else {
             return Ok(());
         };
-        w.journal.append(entry)?;
+        match sync {
+            Durability::Now => w.journal.append(entry)?,
+            Durability::Lazy => w.journal.append_unsynced(entry)?,
+        }
+        // An index line is derived from the journal's: a resume writes it
+        // again with the record it follows. It is synced with that record.
         if let Some(e) = index.filter(|_| self.policy.others) {
-            w.index.append(&e)?;
+            match sync {
+                Durability::Now => w.index.append(&e)?,
+                Durability::Lazy => w.index.append_unsynced(&e)?,
+            }
         }
         Ok(())
     }
+}
+
+/// Whether a record waits for the disk before the engine goes on.
+#[derive(Clone, Copy)]
+enum Durability {
+    Now,
+    /// Left to the kernel: a record whose loss a resume repairs for free.
+    Lazy,
 }
 
 impl Writing {

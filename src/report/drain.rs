@@ -12,6 +12,9 @@ use super::writer::{ResultsWriteError, ResultsWriter};
 /// A zero write interval must not make the quiet-time flush spin.
 const MIN_TICK: Duration = Duration::from_millis(50);
 
+/// Most events taken from the stream at once.
+const BATCH: usize = 256;
+
 /// The reporters of one run.
 pub struct Reporters {
     pub writer: ResultsWriter,
@@ -69,19 +72,23 @@ impl Reporters {
             Ok(()) => self.error = None,
             Err(e) => self.remember(e),
         }
-        let results = self.writer.results();
-        self.console.finish(&results, self.writer.path());
-        let summary = self.summary.unwrap_or_else(|| Summary {
-            succeeded: results.totals.succeeded,
-            failed: results.totals.failed,
-            skipped: results.totals.skipped,
-            credits: results.totals.credits(),
-            ..Summary::default()
+        let path = self.writer.path().to_owned();
+        let console = &mut self.console;
+        let (counted, run_summary) = self.writer.with_results(|results| {
+            console.finish(results, &path);
+            let counted = Summary {
+                succeeded: results.totals.succeeded,
+                failed: results.totals.failed,
+                skipped: results.totals.skipped,
+                credits: results.totals.credits(),
+                ..Summary::default()
+            };
+            (counted, super::console::run_summary(results, &path))
         });
         Drained {
-            summary,
+            summary: self.summary.unwrap_or(counted),
             results_error: self.error,
-            run_summary: super::console::run_summary(&results, self.writer.path()),
+            run_summary,
         }
     }
 
@@ -104,12 +111,18 @@ pub async fn drain(mut rx: UnboundedReceiver<RunEvent>, mut reporters: Reporters
     let live = reporters.console.mode() == ConsoleMode::Tty;
     let mut redraw = tokio::time::interval(LIVE_TICK);
     redraw.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Every event waiting is taken at once: one wake-up per burst.
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
-            event = rx.recv() => match event {
-                Some(event) => reporters.apply(&event),
-                None => break,
-            },
+            taken = rx.recv_many(&mut batch, BATCH) => {
+                if taken == 0 {
+                    break;
+                }
+                for event in batch.drain(..) {
+                    reporters.apply(&event);
+                }
+            }
             _ = ticker.tick() => reporters.tick(),
             _ = redraw.tick(), if live => reporters.console.tick(),
         }

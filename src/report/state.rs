@@ -394,12 +394,58 @@ impl RunState {
 
     /// The results so far, with totals recounted and steps in order.
     pub(crate) fn snapshot(&self) -> Results {
+        let mut results = self.framed();
+        results.steps = self.instances.values().map(|r| r.result.clone()).collect();
+        self.observe(&mut results);
+        results
+    }
+
+    /// Lends the results as they stand to `f`, as [`RunState::snapshot`]
+    /// gives them, without copying any instance: their records are moved
+    /// into the results for the call and back after it. A big run's file
+    /// is written this way with no second copy of it in memory.
+    pub(crate) fn lend<R>(&mut self, f: impl FnOnce(&Results) -> R) -> R {
+        let mut results = self.framed();
+        let instances = std::mem::take(&mut self.instances);
+        let mut keys = Vec::with_capacity(instances.len());
+        let mut started = Vec::with_capacity(instances.len());
+        results.steps.reserve(instances.len());
+        for (key, record) in instances {
+            keys.push(key);
+            started.push(record.started);
+            results.steps.push(record.result);
+        }
+        let kept: Vec<Option<ObservedCredits>> = results
+            .steps
+            .iter()
+            .map(|s| s.credits.observed.clone())
+            .collect();
+        self.observe(&mut results);
+        let lent = f(&results);
+        self.instances = keys
+            .into_iter()
+            .zip(started)
+            .zip(results.steps.into_iter().zip(kept))
+            .map(|((key, started), (mut result, observed))| {
+                result.credits.observed = observed;
+                (key, Record { result, started })
+            })
+            .collect();
+        lent
+    }
+
+    /// The results without their instances.
+    fn framed(&self) -> Results {
         let mut results = self.head.clone();
         if !self.is_finished() {
             results.wall_ms = Some(millis_between(self.began, self.latest));
         }
         results.totals = self.totals();
-        results.steps = self.instances.values().map(|r| r.result.clone()).collect();
+        results
+    }
+
+    /// The observed charges, on the run and on each of `results`' steps.
+    fn observe(&self, results: &mut Results) {
         if !self.windows.is_empty() {
             let obs = attribute(&self.windows);
             for step in &mut results.steps {
@@ -413,7 +459,6 @@ impl RunState {
             }
             results.observed_charges = Some(ObservedCharges::of(&obs));
         }
-        results
     }
 
     fn totals(&self) -> Totals {
@@ -707,6 +752,57 @@ mod tests {
                 .snapshot()
                 .matrix
                 .is_none()
+        );
+    }
+
+    /// The results lent without copying are the snapshot's, observed
+    /// charges included, and lending leaves the state as it was.
+    #[test]
+    fn lent_results_are_the_snapshot_and_lending_changes_nothing() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let at = |s| t0 + Duration::from_secs(s);
+        let mut state = RunState::new(&plan(), "00", t0);
+        let (up, wav) = (id(0, "up"), id(1, "wav"));
+        for (n, inst) in [&up, &wav].into_iter().enumerate() {
+            state.apply(
+                &RunEvent::Submitting {
+                    id: inst.clone(),
+                    attempt: 1,
+                    request_hash: format!("sha256:{n}"),
+                    fields: serde_json::json!({ "n": n }),
+                },
+                at(1),
+            );
+        }
+        let window = Window {
+            seq: 0,
+            before: Some(100),
+            after: Some(98),
+            submits: vec![crate::engine::observe::WindowSubmit {
+                inst: up.to_string(),
+                attempt: 1,
+                operation: "upload".into(),
+                planned: 2,
+            }],
+            failures: Vec::new(),
+            failed_reads: 0,
+        };
+        state.apply(&RunEvent::Observed { window }, at(2));
+        let outputs = Outputs {
+            value: serde_json::json!({ "clip_id": "c" }),
+            files: Vec::new(),
+        };
+        state.apply(&RunEvent::Succeeded { id: up, outputs }, at(3));
+        let before = state.snapshot();
+        assert!(before.steps[0].credits.observed.is_some(), "{before:?}");
+        let lent = state.lend(Clone::clone);
+        assert_eq!(lent, before);
+        assert_eq!(state.snapshot(), before);
+        assert!(
+            state
+                .instances
+                .values()
+                .all(|r| r.result.credits.observed.is_none())
         );
     }
 }

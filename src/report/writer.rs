@@ -105,6 +105,11 @@ impl ResultsWriter {
         self.state.snapshot()
     }
 
+    /// Lends the results as they stand to `f`, copying no instance.
+    pub fn with_results<R>(&mut self, f: impl FnOnce(&Results) -> R) -> R {
+        self.state.lend(f)
+    }
+
     /// How many times the file has been written (for tests and diagnostics).
     pub fn writes(&self) -> u64 {
         self.writes
@@ -162,8 +167,10 @@ impl ResultsWriter {
     fn write(&mut self, now: SystemTime) -> Result<(), ResultsWriteError> {
         let started = std::time::Instant::now();
         self.state.touch(now);
-        let mut text =
-            serde_json::to_vec_pretty(&self.state.snapshot()).map_err(|e| ResultsWriteError {
+        let mut text = self
+            .state
+            .lend(|results| serde_json::to_vec_pretty(results))
+            .map_err(|e| ResultsWriteError {
                 path: self.path.clone(),
                 source: std::io::Error::other(e),
             })?;

@@ -32,9 +32,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/sonic/task", get(reads::missing_task_id))
         .route("/api/v1/sonic/task/", get(reads::missing_task_id))
         .route("/api/v1/get-credits", get(reads::credits))
-        .route("/_sandbox/ledger", get(reads::ledger))
         .route("/files/{name}", get(reads::file))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            count_request,
+        ))
+        .route("/_sandbox/ledger", get(reads::ledger))
+        .route("/_sandbox/requests", get(reads::requests))
         .with_state(shared)
+}
+
+/// Counts every request of the API's own routes.
+async fn count_request(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    next.run(request).await
 }
 
 /// A running server: stop it with the sender, wait for it with the handle.

@@ -122,6 +122,9 @@ pub(crate) struct Shared {
     pub ledger: Ledger,
     pub base_url: String,
     pub http: reqwest::Client,
+    /// Requests answered so far, `/_sandbox/…` ones aside: what a
+    /// benchmark divides a client's CPU time by.
+    pub requests: std::sync::atomic::AtomicU64,
     world: Mutex<World>,
 }
 
@@ -133,6 +136,7 @@ impl Shared {
             ledger,
             base_url,
             http: reqwest::Client::new(),
+            requests: std::sync::atomic::AtomicU64::new(0),
             world: Mutex::new(World::default()),
         }
     }

@@ -15,7 +15,8 @@
 //! generation|shared` (the sandbox's, default generation),
 //! `--no-observe-charges` (passed to the runner), and `--runner
 //! PATH` to run another build of `sonicflow` against this one's sandbox
-//! (to measure an older runner with the same command).
+//! (to measure an older runner with the same command). `--in-flight N`
+//! measures N tasks in flight at once instead (see `run_inflight.rs`).
 
 #![expect(
     clippy::unwrap_used,
@@ -27,6 +28,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sonicflow::prices::OpClass;
+
+#[path = "run_inflight.rs"]
+mod inflight;
 
 /// The manifest's quotas: the generation one equals the sandbox's slot, the
 /// quick one is the runner's default.
@@ -65,6 +69,10 @@ fn sample(pid: u32) -> Option<(u64, f64)> {
 }
 
 fn main() {
+    if let Some(n) = text_arg("--in-flight").and_then(|n| n.parse().ok()) {
+        let runner = text_arg("--runner").unwrap_or_else(|| env!("CARGO_BIN_EXE_sonicflow").into());
+        return inflight::main(n, &runner, env!("CARGO_BIN_EXE_sonicflow")).unwrap();
+    }
     let quick = !std::env::args().any(|a| a == "--bench");
     let rows = arg("--rows", if quick { 5.0 } else { 500.0 }) as usize;
     let scale = arg("--time-scale", 20.0);

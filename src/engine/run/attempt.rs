@@ -37,7 +37,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             deadline = deadline.min(first + self.config.scale(timeout));
         }
         let polling = Polling {
-            job,
+            job: Arc::new(job),
             task,
             charged,
             deadline,
@@ -73,7 +73,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         });
         let executor = Arc::clone(&self.executor);
         let gate = Arc::clone(self.submit_gates.gate(self.class(idx)));
-        let sent = job.clone();
+        let job = Arc::new(job);
+        let sent = Arc::clone(&job);
         let window = self.observer.as_ref().map(Observer::window);
         self.set_state(idx, State::Submitting(job));
         self.tasks.spawn(idx, async move {
@@ -91,7 +92,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                     Err(next) => at = next,
                 }
             };
-            let result = executor.submit(&sent).await;
+            let result = Box::pin(executor.submit(&sent)).await;
             Done::Submit {
                 idx,
                 result,
@@ -104,7 +105,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let State::Polling(p) = &self.slots[idx].state else {
             return;
         };
-        let (job, task) = (p.job.clone(), p.task.clone());
+        // The job is shared with the poll, not copied: the driver gets it
+        // back whole when the poll is over.
+        let (job, task) = (Arc::clone(&p.job), p.task.clone());
         let executor = Arc::clone(&self.executor);
         let gate = Arc::clone(&self.poll_gate);
         let window = self.observer.as_ref().map(Observer::window);
@@ -112,9 +115,12 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
             tokio::time::sleep(delay).await;
             gate.acquire().await;
             let window = window.map_or(0, |w| w.current());
+            // Boxed, so that a poll waiting for its moment holds a pointer
+            // to the request's state, not the state itself.
+            let result = Box::pin(executor.poll(&job, &task)).await;
             Done::Poll {
                 idx,
-                result: executor.poll(&job, &task).await,
+                result,
                 window,
             }
         });
@@ -135,6 +141,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let State::Submitting(job) = self.set_state(idx, State::Done) else {
             return;
         };
+        let job = Arc::unwrap_or_clone(job);
         let submission = match result {
             Ok(submission) => submission,
             Err(error) => return self.submit_failed(idx, job, error),
@@ -308,7 +315,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let Some(trouble) = trouble else {
             self.learned.done(step.operation, &step.poll, &p.clock);
             if let Ok(PollOutcome::Done(outputs)) = result {
-                self.succeed_with(idx, p.job, outputs, None, 0);
+                self.succeed_with(idx, Arc::unwrap_or_clone(p.job), outputs, None, 0);
             }
             return;
         };
@@ -354,14 +361,14 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                     p.task.id
                 );
                 let error = StepError::new(ErrorKind::Timeout, message);
-                self.fail_with(idx, Some(p.job), error, 0);
+                self.fail_with(idx, Some(Arc::unwrap_or_clone(p.job)), error, 0);
             }
             (Reaction::FailAndStop(reason), Some(error)) => {
-                self.fail_and_stop(idx, p.job, error, reason);
+                self.fail_and_stop(idx, Arc::unwrap_or_clone(p.job), error, reason);
             }
             (_, error) => {
                 let error = error.unwrap_or_else(|| StepError::new(ErrorKind::Local, "no answer"));
-                self.fail_with(idx, Some(p.job), error, 0);
+                self.fail_with(idx, Some(Arc::unwrap_or_clone(p.job)), error, 0);
             }
         }
     }
@@ -382,8 +389,15 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         }
         let situation = self.situation(idx, p.job.attempt, None);
         match react(Trouble::TaskFailed, &situation, &mut self.rng) {
-            Reaction::Retry { delay } => self.retry(idx, p.job, error, delay, refunded, true),
-            _ => self.fail_with(idx, Some(p.job), error, refunded),
+            Reaction::Retry { delay } => self.retry(
+                idx,
+                Arc::unwrap_or_clone(p.job),
+                error,
+                delay,
+                refunded,
+                true,
+            ),
+            _ => self.fail_with(idx, Some(Arc::unwrap_or_clone(p.job)), error, refunded),
         }
     }
 }

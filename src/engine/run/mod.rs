@@ -517,8 +517,9 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     /// Fails the instance with whatever request it has.
     fn fail(&mut self, idx: usize, error: StepError, refunded: u64) {
         let job = match self.set_state(idx, State::Done) {
-            State::Queued(job) | State::Submitting(job) | State::BackingOff(job) => Some(job),
-            State::Polling(p) => Some(p.job),
+            State::Queued(job) | State::BackingOff(job) => Some(job),
+            State::Submitting(job) => Some(Arc::unwrap_or_clone(job)),
+            State::Polling(p) => Some(Arc::unwrap_or_clone(p.job)),
             State::Fetching(f) => Some(f.job),
             State::Sharing { job, .. } => Some(job),
             State::Waiting | State::Done => None,

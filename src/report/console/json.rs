@@ -10,6 +10,25 @@ use crate::timestamp::rfc3339;
 
 /// The JSON line (without newline) for `event` at `now`.
 pub(crate) fn json_line(event: &RunEvent, now: SystemTime) -> String {
+    // The event's own object with `ts` spliced in first, written once: no
+    // tree of values is built for a line that is printed and dropped.
+    if let Ok(fields) = serde_json::to_string(event)
+        && let Some(rest) = fields.strip_prefix('{')
+        && !rest.starts_with('}')
+        && !rest.starts_with("\"ts\":")
+    {
+        let mut line = String::with_capacity(fields.len() + 40);
+        line.push_str("{\"ts\":");
+        line.push_str(&serde_json::Value::from(rfc3339(now)).to_string());
+        line.push(',');
+        line.push_str(rest);
+        return line;
+    }
+    line_of_value(event, now)
+}
+
+/// [`json_line`] through a tree of values: what the spliced line must equal.
+fn line_of_value(event: &RunEvent, now: SystemTime) -> String {
     let mut object = serde_json::Map::new();
     object.insert("ts".to_owned(), rfc3339(now).into());
     match serde_json::to_value(event) {
@@ -55,4 +74,52 @@ pub fn run_summary(results: &Results, path: &Path) -> serde_json::Value {
         "stop_reason": results.stop_reason,
         "totals": results.totals,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ErrorKind, InstanceId, Outputs, StepError, Summary};
+
+    /// The line written in one go is the line built through values, byte
+    /// for byte, for events of every shape.
+    #[test]
+    fn a_spliced_line_is_the_line_built_through_values() {
+        let id = InstanceId {
+            row: 3,
+            step: 1,
+            step_id: "song".to_owned(),
+            row_key: Some("r\"3".to_owned()),
+            path: vec![0, 2],
+            names: vec!["first".to_owned(), "third".to_owned()],
+        };
+        let outputs = Outputs {
+            value: serde_json::json!({"clips": [{"clip_id": "c1", "duration": 104.88}], "n": 1}),
+            files: Vec::new(),
+        };
+        let events = [
+            RunEvent::Ready { id: id.clone() },
+            RunEvent::Succeeded {
+                id: id.clone(),
+                outputs,
+            },
+            RunEvent::Failed {
+                id: id.clone(),
+                attempt: 2,
+                error: StepError::new(ErrorKind::Timeout, "late \u{1b} and \"quoted\""),
+                refunded: 5,
+                charged: 0,
+            },
+            RunEvent::Throttled { delay_ms: 150 },
+            RunEvent::Finished {
+                summary: Summary::default(),
+            },
+        ];
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_765_000_000_123);
+        for event in &events {
+            let line = json_line(event, now);
+            assert_eq!(line, line_of_value(event, now));
+            assert!(line.starts_with("{\"ts\":\"2025-"), "{line}");
+        }
+    }
 }

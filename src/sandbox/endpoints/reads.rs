@@ -87,6 +87,13 @@ pub(crate) async fn credits(State(shared): State<Arc<Shared>>, headers: HeaderMa
     run().unwrap_or_else(|f| f.respond(shared.config.style))
 }
 
+/// `GET /_sandbox/requests`: how many API requests were answered so far
+/// (any key, these reads aside), as `{"requests": N}`.
+pub(crate) async fn requests(State(shared): State<Arc<Shared>>) -> Response {
+    let served = shared.requests.load(std::sync::atomic::Ordering::Relaxed);
+    Json(json!({ "requests": served })).into_response()
+}
+
 /// `GET /_sandbox/ledger`: the caller's account, never faulted.
 pub(crate) async fn ledger(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     match authenticate(&headers, &shared) {
