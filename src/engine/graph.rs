@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::time::Duration;
 
 use crate::engine::InstanceId;
+use crate::engine::expected;
 use crate::expr::{Context, Reference, Segment};
 use crate::manifest::spec::OnMissing;
 use crate::plan::condition::{self, Truth};
@@ -73,6 +75,28 @@ pub(crate) struct Graph<'p> {
     step_by_id: HashMap<&'p str, usize>,
     /// The names of the elements of each expanded `for_each`, by (row, step, path of its context).
     labels: HashMap<(usize, usize, Vec<usize>), Vec<String>>,
+    /// Per step, the expected time from its submit to the end of the
+    /// longest chain of steps that waits on it (see [`remaining_paths`]).
+    remaining: Vec<Duration>,
+}
+
+/// For each step, its own expected latency plus that of the longest chain
+/// of steps depending on it: how long the run still needs after the step
+/// is sent, at best. The critical-path rule of list scheduling sends the
+/// ready work with the longest such path first, so that long chains start
+/// early and the run does not end waiting on one that started late.
+fn remaining_paths(plan: &Plan) -> Vec<Duration> {
+    let mut remaining = vec![Duration::ZERO; plan.steps.len()];
+    // A step's dependencies come before it, so its dependents are all later.
+    for s in (0..plan.steps.len()).rev() {
+        let after = (s + 1..plan.steps.len())
+            .filter(|&d| plan.steps[d].deps.contains(&s))
+            .map(|d| remaining[d])
+            .max()
+            .unwrap_or_default();
+        remaining[s] = expected::latency(plan.steps[s].operation) + after;
+    }
+    remaining
 }
 
 /// The fan-out a step inherits from what it references (its axis without itself).
@@ -107,6 +131,7 @@ impl<'p> Graph<'p> {
             children,
             step_by_id,
             labels: HashMap::new(),
+            remaining: remaining_paths(plan),
         };
         let mut created = Vec::new();
         for row in 0..plan.instances.len() {
@@ -117,6 +142,12 @@ impl<'p> Graph<'p> {
             }
         }
         (graph, created)
+    }
+
+    /// The expected time from sending instance `idx` to the end of the
+    /// longest chain of work waiting on it.
+    pub fn remaining(&self, idx: usize) -> Duration {
+        self.remaining[self.insts[idx].id.step]
     }
 
     pub fn step(&self, idx: usize) -> &'p PlanStep {

@@ -24,6 +24,7 @@ mod backoff;
 mod budget;
 mod config;
 mod decide;
+mod expected;
 mod forecast;
 mod gate;
 mod graph;

@@ -1499,3 +1499,32 @@ async fn a_wait_for_another_run_ends_as_skipped_when_the_run_is_stopped() {
         "{skipped:?}"
     );
 }
+
+/// The order requests reached the fake, by instance name.
+fn send_order(fake: &Fake) -> Vec<String> {
+    let log = fake.log.lock().unwrap();
+    log.submits.iter().map(|(n, _)| n.clone()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_work_with_the_longest_chain_behind_it_goes_first() {
+    // Written as the run benchmark writes it: the instant `wav` after the
+    // minutes-long `stems`, and a lone song after the song that unlocks stems.
+    let text = "version: 1\nname: t\ndefaults: { mv: sonic-v5 }\nsteps:\n  base:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: base }\n  stems:\n    action: stems_basic\n    for_each: ${{ steps.base.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  wav:\n    action: wav\n    for_each: ${{ steps.base.outputs.clips }}\n    with: { clip: '${{ item.clip_id }}' }\n  lone:\n    action: create\n    with: { custom_mode: false, gpt_description_prompt: lone }\n";
+    let fake = Fake::new(&[]);
+    // One request at a time, so the queue's order is the order sent.
+    let (summary, _) = run_plan(plan(text), fake.clone(), |c| c.max_in_flight = 1).await;
+    assert_eq!(summary.failed, 0);
+    let order = send_order(&fake);
+    let at = |name: &str| order.iter().position(|n| n == name).unwrap();
+    assert!(
+        at("base") < at("lone"),
+        "the song stems wait on first: {order:?}"
+    );
+    for clip in ["0", "1"] {
+        assert!(
+            at(&format!("stems[{clip}]")) < at(&format!("wav[{clip}]")),
+            "stems before the instant wav: {order:?}"
+        );
+    }
+}

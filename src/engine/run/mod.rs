@@ -39,8 +39,9 @@ use super::{
 use crate::plan::{Plan, Scope};
 use crate::prices::OpClass;
 
-/// A queued instance's place in its send queue: step, row, instance.
-type Queued = (usize, Reverse<usize>, Reverse<usize>);
+/// A queued instance's place in its send queue: the expected work left
+/// behind it (longest first), then matrix rows in order.
+type Queued = (Duration, Reverse<usize>, Reverse<usize>);
 
 /// Runs the plan to the end, reporting on `events`. `cancel` turning true is
 /// Ctrl-C. `memory` is asked about every request before it is sent and told
@@ -63,8 +64,8 @@ struct Driver<'p, E> {
     slots: Vec<Slot>,
     rows: Rows,
     /// Queued instances per operation class (indexed by [`OpClass::index`]):
-    /// later steps first (they finish pipelines and free their inputs), then
-    /// matrix rows in order.
+    /// the one with the longest expected chain of work still behind it
+    /// first (see [`Graph::remaining`]), then matrix rows in order.
     ready: [BinaryHeap<Queued>; 2],
     /// Instances whose state is in flight (see [`State::in_flight`]).
     in_flight: usize,
@@ -351,7 +352,7 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
     fn enqueue(&mut self, idx: usize, job: Job) {
         self.set_state(idx, State::Queued(job));
         let id = self.graph.id(idx);
-        let entry = (id.step, Reverse(id.row), Reverse(idx));
+        let entry = (self.graph.remaining(idx), Reverse(id.row), Reverse(idx));
         self.ready[self.class(idx).index()].push(entry);
     }
 
