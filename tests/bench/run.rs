@@ -5,18 +5,26 @@
 //! matrix of upload → cover → stems_basic + wav per clip, with the sandbox's
 //! submit limit equal to the runner's generation quota and the reference's
 //! latencies at a high time scale (20 by default: the 3 s submit window
-//! becomes 150 ms). It prints the makespan against the lower bound
-//! max(critical path, the busiest class's submits ÷ its rate, polls ÷ poll
-//! rate) — where the sandbox's slot is shared by every paid call, all
-//! submits count against the generation rate — the 429s received, polls per
-//! remote task, the runner's peak RSS and its CPU time per remote task.
+//! becomes 150 ms). It prints the makespan against a tight lower bound, the
+//! 429s received, polls per remote task, the runner's peak RSS and its CPU
+//! time per remote task.
+//!
+//! The bound is what no schedule can beat on this sandbox: the paced
+//! submits of the busiest rate class one slot apart (every paid call on one
+//! slot when the sandbox's slot is shared), after the shortest wait before
+//! the first of them can go and before the shortest tail its last one
+//! leaves (its task still has to run), with the shortest latencies the
+//! sandbox draws; and never less than the critical path at those latencies.
 //!
 //! Options: `-- --rows N --time-scale S`, `--rate-limit-scope
 //! generation|shared` (the sandbox's, default generation),
-//! `--no-observe-charges` (passed to the runner), and `--runner
-//! PATH` to run another build of `sonicflow` against this one's sandbox
-//! (to measure an older runner with the same command). `--in-flight N`
-//! measures N tasks in flight at once instead (see `run_inflight.rs`).
+//! `--no-observe-charges` (passed to the runner), `--runner PATH` to run
+//! another build of `sonicflow` against this one's sandbox (to measure an
+//! older runner with the same command), and `--baseline per-row` or
+//! `--baseline stage-by-stage` to run a hand-written script (see
+//! `baseline.rs`) instead of sonicflow, against the same sandbox and bound.
+//! `--in-flight N` measures N tasks in flight at once instead (see
+//! `run_inflight.rs`).
 
 #![expect(
     clippy::unwrap_used,
@@ -28,15 +36,163 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sonicflow::prices::OpClass;
+use sonicflow::sandbox::SandboxConfig;
 
+#[path = "baseline.rs"]
+mod baseline;
 #[path = "run_inflight.rs"]
 mod inflight;
 
-/// The manifest's quotas: the generation one equals the sandbox's slot, the
-/// quick one is the runner's default.
-const GENERATION_PER_MINUTE: f64 = 20.0;
+/// The runner's quick-call quota (its default); the generation one is
+/// the sandbox's slot.
 const QUICK_PER_MINUTE: f64 = 60.0;
 const POLLS_PER_SECOND: f64 = 5.0;
+
+/// The tight lower bound on the makespan and its parts, in scaled seconds.
+struct Bound {
+    /// The busiest paced class: its name, submits, spacing, and the
+    /// shortest wait before its first submit and after its last.
+    class: &'static str,
+    submits: f64,
+    spacing: f64,
+    head: f64,
+    tail: f64,
+    /// The quick calls at the runner's own quota: not a limit of the
+    /// sandbox (which paces generation submits only), so not in the bound.
+    other: f64,
+    /// Upload, cover, stems at their shortest draws, one after another.
+    critical: f64,
+    /// The same at the slowest draws (what a small run tends to wait for).
+    slowest: f64,
+}
+
+impl Bound {
+    /// The bound for `generation` cover and stems submits and `quick`
+    /// uploads and WAVs, on the default sandbox's latencies and slot.
+    fn of(generation: f64, quick: f64, scale: f64, shared: bool) -> Bound {
+        let sandbox = SandboxConfig::default();
+        let l = &sandbox.latencies;
+        let secs = |d: Duration| d.as_secs_f64() / scale;
+        let slot = secs(sandbox.submit_interval);
+        let critical = secs(l.upload.min + l.song.min + l.stems.min);
+        let slowest = secs(l.upload.max + l.song.max + l.stems.max);
+        let quick_spacing = 60.0 / QUICK_PER_MINUTE / scale;
+        if shared {
+            // Every paid call on one slot; the first (an upload) may go at
+            // once and the last may be an instant WAV.
+            return Bound {
+                class: "every paid call",
+                submits: generation + quick,
+                spacing: slot,
+                head: 0.0,
+                tail: 0.0,
+                other: 0.0,
+                critical,
+                slowest,
+            };
+        }
+        Bound {
+            class: "generation",
+            submits: generation,
+            spacing: slot,
+            // No cover can go before an upload has answered; every cover
+            // has stems after it, so the last generation submit is a stems,
+            // whose task still runs its shortest latency.
+            head: secs(l.upload.min),
+            tail: secs(l.stems.min),
+            other: (quick - 1.0).max(0.0) * quick_spacing,
+            critical,
+            slowest,
+        }
+    }
+
+    fn paced(&self) -> f64 {
+        if self.submits < 1.0 {
+            return 0.0;
+        }
+        self.head + (self.submits - 1.0) * self.spacing + self.tail
+    }
+
+    fn total(&self) -> f64 {
+        self.paced().max(self.critical)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:.2} s = max({} submits: head {:.3} + {} gaps x {:.4} + tail {:.3} = {:.2}; critical path {:.2}) (slowest draws' path {:.2}; quick calls at the runner's quota {:.2})",
+            self.total(),
+            self.class,
+            self.head,
+            (self.submits - 1.0).max(0.0),
+            self.spacing,
+            self.tail,
+            self.paced(),
+            self.critical,
+            self.slowest,
+            self.other,
+        )
+    }
+}
+
+/// Starts `sonicflow sandbox`; the process and its base URL.
+fn start_sandbox(exe: &str, scale: f64, scope: &str) -> (std::process::Child, String) {
+    let mut sandbox = Command::new(exe)
+        .args([
+            "sandbox",
+            "--time-scale",
+            &scale.to_string(),
+            "--balance",
+            "100000000",
+            "--rate-limit-scope",
+            scope,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(sandbox.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    (sandbox, url.trim().to_owned())
+}
+
+/// Runs a hand-written script instead of sonicflow and reports it against the same bound.
+fn run_baseline(name: &str, exe: &str, rows: usize, scale: f64, scope: &str) {
+    let Some(script) = baseline::Script::parse(name) else {
+        eprintln!("unknown baseline `{name}`: use `per-row` or `stage-by-stage`");
+        std::process::exit(2);
+    };
+    let (mut sandbox, url) = start_sandbox(exe, scale, scope);
+    let interval = SandboxConfig::default().submit_interval.div_f64(scale);
+    let outcome = baseline::run(script, &url, rows, scale, interval, scope == "shared");
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let bound = Bound::of(outcome.generation, outcome.quick, scale, scope == "shared");
+    println!(
+        "baseline: {name}, rows: {rows} ({} done), time scale: {scale}, sandbox rate-limit scope: {scope}",
+        outcome.rows_done
+    );
+    println!(
+        "remote calls: {} submits ({} generation, {} quick), {} polls",
+        outcome.generation + outcome.quick,
+        outcome.generation,
+        outcome.quick,
+        outcome.polls
+    );
+    println!(
+        "makespan: {:.2} s; tight bound: {}; ratio: {:.3}",
+        outcome.makespan,
+        bound.describe(),
+        outcome.makespan / bound.total()
+    );
+    println!("429 responses: {}", outcome.throttled);
+    println!(
+        "polls per polled task: {:.2}",
+        outcome.polls / outcome.generation.max(1.0)
+    );
+    std::io::stdout().flush().unwrap();
+}
 
 fn text_arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -85,6 +241,9 @@ fn main() {
     } else {
         Vec::new()
     };
+    if let Some(name) = text_arg("--baseline") {
+        return run_baseline(&name, exe, rows, scale, &scope);
+    }
     let dir = tempfile::tempdir().unwrap();
 
     let mut csv = String::from("id,idea\n");
@@ -106,25 +265,7 @@ fn main() {
     )
     .unwrap();
 
-    let mut sandbox = Command::new(exe)
-        .args([
-            "sandbox",
-            "--time-scale",
-            &scale.to_string(),
-            "--balance",
-            "100000000",
-            "--rate-limit-scope",
-            &scope,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(sandbox.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let url = url.trim().to_owned();
+    let (mut sandbox, url) = start_sandbox(exe, scale, &scope);
 
     let started = Instant::now();
     let mut runner = Command::new(&runner_exe)
@@ -224,15 +365,9 @@ fn main() {
         .count() as f64;
     let remote = submits.max(1.0);
 
-    // The lower bound, in scaled seconds.
-    let submit_bound = if scope == "shared" {
-        submits * 60.0 / GENERATION_PER_MINUTE / scale
-    } else {
-        (generation * 60.0 / GENERATION_PER_MINUTE).max(quick * 60.0 / QUICK_PER_MINUTE) / scale
-    };
-    let poll_bound = polls / (POLLS_PER_SECOND * scale);
-    let critical = (20.0 + 150.0 + 180.0) / scale; // slowest upload + song + stems the sandbox draws
-    let bound = submit_bound.max(poll_bound).max(critical);
+    let bound = Bound::of(generation, quick, scale, scope == "shared");
+    // Not part of the bound: how many polls a runner needs is its own choice.
+    let poll_time = polls / (POLLS_PER_SECOND * scale);
 
     println!(
         "rows: {rows}, time scale: {scale}, sandbox rate-limit scope: {scope}, runner: {runner_exe}, exit: {:?}",
@@ -243,9 +378,11 @@ fn main() {
         summary["succeeded"]
     );
     println!(
-        "makespan: {makespan:.2} s; lower bound: {bound:.2} s; ratio: {:.3}",
-        makespan / bound
+        "makespan: {makespan:.2} s; tight bound: {}; ratio: {:.3}",
+        bound.describe(),
+        makespan / bound.total()
     );
+    println!("polls at the poll quota alone: {poll_time:.2} s");
     println!(
         "429 responses: {} ({} on generation submits, {} on quick calls); runner learnt a shared slot: {}",
         count("throttled"),
