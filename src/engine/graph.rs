@@ -11,7 +11,6 @@ use std::ops::Range;
 use std::time::Duration;
 
 use crate::engine::InstanceId;
-use crate::engine::expected;
 use crate::expr::{Context, Reference, Segment};
 use crate::manifest::spec::OnMissing;
 use crate::plan::condition::{self, Truth};
@@ -94,7 +93,7 @@ fn remaining_paths(plan: &Plan) -> Vec<Duration> {
             .map(|d| remaining[d])
             .max()
             .unwrap_or_default();
-        remaining[s] = expected::latency(plan.steps[s].operation) + after;
+        remaining[s] = crate::prices::typical_latency(plan.steps[s].operation) + after;
     }
     remaining
 }

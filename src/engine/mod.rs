@@ -24,7 +24,6 @@ mod backoff;
 mod budget;
 mod config;
 mod decide;
-mod expected;
 mod forecast;
 mod gate;
 mod graph;

@@ -82,6 +82,13 @@ pub fn expected_latency(operation: &str) -> Option<LatencyRange> {
     Wait::of(operation).map(Wait::expected)
 }
 
+/// The typical time from submit to done of `operation`: the middle of its
+/// window, or nothing for the quick calls answered at once. The scheduler
+/// ranks ready work by it, so only the order of these figures matters.
+pub fn typical_latency(operation: &str) -> Duration {
+    expected_latency(operation).map_or(Duration::ZERO, |range| range.middle())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +120,13 @@ mod tests {
             LatencyRange::secs(60, 180).middle(),
             Duration::from_secs(120)
         );
+    }
+
+    #[test]
+    fn generations_outlast_uploads_which_outlast_instant_calls() {
+        assert!(typical_latency("stems_basic") > typical_latency("upload"));
+        assert!(typical_latency("create_music") > typical_latency("upload"));
+        assert!(typical_latency("upload") > typical_latency("wav"));
+        assert_eq!(typical_latency("wav"), Duration::ZERO);
     }
 }
