@@ -467,10 +467,9 @@ mod tests {
             for path in paths {
                 let text = format!("{}{path}", client.base_url);
                 let want = reqwest::Url::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-                let got = client.url(path).map_or_else(
-                    |t| reqwest::Url::parse(&t).unwrap_or_else(|e| panic!("{t}: {e}")),
-                    |u| u,
-                );
+                let got = client.url(path).unwrap_or_else(|t| {
+                    reqwest::Url::parse(&t).unwrap_or_else(|e| panic!("{t}: {e}"))
+                });
                 assert_eq!(got, want, "{base} + {path}");
             }
         }

@@ -112,7 +112,7 @@ impl Learned {
             PollSchedule::Adaptive { lateness } => {
                 let window = self.window(operation);
                 window.started += 1;
-                let probe = window.started % PROBE_EVERY == 0;
+                let probe = window.started.is_multiple_of(PROBE_EVERY);
                 let due = if probe {
                     window.lo
                 } else {

@@ -167,13 +167,13 @@ impl ResultsWriter {
     fn write(&mut self, now: SystemTime) -> Result<(), ResultsWriteError> {
         let started = std::time::Instant::now();
         self.state.touch(now);
-        let mut text = self
-            .state
-            .lend(|results| serde_json::to_vec_pretty(results))
-            .map_err(|e| ResultsWriteError {
-                path: self.path.clone(),
-                source: std::io::Error::other(e),
-            })?;
+        let mut text =
+            self.state
+                .lend(serde_json::to_vec_pretty)
+                .map_err(|e| ResultsWriteError {
+                    path: self.path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
         text.push(b'\n');
         write_atomically(&self.path, &text).map_err(|source| ResultsWriteError {
             path: self.path.clone(),
