@@ -266,14 +266,14 @@ pub struct PlanRow<'a> {
     pub names: Vec<String>,
     /// How this step stands against earlier runs; absent without history.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub history: Option<RowHistory>,
+    pub history: Option<&'a RowHistory>,
 }
 
 /// Rows × steps, rows in matrix order and steps in execution order, each
 /// with its standing against earlier runs from `past` (rows × steps too;
 /// empty without history). Where the forecast knows a row's fan-out, its
 /// calls are counted, not estimated.
-pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
+pub fn rows<'a>(plan: &'a Plan, past: &'a [RowHistory]) -> Vec<PlanRow<'a>> {
     let mut out = Vec::with_capacity(plan.steps.len() * plan.instances.len());
     let n_steps = plan.steps.len();
     for (row, instance) in plan.instances.iter().enumerate() {
@@ -282,8 +282,8 @@ pub fn rows<'a>(plan: &'a Plan, past: &[RowHistory]) -> Vec<PlanRow<'a>> {
             if step.per_pipeline && row > 0 {
                 continue;
             }
-            let history = past.get(row * n_steps + s).cloned();
-            let known = history.as_ref().and_then(|h| h.calls);
+            let history = past.get(row * n_steps + s);
+            let known = history.and_then(|h| h.calls);
             let count = step.calls_in(row);
             let when = step.when.get(row).copied().unwrap_or(When::Always);
             let calls = match when {
@@ -355,7 +355,7 @@ fn totals(plan: &Plan, rows: &[PlanRow<'_>]) -> Totals {
         t.total
     } else {
         rows.iter()
-            .map(|r| r.history.as_ref().map_or(r.credits, |h| h.to_spend))
+            .map(|r| r.history.map_or(r.credits, |h| h.to_spend))
             .sum()
     };
     t
@@ -436,7 +436,7 @@ fn write_table(out: &mut String, rows: &[PlanRow<'_>]) {
             String::new()
         };
         let calls = count_text(r.calls, r.calls_expected, r.calls_at_most);
-        let (to_spend, status) = match &r.history {
+        let (to_spend, status) = match r.history {
             _ if r.condition == Some(When::Never) => (0, "skipped (condition)".to_owned()),
             Some(h) if r.condition == Some(When::Maybe) => {
                 (h.to_spend, format!("{}, if its condition holds", h.status))

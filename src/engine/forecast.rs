@@ -3,6 +3,8 @@
 //! sent); instances downstream of something that will be sent are sent too.
 //! `plan` reports this, and `run` prices what is left before it starts.
 
+use std::collections::HashSet;
+
 use super::decide::{Decision, decide};
 use super::graph::{Graph, Readiness, Standing};
 use super::{InstanceId, Job, Memory};
@@ -123,6 +125,7 @@ pub fn forecast(plan: &Plan, memory: &dyn Memory) -> Outlook {
             graph.skip(idx, "excluded");
             found.fates[idx] = Some(Fate::Excluded);
         }
+        let doomed: HashSet<usize> = doomed.into_iter().collect();
         for row_waiting in &mut waiting {
             row_waiting.retain(|idx| !doomed.contains(idx));
         }
@@ -232,21 +235,13 @@ fn foresee(graph: &mut Graph<'_>, idx: usize, decision: Decision) -> (Fate, Opti
 fn blocker(plan: &Plan, graph: &Graph<'_>, idx: usize) -> String {
     let row = graph.id(idx).row;
     let step = graph.step(idx);
-    let unfinished = |d: &String| {
-        graph.instances().any(|(id, standing)| {
-            id.row == row && &id.step_id == d && !matches!(standing, Standing::Succeeded(_))
-        })
-    };
     step.deps
         .iter()
-        .map(|&d| plan.steps[d].id.clone())
-        .find(unfinished)
-        .unwrap_or_else(|| {
-            step.deps
-                .first()
-                .map(|&d| plan.steps[d].id.clone())
-                .unwrap_or_default()
-        })
+        .copied()
+        .find(|&d| !graph.all_succeeded(row, d))
+        .or_else(|| step.deps.first().copied())
+        .map(|d| plan.steps[d].id.clone())
+        .unwrap_or_default()
 }
 
 /// The forecasts in instance order, and credits to spend per step: what

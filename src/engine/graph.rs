@@ -67,6 +67,9 @@ pub(crate) struct Graph<'p> {
     plan: &'p Plan,
     insts: Vec<Inst>,
     index: HashMap<(usize, usize, Vec<usize>), usize>,
+    /// The instances of each matrix row, in creation order: what a look at
+    /// one row's instances walks instead of every instance of the graph.
+    by_row: Vec<Vec<usize>>,
     /// `for_each` contexts waiting for their list, per matrix row.
     pending: Vec<Vec<Expansion>>,
     /// For each step, the steps whose inherited fan-out ends with it.
@@ -126,6 +129,7 @@ impl<'p> Graph<'p> {
             plan,
             insts: Vec::new(),
             index: HashMap::new(),
+            by_row: vec![Vec::new(); plan.instances.len()],
             pending: vec![Vec::new(); plan.instances.len()],
             children,
             step_by_id,
@@ -178,6 +182,24 @@ impl<'p> Graph<'p> {
     /// Every instance's id and standing, in creation order.
     pub fn instances(&self) -> impl Iterator<Item = (&InstanceId, &Standing)> {
         self.insts.iter().map(|i| (&i.id, &i.standing))
+    }
+
+    /// The instances of step `s` in the matrix rows `rows`, row by row and
+    /// in creation order within a row.
+    fn of_step(&self, rows: Range<usize>, s: usize) -> impl Iterator<Item = (usize, &Inst)> {
+        self.by_row
+            .get(rows)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|&i| (i, &self.insts[i]))
+            .filter(move |(_, inst)| inst.id.step == s)
+    }
+
+    /// Whether every instance of step `s` in `row` has succeeded.
+    pub fn all_succeeded(&self, row: usize, s: usize) -> bool {
+        self.of_step(row..row + 1, s)
+            .all(|(_, i)| matches!(i.standing, Standing::Succeeded(_)))
     }
 
     /// The instance finished with `outputs`; what reads them may now run.
@@ -245,6 +267,9 @@ impl<'p> Graph<'p> {
             placeholder: !pending,
         });
         self.index.insert((row, s, path.clone()), idx);
+        if let Some(r) = self.by_row.get_mut(row) {
+            r.push(idx);
+        }
         created.push(idx);
         if pending {
             for t in self.children[s].clone() {
@@ -421,13 +446,7 @@ impl<'p> Graph<'p> {
                 let key = (rows.start, d, id.path[..dep_axis.len()].to_vec());
                 out.extend(self.index.get(&key).copied());
             } else {
-                out.extend(
-                    self.insts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d)
-                        .map(|(i, _)| i),
-                );
+                out.extend(self.of_step(rows, d).map(|(i, _)| i));
             }
         }
         out
@@ -471,10 +490,8 @@ impl<'p> Graph<'p> {
         overlay: Option<(usize, &serde_json::Value)>,
     ) -> Vec<(usize, serde_json::Value)> {
         let mut found: Vec<(usize, serde_json::Value)> = self
-            .insts
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| rows.contains(&i.id.row) && i.id.step == d && !i.placeholder)
+            .of_step(rows, d)
+            .filter(|(_, i)| !i.placeholder)
             .filter_map(|(idx, i)| match (&i.standing, overlay) {
                 (_, Some((o, outputs))) if o == idx => Some((idx, outputs.clone())),
                 (Standing::Succeeded(outputs), _) => Some((idx, outputs.clone())),
@@ -500,11 +517,7 @@ impl<'p> Graph<'p> {
         let mut result = Readiness::Ready;
         let mut unmet = None;
         let mut any_met = false;
-        for inst in self
-            .insts
-            .iter()
-            .filter(|i| i.id.row == row && i.id.step == d)
-        {
+        for (_, inst) in self.of_step(row..row + 1, d) {
             match status_readiness(inst) {
                 Readiness::Wait => return Readiness::Wait,
                 Readiness::Blocked(r) => {
@@ -554,11 +567,9 @@ impl<'p> Graph<'p> {
         let row = self.insts[idx].id.row;
         let overlay = Some((idx, outputs));
         let mut out = Vec::new();
-        for (j, inst) in self.insts.iter().enumerate() {
-            if inst.id.row != row
-                || inst.standing != Standing::Pending
-                || !self.inputs_of(j).contains(&idx)
-            {
+        for &j in self.by_row.get(row).into_iter().flatten() {
+            let inst = &self.insts[j];
+            if inst.standing != Standing::Pending || !self.inputs_of(j).contains(&idx) {
                 continue;
             }
             let scope = RunScope {
@@ -738,13 +749,7 @@ impl<'p> Graph<'p> {
             let len = self.plan.steps[d].axis.len();
             match e.path.get(..len) {
                 Some(prefix) => out.extend(self.index.get(&(e.row, d, prefix.to_vec())).copied()),
-                None => out.extend(
-                    self.insts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, i)| i.id.row == e.row && i.id.step == d)
-                        .map(|(i, _)| i),
-                ),
+                None => out.extend(self.of_step(e.row..e.row + 1, d).map(|(i, _)| i)),
             }
         }
         out

@@ -193,14 +193,12 @@ impl<'a> Search<'a> {
 
     /// Runs that stopped without finishing, any instance.
     fn unfinished_runs(&mut self) {
-        let (known, hash) = (self.known, self.hash);
-        for log in &known.unfinished {
-            for (k, i) in log.instances.iter().filter(|(_, i)| i.hash == hash) {
-                let settled = self.settled(&log.header.pipeline, k, &i.at);
-                if let Some(found) = self.journaled(i, &log.dir, settled, false) {
-                    let key = (log.id().to_owned(), k.clone());
-                    self.offer(key, Some(log.id().to_owned()), 0, found);
-                }
+        let known = self.known;
+        for (log, k, i) in known.unfinished_with(self.hash) {
+            let settled = self.settled(&log.header.pipeline, k, &i.at);
+            if let Some(found) = self.journaled(i, &log.dir, settled, false) {
+                let key = (log.id().to_owned(), k.clone());
+                self.offer(key, Some(log.id().to_owned()), 0, found);
             }
         }
     }

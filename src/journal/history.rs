@@ -105,6 +105,37 @@ pub struct RunLog {
 }
 
 impl RunLog {
+    /// Whether the journal in `dir` ends with the run's end, read from its
+    /// last line alone: a finished run is known as one without reading the
+    /// whole journal. `false` when that cannot be told that way (the last
+    /// line is something else, torn, or unreadable); the full read decides.
+    pub fn ended(dir: &Path) -> bool {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        /// Far longer than a run's last line.
+        const TAIL: u64 = 64 * 1024;
+        let Ok(mut file) = std::fs::File::open(dir.join(JOURNAL)) else {
+            return false;
+        };
+        let Ok(len) = file.seek(SeekFrom::End(0)) else {
+            return false;
+        };
+        let mut tail = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(len.saturating_sub(TAIL)))
+            .and_then(|_| file.read_to_end(&mut tail));
+        if read.is_err() || tail.last() != Some(&b'\n') {
+            return false;
+        }
+        let Some(last) = tail
+            .split(|&b| b == b'\n')
+            .rev()
+            .find(|l| !l.iter().all(u8::is_ascii_whitespace))
+        else {
+            return false;
+        };
+        matches!(serde_json::from_slice(last), Ok(Entry::Finished { .. }))
+    }
+
     /// Reads only the header of `dir/journal.jsonl`: which pipeline and state
     /// folder the run belongs to, to lock them before the journal is read.
     pub fn header(dir: &Path) -> Result<RunHeader, JournalError> {
@@ -397,6 +428,40 @@ mod tests {
             })
             .collect();
         assert_eq!(from, [None, Some("r0")]);
+    }
+
+    #[test]
+    fn a_journal_is_known_as_ended_from_its_last_line_only_when_the_full_read_agrees() {
+        let header = serde_json::to_string(&Entry::Run(super::super::testkit::header("r")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let song = r#"{"type":"intent","inst":"song","hash":"h","attempt":1,"fields":{},"credits":1,"at":"2026-11-21T10:00:00.000Z"}"#;
+        let finished =
+            r#"{"type":"finished","status":"succeeded","at":"2026-11-21T10:00:01.000Z"}"#;
+        let resumed = r#"{"type":"resumed","at":"2026-11-21T10:00:02.000Z"}"#;
+        let cases: [(&[&str], &str, bool); 5] = [
+            (&[song, finished], "\n", true),
+            (&[song, finished], "\n\n", true),
+            // Taken up again after it ended: the last line is not its end.
+            (&[song, finished, resumed], "\n", false),
+            (&[song], "\n", false),
+            // A torn last line is left to the full read.
+            (&[song, &finished[..20]], "", false),
+        ];
+        for (lines, end, ended) in cases {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let all: Vec<&str> = std::iter::once(header.as_str())
+                .chain(lines.iter().copied())
+                .collect();
+            std::fs::write(dir.path().join(JOURNAL), all.join("\n") + end)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(RunLog::ended(dir.path()), ended, "{lines:?}");
+            let log = RunLog::read(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            if ended {
+                assert!(log.finished.is_some(), "{lines:?}");
+            }
+        }
+        let missing = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!RunLog::ended(missing.path()));
     }
 
     /// What a resume of `log` remembers, with no other runs beside it.

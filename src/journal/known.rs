@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::entry::{IndexEntry, Outcome};
 use super::file::{in_use, read_lines};
-use super::history::{RunLog, Seen};
+use super::history::{InstanceLog, RunLog, Seen};
 use super::state::{JOURNAL, StateDir};
 use crate::engine::ErrorKind;
 
@@ -29,7 +29,8 @@ pub struct Known {
     pub pipeline: String,
     pub own: Option<RunLog>,
     pub index: Vec<IndexEntry>,
-    by_hash: HashMap<String, Vec<usize>>,
+    /// Positions in `index` by request hash, and by instance of `pipeline`.
+    lookup: Lookup,
     /// Runs that stopped without finishing (crashed or killed), not in use.
     pub unfinished: Vec<RunLog>,
     /// Problems met while reading, worth a warning.
@@ -58,10 +59,6 @@ impl Known {
         // instance; its index lines would let another instance with the same
         // request take its result, and then it would be paid for again.
         index.retain(|e| e.api == api && Some(PathBuf::from(&e.dir)) != own_dir);
-        let mut by_hash: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, e) in index.iter().enumerate() {
-            by_hash.entry(e.hash.clone()).or_default().push(i);
-        }
         let mut unfinished = Vec::new();
         // A run holding its lock in a shared store may run on another machine.
         let live = state.live_runs();
@@ -80,6 +77,10 @@ impl Known {
                 ));
                 continue;
             }
+            // Only runs that never finished are read in full.
+            if RunLog::ended(&dir) {
+                continue;
+            }
             match RunLog::read(&dir) {
                 Ok(log) if log.finished.is_none() && log.header.api.as_deref() == Some(api) => {
                     unfinished.push(log)
@@ -88,11 +89,12 @@ impl Known {
                 Err(e) => warnings.push(e.to_string()),
             }
         }
+        let lookup = Lookup::of(&index, pipeline, &unfinished);
         Known {
             pipeline: pipeline.to_owned(),
             own,
             index,
-            by_hash,
+            lookup,
             unfinished,
             warnings,
         }
@@ -104,20 +106,31 @@ impl Known {
         self.index.retain(|e| std::path::Path::new(&e.dir) != dir);
         self.unfinished
             .retain(|l| super::state::absolute(&l.dir) != dir);
-        self.by_hash.clear();
-        for (i, e) in self.index.iter().enumerate() {
-            self.by_hash.entry(e.hash.clone()).or_default().push(i);
-        }
+        self.lookup = Lookup::of(&self.index, &self.pipeline, &self.unfinished);
         self
     }
 
     /// Index entries for `hash`, oldest first.
     pub fn indexed(&self, hash: &str) -> impl Iterator<Item = &IndexEntry> {
-        self.by_hash
+        Lookup::find(&self.index, &self.lookup.by_hash, hash)
+    }
+
+    /// The instances of runs that never finished whose last request was
+    /// `hash`, run by run, each with its run and name.
+    pub fn unfinished_with(
+        &self,
+        hash: &str,
+    ) -> impl Iterator<Item = (&RunLog, &String, &InstanceLog)> {
+        self.lookup
+            .unfinished
             .get(hash)
             .into_iter()
             .flatten()
-            .filter_map(|&i| self.index.get(i))
+            .filter_map(|&(r, i)| {
+                let log = self.unfinished.get(r)?;
+                let (name, inst) = log.instances.get_index(i)?;
+                Some((log, name, inst))
+            })
     }
 
     /// When the latest answer to request `hash` of `pipeline`'s instance
@@ -153,11 +166,7 @@ impl Known {
             return own;
         }
         let mut best: Option<(&str, Previous)> = None;
-        for e in self
-            .index
-            .iter()
-            .filter(|e| e.pipeline == self.pipeline && e.inst == inst)
-        {
+        for e in Lookup::find(&self.index, &self.lookup.by_inst, inst) {
             if best.as_ref().is_none_or(|(at, _)| e.at.as_str() >= *at) {
                 let p = Previous {
                     run: e.run.clone(),
@@ -186,6 +195,48 @@ impl Known {
             }
         }
         best.map(|(_, p)| p)
+    }
+}
+
+/// Where index entries are, so that a look-up by request or by instance
+/// reads only the entries it is about, not the whole index.
+#[derive(Debug, Clone, Default)]
+struct Lookup {
+    by_hash: HashMap<String, Vec<usize>>,
+    /// Entries of the pipeline being planned or run, by instance name.
+    by_inst: HashMap<String, Vec<usize>>,
+    /// The unfinished runs' instances by request hash: (run, instance) positions.
+    unfinished: HashMap<String, Vec<(usize, usize)>>,
+}
+
+impl Lookup {
+    fn of(index: &[IndexEntry], pipeline: &str, unfinished: &[RunLog]) -> Lookup {
+        let mut lookup = Lookup::default();
+        for (i, e) in index.iter().enumerate() {
+            lookup.by_hash.entry(e.hash.clone()).or_default().push(i);
+            if e.pipeline == pipeline {
+                lookup.by_inst.entry(e.inst.clone()).or_default().push(i);
+            }
+        }
+        for (r, log) in unfinished.iter().enumerate() {
+            for (i, inst) in log.instances.values().enumerate() {
+                let at = lookup.unfinished.entry(inst.hash.clone()).or_default();
+                at.push((r, i));
+            }
+        }
+        lookup
+    }
+
+    /// The entries `map` files under `key`, oldest first.
+    fn find<'a>(
+        index: &'a [IndexEntry],
+        map: &'a HashMap<String, Vec<usize>>,
+        key: &str,
+    ) -> impl Iterator<Item = &'a IndexEntry> {
+        map.get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| index.get(i))
     }
 }
 
@@ -228,7 +279,6 @@ fn outcome(seen: &Seen) -> Outcome {
 mod tests {
     use indexmap::IndexMap;
 
-    use super::super::history::InstanceLog;
     use super::*;
     use crate::engine::{Outputs, TaskRef};
 
@@ -258,6 +308,68 @@ mod tests {
             open: IndexMap::new(),
             observed: Vec::new(),
         }
+    }
+
+    fn entry(pipeline: &str, run: &str, inst: &str, hash: &str, at: &str) -> IndexEntry {
+        IndexEntry {
+            api: "http://api".into(),
+            pipeline: pipeline.into(),
+            run: run.into(),
+            dir: format!("/runs/{run}"),
+            inst: inst.into(),
+            hash: hash.into(),
+            outcome: Outcome::Succeeded,
+            fields: Map::new(),
+            outputs: None,
+            task: None,
+            error: None,
+            at: at.into(),
+        }
+    }
+
+    #[test]
+    fn look_ups_by_instance_and_by_request_find_what_a_scan_of_the_index_would() {
+        let index = vec![
+            entry("p", "r1", "song", "a", "2026-11-21T09:00:00.000Z"),
+            entry("p", "r2", "song", "b", "2026-11-21T11:00:00.000Z"),
+            entry("p", "r3", "song", "c", "2026-11-21T10:00:00.000Z"),
+            // Another pipeline's instance of the same name is not this one's past.
+            entry("other", "r4", "song", "a", "2026-11-21T12:00:00.000Z"),
+            entry("p", "r4", "wav", "a", "2026-11-21T12:00:00.000Z"),
+        ];
+        let mut unfinished = run_log(
+            "dead",
+            Seen::Sent { attempt: 1 },
+            "2026-11-21T08:00:00.000Z",
+        );
+        unfinished.instances.insert(
+            "wav".to_owned(),
+            InstanceLog {
+                hash: "a".into(),
+                ..unfinished.instances["song"].clone()
+            },
+        );
+        // Known is built without its look-ups here; leaving out a run builds them.
+        let known = Known {
+            pipeline: "p".into(),
+            index,
+            unfinished: vec![unfinished],
+            ..Known::default()
+        }
+        .without_run(std::path::Path::new("/elsewhere"));
+        let latest = known.previous("song").map(|p| (p.run, p.hash));
+        assert_eq!(latest, Some(("r2".to_owned(), "b".to_owned())));
+        assert_eq!(known.previous("wav").map(|p| p.run).as_deref(), Some("r4"));
+        assert_eq!(known.previous("cover"), None);
+        let runs: Vec<&str> = known.indexed("a").map(|e| e.run.as_str()).collect();
+        assert_eq!(runs, ["r1", "r4", "r4"]);
+        let found: Vec<(&str, &str)> = known
+            .unfinished_with("a")
+            .map(|(log, name, _)| (log.id(), name.as_str()))
+            .collect();
+        assert_eq!(found, [("dead", "wav")]);
+        assert_eq!(known.unfinished_with("h").count(), 1);
+        assert_eq!(known.unfinished_with("zzz").count(), 0);
     }
 
     #[test]
