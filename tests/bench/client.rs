@@ -23,25 +23,16 @@
     reason = "a benchmark whose setup fails has nothing to measure; the panic says why"
 )]
 
+#[path = "flags.rs"]
+mod flags;
+
+use flags::{arg, text_arg};
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn arg(name: &str, default: f64) -> f64 {
-    text_arg(name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// CPU nanoseconds this process's live threads have run, from each
 /// thread's schedstat (exact, unlike the 10 ms ticks of `/proc/self/stat`).

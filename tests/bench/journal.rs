@@ -29,6 +29,11 @@
 #[allow(dead_code, reason = "the benchmark uses only the server and the proxy")]
 mod s3;
 
+#[path = "flags.rs"]
+mod flags;
+
+use flags::text_arg;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,12 +44,6 @@ use sonicflow::engine::{InstanceId, Job, Memory, Outputs, Record, TaskRef};
 use sonicflow::journal::{Known, Policy, RunHeader, RunMemory, StateDir};
 
 const SUBMIT_SPACING: Duration = Duration::from_secs(3);
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1).cloned()
-}
 
 fn header(id: &str) -> RunHeader {
     RunHeader {
@@ -207,11 +206,11 @@ fn in_bucket(root: &std::path::Path, steps: usize) {
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
-    let steps: usize = arg("--steps")
+    let steps: usize = text_arg("--steps")
         .and_then(|s| s.parse().ok())
         .unwrap_or(if quick { 5 } else { 200 });
     let batches = if quick { 1 } else { 7 };
-    let base = arg("--dir")
+    let base = text_arg("--dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     std::fs::create_dir_all(&base).unwrap();

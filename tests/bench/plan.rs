@@ -31,6 +31,11 @@
     reason = "a benchmark whose setup fails has nothing to measure; the panic says why"
 )]
 
+#[path = "flags.rs"]
+mod flags;
+
+use flags::text_arg;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -96,12 +101,6 @@ fn song_wav_manifest(dir: &Path, rows: usize) -> PathBuf {
     let path = dir.join(format!("songwav{rows}.yaml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1).cloned()
 }
 
 fn header(id: &str, plan: &Plan) -> RunHeader {

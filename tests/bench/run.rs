@@ -31,6 +31,11 @@
     reason = "a benchmark whose setup fails has nothing to measure; the panic says why"
 )]
 
+#[path = "flags.rs"]
+mod flags;
+
+use flags::{arg, text_arg};
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -192,20 +197,6 @@ fn run_baseline(name: &str, exe: &str, rows: usize, scale: f64, scope: &str) {
         outcome.polls / outcome.generation.max(1.0)
     );
     std::io::stdout().flush().unwrap();
-}
-
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn arg(name: &str, default: f64) -> f64 {
-    text_arg(name)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// Peak resident memory (kB) and CPU seconds of a process, from /proc.
