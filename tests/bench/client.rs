@@ -25,10 +25,12 @@
 
 #[path = "flags.rs"]
 mod flags;
+#[path = "sandbox.rs"]
+mod sandbox;
 
 use flags::{arg, text_arg};
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -256,18 +258,19 @@ fn main() {
     let exe = env!("CARGO_BIN_EXE_sonicflow");
     let runner = text_arg("--runner").unwrap_or_else(|| exe.to_owned());
 
-    let mut sandbox = Command::new(exe)
-        .args(["sandbox", "--time-scale", &scale.to_string()])
-        .args(["--balance", "1000000000", "--submit-interval", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(sandbox.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    let base = url.trim().to_owned();
+    let scale_text = scale.to_string();
+    let (mut sandbox, base) = sandbox::start(
+        exe,
+        &[
+            "--time-scale",
+            &scale_text,
+            "--balance",
+            "1000000000",
+            "--submit-interval",
+            "0",
+        ],
+    )
+    .unwrap();
 
     let bare = |n: usize, spacing: Duration| {
         median((0..rounds).map(|_| bare_round(&base, n, spacing)).collect())

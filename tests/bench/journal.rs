@@ -223,7 +223,7 @@ fn main() {
         base.display()
     );
     println!(
-        "  per paid step (4 synced lines: intent, accepted, succeeded, index): median {:.2} ms, min {:.2} ms, max {:.2} ms",
+        "  per paid step (4 lines, 2 synced: intent and accepted; the success and its index line ride on the next sync): median {:.2} ms, min {:.2} ms, max {:.2} ms",
         median.as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3,

@@ -47,6 +47,8 @@ use sonicflow::sandbox::SandboxConfig;
 mod baseline;
 #[path = "run_inflight.rs"]
 mod inflight;
+#[path = "sandbox.rs"]
+mod sandbox;
 
 /// The runner's quick-call quota (its default); the generation one is
 /// the sandbox's slot.
@@ -141,25 +143,16 @@ impl Bound {
 
 /// Starts `sonicflow sandbox`; the process and its base URL.
 fn start_sandbox(exe: &str, scale: f64, scope: &str) -> (std::process::Child, String) {
-    let mut sandbox = Command::new(exe)
-        .args([
-            "sandbox",
-            "--time-scale",
-            &scale.to_string(),
-            "--balance",
-            "100000000",
-            "--rate-limit-scope",
-            scope,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(sandbox.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
-    (sandbox, url.trim().to_owned())
+    let scale = scale.to_string();
+    let args = [
+        "--time-scale",
+        &scale,
+        "--balance",
+        "100000000",
+        "--rate-limit-scope",
+        scope,
+    ];
+    sandbox::start(exe, &args).unwrap()
 }
 
 /// Runs a hand-written script instead of sonicflow and reports it against the same bound.

@@ -67,20 +67,18 @@ pub fn main(rows: usize, runner: &str, exe: &str) -> Result<(), String> {
     );
     std::fs::write(&manifest, yaml).map_err(|e| e.to_string())?;
 
-    let mut sandbox = Command::new(exe)
-        .args(["sandbox", "--time-scale", &scale.to_string()])
-        .args(["--balance", "1000000000", "--submit-interval", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let mut url = String::new();
-    if let Some(out) = sandbox.stdout.take() {
-        BufReader::new(out)
-            .read_line(&mut url)
-            .map_err(|e| e.to_string())?;
-    }
-    let base = url.trim().to_owned();
+    let scale_text = scale.to_string();
+    let (mut sandbox, base) = super::sandbox::start(
+        exe,
+        &[
+            "--time-scale",
+            &scale_text,
+            "--balance",
+            "1000000000",
+            "--submit-interval",
+            "0",
+        ],
+    )?;
     let before = served(&base).ok_or("the sandbox does not count requests")?;
 
     let started = Instant::now();
