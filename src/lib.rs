@@ -16,6 +16,7 @@ pub mod diag;
 pub mod engine;
 pub mod exit;
 pub mod expr;
+pub mod format;
 pub mod journal;
 pub mod manifest;
 pub mod output;

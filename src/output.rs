@@ -9,10 +9,88 @@
 //! printed was lost. A run is never stopped by its output.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static STDOUT_LOST: AtomicBool = AtomicBool::new(false);
+
+/// `--color`: whether output may carry colour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set; also off a terminal when
+    /// `CLICOLOR_FORCE` is set (and not `0`).
+    #[default]
+    Auto,
+    /// Always, also in a file or a CI log.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The options every command takes: colour and how much to say.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    pub color: ColorChoice,
+    /// `-q`: -1; nothing: 0; `-v`, `-vv`, …: 1, 2, …
+    pub verbosity: i8,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Sets the options of this process; the first call wins.
+pub fn configure(settings: Settings) {
+    let _ = SETTINGS.set(settings);
+}
+
+fn settings() -> Settings {
+    SETTINGS.get().copied().unwrap_or_default()
+}
+
+/// Which of the two streams a text is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Whether text for `stream` may be coloured: `--color always|never`
+/// decides; with `auto`, a non-empty `NO_COLOR` turns colour off, a
+/// `CLICOLOR_FORCE` other than `0` turns it on off a terminal, and
+/// otherwise colour is used on a terminal only.
+pub fn color(stream: Stream) -> bool {
+    let terminal = match stream {
+        Stream::Stdout => io::stdout().is_terminal(),
+        Stream::Stderr => io::stderr().is_terminal(),
+    };
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    color_from(
+        settings().color,
+        env("NO_COLOR").is_some(),
+        env("CLICOLOR_FORCE").is_some_and(|v| v != "0"),
+        terminal,
+    )
+}
+
+/// The rule of [`color`], apart from where its facts come from.
+pub fn color_from(choice: ColorChoice, no_color: bool, force: bool, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if no_color => false,
+        ColorChoice::Auto => force || terminal,
+    }
+}
+
+/// `-q`: only errors, warnings and the result itself are printed.
+pub fn quiet() -> bool {
+    settings().verbosity < 0
+}
+
+/// How many `-v` were given (0 without, or with `-q`).
+pub fn verbosity() -> u8 {
+    settings().verbosity.max(0).unsigned_abs()
+}
 
 /// Writes to stdout; see the module documentation for failures.
 pub fn stdout(args: fmt::Arguments<'_>) {
@@ -71,6 +149,28 @@ macro_rules! errln {
 
 #[cfg(test)]
 mod tests {
+    use super::{ColorChoice, color_from};
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_then_clicolor_force_then_the_terminal() {
+        // (choice, NO_COLOR, CLICOLOR_FORCE, terminal) → colour
+        let table = [
+            (ColorChoice::Always, true, false, false, true),
+            (ColorChoice::Never, false, true, true, false),
+            (ColorChoice::Auto, true, true, true, false),
+            (ColorChoice::Auto, false, true, false, true),
+            (ColorChoice::Auto, false, false, true, true),
+            (ColorChoice::Auto, false, false, false, false),
+        ];
+        for (choice, no_color, force, terminal, want) in table {
+            assert_eq!(
+                color_from(choice, no_color, force, terminal),
+                want,
+                "{choice:?} NO_COLOR={no_color} CLICOLOR_FORCE={force} terminal={terminal}"
+            );
+        }
+    }
+
     /// Every line the program prints goes through this module: one
     /// `println!` or `eprintln!` elsewhere would bring back the panic on a
     /// closed pipe.
