@@ -226,7 +226,7 @@ pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
 }
 
 /// How diagnostics are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// The source line with a caret under the problem, and a `help:` line.
     Human,
@@ -234,6 +234,19 @@ pub enum Format {
     Json,
     /// GitHub Actions workflow commands (`::error file=…`), one per line.
     Github,
+}
+
+impl Format {
+    /// How a command printing its result in `output` prints its problems:
+    /// Markdown goes with the human rendering.
+    pub fn for_output(output: crate::format::OutputFormat) -> Format {
+        use crate::format::OutputFormat;
+        match output {
+            OutputFormat::Human | OutputFormat::Markdown => Format::Human,
+            OutputFormat::Json => Format::Json,
+            OutputFormat::Github => Format::Github,
+        }
+    }
 }
 
 /// Renders every diagnostic in the chosen format.

@@ -43,16 +43,6 @@ impl OutputFormat {
         }
     }
 
-    /// What it prints, for `--help` when a command says nothing more precise.
-    pub fn help(self) -> &'static str {
-        match self {
-            OutputFormat::Human => "for people: text and tables (the default)",
-            OutputFormat::Json => "for programs: JSON",
-            OutputFormat::Markdown => "Markdown, for a pull-request comment",
-            OutputFormat::Github => "GitHub Actions annotations",
-        }
-    }
-
     /// The format called `name`, if there is one.
     pub fn from_name(name: &str) -> Option<OutputFormat> {
         OutputFormat::ALL.into_iter().find(|f| f.name() == name)
@@ -63,18 +53,15 @@ impl OutputFormat {
 pub trait Formats: Clone + Send + Sync + 'static {
     /// The formats taken, `human` first.
     const ALLOWED: &'static [OutputFormat];
-
-    /// What `format` prints for this command, in `--help`.
-    fn help(format: OutputFormat) -> &'static str {
-        format.help()
-    }
+    /// The help of `--format`: what each format prints for this command
+    /// (clap lists the names after it).
+    const HELP: &'static str;
 }
 
 /// `--format FORMAT` and `--json`, for a command printing in `F::ALLOWED`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FormatArgs<F: Formats> {
-    /// How to print the result.
-    #[arg(long, value_name = "FORMAT", value_parser = parser::<F>())]
+    #[arg(long, value_name = "FORMAT", value_parser = parser::<F>(), help = F::HELP)]
     format: Option<OutputFormat>,
     /// Same as `--format json`.
     #[arg(long, conflicts_with = "format")]
@@ -115,9 +102,9 @@ impl<F: Formats> FormatArgs<F> {
 
 /// Parses a format name among `F::ALLOWED`; clap's own error lists them.
 fn parser<F: Formats>() -> impl TypedValueParser<Value = OutputFormat> {
-    let values = F::ALLOWED
-        .iter()
-        .map(|&f| PossibleValue::new(f.name()).help(F::help(f)));
+    // Without a help of their own: clap would switch `--help` to its long,
+    // one-flag-per-paragraph layout for them.
+    let values = F::ALLOWED.iter().map(|&f| PossibleValue::new(f.name()));
     // The names were checked against `ALLOWED` before the map runs.
     PossibleValuesParser::new(values)
         .map(|name: String| OutputFormat::from_name(&name).unwrap_or(OutputFormat::Human))
@@ -129,12 +116,39 @@ pub struct HumanOrJson;
 
 impl Formats for HumanOrJson {
     const ALLOWED: &'static [OutputFormat] = &[OutputFormat::Human, OutputFormat::Json];
+    const HELP: &'static str = "How to print the result: `human` text (the default) or `json`";
+}
+
+/// Prints `value` on stdout: as pretty JSON for `json`, else as `render` has it.
+pub fn print<T: serde::Serialize>(
+    format: OutputFormat,
+    value: &T,
+    render: impl FnOnce(&T) -> String,
+) {
+    if format == OutputFormat::Json {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => crate::outln!("{text}"),
+            Err(e) => crate::errln!("error: cannot write the result as JSON: {e}"),
+        }
+    } else {
+        crate::out!("{}", render(value));
+    }
 }
 
 /// `1 credit`, `2 credits`: `count` with the word that agrees with it.
-pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n: u64 = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
+pub fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: Copy + std::fmt::Display + PartialEq + From<u8>,
+{
+    format!("{n} {}", if n == N::from(1) { one } else { many })
+}
+
+/// `1 credit`, `2 credits`.
+pub fn credits<N>(n: N) -> String
+where
+    N: Copy + std::fmt::Display + PartialEq + From<u8>,
+{
+    count(n, "credit", "credits")
 }
 
 #[cfg(test)]
@@ -169,6 +183,7 @@ mod tests {
     fn counts_agree_with_their_word() {
         assert_eq!(count(0u32, "credit", "credits"), "0 credits");
         assert_eq!(count(1u32, "credit", "credits"), "1 credit");
-        assert_eq!(count(2u64, "clip", "clips"), "2 clips");
+        assert_eq!(count(2usize, "clip", "clips"), "2 clips");
+        assert_eq!(credits(-1i64), "-1 credits");
     }
 }

@@ -18,13 +18,14 @@ static STDOUT_LOST: AtomicBool = AtomicBool::new(false);
 /// `--color`: whether output may carry colour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
-    /// On a terminal, unless `NO_COLOR` is set; also off a terminal when
-    /// `CLICOLOR_FORCE` is set (and not `0`).
+    // On a terminal, unless `NO_COLOR` is set; also off a terminal when
+    // `CLICOLOR_FORCE` is set (and not `0`). (Plain comments: a doc
+    // comment here would become help that switches `--help` to its long
+    // layout.)
     #[default]
     Auto,
-    /// Always, also in a file or a CI log.
+    // Always, also in a file or a CI log.
     Always,
-    /// Never.
     Never,
 }
 
@@ -45,6 +46,50 @@ pub fn configure(settings: Settings) {
 
 fn settings() -> Settings {
     SETTINGS.get().copied().unwrap_or_default()
+}
+
+/// Sends `tracing` events to stderr through [`stderr`], so they land above
+/// a run's live view: at `warn` and above by default, `info` with `-v`,
+/// `debug` with `-vv`, everything with `-vvv`; none with `-q`; `RUST_LOG`
+/// (`sonicflow=debug`, …) chooses exactly when set.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let level = match settings().verbosity {
+        ..0 => "error",
+        0 => "warn",
+        1 => "sonicflow=info,warn",
+        2 => "sonicflow=debug,info",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec).unwrap_or_else(|e| {
+            stderr(format_args!(
+                "warning: `RUST_LOG` is not a filter sonicflow understands ({e}); using `{level}`\n"
+            ));
+            EnvFilter::new(level)
+        }),
+        _ => EnvFilter::new(level),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(color(Stream::Stderr))
+        .with_writer(|| TracingWriter)
+        .try_init();
+}
+
+/// A `tracing` writer into [`stderr`].
+struct TracingWriter;
+
+impl Write for TracingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        stderr(format_args!("{}", String::from_utf8_lossy(buf)));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Which of the two streams a text is for.

@@ -91,12 +91,12 @@ fn the_review_validates_with_annotations_and_posts_the_markdown_cost_difference(
         .collect();
     assert!(parsed.iter().any(|c| matches!(
         c,
-        Command::Validate(v) if v.format == sonicflow::diag::Format::Github
+        Command::Validate(v) if v.format.get() == sonicflow::format::OutputFormat::Github
     )));
     assert!(parsed.iter().any(|c| matches!(
         c,
         Command::Plan(p) if p.compare.is_some()
-            && p.format == sonicflow::commands::plan::PlanFormat::Markdown
+            && p.format.get() == sonicflow::format::OutputFormat::Markdown
     )));
     assert!(
         WORKFLOW.contains("startswith(\"<!-- sonicflow-cost -->\")"),

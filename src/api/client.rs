@@ -128,7 +128,29 @@ impl Client {
         Ok(url)
     }
 
+    /// Sends one request; with `-v` each is logged with how it ended and
+    /// how long it took (the path only: never a header, so never the key).
     async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Raw, ApiError> {
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return self.send_once(method, path, body).await;
+        }
+        let started = std::time::Instant::now();
+        let shown = method.clone();
+        let answer = self.send_once(method, path, body).await;
+        let ms = started.elapsed().as_millis();
+        match &answer {
+            Ok(raw) => tracing::info!("{shown} {path} → {} in {ms} ms", raw.status.as_u16()),
+            Err(e) => tracing::info!("{shown} {path} failed in {ms} ms: {e}"),
+        }
+        answer
+    }
+
+    async fn send_once(
         &self,
         method: Method,
         path: &str,

@@ -228,7 +228,7 @@ fn label(plan: &Plan, c: &StepCost<'_>, with_matrix: bool) -> Vec<String> {
         format!("{} · {}", c.action, c.operation)
     };
     let mut lines = vec![c.id.to_owned(), does];
-    lines.push(format!("{} credits each", c.unit_credits));
+    lines.push(format!("{} each", crate::format::credits(c.unit_credits)));
     let per_instance = step.calls_in(0);
     let repeat = count_text(
         per_instance.value(),
@@ -246,8 +246,8 @@ fn label(plan: &Plan, c: &StepCost<'_>, with_matrix: bool) -> Vec<String> {
     }
     let calls = count_text(c.calls, c.expected, c.at_most);
     lines.push(format!(
-        "{} credits in all ({calls} call{})",
-        c.credits,
+        "{} in all ({calls} call{})",
+        crate::format::credits(c.credits),
         if c.calls == 1 { "" } else { "s" }
     ));
     lines

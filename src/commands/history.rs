@@ -12,6 +12,7 @@ use crate::plan::Plan;
 use crate::plan::select::Selection;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "State and reuse")]
 pub struct HistoryArgs {
     /// Where earlier runs, the reuse index and the locks are kept: a folder, or a bucket URL (s3://bucket/prefix, gs://…, az://…, file:///…) with credentials from the cloud's usual environment [default: the manifest's `state:`, else .sonicflow beside the manifest].
     #[arg(long = "state", visible_alias = "state-dir", value_name = "URL|DIR")]

@@ -16,7 +16,6 @@ pub mod status;
 pub mod unlock;
 pub mod validate;
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::diag::{self, Diagnostic, Format};
@@ -57,6 +56,72 @@ pub fn load_and_plan(file: &Path, options: &Options) -> Result<(Loaded, Plan), V
 
 /// Prints diagnostics on stderr in `format`.
 pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = crate::output::color(crate::output::Stream::Stderr);
     crate::err!("{}", diag::render(diagnostics, format, color));
+}
+
+/// How summaries name a manifest given on the command line (`-` is `<stdin>`).
+pub fn display_manifest(path: &Path) -> String {
+    load::display_name(path)
+}
+
+/// The manifests the paths name: a file (or `-`) as given, a folder as
+/// the `*.yaml` and `*.yml` files in it and its subfolders (hidden ones,
+/// such as `.sonicflow/`, skipped), in name order. A folder with none,
+/// or one that cannot be read, is a diagnostic.
+pub fn manifests_in(paths: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        if let Err(e) = collect_manifests(path, &mut found) {
+            let source = diag::Source::new(path.display().to_string(), String::new());
+            problems.push(
+                Diagnostic::new(
+                    diag::Code::Io,
+                    &source,
+                    crate::span::Span::default(),
+                    format!("cannot read the folder: {e}"),
+                )
+                .help("check the path and its permissions"),
+            );
+            continue;
+        }
+        if found.is_empty() {
+            let source = diag::Source::new(path.display().to_string(), String::new());
+            problems.push(
+                Diagnostic::new(
+                    diag::Code::Io,
+                    &source,
+                    crate::span::Span::default(),
+                    "the folder holds no manifest (`*.yaml` or `*.yml`)".to_owned(),
+                )
+                .help("name the manifests, or the folder they are in (often `pipelines/`)"),
+            );
+        }
+        found.sort();
+        files.append(&mut found);
+    }
+    (files, problems)
+}
+
+fn collect_manifests(dir: &Path, found: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            collect_manifests(&path, found)?;
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            found.push(path);
+        }
+    }
+    Ok(())
 }

@@ -16,6 +16,7 @@ use super::history;
 use crate::diag::{Code, Diagnostic, Format, Source};
 use crate::engine::RowHistory;
 use crate::exit;
+use crate::format::{FormatArgs, Formats, OutputFormat};
 use crate::journal::RunMemory;
 use crate::plan::condition::When;
 use crate::plan::{Options, Plan};
@@ -23,6 +24,10 @@ use crate::prices::PriceTable;
 use crate::span::Span;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow plan pipelines/nightly.yaml                                   # the priced table
+  sonicflow plan pipelines/nightly.yaml --json | jq .totals               # for a script
+  sonicflow plan pipelines/nightly.yaml --compare origin/main --format markdown   # for a pull request")]
 pub struct PlanArgs {
     /// The pipeline manifest.
     #[arg(value_name = "FILE")]
@@ -33,18 +38,14 @@ pub struct PlanArgs {
     /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows`.
     #[arg(long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
-    /// Same as `--format json` (kept for scripts written before `--format`).
-    #[arg(long, hide = true)]
-    pub json: bool,
     /// A price table (YAML) to use instead of the built-in one.
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
     /// Fail (exit 3) when the plan costs more; overrides `limits.max_credits`.
     #[arg(long, value_name = "CREDITS")]
     pub max_credits: Option<u64>,
-    /// How to print the plan (and the manifest's problems: `github` as workflow annotations).
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: PlanFormat,
+    #[command(flatten)]
+    pub format: FormatArgs<PlanFormats>,
     /// Print what the plan adds to or removes from BASE: another manifest file, or a git revision (`origin/main`, `HEAD~1`, a sha) of this one.
     #[arg(long, value_name = "BASE")]
     pub compare: Option<String>,
@@ -88,36 +89,23 @@ pub fn price_table(path: Option<&PathBuf>) -> Result<PriceTable, Vec<Diagnostic>
 }
 
 /// What `plan` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PlanFormat {
-    /// A table for a terminal; problems with the source line and a caret.
-    Human,
-    /// One JSON document (problems as JSON on stderr).
-    Json,
-    /// The human table, problems as GitHub Actions annotations (`::error file=…`).
-    Github,
-    /// Markdown tables that render on GitHub (a pull request comment, a job summary).
-    Markdown,
+#[derive(Debug, Clone, Copy)]
+pub struct PlanFormats;
+
+impl Formats for PlanFormats {
+    const ALLOWED: &'static [OutputFormat] = &OutputFormat::ALL;
+    const HELP: &'static str = "How to print the plan: `human`, a table for a terminal (the default); `json`, one document (problems as JSON on stderr); `markdown`, tables for a pull-request comment or a job summary; `github`, the table with problems as GitHub Actions annotations";
 }
 
 impl PlanArgs {
-    /// The output format, `--json` counting as `--format json`.
-    fn output(&self) -> PlanFormat {
-        if self.json {
-            PlanFormat::Json
-        } else {
-            self.format
-        }
+    /// The output format.
+    fn output(&self) -> OutputFormat {
+        self.format.get()
     }
 
-    /// How problems with the manifest are printed (`--json` leaves them
-    /// to `--format`, as it did before `--format` chose the plan's output).
+    /// How problems with the manifest are printed.
     fn problems(&self) -> Format {
-        match self.format {
-            PlanFormat::Human | PlanFormat::Markdown => Format::Human,
-            PlanFormat::Json => Format::Json,
-            PlanFormat::Github => Format::Github,
-        }
+        Format::for_output(self.output())
     }
 
     /// How `plan` builds a plan from a loaded manifest: these inputs,
@@ -196,14 +184,14 @@ pub fn run(args: &PlanArgs) -> u8 {
     let outlook = crate::engine::forecast(&plan, &memory);
     let past = crate::engine::row_histories(&plan, &memory, &outlook);
     match args.output() {
-        PlanFormat::Json => crate::out!("{}", render_json_with(&plan, &past)),
-        PlanFormat::Markdown => crate::out!("{}", markdown::render(&plan, &past)),
-        PlanFormat::Human | PlanFormat::Github => {
+        OutputFormat::Json => crate::out!("{}", render_json_with(&plan, &past)),
+        OutputFormat::Markdown => crate::out!("{}", markdown::render(&plan, &past)),
+        OutputFormat::Human | OutputFormat::Github => {
             crate::out!("{}", render_human_with(&plan, &past));
         }
     }
     if let Some(shard) = args.history.shard
-        && args.output() != PlanFormat::Json
+        && args.output() != OutputFormat::Json
     {
         crate::outln!("{}", shard_line(&plan, shard, rows_before));
     }
@@ -211,7 +199,8 @@ pub fn run(args: &PlanArgs) -> u8 {
     match plan.max_credits {
         Some(max) if crate::engine::over_cap(max, 0, to_spend) => {
             crate::errln!(
-                "error: the run would spend {to_spend} credits, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or narrow it with `--select` / `--exclude`"
+                "error: the run would spend {}, more than the budget of {max}\n  help: raise `limits.max_credits` (or `--max-credits`), or narrow it with `--select` / `--exclude`",
+                crate::format::credits(to_spend)
             );
             exit::BUDGET
         }
@@ -377,9 +366,9 @@ pub fn render_human_with(plan: &Plan, past: &[RowHistory]) -> String {
     if plan.instances.iter().any(|i| i.key.is_some()) {
         let _ = writeln!(
             out,
-            "matrix: {} rows × {} steps",
-            plan.instances.len(),
-            plan.steps.len()
+            "matrix: {} × {}",
+            crate::format::count(plan.instances.len(), "row", "rows"),
+            crate::format::count(plan.steps.len(), "step", "steps")
         );
     }
     out.push('\n');
@@ -526,7 +515,7 @@ fn write_footer(out: &mut String, plan: &Plan, t: &Totals) {
         );
     }
     let at_most = if t.at_most { "at most " } else { "" };
-    let _ = write!(out, "\ntotal: {at_most}{} credits", t.total);
+    let _ = write!(out, "\ntotal: {at_most}{}", crate::format::credits(t.total));
     if t.expected {
         out.push_str(
             " (expected: some calls fan out over lists whose length is known only at run time)",
@@ -539,8 +528,8 @@ fn write_footer(out: &mut String, plan: &Plan, t: &Totals) {
     if t.to_spend != t.total {
         let _ = writeln!(
             out,
-            "to spend: {} credits (the rest is reused from earlier runs, already paid, or not selected)",
-            t.to_spend
+            "to spend: {} (the rest is reused from earlier runs, already paid, or not selected)",
+            crate::format::credits(t.to_spend)
         );
     }
     if let Some(max) = plan.max_credits {
@@ -549,7 +538,7 @@ fn write_footer(out: &mut String, plan: &Plan, t: &Totals) {
         } else {
             "within budget"
         };
-        let _ = writeln!(out, "budget: {max} credits, {verdict}");
+        let _ = writeln!(out, "budget: {}, {verdict}", crate::format::credits(max));
     }
 }
 

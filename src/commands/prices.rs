@@ -32,6 +32,8 @@ pub struct PricesArgs {
     /// A price table (YAML) to show instead of the built-in one.
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: crate::format::FormatArgs<crate::format::HumanOrJson>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -81,8 +83,35 @@ fn show(args: &PricesArgs) -> u8 {
             }
         }
     };
-    crate::out!("{}", render(&table, &super::today()));
+    let today = super::today();
+    let shown = Shown {
+        name: &table.name,
+        date: &table.date,
+        source: &table.source,
+        age: table.age_lines(&today),
+        overridden: &table.overridden,
+        prices: OPERATIONS
+            .iter()
+            .filter_map(|op| Some((*op, table.price(op)?)))
+            .collect(),
+        earlier: &table.earlier,
+    };
+    crate::format::print(args.format.get(), &shown, |_| render(&table, &today));
     exit::SUCCESS
+}
+
+/// `sonicflow prices --json`: the table, its age and where it came from.
+#[derive(Debug, Serialize)]
+struct Shown<'a> {
+    name: &'a str,
+    date: &'a str,
+    source: &'a str,
+    /// What the human form says of the table's age, a line each.
+    age: Vec<String>,
+    overridden: &'a [String],
+    /// Credits per operation.
+    prices: BTreeMap<&'static str, u64>,
+    earlier: &'a [EarlierRead],
 }
 
 /// The table as `sonicflow prices` prints it.

@@ -123,11 +123,7 @@ fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
         ));
     }
     let faults = match &args.faults {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the faults file `{}`: {e}", path.display()))?;
-            Faults::from_yaml(&text, &path.display().to_string())?
-        }
+        Some(path) => read_faults(path)?,
         None => Faults::default(),
     };
     let mut config = SandboxConfig::default();
@@ -156,6 +152,46 @@ fn config(args: &SandboxArgs) -> Result<SandboxConfig, String> {
         .with_rate_limit_scope(args.rate_limit_scope)
         .with_stems_full_count(args.stems_full)
         .with_faults(faults))
+}
+
+/// Reads a faults file (`--faults`, `--sandbox-faults`).
+pub fn read_faults(path: &std::path::Path) -> Result<Faults, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the faults file `{}`: {e}", path.display()))?;
+    Faults::from_yaml(&text, &path.display().to_string())
+}
+
+/// The knobs of a sandbox started for one command (`run --sandbox`,
+/// `credits --sandbox`); `sonicflow sandbox` has them all, unprefixed.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Where it runs")]
+pub struct OneShotSandboxArgs {
+    /// Starting balance of the sandbox's key [default: 1000].
+    #[arg(long, value_name = "N", requires = "sandbox")]
+    pub sandbox_balance: Option<u64>,
+    /// YAML file of fault probabilities for the sandbox (`http_500: 0.05`, …; as `sonicflow sandbox --faults`).
+    #[arg(long, value_name = "FILE", requires = "sandbox")]
+    pub sandbox_faults: Option<PathBuf>,
+    /// Seed for the sandbox's ids, latencies and faults [default: 0].
+    #[arg(long, value_name = "S", requires = "sandbox")]
+    pub sandbox_seed: Option<u64>,
+}
+
+impl OneShotSandboxArgs {
+    /// The sandbox these flags describe, at time scale `scale`.
+    pub fn config(&self, scale: f64) -> Result<SandboxConfig, String> {
+        let mut config = SandboxConfig::default().with_time_scale(scale);
+        if let Some(balance) = self.sandbox_balance {
+            config = config.with_balance(balance);
+        }
+        if let Some(seed) = self.sandbox_seed {
+            config = config.with_seed(seed);
+        }
+        if let Some(path) = &self.sandbox_faults {
+            config = config.with_faults(read_faults(path)?);
+        }
+        Ok(config)
+    }
 }
 
 async fn serve(config: SandboxConfig) -> u8 {

@@ -9,11 +9,17 @@ use serde::Serialize;
 use crate::engine::observe::attribute;
 use crate::engine::{Account, ErrorKind, Standing, verdict};
 use crate::exit;
+use crate::format::{FormatArgs, HumanOrJson, print};
 use crate::journal::Seen;
 use crate::journal::{JOURNAL, RunLog, StateDir, in_use};
 use crate::report::ObservedCharges;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow status pipelines/nightly.yaml          # the newest run of the pipeline
+  sonicflow status .sonicflow/runs/nightly-20261201T020000000Z --json
+
+Exit codes: 0 succeeded; 1 failed; 2 cannot be read; 3 stopped by the budget; 5 in doubt; 6 in flight.")]
 pub struct StatusArgs {
     /// A run folder, a pipeline manifest for its newest run, or a run id (`--run-id`) for every shard of that run.
     #[arg(value_name = "RUN_DIR|FILE|RUN_ID")]
@@ -21,9 +27,8 @@ pub struct StatusArgs {
     /// The state, when FILE's runs are not in `.sonicflow/` beside it: a folder or a bucket URL (s3://…, gs://…, az://…, file://…).
     #[arg(long = "state", visible_alias = "state-dir", value_name = "URL|DIR")]
     pub state: Option<String>,
-    /// Print the status as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArgs<HumanOrJson>,
 }
 
 /// Where a run stands, as `status --json` prints it.
@@ -91,7 +96,7 @@ pub fn run(args: &StatusArgs) -> u8 {
     };
     let running = in_use(&dir.join(JOURNAL)) || live.contains(log.id());
     let status = summarize(&log, running);
-    print(args.json, &status, render);
+    print(args.format.get(), &status, render);
     status.exit_code
 }
 
@@ -203,22 +208,11 @@ fn batch_status(args: &StatusArgs) -> u8 {
             status: s,
         });
     }
-    print(args.json, &batch, render_batch);
+    print(args.format.get(), &batch, render_batch);
     batch.exit_code
 }
 
 /// Prints `value` as JSON, or in words by `render`.
-fn print<T: Serialize>(json: bool, value: &T, render: impl FnOnce(&T) -> String) {
-    if json {
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
-    } else {
-        crate::out!("{}", render(value));
-    }
-}
-
 fn render_batch(b: &BatchStatus) -> String {
     let mut out = String::new();
     let split = match b.shards {
@@ -473,8 +467,8 @@ fn render(s: &RunStatus) -> String {
             // Journals of older versions do not say what the run needs.
             let _ = write!(
                 out,
-                " --max-credits N\n  (N above the {} credits net spent so far: a resume keeps the cap it was started with)",
-                s.credits_net
+                " --max-credits N\n  (N above the {} net spent so far: a resume keeps the cap it was started with)",
+                crate::format::credits(s.credits_net)
             );
         }
         out.push('\n');

@@ -4,12 +4,31 @@ use std::path::PathBuf;
 
 use crate::diag::{self, Diagnostic, Format};
 use crate::exit;
+use crate::format::{FormatArgs, Formats, OutputFormat};
 use crate::plan::Options;
 
+/// What `validate` prints.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidateFormats;
+
+impl Formats for ValidateFormats {
+    const ALLOWED: &'static [OutputFormat] = &[
+        OutputFormat::Human,
+        OutputFormat::Json,
+        OutputFormat::Github,
+    ];
+    const HELP: &'static str = "How to print problems: `human`, a line per valid file and each problem with its source line (the default); `json`, one document with every problem; `github`, GitHub Actions annotations, one per line";
+}
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow validate pipelines/nightly.yaml
+  sonicflow validate pipelines/                 # every *.yaml and *.yml in the folder
+  cat p.yaml | sonicflow validate -             # a manifest on stdin")]
 pub struct ValidateArgs {
-    /// Pipeline manifests to check.
-    #[arg(required = true, value_name = "FILE")]
+    /// Pipeline manifests to check; a folder stands for the manifests in it
+    /// (`*.yaml`, `*.yml`, not those in hidden folders); `-` reads one from stdin.
+    #[arg(required = true, value_name = "FILE|DIR|-")]
     pub files: Vec<PathBuf>,
     /// Override an input: `--input name=value` (repeatable).
     #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
@@ -17,9 +36,8 @@ pub struct ValidateArgs {
     /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows`.
     #[arg(long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
-    /// How to print problems.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
+    #[command(flatten)]
+    pub format: FormatArgs<ValidateFormats>,
 }
 
 pub fn run(args: &ValidateArgs) -> u8 {
@@ -28,19 +46,21 @@ pub fn run(args: &ValidateArgs) -> u8 {
         matrix: args.matrix.clone(),
         ..Options::default()
     };
-    let mut all: Vec<Diagnostic> = Vec::new();
+    let (files, mut all) = super::manifests_in(&args.files);
     let mut summaries = Vec::new();
-    for file in &args.files {
+    for file in &files {
         match super::load_and_plan(file, &options) {
             Ok((_, mut plan)) => {
                 summaries.push(format!(
-                    "{}: valid ({} step{}{})",
-                    file.display(),
-                    plan.steps.len(),
-                    if plan.steps.len() == 1 { "" } else { "s" },
+                    "{}: valid ({}{})",
+                    super::display_manifest(file),
+                    crate::format::count(plan.steps.len() as u64, "step", "steps"),
                     match plan.instances.len() {
                         1 if plan.instances[0].key.is_none() => String::new(),
-                        n => format!(" × {n} matrix rows"),
+                        n => format!(
+                            " × {}",
+                            crate::format::count(n as u64, "matrix row", "matrix rows")
+                        ),
                     }
                 ));
                 all.append(&mut plan.warnings);
@@ -49,17 +69,18 @@ pub fn run(args: &ValidateArgs) -> u8 {
         }
     }
     diag::sort(&mut all);
-    match args.format {
+    match Format::for_output(args.format.get()) {
         Format::Human => {
-            for s in &summaries {
-                crate::outln!("{s}");
+            if !crate::output::quiet() {
+                for s in &summaries {
+                    crate::outln!("{s}");
+                }
             }
             if !all.is_empty() {
                 super::print_diagnostics(&all, Format::Human);
             }
         }
-        Format::Json => crate::out!("{}", diag::render(&all, Format::Json, false)),
-        Format::Github => crate::out!("{}", diag::render(&all, Format::Github, false)),
+        format => crate::out!("{}", diag::render(&all, format, false)),
     }
     if !all.iter().any(Diagnostic::is_error) {
         exit::SUCCESS

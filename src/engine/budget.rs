@@ -57,9 +57,9 @@ impl Account {
 impl std::fmt::Display for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.refunded == 0 && self.in_doubt == 0 {
-            return write!(f, "{} credits net", self.net);
+            return write!(f, "{} net", crate::format::credits(self.net));
         }
-        write!(f, "{} credits charged", self.charged)?;
+        write!(f, "{} charged", crate::format::credits(self.charged))?;
         if self.in_doubt > 0 {
             write!(f, " ({} in doubt)", self.in_doubt)?;
         }

@@ -57,7 +57,8 @@ impl fmt::Display for StopReason {
                 cap,
             } => write!(
                 f,
-                "budget: `{instance}` needs {needs} credits and {committed} of the {cap}-credit cap are spent or reserved"
+                "budget: `{instance}` needs {} and {committed} of the {cap}-credit cap are spent or reserved",
+                crate::format::credits(*needs)
             ),
             StopReason::FailFast => f.write_str("fail-fast: a step failed"),
             StopReason::Journal { error: None } => f.write_str("the journal cannot be written"),

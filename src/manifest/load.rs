@@ -66,23 +66,132 @@ pub fn load_file(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     load_file_with(path, &LoadOptions::default())
 }
 
-/// `load_file` with the command line's inputs and `--matrix`.
+/// `load_file` with the command line's inputs and `--matrix`; `-` is the
+/// manifest on stdin (read once, whoever asks again gets the same text),
+/// its relative matrix file read from the current folder.
 pub fn load_file_with(path: &Path, options: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let name = display_name(path);
+    let text = read_manifest(path).map_err(|(message, help)| {
         let source = Source::new(name.clone(), String::new());
-        vec![
-            Diagnostic::new(
-                Code::Io,
-                &source,
-                Span::default(),
-                format!("cannot read the manifest: {e}"),
-            )
-            .help("check the path; manifests are usually under `pipelines/`"),
-        ]
+        vec![Diagnostic::new(Code::Io, &source, Span::default(), message).help(help)]
     })?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = match path.parent() {
+        Some(parent) if !is_stdin(path) => parent,
+        _ => Path::new(""),
+    };
     load_str_with(name.as_str(), text, base, options)
+}
+
+/// Whether `path` is `-`, the manifest on stdin.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// How diagnostics and summaries name the manifest at `path`.
+pub fn display_name(path: &Path) -> String {
+    if is_stdin(path) {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// The most of a manifest read from stdin.
+const MAX_STDIN_BYTES: u64 = 16 << 20;
+
+/// The manifest's text, or what is wrong and how to fix it.
+fn read_manifest(path: &Path) -> Result<String, (String, String)> {
+    if is_stdin(path) {
+        static STDIN: std::sync::OnceLock<Result<String, (String, String)>> =
+            std::sync::OnceLock::new();
+        return STDIN.get_or_init(read_stdin).clone();
+    }
+    if path.is_dir() {
+        return Err((
+            "this is a folder, not a manifest".to_owned(),
+            format!(
+                "name a manifest in it (`{}/….yaml`); `sonicflow validate {}` checks every manifest in a folder",
+                path.display().to_string().trim_end_matches('/'),
+                path.display()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| {
+        let help = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "check the path; manifests are usually under `pipelines/`".to_owned()
+            }
+            std::io::ErrorKind::PermissionDenied => format!(
+                "sonicflow may not read it: check its permissions (`ls -l {}`)",
+                path.display()
+            ),
+            _ => "check the path and the disk".to_owned(),
+        };
+        (format!("cannot read the manifest: {e}"), help)
+    })?;
+    text_of(bytes)
+}
+
+fn read_stdin() -> Result<String, (String, String)> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_STDIN_BYTES + 1)
+        .read_to_end(&mut bytes);
+    if let Err(e) = read {
+        return Err((
+            format!("cannot read the manifest from stdin: {e}"),
+            "pipe a manifest in (`cat pipeline.yaml | sonicflow validate -`) or name its file"
+                .to_owned(),
+        ));
+    }
+    if bytes.len() as u64 > MAX_STDIN_BYTES {
+        return Err((
+            format!(
+                "the manifest on stdin is over {} MiB",
+                MAX_STDIN_BYTES >> 20
+            ),
+            "a manifest is a short YAML file; keep large matrices in a CSV or JSONL `matrix.file`"
+                .to_owned(),
+        ));
+    }
+    text_of(bytes)
+}
+
+/// The bytes as text: a manifest is UTF-8 YAML, so anything else (an
+/// image, an archive, a file in another encoding) is named as such.
+fn text_of(bytes: Vec<u8>) -> Result<String, (String, String)> {
+    if bytes.contains(&0) {
+        return Err((
+            "this is a binary file, not a YAML manifest".to_owned(),
+            "check that this is the pipeline you meant: manifests are YAML text files".to_owned(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        (
+            format!("this is not UTF-8 text (byte {at} is not valid UTF-8)"),
+            "save the manifest as UTF-8, or check that this is the pipeline you meant".to_owned(),
+        )
+    })
+}
+
+/// What a missing required key is best written with, where one value fits
+/// every manifest.
+fn example_value(field: &str) -> &'static str {
+    match field {
+        "version" => "1",
+        _ => "…",
+    }
+}
+
+/// Whether a YAML text holds nothing but blank lines and comments.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    })
 }
 
 /// Loads manifest text; `base` is the folder that relative matrix files are read from.
@@ -105,6 +214,18 @@ pub fn load_str_with(
     };
     ctx.report_duplicates(&doc.duplicates);
     let root = super::extension::strip(doc.root);
+    if root.entries().is_none() && is_blank(&source.text) {
+        ctx.push(
+            Diagnostic::new(
+                Code::InvalidType,
+                &source,
+                root.span,
+                "the manifest is empty".to_owned(),
+            )
+            .help("start with `version: 1`, `name: …` and `steps:`; `sonicflow init` writes a commented one"),
+        );
+        return Err(ctx.diagnostics);
+    }
     if root.entries().is_none() {
         ctx.push(
             Diagnostic::new(
@@ -499,7 +620,11 @@ impl Ctx {
                 format!("missing required key `{field}`{}", place(&full)),
             )
             .label(format!("`{field}` is required here"))
-            .help(format!("add `{field}: …`{}", place(&full)))
+            .help(format!(
+                "add `{field}: {}`{}",
+                example_value(&field),
+                place(&full)
+            ))
         } else {
             let message = in_manifest_words(&message, full.last().map_or("", String::as_str));
             Diagnostic::new(

@@ -313,8 +313,15 @@ impl<'a> RefChecker<'a> {
                 }
                 _ => node.map_or(self.step_key_span(), |n| n.span),
             };
-            let help = crate::diag::did_you_mean(name, self.index.keys().copied())
-                .unwrap_or_else(|| "`needs` lists ids of steps in this pipeline".to_owned());
+            // A step never needs itself, so it is no suggestion for its own typo.
+            let others = self.index.keys().copied().filter(|k| *k != self.id);
+            let help = crate::diag::did_you_mean(name, others.clone()).unwrap_or_else(|| {
+                let ids: Vec<String> = others.take(10).map(|k| format!("`{k}`")).collect();
+                match ids.as_slice() {
+                    [] => "`needs` lists ids of other steps of this pipeline".to_owned(),
+                    _ => format!("`needs` lists ids of other steps: {}", ids.join(", ")),
+                }
+            });
             self.push(
                 Diagnostic::new(
                     Code::UnknownStep,
@@ -355,7 +362,7 @@ impl<'a> RefChecker<'a> {
                                 items.len()
                             ),
                         )
-                        .label(format!("{} clips", items.len()))
+                        .label(crate::format::count(items.len(), "clip", "clips"))
                         .help("list exactly two clip ids under `clips`"),
                     );
                     ok = false;

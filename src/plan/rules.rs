@@ -257,9 +257,18 @@ fn check_model<'m>(
                 }
                 Some(model) => Some(model),
                 None => {
-                    let help = crate::diag::did_you_mean(name, models.names()).unwrap_or_else(|| {
-                        "use a known model such as `sonic-v5`, or declare a newer one under `models:`".to_owned()
-                    });
+                    // The list says more than the nearest name: `sonic-v9` is
+                    // closest to `sonic-v4`, which is not what was meant.
+                    let usable: Vec<String> = models
+                        .names()
+                        .filter(|n| models.get(n).is_some_and(|m| m.allowed_for(action)))
+                        .map(|n| format!("`{n}`"))
+                        .collect();
+                    let help = format!(
+                        "`{}` takes {}; a newer model can be declared under `models:`",
+                        action.name(),
+                        usable.join(", ")
+                    );
                     out.push(v(
                         Code::UnknownModel,
                         Some("mv"),

@@ -230,12 +230,19 @@ fn write_in_doubt(out: &mut String, results: &Results) {
     for step in &doubtful {
         let _ = writeln!(
             out,
-            "- `{}` — {} credits: sent, no answer recorded; counted as charged",
+            "- `{}` — {}: sent, no answer recorded; counted as charged",
             code(&step.name()),
-            step.credits.in_doubt
+            crate::format::credits(step.credits.in_doubt)
         );
     }
     out.push_str("\nA resumed run never sends these again. If the service shows they were not charged, `sonicflow run --resume RUN_DIR --resend-in-doubt` sends them again (and pays again if they were).\n");
+}
+
+/// The Markdown summary of the run in `run_dir`, as `publish` writes it.
+pub fn render(run_dir: &Path) -> Result<String, String> {
+    read_results(run_dir)
+        .map(|results| with_location(&run_summary_markdown(&results), run_dir))
+        .map_err(|e| e.to_string())
 }
 
 /// Writes the summary of the run in `run_dir` to `summary_md` (when
@@ -246,8 +253,8 @@ pub fn publish(run_dir: &Path, summary_md: Option<&Path>) {
     if summary_md.is_none() && github.is_none() {
         return;
     }
-    let text = match read_results(run_dir) {
-        Ok(results) => with_location(&run_summary_markdown(&results), run_dir),
+    let text = match render(run_dir) {
+        Ok(text) => text,
         Err(e) => {
             crate::errln!("warning: no Markdown summary: {e}");
             return;

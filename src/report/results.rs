@@ -309,15 +309,15 @@ impl ObservedCharges {
                 .map(|u| u.window.to_string())
                 .collect();
             notes.push(format!(
-                "warning: the balance moved by {} credits that no request of this run explains (another user of the key?), in window {}; not counted in any step",
-                self.unattributed_total,
+                "warning: the balance moved by {} that no request of this run explains (another user of the key?), in window {}; not counted in any step",
+                crate::format::credits(self.unattributed_total),
                 windows.join(", ")
             ));
         }
         if !self.unknown.is_empty() {
             notes.push(format!(
-                "note: what {} request(s) cost is not known: the balance could not be read around them",
-                self.unknown.len()
+                "note: what {} cost is not known: the balance could not be read around them",
+                crate::format::count(self.unknown.len(), "request", "requests")
             ));
         }
         notes

@@ -168,8 +168,9 @@ impl<'a> Fields<'a> {
         match unused.as_slice() {
             [] => Ok(()),
             names => Err(invalid(format!(
-                "`{}` does not take field(s) {}",
+                "`{}` does not take the field{} {}",
                 self.action,
+                if names.len() == 1 { "" } else { "s" },
                 names
                     .iter()
                     .map(|n| format!("`{n}`"))

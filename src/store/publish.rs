@@ -118,7 +118,10 @@ impl fmt::Display for PublishError {
             .partition(|n| [RESULTS, REPORT].contains(&n.as_str()));
         let mut names: Vec<String> = files.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
         if files.len() > SHOWN {
-            names.push(format!("and {} more file(s)", files.len() - SHOWN));
+            names.push(format!(
+                "and {} more",
+                crate::format::count(files.len() - SHOWN, "file", "files")
+            ));
         }
         names.extend(last.iter().map(|n| format!("`{n}`")));
         write!(

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::base::{BaseError, base_plan};
 use super::markdown::prices_line;
-use super::{PlanArgs, PlanFormat, per_step, print_problems, rows, totals};
+use super::{PlanArgs, per_step, print_problems, rows, totals};
 use crate::exit;
+use crate::format::OutputFormat;
 use crate::plan::Plan;
 use crate::report::markdown::{cell, code};
 
@@ -31,13 +32,13 @@ pub(super) fn run(args: &PlanArgs, after: &Plan, base: &str) -> u8 {
     };
     let comparison = Comparison::of(after, base, before.as_ref());
     match args.output() {
-        PlanFormat::Json => {
+        OutputFormat::Json => {
             let mut text = serde_json::to_string_pretty(&comparison).unwrap_or_default();
             text.push('\n');
             crate::out!("{text}");
         }
-        PlanFormat::Markdown => crate::out!("{}", comparison.markdown(after)),
-        PlanFormat::Human | PlanFormat::Github => crate::out!("{}", comparison.human()),
+        OutputFormat::Markdown => crate::out!("{}", comparison.markdown(after)),
+        OutputFormat::Human | OutputFormat::Github => crate::out!("{}", comparison.human()),
     }
     exit::SUCCESS
 }

@@ -17,9 +17,9 @@ pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
     if plan.instances.iter().any(|i| i.key.is_some()) {
         let _ = write!(
             out,
-            " · {} matrix rows × {} steps",
-            plan.instances.len(),
-            plan.steps.len()
+            " · {} × {}",
+            crate::format::count(plan.instances.len(), "matrix row", "matrix rows"),
+            crate::format::count(plan.steps.len(), "step", "steps")
         );
     }
     out.push_str("\n\n");
@@ -42,7 +42,11 @@ pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
         let _ = writeln!(out, "| {action} | {calls} | {credits} |");
     }
     let at_most = if t.at_most { "at most " } else { "" };
-    let _ = write!(out, "\n**Total: {at_most}{} credits**", t.total);
+    let _ = write!(
+        out,
+        "\n**Total: {at_most}{}**",
+        crate::format::credits(t.total)
+    );
     if t.expected {
         out.push_str(" (some calls fan out over lists whose length is known only at run time: their expected count is used)");
     }
@@ -53,8 +57,8 @@ pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
     if t.to_spend != t.total {
         let _ = writeln!(
             out,
-            "\nTo spend: **{} credits** (the rest is reused from earlier runs, already paid, or not selected)",
-            t.to_spend
+            "\nTo spend: **{}** (the rest is reused from earlier runs, already paid, or not selected)",
+            crate::format::credits(t.to_spend)
         );
     }
     if let Some(max) = plan.max_credits {
@@ -63,7 +67,7 @@ pub(super) fn render(plan: &Plan, past: &[RowHistory]) -> String {
         } else {
             "within budget"
         };
-        let _ = writeln!(out, "\nBudget: {max} credits, {verdict}");
+        let _ = writeln!(out, "\nBudget: {}, {verdict}", crate::format::credits(max));
     }
     let _ = writeln!(out, "\n{}", prices_line(plan));
     out

@@ -3,6 +3,7 @@
 use crate::steps::{DownloadOptions, HostRule};
 
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Results and files")]
 pub struct DownloadArgs {
     /// Largest result file saved, e.g. `800MB` or `2GiB`; a larger one fails its step [default: 512MiB].
     #[arg(long, value_name = "SIZE", value_parser = crate::steps::parse_size)]

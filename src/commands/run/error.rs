@@ -63,7 +63,12 @@ pub enum RunError {
         error: Box<crate::commands::credits::BalanceError>,
     },
     /// The balance cannot pay for what the run will spend.
-    BalanceShort { balance: u64, need: u64 },
+    BalanceShort {
+        balance: u64,
+        need: u64,
+        /// The balance is a sandbox's, which `--sandbox-balance` sets.
+        sandbox: bool,
+    },
     /// The plan needs more than the cap, and `--allow-partial` was not given.
     OverBudget {
         /// The plan, as `sonicflow plan` prints it.
@@ -141,9 +146,7 @@ impl RunError {
             RunError::Config(ConfigError::MissingKey | ConfigError::EmptyKey) => {
                 Some("to try the pipeline without a key or credits, add `--sandbox`")
             }
-            RunError::ApiUnusable { .. } => Some(
-                "check `MUSICAPI_KEY` (or `--api-key-file`) and `MUSICAPI_BASE_URL` (or `--api-base`); add `--sandbox` to run locally",
-            ),
+            RunError::ApiUnusable { error, .. } => Some(crate::commands::credits::api_help(error)),
             RunError::OtherApi {
                 journal: Some(_), ..
             } => Some(
@@ -154,6 +157,9 @@ impl RunError {
             }
             RunError::BalanceDeadline { .. } => Some(
                 "try again later, or pass `--no-balance-check` to start without knowing the balance",
+            ),
+            RunError::BalanceShort { sandbox: true, .. } => Some(
+                "give the sandbox more with `--sandbox-balance N`, narrow the run with `--select`, or pass `--no-balance-check` to start anyway",
             ),
             RunError::BalanceShort { .. } => Some(
                 "top up, narrow the run with `--select`, or pass `--no-balance-check` to start anyway",
@@ -221,9 +227,15 @@ impl fmt::Display for RunError {
                 f,
                 "the API at `{base_url}` did not tell the balance in time: {error}; nothing was sent"
             ),
-            RunError::BalanceShort { balance, need } => write!(
+            RunError::BalanceShort {
+                balance,
+                need,
+                sandbox,
+            } => write!(
                 f,
-                "the balance is {balance} credits and the run needs about {need}; nothing was sent"
+                "the {}balance is {} and the run needs about {need}; nothing was sent",
+                if *sandbox { "sandbox's " } else { "" },
+                crate::format::count(*balance, "credit", "credits"),
             ),
             RunError::OverBudget {
                 to_spend,
@@ -231,7 +243,11 @@ impl fmt::Display for RunError {
                 cap,
                 ..
             } => {
-                write!(f, "the run would spend {to_spend} credits")?;
+                write!(
+                    f,
+                    "the run would spend {}",
+                    crate::format::credits(*to_spend)
+                )?;
                 if *spent > 0 {
                     write!(f, " on top of the {spent} it has spent already")?;
                 }
@@ -265,6 +281,7 @@ mod tests {
                 RunError::BalanceShort {
                     balance: 1,
                     need: 2,
+                    sandbox: false,
                 },
                 exit::BUDGET,
             ),

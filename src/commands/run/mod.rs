@@ -16,9 +16,9 @@ use prepare::{Prepared, prepare};
 
 use super::credits::{ApiArgs, BALANCE_DEADLINE, BalanceError, balance};
 use crate::api::{ApiError, ApiKey, Client, ClientConfig};
-use crate::diag::Format;
 use crate::engine::{self, EngineConfig};
 use crate::exit;
+use crate::format::{FormatArgs, Formats, OutputFormat};
 use crate::plan::Plan;
 use crate::plan::models::Models;
 use crate::report::{self, Console, ConsoleMode, Drained, Pace, Reporters, ResultsWriter};
@@ -30,99 +30,124 @@ use crate::steps::{ApiExecutor, DownloadKinds, DownloadOptions, ExecutorError};
 pub const SANDBOX_TIME_SCALE: f64 = 200.0;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow run pipelines/nightly.yaml --sandbox --download   # a local sandbox, no credits
+  sonicflow run pipelines/nightly.yaml --max-credits 500      # the real API, capped
+  sonicflow run --resume last pipelines/nightly.yaml          # take up where a run stopped
+
+Exit codes: 0 succeeded; 1 some steps failed or did not run; 2 invalid, or locked by another run;
+3 the budget or the balance; 4 the key or the API; 7 not all published; 130 interrupted.")]
 pub struct RunArgs {
     /// The pipeline manifest (optional with `--resume RUN_DIR`).
     #[arg(value_name = "FILE", required_unless_present = "resume")]
     pub file: Option<PathBuf>,
     /// Take up an interrupted run: `--resume RUN_DIR`, or `--resume last` for
     /// the newest run of FILE. Tasks already accepted are polled, never sent again.
-    #[arg(long, value_name = "RUN_DIR|last")]
+    #[arg(help_heading = "Pipeline", long, value_name = "RUN_DIR|last")]
     pub resume: Option<String>,
-    /// Before the first submit, do not check that the balance covers what the run will spend.
-    #[arg(long)]
-    pub no_balance_check: bool,
-    /// Read the (free) balance around submits to record what each really cost [default: on].
-    #[arg(long, overrides_with = "no_observe_charges")]
-    pub observe_charges: bool,
-    /// Do not read the balance around submits: results show planned credits only.
-    #[arg(long, overrides_with = "observe_charges")]
-    pub no_observe_charges: bool,
-    #[command(flatten)]
-    pub history: super::history::HistoryArgs,
-    /// Run against a local sandbox started for this run, spending no real credits.
-    #[arg(long)]
-    pub sandbox: bool,
-    /// Divide every duration (poll schedule, backoff, quotas) by N; with `--sandbox` the sandbox's too [default with --sandbox: 200].
-    #[arg(long, value_name = "N", env = "SONICFLOW_TIME_SCALE")]
-    pub time_scale: Option<f64>,
     /// Override an input: `--input name=value` (repeatable).
-    #[arg(long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
+    #[arg(help_heading = "Pipeline", long = "input", value_name = "NAME=VALUE", value_parser = super::parse_input)]
     pub inputs: Vec<(String, String)>,
     /// Read the matrix rows from this CSV or JSONL file instead of the manifest's `matrix.file` or `matrix.rows` (a resume reads the file its run began with).
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Pipeline", long, value_name = "FILE")]
     pub matrix: Option<PathBuf>,
+    /// Stop submitting after the first failed step.
+    #[arg(help_heading = "Pipeline", long)]
+    pub fail_fast: bool,
+    /// A price table (YAML) to use instead of the built-in one.
+    #[arg(help_heading = "Pipeline", long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Run against a local sandbox started for this run, spending no real credits.
+    #[arg(help_heading = "Where it runs", long)]
+    pub sandbox: bool,
+    #[command(flatten)]
+    pub sandbox_knobs: super::sandbox::OneShotSandboxArgs,
+    /// Divide every duration (poll schedule, backoff, quotas) by N; with `--sandbox` the sandbox's too [default with --sandbox: 200].
+    #[arg(
+        help_heading = "Where it runs",
+        long,
+        value_name = "N",
+        env = "SONICFLOW_TIME_SCALE"
+    )]
+    pub time_scale: Option<f64>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
+    #[arg(help_heading = "Pace", long, value_name = "N")]
+    pub max_in_flight: Option<u32>,
+    /// Generation submits (creates, covers, stems, …) per minute at most (overrides `limits.submits_per_minute`).
+    #[arg(help_heading = "Pace", long, value_name = "N")]
+    pub submits_per_minute: Option<u32>,
+    /// Quick paid calls (bpm, wav, midi, upload, …) per minute at most (overrides `limits.quick_calls_per_minute`).
+    #[arg(help_heading = "Pace", long, value_name = "N")]
+    pub quick_calls_per_minute: Option<u32>,
+    /// Status polls per second at most (overrides `limits.polls_per_second`).
+    #[arg(help_heading = "Pace", long, value_name = "N")]
+    pub polls_per_second: Option<u32>,
+    /// Before the first submit, do not check that the balance covers what the run will spend.
+    #[arg(help_heading = "Budget", long)]
+    pub no_balance_check: bool,
+    /// Read the (free) balance around submits to record what each really cost [default: on].
+    #[arg(help_heading = "Budget", long, overrides_with = "no_observe_charges")]
+    pub observe_charges: bool,
+    /// Do not read the balance around submits: results show planned credits only.
+    #[arg(help_heading = "Budget", long, overrides_with = "observe_charges")]
+    pub no_observe_charges: bool,
+    /// Spend at most this many credits: the submit that would cross it is not sent (overrides `limits.max_credits`).
+    #[arg(help_heading = "Budget", long, value_name = "CREDITS")]
+    pub max_credits: Option<u64>,
+    /// Start even when the plan needs more than the cap: spend up to the cap and stop there.
+    #[arg(help_heading = "Budget", long)]
+    pub allow_partial: bool,
+    #[command(flatten)]
+    pub history: super::history::HistoryArgs,
     /// Name the run, so that its shards share it and a restarted one takes it up (default with `--shard`: `$SONICFLOW_RUN_ID`, else `$GITHUB_RUN_ID`).
-    #[arg(long, value_name = "ID")]
+    #[arg(help_heading = "State and reuse", long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// How long to wait for another run of the pipeline on the same state folder to let go of its lock [default: refuse at once].
+    #[arg(help_heading = "State and reuse", long, value_name = "DURATION", default_value = "0s", hide_default_value = true, value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// Folder for the results manifest and downloads [default: .sonicflow/runs/<name>-<time> beside the manifest]; or a bucket URL (s3://, gs://, az://, file://) to publish them to when the run ends, from the default folder.
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(help_heading = "Results and files", long, value_name = "DIR|URL")]
     pub out: Option<PathBuf>,
     /// Download audio with its cover art, WAV, stems and MIDI into the output folder, named by `artifacts.name`.
-    #[arg(long)]
+    #[arg(help_heading = "Results and files", long)]
     pub download: bool,
     /// Send uploads in the service's task mode, which answers with a task id at once (the service POSTs the finished upload to URL; sonicflow polls it).
-    #[arg(long, value_name = "URL", env = "SONICFLOW_UPLOAD_CALLBACK", value_parser = crate::steps::parse_upload_callback)]
+    #[arg(help_heading = "Results and files", long, value_name = "URL", env = "SONICFLOW_UPLOAD_CALLBACK", value_parser = crate::steps::parse_upload_callback)]
     pub upload_callback: Option<String>,
     #[command(flatten)]
     pub download_limits: DownloadArgs,
-    /// Remote tasks in flight at most (overrides `limits.max_in_flight`).
-    #[arg(long, value_name = "N")]
-    pub max_in_flight: Option<u32>,
-    /// Generation submits (creates, covers, stems, …) per minute at most (overrides `limits.submits_per_minute`).
-    #[arg(long, value_name = "N")]
-    pub submits_per_minute: Option<u32>,
-    /// Quick paid calls (bpm, wav, midi, upload, …) per minute at most (overrides `limits.quick_calls_per_minute`).
-    #[arg(long, value_name = "N")]
-    pub quick_calls_per_minute: Option<u32>,
-    /// Status polls per second at most (overrides `limits.polls_per_second`).
-    #[arg(long, value_name = "N")]
-    pub polls_per_second: Option<u32>,
-    /// Stop submitting after the first failed step.
-    #[arg(long)]
-    pub fail_fast: bool,
-    /// Spend at most this many credits: the submit that would cross it is not sent (overrides `limits.max_credits`).
-    #[arg(long, value_name = "CREDITS")]
-    pub max_credits: Option<u64>,
-    /// How long to wait for another run of the pipeline on the same state folder to let go of its lock [default: refuse at once].
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
-    pub lock_timeout: std::time::Duration,
-    /// Start even when the plan needs more than the cap: spend up to the cap and stop there.
-    #[arg(long)]
-    pub allow_partial: bool,
-    /// A price table (YAML) to use instead of the built-in one.
-    #[arg(long, value_name = "FILE")]
-    pub prices: Option<PathBuf>,
-    /// How to log progress when stderr is not a terminal.
-    #[arg(long, value_enum, default_value = "human")]
+    /// How to log progress on stderr: `human`, a live view on a terminal and a line per event otherwise; `json`, one JSON object per event.
+    #[arg(
+        help_heading = "Results and files",
+        long,
+        value_enum,
+        default_value = "human"
+    )]
     pub log_format: LogFormat,
-    /// How to print problems with the manifest.
-    #[arg(long, value_enum, default_value = "human")]
-    pub format: Format,
-    /// Print a JSON summary of the run on stdout instead of the results path.
-    #[arg(long)]
-    pub json: bool,
-    /// When the run ends, write a Markdown summary of it (status, credits, failures) to FILE; it is also appended to `$GITHUB_STEP_SUMMARY` when that is set.
-    #[arg(long, value_name = "FILE")]
-    pub summary_md: Option<PathBuf>,
     #[command(flatten)]
-    pub api: ApiArgs,
+    pub format: FormatArgs<RunFormats>,
+    /// When the run ends, write a Markdown summary of it (status, credits, failures) to FILE; it is also appended to `$GITHUB_STEP_SUMMARY` when that is set.
+    #[arg(help_heading = "Results and files", long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+}
+
+/// What `run` prints on stdout when it ends, and how it prints problems
+/// with the manifest (its progress log is `--log-format`).
+#[derive(Debug, Clone, Copy)]
+pub struct RunFormats;
+
+impl Formats for RunFormats {
+    const ALLOWED: &'static [OutputFormat] = &OutputFormat::ALL;
+    const HELP: &'static str = "What to print on stdout when the run ends, and how to print problems with the manifest: `human`, the path of results.json (the default); `json`, a summary object (`path`, `status`, `stop_reason`, `totals`) and problems as JSON; `markdown`, the run's Markdown summary; `github`, the path, with problems as GitHub Actions annotations (progress is `--log-format`)";
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// Live progress on a terminal, one line per event otherwise.
+    // Live progress on a terminal, one line per event otherwise.
     Human,
-    /// One JSON object per event.
+    // One JSON object per event.
     Json,
 }
 
@@ -160,24 +185,31 @@ fn start(args: &RunArgs) -> Result<u8, RunError> {
             }
         }
     };
+    // A faults file that cannot be used is refused before anything else.
+    let sandbox = match args.sandbox {
+        true => Some(args.sandbox_knobs.config(1.0).map_err(RunError::Usage)?),
+        false => None,
+    };
     let prepared = prepare(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| RunError::Runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run_async(args, prepared, configured))
+    runtime.block_on(run_async(args, prepared, configured, sandbox))
 }
 
 /// The API to talk to: a sandbox started here, or the configured service.
 async fn connect(
     scale: f64,
     configured: Option<ClientConfig>,
+    sandbox: Option<SandboxConfig>,
 ) -> Result<(ClientConfig, Option<SandboxHandle>), RunError> {
     if let Some(config) = configured {
         return Ok((config, None));
     }
-    let sandbox = Sandbox::start(SandboxConfig::default().with_time_scale(scale))
+    let sandbox = sandbox.unwrap_or_default().with_time_scale(scale);
+    let sandbox = Sandbox::start(sandbox)
         .await
         .map_err(|e| RunError::Sandbox(e.to_string()))?;
     let key = ApiKey::new("sandbox-key").map_err(RunError::Config)?;
@@ -190,13 +222,14 @@ async fn run_async(
     args: &RunArgs,
     prepared: Prepared,
     configured: Option<ClientConfig>,
+    sandbox: Option<SandboxConfig>,
 ) -> Result<u8, RunError> {
     let scale = args.time_scale.unwrap_or(if args.sandbox {
         SANDBOX_TIME_SCALE
     } else {
         1.0
     });
-    let (config, sandbox) = connect(scale, configured).await?;
+    let (config, sandbox) = connect(scale, configured, sandbox).await?;
     let result = execute(args, prepared, &config, scale).await;
     if let Some(sandbox) = sandbox {
         sandbox.shutdown().await;
@@ -344,17 +377,30 @@ async fn execute(
 /// report that cannot be written is a warning, never the run's outcome.
 fn publish_report(out: &Path) {
     match report::html::write_report(out) {
+        Ok(_) if crate::output::quiet() => {}
         Ok(path) => crate::errln!("report: {}", path.display()),
         Err(e) => crate::errln!("warning: no report.html: {e}"),
     }
 }
 
-/// What `$(sonicflow run …)` captures: the results path, or with `--json`
-/// the run's summary; everything else went to stderr.
+/// What `$(sonicflow run …)` captures: the results path, or with
+/// `--format json` the run's summary, with `--format markdown` the
+/// Markdown summary; everything else went to stderr.
 fn print_outcome(args: &RunArgs, run_summary: &serde_json::Value) {
-    match run_summary.get("path").and_then(serde_json::Value::as_str) {
-        Some(path) if !args.json => crate::outln!("{path}"),
-        _ => crate::outln!("{run_summary}"),
+    let path = run_summary.get("path").and_then(serde_json::Value::as_str);
+    match (args.format.get(), path) {
+        (OutputFormat::Json, _) | (_, None) => crate::outln!("{run_summary}"),
+        (OutputFormat::Markdown, Some(path)) => {
+            let dir = Path::new(path).parent().unwrap_or(Path::new(""));
+            match report::markdown::render(dir) {
+                Ok(text) => crate::outln!("{text}"),
+                Err(e) => {
+                    crate::errln!("warning: no Markdown summary: {e}");
+                    crate::outln!("{path}");
+                }
+            }
+        }
+        (_, Some(path)) => crate::outln!("{path}"),
     }
 }
 
@@ -380,7 +426,11 @@ async fn check_balance(
                     .min(cap.saturating_sub(prepared.spent_before))
             });
             if balance < need {
-                return Err(RunError::BalanceShort { balance, need });
+                return Err(RunError::BalanceShort {
+                    balance,
+                    need,
+                    sandbox: args.sandbox,
+                });
             }
         }
         Ok(_) => {}

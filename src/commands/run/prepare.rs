@@ -119,7 +119,9 @@ pub(super) fn prepare(args: &RunArgs) -> Result<Prepared, RunError> {
     } = lock_and_read(args, api.as_deref())?;
     let header = own.as_ref().map(|o| o.header.clone());
     let publish = super::publish::target(args, header.as_ref())?;
-    let manifest_sha = sha256_file(&planned.file);
+    // The text that was loaded, not the file read again: it may have
+    // changed since, and a manifest from stdin has no file.
+    let manifest_sha = report::manifest_sha256(planned.loaded.source.text.as_bytes());
     if let Some(h) = &header
         && h.manifest_sha256 != manifest_sha
     {
@@ -456,7 +458,7 @@ fn pipeline_name(args: &RunArgs, file: &Path) -> Result<String, RunError> {
         .map(|loaded| loaded.manifest.name)
         .map_err(|d| RunError::Manifest {
             diagnostics: d,
-            format: args.format,
+            format: crate::diag::Format::for_output(args.format.get()),
         })
 }
 
@@ -560,7 +562,7 @@ pub(super) fn check_manifest(args: &RunArgs) -> Result<(), RunError> {
 fn plan(args: &RunArgs, header: Option<&RunHeader>) -> Result<Planned, RunError> {
     let manifest_error = |diagnostics| RunError::Manifest {
         diagnostics,
-        format: args.format,
+        format: crate::diag::Format::for_output(args.format.get()),
     };
     let file = match (&args.file, header) {
         (Some(f), _) => f.clone(),
@@ -705,19 +707,21 @@ fn announce(plan: &Plan, outlook: &Outlook, out: &Path, resuming: bool, spent_be
             )
         })
         .count();
-    if resuming || reused > 0 {
+    if (resuming || reused > 0) && !crate::output::quiet() {
         crate::errln!(
-            "{} `{}`: {reused} step instance(s) taken from earlier work, about {to_spend} credits left to spend",
+            "{} `{}`: {} taken from earlier work, about {} left to spend",
             if resuming { "resuming" } else { "starting" },
-            out.display()
+            out.display(),
+            crate::format::count(reused, "step instance", "step instances"),
+            crate::format::credits(to_spend)
         );
     }
     if let Some(cap) = plan.max_credits
         && engine::over_cap(cap, spent_before, to_spend)
     {
         crate::errln!(
-            "warning: the run needs about {} credits and the cap is {cap}; with `--allow-partial` it stops before the submit that would cross it",
-            spent_before + to_spend
+            "warning: the run needs about {} and the cap is {cap}; with `--allow-partial` it stops before the submit that would cross it",
+            crate::format::credits(spent_before + to_spend)
         );
     }
 }
@@ -727,10 +731,4 @@ fn matrix_sha256(loaded: &Loaded) -> Option<String> {
     let matrix = loaded.matrix.as_ref()?;
     matrix.file.as_ref()?;
     Some(report::manifest_sha256(matrix.source.text.as_bytes()))
-}
-
-fn sha256_file(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| report::manifest_sha256(&bytes))
-        .unwrap_or_default()
 }

@@ -288,6 +288,18 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
 
     /// Acts on what was decided about a ready instance.
     fn carry_out(&mut self, idx: usize, decision: Decision) {
+        if tracing::enabled!(tracing::Level::INFO) {
+            let what = match &decision {
+                Decision::Unresolved(message) => format!("fails: {message}"),
+                Decision::Excluded(_) => "is skipped: excluded, with no earlier result".to_owned(),
+                Decision::Unmet(reason) => format!("cannot run: {reason}"),
+                Decision::Send(_) => "is sent".to_owned(),
+                Decision::Reuse { .. } => "reuses an earlier result".to_owned(),
+                Decision::Attach { .. } => "follows the task it already paid for".to_owned(),
+                Decision::InDoubt { .. } => "is in doubt: not sent again".to_owned(),
+            };
+            tracing::info!("`{}` {what}", self.graph.id(idx));
+        }
         match decision {
             Decision::Unresolved(message) => {
                 self.fail_with(idx, None, StepError::new(ErrorKind::Invalid, message), 0);

@@ -44,7 +44,7 @@ pub(crate) fn describe(event: &RunEvent) -> Option<(&'static str, String)> {
             };
             (
                 "submitted",
-                format!("{id}  {task}  {credits} credits{retry}"),
+                format!("{id}  {task}  {}{retry}", crate::format::credits(*credits)),
             )
         }
         RunEvent::Retrying {
@@ -228,7 +228,7 @@ fn seconds(ms: u64) -> String {
 
 fn refund(credits: u64) -> String {
     if credits > 0 {
-        format!(" ({credits} credits refunded)")
+        format!(" ({} refunded)", crate::format::credits(credits))
     } else {
         String::new()
     }

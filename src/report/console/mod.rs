@@ -46,6 +46,9 @@ pub enum ConsoleMode {
     Plain,
     /// One JSON object per event (`--log-format json`).
     Json,
+    /// `-q`: no progress at all; the summary only for a run that did not
+    /// succeed, and warnings.
+    Quiet,
 }
 
 impl ConsoleMode {
@@ -54,6 +57,8 @@ impl ConsoleMode {
     pub fn detect(json: bool) -> ConsoleMode {
         if json {
             ConsoleMode::Json
+        } else if crate::output::quiet() {
+            ConsoleMode::Quiet
         } else if std::io::stderr().is_terminal() {
             ConsoleMode::Tty
         } else {
@@ -126,6 +131,7 @@ impl Console {
                 }
             }
             ConsoleMode::Tty => self.show_live(event, worth_a_line, now),
+            ConsoleMode::Quiet => {}
         }
     }
 
@@ -154,6 +160,10 @@ impl Console {
             }
             let line = json::results_line(results, results_path, now);
             self.write_line(&line);
+        } else if self.mode == ConsoleMode::Quiet
+            && results.status == crate::report::results::RunStatus::Succeeded
+        {
+            // Quiet: a run that succeeded says nothing but its result.
         } else {
             let wall = self
                 .board

@@ -309,8 +309,8 @@ fn problems(results: &Results) -> Vec<Problem> {
                 message: last.map_or_else(
                     || {
                         format!(
-                            "{} credits were sent with no answer recorded",
-                            r.credits.in_doubt
+                            "{} sent with no answer recorded",
+                            crate::format::credits(r.credits.in_doubt)
                         )
                     },
                     |e| e.message.clone(),
