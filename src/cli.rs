@@ -42,6 +42,8 @@ pub enum Command {
     Publish(commands::publish::PublishArgs),
     /// Remove the pipeline lock a dead run left behind in a state folder.
     Unlock(commands::unlock::UnlockArgs),
+    /// Write a commented pipeline to start from (`--template nightly|cover|create`), ready to validate, plan and run.
+    Init(commands::init::InitArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -71,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Prices(args) => commands::prices::run(&args),
         Command::Publish(args) => commands::publish::run(&args),
         Command::Unlock(args) => commands::unlock::run(&args),
+        Command::Init(args) => commands::init::run(&args),
     };
     // Output that a successful command could not write was lost: not a success.
     if code == crate::exit::SUCCESS && crate::output::stdout_lost() {

