@@ -44,6 +44,8 @@ pub enum Command {
     Unlock(commands::unlock::UnlockArgs),
     /// Write a commented pipeline to start from (`--template nightly|cover|create`), ready to validate, plan and run.
     Init(commands::init::InitArgs),
+    /// List past runs: when, how long, status, credits and folder, newest first.
+    Runs(commands::runs::RunsArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -74,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Publish(args) => commands::publish::run(&args),
         Command::Unlock(args) => commands::unlock::run(&args),
         Command::Init(args) => commands::init::run(&args),
+        Command::Runs(args) => commands::runs::run(&args),
     };
     // Output that a successful command could not write was lost: not a success.
     if code == crate::exit::SUCCESS && crate::output::stdout_lost() {

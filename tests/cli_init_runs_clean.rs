@@ -105,6 +105,9 @@ fn every_template_validates_plans_and_runs_on_the_sandbox() {
             &["run", &file, "--sandbox", "--log-format", "json"],
         );
         ok(&out);
+        let runs = json(&at(dir.path(), &["runs", "--json", &file]));
+        assert_eq!(runs[0]["status"], "succeeded", "{template}: {runs}");
+        assert!(runs[0]["credits_net"].as_u64().unwrap() > 0);
     }
 }
 
@@ -154,5 +157,71 @@ fn init_lists_its_templates_in_help() {
     for t in ["nightly:", "cover:", "create:"] {
         assert!(help.contains(t), "{help}");
     }
+}
+
+/// A project with a `create` pipeline run `n` times on the sandbox.
+fn ran(n: usize) -> (tempfile::TempDir, String) {
+    let dir = project();
+    ok(&at(dir.path(), &["init", "song.yaml"]));
+    for _ in 0..n {
+        ok(&at(
+            dir.path(),
+            &["run", "song.yaml", "--sandbox", "--log-format", "json"],
+        ));
+    }
+    (dir, "song.yaml".to_owned())
+}
+
+/// The run folders of the project's state folder, oldest first.
+fn run_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir.join(".sonicflow/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Drops the journal's last line (the run's end): a run killed before it ended.
+fn interrupt(run: &Path) {
+    let journal = run.join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = lines[..lines.len() - 1].join("\n") + "\n";
+    std::fs::write(&journal, kept).unwrap();
+}
+
+#[test]
+fn runs_lists_every_run_newest_first_with_broken_ones_said_so() {
+    let (dir, file) = ran(3);
+    let runs = run_dirs(dir.path());
+    interrupt(&runs[1]);
+    // A journal that is not one.
+    std::fs::write(runs[0].join("journal.jsonl"), "not json\n").unwrap();
+    // A run still running: its journal is held.
+    let held = std::fs::File::open(runs[2].join("journal.jsonl")).unwrap();
+    held.lock().unwrap();
+    snap("runs-human", pinned(dir.path(), &["runs", &file]));
+    snap("runs-json", pinned(dir.path(), &["runs", "--json"]));
+    snap(
+        "runs-limit",
+        pinned(dir.path(), &["runs", "--format", "json", "--limit", "1"]),
+    );
+    drop(held);
+    // `status` says the same of the interrupted run.
+    let status: Value = serde_json::from_slice(
+        &at(dir.path(), &["status", "--json", runs[1].to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let listed = json(&at(dir.path(), &["runs", "--json"]));
+    assert_eq!(listed[1]["status"], status["state"]);
+    assert_eq!(listed[1]["exit_code"], status["exit_code"]);
+}
+
+#[test]
+fn runs_of_an_empty_state_folder_say_so() {
+    let dir = project();
+    snap("runs-none", pinned(dir.path(), &["runs"]));
 }
 

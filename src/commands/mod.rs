@@ -11,6 +11,7 @@ pub mod prices;
 pub mod publish;
 pub mod report;
 pub mod run;
+pub mod runs;
 pub mod sandbox;
 pub mod schema;
 pub mod status;
