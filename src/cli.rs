@@ -46,6 +46,8 @@ pub enum Command {
     Init(commands::init::InitArgs),
     /// List past runs: when, how long, status, credits and folder, newest first.
     Runs(commands::runs::RunsArgs),
+    /// Remove old run folders and their downloads (`--older-than 30d` or `--keep-last N`), keeping what is still needed.
+    Clean(commands::clean::CleanArgs),
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -77,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Unlock(args) => commands::unlock::run(&args),
         Command::Init(args) => commands::init::run(&args),
         Command::Runs(args) => commands::runs::run(&args),
+        Command::Clean(args) => commands::clean::run(&args),
     };
     // Output that a successful command could not write was lost: not a success.
     if code == crate::exit::SUCCESS && crate::output::stdout_lost() {

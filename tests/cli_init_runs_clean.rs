@@ -10,10 +10,11 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{render, sonicflow};
+use common::{SandboxProcess, render, sonicflow};
 use serde_json::Value;
 
 /// A project folder (a git repository) to run in.
@@ -74,6 +75,22 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                files.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
 
 #[test]
 fn every_template_validates_plans_and_runs_on_the_sandbox() {
@@ -225,3 +242,120 @@ fn runs_of_an_empty_state_folder_say_so() {
     snap("runs-none", pinned(dir.path(), &["runs"]));
 }
 
+#[test]
+fn clean_needs_to_be_told_which_runs() {
+    let (dir, _) = ran(0);
+    snap("clean-no-selector", pinned(dir.path(), &["clean"]));
+}
+
+#[test]
+fn clean_dry_run_changes_nothing_and_says_what_it_would_remove() {
+    let (dir, file) = ran(3);
+    let before = tree(dir.path());
+    snap(
+        "clean-dry-run",
+        pinned(
+            dir.path(),
+            &["clean", &file, "--keep-last", "1", "--dry-run"],
+        ),
+    );
+    snap(
+        "clean-dry-run-json",
+        pinned(
+            dir.path(),
+            &["clean", "--keep-last", "1", "--dry-run", "--json"],
+        ),
+    );
+    assert!(before == tree(dir.path()), "--dry-run changed the tree");
+}
+
+#[test]
+fn clean_keeps_what_is_running_or_unfinished_and_removes_the_rest() {
+    let (dir, file) = ran(4);
+    let runs = run_dirs(dir.path());
+    interrupt(&runs[0]);
+    let held = std::fs::File::open(runs[1].join("journal.jsonl")).unwrap();
+    held.lock().unwrap();
+    let out = pinned(dir.path(), &["clean", &file, "--keep-last", "1"]);
+    drop(held);
+    snap("clean-keeps-unfinished", out);
+    assert!(runs[0].is_dir() && runs[1].is_dir() && runs[3].is_dir());
+    assert!(!runs[2].exists());
+    assert!(!dir.path().join(".sonicflow/runs/.removing").exists());
+    let listed = json(&at(dir.path(), &["runs", "--json"]));
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dir"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "the removed run is out of the registry");
+    assert!(!names.contains(&runs[2].to_str().unwrap()));
+    // Nothing is left to take by age.
+    let out = json(&at(
+        dir.path(),
+        &["clean", "--older-than", "1h", "--format", "json"],
+    ));
+    assert_eq!(out["removed"], Value::Array(Vec::new()));
+}
+
+#[test]
+fn clean_keeps_the_results_reuse_would_take_unless_told() {
+    let sandbox = SandboxProcess::start(&["--time-scale", "1000"]);
+    let dir = project();
+    ok(&at(dir.path(), &["init", "song.yaml"]));
+    let run = |extra: &[&str]| {
+        let out = sonicflow()
+            .current_dir(dir.path())
+            .args([
+                "run",
+                "song.yaml",
+                "--time-scale",
+                "1000",
+                "--log-format",
+                "json",
+            ])
+            .args(extra)
+            .env("MUSICAPI_BASE_URL", &sandbox.url)
+            .env("MUSICAPI_KEY", "k")
+            .output()
+            .unwrap();
+        ok(&out);
+    };
+    run(&[]);
+    // Reuses every result of the first: pays nothing.
+    run(&[]);
+    let runs = run_dirs(dir.path());
+    let index = dir.path().join(".sonicflow/index.jsonl");
+    let first = runs[0].display().to_string();
+    let plan = |dir: &Path| {
+        let out = sonicflow()
+            .current_dir(dir)
+            .args(["plan", "--json", "song.yaml"])
+            .env("MUSICAPI_BASE_URL", &sandbox.url)
+            .output()
+            .unwrap();
+        json(&out)["to_spend"].as_u64().unwrap()
+    };
+    assert_eq!(plan(dir.path()), 0);
+
+    snap(
+        "clean-keeps-reused",
+        pinned(dir.path(), &["clean", "--keep-last", "1"]),
+    );
+    assert!(runs[0].is_dir());
+    assert!(std::fs::read_to_string(&index).unwrap().contains(&first));
+    assert_eq!(plan(dir.path()), 0, "nothing reuse needs was removed");
+
+    snap(
+        "clean-include-reused",
+        pinned(
+            dir.path(),
+            &["clean", "--keep-last", "1", "--include-reused"],
+        ),
+    );
+    assert!(!runs[0].exists());
+    // Nothing points at the removed run, and its results are paid again.
+    assert!(!std::fs::read_to_string(&index).unwrap().contains(&first));
+    assert!(plan(dir.path()) > 0);
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into an exit code,
 //! printing results on stdout and diagnostics on stderr.
 
+pub mod clean;
 pub mod credits;
 pub mod graph;
 pub mod history;
