@@ -359,3 +359,15 @@ fn clean_keeps_the_results_reuse_would_take_unless_told() {
     assert!(!std::fs::read_to_string(&index).unwrap().contains(&first));
     assert!(plan(dir.path()) > 0);
 }
+
+#[test]
+fn clean_refuses_state_in_a_bucket_before_reading_it() {
+    let (dir, _) = ran(0);
+    let bucket = dir.path().join("bucket");
+    let url = format!("file://{}", bucket.display());
+    snap(
+        "clean-bucket",
+        pinned(dir.path(), &["clean", "--state", &url, "--keep-last", "1"]),
+    );
+    assert!(!dir.path().join(".sonicflow/stores").exists());
+}

@@ -62,7 +62,12 @@ pub struct RunRow {
 }
 
 pub fn run(args: &RunsArgs) -> u8 {
-    let (state, pipeline) = match target(args.file.as_deref(), args.state.as_deref()) {
+    let target =
+        target(args.file.as_deref(), args.state.as_deref()).and_then(|(state, pipeline)| {
+            state.hydrate().map_err(|e| e.to_string())?;
+            Ok((state, pipeline))
+        });
+    let (state, pipeline) = match target {
         Ok(t) => t,
         Err(e) => {
             crate::errln!("error: {e}");
@@ -92,7 +97,7 @@ pub fn run(args: &RunsArgs) -> u8 {
 /// The state folder and the pipeline whose runs count: FILE's (its
 /// `state:` and `.sonicflow` beside it), else every pipeline's in
 /// `--state` or `.sonicflow` in the current folder. A bucket's working
-/// copy is brought up to date first.
+/// copy is not brought up to date here.
 pub fn target(
     file: Option<&Path>,
     state: Option<&str>,
@@ -114,7 +119,6 @@ pub fn target(
         // `.sonicflow` beside a manifest in the current folder.
         None => (StateDir::open(state, Path::new(""), "`--state`")?, None),
     };
-    state.hydrate().map_err(|e| e.to_string())?;
     Ok((state, pipeline))
 }
 

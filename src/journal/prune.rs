@@ -155,30 +155,36 @@ fn links(_: &std::fs::Metadata) -> u64 {
 /// their lines are dropped from the index and the registry (each rewritten
 /// whole and renamed over the old one, under its lock), then the moved
 /// folders are deleted. A kill midway leaves folders under `.removing/`
-/// and lines naming folders that are gone, which the next call finishes.
+/// (and maybe lines naming them), which the next call finishes.
 ///
 /// The caller holds the lock of every pipeline in the state, and no run
 /// of it is live: a live run keeps the index open and would write into
 /// the file this replaces.
 pub fn remove(state: &StateDir, dirs: &[PathBuf]) -> Result<(), JournalError> {
-    let trash = state.root.join("runs").join(REMOVING);
+    let runs = super::absolute(&state.root.join("runs"));
+    let trash = runs.join(REMOVING);
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| JournalError::Write { path, source }
     };
     std::fs::create_dir_all(&trash).map_err(io(&trash))?;
-    let mut gone: HashSet<String> = HashSet::new();
     for dir in dirs {
         let Some(name) = dir.file_name() else {
             continue;
         };
         std::fs::rename(dir, trash.join(name)).map_err(io(dir))?;
-        gone.insert(super::absolute(dir).display().to_string());
     }
-    // Lines naming folders that a killed earlier call already moved away.
-    let missing = |d: &str| gone.contains(d) || !Path::new(d).exists();
-    rewrite::<IndexEntry>(&state.index_path(), |e| !missing(&e.dir))?;
-    rewrite::<super::entry::RunRef>(&state.registry_path(), |r| !missing(&r.dir))?;
+    // The runs moved away now, and those a killed earlier call moved: a
+    // line naming any other folder that is gone stays (its result may
+    // still be reused by value, its send in doubt must not be sent again).
+    let gone: HashSet<String> = std::fs::read_dir(&trash)
+        .map_err(io(&trash))?
+        .flatten()
+        .map(|e| runs.join(e.file_name()).display().to_string())
+        .collect();
+    let moved = |d: &str| gone.contains(&super::absolute(Path::new(d)).display().to_string());
+    rewrite::<IndexEntry>(&state.index_path(), |e| !moved(&e.dir))?;
+    rewrite::<super::entry::RunRef>(&state.registry_path(), |r| !moved(&r.dir))?;
     purge(&trash)
 }
 
@@ -321,5 +327,55 @@ mod tests {
             ..Policy::default()
         };
         assert!(needed_by_reuse(&[e], &policy).is_empty());
+    }
+
+    fn line(dir: &Path) -> super::super::entry::RunRef {
+        super::super::entry::RunRef {
+            id: dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            pipeline: "p".into(),
+            dir: dir.display().to_string(),
+            manifest: "p.yaml".into(),
+            started_at: "2026-12-01T00:00:00.000Z".into(),
+            group: None,
+            shard: None,
+        }
+    }
+
+    #[test]
+    fn a_removed_run_leaves_no_line_and_a_killed_removal_is_finished_next_time() {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateDir::local(super::super::absolute(root.path()));
+        state.ensure().unwrap_or_else(|e| panic!("{e}"));
+        let runs = state.root.join("runs");
+        // `d` was moved away by a removal killed before it rewrote the lines;
+        // `c` is gone for another reason, and its lines stay.
+        for name in ["a", "b", ".removing/d"] {
+            std::fs::create_dir_all(runs.join(name).join("song")).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(runs.join(name).join("song/x.mp3"), "x")
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut index = super::super::file::LineLog::open(&state.index_path(), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for name in ["a", "b", "c", "d"] {
+            let e = result(&runs, name, name, json!({}), json!({}), 1);
+            index.append(&e).unwrap_or_else(|e| panic!("{e}"));
+            state
+                .register(&line(&runs.join(name)))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        remove(&state, &[runs.join("a")]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!runs.join("a").exists() && runs.join("b/song/x.mp3").is_file());
+        assert!(!runs.join(REMOVING).exists());
+        let index: Vec<IndexEntry> =
+            read_lines(&state.index_path()).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = index.iter().map(|e| e.run.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        let registry = state.runs().unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = registry.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
     }
 }
