@@ -144,6 +144,20 @@ fn init_says_what_it_wrote_and_what_to_try_next() {
 }
 
 #[test]
+fn init_json_says_what_it_wrote() {
+    let dir = project();
+    snap(
+        "init-cover-json",
+        pinned(
+            dir.path(),
+            &["init", "covers/one.yaml", "--template", "cover", "--json"],
+        ),
+    );
+    let text = std::fs::read_to_string(dir.path().join("covers/one.yaml")).unwrap();
+    assert!(text.contains("\nname: one\n"), "{text}");
+}
+
+#[test]
 fn init_never_overwrites_without_force() {
     let dir = project();
     std::fs::write(dir.path().join("nightly.csv"), "mine\n").unwrap();

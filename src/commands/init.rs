@@ -2,9 +2,13 @@
 //! schema line pointing at a schema file that is there, and the CSV of the
 //! templates that read one.
 
+use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::exit;
+use crate::format::{FormatArgs, HumanOrJson, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -17,6 +21,8 @@ pub struct InitArgs {
     /// Overwrite files that are already there.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub format: FormatArgs<HumanOrJson>,
 }
 
 /// The pipelines `init` writes.
@@ -60,18 +66,34 @@ impl Template {
     }
 }
 
+/// What `init` did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Initialized {
+    pub template: &'static str,
+    /// The files written, the pipeline first.
+    pub written: Vec<Written>,
+    /// The schema file that was there already and was left as it is.
+    pub kept_schema: Option<String>,
+    /// The commands to try next.
+    pub next: Vec<String>,
+}
+
 /// A file `init` wrote, and what it is.
-#[derive(Debug)]
-struct Written {
-    path: PathBuf,
-    what: &'static str,
+#[derive(Debug, Serialize)]
+pub struct Written {
+    pub path: String,
+    pub what: &'static str,
 }
 
 pub fn run(args: &InitArgs) -> u8 {
     match init(args) {
-        Ok(lines) => {
-            for line in lines {
-                crate::outln!("{line}");
+        Ok(done) => {
+            match args.format.get() {
+                OutputFormat::Json => crate::outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&done).unwrap_or_default()
+                ),
+                _ => crate::out!("{}", render(&done)),
             }
             exit::SUCCESS
         }
@@ -82,7 +104,7 @@ pub fn run(args: &InitArgs) -> u8 {
     }
 }
 
-fn init(args: &InitArgs) -> Result<Vec<String>, String> {
+fn init(args: &InitArgs) -> Result<Initialized, String> {
     let template = args.template;
     let path = args
         .path
@@ -124,13 +146,17 @@ fn init(args: &InitArgs) -> Result<Vec<String>, String> {
 
     let root = project_root(&dir);
     let schema = root.join("schema").join("pipeline.schema.json");
+    // Said as a path from here when it is below the current folder.
+    let cwd = crate::journal::absolute(Path::new("."));
+    let shown = schema
+        .strip_prefix(&cwd)
+        .unwrap_or(&schema)
+        .display()
+        .to_string();
     let mut written = Vec::new();
-    let mut notes = Vec::new();
+    let mut kept_schema = None;
     if schema.exists() {
-        notes.push(format!(
-            "kept {} (already there; `sonicflow schema` prints the current one)",
-            schema.display()
-        ));
+        kept_schema = Some(shown);
     } else {
         if let Some(parent) = schema.parent() {
             std::fs::create_dir_all(parent)
@@ -138,7 +164,7 @@ fn init(args: &InitArgs) -> Result<Vec<String>, String> {
         }
         write(&schema, &super::schema::pipeline_schema_text())?;
         written.push(Written {
-            path: schema.clone(),
+            path: shown,
             what: "the manifest schema, for editors",
         });
     }
@@ -152,7 +178,7 @@ fn init(args: &InitArgs) -> Result<Vec<String>, String> {
     written.insert(
         0,
         Written {
-            path: path.clone(),
+            path: path.display().to_string(),
             what: "the pipeline",
         },
     );
@@ -161,28 +187,47 @@ fn init(args: &InitArgs) -> Result<Vec<String>, String> {
         written.insert(
             1,
             Written {
-                path: csv_path.clone(),
+                path: csv_path.display().to_string(),
                 what: "its matrix, one row per song",
             },
         );
     }
 
-    let mut lines: Vec<String> = written
-        .iter()
-        .map(|w| format!("wrote {} ({})", w.path.display(), w.what))
-        .collect();
-    lines.extend(notes);
     let file = path.display();
-    lines.push(String::new());
-    lines.push("next:".to_owned());
-    lines.push(format!("  sonicflow validate {file}        # check it"));
-    lines.push(format!(
-        "  sonicflow plan {file}            # what it would cost"
-    ));
-    lines.push(format!(
-        "  sonicflow run {file} --sandbox   # run it against a local sandbox, free"
-    ));
-    Ok(lines)
+    Ok(Initialized {
+        template: template.name(),
+        written,
+        kept_schema,
+        next: vec![
+            format!("sonicflow validate {file}"),
+            format!("sonicflow plan {file}"),
+            format!("sonicflow run {file} --sandbox"),
+        ],
+    })
+}
+
+fn render(done: &Initialized) -> String {
+    let mut out = String::new();
+    for w in &done.written {
+        let _ = writeln!(out, "wrote {} ({})", w.path, w.what);
+    }
+    if let Some(schema) = &done.kept_schema {
+        let _ = writeln!(
+            out,
+            "kept {schema} (already there; `sonicflow schema` prints the current one)"
+        );
+    }
+    let why = [
+        "check it",
+        "what it would cost",
+        "run it against a local sandbox, free",
+    ];
+    let width = done.next.iter().map(String::len).max().unwrap_or(0);
+    let _ = writeln!(out, "\nnext:");
+    for (command, why) in done.next.iter().zip(why) {
+        let _ = writeln!(out, "  {command:<width$}   # {why}");
+    }
+    out
 }
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
