@@ -54,6 +54,7 @@ fn snap(name: &str, text: String) {
         (r"(?m)^(\[time\]\s+)\d+(h\d\dm|m\d\ds|s)(\s)", "$1[took]$3"),
         (r"\d+(\.\d+)? (KiB|MiB|GiB|bytes)", "[size]"),
         (r#""bytes(_freed)?": \d+"#, r#""bytes$1": [n]"#),
+        (r"pid \d+ on host `[^`]*`", "pid [pid] on host [host]"),
     ] {
         settings.add_filter(pattern, with);
     }
@@ -384,4 +385,52 @@ fn clean_refuses_state_in_a_bucket_before_reading_it() {
         pinned(dir.path(), &["clean", "--state", &url, "--keep-last", "1"]),
     );
     assert!(!dir.path().join(".sonicflow/stores").exists());
+}
+
+#[test]
+fn clean_refuses_while_a_run_holds_its_lock_and_keeps_a_run_killed_mid_flight() {
+    use std::io::{BufRead, BufReader};
+    // Songs take seconds here: the run surely holds its lock while `clean` starts.
+    let sandbox = SandboxProcess::start(&["--time-scale", "50", "--submit-interval", "1"]);
+    let dir = project();
+    ok(&at(dir.path(), &["init", "song.yaml"]));
+    let mut holder = sonicflow()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "song.yaml",
+            "--time-scale",
+            "50",
+            "--log-format",
+            "json",
+        ])
+        .env("MUSICAPI_BASE_URL", &sandbox.url)
+        .env("MUSICAPI_KEY", "k")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let submitted = BufReader::new(holder.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("\"event\":\"submitted\""));
+    assert!(submitted);
+    let before = tree(dir.path());
+    let refused = pinned(dir.path(), &["clean", "--keep-last", "0"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    snap("clean-refused-by-a-live-run", refused);
+    let run_files = |t: &BTreeMap<PathBuf, Vec<u8>>| {
+        t.keys()
+            .filter(|p| p.to_string_lossy().contains("/runs/"))
+            .count()
+    };
+    assert!(run_files(&before) > 0);
+    assert!(run_files(&tree(dir.path())) >= run_files(&before));
+
+    // Killed with a paid song in flight: its journal is what a resume needs.
+    let out = json(&at(dir.path(), &["clean", "--keep-last", "0", "--json"]));
+    assert_eq!(out["removed"], Value::Array(Vec::new()), "{out}");
+    let reason = out["kept"][0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("unfinished"), "{reason}");
 }
