@@ -69,6 +69,12 @@ pub enum Command {
     Publish(commands::publish::PublishArgs),
     /// Remove the pipeline lock a dead run left behind in a state folder.
     Unlock(commands::unlock::UnlockArgs),
+    /// Write a commented pipeline to start from (`--template nightly|cover|create`), ready to validate, plan and run.
+    Init(commands::init::InitArgs),
+    /// List past runs: when, how long, status, credits and folder, newest first.
+    Runs(commands::runs::RunsArgs),
+    /// Remove old run folders and their downloads (`--older-than 30d` or `--keep-last N`), keeping what is still needed.
+    Clean(commands::clean::CleanArgs),
     /// Print a shell completion script for bash, zsh, fish, elvish or PowerShell.
     Completions(CompletionsArgs),
     /// Print the manual page (`sonicflow man | man -l -`), or write one per command with `--out DIR`.
@@ -205,6 +211,9 @@ pub fn main() -> ExitCode {
         Command::Prices(args) => commands::prices::run(&args),
         Command::Publish(args) => commands::publish::run(&args),
         Command::Unlock(args) => commands::unlock::run(&args),
+        Command::Init(args) => commands::init::run(&args),
+        Command::Runs(args) => commands::runs::run(&args),
+        Command::Clean(args) => commands::clean::run(&args),
         Command::Completions(args) => completions(&args),
         Command::Man(args) => man(&args),
     };

@@ -1,15 +1,18 @@
 //! One module per subcommand: each turns parsed arguments into an exit code,
 //! printing results on stdout and diagnostics on stderr.
 
+pub mod clean;
 pub mod credits;
 pub mod graph;
 pub mod history;
+pub mod init;
 pub mod merge;
 pub mod plan;
 pub mod prices;
 pub mod publish;
 pub mod report;
 pub mod run;
+pub mod runs;
 pub mod sandbox;
 pub mod schema;
 pub mod status;

@@ -88,6 +88,8 @@ pub struct RunLog {
     pub header: RunHeader,
     /// Set when the run ended (with its status).
     pub finished: Option<String>,
+    /// When it ended, with `finished`.
+    pub finished_at: Option<String>,
     pub instances: IndexMap<String, InstanceLog>,
     /// How many times it was resumed.
     pub resumed: usize,
@@ -184,6 +186,7 @@ impl RunLog {
             dir: dir.to_owned(),
             header,
             finished: None,
+            finished_at: None,
             instances: IndexMap::new(),
             resumed: 0,
             outcome: None,
@@ -221,14 +224,17 @@ impl RunLog {
             Entry::Resumed { .. } => {
                 self.resumed += 1;
                 self.finished = None;
+                self.finished_at = None;
             }
             Entry::Finished {
                 status,
                 outcome,
                 needed_cap,
+                at,
                 ..
             } => {
                 self.finished = Some(status);
+                self.finished_at = Some(at);
                 self.outcome = outcome;
                 self.needed_cap = needed_cap;
             }

@@ -300,6 +300,7 @@ mod tests {
             dir: PathBuf::from(id),
             header,
             finished: None,
+            finished_at: None,
             instances: IndexMap::from([("song".to_owned(), instance)]),
             resumed: 0,
             outcome: None,

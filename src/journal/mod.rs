@@ -27,6 +27,7 @@ mod known;
 pub mod lock;
 mod memory;
 mod policy;
+pub mod prune;
 mod rank;
 mod record;
 mod reuse;
