@@ -323,6 +323,7 @@ fn every_command_takes_one_format_flag_with_json_as_its_alias() {
     let doc: serde_json::Value = serde_json::from_slice(&long.stdout).unwrap();
     assert!(doc["total_credits"].is_u64(), "{doc}");
 
+    insta::assert_snapshot!("prices-json", run(&["prices", "--json"]));
     let out = output(&["prices", "--json"]);
     let table: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(table["prices"]["create_music"].is_u64(), "{table}");
@@ -484,4 +485,57 @@ fn run_markdown_format_prints_the_summary_on_stdout() {
     let text = stdout(&out);
     assert!(text.starts_with("### "), "{text}");
     assert!(text.contains("succeeded"), "{text}");
+}
+
+/// One pipeline of one song and its tempo (1 credit), in `dir`.
+fn one_credit_pipeline(dir: &std::path::Path) -> String {
+    let path = dir.join("tempo.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\nname: tempo\nsteps:\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: a calm piano piece }\n  tempo:\n    action: bpm\n    with: { clip: \"${{ steps.song.outputs.clip_id }}\" }\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn counts_agree_with_their_word_in_plans_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = one_credit_pipeline(dir.path());
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        &common::regex_escape(&dir.path().display().to_string()),
+        "[DIR]",
+    );
+    settings.add_filter(r"http://127\.0\.0\.1:\d+", "[BASE_URL]");
+    settings.add_filter(r"tempo-\d{8}T\d{9}Z", "tempo-[TIME]");
+    let _guard = settings.bind_to_scope();
+    // Only the tempo is left to pay once the song is known: `1 credit`.
+    let sandbox =
+        common::SandboxProcess::start(&["--time-scale", "1000", "--submit-interval", "0"]);
+    let out = sandbox.run("k", &[&file, "--select", "song", "--time-scale", "1000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plan = sonicflow()
+        .env("MUSICAPI_BASE_URL", &sandbox.url)
+        .args(["plan", &file])
+        .output()
+        .unwrap();
+    let text = stdout(&plan);
+    assert!(text.contains("to spend: 1 credit ("), "{text}");
+    let out = sandbox.run("k", &[&file, "--time-scale", "1000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    let line = log
+        .lines()
+        .find(|l| l.contains("taken from earlier work"))
+        .unwrap_or_default();
+    insta::assert_snapshot!("reuse-count", line);
+}
+
+#[test]
+fn the_readme_stands_on_its_own() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for outside in ["DESIGN", "§", "../shared", "musicapi-sonic.md", "STYLE.md"] {
+        assert!(!readme.contains(outside), "the README cites `{outside}`");
+    }
 }

@@ -88,6 +88,9 @@ fn show(args: &PricesArgs) -> u8 {
         name: &table.name,
         date: &table.date,
         source: &table.source,
+        version: table.version(),
+        age_days: table.age(&today).map(|a| a.days),
+        stale: table.age(&today).is_some_and(|a| a.stale),
         age: table.age_lines(&today),
         overridden: &table.overridden,
         prices: OPERATIONS
@@ -106,6 +109,11 @@ struct Shown<'a> {
     name: &'a str,
     date: &'a str,
     source: &'a str,
+    /// What a plan from it records as its price table (as in `plan --json`).
+    version: String,
+    /// Days from the table's date to today; `stale` past the age that warns.
+    age_days: Option<i64>,
+    stale: bool,
     /// What the human form says of the table's age, a line each.
     age: Vec<String>,
     overridden: &'a [String],
