@@ -15,6 +15,9 @@ use crate::journal::lock::{self, Holder, StateLock};
 use crate::journal::{Policy, StateDir, prune, read_lines};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow clean --keep-last 10 --dry-run     # what would go, and what stays and why
+  sonicflow clean pipelines/nightly.yaml --older-than 30d")]
 pub struct CleanArgs {
     /// A pipeline manifest: only its runs, in its state folder [default: every pipeline's runs in `.sonicflow` here].
     #[arg(value_name = "FILE")]

@@ -11,11 +11,16 @@ use crate::exit;
 use crate::format::{FormatArgs, HumanOrJson, OutputFormat};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow init                                         # create.yaml: one song → WAV
+  sonicflow init pipelines/covers.yaml --template cover  # then: sonicflow validate pipelines/covers.yaml
+  sonicflow init nightly.yaml --template nightly         # and nightly.csv beside it")]
 pub struct InitArgs {
     /// Where to write the pipeline [default: `<template>.yaml` in the current folder].
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
-    /// What the pipeline does.
+    /// What the pipeline does — nightly: a CSV matrix of sources, upload → cover → stems + WAV per row;
+    /// cover: one recording, upload → cover → WAV per clip; create: one new song from a description → WAV.
     #[arg(long, value_enum, default_value_t = Template::Create)]
     pub template: Template,
     /// Overwrite files that are already there.
@@ -28,11 +33,10 @@ pub struct InitArgs {
 /// The pipelines `init` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Template {
-    /// A CSV matrix of sources: upload → cover → stems + WAV, per row.
+    // What each does is said in `--template`'s help: a doc comment here
+    // would switch `init --help` to clap's long layout.
     Nightly,
-    /// One recording: upload → cover → WAV per clip.
     Cover,
-    /// One new song from a description → WAV.
     Create,
 }
 

@@ -14,6 +14,10 @@ use crate::format::{FormatArgs, HumanOrJson, OutputFormat};
 use crate::journal::{JOURNAL, RunLog, RunRef, StateDir, in_use};
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sonicflow runs                              # every pipeline's runs in ./.sonicflow
+  sonicflow runs pipelines/nightly.yaml --limit 5
+  sonicflow runs --json | jq '.[0].status'")]
 pub struct RunsArgs {
     /// A pipeline manifest: only its runs, in its state folder [default: every pipeline's runs in `.sonicflow` here].
     #[arg(value_name = "FILE")]
