@@ -13,6 +13,15 @@
 //! A balance read waits at most [`READ_WAIT`] (divided by the time scale)
 //! and holds back the next submit for no longer than that.
 //!
+//! The exception is a request whose answer waits for work on the service
+//! ([`answered_after_work`](crate::prices::answered_after_work): a
+//! synchronous upload takes 15–25 s): holding the lock that long would
+//! queue every other submit behind the next read. Such a request holds no
+//! window; it is recorded in the window open when its answer came, with
+//! `since` the window open when it was sent, and the windows in between are
+//! weighed as one group, as a refund's are. A group that may reach into a
+//! window that never closed is never split.
+//!
 //! A read that fails (an error, no answer in time) closes nothing: its
 //! window runs on to the next read that succeeds, so the change between two
 //! known balances is still explained by everything sent between them. A
@@ -69,6 +78,12 @@ pub struct WindowSubmit {
     pub operation: String,
     /// What the price table says it costs.
     pub planned: u64,
+    /// For an exchange that held no window (one answered only after work on
+    /// the service, which would hold every other submit back), the window
+    /// open when it was sent: its charge lies in a window from that one to
+    /// this, so they are weighed together. `None`: wholly inside this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
 }
 
 /// A task seen failed inside a window, whose refund lies somewhere from
@@ -304,6 +319,9 @@ struct Pending<'a> {
     spent: i64,
     submits: Vec<&'a WindowSubmit>,
     failures: Vec<&'a WindowFailure>,
+    /// Whether the group's change holds every charge and refund of its
+    /// requests; one that may not is never split.
+    whole: bool,
 }
 
 /// Splits what it can of the shared groups, then reports the rest. A group
@@ -352,7 +370,7 @@ fn settle_shared(obs: &mut Observations, mut pending: Vec<Pending<'_>>) {
 
 /// The price of each operation of a shared group, if the group splits.
 fn split(obs: &Observations, group: &Pending<'_>) -> Option<BTreeMap<String, u64>> {
-    if !group.failures.is_empty() {
+    if !group.failures.is_empty() || !group.whole {
         return None;
     }
     let mut left = u64::try_from(group.spent).ok()?;
@@ -384,14 +402,20 @@ fn split(obs: &Observations, group: &Pending<'_>) -> Option<BTreeMap<String, u64
     }
 }
 
-/// Ties windows together where a failure's refund may lie in any of them.
+/// Ties windows together where a failure's refund, or the charge of an
+/// exchange that held no window, may lie in any of them.
 fn groups<'a>(windows: &[&'a Window]) -> Vec<Vec<&'a Window>> {
     let seqs: BTreeSet<u64> = windows.iter().map(|w| w.seq).collect();
     // Each window's group reaches back to the earliest `since` tied to it.
     let mut reach: BTreeMap<u64, u64> = seqs.iter().map(|&s| (s, s)).collect();
     for w in windows {
-        for f in &w.failures {
-            let since = f.since.unwrap_or(w.seq);
+        let spans = w.submits.iter().filter_map(|s| s.since);
+        for since in w
+            .failures
+            .iter()
+            .map(|f| f.since.unwrap_or(w.seq))
+            .chain(spans)
+        {
             // Only windows that closed, in one unbroken run of numbers, can be tied.
             let mut from = w.seq;
             while from > since && seqs.contains(&(from - 1)) {
@@ -431,11 +455,24 @@ fn weigh<'a>(obs: &mut Observations, group: &[&'a Window]) -> Option<Pending<'a>
     let failures: Vec<&WindowFailure> = group.iter().flat_map(|w| &w.failures).collect();
     let first = group.first().map_or(0, |w| w.seq);
     let last = group.last().map_or(0, |w| w.seq);
+    // A charge or refund that may lie before the group (in a window that
+    // never closed) leaves its change unexplained: the group is not split.
+    let reaches_out = submits.iter().filter_map(|s| s.since).any(|s| s < first)
+        || failures.iter().any(|f| f.since.is_some_and(|s| s < first));
     let one_op = |ops: &mut dyn Iterator<Item = &str>| {
         let ops: BTreeSet<&str> = ops.collect();
         ops.len() == 1
     };
     match (submits.is_empty(), failures.is_empty()) {
+        _ if reaches_out => {
+            return Some(Pending {
+                windows: (first, last),
+                spent,
+                submits,
+                failures,
+                whole: false,
+            });
+        }
         (true, true) => {
             if spent != 0 {
                 obs.unattributed.push(Unattributed {
@@ -470,6 +507,7 @@ fn weigh<'a>(obs: &mut Observations, group: &[&'a Window]) -> Option<Pending<'a>
                 spent,
                 submits,
                 failures,
+                whole: true,
             });
         }
     }
@@ -591,6 +629,7 @@ mod tests {
             attempt: 1,
             operation: op.to_owned(),
             planned,
+            since: None,
         }
     }
 
@@ -685,6 +724,61 @@ mod tests {
             );
             assert_eq!(obs.shared.len(), shared, "{name}: shared");
         }
+    }
+
+    /// An upload that held no window, sent while `since` was open.
+    fn spanning(inst: &str, since: u64) -> WindowSubmit {
+        WindowSubmit {
+            since: Some(since),
+            ..submit(inst, "upload", 2)
+        }
+    }
+
+    #[test]
+    fn an_exchange_that_held_no_window_is_weighed_with_every_window_it_spanned() {
+        // The upload went out in window 0 and was answered in window 2; its
+        // charge landed in window 1, beside a cover's. A cover seen alone in
+        // window 3 prices the covers, so the upload costs what is left.
+        let w0 = window(0, 100, 100);
+        let mut w1 = window(1, 100, 83);
+        w1.submits
+            .push(submit("cover[a]", "cover_upload_music", 15));
+        let mut w2 = window(2, 83, 83);
+        w2.submits.push(spanning("upload[b]", 0));
+        let mut w3 = window(3, 83, 68);
+        w3.submits
+            .push(submit("cover[c]", "cover_upload_music", 15));
+        let obs = attribute(&[w0.clone(), w1.clone(), w2.clone(), w3.clone()]);
+        let charged = |inst: &str| obs.attempts[&(inst.to_owned(), 1)].charged;
+        assert_eq!(charged("cover[c]"), Some(15));
+        assert_eq!(charged("cover[a]"), Some(15));
+        assert_eq!(charged("upload[b]"), Some(2));
+        assert!(obs.shared.is_empty(), "{:?}", obs.shared);
+        assert_eq!(obs.unattributed_spent(), 0);
+
+        // Weighed on its own, window 1 would say the cover cost 17 and the
+        // upload nothing: the span is what keeps them apart.
+        let mut alone = w2.clone();
+        alone.submits[0].since = None;
+        let obs = attribute(&[w0, w1, alone, w3]);
+        assert_eq!(obs.attempts[&("cover[a]".to_owned(), 1)].charged, Some(17));
+    }
+
+    #[test]
+    fn a_span_reaching_into_a_window_that_never_closed_is_not_split() {
+        // Window 0 was never closed (an earlier process was killed): the
+        // upload's charge may lie there, so window 1's change explains nothing.
+        let mut w1 = window(1, 100, 85);
+        w1.submits.push(spanning("upload[b]", 0));
+        w1.submits
+            .push(submit("cover[a]", "cover_upload_music", 15));
+        let mut w2 = window(2, 85, 70);
+        w2.submits
+            .push(submit("cover[c]", "cover_upload_music", 15));
+        let obs = attribute(&[w1, w2]);
+        assert_eq!(obs.attempts[&("upload[b]".to_owned(), 1)].charged, None);
+        assert_eq!(obs.attempts[&("cover[a]".to_owned(), 1)].charged, None);
+        assert_eq!(obs.shared.len(), 1, "{:?}", obs.shared);
     }
 
     #[test]

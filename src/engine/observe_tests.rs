@@ -28,6 +28,11 @@ struct Billing {
     /// Balance reads that fail: the n-th reads (from 1).
     failing_reads: Vec<u32>,
     reads: Mutex<u32>,
+    /// Operations whose exchange takes this long instead (answered only
+    /// after work on the service, as a synchronous upload is).
+    slow: BTreeMap<&'static str, Duration>,
+    /// When each submit was sent and answered, by instance.
+    sent: Mutex<BTreeMap<String, (tokio::time::Instant, tokio::time::Instant)>>,
 }
 
 impl Billing {
@@ -41,18 +46,35 @@ impl Billing {
             polls: Mutex::new(BTreeMap::new()),
             failing_reads: Vec::new(),
             reads: Mutex::new(0),
+            slow: BTreeMap::new(),
+            sent: Mutex::new(BTreeMap::new()),
         }
     }
 }
 
 impl StepExecutor for Billing {
     async fn submit(&self, job: &Job) -> Result<Submission, StepError> {
-        tokio::time::sleep(self.exchange / 2).await;
+        let started = tokio::time::Instant::now();
+        let exchange = self
+            .slow
+            .get(job.operation)
+            .copied()
+            .unwrap_or(self.exchange);
+        tokio::time::sleep(exchange / 2).await;
         let price = self.prices[job.operation];
         *self.balance.lock().unwrap() -= price;
         let key = (job.id.to_string(), job.attempt);
         self.charges.lock().unwrap().insert(key, price);
-        tokio::time::sleep(self.exchange / 2).await;
+        tokio::time::sleep(exchange / 2).await;
+        let span = (started, tokio::time::Instant::now());
+        self.sent.lock().unwrap().insert(job.id.to_string(), span);
+        if job.operation == "upload" {
+            let value = json!({ "clip_id": format!("{}-up", job.id) });
+            return Ok(Submission::Done(Outputs {
+                value,
+                files: Vec::new(),
+            }));
+        }
         if job.operation == "wav" {
             let value = json!({ "wav_url": format!("http://x/{}.wav", job.id) });
             return Ok(Submission::Done(Outputs {
@@ -205,4 +227,54 @@ async fn spending_by_someone_else_while_only_polls_run_is_unattributed() {
         obs.operations["create_music"].observed,
         BTreeMap::from([(20, 1)])
     );
+}
+
+/// Per row, a synchronous upload (answered after 5 s) beside a song.
+const UPLOADS_AND_SONGS: &str = "version: 1\nname: t\nlimits: { max_in_flight: 8, submits_per_minute: 600, quick_calls_per_minute: 600 }\npoll: { initial_delay: 1s, interval: 1s, timeout: 10m }\nmatrix:\n  key: id\n  rows: [{id: a}, {id: b}, {id: c}, {id: d}]\nsteps:\n  source:\n    action: upload\n    with: { url: 'https://example.com/a.mp3' }\n  song:\n    action: create\n    with: { mv: sonic-v5, custom_mode: false, gpt_description_prompt: x }\n";
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_synchronous_upload_holds_no_other_submit_back_and_every_charge_stays_exact() {
+    let mut billing = Billing::new(Duration::from_millis(10));
+    billing.prices.insert("upload", 2);
+    billing.slow.insert("upload", Duration::from_secs(5));
+    let fake = Arc::new(billing);
+    let start = *fake.balance.lock().unwrap();
+    let (summary, windows) = observe(Arc::clone(&fake), UPLOADS_AND_SONGS).await;
+    assert_eq!((summary.succeeded, summary.failed), (8, 0));
+    // Every song went out while the first upload was still on the wire:
+    // no balance read waited for it with the songs queued behind.
+    let sent = fake.sent.lock().unwrap().clone();
+    let first_upload_answered = sent
+        .iter()
+        .filter(|(id, _)| id.starts_with("source"))
+        .map(|(_, (_, answered))| *answered)
+        .min()
+        .unwrap();
+    for (id, (started, _)) in sent.iter().filter(|(id, _)| id.starts_with("song")) {
+        assert!(
+            *started < first_upload_answered,
+            "`{id}` waited for an upload: {sent:#?}"
+        );
+    }
+    let obs = attribute(&windows);
+    let truth = fake.charges.lock().unwrap().clone();
+    for (key, charge) in &obs.attempts {
+        if let Some(c) = charge.charged {
+            assert_eq!(Some(&c), truth.get(key), "{key:?} in {windows:#?}");
+        }
+    }
+    // Every request is accounted for: on its own, or in a group whose
+    // change is shown as shared (a song sent while an upload was on the
+    // wire cannot be told from the upload's charge).
+    assert_eq!(obs.attempts.len(), truth.len());
+    let shared: usize = obs.shared.iter().map(|g| g.requests.len()).sum();
+    let known = obs
+        .attempts
+        .values()
+        .filter(|a| a.charged.is_some())
+        .count();
+    assert_eq!(known + shared, truth.len(), "{windows:#?}");
+    let end = *fake.balance.lock().unwrap();
+    assert_eq!(obs.spent, start as i64 - end as i64);
+    assert!(obs.unattributed.is_empty(), "{:?}", obs.unattributed);
 }

@@ -77,6 +77,13 @@ impl Wait {
     }
 }
 
+/// Whether the answer to `operation`'s request waits for work on the
+/// service (the fetch of an upload, the upload phase of upload-extend and
+/// upload-cover: seconds to a minute), rather than coming at once.
+pub fn answered_after_work(operation: &str) -> bool {
+    matches!(operation, "upload" | "upload_extend" | "upload_cover")
+}
+
 /// The latency window expected of `operation`, if it is a remote task.
 pub fn expected_latency(operation: &str) -> Option<LatencyRange> {
     Wait::of(operation).map(Wait::expected)

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 mod class;
 mod latency;
 pub use class::OpClass;
-pub use latency::{LatencyRange, Wait, expected_latency, typical_latency};
+pub use latency::{LatencyRange, Wait, answered_after_work, expected_latency, typical_latency};
 
 const BUILTIN: &str = include_str!("builtin.yaml");
 

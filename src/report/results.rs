@@ -695,6 +695,7 @@ mod tests {
             attempt: 1,
             operation: "create_music".to_owned(),
             planned: 15,
+            since: None,
         };
         let windows = [
             Window {

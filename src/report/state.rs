@@ -783,6 +783,7 @@ mod tests {
                 attempt: 1,
                 operation: "upload".into(),
                 planned: 2,
+                since: None,
             }],
             failures: Vec::new(),
             failed_reads: 0,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Driver;
-use super::observing::Observer;
+use super::observing::{Observer, SubmitWindow};
 use super::tasks::Done;
 use crate::engine::gate::Lesson;
 use crate::engine::poll_schedule::TaskClock;
@@ -76,6 +76,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         let job = Arc::new(job);
         let sent = Arc::clone(&job);
         let window = self.observer.as_ref().map(Observer::window);
+        // One whose answer waits for work on the service holds no window.
+        let holds = !crate::prices::answered_after_work(job.operation);
         self.set_state(idx, State::Submitting(job));
         self.tasks.spawn(idx, async move {
             let mut at = gate.reserve_send();
@@ -83,8 +85,8 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                 tokio::time::sleep_until(at).await;
                 // No balance is read while the request is on the wire.
                 let held = match &window {
-                    Some(w) => Some(w.clone().enter().await),
-                    None => None,
+                    Some(w) if holds => Some(w.clone().enter().await),
+                    _ => None,
                 };
                 // Waiting for a read may have taken it past the next one's moment.
                 match gate.claim_send() {
@@ -92,11 +94,18 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
                     Err(next) => at = next,
                 }
             };
+            let window = match (&held, &window) {
+                (Some(held), _) => Some(SubmitWindow::Held(held.seq)),
+                (None, Some(w)) => Some(SubmitWindow::Since(w.current())),
+                (None, None) => None,
+            };
             let result = Box::pin(executor.submit(&sent)).await;
+            // The window is let go only once the answer is in.
+            drop(held);
             Done::Submit {
                 idx,
                 result,
-                window: held.map(|h| h.seq),
+                window,
             }
         });
     }

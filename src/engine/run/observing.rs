@@ -28,6 +28,18 @@ pub(super) struct WindowHandle {
     open: Arc<AtomicU64>,
 }
 
+/// Where a submit's exchange lay among the balance windows.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SubmitWindow {
+    /// Wholly inside this window: it held it while on the wire.
+    Held(u64),
+    /// It held none (its answer waits for work on the service, and holding
+    /// a window that long would keep every other submit waiting): it was
+    /// sent while this window was open, and its charge lies in a window
+    /// from this one to the one open when its answer came.
+    Since(u64),
+}
+
 /// A submit's hold on its window, for as long as it is on the wire.
 pub(super) struct Held {
     _guard: OwnedRwLockReadGuard<()>,
@@ -98,10 +110,18 @@ impl<E: StepExecutor> Driver<'_, E> {
         &mut self,
         idx: usize,
         result: &Result<Submission, StepError>,
-        window: Option<u64>,
+        window: Option<SubmitWindow>,
     ) {
-        let (Some(observer), Some(seq)) = (self.observer.as_mut(), window) else {
+        let (Some(observer), Some(window)) = (self.observer.as_mut(), window) else {
             return;
+        };
+        let (seq, since) = match window {
+            SubmitWindow::Held(seq) => (seq, None),
+            SubmitWindow::Since(since) => {
+                // A read on its way may have looked before the charge landed.
+                let last = observer.ledger.open + u64::from(observer.ledger.reading);
+                (last.max(since), (last > since).then_some(since))
+            }
         };
         let State::Submitting(job) = &self.slots[idx].state else {
             return;
@@ -118,6 +138,7 @@ impl<E: StepExecutor> Driver<'_, E> {
                     attempt: job.attempt,
                     operation: job.operation.to_owned(),
                     planned: self.graph.step(idx).unit_credits,
+                    since,
                 },
             );
             self.slots[idx].submit_window = Some(seq);

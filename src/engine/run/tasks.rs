@@ -9,11 +9,11 @@ use crate::engine::{Outputs, PollOutcome, StepError, Submission};
 
 /// A finished submit or poll.
 pub(super) enum Done {
-    /// `window`: the balance window its exchange lay in, when observed.
+    /// `window`: where its exchange lay among the balance windows, when observed.
     Submit {
         idx: usize,
         result: Result<Submission, StepError>,
-        window: Option<u64>,
+        window: Option<super::observing::SubmitWindow>,
     },
     /// `window`: the balance window open when the poll was sent.
     Poll {
