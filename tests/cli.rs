@@ -539,3 +539,37 @@ fn the_readme_stands_on_its_own() {
         assert!(!readme.contains(outside), "the README cites `{outside}`");
     }
 }
+
+#[test]
+fn status_json_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // Which submits share a balance window depends on timing: not read here.
+    let out = sonicflow()
+        .args(["run", "pipelines/cover-and-stems.yaml", "--sandbox"])
+        .args(["--no-observe-charges", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = stdout(&out);
+    let run_dir = std::path::Path::new(results.trim()).parent().unwrap();
+    let out = sonicflow()
+        .args(["status", "--json"])
+        .arg(run_dir)
+        .output()
+        .unwrap();
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        &common::regex_escape(&dir.path().display().to_string()),
+        "[DIR]",
+    );
+    settings.add_filter(&common::regex_escape(env!("CARGO_MANIFEST_DIR")), "[CRATE]");
+    settings.add_filter(r"\d{8}T\d{9}Z", "[TIME]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIMESTAMP]");
+    let _guard = settings.bind_to_scope();
+    insta::assert_snapshot!(
+        "status-json",
+        render(&["status", "--json", "RUN_DIR"], &out)
+    );
+}
