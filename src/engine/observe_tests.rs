@@ -256,6 +256,17 @@ async fn a_slow_synchronous_upload_holds_no_other_submit_back_and_every_charge_s
             "`{id}` waited for an upload: {sent:#?}"
         );
     }
+    // No upload left before the opening read: each was sent in a window
+    // that has a balance on both sides.
+    for s in windows.iter().flat_map(|w| &w.submits) {
+        if let Some(since) = s.since {
+            assert!(
+                windows.iter().any(|w| w.seq == since && w.before.is_some()),
+                "`{}` was sent in window {since}, before a known balance: {windows:#?}",
+                s.inst
+            );
+        }
+    }
     let obs = attribute(&windows);
     let truth = fake.charges.lock().unwrap().clone();
     for (key, charge) in &obs.attempts {

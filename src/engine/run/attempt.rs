@@ -81,23 +81,29 @@ impl<'p, E: StepExecutor> Driver<'p, E> {
         self.set_state(idx, State::Submitting(job));
         self.tasks.spawn(idx, async move {
             let mut at = gate.reserve_send();
-            let held = loop {
+            let entered = loop {
                 tokio::time::sleep_until(at).await;
-                // No balance is read while the request is on the wire.
-                let held = match &window {
-                    Some(w) if holds => Some(w.clone().enter().await),
-                    _ => None,
+                // No balance is read while the request is on the wire; and
+                // none leaves while a read is on its way (the opening read
+                // above all, so every charge lies after a known balance).
+                let entered = match &window {
+                    Some(w) => Some(w.clone().enter().await),
+                    None => None,
                 };
                 // Waiting for a read may have taken it past the next one's moment.
                 match gate.claim_send() {
-                    Ok(()) => break held,
+                    Ok(()) => break entered,
                     Err(next) => at = next,
                 }
             };
-            let window = match (&held, &window) {
-                (Some(held), _) => Some(SubmitWindow::Held(held.seq)),
-                (None, Some(w)) => Some(SubmitWindow::Since(w.current())),
-                (None, None) => None,
+            let (held, window) = match entered {
+                Some(held) if holds => {
+                    let seq = held.seq;
+                    (Some(held), Some(SubmitWindow::Held(seq)))
+                }
+                // One that holds no window lets go before it is sent.
+                Some(entered) => (None, Some(SubmitWindow::Since(entered.seq))),
+                None => (None, None),
             };
             let result = Box::pin(executor.submit(&sent)).await;
             // The window is let go only once the answer is in.
