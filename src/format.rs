@@ -70,25 +70,7 @@ pub struct FormatArgs<F: Formats> {
     formats: PhantomData<F>,
 }
 
-impl<F: Formats> Default for FormatArgs<F> {
-    fn default() -> Self {
-        FormatArgs {
-            format: None,
-            json: false,
-            formats: PhantomData,
-        }
-    }
-}
-
 impl<F: Formats> FormatArgs<F> {
-    /// Arguments that chose `format`, as if it had been written.
-    pub fn of(format: OutputFormat) -> Self {
-        FormatArgs {
-            format: Some(format),
-            ..FormatArgs::default()
-        }
-    }
-
     /// The format chosen: `--json` counts as `--format json`, and nothing
     /// written is `human`.
     pub fn get(&self) -> OutputFormat {

@@ -11,7 +11,8 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use common::{render, run, sonicflow};
 
@@ -38,6 +39,17 @@ fn with_stdin(args: &[&str], input: &[u8]) -> Output {
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// `cmd GLOBAL… run pipelines/cover-and-stems.yaml --sandbox EXTRA… --state STATE`.
+fn sandbox_run(mut cmd: Command, global: &[&str], extra: &[&str], state: &Path) -> Output {
+    cmd.args(global)
+        .args(["run", "pipelines/cover-and-stems.yaml", "--sandbox"])
+        .args(extra)
+        .arg("--state")
+        .arg(state)
+        .output()
+        .unwrap()
 }
 
 /// The names of the commands the top-level `--help` lists.
@@ -214,17 +226,7 @@ fn quiet_prints_only_the_result_and_verbose_logs_each_request_without_the_key() 
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let out = sonicflow()
-        .args([
-            "-q",
-            "run",
-            "pipelines/cover-and-stems.yaml",
-            "--sandbox",
-            "--state",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = sandbox_run(sonicflow(), &["-q"], &[], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
@@ -237,17 +239,7 @@ fn quiet_prints_only_the_result_and_verbose_logs_each_request_without_the_key() 
         stdout(&out)
     );
 
-    let out = sonicflow()
-        .args([
-            "-v",
-            "run",
-            "pipelines/cover-and-stems.yaml",
-            "--sandbox",
-            "--state",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = sandbox_run(sonicflow(), &["-v"], &[], dir.path());
     assert_eq!(out.status.code(), Some(0));
     let log = stderr(&out);
     assert!(log.contains("POST /api/v1/sonic/upload → 200 in "), "{log}");
@@ -258,18 +250,11 @@ fn quiet_prints_only_the_result_and_verbose_logs_each_request_without_the_key() 
     );
 
     // RUST_LOG chooses exactly what is logged, over `-v`.
-    let out = sonicflow()
-        .env("RUST_LOG", "sonicflow=off")
-        .args([
-            "-v",
-            "run",
-            "pipelines/cover-and-stems.yaml",
-            "--sandbox",
-            "--state",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = {
+        let mut cmd = sonicflow();
+        cmd.env("RUST_LOG", "sonicflow=off");
+        sandbox_run(cmd, &["-v"], &[], dir.path())
+    };
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains(" INFO "), "{}", stderr(&out));
 }
@@ -469,18 +454,7 @@ fn a_sandbox_run_takes_its_balance_faults_and_seed_from_the_command_line() {
 #[test]
 fn run_markdown_format_prints_the_summary_on_stdout() {
     let dir = tempfile::tempdir().unwrap();
-    let out = sonicflow()
-        .args([
-            "run",
-            "pipelines/cover-and-stems.yaml",
-            "--sandbox",
-            "--format",
-            "markdown",
-            "--state",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = sandbox_run(sonicflow(), &[], &["--format", "markdown"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("### "), "{text}");
@@ -545,12 +519,7 @@ fn status_json_is_pinned() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     // Which submits share a balance window depends on timing: not read here.
-    let out = sonicflow()
-        .args(["run", "pipelines/cover-and-stems.yaml", "--sandbox"])
-        .args(["--no-observe-charges", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let out = sandbox_run(sonicflow(), &[], &["--no-observe-charges"], &state);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let results = stdout(&out);
     let run_dir = std::path::Path::new(results.trim()).parent().unwrap();

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::runs::{RunRow, survey, target};
 use crate::exit;
-use crate::format::{FormatArgs, HumanOrJson, OutputFormat};
+use crate::format::{FormatArgs, HumanOrJson};
 use crate::journal::lock::{self, Holder, StateLock};
 use crate::journal::{Policy, StateDir, prune, read_lines};
 
@@ -78,13 +78,7 @@ pub struct Kept {
 pub fn run(args: &CleanArgs) -> u8 {
     match clean(args) {
         Ok(done) => {
-            match args.format.get() {
-                OutputFormat::Json => crate::outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&done).unwrap_or_default()
-                ),
-                _ => crate::out!("{}", render(&done)),
-            }
+            crate::format::print(args.format.get(), &done, render);
             exit::SUCCESS
         }
         Err(e) => {

@@ -207,7 +207,7 @@ pub fn run(args: &CreditsArgs) -> u8 {
         let (config, handle) = match (config, sandbox) {
             (Some(config), _) => (config, None),
             (None, sandbox) => {
-                let handle = crate::sandbox::Sandbox::start(sandbox.unwrap_or_default())
+                let (config, handle) = super::sandbox::start_one_shot(sandbox.unwrap_or_default())
                     .await
                     .map_err(|e| {
                         (
@@ -215,10 +215,6 @@ pub fn run(args: &CreditsArgs) -> u8 {
                             "check that a loopback port is free",
                         )
                     })?;
-                let key = crate::api::ApiKey::new("sandbox-key")
-                    .map_err(|e| (e.to_string(), "this is a fault of sonicflow"))?;
-                let config = ClientConfig::new(handle.base_url(), key)
-                    .map_err(|e| (e.to_string(), "this is a fault of sonicflow"))?;
                 (config, Some(handle))
             }
         };

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Serialize;
 
 use crate::exit;
-use crate::format::{FormatArgs, HumanOrJson, OutputFormat};
+use crate::format::{FormatArgs, HumanOrJson};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -41,7 +41,7 @@ pub enum Template {
 }
 
 impl Template {
-    /// Every template, as `--help` lists them.
+    /// Every template.
     pub const ALL: [Template; 3] = [Template::Nightly, Template::Cover, Template::Create];
 
     pub fn name(self) -> &'static str {
@@ -92,13 +92,7 @@ pub struct Written {
 pub fn run(args: &InitArgs) -> u8 {
     match init(args) {
         Ok(done) => {
-            match args.format.get() {
-                OutputFormat::Json => crate::outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&done).unwrap_or_default()
-                ),
-                _ => crate::out!("{}", render(&done)),
-            }
+            crate::format::print(args.format.get(), &done, render);
             exit::SUCCESS
         }
         Err(message) => {

@@ -63,11 +63,6 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], format: Format) {
     crate::err!("{}", diag::render(diagnostics, format, color));
 }
 
-/// How summaries name a manifest given on the command line (`-` is `<stdin>`).
-pub fn display_manifest(path: &Path) -> String {
-    load::display_name(path)
-}
-
 /// The manifests the paths name: a file (or `-`) as given, a folder as
 /// the `*.yaml` and `*.yml` files in it and its subfolders (hidden ones,
 /// such as `.sonicflow/`, skipped), in name order. A folder with none,
@@ -75,6 +70,16 @@ pub fn display_manifest(path: &Path) -> String {
 pub fn manifests_in(paths: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
+    let problem = |path: &Path, message: String, help: &str| {
+        let source = diag::Source::new(path.display().to_string(), String::new());
+        Diagnostic::new(
+            diag::Code::Io,
+            &source,
+            crate::span::Span::default(),
+            message,
+        )
+        .help(help)
+    };
     for path in paths {
         if !path.is_dir() {
             files.push(path.clone());
@@ -82,29 +87,14 @@ pub fn manifests_in(paths: &[std::path::PathBuf]) -> (Vec<std::path::PathBuf>, V
         }
         let mut found = Vec::new();
         if let Err(e) = collect_manifests(path, &mut found) {
-            let source = diag::Source::new(path.display().to_string(), String::new());
-            problems.push(
-                Diagnostic::new(
-                    diag::Code::Io,
-                    &source,
-                    crate::span::Span::default(),
-                    format!("cannot read the folder: {e}"),
-                )
-                .help("check the path and its permissions"),
-            );
+            let message = format!("cannot read the folder: {e}");
+            problems.push(problem(path, message, "check the path and its permissions"));
             continue;
         }
         if found.is_empty() {
-            let source = diag::Source::new(path.display().to_string(), String::new());
-            problems.push(
-                Diagnostic::new(
-                    diag::Code::Io,
-                    &source,
-                    crate::span::Span::default(),
-                    "the folder holds no manifest (`*.yaml` or `*.yml`)".to_owned(),
-                )
-                .help("name the manifests, or the folder they are in (often `pipelines/`)"),
-            );
+            let message = "the folder holds no manifest (`*.yaml` or `*.yml`)".to_owned();
+            let help = "name the manifests, or the folder they are in (often `pipelines/`)";
+            problems.push(problem(path, message, help));
         }
         found.sort();
         files.append(&mut found);

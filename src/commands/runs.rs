@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::status::{RunStatus, summarize};
 use crate::exit;
-use crate::format::{FormatArgs, HumanOrJson, OutputFormat};
+use crate::format::{FormatArgs, HumanOrJson};
 use crate::journal::{JOURNAL, RunLog, RunRef, StateDir, in_use};
 
 #[derive(Debug, clap::Args)]
@@ -88,13 +88,9 @@ pub fn run(args: &RunsArgs) -> u8 {
     if let Some(n) = args.limit {
         rows.truncate(n);
     }
-    match args.format.get() {
-        OutputFormat::Json => crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        ),
-        _ => crate::out!("{}", render(&rows, &state, pipeline.as_deref())),
-    }
+    crate::format::print(args.format.get(), &rows, |rows| {
+        render(rows, &state, pipeline.as_deref())
+    });
     exit::SUCCESS
 }
 

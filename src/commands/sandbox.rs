@@ -194,6 +194,18 @@ impl OneShotSandboxArgs {
     }
 }
 
+/// Starts a sandbox for one command (`run --sandbox`, `credits --sandbox`)
+/// and the client configuration that talks to it.
+pub async fn start_one_shot(
+    config: SandboxConfig,
+) -> Result<(crate::api::ClientConfig, crate::sandbox::SandboxHandle), String> {
+    let handle = Sandbox::start(config).await.map_err(|e| e.to_string())?;
+    let key = crate::api::ApiKey::new("sandbox-key").map_err(|e| e.to_string())?;
+    let client =
+        crate::api::ClientConfig::new(handle.base_url(), key).map_err(|e| e.to_string())?;
+    Ok((client, handle))
+}
+
 async fn serve(config: SandboxConfig) -> u8 {
     let (scale, style) = (config.time_scale, config.style.name());
     let handle = match Sandbox::start(config).await {

@@ -53,7 +53,7 @@ pub fn run(args: &ValidateArgs) -> u8 {
             Ok((_, mut plan)) => {
                 summaries.push(format!(
                     "{}: valid ({}{})",
-                    super::display_manifest(file),
+                    crate::manifest::load::display_name(file),
                     crate::format::count(plan.steps.len() as u64, "step", "steps"),
                     match plan.instances.len() {
                         1 if plan.instances[0].key.is_none() => String::new(),

@@ -15,14 +15,14 @@ pub use error::RunError;
 use prepare::{Prepared, prepare};
 
 use super::credits::{ApiArgs, BALANCE_DEADLINE, BalanceError, balance};
-use crate::api::{ApiError, ApiKey, Client, ClientConfig};
+use crate::api::{ApiError, Client, ClientConfig};
 use crate::engine::{self, EngineConfig};
 use crate::exit;
 use crate::format::{FormatArgs, Formats, OutputFormat};
 use crate::plan::Plan;
 use crate::plan::models::Models;
 use crate::report::{self, Console, ConsoleMode, Drained, Pace, Reporters, ResultsWriter};
-use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use crate::sandbox::{SandboxConfig, SandboxHandle};
 use crate::steps::{ApiExecutor, DownloadKinds, DownloadOptions, ExecutorError};
 
 /// Time scale of `--sandbox` runs unless `--time-scale` says otherwise: a
@@ -209,11 +209,9 @@ async fn connect(
         return Ok((config, None));
     }
     let sandbox = sandbox.unwrap_or_default().with_time_scale(scale);
-    let sandbox = Sandbox::start(sandbox)
+    let (config, sandbox) = super::sandbox::start_one_shot(sandbox)
         .await
-        .map_err(|e| RunError::Sandbox(e.to_string()))?;
-    let key = ApiKey::new("sandbox-key").map_err(RunError::Config)?;
-    let config = ClientConfig::new(sandbox.base_url(), key).map_err(RunError::Config)?;
+        .map_err(RunError::Sandbox)?;
     Ok((config, Some(sandbox)))
 }
 
